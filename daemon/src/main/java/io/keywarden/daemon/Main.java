@@ -1,0 +1,35 @@
+package io.keywarden.daemon;
+
+import io.keywarden.daemon.cli.KeywardenCommand;
+import java.io.PrintWriter;
+import picocli.CommandLine;
+
+/** Entry point of {@code keywarden}. */
+public final class Main {
+
+    private Main() {
+    }
+
+    public static void main(String[] args) {
+        selectLogFormat(args);
+        System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
+    }
+
+    /** Runs one command and returns its exit code; never throws. */
+    public static int run(String[] args, PrintWriter out, PrintWriter err) {
+        CommandLine cl = KeywardenCommand.commandLine(out, err);
+        return cl.execute(args);
+    }
+
+    /** Logback reads its format once, at first use: settle it before any logger exists. */
+    private static void selectLogFormat(String[] args) {
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            if (a.startsWith("--log-format=")) {
+                System.setProperty("KEYWARDEN_LOG_FORMAT", a.substring("--log-format=".length()));
+            } else if (a.equals("--log-format") && i + 1 < args.length) {
+                System.setProperty("KEYWARDEN_LOG_FORMAT", args[i + 1]);
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+package io.keywarden.daemon.cli;
+
+import io.keywarden.daemon.BuildInfo;
+import io.keywarden.daemon.ExitCode;
+import io.keywarden.daemon.NotYetAvailable;
+import io.keywarden.daemon.UserError;
+import java.io.PrintWriter;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ScopeType;
+
+@Command(name = "keywarden",
+        description = "Serves short-lived LLM API keys to attested workloads through a per-process file mount.",
+        mixinStandardHelpOptions = true,
+        versionProvider = KeywardenCommand.Version.class,
+        subcommands = {RunCommand.class, DevCommand.class, PolicyCommand.class, AuditCommand.class, StatusCommand.class,
+                RevokeCommand.class, UnblockCommand.class, VersionCommand.class},
+        exitCodeListHeading = "%nExit codes:%n",
+        exitCodeList = {"0:ok", "1:the check failed", "2:bad input or usage", "3:runtime failure"})
+public final class KeywardenCommand implements Runnable {
+
+    @Option(names = "--log-format", scope = ScopeType.INHERIT, paramLabel = "text|json",
+            description = "Log format on stderr (also env KEYWARDEN_LOG_FORMAT). Default: text.")
+    String logFormat;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        throw new CommandLine.ParameterException(spec.commandLine(), "a command is required");
+    }
+
+    public static CommandLine commandLine(PrintWriter out, PrintWriter err) {
+        CommandLine cl = new CommandLine(new KeywardenCommand());
+        addHelpOptions(cl);
+        cl.setOut(out);
+        cl.setErr(err);
+        cl.setExitCodeExceptionMapper(t -> ExitCode.RUNTIME);
+        cl.setParameterExceptionHandler((ex, args) -> {
+            CommandLine c = ex.getCommandLine();
+            c.getErr().println(c.getCommandName() + ": " + ex.getMessage());
+            c.getErr().println("Try '" + c.getCommandSpec().qualifiedName() + " --help'.");
+            return ExitCode.BAD_INPUT;
+        });
+        cl.setExecutionExceptionHandler((ex, c, parsed) -> {
+            PrintWriter e = c.getErr();
+            if (ex instanceof UserError u) {
+                u.lines().forEach(e::println);
+                return ExitCode.BAD_INPUT;
+            }
+            if (ex instanceof NotYetAvailable) {
+                e.println("keywarden " + c.getCommandName() + ": " + ex.getMessage());
+                return ExitCode.RUNTIME;
+            }
+            // Our own exceptions never carry secrets; name the failure, not a stack trace.
+            e.println("keywarden " + c.getCommandName() + ": " + ex.getClass().getSimpleName()
+                    + (ex.getMessage() == null ? "" : ": " + ex.getMessage()));
+            return ExitCode.RUNTIME;
+        });
+        return cl;
+    }
+
+    private static void addHelpOptions(CommandLine cl) {
+        for (CommandLine sub : cl.getSubcommands().values()) {
+            sub.getCommandSpec().mixinStandardHelpOptions(true);
+            addHelpOptions(sub);
+        }
+    }
+
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            BuildInfo b = BuildInfo.load();
+            return new String[] {"keywarden " + b.version(), "built " + b.built(),
+                "java " + System.getProperty("java.version") + " (" + System.getProperty("java.vendor") + ")"};
+        }
+    }
+}

@@ -1,0 +1,101 @@
+package io.keywarden.daemon.cli;
+
+import io.keywarden.daemon.UserError;
+import io.keywarden.policy.Durations;
+import io.keywarden.policy.KeySpec;
+import io.keywarden.policy.Policy;
+import io.keywarden.policy.PolicyLoader;
+import io.keywarden.policy.Workload;
+import io.keywarden.policy.yaml.Problem;
+import io.keywarden.policy.yaml.ProblemsException;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "policy", description = "Work with policy files.", subcommands = PolicyCommand.Check.class)
+final class PolicyCommand implements Runnable {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        throw new CommandLine.ParameterException(spec.commandLine(), "a subcommand is required (check)");
+    }
+
+    @Command(name = "check", description = "Validate a policy and print a summary; exit 2 with FILE:LINE:COL: message per error.")
+    static final class Check implements Callable<Integer> {
+        @Parameters(paramLabel = "FILE")
+        Path file;
+
+        @Option(names = "--issuer", paramLabel = "vault|dev",
+                description = "Also check what this issuer needs (vault: every key needs a vault block).")
+        String issuer;
+
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Override
+        public Integer call() {
+            if (issuer != null && !issuer.equals("vault") && !issuer.equals("dev")) {
+                throw new UserError("keywarden policy check: --issuer must be vault or dev, not '" + issuer + "'");
+            }
+            Policy p = load(file);
+            if ("vault".equals(issuer)) {
+                List<Problem> vault = p.problemsForVaultIssuer();
+                if (!vault.isEmpty()) {
+                    throw new UserError(vault.stream().map(Problem::format).toList());
+                }
+            }
+            print(p, spec.commandLine().getOut());
+            return 0;
+        }
+
+        static void print(Policy p, PrintWriter out) {
+            out.printf("%s: OK: %d key%s, %d workload%s, idleRevoke %s%n", p.source(), p.keys().size(),
+                    p.keys().size() == 1 ? "" : "s", p.workloads().size(), p.workloads().size() == 1 ? "" : "s",
+                    Durations.format(p.idleRevoke()));
+            for (KeySpec k : p.keys().values()) {
+                out.printf("  key %s: %s, refreshAt %.2f, grace %s%n", k.name(),
+                        k.vault().map(v -> "vault role " + v.role() + " path " + v.path() + " field " + v.field()
+                                + v.ttl().map(t -> " ttl " + Durations.format(t)).orElse(""))
+                                .orElse("no vault block (dev issuer only)"),
+                        k.refreshAt(), Durations.format(k.grace()));
+            }
+            for (Workload w : p.workloads()) {
+                List<String> parts = new ArrayList<>();
+                parts.add("keys " + String.join(",", w.keys()));
+                parts.add(w.selectors().isEmpty() ? "no selectors (dev provider never matches it)"
+                        : "selectors " + String.join(",", w.selectors().stream().map(Object::toString).toList()));
+                if (!w.readers().isUnrestricted()) {
+                    List<String> r = new ArrayList<>();
+                    if (!w.readers().uids().isEmpty()) {
+                        r.add("uid " + w.readers().uids());
+                    }
+                    if (!w.readers().exes().isEmpty()) {
+                        r.add("exe " + w.readers().exes());
+                    }
+                    if (!w.readers().sha256s().isEmpty()) {
+                        r.add("sha256 x" + w.readers().sha256s().size());
+                    }
+                    parts.add("readers " + String.join(" ", r));
+                }
+                out.printf("  workload %s (%s): %s%n", w.name(), w.spiffeId(), String.join("; ", parts));
+            }
+        }
+    }
+
+    /** Loads a policy for a command, turning problems into a {@link UserError}. */
+    static Policy load(Path file) {
+        try {
+            return PolicyLoader.load(file);
+        } catch (ProblemsException e) {
+            throw new UserError(e.problems().stream().map(Problem::format).toList());
+        }
+    }
+}

@@ -1,0 +1,233 @@
+package io.keywarden.daemon.config;
+
+import io.keywarden.policy.Durations;
+import io.keywarden.policy.yaml.Location;
+import io.keywarden.policy.yaml.MappingReader;
+import io.keywarden.policy.yaml.Problems;
+import io.keywarden.policy.yaml.ProblemsException;
+import io.keywarden.policy.yaml.YamlNode;
+import io.keywarden.policy.yaml.YamlReader;
+import java.net.InetAddress;
+import java.net.URI;
+import java.net.URISyntaxException;
+import java.net.UnknownHostException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.function.Function;
+
+/**
+ * Loads the config file with the same strictness as the policy: unknown keys, wrong types and bad
+ * values are all reported at once as {@code FILE:LINE:COL: message}. Plain YAML, no templating.
+ * Relative paths are resolved against the config file's directory.
+ */
+public final class ConfigLoader {
+    public static final Path DEFAULT_SPIRE_ADMIN_SOCKET = Path.of("/run/spire/admin/admin.sock");
+    public static final Path DEFAULT_MOUNT = Path.of("/run/keywarden");
+    public static final Path DEFAULT_AUDIT = Path.of("/var/log/keywarden/audit.jsonl");
+    public static final HostPort DEFAULT_LISTEN = new HostPort("127.0.0.1", 9464);
+    public static final Path DEFAULT_ADMIN_SOCKET = Path.of("/run/keywarden-admin/admin.sock");
+
+    private final Problems problems = new Problems();
+    private final Path baseDir;
+    private final Map<String, String> env;
+
+    private ConfigLoader(Path baseDir, Map<String, String> env) {
+        this.baseDir = baseDir;
+        this.env = env;
+    }
+
+    public static Config load(Path file) throws ProblemsException {
+        return load(file, System.getenv());
+    }
+
+    public static Config load(Path file, Map<String, String> env) throws ProblemsException {
+        Path dir = file.toAbsolutePath().getParent();
+        YamlNode root = YamlReader.read(file, file.toString());
+        return new ConfigLoader(dir, env).build(root);
+    }
+
+    private Config build(YamlNode root) throws ProblemsException {
+        MappingReader r = MappingReader.of(root, "the config", problems).orElse(null);
+        if (r == null) {
+            problems.throwIfAny();
+        }
+        String node = r.optionalString("node").orElseGet(this::defaultNode);
+        Optional<Path> policy = r.required("policy").flatMap(n -> r.string(n, "policy")).map(this::path);
+        Config.Identity identity = r.optional("identity").map(this::identity)
+                .orElse(new Config.Identity(Config.IdentityProvider.SPIRE, "vault", DEFAULT_SPIRE_ADMIN_SOCKET));
+        Config.Issuer issuer = r.optional("issuer").map(this::issuer).orElseGet(() -> {
+            problems.add(r.map(), "the config: missing required key 'issuer'");
+            return null;
+        });
+        Config.Delivery delivery = r.optional("delivery").map(this::delivery)
+                .orElse(new Config.Delivery(Config.DeliveryMode.FUSE, DEFAULT_MOUNT));
+        Config.Audit audit = r.optional("audit").map(this::audit).orElse(new Config.Audit(DEFAULT_AUDIT, false));
+        Config.Ops ops = r.optional("ops").map(this::ops).orElse(new Config.Ops(DEFAULT_LISTEN));
+        Config.Admin admin = r.optional("admin").map(this::admin).orElse(new Config.Admin(DEFAULT_ADMIN_SOCKET));
+        boolean revokeOnShutdown = r.optionalBoolean("revokeOnShutdown").orElse(true);
+        r.rejectUnknown();
+        if (node.isBlank()) {
+            problems.add(r.map(), "node must not be empty");
+        }
+        problems.throwIfAny();
+        return new Config(node, policy.orElseThrow(), identity, issuer, delivery, audit, ops, admin, revokeOnShutdown);
+    }
+
+    private String defaultNode() {
+        String n = env.get("NODE_NAME");
+        if (n != null && !n.isBlank()) {
+            return n;
+        }
+        try {
+            return InetAddress.getLocalHost().getHostName();
+        } catch (UnknownHostException e) {
+            return "localhost";
+        }
+    }
+
+    private Path path(String text) {
+        Path p = Path.of(text);
+        return p.isAbsolute() ? p.normalize() : baseDir.resolve(p).normalize();
+    }
+
+    private <E extends Enum<E>> Optional<E> choice(MappingReader r, String where, String key, Class<E> type, E dflt) {
+        Optional<YamlNode> n = r.optional(key);
+        if (n.isEmpty()) {
+            return Optional.ofNullable(dflt);
+        }
+        return r.string(n.get(), where + "." + key).flatMap(s -> {
+            for (E e : type.getEnumConstants()) {
+                if (e.name().toLowerCase(Locale.ROOT).equals(s)) {
+                    return Optional.of(e);
+                }
+            }
+            StringBuilder allowed = new StringBuilder();
+            for (E e : type.getEnumConstants()) {
+                allowed.append(allowed.length() == 0 ? "" : " | ").append(e.name().toLowerCase(Locale.ROOT));
+            }
+            problems.add(n.get(), where + "." + key + ": '" + s + "' is not one of " + allowed);
+            return Optional.empty();
+        });
+    }
+
+    private <T> T section(YamlNode n, String where, Function<MappingReader, T> read) {
+        return MappingReader.of(n, where, problems).map(r -> {
+            T t = read.apply(r);
+            r.rejectUnknown();
+            return t;
+        }).orElse(null);
+    }
+
+    private Config.Identity identity(YamlNode n) {
+        return section(n, "identity", r -> {
+            var provider = choice(r, "identity", "provider", Config.IdentityProvider.class, Config.IdentityProvider.SPIRE);
+            String audience = r.optionalString("audience").orElse("vault");
+            if (audience.isBlank()) {
+                problems.add(r.map(), "identity.audience must not be empty");
+            }
+            Path socket = r.optional("spire").map(s -> section(s, "identity.spire", sr ->
+                    sr.optionalString("adminSocket").map(this::path).orElse(DEFAULT_SPIRE_ADMIN_SOCKET)))
+                    .orElse(DEFAULT_SPIRE_ADMIN_SOCKET);
+            return new Config.Identity(provider.orElse(null), audience, socket);
+        });
+    }
+
+    private Config.Issuer issuer(YamlNode n) {
+        return section(n, "issuer", r -> {
+            var provider = choice(r, "issuer", "provider", Config.IssuerProvider.class, null);
+            Optional<YamlNode> vaultNode = r.optional("vault");
+            if (provider.isEmpty() && problems.isEmpty()) {
+                problems.add(r.map(), "issuer: missing required key 'provider' (vault | dev)");
+            }
+            Optional<Config.Vault> vault = vaultNode.map(v -> section(v, "issuer.vault", this::vault));
+            if (provider.orElse(null) == Config.IssuerProvider.VAULT && vaultNode.isEmpty()) {
+                problems.add(r.map(), "issuer.vault is required when issuer.provider is vault");
+            }
+            return new Config.Issuer(provider.orElse(null), vault);
+        });
+    }
+
+    private Config.Vault vault(MappingReader r) {
+        Optional<URI> address = r.required("address").flatMap(a -> r.string(a, "issuer.vault.address")
+                .flatMap(s -> r.parsed(a.location(), "issuer.vault.address", s, ConfigLoader::httpUri)));
+        String namespace = r.optionalString("namespace").orElse("");
+        String mount = r.optionalString("authMount").orElse("jwt");
+        if (mount.isBlank() || mount.startsWith("/") || mount.endsWith("/") || mount.contains("..")) {
+            problems.add(r.map(), "issuer.vault.authMount '" + mount + "' must be a mount path like jwt or auth-x/jwt");
+        }
+        Optional<Path> ca = r.optional("caFile").flatMap(c -> r.string(c, "issuer.vault.caFile").map(this::path)
+                .filter(p -> readable(c.location(), "issuer.vault.caFile", p)));
+        Duration timeout = r.optionalParsed("timeout", Durations::parse).orElse(Duration.ofSeconds(10));
+        if (timeout.isZero() || timeout.compareTo(Duration.ofMinutes(5)) > 0) {
+            problems.add(r.map(), "issuer.vault.timeout must be more than 0 and at most 5m");
+        }
+        return new Config.Vault(address.orElse(null), namespace, mount, ca, timeout);
+    }
+
+    private boolean readable(Location at, String what, Path p) {
+        if (!Files.isRegularFile(p)) {
+            problems.add(at, what + ": " + p + " is not a file");
+            return false;
+        }
+        if (!Files.isReadable(p)) {
+            problems.add(at, what + ": " + p + " is not readable");
+            return false;
+        }
+        return true;
+    }
+
+    static URI httpUri(String s) {
+        try {
+            URI u = new URI(s);
+            if (!"https".equals(u.getScheme()) && !"http".equals(u.getScheme())) {
+                throw new IllegalArgumentException("'" + s + "' must be an http:// or https:// URL");
+            }
+            if (u.getHost() == null) {
+                throw new IllegalArgumentException("'" + s + "' has no host");
+            }
+            if (u.getRawQuery() != null || u.getRawFragment() != null || u.getUserInfo() != null) {
+                throw new IllegalArgumentException("'" + s + "' must not carry a user, query or fragment");
+            }
+            return u;
+        } catch (URISyntaxException e) {
+            throw new IllegalArgumentException("'" + s + "' is not a URL: " + e.getReason());
+        }
+    }
+
+    private Config.Delivery delivery(YamlNode n) {
+        return section(n, "delivery", r -> {
+            var mode = choice(r, "delivery", "mode", Config.DeliveryMode.class, Config.DeliveryMode.FUSE);
+            Path path = absolute(r, "delivery.path", "path").orElse(DEFAULT_MOUNT);
+            return new Config.Delivery(mode.orElse(null), path);
+        });
+    }
+
+    private Optional<Path> absolute(MappingReader r, String what, String key) {
+        return r.optional(key).flatMap(v -> r.string(v, what).flatMap(s -> {
+            Path p = Path.of(s);
+            if (!p.isAbsolute()) {
+                problems.add(v, what + " '" + s + "' must be an absolute path");
+                return Optional.empty();
+            }
+            return Optional.of(p.normalize());
+        }));
+    }
+
+    private Config.Audit audit(YamlNode n) {
+        return section(n, "audit", r -> new Config.Audit(
+                r.optionalString("file").map(this::path).orElse(DEFAULT_AUDIT),
+                r.optionalBoolean("stdout").orElse(false)));
+    }
+
+    private Config.Ops ops(YamlNode n) {
+        return section(n, "ops", r -> new Config.Ops(r.optionalParsed("listen", HostPort::parse).orElse(DEFAULT_LISTEN)));
+    }
+
+    private Config.Admin admin(YamlNode n) {
+        return section(n, "admin", r -> new Config.Admin(absolute(r, "admin.socket", "socket").orElse(DEFAULT_ADMIN_SOCKET)));
+    }
+}
