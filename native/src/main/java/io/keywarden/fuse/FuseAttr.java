@@ -1,0 +1,37 @@
+package io.keywarden.fuse;
+
+import java.nio.ByteBuffer;
+
+/** {@code struct fuse_attr}: what stat(2) shows for a node. */
+public record FuseAttr(long ino, long size, int mode, int nlink, int uid, int gid, long timeSeconds) {
+    public static final int S_IFDIR = 0040000;
+    public static final int S_IFREG = 0100000;
+    static final int SIZE = 88;
+
+    public static FuseAttr directory(long ino, int perm, long time) {
+        return new FuseAttr(ino, 0, S_IFDIR | perm, 2, 0, 0, time);
+    }
+
+    public static FuseAttr file(long ino, long size, int perm, long time) {
+        return new FuseAttr(ino, size, S_IFREG | perm, 1, 0, 0, time);
+    }
+
+    void encode(ByteBuffer b, int at) {
+        b.putLong(at, ino);
+        b.putLong(at + 8, size);
+        b.putLong(at + 16, (size + 511) / 512);
+        b.putLong(at + 24, timeSeconds);
+        b.putLong(at + 32, timeSeconds);
+        b.putLong(at + 40, timeSeconds);
+        b.putInt(at + 48, 0);
+        b.putInt(at + 52, 0);
+        b.putInt(at + 56, 0);
+        b.putInt(at + 60, mode);
+        b.putInt(at + 64, nlink);
+        b.putInt(at + 68, uid);
+        b.putInt(at + 72, gid);
+        b.putInt(at + 76, 0);
+        b.putInt(at + 80, 4096);
+        b.putInt(at + 84, 0);
+    }
+}

@@ -1,0 +1,301 @@
+package io.keywarden.fuse;
+
+import com.sun.jna.Native;
+import com.sun.jna.Pointer;
+import io.keywarden.linux.Errno;
+import io.keywarden.linux.LibC;
+import io.keywarden.linux.Mounts;
+import io.keywarden.linux.NativeException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A mounted FUSE file system served from Java over /dev/fuse: N worker threads block in read(),
+ * each decodes one request and hands it to the {@link FuseOperations}; replies may come later
+ * from any thread. Nothing a request does can kill a worker.
+ */
+public final class FuseSession implements AutoCloseable {
+    private static final System.Logger LOG = System.getLogger(FuseSession.class.getName());
+
+    /** The protocol minor version we speak; the kernel adapts to older minors. */
+    static final int MINOR = 31;
+    static final int FUSE_ASYNC_READ = 1;
+    static final int FUSE_PARALLEL_DIROPS = 1 << 18;
+
+    public static final int FOPEN_DIRECT_IO = 1;
+    public static final int FOPEN_KEEP_CACHE = 1 << 1;
+    public static final int FOPEN_NONSEEKABLE = 1 << 2;
+    public static final int FOPEN_NOFLUSH = 1 << 5;
+
+    /** How to mount. */
+    public record Options(String fsName, int workers, boolean allowOther) {
+        public static Options defaults(String fsName) {
+            return new Options(fsName, Math.max(4, Runtime.getRuntime().availableProcessors() * 2), true);
+        }
+    }
+
+    private final Path mountPoint;
+    private final FuseOperations ops;
+    private final FuseDevice device;
+    private final List<Thread> workers = new ArrayList<>();
+    private final Map<Long, FuseReply> pending = new ConcurrentHashMap<>();
+    private final CountDownLatch initialised = new CountDownLatch(1);
+    private volatile long connectionId = -1;
+    private volatile boolean closing;
+    private volatile int kernelMinor;
+
+    private FuseSession(Path mountPoint, FuseOperations ops, FuseDevice device) {
+        this.mountPoint = mountPoint;
+        this.ops = ops;
+        this.device = device;
+    }
+
+    /**
+     * Mounts at {@code mountPoint} (created if missing; a stale FUSE mount there is detached first)
+     * with {@code nosuid,nodev,noexec} and returns once the kernel's INIT was answered.
+     */
+    public static FuseSession mount(Path mountPoint, FuseOperations ops, Options options) throws IOException {
+        Path mp = mountPoint.toAbsolutePath().normalize();
+        detachStale(mp);
+        Files.createDirectories(mp);
+        FuseDevice dev = FuseDevice.open();
+        FuseSession s = null;
+        try {
+            String data = "fd=" + dev.fd() + ",rootmode=40000,user_id=0,group_id=0"
+                    + (options.allowOther() ? ",allow_other" : "");
+            Mounts.mount(options.fsName(), mp, "fuse." + options.fsName(),
+                    LibC.MS_NOSUID | LibC.MS_NODEV | LibC.MS_NOEXEC, data);
+            s = new FuseSession(mp, ops, dev);
+            s.start(options.workers());
+            if (!s.initialised.await(10, TimeUnit.SECONDS)) {
+                throw new IOException("the kernel did not send FUSE INIT within 10 s");
+            }
+            // stat(2) on the mount goes through our workers: only now can it be answered.
+            s.connectionId = connectionIdOf(mp);
+            return s;
+        } catch (IOException | RuntimeException e) {
+            if (s != null) {
+                s.close();
+            } else {
+                dev.close();
+            }
+            throw e;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            s.close();
+            throw new IOException("interrupted while mounting " + mp);
+        }
+    }
+
+    /** Detaches a FUSE mount left at {@code mp} by a crashed daemon (its reads fail with ENOTCONN). */
+    public static boolean detachStale(Path mp) throws IOException {
+        var existing = Mounts.at(mp);
+        if (existing.isPresent() && existing.get().fsType().startsWith("fuse")) {
+            LOG.log(System.Logger.Level.INFO, "detaching stale " + existing.get().fsType() + " mount at " + mp);
+            Mounts.detach(mp);
+            return true;
+        }
+        return false;
+    }
+
+    public Path mountPoint() {
+        return mountPoint;
+    }
+
+    /** The minor protocol version the kernel offered. */
+    public int kernelMinor() {
+        return kernelMinor;
+    }
+
+    FuseDevice device() {
+        return device;
+    }
+
+    private void start(int n) {
+        for (int i = 0; i < n; i++) {
+            Thread t = new Thread(this::work, "fuse-" + mountPoint.getFileName() + "-" + i);
+            t.setDaemon(true);
+            workers.add(t);
+            t.start();
+        }
+    }
+
+    private void work() {
+        ByteBuffer buf = FuseDevice.direct(FuseDevice.BUFFER_SIZE);
+        Pointer at = Native.getDirectBufferPointer(buf);
+        while (!closing) {
+            int n;
+            try {
+                n = device.read(buf, at);
+            } catch (NativeException e) {
+                LOG.log(System.Logger.Level.ERROR, "FUSE worker stops: " + e.getMessage());
+                return;
+            }
+            if (n < 0) {
+                return;
+            }
+            if (n > 0) {
+                dispatch(buf, n);
+            }
+        }
+    }
+
+    private void dispatch(ByteBuffer buf, int n) {
+        FuseRequest req;
+        try {
+            req = FuseRequest.decode(buf, n);
+        } catch (FuseProtocolException e) {
+            LOG.log(System.Logger.Level.WARNING, "dropping undecodable request: " + e.getMessage());
+            return;
+        }
+        FuseReply reply = new FuseReply(this, req.unique(), req.opcode());
+        try {
+            handle(req, reply);
+        } catch (Throwable t) {
+            LOG.log(System.Logger.Level.ERROR, "request " + req + " failed; answering EIO", t);
+            if (hasReply(req.opcode())) {
+                reply.error(Errno.EIO);
+            }
+        }
+        if (hasReply(req.opcode()) && !reply.isDone()) {
+            pending.put(req.unique(), reply);
+            if (reply.isDone()) {
+                pending.remove(req.unique());
+            }
+        }
+    }
+
+    private static boolean hasReply(int opcode) {
+        return opcode != FuseOpcode.FORGET && opcode != FuseOpcode.BATCH_FORGET && opcode != FuseOpcode.INTERRUPT;
+    }
+
+    void replied(FuseReply r) {
+        pending.remove(r.unique());
+    }
+
+    private void handle(FuseRequest req, FuseReply reply) {
+        long node = req.nodeId();
+        switch (req.opcode()) {
+            case FuseOpcode.INIT -> init(req, reply);
+            case FuseOpcode.DESTROY -> reply.ok();
+            case FuseOpcode.FORGET -> ops.forget(node, req.bodyLong(0));
+            case FuseOpcode.BATCH_FORGET -> {
+                int count = req.bodyInt(0);
+                for (int i = 0; i < count; i++) {
+                    ops.forget(req.bodyLong(8 + i * 16), req.bodyLong(16 + i * 16));
+                }
+            }
+            case FuseOpcode.INTERRUPT -> {
+                FuseReply target = pending.get(req.bodyLong(0));
+                if (target != null) {
+                    target.error(Errno.EINTR);
+                }
+            }
+            case FuseOpcode.LOOKUP -> ops.lookup(req, node, req.bodyName(), reply);
+            case FuseOpcode.GETATTR -> ops.getattr(req, node, reply);
+            case FuseOpcode.OPEN -> ops.open(req, node, req.bodyInt(0), reply);
+            case FuseOpcode.READ -> ops.read(req, node, req.bodyLong(0), req.bodyLong(8), req.bodyInt(16), reply);
+            case FuseOpcode.FLUSH -> ops.flush(req, node, req.bodyLong(0), reply);
+            case FuseOpcode.RELEASE -> ops.release(req, node, req.bodyLong(0), reply);
+            case FuseOpcode.OPENDIR -> ops.opendir(req, node, req.bodyInt(0), reply);
+            case FuseOpcode.READDIR -> ops.readdir(req, node, req.bodyLong(0), req.bodyLong(8), req.bodyInt(16), reply);
+            case FuseOpcode.RELEASEDIR -> ops.releasedir(req, node, req.bodyLong(0), reply);
+            case FuseOpcode.ACCESS -> ops.access(req, node, req.bodyInt(0), reply);
+            case FuseOpcode.STATFS -> ops.statfs(req, node, reply);
+            default -> reply.error(Errno.ENOSYS);
+        }
+    }
+
+    private void init(FuseRequest req, FuseReply reply) {
+        int major = req.bodyInt(0);
+        int minor = req.bodyInt(4);
+        int flags = req.bodyInt(12);
+        kernelMinor = minor;
+        ByteBuffer b = device.replyBuffer();
+        int at = FuseReply.OUT_HEADER;
+        for (int i = 0; i < 64; i += 8) {
+            b.putLong(at + i, 0);
+        }
+        if (major < 7 || (major == 7 && minor < 31)) {
+            LOG.log(System.Logger.Level.ERROR, "kernel FUSE protocol " + major + "." + minor + " is too old (need 7.31)");
+            reply.error(Errno.EIO);
+            return;
+        }
+        b.putInt(at, 7);
+        b.putInt(at + 4, MINOR);
+        b.putInt(at + 8, 0);
+        b.putInt(at + 12, flags & (FUSE_ASYNC_READ | FUSE_PARALLEL_DIROPS));
+        b.putShort(at + 16, (short) 16);
+        b.putShort(at + 18, (short) 12);
+        b.putInt(at + 20, FuseDevice.MAX_WRITE);
+        b.putInt(at + 24, 1);
+        reply.raw(b, 64);
+        initialised.countDown();
+    }
+
+    /** The FUSE connection number (as under /sys/fs/fuse/connections), from the mount's st_dev. */
+    private static long connectionIdOf(Path mp) {
+        try {
+            long dev = ((Number) Files.getAttribute(mp, "unix:dev")).longValue();
+            return (dev & 0xff) | ((dev >>> 12) & ~0xffL);
+        } catch (IOException | UnsupportedOperationException e) {
+            return -1;
+        }
+    }
+
+    /** Unmounts (lazily, so open files do not block it), stops the workers and closes the device. */
+    @Override
+    public void close() {
+        if (closing) {
+            return;
+        }
+        closing = true;
+        try {
+            Mounts.detach(mountPoint);
+        } catch (NativeException e) {
+            if (e.errno() != Errno.EINVAL) {
+                LOG.log(System.Logger.Level.WARNING, "unmount of " + mountPoint + " failed: " + e.getMessage());
+            }
+        }
+        for (Thread t : workers) {
+            try {
+                t.join(1000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        if (workers.stream().anyMatch(Thread::isAlive)) {
+            abortConnection();
+        }
+        for (FuseReply r : pending.values()) {
+            r.error(Errno.EIO);
+        }
+        device.close();
+    }
+
+    /** Files still open on a detached mount keep the connection alive: abort it through fusectl. */
+    private void abortConnection() {
+        if (connectionId < 0) {
+            return;
+        }
+        Path abort = Path.of("/sys/fs/fuse/connections", Long.toString(connectionId), "abort");
+        try {
+            if (!Files.exists(abort)) {
+                Mounts.mount("fusectl", Path.of("/sys/fs/fuse/connections"), "fusectl", 0, "");
+            }
+            Files.write(abort, "1".getBytes(StandardCharsets.US_ASCII));
+        } catch (IOException e) {
+            LOG.log(System.Logger.Level.WARNING, "could not abort FUSE connection " + connectionId + ": " + e.getMessage());
+        }
+    }
+}

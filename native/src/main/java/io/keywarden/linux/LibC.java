@@ -1,0 +1,51 @@
+package io.keywarden.linux;
+
+import com.sun.jna.Native;
+import com.sun.jna.NativeLibrary;
+import com.sun.jna.Pointer;
+
+/**
+ * The few libc calls keywarden needs, bound with JNA direct mapping. Each returns what libc
+ * returns; read errno with {@link Errno#last()} right after a call that returned -1.
+ */
+public final class LibC {
+    public static final int O_RDONLY = 0;
+    public static final int O_WRONLY = 1;
+    public static final int O_RDWR = 2;
+    public static final int O_CREAT = 0100;
+    public static final int O_EXCL = 0200;
+    public static final int O_TRUNC = 01000;
+    public static final int O_NOFOLLOW = 0400000;
+    public static final int O_CLOEXEC = 02000000;
+
+    public static final long MS_NOSUID = 2;
+    public static final long MS_NODEV = 4;
+    public static final long MS_NOEXEC = 8;
+
+    public static final int MNT_DETACH = 2;
+
+    static {
+        Native.register(NativeLibrary.getInstance("c"));
+    }
+
+    private LibC() {
+    }
+
+    public static native int open(String path, int flags, int mode);
+
+    public static native int close(int fd);
+
+    public static native long read(int fd, Pointer buf, long count);
+
+    public static native long write(int fd, Pointer buf, long count);
+
+    public static native int mount(String source, String target, String fstype, long flags, String data);
+
+    public static native int umount2(String target, int flags);
+
+    public static native int chown(String path, int uid, int gid);
+
+    public static native int getuid();
+
+    public static native int geteuid();
+}
