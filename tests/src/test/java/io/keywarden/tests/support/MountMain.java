@@ -1,0 +1,43 @@
+package io.keywarden.tests.support;
+
+import io.keywarden.attestation.ProcAttestor;
+import io.keywarden.attestation.SelectorAttestor;
+import io.keywarden.delivery.KeyFs;
+import io.keywarden.fuse.FuseSession;
+import io.keywarden.policy.Policy;
+import io.keywarden.policy.PolicyLoader;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+
+/** A KeyFS in its own JVM, for tests that must kill the server: {@code MountMain DIR SECRET}. */
+public final class MountMain {
+    public static final String POLICY = """
+            keys:
+              openai: {}
+            workloads:
+              - name: alice
+                spiffeId: spiffe://test.local/alice
+                selectors: [unix:uid:1001]
+                keys: [openai]
+            """;
+
+    private MountMain() {
+    }
+
+    public static KeyFs keyFs(String secret) throws Exception {
+        Policy policy = PolicyLoader.parse(POLICY, "policy.yaml");
+        MemoryKeySource keys = new MemoryKeySource();
+        keys.set("alice", "openai", TestKeys.issued(secret, Instant.now().plus(Duration.ofHours(1))));
+        return new KeyFs(() -> policy, new SelectorAttestor(ProcAttestor.system(), () -> policy), keys,
+                new RecordingListener(), Clock.systemUTC(), Duration.ofSeconds(5));
+    }
+
+    public static void main(String[] args) throws Exception {
+        FuseSession s = FuseSession.mount(Path.of(args[0]), keyFs(args[1]), FuseSession.Options.defaults("keywarden"));
+        System.out.println("ready " + s.mountPoint());
+        System.out.flush();
+        Thread.sleep(Long.MAX_VALUE);
+    }
+}
