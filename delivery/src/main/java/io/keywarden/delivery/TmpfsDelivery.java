@@ -1,0 +1,202 @@
+package io.keywarden.delivery;
+
+import io.keywarden.linux.LibC;
+import io.keywarden.linux.Mounts;
+import io.keywarden.linux.NativeException;
+import io.keywarden.policy.Selector;
+import io.keywarden.policy.Workload;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryNotEmptyException;
+import java.nio.file.FileVisitResult;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Arrays;
+import java.util.Optional;
+import java.util.Set;
+import java.util.UUID;
+
+/**
+ * Delivery without FUSE: {@code <root>/<workload>/<key>/{api_key,expires_at,status}} on a tmpfs,
+ * owned by the workload's {@code unix:uid}, files 0400 and directories 0500, each file replaced
+ * atomically (write a temporary file, chown, rename). Never on disk: as root the daemon mounts a
+ * tmpfs at the root; otherwise it refuses a directory that is not memory-backed.
+ */
+public final class TmpfsDelivery implements AutoCloseable {
+    private static final System.Logger LOG = System.getLogger(TmpfsDelivery.class.getName());
+    private static final Set<String> MEMORY_FS = Set.of("tmpfs", "ramfs");
+
+    private final Path root;
+    private final boolean mounted;
+
+    private TmpfsDelivery(Path root, boolean mounted) {
+        this.root = root;
+        this.mounted = mounted;
+    }
+
+    /**
+     * Prepares {@code root}: as root, mounts a private tmpfs there (reusing and wiping one a crashed
+     * daemon left); otherwise checks that it already is memory-backed.
+     */
+    public static TmpfsDelivery open(Path root, boolean asRoot) throws IOException {
+        Path r = root.toAbsolutePath().normalize();
+        Files.createDirectories(r);
+        if (asRoot) {
+            Optional<Mounts.Mount> existing = Mounts.at(r);
+            if (existing.isEmpty() || !existing.get().fsType().equals("tmpfs")) {
+                Mounts.mount("keywarden", r, "tmpfs", LibC.MS_NOSUID | LibC.MS_NODEV | LibC.MS_NOEXEC,
+                        "mode=0755,size=16m");
+            }
+            TmpfsDelivery d = new TmpfsDelivery(r, true);
+            d.wipeAll();
+            return d;
+        }
+        Mounts.Mount m = Mounts.containing(r);
+        if (!MEMORY_FS.contains(m.fsType())) {
+            throw new IOException(r + " is on " + m.fsType() + " (" + m.mountPoint() + "), not on a tmpfs: keys must not"
+                    + " touch disk. Run as root (keywarden mounts a tmpfs) or choose a directory on a tmpfs,"
+                    + " e.g. under $XDG_RUNTIME_DIR");
+        }
+        return new TmpfsDelivery(r, false);
+    }
+
+    public Path root() {
+        return root;
+    }
+
+    /** The uid that owns a workload's files: its first {@code unix:uid} selector. */
+    public static Optional<Integer> ownerOf(Workload w) {
+        return w.selectors().stream().filter(s -> s.kind() == Selector.Kind.UNIX_UID)
+                .map(s -> Integer.parseUnsignedInt(s.value())).findFirst();
+    }
+
+    private Path dir(Workload w, String key) {
+        return root.resolve(w.name()).resolve(key);
+    }
+
+    /** Writes a key, its expiry and {@code status ok}; each file is replaced atomically. */
+    public void publish(Workload w, String key, IssuedKey issued) throws IOException {
+        int uid = ownerOf(w).orElseThrow(() -> new IOException("workload " + w.name() + " has no unix:uid selector:"
+                + " tmpfs delivery cannot know who owns its files"));
+        Path d = ensureDirs(w, key, uid);
+        byte[] secret = issued.secretCopy();
+        try {
+            replace(d, "api_key", secret, uid);
+        } finally {
+            Arrays.fill(secret, (byte) 0);
+        }
+        replace(d, "expires_at", (KeyFs.rfc3339(issued.expiresAt()) + "\n").getBytes(StandardCharsets.US_ASCII), uid);
+        replace(d, "status", "ok\n".getBytes(StandardCharsets.US_ASCII), uid);
+    }
+
+    /** Fail closed: removes {@code api_key} and says why in {@code status}. */
+    public void withdraw(Workload w, String key, String reason) throws IOException {
+        Optional<Integer> uid = ownerOf(w);
+        if (uid.isEmpty()) {
+            return;
+        }
+        Path d = ensureDirs(w, key, uid.get());
+        Files.deleteIfExists(d.resolve("api_key"));
+        Files.deleteIfExists(d.resolve("expires_at"));
+        replace(d, "status", ("error: " + reason + "\n").getBytes(StandardCharsets.UTF_8), uid.get());
+    }
+
+    /** Removes a workload's key directory (revocation). */
+    public void wipe(Workload w, String key) throws IOException {
+        deleteTree(dir(w, key));
+        try {
+            Files.deleteIfExists(root.resolve(w.name()));
+        } catch (DirectoryNotEmptyException e) {
+            // other keys of the workload stay
+        }
+    }
+
+    private Path ensureDirs(Workload w, String key, int uid) throws IOException {
+        Path wd = root.resolve(w.name());
+        Path kd = wd.resolve(key);
+        for (Path p : new Path[] {wd, kd}) {
+            if (!Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)) {
+                Files.createDirectory(p, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("r-x------")));
+            }
+            chown(p, uid);
+        }
+        return kd;
+    }
+
+    private static void replace(Path dir, String name, byte[] content, int uid) throws IOException {
+        Path tmp = dir.resolve("." + name + "." + UUID.randomUUID());
+        try {
+            try (FileChannel ch = FileChannel.open(tmp, Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE,
+                    LinkOption.NOFOLLOW_LINKS), PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("r--------")))) {
+                ByteBuffer b = ByteBuffer.wrap(content);
+                while (b.hasRemaining()) {
+                    ch.write(b);
+                }
+            }
+            chown(tmp, uid);
+            Files.move(tmp, dir.resolve(name), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } finally {
+            Files.deleteIfExists(tmp);
+        }
+    }
+
+    private static void chown(Path p, int uid) throws NativeException {
+        if (LibC.chown(p.toString(), uid, -1) != 0) {
+            throw new NativeException("chown(" + p + ")", io.keywarden.linux.Errno.last());
+        }
+    }
+
+    private void wipeAll() throws IOException {
+        try (var entries = Files.list(root)) {
+            for (Path p : (Iterable<Path>) entries::iterator) {
+                deleteTree(p);
+            }
+        }
+    }
+
+    private static void deleteTree(Path p) throws IOException {
+        if (!Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {
+            return;
+        }
+        Files.walkFileTree(p, new SimpleFileVisitor<>() {
+            @Override
+            public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
+                Files.deleteIfExists(file);
+                return FileVisitResult.CONTINUE;
+            }
+
+            @Override
+            public FileVisitResult postVisitDirectory(Path d, IOException exc) throws IOException {
+                Files.deleteIfExists(d);
+                return FileVisitResult.CONTINUE;
+            }
+        });
+    }
+
+    /** Wipes every key and, when the daemon mounted the tmpfs, unmounts it. */
+    @Override
+    public void close() throws IOException {
+        try {
+            wipeAll();
+        } catch (NoSuchFileException e) {
+            // already gone
+        } finally {
+            if (mounted) {
+                try {
+                    Mounts.detach(root);
+                } catch (NativeException e) {
+                    LOG.log(System.Logger.Level.WARNING, "unmounting " + root + " failed: " + e.getMessage());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+package io.keywarden.tests.tmpfs;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.keywarden.delivery.TmpfsDelivery;
+import io.keywarden.linux.Mounts;
+import io.keywarden.policy.Policy;
+import io.keywarden.policy.PolicyLoader;
+import io.keywarden.policy.Workload;
+import io.keywarden.tests.support.KwRead;
+import io.keywarden.tests.support.Proc;
+import io.keywarden.tests.support.Requirements;
+import io.keywarden.tests.support.TestKeys;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.Test;
+
+class TmpfsDeliveryIT {
+    static final String POLICY = """
+            keys:
+              openai: {}
+            workloads:
+              - name: alice
+                spiffeId: spiffe://test.local/alice
+                selectors: [unix:uid:1001]
+                keys: [openai]
+            """;
+    static final int LENGTH = 51;
+
+    static Workload alice() throws Exception {
+        Policy p = PolicyLoader.parse(POLICY, "policy.yaml");
+        return p.workload("alice").orElseThrow();
+    }
+
+    @Test
+    void filesAreOwnedReadOnlyReplacedAtomicallyAndWipedOnStop() throws Exception {
+        Requirements.root();
+        KwRead.binary();
+        Workload alice = alice();
+        Path root = Files.createTempDirectory("kw-tmpfs-");
+        Instant exp = Instant.now().plus(Duration.ofHours(1));
+        try (TmpfsDelivery d = TmpfsDelivery.open(root, true)) {
+            assertEquals("tmpfs", Mounts.at(root).orElseThrow().fsType(), "a private tmpfs is mounted");
+            d.publish(alice, "openai", TestKeys.issued(TestKeys.random("sk-alice-", LENGTH), exp));
+            Path key = root.resolve("alice/openai/api_key");
+            assertEquals(1001, Files.getAttribute(key, "unix:uid"));
+            assertEquals("r--------", PosixFilePermissions.toString(Files.getPosixFilePermissions(key)));
+            assertEquals("r-x------", PosixFilePermissions.toString(Files.getPosixFilePermissions(key.getParent())));
+            assertEquals(1001, Files.getAttribute(key.getParent().getParent(), "unix:uid"));
+            assertEquals("ok\n", Files.readString(root.resolve("alice/openai/status")));
+
+            assertTrue(Proc.as(1002, "cat", key.toString()).err().contains("Permission denied"));
+
+            CompletableFuture<KwRead.Stats> reader = CompletableFuture.supplyAsync(
+                    () -> KwRead.run(1001, null, key, 1, 200_000, "sk-alice-", LENGTH));
+            int swaps = 0;
+            while (swaps < 1000 || !reader.isDone()) {
+                d.publish(alice, "openai", TestKeys.issued(TestKeys.random("sk-alice-", LENGTH), exp));
+                swaps++;
+                if (swaps > 200_000) {
+                    break;
+                }
+            }
+            KwRead.Stats s = reader.get();
+            System.out.printf("tmpfs swaps: %d during %s%n", swaps, s);
+            assertTrue(swaps >= 1000);
+            assertEquals(0, s.bad(), "a reader saw a partial or wrong key");
+            assertEquals(0, s.errors(), "a reader found no file during a swap");
+            try (var left = Files.list(key.getParent())) {
+                assertEquals(3, left.count(), "no temporary files are left behind");
+            }
+
+            d.withdraw(alice, "openai", "key expired");
+            assertFalse(Files.exists(key));
+            assertEquals("error: key expired\n", Files.readString(root.resolve("alice/openai/status")));
+        }
+        assertTrue(Mounts.at(root).isEmpty(), "the tmpfs is unmounted on stop");
+        try (var left = Files.list(root)) {
+            assertEquals(0, left.count(), "nothing was written under the tmpfs");
+        }
+        Files.delete(root);
+    }
+
+    @Test
+    void diskBackedDirectoryIsRefusedWithoutRoot() throws Exception {
+        Path onDisk = Files.createTempDirectory(Path.of(System.getProperty("java.io.tmpdir")), "kw-disk-");
+        try {
+            String fs = Mounts.containing(onDisk).fsType();
+            org.junit.jupiter.api.Assumptions.assumeFalse(fs.equals("tmpfs"), "java.io.tmpdir is itself a tmpfs here");
+            IOException e = assertThrows(IOException.class, () -> TmpfsDelivery.open(onDisk, false));
+            assertTrue(e.getMessage().contains("not on a tmpfs"), e.getMessage());
+        } finally {
+            Files.delete(onDisk);
+        }
+    }
+}
