@@ -18,10 +18,10 @@ public final class SelectorAttestor implements WorkloadAttestor {
     }
 
     @Override
-    public Attestation attest(int tid) {
+    public Attestation attest(int tid, int uid, int gid) {
         ProcessInfo p;
         try {
-            p = proc.attest(tid);
+            p = proc.attest(tid, uid, gid);
         } catch (ProcessGoneException e) {
             return new Attestation.Unidentified(null, e.getMessage());
         }

@@ -7,7 +7,7 @@ package io.keywarden.attestation;
 public interface WorkloadAttestor {
 
     /** Attests the process of thread {@code tid}; uid and gid are the caller's as the kernel saw them. */
-    Attestation attest(int tid);
+    Attestation attest(int tid, int uid, int gid);
 
     /** True while the process attested earlier still runs (pid and start time unchanged). */
     boolean isAlive(ProcessInfo process);

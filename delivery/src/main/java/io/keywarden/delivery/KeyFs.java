@@ -143,7 +143,7 @@ public final class KeyFs implements FuseOperations {
         if (key == null || !policy.get().keys().containsKey(key)) {
             return Decision.error(Errno.ENOENT);
         }
-        Attestation a = attestor.attest(req.pid());
+        Attestation a = attestor.attest(req.pid(), req.uid(), req.gid());
         if (!(a instanceof Attestation.Identified who)) {
             String reason = ((Attestation.Unidentified) a).reason();
             listener.denied(a, key, file, reason);
@@ -286,7 +286,7 @@ public final class KeyFs implements FuseOperations {
         DirentList list = new DirentList();
         if (node == ROOT) {
             list.add(ROOT, ".", DirentList.DT_DIR).add(ROOT, "..", DirentList.DT_DIR);
-            Attestation a = attestor.attest(req.pid());
+            Attestation a = attestor.attest(req.pid(), req.uid(), req.gid());
             if (a instanceof Attestation.Identified who) {
                 Policy p = policy.get();
                 for (KeySpec k : p.keys().values()) {

@@ -43,6 +43,11 @@ public final class LibC {
 
     public static native int umount2(String target, int flags);
 
+    public static native long readlink(String path, Pointer buf, long size);
+
+    /** Pins the calling thread when {@code pid} is 0. {@code mask} is a cpu_set_t of {@code size} bytes. */
+    public static native int sched_setaffinity(int pid, long size, long[] mask);
+
     public static native int chown(String path, int uid, int gid);
 
     public static native int getuid();

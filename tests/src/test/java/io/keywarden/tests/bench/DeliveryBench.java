@@ -1,0 +1,85 @@
+package io.keywarden.tests.bench;
+
+import io.keywarden.attestation.ProcAttestor;
+import io.keywarden.attestation.SelectorAttestor;
+import io.keywarden.delivery.KeyFs;
+import io.keywarden.delivery.TmpfsDelivery;
+import io.keywarden.fuse.FuseSession;
+import io.keywarden.policy.Policy;
+import io.keywarden.policy.PolicyLoader;
+import io.keywarden.tests.support.KwRead;
+import io.keywarden.tests.support.MemoryKeySource;
+import io.keywarden.tests.support.RecordingListener;
+import io.keywarden.tests.support.Requirements;
+import io.keywarden.tests.support.TestKeys;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import org.junit.jupiter.api.Test;
+
+/**
+ * open+read+close latency of KeyFS against the same loop on a tmpfs file, in the same run, with
+ * 1 and 8 concurrent reader threads (a real process of another uid). Prints figures; asserts
+ * nothing about time. Run: {@code ./mvnw -B -q install -DskipTests && ./mvnw -B -Pbench -pl tests verify}
+ */
+class DeliveryBench {
+    static final int LENGTH = 51;
+    static final int OPS = Integer.getInteger("bench.opens", 20_000);
+
+    @Test
+    void keyFsAgainstTmpfs() throws Exception {
+        Requirements.rootAndFuse();
+        KwRead.binary();
+        Policy policy = PolicyLoader.parse("""
+                keys:
+                  openai: {}
+                workloads:
+                  - name: alice
+                    spiffeId: spiffe://bench.local/alice
+                    selectors: [unix:uid:1001]
+                    keys: [openai]
+                """, "bench.yaml");
+        MemoryKeySource keys = new MemoryKeySource();
+        var issued = TestKeys.issued(TestKeys.random("sk-alice-", LENGTH), Instant.now().plus(Duration.ofHours(1)));
+        keys.set("alice", "openai", issued);
+        KeyFs fs = new KeyFs(() -> policy, new SelectorAttestor(ProcAttestor.system(), () -> policy), keys,
+                new RecordingListener(), Clock.systemUTC(), Duration.ofSeconds(5));
+        Path mnt = Files.createTempDirectory("kw-bench-fuse-");
+        Path tmp = Files.createTempDirectory("kw-bench-tmpfs-");
+        FuseSession.Options opts = FuseSession.Options.defaults("keywarden");
+        if (Boolean.getBoolean("bench.pinServer")) {
+            opts = opts.pinnedTo(0);
+        }
+        try (FuseSession s = FuseSession.mount(mnt, fs, opts);
+             TmpfsDelivery t = TmpfsDelivery.open(tmp, true)) {
+            t.publish(policy.workload("alice").orElseThrow(), "openai", issued);
+            Path fuseFile = mnt.resolve("openai/api_key");
+            Path tmpfsFile = tmp.resolve("alice/openai/api_key");
+            System.out.println("== KeyFS vs tmpfs: open+read-to-EOF+close of a " + LENGTH + "-byte key, reader uid 1001, "
+                    + (Boolean.getBoolean("bench.pinServer") ? "FUSE workers pinned to cpu 0" : "FUSE workers unpinned") + " ==");
+            System.out.printf("%-28s %10s %10s %8s %8s%n", "setup", "median µs", "p99 µs", "errors", "bad");
+            for (int threads : new int[] {1, 8}) {
+                for (String cpus : new String[] {null, System.getProperty("bench.readerCpu", "1")}) {
+                    int per = OPS / threads;
+                    KwRead.run(1001, cpus, fuseFile, threads, Math.min(per, 2000), "sk-alice-", LENGTH);
+                    KwRead.Stats tf = KwRead.run(1001, cpus, tmpfsFile, threads, per, "sk-alice-", LENGTH);
+                    KwRead.Stats kf = KwRead.run(1001, cpus, fuseFile, threads, per, "sk-alice-", LENGTH);
+                    String label = threads + " reader" + (threads == 1 ? "" : "s") + (cpus == null ? ", unpinned" : ", pinned cpu " + cpus);
+                    print("tmpfs, " + label, tf);
+                    print("KeyFS, " + label, kf);
+                    System.out.printf("%-28s %10.1fx %9.1fx%n", "ratio KeyFS/tmpfs", (double) kf.medianNs() / tf.medianNs(),
+                            (double) kf.p99Ns() / tf.p99Ns());
+                }
+            }
+        } finally {
+            Files.deleteIfExists(mnt);
+            Files.deleteIfExists(tmp);
+        }
+    }
+
+    private static void print(String label, KwRead.Stats s) {
+        System.out.printf("%-28s %10.1f %10.1f %8d %8d%n", label, s.medianNs() / 1000.0, s.p99Ns() / 1000.0, s.errors(), s.bad());
+    }
+}
