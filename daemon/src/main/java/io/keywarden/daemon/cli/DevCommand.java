@@ -1,8 +1,12 @@
 package io.keywarden.daemon.cli;
 
-import io.keywarden.daemon.NotYetAvailable;
+import io.keywarden.daemon.UserError;
+import io.keywarden.daemon.dev.DevRuntime;
+import io.keywarden.policy.Durations;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.concurrent.Callable;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -28,11 +32,29 @@ final class DevCommand implements Callable<Integer> {
     @Option(names = "--admin-socket", paramLabel = "PATH", description = "Admin API socket.")
     Path adminSocket;
 
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
     @Override
-    public Integer call() {
-        if (policy != null) {
-            PolicyCommand.load(policy);
+    public Integer call() throws Exception {
+        Duration keyTtl;
+        try {
+            keyTtl = Durations.parse(ttl);
+        } catch (IllegalArgumentException e) {
+            throw new UserError("keywarden dev: --ttl: " + e.getMessage());
         }
-        throw new NotYetAvailable("keywarden dev");
+        if (keyTtl.compareTo(Duration.ofSeconds(10)) < 0 || keyTtl.compareTo(Duration.ofDays(1)) > 0) {
+            throw new UserError("keywarden dev: --ttl must be between 10s and 24h");
+        }
+        var err = spec.commandLine().getErr();
+        if (audit != null || adminSocket != null || !"127.0.0.1:9464".equals(listen)) {
+            err.println("keywarden dev: note: --audit, --admin-socket and --listen are accepted but the ledger, admin API"
+                    + " and ops endpoints are not yet available in this build");
+        }
+        DevRuntime rt = DevRuntime.start(new DevRuntime.Options(mount, policy, keyTtl, System.getenv()),
+                spec.commandLine().getOut());
+        Runtime.getRuntime().addShutdownHook(new Thread(rt::close, "keywarden-shutdown"));
+        rt.awaitStop();
+        return 0;
     }
 }

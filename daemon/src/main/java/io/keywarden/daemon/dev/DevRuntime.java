@@ -1,0 +1,225 @@
+package io.keywarden.daemon.dev;
+
+import io.keywarden.attestation.ProcAttestor;
+import io.keywarden.attestation.SelectorAttestor;
+import io.keywarden.daemon.UserError;
+import io.keywarden.daemon.issuer.DevIssuer;
+import io.keywarden.daemon.lifecycle.LeaseEvents;
+import io.keywarden.daemon.lifecycle.LeaseManager;
+import io.keywarden.daemon.lifecycle.SystemScheduler;
+import io.keywarden.delivery.AccessListener;
+import io.keywarden.delivery.KeyFs;
+import io.keywarden.delivery.TmpfsDelivery;
+import io.keywarden.fuse.FuseSession;
+import io.keywarden.linux.LibC;
+import io.keywarden.policy.Durations;
+import io.keywarden.policy.Policy;
+import io.keywarden.policy.PolicyLoader;
+import io.keywarden.policy.Selector;
+import io.keywarden.policy.Workload;
+import io.keywarden.policy.yaml.Problem;
+import io.keywarden.policy.yaml.ProblemsException;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.CountDownLatch;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** {@code keywarden dev}: dev identity + dev issuer + KeyFS (or tmpfs), nothing external. */
+public final class DevRuntime implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(DevRuntime.class);
+    public static final Path DEFAULT_MOUNT = Path.of("/run/keywarden");
+
+    /** What {@code keywarden dev} was asked for. */
+    public record Options(Path mount, Path policyFile, Duration ttl, Map<String, String> env) {
+    }
+
+    private final List<AutoCloseable> resources = new ArrayList<>();
+    private final CountDownLatch stopped = new CountDownLatch(1);
+    private LeaseManager leases;
+    private SystemScheduler scheduler;
+    private volatile boolean closed;
+
+    private DevRuntime() {
+    }
+
+    /** The uid the default policy serves: the sudo caller's when run through sudo, else ours. */
+    static int invokingUid(Map<String, String> env) {
+        int euid = LibC.geteuid();
+        String sudo = env.get("SUDO_UID");
+        if (euid == 0 && sudo != null && sudo.matches("\\d{1,10}")) {
+            return Integer.parseInt(sudo);
+        }
+        return euid;
+    }
+
+    static Policy defaultPolicy(int uid) {
+        String yaml = """
+                keys:
+                  openai: {}
+                workloads:
+                  - name: uid-%d
+                    spiffeId: spiffe://dev.keywarden.local/uid/%d
+                    selectors: [unix:uid:%d]
+                    keys: [openai]
+                """.formatted(uid, uid, uid);
+        try {
+            return PolicyLoader.parse(yaml, "(default dev policy)");
+        } catch (ProblemsException e) {
+            throw new IllegalStateException("the built-in dev policy is invalid: " + e.getMessage(), e);
+        }
+    }
+
+    public static DevRuntime start(Options o, PrintWriter out) throws IOException {
+        Policy policy;
+        if (o.policyFile() != null) {
+            try {
+                policy = PolicyLoader.load(o.policyFile());
+            } catch (ProblemsException e) {
+                throw new UserError(e.problems().stream().map(Problem::format).toList());
+            }
+        } else {
+            policy = defaultPolicy(invokingUid(o.env()));
+        }
+        DevRuntime rt = new DevRuntime();
+        try {
+            rt.boot(policy, o, out);
+            return rt;
+        } catch (IOException | RuntimeException e) {
+            rt.close();
+            throw e;
+        }
+    }
+
+    private void boot(Policy policy, Options o, PrintWriter out) throws IOException {
+        Clock clock = Clock.systemUTC();
+        boolean root = LibC.geteuid() == 0;
+        String whyNoFuse = !root ? "not running as root (mounting FUSE needs CAP_SYS_ADMIN)"
+                : !Files.exists(Path.of("/dev/fuse")) ? "/dev/fuse does not exist" : null;
+        ProcAttestor proc = ProcAttestor.system();
+        SelectorAttestor attestor = new SelectorAttestor(proc, () -> policy);
+        scheduler = new SystemScheduler(clock, 4);
+        DevIssuer issuer = new DevIssuer(o.ttl(), clock);
+        Path mount = o.mount() != null ? o.mount() : DEFAULT_MOUNT;
+        if (whyNoFuse == null) {
+            leases = new LeaseManager(issuer, () -> policy, clock, scheduler, new Random(new SecureRandom().nextLong()),
+                    new LoggingEvents(LeaseEvents.NONE), attestor::isAlive);
+            KeyFs fs = new KeyFs(() -> policy, attestor, leases, AccessListener.NONE, clock, Duration.ofSeconds(10));
+            try {
+                FuseSession session = FuseSession.mount(mount, fs, FuseSession.Options.defaults("keywarden"));
+                resources.add(session);
+                printReady(out, "KeyFS (FUSE)", mount, policy, o.ttl(), false);
+                return;
+            } catch (IOException e) {
+                whyNoFuse = "mounting FUSE at " + mount + " failed: " + e.getMessage();
+                leases.shutdown(false);
+            }
+        }
+        Path dir = o.mount();
+        if (dir == null) {
+            String xdg = o.env().get("XDG_RUNTIME_DIR");
+            if (root) {
+                dir = DEFAULT_MOUNT;
+            } else if (xdg != null && !xdg.isBlank()) {
+                dir = Path.of(xdg, "keywarden");
+            } else {
+                throw new UserError("keywarden dev: " + whyNoFuse + ", and XDG_RUNTIME_DIR is not set for tmpfs delivery;"
+                        + " pass --mount DIR on a tmpfs");
+            }
+        }
+        out.println("keywarden dev: " + whyNoFuse + "; falling back to tmpfs delivery in " + dir);
+        TmpfsDelivery tmpfs;
+        try {
+            tmpfs = TmpfsDelivery.open(dir, root);
+        } catch (IOException e) {
+            throw new UserError("keywarden dev: " + e.getMessage());
+        }
+        resources.add(tmpfs);
+        leases = new LeaseManager(issuer, () -> policy, clock, scheduler, new Random(new SecureRandom().nextLong()),
+                new LoggingEvents(new TmpfsPublisher(tmpfs)), attestor::isAlive);
+        for (Workload w : policy.workloads()) {
+            if (TmpfsDelivery.ownerOf(w).isEmpty()) {
+                out.println("  workload " + w.name() + " has no unix:uid selector: tmpfs delivery cannot serve it");
+                continue;
+            }
+            for (String k : w.keys()) {
+                leases.ensure(w, k);
+            }
+        }
+        printReady(out, "tmpfs", dir, policy, o.ttl(), true);
+    }
+
+    private static void printReady(PrintWriter out, String mode, Path at, Policy policy, Duration ttl, boolean tmpfs) {
+        out.printf("keywarden dev: serving %s at %s (dev identity, dev issuer, key TTL %s). Ctrl-C to stop.%n", mode, at,
+                Durations.format(ttl));
+        for (Workload w : policy.workloads()) {
+            String who = w.selectors().isEmpty() ? "nobody (no selectors)"
+                    : String.join(" and ", w.selectors().stream().map(DevRuntime::describe).toList());
+            for (String k : w.keys()) {
+                Path file = tmpfs ? at.resolve(w.name()).resolve(k).resolve("api_key") : at.resolve(k).resolve("api_key");
+                out.printf("  %s  <- readable by %s (%s)%n", file, who, w.spiffeId());
+            }
+        }
+        out.flush();
+    }
+
+    private static String describe(Selector s) {
+        return switch (s.kind()) {
+            case UNIX_UID -> "uid " + s.value();
+            case UNIX_GID -> "gid " + s.value();
+            case UNIX_PATH -> "exe " + s.value();
+            case UNIX_SHA256 -> "exe sha256 " + s.value().substring(0, 12) + "…";
+            case K8S_POD_UID -> "pod " + s.value();
+            case CONTAINER_ID -> "container " + s.value().substring(0, 12);
+        };
+    }
+
+    public LeaseManager leases() {
+        return leases;
+    }
+
+    public void awaitStop() throws InterruptedException {
+        stopped.await();
+    }
+
+    /** Unmounts, revokes every lease, wipes tmpfs files. Safe to call twice. */
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        for (int i = resources.size() - 1; i >= 0; i--) {
+            if (resources.get(i) instanceof FuseSession s) {
+                s.close();
+            }
+        }
+        if (leases != null) {
+            leases.shutdown(true);
+        }
+        for (int i = resources.size() - 1; i >= 0; i--) {
+            AutoCloseable r = resources.get(i);
+            if (!(r instanceof FuseSession)) {
+                try {
+                    r.close();
+                } catch (Exception e) {
+                    LOG.warn("closing {} failed: {}", r.getClass().getSimpleName(), e.getMessage());
+                }
+            }
+        }
+        if (scheduler != null) {
+            scheduler.close();
+        }
+        LOG.info("keywarden dev stopped: mount released, leases revoked");
+        stopped.countDown();
+    }
+}

@@ -1,0 +1,69 @@
+package io.keywarden.daemon.issuer;
+
+import io.keywarden.attestation.ProcessInfo;
+import io.keywarden.delivery.IssuedKey;
+import io.keywarden.policy.KeySpec;
+import io.keywarden.policy.Workload;
+import java.nio.charset.StandardCharsets;
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Arrays;
+import java.util.Map;
+import java.util.Optional;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The dev issuer: mints {@code sk-dev-} + 48 random base62 characters with a fixed TTL, not
+ * renewable, as the real OpenAI engine behaves. Keeps the set of live leases so tests and
+ * {@code status} can see what was revoked.
+ */
+public final class DevIssuer implements Issuer {
+    private static final char[] BASE62 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".toCharArray();
+
+    private final Duration ttl;
+    private final Clock clock;
+    private final SecureRandom random = new SecureRandom();
+    private final Map<String, Instant> live = new ConcurrentHashMap<>();
+
+    public DevIssuer(Duration ttl, Clock clock) {
+        this.ttl = ttl;
+        this.clock = clock;
+    }
+
+    @Override
+    public String name() {
+        return "dev";
+    }
+
+    @Override
+    public Lease issue(Workload workload, KeySpec key, ProcessInfo opener) {
+        char[] secret = new char[7 + 48];
+        "sk-dev-".getChars(0, 7, secret, 0);
+        for (int i = 7; i < secret.length; i++) {
+            secret[i] = BASE62[random.nextInt(BASE62.length)];
+        }
+        byte[] bytes = new String(secret).getBytes(StandardCharsets.US_ASCII);
+        Arrays.fill(secret, '\0');
+        Instant now = clock.instant();
+        String id = "dev/creds/" + workload.name() + "/" + UUID.randomUUID();
+        IssuedKey k = new IssuedKey(bytes, now.plus(ttl), id);
+        Arrays.fill(bytes, (byte) 0);
+        live.put(id, k.expiresAt());
+        return new Lease(k, now, false, Optional.of("key_dev_" + id.substring(id.lastIndexOf('/') + 1, id.lastIndexOf('/') + 9)));
+    }
+
+    @Override
+    public void revoke(Lease lease) {
+        live.remove(lease.leaseId());
+    }
+
+    /** Leases issued and neither revoked nor expired. */
+    public int liveLeases() {
+        Instant now = clock.instant();
+        live.values().removeIf(exp -> !now.isBefore(exp));
+        return live.size();
+    }
+}

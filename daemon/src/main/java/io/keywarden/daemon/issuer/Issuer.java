@@ -1,0 +1,21 @@
+package io.keywarden.daemon.issuer;
+
+import io.keywarden.attestation.ProcessInfo;
+import io.keywarden.policy.KeySpec;
+import io.keywarden.policy.Workload;
+
+/**
+ * Where keys come from (Vault/OpenBao, or the dev issuer). Calls block: the lifecycle runs them
+ * on its own threads, never on an event loop or a FUSE worker.
+ */
+public interface Issuer {
+
+    /** A short name for metrics and the ledger: {@code vault}, {@code dev}. */
+    String name();
+
+    /** Issues a new key for {@code workload}; {@code opener} is a process of it, when one asked. */
+    Lease issue(Workload workload, KeySpec key, ProcessInfo opener) throws IssuerException;
+
+    /** Revokes a lease now; afterwards its key no longer works at the provider. */
+    void revoke(Lease lease) throws IssuerException;
+}

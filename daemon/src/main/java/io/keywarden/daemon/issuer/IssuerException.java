@@ -1,0 +1,20 @@
+package io.keywarden.daemon.issuer;
+
+/**
+ * An issuer call failed. {@code retryable} tells the lifecycle whether backing off and trying
+ * again may help (5xx, timeouts, refused connections) or not (4xx: bad role, bad JWT, denied).
+ * The message never holds a key, a token or a JWT.
+ */
+public class IssuerException extends Exception {
+    private static final long serialVersionUID = 1L;
+    private final boolean retryable;
+
+    public IssuerException(String message, boolean retryable) {
+        super(message, null, false, false);
+        this.retryable = retryable;
+    }
+
+    public boolean retryable() {
+        return retryable;
+    }
+}

@@ -1,0 +1,30 @@
+package io.keywarden.daemon.issuer;
+
+import io.keywarden.delivery.IssuedKey;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Optional;
+
+/**
+ * A key and the lease it lives under. {@code expiresAt} is already the effective end: the earlier
+ * of the lease's end and the end of the token it was issued under.
+ */
+public record Lease(IssuedKey key, Instant issuedAt, boolean renewable, Optional<String> providerKeyId) {
+
+    public String leaseId() {
+        return key.leaseId();
+    }
+
+    public Instant expiresAt() {
+        return key.expiresAt();
+    }
+
+    public Duration lifetime() {
+        return Duration.between(issuedAt, key.expiresAt());
+    }
+
+    @Override
+    public String toString() {
+        return "Lease[" + key.leaseId() + " " + key.fingerprint() + " until " + key.expiresAt() + "]";
+    }
+}

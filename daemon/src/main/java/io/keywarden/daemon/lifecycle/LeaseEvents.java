@@ -1,0 +1,23 @@
+package io.keywarden.daemon.lifecycle;
+
+import io.keywarden.daemon.issuer.Lease;
+import io.keywarden.policy.Workload;
+
+/** What happens to leases, for the ledger, metrics and tmpfs delivery. Default: nothing. */
+public interface LeaseEvents {
+    LeaseEvents NONE = new LeaseEvents() {
+    };
+
+    /** {@code previous} is null for a first issuance, else the lease this one refreshes. */
+    default void issued(Workload w, String key, Lease lease, Lease previous) {
+    }
+
+    default void issueFailed(Workload w, String key, String reason, boolean retryable) {
+    }
+
+    default void revoked(Workload w, String key, Lease lease, String reason) {
+    }
+
+    default void expired(Workload w, String key, Lease lease) {
+    }
+}
