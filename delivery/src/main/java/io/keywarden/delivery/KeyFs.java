@@ -194,14 +194,17 @@ public final class KeyFs implements FuseOperations {
             case SPIFFE_ID -> serve(reply, who, key, name, null, (who.spiffeId() + "\n").getBytes(StandardCharsets.UTF_8));
             case STATUS -> serve(reply, who, key, name, null,
                     (keys.status(who.workload(), key) + "\n").getBytes(StandardCharsets.UTF_8));
-            default -> keys.current(who.workload(), key, who.process()).toCompletableFuture()
-                    .orTimeout(issueTimeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS)
-                    .whenComplete((issued, err) -> answerKeyOpen(reply, who, key, name, file, issued, err));
+            default -> {
+                CompletableFuture<IssuedKey> f = keys.current(who.workload(), key, who.process()).toCompletableFuture();
+                boolean waited = !f.isDone();
+                f.orTimeout(issueTimeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS)
+                        .whenComplete((issued, err) -> answerKeyOpen(reply, who, key, name, file, issued, err, waited));
+            }
         }
     }
 
     private void answerKeyOpen(FuseReply reply, Attestation.Identified who, String key, String name, int file,
-                               IssuedKey issued, Throwable err) {
+                               IssuedKey issued, Throwable err, boolean waited) {
         try {
             if (reply.isDone()) {
                 return;
@@ -220,7 +223,8 @@ public final class KeyFs implements FuseOperations {
                 reply.error(Errno.EIO);
                 return;
             }
-            if (!attestor.isAlive(who.process())) {
+            // Attestation checked the start time just now; after a wait for issuance, check it again.
+            if (waited && !attestor.isAlive(who.process())) {
                 listener.denied(who, key, name, "process exited or its pid was reused");
                 reply.error(Errno.EACCES);
                 return;

@@ -9,7 +9,7 @@ import io.keywarden.policy.Policy;
 import io.keywarden.policy.PolicyLoader;
 import io.keywarden.tests.support.KwRead;
 import io.keywarden.tests.support.MemoryKeySource;
-import io.keywarden.tests.support.RecordingListener;
+import io.keywarden.delivery.AccessListener;
 import io.keywarden.tests.support.Requirements;
 import io.keywarden.tests.support.TestKeys;
 import java.nio.file.Files;
@@ -45,7 +45,7 @@ class DeliveryBench {
         var issued = TestKeys.issued(TestKeys.random("sk-alice-", LENGTH), Instant.now().plus(Duration.ofHours(1)));
         keys.set("alice", "openai", issued);
         KeyFs fs = new KeyFs(() -> policy, new SelectorAttestor(ProcAttestor.system(), () -> policy), keys,
-                new RecordingListener(), Clock.systemUTC(), Duration.ofSeconds(5));
+                AccessListener.NONE, Clock.systemUTC(), Duration.ofSeconds(5));
         Path mnt = Files.createTempDirectory("kw-bench-fuse-");
         Path tmp = Files.createTempDirectory("kw-bench-tmpfs-");
         FuseSession.Options opts = FuseSession.Options.defaults("keywarden");

@@ -10,7 +10,7 @@ import io.keywarden.policy.Policy;
 import io.keywarden.policy.PolicyLoader;
 import io.keywarden.tests.support.KwRead;
 import io.keywarden.tests.support.MemoryKeySource;
-import io.keywarden.tests.support.RecordingListener;
+import io.keywarden.delivery.AccessListener;
 import io.keywarden.tests.support.Requirements;
 import io.keywarden.tests.support.TestKeys;
 import java.nio.file.Files;
@@ -50,7 +50,7 @@ class KeyFsConcurrencyIT {
         keys.set("alice", "openai", TestKeys.issued(TestKeys.random("sk-alice-", LENGTH), exp));
         keys.set("bob", "openai", TestKeys.issued(TestKeys.random("sk-bob-", LENGTH), exp));
         KeyFs fs = new KeyFs(() -> policy, new SelectorAttestor(ProcAttestor.system(), () -> policy), keys,
-                new RecordingListener(), Clock.systemUTC(), Duration.ofSeconds(5));
+                AccessListener.NONE, Clock.systemUTC(), Duration.ofSeconds(5));
         Path mnt = Files.createTempDirectory("kw-conc-");
         AtomicBoolean stop = new AtomicBoolean();
         AtomicInteger swaps = new AtomicInteger();
