@@ -24,7 +24,5 @@ COPY --chmod=0755 deploy/docker/keywarden /usr/local/bin/keywarden
 COPY deploy/examples/policy.yaml /etc/keywarden/policy.yaml
 ENV KEYWARDEN_LOG_FORMAT=json
 EXPOSE 9464
-HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
-  CMD ["java", "-cp", "/opt/keywarden/keywarden.jar", "io.keywarden.daemon.HealthProbe", "http://127.0.0.1:9464/healthz"]
 ENTRYPOINT ["keywarden"]
 CMD ["run", "--config", "/etc/keywarden/config.yaml"]
