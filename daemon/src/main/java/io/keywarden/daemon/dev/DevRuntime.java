@@ -198,6 +198,7 @@ public final class DevRuntime implements AutoCloseable {
             return;
         }
         closed = true;
+        LOG.info("keywarden dev stopping: unmounting, revoking leases");
         for (int i = resources.size() - 1; i >= 0; i--) {
             if (resources.get(i) instanceof FuseSession s) {
                 s.close();

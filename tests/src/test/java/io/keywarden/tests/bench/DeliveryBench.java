@@ -22,7 +22,7 @@ import org.junit.jupiter.api.Test;
 /**
  * open+read+close latency of KeyFS against the same loop on a tmpfs file, in the same run, with
  * 1 and 8 concurrent reader threads (a real process of another uid). Prints figures; asserts
- * nothing about time. Run: {@code ./mvnw -B -q install -DskipTests && ./mvnw -B -Pbench -pl tests verify}
+ * nothing about time. Run: {@code ./mvnw -B -q install -DskipTests -DskipITs && ./mvnw -B -Pbench -pl tests verify}
  */
 class DeliveryBench {
     static final int LENGTH = 51;

@@ -1,0 +1,76 @@
+package io.keywarden.tests.dev;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.keywarden.linux.Mounts;
+import io.keywarden.tests.support.Daemon;
+import io.keywarden.tests.support.Proc;
+import io.keywarden.tests.support.Requirements;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.Map;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+
+/** `keywarden dev` end to end: the real jar, the real mount, readers of several uids. */
+class DevCommandIT {
+    static final Pattern DEV_KEY = Pattern.compile("sk-dev-[A-Za-z0-9]{48}");
+
+    @Test
+    void servesTheInvokingUserRefusesOthersRefreshesAndCleansUp() throws Exception {
+        Requirements.rootAndFuse();
+        Path mnt = Files.createTempDirectory("kw-dev-");
+        try (Daemon d = Daemon.start(Map.of("SUDO_UID", "1001"), "dev", "--mount", mnt.toString(), "--ttl", "12s")) {
+            String ready = d.awaitOut("serving KeyFS", 30);
+            assertTrue(ready.contains(mnt.toString()), ready);
+            d.awaitOut("readable by uid 1001 (spiffe://dev.keywarden.local/uid/1001)", 5);
+            String api = mnt.resolve("openai/api_key").toString();
+
+            Proc.Result mine = Proc.as(1001, "cat", api);
+            assertEquals(0, mine.code(), mine.err());
+            assertTrue(DEV_KEY.matcher(mine.out()).matches(), "a dev key, no newline");
+            assertEquals(mine.out(), Proc.as(1001, "cat", api).out(), "one lease per workload, not one key per open");
+            Proc.Result other = Proc.as(1002, "cat", api);
+            assertTrue(other.err().contains("Permission denied"), other.err());
+            assertFalse(other.out().contains("sk-"));
+            Instant exp = Instant.parse(Proc.as(1001, "cat", mnt.resolve("openai/expires_at").toString()).out().trim());
+            assertTrue(exp.isAfter(Instant.now()) && exp.isBefore(Instant.now().plusSeconds(13)), exp.toString());
+
+            Thread.sleep(9_500);
+            Proc.Result later = Proc.as(1001, "cat", api);
+            assertTrue(DEV_KEY.matcher(later.out()).matches());
+            assertNotEquals(mine.out(), later.out(), "refreshed before expiry (refreshAt 0.67 of 12 s)");
+            assertEquals("ok\n", Proc.as(1001, "cat", mnt.resolve("openai/status").toString()).out());
+
+            int code = d.stop();
+            assertEquals(143, code, "terminated by SIGTERM");
+            assertTrue(Mounts.at(mnt).isEmpty(), "SIGTERM unmounts");
+            String log = String.join("\n", d.err);
+            assertTrue(log.contains("(shutdown)"), "leases revoked on shutdown: " + log);
+            assertFalse(DEV_KEY.matcher(log + String.join("\n", d.out)).find(), "no key in the daemon's output");
+        } finally {
+            if (Mounts.at(mnt).isPresent()) {
+                Mounts.detach(mnt);
+            }
+            Files.deleteIfExists(mnt);
+        }
+    }
+
+    @Test
+    void badPolicyIsRejectedBeforeAnythingRuns() throws Exception {
+        Path p = Files.createTempFile("kw-bad-", ".yaml");
+        try {
+            Files.writeString(p, "keys: {openai: {refreshAt: 2}}\nworkloads: []\n");
+            Proc.Result r = Proc.run(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-jar",
+                    Daemon.jar().toString(), "dev", "--policy", p.toString());
+            assertEquals(2, r.code());
+            assertEquals(p + ":1:28: keys.openai.refreshAt must be strictly between 0 and 1, not 2\n", r.err());
+        } finally {
+            Files.delete(p);
+        }
+    }
+}
