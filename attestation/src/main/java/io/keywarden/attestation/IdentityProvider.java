@@ -1,0 +1,19 @@
+package io.keywarden.attestation;
+
+import io.keywarden.policy.Workload;
+
+/**
+ * "Who is this caller, and give me its JWT-SVID": what KeyFS and the lease lifecycle use, with
+ * the dev provider (selectors + a local signer) or SPIRE (Delegated Identity API) behind it.
+ */
+public interface IdentityProvider extends WorkloadAttestor {
+
+    /** The name for logs and config: {@code dev} or {@code spire}. */
+    String name();
+
+    /**
+     * A JWT-SVID of {@code workload} for the configured audience. {@code process} is one of its
+     * live processes when there is one (SPIRE needs a PID); blocking, never on an event loop.
+     */
+    JwtSvid fetchJwtSvid(Workload workload, ProcessInfo process) throws IdentityException;
+}

@@ -1,0 +1,87 @@
+package io.keywarden.attestation.dev;
+
+import com.nimbusds.jose.JOSEException;
+import com.nimbusds.jose.JOSEObjectType;
+import com.nimbusds.jose.JWSAlgorithm;
+import com.nimbusds.jose.JWSHeader;
+import com.nimbusds.jose.crypto.ECDSASigner;
+import com.nimbusds.jose.jwk.Curve;
+import com.nimbusds.jose.jwk.ECKey;
+import com.nimbusds.jose.jwk.JWKSet;
+import com.nimbusds.jose.jwk.KeyUse;
+import com.nimbusds.jose.jwk.gen.ECKeyGenerator;
+import com.nimbusds.jwt.JWTClaimsSet;
+import com.nimbusds.jwt.SignedJWT;
+import io.keywarden.attestation.JwtSvid;
+import io.keywarden.policy.SpiffeId;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.Date;
+import java.util.List;
+import java.util.UUID;
+
+/**
+ * Signs JWT-SVIDs as SPIRE would (ES256, {@code kid} header, {@code sub} = SPIFFE ID, {@code aud}
+ * always an array, {@code iat}, {@code exp}) plus {@code iss}, with a P-256 key generated at start
+ * that never leaves memory. Publishes the public key as a JWKS and an OIDC discovery document, so
+ * a Vault/OpenBao JWT auth mount can trust it.
+ */
+public final class JwtSigner {
+    public static final Duration SVID_TTL = Duration.ofMinutes(5);
+
+    private final ECKey key;
+    private final ECDSASigner signer;
+    private final String issuer;
+    private final List<String> audience;
+    private final Clock clock;
+
+    public JwtSigner(String issuer, List<String> audience, Clock clock) {
+        try {
+            this.key = new ECKeyGenerator(Curve.P_256).keyUse(KeyUse.SIGNATURE).algorithm(JWSAlgorithm.ES256)
+                    .keyID(UUID.randomUUID().toString()).generate();
+            this.signer = new ECDSASigner(key);
+        } catch (JOSEException e) {
+            throw new IllegalStateException("cannot generate a P-256 signing key", e);
+        }
+        this.issuer = issuer;
+        this.audience = List.copyOf(audience);
+        this.clock = clock;
+    }
+
+    public String issuer() {
+        return issuer;
+    }
+
+    public String keyId() {
+        return key.getKeyID();
+    }
+
+    public JwtSvid sign(SpiffeId subject) {
+        Instant now = clock.instant().truncatedTo(ChronoUnit.SECONDS);
+        Instant exp = now.plus(SVID_TTL);
+        JWTClaimsSet claims = new JWTClaimsSet.Builder().subject(subject.toString()).audience(audience).issuer(issuer)
+                .issueTime(Date.from(now)).expirationTime(Date.from(exp)).build();
+        SignedJWT jwt = new SignedJWT(new JWSHeader.Builder(JWSAlgorithm.ES256).keyID(key.getKeyID())
+                .type(JOSEObjectType.JWT).build(), claims);
+        try {
+            jwt.sign(signer);
+        } catch (JOSEException e) {
+            throw new IllegalStateException("signing a JWT-SVID failed", e);
+        }
+        return new JwtSvid(subject, jwt.serialize(), now, exp);
+    }
+
+    /** {@code /.well-known/jwks.json}: the public key only. */
+    public String jwksJson() {
+        return new JWKSet(key.toPublicJWK()).toString(true);
+    }
+
+    /** {@code /.well-known/openid-configuration}: {@code issuer} must equal the URL Vault is given. */
+    public String openidConfigurationJson() {
+        return "{\"issuer\":\"" + issuer + "\",\"jwks_uri\":\"" + issuer + "/.well-known/jwks.json\","
+                + "\"response_types_supported\":[\"id_token\"],\"subject_types_supported\":[\"public\"],"
+                + "\"id_token_signing_alg_values_supported\":[\"ES256\"]}";
+    }
+}

@@ -1,0 +1,106 @@
+package io.keywarden.attestation.spire;
+
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.netty.shaded.io.netty.channel.EventLoopGroup;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollDomainSocketChannel;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollEventLoopGroup;
+import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress;
+import io.keywarden.attestation.IdentityException;
+import io.keywarden.attestation.JwtSvid;
+import io.keywarden.attestation.spire.proto.DelegatedIdentityGrpc;
+import io.keywarden.attestation.spire.proto.FetchJWTSVIDsRequest;
+import io.keywarden.attestation.spire.proto.FetchJWTSVIDsResponse;
+import io.keywarden.attestation.spire.proto.types.JWTSVID;
+import io.keywarden.policy.SpiffeId;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * The SPIRE agent's Delegated Identity API on its admin Unix socket: JWT-SVIDs by PID. The gRPC
+ * channel reconnects by itself with backoff when the agent restarts; after a failure the backoff
+ * is reset so that the next attestation tries at once.
+ */
+public final class DelegatedIdentityClient implements AutoCloseable {
+    private final Path socket;
+    private final EventLoopGroup group;
+    private final ManagedChannel channel;
+    private final Duration deadline;
+
+    public DelegatedIdentityClient(Path socket, Duration deadline) {
+        this.socket = socket;
+        this.deadline = deadline;
+        AtomicInteger n = new AtomicInteger();
+        this.group = new EpollEventLoopGroup(1, r -> {
+            Thread t = new Thread(r, "spire-client-" + n.incrementAndGet());
+            t.setDaemon(true);
+            return t;
+        });
+        this.channel = NettyChannelBuilder.forAddress(new DomainSocketAddress(socket.toString()))
+                .eventLoopGroup(group).channelType(EpollDomainSocketChannel.class).usePlaintext().build();
+    }
+
+    /** Every JWT-SVID the agent issues for {@code pid} (one per matching registration entry). */
+    public List<JwtSvid> fetchJwtSvids(int pid, List<String> audience) throws IdentityException {
+        if (pid <= 0) {
+            throw new IdentityException("cannot attest pid " + pid + " with SPIRE", false);
+        }
+        FetchJWTSVIDsRequest req = FetchJWTSVIDsRequest.newBuilder().addAllAudience(audience).setPid(pid).build();
+        FetchJWTSVIDsResponse resp;
+        try {
+            resp = DelegatedIdentityGrpc.newBlockingStub(channel)
+                    .withDeadlineAfter(deadline.toMillis(), TimeUnit.MILLISECONDS).fetchJWTSVIDs(req);
+        } catch (StatusRuntimeException e) {
+            channel.resetConnectBackoff();
+            throw classify(e.getStatus(), pid);
+        }
+        List<JwtSvid> out = new ArrayList<>();
+        for (JWTSVID s : resp.getSvidsList()) {
+            SpiffeId id;
+            try {
+                id = new SpiffeId(s.getId().getTrustDomain(), s.getId().getPath());
+            } catch (IllegalArgumentException e) {
+                throw new IdentityException("SPIRE agent returned an invalid SPIFFE ID for pid " + pid + ": "
+                        + e.getMessage(), false);
+            }
+            if (s.getToken().isEmpty() || s.getExpiresAt() <= 0) {
+                throw new IdentityException("SPIRE agent returned a JWT-SVID without token or expiry for " + id, true);
+            }
+            out.add(new JwtSvid(id, s.getToken(), Instant.ofEpochSecond(s.getIssuedAt()), Instant.ofEpochSecond(s.getExpiresAt())));
+        }
+        return out;
+    }
+
+    private IdentityException classify(Status st, int pid) {
+        String why = st.getDescription() == null ? "" : ": " + st.getDescription();
+        return switch (st.getCode()) {
+            case PERMISSION_DENIED -> new IdentityException("SPIRE agent denied pid " + pid + why
+                    + " (keywarden is not an authorized delegate, or no registration entry matches the process)", false);
+            case INVALID_ARGUMENT -> new IdentityException("SPIRE agent rejected the request for pid " + pid + why, false);
+            case UNAVAILABLE -> new IdentityException("SPIRE agent unavailable at " + socket + why, true);
+            case DEADLINE_EXCEEDED -> new IdentityException("SPIRE agent did not answer within " + deadline.toMillis()
+                    + " ms", true);
+            case UNIMPLEMENTED -> new IdentityException("SPIRE agent at " + socket + " has no Delegated Identity API"
+                    + " (admin_socket_path must point at the admin socket; SPIRE >= 1.10.2)", false);
+            default -> new IdentityException("SPIRE agent failed for pid " + pid + ": " + st.getCode() + why, true);
+        };
+    }
+
+    @Override
+    public void close() {
+        channel.shutdownNow();
+        try {
+            channel.awaitTermination(2, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+    }
+}

@@ -1,0 +1,132 @@
+package io.keywarden.attestation.spire;
+
+import io.keywarden.attestation.Attestation;
+import io.keywarden.attestation.IdentityException;
+import io.keywarden.attestation.IdentityProvider;
+import io.keywarden.attestation.JwtSvid;
+import io.keywarden.attestation.ProcAttestor;
+import io.keywarden.attestation.ProcessGoneException;
+import io.keywarden.attestation.ProcessInfo;
+import io.keywarden.policy.Policy;
+import io.keywarden.policy.SpiffeId;
+import io.keywarden.policy.Workload;
+import java.time.Clock;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Supplier;
+
+/**
+ * SPIRE decides who a process is: its agent attests the PID (k8s, docker, unix attestors) and
+ * returns one JWT-SVID per matching entry; keywarden keeps the one SPIFFE ID its policy knows.
+ * A process's identity is cached until it exits (pid + start time); SVIDs are cached per SPIFFE
+ * ID until half their life, as the agent does.
+ */
+public final class SpireIdentityProvider implements IdentityProvider {
+    private static final int MAX_PROCESSES = 16_384;
+
+    private record ProcessKey(int pid, long start) {
+    }
+
+    private final ProcAttestor proc;
+    private final DelegatedIdentityClient client;
+    private final Supplier<Policy> policy;
+    private final List<String> audience;
+    private final Clock clock;
+    private final Map<ProcessKey, SpiffeId> identities = new ConcurrentHashMap<>();
+    private final Map<SpiffeId, JwtSvid> svids = new ConcurrentHashMap<>();
+
+    public SpireIdentityProvider(ProcAttestor proc, DelegatedIdentityClient client, Supplier<Policy> policy,
+                                 String audience, Clock clock) {
+        this.proc = proc;
+        this.client = client;
+        this.policy = policy;
+        this.audience = List.of(audience);
+        this.clock = clock;
+    }
+
+    @Override
+    public String name() {
+        return "spire";
+    }
+
+    @Override
+    public Attestation attest(int tid, int uid, int gid) {
+        ProcessInfo p;
+        try {
+            p = proc.attest(tid, uid, gid);
+        } catch (ProcessGoneException e) {
+            return new Attestation.Unidentified(null, e.getMessage());
+        }
+        ProcessKey key = new ProcessKey(p.pid(), p.startTime());
+        SpiffeId known = identities.get(key);
+        if (known != null) {
+            return identified(p, known);
+        }
+        List<JwtSvid> issued;
+        try {
+            issued = client.fetchJwtSvids(p.pid(), audience);
+        } catch (IdentityException e) {
+            return new Attestation.Unidentified(p, e.getMessage());
+        }
+        if (!proc.isAlive(p)) {
+            return new Attestation.Unidentified(p, "process exited or its pid was reused while SPIRE attested it");
+        }
+        Policy pol = policy.get();
+        List<JwtSvid> ours = issued.stream().filter(s -> pol.workloadBySpiffeId(s.spiffeId()).isPresent()).toList();
+        if (ours.isEmpty()) {
+            return new Attestation.Unidentified(p, issued.isEmpty() ? "SPIRE issued no identity"
+                    : "SPIRE identities " + issued.stream().map(s -> s.spiffeId().toString()).toList()
+                    + " are not in the policy");
+        }
+        if (ours.size() > 1) {
+            return new Attestation.Unidentified(p, "ambiguous: SPIRE issued several identities the policy knows: "
+                    + ours.stream().map(s -> s.spiffeId().toString()).toList());
+        }
+        JwtSvid svid = ours.get(0);
+        svids.put(svid.spiffeId(), svid);
+        if (identities.size() >= MAX_PROCESSES) {
+            identities.keySet().removeIf(k -> {
+                try {
+                    return proc.startTime(k.pid()) != k.start();
+                } catch (ProcessGoneException e) {
+                    return true;
+                }
+            });
+        }
+        identities.put(key, svid.spiffeId());
+        return identified(p, svid.spiffeId());
+    }
+
+    private Attestation identified(ProcessInfo p, SpiffeId id) {
+        Optional<Workload> w = policy.get().workloadBySpiffeId(id);
+        if (w.isEmpty()) {
+            return new Attestation.Unidentified(p, "SPIFFE ID " + id + " is no longer in the policy");
+        }
+        return new Attestation.Identified(p, w.get(), id);
+    }
+
+    @Override
+    public boolean isAlive(ProcessInfo process) {
+        return proc.isAlive(process);
+    }
+
+    @Override
+    public JwtSvid fetchJwtSvid(Workload workload, ProcessInfo process) throws IdentityException {
+        JwtSvid cached = svids.get(workload.spiffeId());
+        if (cached != null && cached.isFreshAt(clock.instant())) {
+            return cached;
+        }
+        if (process == null || !proc.isAlive(process)) {
+            throw new IdentityException("no live process of workload " + workload.name() + " for SPIRE to attest", true);
+        }
+        for (JwtSvid s : client.fetchJwtSvids(process.pid(), audience)) {
+            if (s.spiffeId().equals(workload.spiffeId())) {
+                svids.put(s.spiffeId(), s);
+                return s;
+            }
+        }
+        throw new IdentityException("SPIRE issued no JWT-SVID for " + workload.spiffeId() + " to pid " + process.pid(), false);
+    }
+}
