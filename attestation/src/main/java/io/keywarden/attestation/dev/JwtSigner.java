@@ -10,16 +10,17 @@ import com.nimbusds.jose.jwk.ECKey;
 import com.nimbusds.jose.jwk.JWKSet;
 import com.nimbusds.jose.jwk.KeyUse;
 import com.nimbusds.jose.jwk.gen.ECKeyGenerator;
-import com.nimbusds.jwt.JWTClaimsSet;
-import com.nimbusds.jwt.SignedJWT;
+import com.nimbusds.jose.JWSObject;
+import com.nimbusds.jose.Payload;
 import io.keywarden.attestation.JwtSvid;
 import io.keywarden.policy.SpiffeId;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
-import java.util.Date;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.UUID;
 
 /**
@@ -61,10 +62,16 @@ public final class JwtSigner {
     public JwtSvid sign(SpiffeId subject) {
         Instant now = clock.instant().truncatedTo(ChronoUnit.SECONDS);
         Instant exp = now.plus(SVID_TTL);
-        JWTClaimsSet claims = new JWTClaimsSet.Builder().subject(subject.toString()).audience(audience).issuer(issuer)
-                .issueTime(Date.from(now)).expirationTime(Date.from(exp)).build();
-        SignedJWT jwt = new SignedJWT(new JWSHeader.Builder(JWSAlgorithm.ES256).keyID(key.getKeyID())
-                .type(JOSEObjectType.JWT).build(), claims);
+        // Built as a map, not a JWTClaimsSet: SPIRE always writes "aud" as an array, nimbus would
+        // flatten a single audience to a string.
+        Map<String, Object> claims = new LinkedHashMap<>();
+        claims.put("sub", subject.toString());
+        claims.put("aud", audience);
+        claims.put("iss", issuer);
+        claims.put("iat", now.getEpochSecond());
+        claims.put("exp", exp.getEpochSecond());
+        JWSObject jwt = new JWSObject(new JWSHeader.Builder(JWSAlgorithm.ES256).keyID(key.getKeyID())
+                .type(JOSEObjectType.JWT).build(), new Payload(claims));
         try {
             jwt.sign(signer);
         } catch (JOSEException e) {

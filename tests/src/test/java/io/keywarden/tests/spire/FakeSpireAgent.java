@@ -1,0 +1,204 @@
+package io.keywarden.tests.spire;
+
+import com.nimbusds.jose.JOSEException;
+import com.nimbusds.jose.JOSEObjectType;
+import com.nimbusds.jose.JWSAlgorithm;
+import com.nimbusds.jose.JWSHeader;
+import com.nimbusds.jose.JWSObject;
+import com.nimbusds.jose.Payload;
+import com.nimbusds.jose.crypto.ECDSASigner;
+import com.nimbusds.jose.jwk.Curve;
+import com.nimbusds.jose.jwk.ECKey;
+import com.nimbusds.jose.jwk.JWKSet;
+import com.nimbusds.jose.jwk.gen.ECKeyGenerator;
+import io.grpc.Server;
+import io.grpc.Status;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.netty.shaded.io.netty.channel.EventLoopGroup;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollEventLoopGroup;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollServerDomainSocketChannel;
+import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress;
+import io.grpc.stub.StreamObserver;
+import io.keywarden.attestation.spire.proto.DelegatedIdentityGrpc;
+import io.keywarden.attestation.spire.proto.FetchJWTSVIDsRequest;
+import io.keywarden.attestation.spire.proto.FetchJWTSVIDsResponse;
+import io.keywarden.attestation.spire.proto.types.JWTSVID;
+import io.keywarden.attestation.spire.proto.types.SPIFFEID;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * A SPIRE agent's Delegated Identity API for tests: the real gRPC protocol on a Unix socket. It
+ * attests the PID it is given from /proc (its uid) against a registration table, signs real
+ * ES256 JWT-SVIDs as SPIRE does (sub, aud array, iat, exp, kid), and fails on demand in each
+ * documented way.
+ */
+public final class FakeSpireAgent implements AutoCloseable {
+    public enum Mode { NORMAL, NOT_A_DELEGATE, UNAVAILABLE }
+
+    private record Entry(String path, int uid) {
+    }
+
+    private final Path socket;
+    private final String trustDomain;
+    private final List<Entry> entries = new CopyOnWriteArrayList<>();
+    private final ECKey key;
+    public final AtomicInteger calls = new AtomicInteger();
+    public volatile Mode mode = Mode.NORMAL;
+    public volatile Duration delay = Duration.ZERO;
+    public volatile Duration svidTtl = Duration.ofMinutes(5);
+    private Server server;
+    private EventLoopGroup boss;
+    private EventLoopGroup workers;
+
+    public FakeSpireAgent(Path socket, String trustDomain) {
+        this.socket = socket;
+        this.trustDomain = trustDomain;
+        try {
+            this.key = new ECKeyGenerator(Curve.P_256).keyID(UUID.randomUUID().toString()).generate();
+        } catch (JOSEException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** A registration entry: processes of {@code uid} get {@code spiffe://<td><path>}. */
+    public FakeSpireAgent register(String path, int uid) {
+        entries.add(new Entry(path, uid));
+        return this;
+    }
+
+    public String jwksJson() {
+        return new JWKSet(key.toPublicJWK()).toString(true);
+    }
+
+    public synchronized FakeSpireAgent start() throws IOException {
+        Files.deleteIfExists(socket);
+        boss = new EpollEventLoopGroup(1);
+        workers = new EpollEventLoopGroup(2);
+        server = NettyServerBuilder.forAddress(new DomainSocketAddress(socket.toString()))
+                .channelType(EpollServerDomainSocketChannel.class).bossEventLoopGroup(boss).workerEventLoopGroup(workers)
+                .addService(new Service()).build().start();
+        return this;
+    }
+
+    /** Stops as an agent does on restart: the socket goes away. */
+    public synchronized void stop() {
+        if (server != null) {
+            server.shutdownNow();
+            try {
+                server.awaitTermination(5, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            boss.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+            workers.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+            server = null;
+        }
+        try {
+            Files.deleteIfExists(socket);
+        } catch (IOException e) {
+            // the socket file is left; start() removes it
+        }
+    }
+
+    @Override
+    public void close() {
+        stop();
+    }
+
+    private static int uidOf(int pid) {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc", Integer.toString(pid), "status"))) {
+                if (line.startsWith("Uid:")) {
+                    return Integer.parseInt(line.substring(4).trim().split("\\s+")[0]);
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            return -1;
+        }
+        return -1;
+    }
+
+    private String sign(String spiffeId, List<String> audience, Instant iat, Instant exp) throws JOSEException {
+        Map<String, Object> claims = new LinkedHashMap<>();
+        claims.put("sub", spiffeId);
+        claims.put("aud", audience);
+        claims.put("iat", iat.getEpochSecond());
+        claims.put("exp", exp.getEpochSecond());
+        JWSObject jws = new JWSObject(new JWSHeader.Builder(JWSAlgorithm.ES256).keyID(key.getKeyID())
+                .type(JOSEObjectType.JWT).build(), new Payload(claims));
+        jws.sign(new ECDSASigner(key));
+        return jws.serialize();
+    }
+
+    private final class Service extends DelegatedIdentityGrpc.DelegatedIdentityImplBase {
+        @Override
+        public void fetchJWTSVIDs(FetchJWTSVIDsRequest req, StreamObserver<FetchJWTSVIDsResponse> out) {
+            calls.incrementAndGet();
+            try {
+                if (!delay.isZero()) {
+                    Thread.sleep(delay.toMillis());
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            switch (mode) {
+                case NOT_A_DELEGATE -> {
+                    out.onError(Status.PERMISSION_DENIED.withDescription("caller is not authorized").asRuntimeException());
+                    return;
+                }
+                case UNAVAILABLE -> {
+                    out.onError(Status.UNAVAILABLE.withDescription("could not mint JWT-SVID").asRuntimeException());
+                    return;
+                }
+                default -> {
+                }
+            }
+            if (req.getAudienceCount() == 0) {
+                out.onError(Status.INVALID_ARGUMENT.withDescription("audience must be specified").asRuntimeException());
+                return;
+            }
+            boolean hasPid = req.getPid() != 0;
+            boolean hasSelectors = req.getSelectorsCount() > 0;
+            if (hasPid == hasSelectors) {
+                out.onError(Status.INVALID_ARGUMENT.withDescription("exactly one of selectors or pid must be set")
+                        .asRuntimeException());
+                return;
+            }
+            int uid = uidOf(req.getPid());
+            List<JWTSVID> svids = new ArrayList<>();
+            Instant iat = Instant.now();
+            Instant exp = iat.plus(svidTtl);
+            try {
+                for (Entry e : entries) {
+                    if (e.uid() == uid) {
+                        svids.add(JWTSVID.newBuilder()
+                                .setToken(sign("spiffe://" + trustDomain + e.path(), req.getAudienceList(), iat, exp))
+                                .setId(SPIFFEID.newBuilder().setTrustDomain(trustDomain).setPath(e.path()))
+                                .setIssuedAt(iat.getEpochSecond()).setExpiresAt(exp.getEpochSecond()).build());
+                    }
+                }
+            } catch (JOSEException e) {
+                out.onError(Status.UNAVAILABLE.withDescription("could not sign").asRuntimeException());
+                return;
+            }
+            if (svids.isEmpty()) {
+                out.onError(Status.PERMISSION_DENIED.withDescription("no identity issued").asRuntimeException());
+                return;
+            }
+            out.onNext(FetchJWTSVIDsResponse.newBuilder().addAllSvids(svids).build());
+            out.onCompleted();
+        }
+    }
+}

@@ -1,0 +1,192 @@
+package io.keywarden.tests.spire;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.nimbusds.jose.JWSAlgorithm;
+import com.nimbusds.jose.jwk.JWKSet;
+import com.nimbusds.jose.jwk.source.ImmutableJWKSet;
+import com.nimbusds.jose.proc.JWSVerificationKeySelector;
+import com.nimbusds.jose.proc.SecurityContext;
+import com.nimbusds.jwt.JWTClaimsSet;
+import com.nimbusds.jwt.proc.DefaultJWTClaimsVerifier;
+import com.nimbusds.jwt.proc.DefaultJWTProcessor;
+import io.keywarden.attestation.Attestation;
+import io.keywarden.attestation.IdentityException;
+import io.keywarden.attestation.JwtSvid;
+import io.keywarden.attestation.ProcAttestor;
+import io.keywarden.attestation.spire.DelegatedIdentityClient;
+import io.keywarden.attestation.spire.SpireIdentityProvider;
+import io.keywarden.policy.Policy;
+import io.keywarden.policy.PolicyLoader;
+import io.keywarden.tests.support.Requirements;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/** The SPIRE identity provider against a fake agent speaking the real gRPC protocol on a Unix socket. */
+class SpireAttestationIT {
+    static final String POLICY = """
+            keys: {openai: {}}
+            workloads:
+              - {name: alice, spiffeId: "spiffe://example.org/ns/agents/sa/alice", keys: [openai]}
+              - {name: bob, spiffeId: "spiffe://example.org/ns/agents/sa/bob", keys: [openai]}
+            """;
+
+    Path dir;
+    FakeSpireAgent agent;
+    DelegatedIdentityClient client;
+    SpireIdentityProvider spire;
+    final List<Process> processes = new ArrayList<>();
+
+    @BeforeEach
+    void start() throws Exception {
+        Requirements.root();
+        dir = Files.createTempDirectory("kw-spire-");
+        Path sock = dir.resolve("admin.sock");
+        agent = new FakeSpireAgent(sock, "example.org").register("/ns/agents/sa/alice", 1001).start();
+        client = new DelegatedIdentityClient(sock, Duration.ofMillis(800));
+        Policy policy = PolicyLoader.parse(POLICY, "p.yaml");
+        spire = new SpireIdentityProvider(ProcAttestor.system(), client, () -> policy, "vault", Clock.systemUTC());
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        processes.forEach(Process::destroyForcibly);
+        if (client != null) {
+            client.close();
+        }
+        if (agent != null) {
+            agent.close();
+        }
+        if (dir != null) {
+            Files.deleteIfExists(dir.resolve("admin.sock"));
+            Files.deleteIfExists(dir);
+        }
+    }
+
+    /** A real process of {@code uid}; its pid is what SPIRE attests. */
+    int spawn(int uid) throws Exception {
+        Process p = new ProcessBuilder("setpriv", "--reuid=" + uid, "--regid=" + uid, "--clear-groups", "sleep", "60").start();
+        processes.add(p);
+        for (int i = 0; i < 100; i++) {
+            if (Files.readString(Path.of("/proc", Long.toString(p.pid()), "status")).contains("Uid:\t" + uid)) {
+                return (int) p.pid();
+            }
+            Thread.sleep(10);
+        }
+        throw new AssertionError("setpriv did not switch to uid " + uid);
+    }
+
+    Attestation attest(int pid, int uid) {
+        return spire.attest(pid, uid, uid);
+    }
+
+    @Test
+    void attestsByPidAndTheSvidVerifiesAgainstTheAgentsKeys() throws Exception {
+        int pid = spawn(1001);
+        Attestation.Identified who = assertInstanceOf(Attestation.Identified.class, attest(pid, 1001));
+        assertEquals("alice", who.workload().name());
+        assertEquals(pid, who.process().pid());
+
+        JwtSvid svid = spire.fetchJwtSvid(who.workload(), who.process());
+        DefaultJWTProcessor<SecurityContext> p = new DefaultJWTProcessor<>();
+        p.setJWSKeySelector(new JWSVerificationKeySelector<>(JWSAlgorithm.ES256,
+                new ImmutableJWKSet<>(JWKSet.parse(agent.jwksJson()))));
+        p.setJWTClaimsSetVerifier(new DefaultJWTClaimsVerifier<>("vault",
+                new JWTClaimsSet.Builder().subject("spiffe://example.org/ns/agents/sa/alice").build(), Set.of("iat", "exp")));
+        assertEquals(List.of("vault"), p.process(svid.token(), null).getAudience());
+    }
+
+    @Test
+    void identityIsCachedPerProcessAndSvidPerSpiffeIdUntilHalfLife() throws Exception {
+        int pid = spawn(1001);
+        Attestation.Identified who = assertInstanceOf(Attestation.Identified.class, attest(pid, 1001));
+        assertInstanceOf(Attestation.Identified.class, attest(pid, 1001));
+        assertEquals(1, agent.calls.get(), "one round trip per process");
+        JwtSvid a = spire.fetchJwtSvid(who.workload(), who.process());
+        assertSame(a, spire.fetchJwtSvid(who.workload(), who.process()));
+        assertEquals(1, agent.calls.get(), "the SVID from attestation is reused while fresh");
+    }
+
+    @Test
+    void noEntryIsDenied() throws Exception {
+        int pid = spawn(1002);
+        Attestation.Unidentified u = assertInstanceOf(Attestation.Unidentified.class, attest(pid, 1002));
+        assertTrue(u.reason().contains("no identity issued"), u.reason());
+        assertTrue(u.reason().contains("no registration entry matches"), u.reason());
+    }
+
+    @Test
+    void notADelegateIsDeniedWithTheReason() throws Exception {
+        agent.mode = FakeSpireAgent.Mode.NOT_A_DELEGATE;
+        Attestation.Unidentified u = assertInstanceOf(Attestation.Unidentified.class, attest(spawn(1001), 1001));
+        assertTrue(u.reason().contains("not an authorized delegate"), u.reason());
+    }
+
+    @Test
+    void twoEntriesTheBothPolicyKnowsAreAmbiguous() throws Exception {
+        agent.register("/ns/agents/sa/bob", 1001);
+        Attestation.Unidentified u = assertInstanceOf(Attestation.Unidentified.class, attest(spawn(1001), 1001));
+        assertTrue(u.reason().startsWith("ambiguous"), u.reason());
+    }
+
+    @Test
+    void anEntryThePolicyDoesNotKnowIsIgnored() throws Exception {
+        agent.register("/ns/other/sa/unrelated", 1001);
+        Attestation.Identified who = assertInstanceOf(Attestation.Identified.class, attest(spawn(1001), 1001));
+        assertEquals("alice", who.workload().name());
+    }
+
+    @Test
+    void unavailableAndSlowAgentsAreReportedAndRetryable() throws Exception {
+        agent.mode = FakeSpireAgent.Mode.UNAVAILABLE;
+        Attestation.Unidentified u = assertInstanceOf(Attestation.Unidentified.class, attest(spawn(1001), 1001));
+        assertTrue(u.reason().contains("unavailable"), u.reason());
+
+        agent.mode = FakeSpireAgent.Mode.NORMAL;
+        agent.delay = Duration.ofSeconds(2);
+        long t0 = System.nanoTime();
+        Attestation.Unidentified slow = assertInstanceOf(Attestation.Unidentified.class, attest(spawn(1001), 1001));
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        assertTrue(slow.reason().contains("did not answer within 800 ms"), slow.reason());
+        assertTrue(ms < 1800, "bounded by the deadline, took " + ms + " ms");
+    }
+
+    @Test
+    void agentRestartIsSurvived() throws Exception {
+        agent.stop();
+        Attestation.Unidentified down = assertInstanceOf(Attestation.Unidentified.class, attest(spawn(1001), 1001));
+        assertTrue(down.reason().contains("unavailable"), down.reason());
+        agent.start();
+        long t0 = System.nanoTime();
+        Attestation a = attest(spawn(1001), 1001);
+        assertInstanceOf(Attestation.Identified.class, a, "after restart: " + a);
+        assertTrue((System.nanoTime() - t0) / 1_000_000 < 2000, "reconnected at once");
+    }
+
+    @Test
+    void exitedProcessCannotGetAnSvid() throws Exception {
+        int pid = spawn(1001);
+        Attestation.Identified who = assertInstanceOf(Attestation.Identified.class, attest(pid, 1001));
+        processes.get(0).destroyForcibly().waitFor();
+        assertTrue(!spire.isAlive(who.process()));
+        assertEquals(1, agent.calls.get());
+        // A second provider has no cached SVID, as after half-life: it must attest a live process.
+        Policy policy = PolicyLoader.parse(POLICY, "p.yaml");
+        SpireIdentityProvider fresh = new SpireIdentityProvider(ProcAttestor.system(), client, () -> policy, "vault",
+                Clock.systemUTC());
+        IdentityException e = assertThrows(IdentityException.class, () -> fresh.fetchJwtSvid(who.workload(), who.process()));
+        assertTrue(e.getMessage().contains("no live process"), e.getMessage());
+    }
+}
