@@ -1,6 +1,10 @@
 package io.keywarden.daemon.cli;
 
-import io.keywarden.daemon.NotYetAvailable;
+import io.keywarden.daemon.UserError;
+import io.keywarden.daemon.audit.AuditQuery;
+import io.keywarden.daemon.audit.LedgerVerifier;
+import java.io.IOException;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
@@ -24,9 +28,19 @@ final class AuditCommand implements Runnable {
         @Parameters(paramLabel = "FILE")
         Path file;
 
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
         @Override
-        public Integer call() {
-            throw new NotYetAvailable("audit verify");
+        public Integer call() throws IOException {
+            LedgerVerifier.Result r;
+            try {
+                r = LedgerVerifier.verify(file);
+            } catch (NoSuchFileException e) {
+                throw new UserError("keywarden audit verify: " + file + ": no such file");
+            }
+            spec.commandLine().getOut().println(r.describe());
+            return r.ok() ? 0 : 1;
         }
     }
 
@@ -50,9 +64,23 @@ final class AuditCommand implements Runnable {
         @Option(names = "--json")
         boolean json;
 
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
         @Override
-        public Integer call() {
-            throw new NotYetAvailable("audit show");
+        public Integer call() throws IOException {
+            AuditQuery q;
+            try {
+                q = AuditQuery.of(spiffeId, key, event, since, java.time.Clock.systemUTC());
+            } catch (IllegalArgumentException e) {
+                throw new UserError("keywarden audit show: " + e.getMessage());
+            }
+            try {
+                q.print(file, json, spec.commandLine().getOut());
+            } catch (NoSuchFileException e) {
+                throw new UserError("keywarden audit show: " + file + ": no such file");
+            }
+            return 0;
         }
     }
 }

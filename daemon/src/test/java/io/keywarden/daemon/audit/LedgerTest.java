@@ -1,0 +1,147 @@
+package io.keywarden.daemon.audit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.keywarden.daemon.lifecycle.ManualClock;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class LedgerTest {
+    @TempDir
+    Path dir;
+    final ManualClock clock = new ManualClock(Instant.parse("2026-11-22T10:00:00Z"));
+
+    Path write(int n, long maxBytes) throws Exception {
+        Path f = dir.resolve("audit.jsonl");
+        try (Ledger l = Ledger.open(f, "node-a", clock, maxBytes, Duration.ZERO, null)) {
+            for (int i = 1; i <= n; i++) {
+                clock.advance(Duration.ofSeconds(1));
+                l.append(i % 2 == 0 ? "access.granted" : "key.issued",
+                        Map.of("key", "openai", "workload", "w" + i, "fingerprint", "sha256:" + "0".repeat(15) + i % 10));
+            }
+        }
+        return f;
+    }
+
+    List<String> lines(Path f) throws Exception {
+        return new ArrayList<>(Files.readAllLines(f));
+    }
+
+    @Test
+    void aRealLedgerVerifies() throws Exception {
+        Path f = write(5, Long.MAX_VALUE);
+        assertEquals("OK: 5 records", LedgerVerifier.verify(f).describe());
+        List<String> l = lines(f);
+        assertTrue(l.get(0).contains("\"prev\":\"" + "0".repeat(64) + "\""), l.get(0));
+        assertTrue(l.get(0).contains("\"seq\":1") && l.get(0).contains("\"ts\":\"2026-11-22T10:00:01Z\"")
+                || l.get(0).contains("\"ts\":\"2026-11-22T10:00:01.000Z\""), l.get(0));
+    }
+
+    @Test
+    void anEditedRecordIsFound() throws Exception {
+        Path f = write(5, Long.MAX_VALUE);
+        List<String> l = lines(f);
+        l.set(2, l.get(2).replace("\"workload\":\"w3\"", "\"workload\":\"w9\""));
+        Files.write(f, l);
+        assertEquals("BROKEN at record 3 (line 3): hash does not match the record's content (edited or forged)",
+                LedgerVerifier.verify(f).describe());
+    }
+
+    @Test
+    void aDeletedRecordIsFound() throws Exception {
+        Path f = write(5, Long.MAX_VALUE);
+        List<String> l = lines(f);
+        l.remove(2);
+        Files.write(f, l);
+        assertEquals("BROKEN at record 3 (line 3): seq is 4, expected 3 (a record was deleted, inserted or reordered)",
+                LedgerVerifier.verify(f).describe());
+    }
+
+    @Test
+    void reorderedRecordsAreFound() throws Exception {
+        Path f = write(5, Long.MAX_VALUE);
+        List<String> l = lines(f);
+        String third = l.get(2);
+        l.set(2, l.get(3));
+        l.set(3, third);
+        Files.write(f, l);
+        assertTrue(LedgerVerifier.verify(f).describe().startsWith("BROKEN at record 3 (line 3): seq is 4, expected 3"));
+    }
+
+    @Test
+    void aRenumberedDeletionIsFoundByTheChain() throws Exception {
+        Path f = write(5, Long.MAX_VALUE);
+        List<String> l = lines(f);
+        l.remove(2);
+        l.set(2, l.get(2).replace("\"seq\":4", "\"seq\":3"));
+        Files.write(f, l);
+        assertEquals("BROKEN at record 3 (line 3): prev does not match the previous record's hash"
+                + " (a record before it was changed, deleted or reordered)", LedgerVerifier.verify(f).describe());
+    }
+
+    @Test
+    void aForgedHashIsFoundAtTheNextRecord() throws Exception {
+        Path f = write(5, Long.MAX_VALUE);
+        List<String> l = lines(f);
+        Map<String, Object> r = new java.util.TreeMap<>(Canonical.JSON.readValue(l.get(2), Map.class));
+        r.put("workload", "attacker");
+        r.put("hash", Canonical.hash(r));
+        l.set(2, Canonical.json(r));
+        Files.write(f, l);
+        assertTrue(LedgerVerifier.verify(f).describe().startsWith("BROKEN at record 4 (line 4): prev does not match"));
+    }
+
+    @Test
+    void aTruncatedLedgerIsReportedAndTheNextStartRepairsIt() throws Exception {
+        Path f = write(5, Long.MAX_VALUE);
+        byte[] all = Files.readAllBytes(f);
+        Files.write(f, java.util.Arrays.copyOf(all, all.length - 20));
+        assertEquals("BROKEN at record 5 (line 5): truncated record (partial last line, a crash mid-write)",
+                LedgerVerifier.verify(f).describe());
+
+        try (Ledger l = Ledger.open(f, "node-a", clock, Long.MAX_VALUE, Duration.ZERO, null)) {
+            Map<String, Object> next = l.append("daemon.started", Map.of());
+            assertEquals(5L, ((Number) next.get("seq")).longValue(), "continues after the last complete record");
+        }
+        assertEquals("OK: 5 records", LedgerVerifier.verify(f).describe());
+        try (var s = Files.list(dir)) {
+            List<String> names = s.map(p -> p.getFileName().toString()).sorted().toList();
+            assertTrue(names.contains("audit.jsonl.1"), names.toString());
+            assertTrue(names.stream().anyMatch(n -> n.startsWith("audit.jsonl.partial-")), "the torn bytes are kept: " + names);
+        }
+    }
+
+    @Test
+    void rotationKeepsTheChainAcrossFiles() throws Exception {
+        Path f = write(40, 2000);
+        try (var s = Files.list(dir)) {
+            assertTrue(s.count() >= 3, "several segments");
+        }
+        assertEquals("OK: 40 records", LedgerVerifier.verify(f).describe());
+        String lastOfFirst = lines(dir.resolve("audit.jsonl.1")).get(lines(dir.resolve("audit.jsonl.1")).size() - 1);
+        String firstOfSecond = lines(dir.resolve("audit.jsonl.2")).get(0);
+        String hash = (String) Canonical.JSON.readValue(lastOfFirst, Map.class).get("hash");
+        assertEquals(hash, Canonical.JSON.readValue(firstOfSecond, Map.class).get("prev"));
+        Files.delete(dir.resolve("audit.jsonl.2"));
+        assertTrue(LedgerVerifier.verify(f).describe().startsWith("BROKEN"), "a missing segment breaks the chain");
+    }
+
+    @Test
+    void reopeningContinuesTheChain() throws Exception {
+        Path f = write(3, Long.MAX_VALUE);
+        try (Ledger l = Ledger.open(f, "node-a", clock, Long.MAX_VALUE, Duration.ZERO, null)) {
+            l.append("daemon.stopped", Map.of());
+        }
+        assertEquals("OK: 4 records", LedgerVerifier.verify(f).describe());
+        assertTrue(new String(Files.readAllBytes(f), StandardCharsets.UTF_8).endsWith("\n"));
+    }
+}
