@@ -1,6 +1,7 @@
 package io.keywarden.daemon.cli;
 
 import io.keywarden.daemon.UserError;
+import io.keywarden.daemon.config.HostPort;
 import io.keywarden.daemon.dev.DevRuntime;
 import io.keywarden.policy.Durations;
 import java.nio.file.Path;
@@ -46,12 +47,17 @@ final class DevCommand implements Callable<Integer> {
         if (keyTtl.compareTo(Duration.ofSeconds(10)) < 0 || keyTtl.compareTo(Duration.ofDays(1)) > 0) {
             throw new UserError("keywarden dev: --ttl must be between 10s and 24h");
         }
-        var err = spec.commandLine().getErr();
-        if (audit != null || adminSocket != null || !"127.0.0.1:9464".equals(listen)) {
-            err.println("keywarden dev: note: --audit, --admin-socket and --listen are accepted but the ledger, admin API"
-                    + " and ops endpoints are not yet available in this build");
+        HostPort ops;
+        try {
+            ops = HostPort.parse(listen);
+        } catch (IllegalArgumentException e) {
+            throw new UserError("keywarden dev: --listen: " + e.getMessage());
         }
-        DevRuntime rt = DevRuntime.start(new DevRuntime.Options(mount, policy, keyTtl, System.getenv()),
+        if (adminSocket != null) {
+            spec.commandLine().getErr().println("keywarden dev: note: --admin-socket is accepted but the admin API is not"
+                    + " yet available in this build");
+        }
+        DevRuntime rt = DevRuntime.start(new DevRuntime.Options(mount, policy, keyTtl, ops, audit, System.getenv()),
                 spec.commandLine().getOut());
         Runtime.getRuntime().addShutdownHook(new Thread(rt::close, "keywarden-shutdown"));
         rt.awaitStop();

@@ -2,12 +2,21 @@ package io.keywarden.daemon.dev;
 
 import io.keywarden.attestation.ProcAttestor;
 import io.keywarden.attestation.SelectorAttestor;
+import io.keywarden.attestation.dev.DevIdentityProvider;
+import io.keywarden.attestation.dev.JwtSigner;
+import io.keywarden.daemon.BuildInfo;
+import io.keywarden.daemon.audit.AuditTrail;
+import io.keywarden.daemon.audit.Ledger;
+import io.keywarden.daemon.config.HostPort;
+import io.keywarden.daemon.ops.Metrics;
+import io.keywarden.daemon.ops.OpsServer;
+import io.keywarden.daemon.ops.Readiness;
 import io.keywarden.daemon.UserError;
 import io.keywarden.daemon.issuer.DevIssuer;
+import io.keywarden.daemon.issuer.MeteredIssuer;
 import io.keywarden.daemon.lifecycle.LeaseEvents;
 import io.keywarden.daemon.lifecycle.LeaseManager;
 import io.keywarden.daemon.lifecycle.SystemScheduler;
-import io.keywarden.delivery.AccessListener;
 import io.keywarden.delivery.KeyFs;
 import io.keywarden.delivery.TmpfsDelivery;
 import io.keywarden.fuse.FuseSession;
@@ -40,10 +49,13 @@ public final class DevRuntime implements AutoCloseable {
     public static final Path DEFAULT_MOUNT = Path.of("/run/keywarden");
 
     /** What {@code keywarden dev} was asked for. */
-    public record Options(Path mount, Path policyFile, Duration ttl, Map<String, String> env) {
+    public record Options(Path mount, Path policyFile, Duration ttl, HostPort listen, Path audit, Map<String, String> env) {
     }
 
     private final List<AutoCloseable> resources = new ArrayList<>();
+    private final Metrics metrics = new Metrics();
+    private final Readiness readiness = new Readiness();
+    private AuditTrail audit;
     private final CountDownLatch stopped = new CountDownLatch(1);
     private LeaseManager leases;
     private SystemScheduler scheduler;
@@ -105,18 +117,30 @@ public final class DevRuntime implements AutoCloseable {
         boolean root = LibC.geteuid() == 0;
         String whyNoFuse = !root ? "not running as root (mounting FUSE needs CAP_SYS_ADMIN)"
                 : !Files.exists(Path.of("/dev/fuse")) ? "/dev/fuse does not exist" : null;
-        ProcAttestor proc = ProcAttestor.system();
-        SelectorAttestor attestor = new SelectorAttestor(proc, () -> policy);
+        readiness.notReady("delivery", "not mounted yet");
+        DevIdentityProvider identity = new DevIdentityProvider(new SelectorAttestor(ProcAttestor.system(), () -> policy),
+                new JwtSigner("http://" + o.listen(), List.of("vault"), clock));
+        resources.add(OpsServer.start(o.listen(), readiness, metrics, identity.signer()));
+        if (o.audit() != null) {
+            Ledger ledger = Ledger.open(o.audit(), node(o.env()), clock, 64L << 20, Duration.ofSeconds(1), null);
+            resources.add(ledger);
+            audit = new AuditTrail(ledger, metrics, readiness);
+        } else {
+            audit = new AuditTrail(null, metrics, readiness);
+        }
+        audit.record("daemon.started", Map.of("reason", "keywarden dev", "version", BuildInfo.load().version()));
+        audit.record("policy.loaded", Map.of("reason", policy.source() + ": " + policy.keys().size() + " keys, "
+                + policy.workloads().size() + " workloads"));
         scheduler = new SystemScheduler(clock, 4);
         DevIssuer issuer = new DevIssuer(o.ttl(), clock);
         Path mount = o.mount() != null ? o.mount() : DEFAULT_MOUNT;
         if (whyNoFuse == null) {
-            leases = new LeaseManager(issuer, () -> policy, clock, scheduler, new Random(new SecureRandom().nextLong()),
-                    new LoggingEvents(LeaseEvents.NONE), attestor::isAlive);
-            KeyFs fs = new KeyFs(() -> policy, attestor, leases, AccessListener.NONE, clock, Duration.ofSeconds(10));
+            leases = newLeases(issuer, policy, clock, identity, LeaseEvents.of(new LoggingEvents(), audit));
+            KeyFs fs = new KeyFs(() -> policy, identity, leases, audit, clock, Duration.ofSeconds(10));
             try {
                 FuseSession session = FuseSession.mount(mount, fs, FuseSession.Options.defaults("keywarden"));
                 resources.add(session);
+                readiness.ready("delivery");
                 printReady(out, "KeyFS (FUSE)", mount, policy, o.ttl(), false);
                 return;
             } catch (IOException e) {
@@ -144,8 +168,9 @@ public final class DevRuntime implements AutoCloseable {
             throw new UserError("keywarden dev: " + e.getMessage());
         }
         resources.add(tmpfs);
-        leases = new LeaseManager(issuer, () -> policy, clock, scheduler, new Random(new SecureRandom().nextLong()),
-                new LoggingEvents(new TmpfsPublisher(tmpfs)), attestor::isAlive);
+        readiness.ready("delivery");
+        leases = newLeases(issuer, policy, clock, identity,
+                LeaseEvents.of(new LoggingEvents(), audit, new TmpfsPublisher(tmpfs)));
         for (Workload w : policy.workloads()) {
             if (TmpfsDelivery.ownerOf(w).isEmpty()) {
                 out.println("  workload " + w.name() + " has no unix:uid selector: tmpfs delivery cannot serve it");
@@ -156,6 +181,31 @@ public final class DevRuntime implements AutoCloseable {
             }
         }
         printReady(out, "tmpfs", dir, policy, o.ttl(), true);
+    }
+
+    private LeaseManager newLeases(DevIssuer issuer, Policy policy, Clock clock, DevIdentityProvider identity,
+                                   LeaseEvents events) {
+        LeaseManager lm = new LeaseManager(new MeteredIssuer(issuer, metrics), () -> policy, clock, scheduler, new Random(new SecureRandom().nextLong()),
+                events, identity::isAlive);
+        for (String key : policy.keys().keySet()) {
+            metrics.leaseGauges(key, lm, m -> m.view().stream().filter(v -> v.key().equals(key) && v.leaseId() != null).count(),
+                    m -> m.view().stream().filter(v -> v.key().equals(key) && v.expiresAt() != null)
+                            .mapToDouble(v -> Duration.between(clock.instant(), v.expiresAt()).toMillis() / 1000.0)
+                            .min().orElse(Double.NaN));
+        }
+        return lm;
+    }
+
+    static String node(Map<String, String> env) {
+        String n = env.get("NODE_NAME");
+        if (n != null && !n.isBlank()) {
+            return n;
+        }
+        try {
+            return java.net.InetAddress.getLocalHost().getHostName();
+        } catch (java.net.UnknownHostException e) {
+            return "localhost";
+        }
     }
 
     private static void printReady(PrintWriter out, String mode, Path at, Policy policy, Duration ttl, boolean tmpfs) {
@@ -206,6 +256,13 @@ public final class DevRuntime implements AutoCloseable {
         }
         if (leases != null) {
             leases.shutdown(true);
+        }
+        if (audit != null) {
+            try {
+                audit.record("daemon.stopped", Map.of("reason", "shutdown"));
+            } catch (RuntimeException e) {
+                LOG.warn("could not record daemon.stopped: {}", e.getMessage());
+            }
         }
         for (int i = resources.size() - 1; i >= 0; i--) {
             AutoCloseable r = resources.get(i);

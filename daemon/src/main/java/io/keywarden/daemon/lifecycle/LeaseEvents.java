@@ -20,4 +20,37 @@ public interface LeaseEvents {
 
     default void expired(Workload w, String key, Lease lease) {
     }
+
+    /** Tells each of {@code all}, in order. */
+    static LeaseEvents of(LeaseEvents... all) {
+        return new LeaseEvents() {
+            @Override
+            public void issued(Workload w, String key, Lease lease, Lease previous) {
+                for (LeaseEvents e : all) {
+                    e.issued(w, key, lease, previous);
+                }
+            }
+
+            @Override
+            public void issueFailed(Workload w, String key, String reason, boolean retryable) {
+                for (LeaseEvents e : all) {
+                    e.issueFailed(w, key, reason, retryable);
+                }
+            }
+
+            @Override
+            public void revoked(Workload w, String key, Lease lease, String reason) {
+                for (LeaseEvents e : all) {
+                    e.revoked(w, key, lease, reason);
+                }
+            }
+
+            @Override
+            public void expired(Workload w, String key, Lease lease) {
+                for (LeaseEvents e : all) {
+                    e.expired(w, key, lease);
+                }
+            }
+        };
+    }
 }

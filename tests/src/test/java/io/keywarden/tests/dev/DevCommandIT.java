@@ -9,6 +9,10 @@ import io.keywarden.linux.Mounts;
 import io.keywarden.tests.support.Daemon;
 import io.keywarden.tests.support.Proc;
 import io.keywarden.tests.support.Requirements;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
@@ -20,11 +24,22 @@ import org.junit.jupiter.api.Test;
 class DevCommandIT {
     static final Pattern DEV_KEY = Pattern.compile("sk-dev-[A-Za-z0-9]{48}");
 
+    static final Pattern JWT = Pattern.compile("eyJ[A-Za-z0-9_-]{8,}\\.eyJ");
+
+    static String get(int port, String path) throws Exception {
+        HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
+                URI.create("http://127.0.0.1:" + port + path)).build(), HttpResponse.BodyHandlers.ofString());
+        return r.statusCode() + " " + r.body();
+    }
+
     @Test
     void servesTheInvokingUserRefusesOthersRefreshesAndCleansUp() throws Exception {
         Requirements.rootAndFuse();
         Path mnt = Files.createTempDirectory("kw-dev-");
-        try (Daemon d = Daemon.start(Map.of("SUDO_UID", "1001"), "dev", "--mount", mnt.toString(), "--ttl", "12s")) {
+        Path ledger = Files.createTempDirectory("kw-dev-audit-").resolve("audit.jsonl");
+        int port = 20_000 + new java.util.Random().nextInt(20_000);
+        try (Daemon d = Daemon.start(Map.of("SUDO_UID", "1001"), "dev", "--mount", mnt.toString(), "--ttl", "12s",
+                "--audit", ledger.toString(), "--listen", "127.0.0.1:" + port)) {
             String ready = d.awaitOut("serving KeyFS", 30);
             assertTrue(ready.contains(mnt.toString()), ready);
             d.awaitOut("readable by uid 1001 (spiffe://dev.keywarden.local/uid/1001)", 5);
@@ -46,17 +61,47 @@ class DevCommandIT {
             assertNotEquals(mine.out(), later.out(), "refreshed before expiry (refreshAt 0.67 of 12 s)");
             assertEquals("ok\n", Proc.as(1001, "cat", mnt.resolve("openai/status").toString()).out());
 
+            assertEquals("200 ok\n", get(port, "/healthz"));
+            assertEquals("200 {\"ready\":true,\"reasons\":[]}", get(port, "/readyz"));
+            String jwks = get(port, "/.well-known/jwks.json");
+            assertTrue(jwks.startsWith("200 {\"keys\":[{\"kty\":\"EC\""), jwks);
+            String metrics = get(port, "/metrics");
+            assertTrue(metrics.contains("keywarden_access_total{decision=\"denied\",key=\"openai\"} 1.0"), metrics);
+            assertTrue(metrics.contains("keywarden_key_refreshes_total{key=\"openai\",outcome=\"ok\"}"), metrics);
+            assertTrue(metrics.contains("keywarden_issuer_request_seconds_count{issuer=\"dev\",op=\"issue\"}"), metrics);
+
             int code = d.stop();
             assertEquals(143, code, "terminated by SIGTERM");
             assertTrue(Mounts.at(mnt).isEmpty(), "SIGTERM unmounts");
             String log = String.join("\n", d.err);
             assertTrue(log.contains("(shutdown)"), "leases revoked on shutdown: " + log);
-            assertFalse(DEV_KEY.matcher(log + String.join("\n", d.out)).find(), "no key in the daemon's output");
+            String ledgerText = Files.readString(ledger);
+            String everything = log + String.join("\n", d.out) + ledgerText + metrics + jwks;
+            assertFalse(DEV_KEY.matcher(everything).find(), "no key in the ledger, logs, stdout or metrics");
+            assertFalse(JWT.matcher(everything).find(), "no JWT in the ledger, logs, stdout or metrics");
+            assertFalse(everything.contains(mine.out()) || everything.contains(later.out()));
+
+            Proc.Result verify = Proc.run(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-jar",
+                    Daemon.jar().toString(), "audit", "verify", ledger.toString());
+            assertEquals(0, verify.code(), verify.out() + verify.err());
+            assertTrue(verify.out().matches("OK: \\d+ records\n"), verify.out());
+            for (String event : new String[] {"daemon.started", "policy.loaded", "key.issued", "key.refreshed",
+                "key.revoked", "access.granted", "access.denied", "daemon.stopped"}) {
+                assertTrue(ledgerText.contains("\"event\":\"" + event + "\""), "ledger has " + event);
+            }
+            assertTrue(ledgerText.contains("\"uid\":1002") && ledgerText.contains("no workload's selectors match"),
+                    "the refused reader is in the ledger");
         } finally {
             if (Mounts.at(mnt).isPresent()) {
                 Mounts.detach(mnt);
             }
             Files.deleteIfExists(mnt);
+            try (var files = Files.list(ledger.getParent())) {
+                for (Path f : (Iterable<Path>) files::iterator) {
+                    Files.delete(f);
+                }
+            }
+            Files.delete(ledger.getParent());
         }
     }
 
