@@ -215,7 +215,7 @@ public final class KeyFs implements FuseOperations {
                         : cause instanceof KeyUnavailableException ? cause.getMessage() : "issuer failed: "
                         + cause.getClass().getSimpleName();
                 listener.denied(who, key, name, why);
-                reply.error(Errno.EIO);
+                reply.error(cause instanceof KeyBlockedException ? Errno.EACCES : Errno.EIO);
                 return;
             }
             if (issued.isExpiredAt(clock.instant())) {

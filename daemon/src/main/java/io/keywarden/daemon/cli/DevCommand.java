@@ -53,11 +53,7 @@ final class DevCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new UserError("keywarden dev: --listen: " + e.getMessage());
         }
-        if (adminSocket != null) {
-            spec.commandLine().getErr().println("keywarden dev: note: --admin-socket is accepted but the admin API is not"
-                    + " yet available in this build");
-        }
-        DevRuntime rt = DevRuntime.start(new DevRuntime.Options(mount, policy, keyTtl, ops, audit, System.getenv()),
+        DevRuntime rt = DevRuntime.start(new DevRuntime.Options(mount, policy, keyTtl, ops, audit, adminSocket, System.getenv()),
                 spec.commandLine().getOut());
         Runtime.getRuntime().addShutdownHook(new Thread(rt::close, "keywarden-shutdown"));
         rt.awaitStop();

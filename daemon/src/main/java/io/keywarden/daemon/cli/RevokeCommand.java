@@ -1,6 +1,9 @@
 package io.keywarden.daemon.cli;
 
-import io.keywarden.daemon.NotYetAvailable;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.PrintWriter;
+import picocli.CommandLine;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -23,8 +26,19 @@ final class RevokeCommand implements Callable<Integer> {
     @Option(names = "--reason", paramLabel = "TEXT")
     String reason;
 
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
     @Override
     public Integer call() {
-        throw new NotYetAvailable("revoke (the admin API)");
+        ObjectNode req = AdminCall.request("revoke").put("spiffe_id", spiffeId).put("block", block)
+                .put("reason", reason == null ? "kill switch" : reason);
+        if (key != null) {
+            req.put("key", key);
+        }
+        JsonNode a = AdminCall.send(admin.socket, req);
+        spec.commandLine().getOut().printf("revoked %d lease(s) of %s%s%n", a.path("revoked").asInt(), spiffeId,
+                block ? "; blocked until `keywarden unblock`" : "; a fresh key is issued on the next open");
+        return 0;
     }
 }

@@ -1,6 +1,9 @@
 package io.keywarden.daemon.cli;
 
-import io.keywarden.daemon.NotYetAvailable;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.PrintWriter;
+import picocli.CommandLine;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -10,8 +13,30 @@ final class StatusCommand implements Callable<Integer> {
     @Mixin
     AdminSocketOption admin;
 
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @picocli.CommandLine.Option(names = "--json", description = "The daemon's answer as JSON.")
+    boolean json;
+
     @Override
     public Integer call() {
-        throw new NotYetAvailable("status (the admin API)");
+        JsonNode a = AdminCall.send(admin.socket, AdminCall.request("status"));
+        PrintWriter out = spec.commandLine().getOut();
+        if (json) {
+            out.println(a.toPrettyString());
+            return 0;
+        }
+        out.printf("node %s, identity %s, issuer %s, delivery %s%n", a.path("node").asText("?"), a.path("identity").asText("?"),
+                a.path("issuer").asText("?"), a.path("delivery").asText("?"));
+        out.printf("%-12s %-8s %-20s %-22s %-22s %-8s %s%n", "WORKLOAD", "KEY", "FINGERPRINT", "EXPIRES", "LAST REFRESH",
+                "OPENERS", "ERROR");
+        for (JsonNode l : a.path("leases")) {
+            out.printf("%-12s %-8s %-20s %-22s %-22s %-8d %s%n", l.path("workload").asText(), l.path("key").asText(),
+                    l.path("fingerprint").asText("-"), l.path("expires_at").asText("-"), l.path("last_refresh").asText("-"),
+                    l.path("openers").asInt(), l.path("last_error").asText(""));
+        }
+        a.path("blocked").fields().forEachRemaining(e -> out.printf("blocked: %s (%s)%n", e.getKey(), e.getValue().asText()));
+        return 0;
     }
 }

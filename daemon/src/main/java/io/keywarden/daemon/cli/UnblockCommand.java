@@ -1,6 +1,9 @@
 package io.keywarden.daemon.cli;
 
-import io.keywarden.daemon.NotYetAvailable;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.PrintWriter;
+import picocli.CommandLine;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -14,8 +17,14 @@ final class UnblockCommand implements Callable<Integer> {
     @Option(names = "--spiffe-id", required = true, paramLabel = "ID")
     String spiffeId;
 
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
     @Override
     public Integer call() {
-        throw new NotYetAvailable("unblock (the admin API)");
+        JsonNode a = AdminCall.send(admin.socket, AdminCall.request("unblock").put("spiffe_id", spiffeId));
+        spec.commandLine().getOut().println(a.path("was_blocked").asBoolean() ? "unblocked " + spiffeId
+                : spiffeId + " was not blocked");
+        return 0;
     }
 }

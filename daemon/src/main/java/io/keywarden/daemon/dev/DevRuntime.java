@@ -5,6 +5,7 @@ import io.keywarden.attestation.SelectorAttestor;
 import io.keywarden.attestation.dev.DevIdentityProvider;
 import io.keywarden.attestation.dev.JwtSigner;
 import io.keywarden.daemon.BuildInfo;
+import io.keywarden.daemon.admin.AdminServer;
 import io.keywarden.daemon.audit.AuditTrail;
 import io.keywarden.daemon.audit.Ledger;
 import io.keywarden.daemon.config.HostPort;
@@ -49,7 +50,8 @@ public final class DevRuntime implements AutoCloseable {
     public static final Path DEFAULT_MOUNT = Path.of("/run/keywarden");
 
     /** What {@code keywarden dev} was asked for. */
-    public record Options(Path mount, Path policyFile, Duration ttl, HostPort listen, Path audit, Map<String, String> env) {
+    public record Options(Path mount, Path policyFile, Duration ttl, HostPort listen, Path audit, Path adminSocket,
+                          Map<String, String> env) {
     }
 
     private final List<AutoCloseable> resources = new ArrayList<>();
@@ -141,6 +143,7 @@ public final class DevRuntime implements AutoCloseable {
                 FuseSession session = FuseSession.mount(mount, fs, FuseSession.Options.defaults("keywarden"));
                 resources.add(session);
                 readiness.ready("delivery");
+                startAdmin(o, policy, "fuse " + mount);
                 printReady(out, "KeyFS (FUSE)", mount, policy, o.ttl(), false);
                 return;
             } catch (IOException e) {
@@ -180,6 +183,7 @@ public final class DevRuntime implements AutoCloseable {
                 leases.ensure(w, k);
             }
         }
+        startAdmin(o, policy, "tmpfs " + dir);
         printReady(out, "tmpfs", dir, policy, o.ttl(), true);
     }
 
@@ -194,6 +198,18 @@ public final class DevRuntime implements AutoCloseable {
                             .min().orElse(Double.NaN));
         }
         return lm;
+    }
+
+    private void startAdmin(Options o, Policy policy, String delivery) throws IOException {
+        Path socket = o.adminSocket();
+        if (socket == null) {
+            String xdg = o.env().get("XDG_RUNTIME_DIR");
+            socket = LibC.geteuid() == 0 ? Path.of("/run/keywarden-admin/admin.sock")
+                    : Path.of(xdg == null || xdg.isBlank() ? "/tmp" : xdg, "keywarden-admin.sock");
+        }
+        resources.add(AdminServer.start(socket, leases, () -> policy, Map.of("node", node(o.env()), "identity", "dev",
+                "issuer", "dev", "delivery", delivery)));
+        LOG.info("admin API on {}", socket);
     }
 
     static String node(Map<String, String> env) {

@@ -5,6 +5,7 @@ import io.keywarden.daemon.issuer.Issuer;
 import io.keywarden.daemon.issuer.IssuerException;
 import io.keywarden.daemon.issuer.Lease;
 import io.keywarden.delivery.IssuedKey;
+import io.keywarden.delivery.KeyBlockedException;
 import io.keywarden.delivery.KeySource;
 import io.keywarden.delivery.KeyUnavailableException;
 import io.keywarden.policy.KeySpec;
@@ -45,6 +46,7 @@ public final class LeaseManager implements KeySource, AutoCloseable {
     private final LeaseEvents events;
     private final Predicate<ProcessInfo> alive;
     private final Map<String, Slot> slots = new ConcurrentHashMap<>();
+    private final Map<String, String> blocked = new ConcurrentHashMap<>();
     private volatile boolean closed;
     private volatile Scheduler.Task sweepTask;
 
@@ -112,6 +114,10 @@ public final class LeaseManager implements KeySource, AutoCloseable {
     public CompletionStage<IssuedKey> current(Workload workload, String key, ProcessInfo opener) {
         if (closed) {
             return CompletableFuture.failedFuture(new KeyUnavailableException("keywarden is shutting down"));
+        }
+        String block = blocked.get(workload.name());
+        if (block != null) {
+            return CompletableFuture.failedFuture(new KeyBlockedException("blocked by an operator: " + block));
         }
         Slot s = slot(workload, key, false);
         Lease l = s.current;
@@ -310,6 +316,19 @@ public final class LeaseManager implements KeySource, AutoCloseable {
         }
     }
 
+    /** Refuses keys to {@code workload} until {@link #unblock}; its leases should be revoked too. */
+    public void block(String workload, String reason) {
+        blocked.put(workload, reason);
+    }
+
+    public boolean unblock(String workload) {
+        return blocked.remove(workload) != null;
+    }
+
+    public Map<String, String> blocked() {
+        return Map.copyOf(blocked);
+    }
+
     /** Revokes a workload's leases now (kill switch, policy change, idle); the next open issues anew. */
     public int revokeNow(String workload, String key, String reason) {
         List<Slot> hit = new ArrayList<>();
@@ -392,13 +411,18 @@ public final class LeaseManager implements KeySource, AutoCloseable {
     public String status(Workload workload, String key) {
         Slot s = slots.get(id(workload.name(), key));
         if (s == null) {
-            return "ok";
+            String block = blocked.get(workload.name());
+            return block == null ? "ok" : "error: blocked by an operator: " + block;
         }
         Lease l = s.current;
         if (l != null && clock.instant().isBefore(l.expiresAt())) {
             return "ok";
         }
         String e = s.lastError;
+        String block = blocked.get(workload.name());
+        if (block != null) {
+            return "error: blocked by an operator: " + block;
+        }
         return e == null ? "ok" : "error: " + e;
     }
 

@@ -1,0 +1,183 @@
+package io.keywarden.daemon.admin;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.keywarden.daemon.lifecycle.LeaseManager;
+import io.keywarden.delivery.KeyFs;
+import io.keywarden.policy.Policy;
+import io.keywarden.policy.SpiffeId;
+import io.keywarden.policy.Workload;
+import java.io.IOException;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Map;
+import java.util.Optional;
+import java.util.function.Supplier;
+import jdk.net.ExtendedSocketOptions;
+import jdk.net.UnixDomainPrincipal;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The admin API on a Unix socket (mode 0600, in a 0700 directory): one JSON request line, one
+ * JSON answer line. {@code status} (never secrets), {@code revoke} (optionally {@code block}),
+ * {@code unblock}. The caller's uid (SO_PEERCRED) goes into the ledger with the reason.
+ */
+public final class AdminServer implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(AdminServer.class);
+    static final ObjectMapper JSON = new ObjectMapper();
+    private static final int MAX_REQUEST = 64 * 1024;
+
+    private final Path socket;
+    private final ServerSocketChannel server;
+    private final LeaseManager leases;
+    private final Supplier<Policy> policy;
+    private final Map<String, String> info;
+    private final Thread thread;
+    private volatile boolean closed;
+
+    private AdminServer(Path socket, ServerSocketChannel server, LeaseManager leases, Supplier<Policy> policy,
+                        Map<String, String> info) {
+        this.socket = socket;
+        this.server = server;
+        this.leases = leases;
+        this.policy = policy;
+        this.info = info;
+        this.thread = new Thread(this::serve, "keywarden-admin");
+        this.thread.setDaemon(true);
+    }
+
+    public static AdminServer start(Path socket, LeaseManager leases, Supplier<Policy> policy, Map<String, String> info)
+            throws IOException {
+        Path dir = socket.toAbsolutePath().getParent();
+        if (!Files.isDirectory(dir)) {
+            Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+        }
+        Files.deleteIfExists(socket);
+        ServerSocketChannel ch = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+        ch.bind(UnixDomainSocketAddress.of(socket));
+        Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------"));
+        AdminServer s = new AdminServer(socket, ch, leases, policy, info);
+        s.thread.start();
+        return s;
+    }
+
+    private void serve() {
+        while (!closed) {
+            try (SocketChannel c = server.accept()) {
+                handle(c);
+            } catch (IOException e) {
+                if (!closed) {
+                    LOG.warn("admin request failed: {}", e.getMessage());
+                }
+            }
+        }
+    }
+
+    private void handle(SocketChannel c) throws IOException {
+        UnixDomainPrincipal peer = c.getOption(ExtendedSocketOptions.SO_PEERCRED);
+        String who = "uid " + peer.user().getName();
+        ByteBuffer buf = ByteBuffer.allocate(MAX_REQUEST);
+        while (buf.hasRemaining() && c.read(buf) > 0) {
+            if (buf.get(buf.position() - 1) == '\n') {
+                break;
+            }
+        }
+        String line = new String(buf.array(), 0, buf.position(), StandardCharsets.UTF_8).trim();
+        ObjectNode answer;
+        try {
+            answer = answer(JSON.readTree(line), who);
+        } catch (IOException | IllegalArgumentException e) {
+            answer = JSON.createObjectNode().put("ok", false).put("error", "bad request: " + e.getMessage());
+        }
+        c.write(ByteBuffer.wrap((JSON.writeValueAsString(answer) + "\n").getBytes(StandardCharsets.UTF_8)));
+    }
+
+    private ObjectNode answer(JsonNode req, String who) {
+        String op = req.path("op").asText("");
+        return switch (op) {
+            case "status" -> status();
+            case "revoke" -> revoke(req, who);
+            case "unblock" -> unblock(req, who);
+            default -> JSON.createObjectNode().put("ok", false).put("error", "unknown op '" + op + "'");
+        };
+    }
+
+    private Workload workload(JsonNode req) {
+        String id = req.path("spiffe_id").asText("");
+        SpiffeId sid = SpiffeId.parse(id);
+        Optional<Workload> w = policy.get().workloadBySpiffeId(sid);
+        return w.orElseThrow(() -> new IllegalArgumentException("no workload with SPIFFE ID " + id + " in the policy"));
+    }
+
+    private ObjectNode status() {
+        ObjectNode o = JSON.createObjectNode().put("ok", true);
+        info.forEach(o::put);
+        ArrayNode arr = o.putArray("leases");
+        for (LeaseManager.LeaseView v : leases.view()) {
+            ObjectNode l = arr.addObject();
+            l.put("workload", v.workload());
+            policy.get().workload(v.workload()).ifPresent(w -> l.put("spiffe_id", w.spiffeId().toString()));
+            l.put("key", v.key());
+            l.put("lease_id", v.leaseId());
+            l.put("fingerprint", v.fingerprint());
+            l.put("expires_at", v.expiresAt() == null ? null : KeyFs.rfc3339(v.expiresAt()));
+            l.put("last_refresh", v.lastRefresh() == null ? null : KeyFs.rfc3339(v.lastRefresh()));
+            l.put("last_error", v.lastError());
+            l.put("openers", v.openers());
+        }
+        ObjectNode b = o.putObject("blocked");
+        leases.blocked().forEach(b::put);
+        return o;
+    }
+
+    private ObjectNode revoke(JsonNode req, String who) {
+        Workload w = workload(req);
+        String key = req.hasNonNull("key") ? req.get("key").asText() : null;
+        if (key != null && !w.grants(key)) {
+            throw new IllegalArgumentException("workload " + w.name() + " has no key '" + key + "'");
+        }
+        String reason = "operator (" + who + "): " + req.path("reason").asText("no reason given");
+        boolean block = req.path("block").asBoolean(false);
+        if (block) {
+            leases.block(w.name(), reason);
+        }
+        int n = leases.revokeNow(w.name(), key, (block ? "blocked by " : "revoked by ") + reason);
+        LOG.warn("{} {} of {}{} ({})", block ? "blocked and revoked" : "revoked", n + " lease(s)", w.name(),
+                key == null ? "" : "/" + key, reason);
+        return JSON.createObjectNode().put("ok", true).put("revoked", n).put("blocked", block);
+    }
+
+    private ObjectNode unblock(JsonNode req, String who) {
+        Workload w = workload(req);
+        boolean was = leases.unblock(w.name());
+        LOG.warn("unblocked {} by {}", w.name(), who);
+        return JSON.createObjectNode().put("ok", true).put("was_blocked", was);
+    }
+
+    @Override
+    public void close() throws IOException {
+        closed = true;
+        server.close();
+        Files.deleteIfExists(socket);
+    }
+
+    /** The client side, for the CLI: one request, one answer. */
+    public static JsonNode call(Path socket, ObjectNode request) throws IOException {
+        try (SocketChannel c = SocketChannel.open(UnixDomainSocketAddress.of(socket))) {
+            c.write(ByteBuffer.wrap((JSON.writeValueAsString(request) + "\n").getBytes(StandardCharsets.UTF_8)));
+            c.shutdownOutput();
+            return JSON.readTree(Channels.newInputStream(c));
+        }
+    }
+}

@@ -1,0 +1,86 @@
+package io.keywarden.tests.dev;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.keywarden.linux.Mounts;
+import io.keywarden.tests.support.Daemon;
+import io.keywarden.tests.support.Proc;
+import io.keywarden.tests.support.Requirements;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/** `keywarden revoke` / `unblock` against a running `keywarden dev`, through the admin socket. */
+class KillSwitchIT {
+    static final String ID = "spiffe://dev.keywarden.local/uid/1001";
+
+    static Proc.Result cli(String... args) {
+        String[] cmd = new String[args.length + 3];
+        cmd[0] = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        cmd[1] = "-jar";
+        cmd[2] = Daemon.jar().toString();
+        System.arraycopy(args, 0, cmd, 3, args.length);
+        return Proc.run(cmd);
+    }
+
+    @Test
+    void revokeGivesANewKeyAndBlockGivesEaccesWithinASecond() throws Exception {
+        Requirements.rootAndFuse();
+        Path dir = Files.createTempDirectory("kw-kill-");
+        Files.setPosixFilePermissions(dir, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+        Path mnt = dir.resolve("mnt");
+        Path sock = dir.resolve("admin/admin.sock");
+        Path ledger = dir.resolve("audit.jsonl");
+        int port = 20_000 + new java.util.Random().nextInt(20_000);
+        try (Daemon d = Daemon.start(Map.of("SUDO_UID", "1001"), "dev", "--mount", mnt.toString(), "--ttl", "5m",
+                "--audit", ledger.toString(), "--admin-socket", sock.toString(), "--listen", "127.0.0.1:" + port)) {
+            d.awaitOut("serving KeyFS", 30);
+            String api = mnt.resolve("openai/api_key").toString();
+            String first = Proc.as(1001, "cat", api).out();
+            assertTrue(first.startsWith("sk-dev-"), "uid 1001 reads its key");
+            assertEquals("srw-------", Proc.run("stat", "-c", "%A", sock.toString()).out().trim());
+
+            Proc.Result status = cli("status", "--admin-socket", sock.toString());
+            assertEquals(0, status.code(), status.err());
+            assertTrue(status.out().contains("uid-1001") && !status.out().contains(first), "status names leases, never keys");
+
+            long t0 = System.nanoTime();
+            Proc.Result r = cli("revoke", "--admin-socket", sock.toString(), "--spiffe-id", ID, "--reason", "leaked");
+            assertEquals(0, r.code(), r.err());
+            String second = Proc.as(1001, "cat", api).out();
+            long ms = (System.nanoTime() - t0) / 1_000_000;
+            assertTrue(second.startsWith("sk-dev-"));
+            assertNotEquals(first, second, "a fresh key after revoke");
+            System.out.println("revoke -> next open with a new key: " + ms + " ms (including a JVM start for the CLI)");
+
+            t0 = System.nanoTime();
+            assertEquals(0, cli("revoke", "--admin-socket", sock.toString(), "--spiffe-id", ID, "--block", "--reason",
+                    "incident 42").code());
+            Proc.Result blocked = Proc.as(1001, "cat", api);
+            ms = (System.nanoTime() - t0) / 1_000_000;
+            assertTrue(blocked.err().contains("Permission denied"), blocked.err());
+            System.out.println("revoke --block -> EACCES: " + ms + " ms (including a JVM start for the CLI)");
+            assertEquals("error: blocked by an operator: operator (uid root): incident 42\n",
+                    Proc.as(1001, "cat", mnt.resolve("openai/status").toString()).out());
+
+            assertEquals(0, cli("unblock", "--admin-socket", sock.toString(), "--spiffe-id", ID).code());
+            assertTrue(Proc.as(1001, "cat", api).out().startsWith("sk-dev-"));
+
+            Proc.Result unknown = cli("revoke", "--admin-socket", sock.toString(), "--spiffe-id", "spiffe://x/y");
+            assertEquals(2, unknown.code());
+
+            String text = Files.readString(ledger);
+            assertTrue(text.contains("revoked by operator (uid root): leaked"), "who and why are in the ledger");
+            assertTrue(text.contains("blocked by operator (uid root): incident 42"));
+            assertEquals(0, d.stop() == 143 ? 0 : 1);
+        } finally {
+            if (Mounts.at(mnt).isPresent()) {
+                Mounts.detach(mnt);
+            }
+            Proc.run("rm", "-rf", dir.toString());
+        }
+    }
+}
