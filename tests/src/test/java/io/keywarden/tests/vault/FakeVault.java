@@ -1,0 +1,272 @@
+package io.keywarden.tests.vault;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.nimbusds.jose.JWSAlgorithm;
+import com.nimbusds.jose.jwk.JWKSet;
+import com.nimbusds.jose.jwk.source.ImmutableJWKSet;
+import com.nimbusds.jose.proc.JWSVerificationKeySelector;
+import com.nimbusds.jose.proc.SecurityContext;
+import com.nimbusds.jwt.JWTClaimsSet;
+import com.nimbusds.jwt.proc.DefaultJWTClaimsVerifier;
+import com.nimbusds.jwt.proc.DefaultJWTProcessor;
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import io.keywarden.tests.support.TestKeys;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Supplier;
+
+/**
+ * Vault/OpenBao for tests, following contracts/vault-openbao.md: JWT auth with real signature
+ * verification against the identity provider's JWKS and role binding on sub and aud; the OpenAI
+ * engine's creds (non-renewable leases, ttl honoured only below max_ttl); leases that die with
+ * their token; revoke, renew and lookup; and injectable failures.
+ */
+public final class FakeVault implements AutoCloseable {
+    public enum Failure { NONE, SEALED, ENGINE_ERROR, BAD_TOKEN, MALFORMED }
+
+    record Role(String name, String boundSubject, String boundAudience, Duration tokenTtl, Duration ttl, Duration maxTtl) {
+    }
+
+    record Token(String id, String role, Instant expires, boolean[] revoked) {
+        boolean alive(Instant now) {
+            return !revoked[0] && now.isBefore(expires);
+        }
+    }
+
+    public record LeaseRec(String id, String role, Token token, Instant expires, String fingerprint, boolean[] revoked) {
+        public boolean alive(Instant now) {
+            return !revoked[0] && now.isBefore(expires) && token.alive(now);
+        }
+    }
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private final Supplier<String> jwks;
+    private final Map<String, Role> roles = new ConcurrentHashMap<>();
+    private final Map<String, Token> tokens = new ConcurrentHashMap<>();
+    public final Map<String, LeaseRec> leases = new ConcurrentHashMap<>();
+    public final AtomicInteger logins = new AtomicInteger();
+    public final AtomicInteger reads = new AtomicInteger();
+    public final AtomicInteger revokes = new AtomicInteger();
+    public final List<String> revokedLeases = java.util.Collections.synchronizedList(new ArrayList<>());
+    public volatile Failure failure = Failure.NONE;
+    public volatile Duration delay = Duration.ZERO;
+    private HttpServer server;
+    private int port;
+
+    /** {@code jwks} gives the identity provider's JWKS JSON, as Vault fetches its jwks_url. */
+    public FakeVault(Supplier<String> jwks) {
+        this.jwks = jwks;
+    }
+
+    public FakeVault role(String name, String boundSubject, String boundAudience, Duration tokenTtl, Duration ttl) {
+        roles.put(name, new Role(name, boundSubject, boundAudience, tokenTtl, ttl, Duration.ofHours(24)));
+        return this;
+    }
+
+    public synchronized FakeVault start() throws IOException {
+        server = HttpServer.create(new InetSocketAddress("127.0.0.1", port), 0);
+        port = server.getAddress().getPort();
+        server.setExecutor(Executors.newFixedThreadPool(8));
+        server.createContext("/", this::handle);
+        server.start();
+        return this;
+    }
+
+    /** Connection refused from now on, until {@link #start()} again (same port). */
+    public synchronized void stop() {
+        if (server != null) {
+            server.stop(0);
+            server = null;
+        }
+    }
+
+    @Override
+    public void close() {
+        stop();
+    }
+
+    public String address() {
+        return "http://127.0.0.1:" + port;
+    }
+
+    public List<LeaseRec> liveLeases() {
+        Instant now = Instant.now();
+        return leases.values().stream().filter(l -> l.alive(now)).toList();
+    }
+
+    private void handle(HttpExchange ex) throws IOException {
+        try (ex) {
+            if (!delay.isZero()) {
+                Thread.sleep(delay.toMillis());
+            }
+            String path = ex.getRequestURI().getPath();
+            String method = ex.getRequestMethod();
+            byte[] body = ex.getRequestBody().readAllBytes();
+            if (failure == Failure.SEALED) {
+                send(ex, 503, errors("Vault is sealed"));
+                return;
+            }
+            if (failure == Failure.MALFORMED) {
+                send(ex, 200, "{\"lease_id\": \"x\", \"data\": {");
+                return;
+            }
+            if (path.matches("/v1/auth/[^/]+/login") && method.equals("POST")) {
+                login(ex, JSON.readTree(body));
+            } else if (path.startsWith("/v1/openai/creds/")) {
+                if (!method.equals("GET")) {
+                    send(ex, 405, errors("1 error occurred:\n\t* unsupported operation"));
+                    return;
+                }
+                creds(ex, path.substring("/v1/openai/creds/".length()), ex.getRequestURI().getQuery());
+            } else if (path.equals("/v1/sys/leases/revoke") && (method.equals("PUT") || method.equals("POST"))) {
+                Token t = token(ex);
+                if (t == null) {
+                    send(ex, 403, errors("permission denied"));
+                    return;
+                }
+                LeaseRec l = leases.get(JSON.readTree(body).path("lease_id").asText());
+                if (l != null) {
+                    l.revoked()[0] = true;
+                    revokes.incrementAndGet();
+                    revokedLeases.add(l.id());
+                }
+                send(ex, 204, null);
+            } else if (path.equals("/v1/sys/leases/renew")) {
+                send(ex, 400, errors("lease is not renewable"));
+            } else if (path.equals("/v1/auth/token/revoke-self")) {
+                Token t = token(ex);
+                if (t == null) {
+                    send(ex, 403, errors("permission denied"));
+                    return;
+                }
+                t.revoked()[0] = true;
+                send(ex, 204, null);
+            } else {
+                send(ex, 404, errors("no handler for route \"" + path + "\""));
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private Token token(HttpExchange ex) {
+        if (failure == Failure.BAD_TOKEN) {
+            return null;
+        }
+        String id = ex.getRequestHeaders().getFirst("X-Vault-Token");
+        Token t = id == null ? null : tokens.get(id);
+        return t != null && t.alive(Instant.now()) ? t : null;
+    }
+
+    private void login(HttpExchange ex, JsonNode req) throws IOException {
+        logins.incrementAndGet();
+        Role role = roles.get(req.path("role").asText());
+        if (role == null) {
+            send(ex, 400, errors("role \"" + req.path("role").asText() + "\" could not be found"));
+            return;
+        }
+        try {
+            DefaultJWTProcessor<SecurityContext> p = new DefaultJWTProcessor<>();
+            p.setJWSKeySelector(new JWSVerificationKeySelector<>(JWSAlgorithm.ES256,
+                    new ImmutableJWKSet<>(JWKSet.parse(jwks.get()))));
+            DefaultJWTClaimsVerifier<SecurityContext> v = new DefaultJWTClaimsVerifier<>(role.boundAudience(),
+                    new JWTClaimsSet.Builder().subject(role.boundSubject()).build(), Set.of("sub", "exp", "iat"));
+            v.setMaxClockSkew(60);
+            p.setJWTClaimsSetVerifier(v);
+            p.process(req.path("jwt").asText(), null);
+        } catch (Exception e) {
+            send(ex, 400, errors("error validating token: " + e.getMessage()));
+            return;
+        }
+        String id = "hvs.fake" + UUID.randomUUID().toString().replace("-", "");
+        tokens.put(id, new Token(id, role.name(), Instant.now().plus(role.tokenTtl()), new boolean[1]));
+        ObjectNode auth = JSON.createObjectNode().put("client_token", id).put("accessor", UUID.randomUUID().toString())
+                .put("lease_duration", role.tokenTtl().toSeconds()).put("renewable", true).put("token_type", "service")
+                .put("orphan", true).put("entity_id", UUID.randomUUID().toString());
+        auth.putArray("policies").add("default").add(role.name());
+        auth.putArray("token_policies").add("default").add(role.name());
+        auth.putObject("metadata").put("role", role.name());
+        ObjectNode o = JSON.createObjectNode().put("request_id", UUID.randomUUID().toString()).put("lease_id", "")
+                .put("renewable", false).put("lease_duration", 0);
+        o.putNull("data");
+        o.set("auth", auth);
+        send(ex, 200, o.toString());
+    }
+
+    private void creds(HttpExchange ex, String roleName, String query) throws IOException {
+        Token t = token(ex);
+        if (t == null) {
+            send(ex, 403, errors("permission denied"));
+            return;
+        }
+        Role role = roles.get(roleName);
+        if (role == null) {
+            send(ex, 400, errors("role \"" + roleName + "\" does not exist"));
+            return;
+        }
+        if (!t.role().equals(roleName)) {
+            send(ex, 403, errors("permission denied"));
+            return;
+        }
+        if (failure == Failure.ENGINE_ERROR) {
+            send(ex, 500, errors("1 error occurred:\n\t* failed to create service account: OpenAI API error 502"));
+            return;
+        }
+        reads.incrementAndGet();
+        Duration ttl = role.ttl();
+        if (query != null && query.startsWith("ttl=")) {
+            try {
+                Duration asked = io.keywarden.policy.Durations.parse(query.substring(4));
+                if (!asked.isZero() && asked.compareTo(role.maxTtl()) < 0) {
+                    ttl = asked;
+                }
+            } catch (IllegalArgumentException ignored) {
+                // Vault ignores a ttl it cannot use
+            }
+        }
+        String key = TestKeys.random("sk-vault-", 60);
+        String id = "openai/creds/" + roleName + "/" + UUID.randomUUID().toString().replace("-", "").substring(0, 24);
+        leases.put(id, new LeaseRec(id, roleName, t, Instant.now().plus(ttl),
+                io.keywarden.delivery.IssuedKey.fingerprint(key), new boolean[1]));
+        ObjectNode o = JSON.createObjectNode().put("request_id", UUID.randomUUID().toString()).put("lease_id", id)
+                .put("renewable", false).put("lease_duration", ttl.toSeconds());
+        o.putObject("data").put("api_key", key).put("api_key_id", "key_" + id.substring(id.lastIndexOf('/') + 1, id.lastIndexOf('/') + 13))
+                .put("service_account_id", "svc_acct_" + UUID.randomUUID().toString().substring(0, 8))
+                .put("service_account", "keywarden-" + roleName);
+        o.putNull("wrap_info");
+        o.putNull("warnings");
+        o.putNull("auth");
+        send(ex, 200, o.toString());
+    }
+
+    private static String errors(String msg) {
+        ObjectNode o = JSON.createObjectNode();
+        o.putArray("errors").add(msg);
+        return o.toString();
+    }
+
+    private static void send(HttpExchange ex, int status, String body) throws IOException {
+        if (body == null) {
+            ex.sendResponseHeaders(status, -1);
+            return;
+        }
+        byte[] b = body.getBytes(StandardCharsets.UTF_8);
+        ex.getResponseHeaders().add("Content-Type", "application/json");
+        ex.sendResponseHeaders(status, b.length);
+        ex.getResponseBody().write(b);
+    }
+}
