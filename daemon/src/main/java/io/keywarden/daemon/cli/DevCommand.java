@@ -2,7 +2,8 @@ package io.keywarden.daemon.cli;
 
 import io.keywarden.daemon.UserError;
 import io.keywarden.daemon.config.HostPort;
-import io.keywarden.daemon.dev.DevRuntime;
+import io.keywarden.daemon.runtime.DevSpec;
+import io.keywarden.daemon.runtime.KeywardenRuntime;
 import io.keywarden.policy.Durations;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -53,8 +54,8 @@ final class DevCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new UserError("keywarden dev: --listen: " + e.getMessage());
         }
-        DevRuntime rt = DevRuntime.start(new DevRuntime.Options(mount, policy, keyTtl, ops, audit, adminSocket, System.getenv()),
-                spec.commandLine().getOut());
+        KeywardenRuntime rt = KeywardenRuntime.start(DevSpec.of(mount, policy, keyTtl, ops, audit, adminSocket,
+                System.getenv()), spec.commandLine().getOut());
         Runtime.getRuntime().addShutdownHook(new Thread(rt::close, "keywarden-shutdown"));
         rt.awaitStop();
         return 0;

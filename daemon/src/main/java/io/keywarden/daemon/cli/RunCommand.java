@@ -1,6 +1,11 @@
 package io.keywarden.daemon.cli;
 
-import io.keywarden.daemon.NotYetAvailable;
+import io.keywarden.daemon.runtime.KeywardenRuntime;
+import io.keywarden.daemon.runtime.Spec;
+import java.io.IOException;
+import java.time.Duration;
+import java.util.Optional;
+import picocli.CommandLine;
 import io.keywarden.daemon.UserError;
 import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.config.ConfigLoader;
@@ -20,8 +25,14 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--config", required = true, paramLabel = "FILE", description = "The config file (YAML).")
     Path config;
 
+    /** Lease TTL of the dev issuer under {@code keywarden run} (the dev issuer has no config block). */
+    static final Duration DEV_TTL = Duration.ofMinutes(5);
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
     @Override
-    public Integer call() {
+    public Integer call() throws InterruptedException {
         Config c = loadConfig(config);
         Policy p = PolicyCommand.load(c.policy());
         if (c.issuer().provider() == Config.IssuerProvider.VAULT) {
@@ -30,7 +41,19 @@ final class RunCommand implements Callable<Integer> {
                 throw new UserError(vault.stream().map(Problem::format).toList());
             }
         }
-        throw new NotYetAvailable("the production daemon (config and policy are valid)");
+        Spec s = new Spec("keywarden run", c.node(), p, c.identity().provider(), c.identity().audience(),
+                c.identity().spireAdminSocket(), c.issuer().provider(), c.issuer().vault(), DEV_TTL, c.delivery().mode(),
+                c.delivery().path(), false, c.ops().listen(), Optional.of(c.audit().file()), c.audit().stdout(),
+                c.admin().socket(), c.revokeOnShutdown(), Optional.empty());
+        KeywardenRuntime rt;
+        try {
+            rt = KeywardenRuntime.start(s, spec.commandLine().getOut());
+        } catch (IOException e) {
+            throw new IllegalStateException(e.getMessage());
+        }
+        Runtime.getRuntime().addShutdownHook(new Thread(rt::close, "keywarden-shutdown"));
+        rt.awaitStop();
+        return 0;
     }
 
     static Config loadConfig(Path file) {

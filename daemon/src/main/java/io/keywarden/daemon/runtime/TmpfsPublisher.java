@@ -1,4 +1,4 @@
-package io.keywarden.daemon.dev;
+package io.keywarden.daemon.runtime;
 
 import io.keywarden.daemon.issuer.Lease;
 import io.keywarden.daemon.lifecycle.LeaseEvents;

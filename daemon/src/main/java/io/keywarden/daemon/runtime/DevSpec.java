@@ -1,0 +1,80 @@
+package io.keywarden.daemon.runtime;
+
+import io.keywarden.daemon.UserError;
+import io.keywarden.daemon.config.Config;
+import io.keywarden.daemon.config.HostPort;
+import io.keywarden.linux.LibC;
+import io.keywarden.policy.Policy;
+import io.keywarden.policy.PolicyLoader;
+import io.keywarden.policy.yaml.Problem;
+import io.keywarden.policy.yaml.ProblemsException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Map;
+import java.util.Optional;
+
+/** {@code keywarden dev}: dev identity + dev issuer + KeyFS (tmpfs fallback), nothing external. */
+public final class DevSpec {
+    public static final Path DEFAULT_MOUNT = Path.of("/run/keywarden");
+
+    private DevSpec() {
+    }
+
+    /** The uid the default policy serves: the sudo caller's when run through sudo, else ours. */
+    static int invokingUid(Map<String, String> env) {
+        int euid = LibC.geteuid();
+        String sudo = env.get("SUDO_UID");
+        if (euid == 0 && sudo != null && sudo.matches("\\d{1,10}")) {
+            return Integer.parseInt(sudo);
+        }
+        return euid;
+    }
+
+    static Policy defaultPolicy(int uid) {
+        String yaml = """
+                keys:
+                  openai: {}
+                workloads:
+                  - name: uid-%d
+                    spiffeId: spiffe://dev.keywarden.local/uid/%d
+                    selectors: [unix:uid:%d]
+                    keys: [openai]
+                """.formatted(uid, uid, uid);
+        try {
+            return PolicyLoader.parse(yaml, "(default dev policy)");
+        } catch (ProblemsException e) {
+            throw new IllegalStateException("the built-in dev policy is invalid: " + e.getMessage(), e);
+        }
+    }
+
+    public static Spec of(Path mount, Path policyFile, Duration ttl, HostPort listen, Path audit, Path adminSocket,
+                          Map<String, String> env) {
+        Policy policy;
+        if (policyFile != null) {
+            try {
+                policy = PolicyLoader.load(policyFile);
+            } catch (ProblemsException e) {
+                throw new UserError(e.problems().stream().map(Problem::format).toList());
+            }
+        } else {
+            policy = defaultPolicy(invokingUid(env));
+        }
+        boolean root = LibC.geteuid() == 0;
+        String xdg = env.get("XDG_RUNTIME_DIR");
+        Optional<Path> xdgDir = xdg == null || xdg.isBlank() ? Optional.empty() : Optional.of(Path.of(xdg));
+        Path admin = adminSocket != null ? adminSocket : root ? Path.of("/run/keywarden-admin/admin.sock")
+                : xdgDir.orElse(Path.of("/tmp")).resolve("keywarden-admin.sock");
+        String node = env.getOrDefault("NODE_NAME", "").isBlank() ? hostName() : env.get("NODE_NAME");
+        return new Spec("keywarden dev", node, policy, Config.IdentityProvider.DEV, "vault", null,
+                Config.IssuerProvider.DEV, Optional.empty(), ttl, Config.DeliveryMode.FUSE,
+                mount != null ? mount : DEFAULT_MOUNT, true, listen, Optional.ofNullable(audit), false, admin, true, xdgDir);
+    }
+
+    static String hostName() {
+        try {
+            return java.net.InetAddress.getLocalHost().getHostName();
+        } catch (java.net.UnknownHostException e) {
+            return "localhost";
+        }
+    }
+}

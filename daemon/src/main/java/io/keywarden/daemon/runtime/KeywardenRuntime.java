@@ -1,0 +1,271 @@
+package io.keywarden.daemon.runtime;
+
+import io.keywarden.attestation.IdentityProvider;
+import io.keywarden.attestation.spire.DelegatedIdentityClient;
+import io.keywarden.attestation.spire.SpireIdentityProvider;
+import io.keywarden.daemon.config.Config;
+import io.keywarden.daemon.issuer.Issuer;
+import io.keywarden.daemon.issuer.IssuerException;
+import io.keywarden.daemon.issuer.VaultIssuer;
+import io.keywarden.attestation.ProcAttestor;
+import io.keywarden.attestation.SelectorAttestor;
+import io.keywarden.attestation.dev.DevIdentityProvider;
+import io.keywarden.attestation.dev.JwtSigner;
+import io.keywarden.daemon.BuildInfo;
+import io.keywarden.daemon.admin.AdminServer;
+import io.keywarden.daemon.audit.AuditTrail;
+import io.keywarden.daemon.audit.Ledger;
+import io.keywarden.daemon.ops.Metrics;
+import io.keywarden.daemon.ops.OpsServer;
+import io.keywarden.daemon.ops.Readiness;
+import io.keywarden.daemon.UserError;
+import io.keywarden.daemon.issuer.DevIssuer;
+import io.keywarden.daemon.issuer.MeteredIssuer;
+import io.keywarden.daemon.lifecycle.LeaseEvents;
+import io.keywarden.daemon.lifecycle.LeaseManager;
+import io.keywarden.daemon.lifecycle.SystemScheduler;
+import io.keywarden.delivery.KeyFs;
+import io.keywarden.delivery.TmpfsDelivery;
+import io.keywarden.fuse.FuseSession;
+import io.keywarden.linux.LibC;
+import io.keywarden.policy.Durations;
+import io.keywarden.policy.Policy;
+import io.keywarden.policy.Selector;
+import io.keywarden.policy.Workload;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.CountDownLatch;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The running daemon: identity provider, issuer, lease lifecycle, delivery (KeyFS or tmpfs), audit
+ * ledger, ops endpoints and admin API, wired from a {@link Spec}; {@link #close()} tears them down
+ * in order (unmount, revoke, record, close).
+ */
+public final class KeywardenRuntime implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(KeywardenRuntime.class);
+
+    private final List<AutoCloseable> resources = new ArrayList<>();
+    private final Metrics metrics = new Metrics();
+    private final Readiness readiness = new Readiness();
+    private final CountDownLatch stopped = new CountDownLatch(1);
+    private AuditTrail audit;
+    private LeaseManager leases;
+    private SystemScheduler scheduler;
+    private boolean revokeOnShutdown = true;
+    private volatile boolean closed;
+
+    private KeywardenRuntime() {
+    }
+
+    public static KeywardenRuntime start(Spec spec, PrintWriter out) throws IOException {
+        KeywardenRuntime rt = new KeywardenRuntime();
+        try {
+            rt.boot(spec, out);
+            return rt;
+        } catch (IOException | RuntimeException e) {
+            rt.close();
+            throw e;
+        }
+    }
+
+    private IdentityProvider identity(Spec s, Clock clock) {
+        ProcAttestor proc = ProcAttestor.system();
+        if (s.identity() == Config.IdentityProvider.SPIRE) {
+            DelegatedIdentityClient client = new DelegatedIdentityClient(s.spireSocket(), Duration.ofSeconds(5));
+            resources.add(client);
+            return new SpireIdentityProvider(proc, client, s::policy, s.audience(), clock);
+        }
+        return new DevIdentityProvider(new SelectorAttestor(proc, s::policy),
+                new JwtSigner("http://" + s.listen(), List.of(s.audience()), clock));
+    }
+
+    private Issuer issuer(Spec s, IdentityProvider identity, Clock clock) {
+        if (s.issuer() == Config.IssuerProvider.VAULT) {
+            try {
+                return new VaultIssuer(s.vault().orElseThrow(), identity, clock);
+            } catch (IssuerException e) {
+                throw new UserError(e.getMessage());
+            }
+        }
+        return new DevIssuer(s.devTtl(), clock);
+    }
+
+    private void boot(Spec s, PrintWriter out) throws IOException {
+        Clock clock = Clock.systemUTC();
+        Policy policy = s.policy();
+        revokeOnShutdown = s.revokeOnShutdown();
+        boolean root = LibC.geteuid() == 0;
+        readiness.notReady("delivery", "not mounted yet");
+        IdentityProvider identity = identity(s, clock);
+        JwtSigner devSigner = identity instanceof DevIdentityProvider d ? d.signer() : null;
+        resources.add(OpsServer.start(s.listen(), readiness, metrics, devSigner));
+        Ledger ledger = null;
+        if (s.audit().isPresent()) {
+            ledger = Ledger.open(s.audit().get(), s.node(), clock, 64L << 20, Duration.ofSeconds(1),
+                    s.auditStdout() ? System.out : null);
+            resources.add(ledger);
+        }
+        audit = new AuditTrail(ledger, metrics, readiness);
+        audit.record("daemon.started", Map.of("reason", s.label(), "version", BuildInfo.load().version()));
+        audit.record("policy.loaded", Map.of("reason", policy.source() + ": " + policy.keys().size() + " keys, "
+                + policy.workloads().size() + " workloads"));
+        scheduler = new SystemScheduler(clock, 8);
+        Issuer issuer = new MeteredIssuer(issuer(s, identity, clock), metrics);
+        String identityName = identity.name();
+        String whyNoFuse = s.delivery() == Config.DeliveryMode.TMPFS ? null
+                : !root ? "not running as root (mounting FUSE needs CAP_SYS_ADMIN)"
+                : !Files.exists(Path.of("/dev/fuse")) ? "/dev/fuse does not exist" : null;
+        if (s.delivery() == Config.DeliveryMode.FUSE && whyNoFuse == null) {
+            leases = newLeases(issuer, policy, clock, identity, LeaseEvents.of(new LoggingEvents(), audit));
+            KeyFs fs = new KeyFs(s::policy, identity, leases, audit, clock, Duration.ofSeconds(10));
+            try {
+                FuseSession session = FuseSession.mount(s.deliveryPath(), fs, FuseSession.Options.defaults("keywarden"));
+                resources.add(session);
+                readiness.ready("delivery");
+                startAdmin(s, identityName, issuer.name(), "fuse " + s.deliveryPath());
+                printReady(out, s, "KeyFS (FUSE)", s.deliveryPath(), false);
+                return;
+            } catch (IOException e) {
+                whyNoFuse = "mounting FUSE at " + s.deliveryPath() + " failed: " + e.getMessage();
+                leases.shutdown(false);
+            }
+        }
+        if (s.delivery() == Config.DeliveryMode.FUSE && !s.tmpfsFallback()) {
+            throw new IOException(whyNoFuse);
+        }
+        Path dir = s.deliveryPath();
+        if (s.delivery() == Config.DeliveryMode.FUSE) {
+            if (!root) {
+                dir = s.xdgRuntimeDir().map(x -> x.resolve("keywarden")).orElseThrow(() -> new UserError(
+                        "keywarden: FUSE is unavailable and XDG_RUNTIME_DIR is not set for tmpfs delivery; pass --mount DIR"
+                                + " on a tmpfs"));
+            }
+            out.println("keywarden: " + whyNoFuse + "; falling back to tmpfs delivery in " + dir);
+        }
+        TmpfsDelivery tmpfs;
+        try {
+            tmpfs = TmpfsDelivery.open(dir, root);
+        } catch (IOException e) {
+            throw new UserError("keywarden: " + e.getMessage());
+        }
+        resources.add(tmpfs);
+        readiness.ready("delivery");
+        leases = newLeases(issuer, policy, clock, identity, LeaseEvents.of(new LoggingEvents(), audit, new TmpfsPublisher(tmpfs)));
+        for (Workload w : policy.workloads()) {
+            if (TmpfsDelivery.ownerOf(w).isEmpty()) {
+                out.println("  workload " + w.name() + " has no unix:uid selector: tmpfs delivery cannot serve it");
+                continue;
+            }
+            for (String k : w.keys()) {
+                leases.ensure(w, k);
+            }
+        }
+        startAdmin(s, identityName, issuer.name(), "tmpfs " + dir);
+        printReady(out, s, "tmpfs", dir, true);
+    }
+
+    private LeaseManager newLeases(Issuer issuer, Policy policy, Clock clock, IdentityProvider identity, LeaseEvents events) {
+        LeaseManager lm = new LeaseManager(issuer, () -> policy, clock, scheduler, new Random(new SecureRandom().nextLong()),
+                events, identity::isAlive);
+        for (String key : policy.keys().keySet()) {
+            metrics.leaseGauges(key, lm, m -> m.view().stream().filter(v -> v.key().equals(key) && v.leaseId() != null).count(),
+                    m -> m.view().stream().filter(v -> v.key().equals(key) && v.expiresAt() != null)
+                            .mapToDouble(v -> Duration.between(clock.instant(), v.expiresAt()).toMillis() / 1000.0)
+                            .min().orElse(Double.NaN));
+        }
+        return lm;
+    }
+
+    private void startAdmin(Spec s, String identity, String issuer, String delivery) throws IOException {
+        resources.add(AdminServer.start(s.adminSocket(), leases, s::policy, Map.of("node", s.node(), "identity", identity,
+                "issuer", issuer, "delivery", delivery)));
+        LOG.info("admin API on {}", s.adminSocket());
+    }
+
+    private static void printReady(PrintWriter out, Spec s, String mode, Path at, boolean tmpfs) {
+        String issuer = s.issuer() == Config.IssuerProvider.VAULT ? "vault issuer" : "dev issuer, key TTL "
+                + Durations.format(s.devTtl());
+        out.printf("%s: serving %s at %s (%s identity, %s). Ctrl-C to stop.%n", s.label(), mode, at,
+                s.identity().name().toLowerCase(java.util.Locale.ROOT), issuer);
+        for (Workload w : s.policy().workloads()) {
+            String who = s.identity() == Config.IdentityProvider.SPIRE ? "processes SPIRE attests as"
+                    : w.selectors().isEmpty() ? "nobody (no selectors)"
+                    : String.join(" and ", w.selectors().stream().map(KeywardenRuntime::describe).toList());
+            for (String k : w.keys()) {
+                Path file = tmpfs ? at.resolve(w.name()).resolve(k).resolve("api_key") : at.resolve(k).resolve("api_key");
+                out.printf("  %s  <- readable by %s (%s)%n", file, who, w.spiffeId());
+            }
+        }
+        out.flush();
+    }
+
+    private static String describe(Selector s) {
+        return switch (s.kind()) {
+            case UNIX_UID -> "uid " + s.value();
+            case UNIX_GID -> "gid " + s.value();
+            case UNIX_PATH -> "exe " + s.value();
+            case UNIX_SHA256 -> "exe sha256 " + s.value().substring(0, 12) + "…";
+            case K8S_POD_UID -> "pod " + s.value();
+            case CONTAINER_ID -> "container " + s.value().substring(0, 12);
+        };
+    }
+
+    public LeaseManager leases() {
+        return leases;
+    }
+
+    public void awaitStop() throws InterruptedException {
+        stopped.await();
+    }
+
+    /** Unmounts, revokes every lease (when configured), records the stop, closes the rest. Safe twice. */
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        LOG.info("keywarden stopping: unmounting, revoking leases");
+        for (int i = resources.size() - 1; i >= 0; i--) {
+            if (resources.get(i) instanceof FuseSession s) {
+                s.close();
+            }
+        }
+        if (leases != null) {
+            leases.shutdown(revokeOnShutdown);
+        }
+        if (audit != null) {
+            try {
+                audit.record("daemon.stopped", Map.of("reason", "shutdown"));
+            } catch (RuntimeException e) {
+                LOG.warn("could not record daemon.stopped: {}", e.getMessage());
+            }
+        }
+        for (int i = resources.size() - 1; i >= 0; i--) {
+            AutoCloseable r = resources.get(i);
+            if (!(r instanceof FuseSession)) {
+                try {
+                    r.close();
+                } catch (Exception e) {
+                    LOG.warn("closing {} failed: {}", r.getClass().getSimpleName(), e.getMessage());
+                }
+            }
+        }
+        if (scheduler != null) {
+            scheduler.close();
+        }
+        LOG.info("keywarden stopped: mount released, leases {}", revokeOnShutdown ? "revoked" : "left to expire");
+        stopped.countDown();
+    }
+}

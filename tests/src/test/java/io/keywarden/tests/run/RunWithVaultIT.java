@@ -1,0 +1,114 @@
+package io.keywarden.tests.run;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.keywarden.delivery.IssuedKey;
+import io.keywarden.linux.Mounts;
+import io.keywarden.tests.support.Daemon;
+import io.keywarden.tests.support.Proc;
+import io.keywarden.tests.support.Requirements;
+import io.keywarden.tests.vault.FakeVault;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.Map;
+import java.util.Set;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.Test;
+
+/**
+ * `keywarden run` with the dev identity provider and the fake Vault: Vault verifies keywarden's
+ * JWT-SVIDs against its JWKS endpoint, the key is the one Vault issued, it is refreshed before its
+ * 20 s TTL ends, the old lease is revoked, and shutdown revokes the rest.
+ */
+class RunWithVaultIT {
+
+    static String fetch(String url) {
+        try {
+            return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(url)).build(),
+                    HttpResponse.BodyHandlers.ofString()).body();
+        } catch (Exception e) {
+            throw new IllegalStateException("JWKS unavailable: " + e.getMessage());
+        }
+    }
+
+    @Test
+    void servesVaultKeysRefreshesBeforeExpiryAndRevokes() throws Exception {
+        Requirements.rootAndFuse();
+        Path dir = Files.createTempDirectory("kw-run-");
+        Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
+        int port = 20_000 + new java.util.Random().nextInt(20_000);
+        String jwksUrl = "http://127.0.0.1:" + port + "/.well-known/jwks.json";
+        try (FakeVault vault = new FakeVault(() -> fetch(jwksUrl))
+                .role("reviewer", "spiffe://example.org/ns/agents/sa/reviewer", "vault", Duration.ofMinutes(10),
+                        Duration.ofHours(1)).start()) {
+            Path mnt = dir.resolve("mnt");
+            Files.writeString(dir.resolve("policy.yaml"), """
+                    keys:
+                      openai:
+                        vault: {role: "{workload}", path: "openai/creds/{workload}", ttl: 20s}
+                        refreshAt: 0.5
+                        grace: 5s
+                    workloads:
+                      - name: reviewer
+                        spiffeId: spiffe://example.org/ns/agents/sa/reviewer
+                        selectors: [unix:uid:1001]
+                        keys: [openai]
+                    """);
+            Files.writeString(dir.resolve("config.yaml"), """
+                    node: it-node
+                    policy: policy.yaml
+                    identity: {provider: dev, audience: vault}
+                    issuer:
+                      provider: vault
+                      vault: {address: "%s", authMount: jwt, timeout: 5s}
+                    delivery: {mode: fuse, path: %s}
+                    audit: {file: audit.jsonl}
+                    ops: {listen: "127.0.0.1:%d"}
+                    admin: {socket: %s}
+                    revokeOnShutdown: true
+                    """.formatted(vault.address(), mnt, port, dir.resolve("admin/admin.sock")));
+            try (Daemon d = Daemon.start(Map.of(), "run", "--config", dir.resolve("config.yaml").toString())) {
+                d.awaitOut("serving KeyFS", 30);
+                String api = mnt.resolve("openai/api_key").toString();
+                String first = Proc.as(1001, "cat", api).out();
+                assertTrue(first.startsWith("sk-vault-"), "the key Vault issued");
+                Set<String> issued = vault.leases.values().stream().map(FakeVault.LeaseRec::fingerprint).collect(Collectors.toSet());
+                assertTrue(issued.contains(IssuedKey.fingerprint(first)));
+                assertEquals(1, vault.logins.get(), "one JWT login per lease, verified against keywarden's JWKS");
+                assertTrue(Proc.as(1002, "cat", api).err().contains("Permission denied"));
+
+                Thread.sleep(12_500);
+                String second = Proc.as(1001, "cat", api).out();
+                assertTrue(second.startsWith("sk-vault-"));
+                assertNotEquals(first, second, "refreshed at half of the 20 s lease");
+                assertEquals(2, vault.reads.get(), "exactly one issuance per refresh");
+                Thread.sleep(1_500);
+                String firstLease = vault.leases.values().stream().filter(l -> l.fingerprint().equals(IssuedKey.fingerprint(first)))
+                        .findFirst().orElseThrow().id();
+                assertTrue(vault.revokedLeases.contains(firstLease), "the old lease was revoked at the provider");
+                assertEquals(1, vault.liveLeases().size());
+
+                assertEquals(143, d.stop());
+                assertEquals(0, vault.liveLeases().size(), "shutdown revoked every lease");
+                assertTrue(Mounts.at(mnt).isEmpty());
+                String ledger = Files.readString(dir.resolve("audit.jsonl"));
+                assertTrue(ledger.contains("\"provider_key_id\":\"key_"), "the OpenAI api_key_id is in the ledger");
+                assertFalse(ledger.contains(first) || ledger.contains(second), "no key in the ledger");
+                String out = String.join("\n", d.out) + String.join("\n", d.err);
+                assertFalse(out.contains(first) || out.contains(second) || out.contains("hvs.") || out.contains("eyJ"),
+                        "no key, token or JWT in the daemon's output");
+            }
+        } finally {
+            Proc.run("sh", "-c", "grep -q '" + dir + "/mnt' /proc/mounts && umount -l '" + dir + "/mnt'; rm -rf '" + dir + "'");
+        }
+    }
+}
