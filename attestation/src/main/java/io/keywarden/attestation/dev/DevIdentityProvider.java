@@ -5,16 +5,23 @@ import io.keywarden.attestation.IdentityProvider;
 import io.keywarden.attestation.JwtSvid;
 import io.keywarden.attestation.ProcessInfo;
 import io.keywarden.attestation.SelectorAttestor;
+import io.keywarden.policy.SpiffeId;
 import io.keywarden.policy.Workload;
+import java.time.Clock;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 /** The dev identity provider: the policy's selectors decide who a process is; a local key signs. */
 public final class DevIdentityProvider implements IdentityProvider {
     private final SelectorAttestor selectors;
     private final JwtSigner signer;
+    private final Clock clock;
+    private final Map<SpiffeId, JwtSvid> svids = new ConcurrentHashMap<>();
 
-    public DevIdentityProvider(SelectorAttestor selectors, JwtSigner signer) {
+    public DevIdentityProvider(SelectorAttestor selectors, JwtSigner signer, Clock clock) {
         this.selectors = selectors;
         this.signer = signer;
+        this.clock = clock;
     }
 
     @Override
@@ -36,8 +43,15 @@ public final class DevIdentityProvider implements IdentityProvider {
         return selectors.isAlive(process);
     }
 
+    /** Signed once per SPIFFE ID and reused until half its life, as the SPIRE agent caches them. */
     @Override
     public JwtSvid fetchJwtSvid(Workload workload, ProcessInfo process) {
-        return signer.sign(workload.spiffeId());
+        JwtSvid cached = svids.get(workload.spiffeId());
+        if (cached != null && cached.isFreshAt(clock.instant())) {
+            return cached;
+        }
+        JwtSvid fresh = signer.sign(workload.spiffeId());
+        svids.put(workload.spiffeId(), fresh);
+        return fresh;
     }
 }

@@ -87,7 +87,7 @@ public final class KeywardenRuntime implements AutoCloseable {
             return new SpireIdentityProvider(proc, client, s::policy, s.audience(), clock);
         }
         return new DevIdentityProvider(new SelectorAttestor(proc, s::policy),
-                new JwtSigner("http://" + s.listen(), List.of(s.audience()), clock));
+                new JwtSigner("http://" + s.listen(), List.of(s.audience()), clock), clock);
     }
 
     private Issuer issuer(Spec s, IdentityProvider identity, Clock clock) {

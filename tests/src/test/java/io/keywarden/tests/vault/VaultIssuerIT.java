@@ -58,7 +58,7 @@ class VaultIssuerIT {
 
     VaultIssuer issuer(Duration timeout) throws Exception {
         Config.Vault cfg = new Config.Vault(URI.create(vault.address()), "", "jwt", Optional.empty(), timeout);
-        return new VaultIssuer(cfg, new DevIdentityProvider(new SelectorAttestor(ProcAttestor.system(), () -> policy), signer),
+        return new VaultIssuer(cfg, new DevIdentityProvider(new SelectorAttestor(ProcAttestor.system(), () -> policy), signer, Clock.systemUTC()),
                 Clock.systemUTC());
     }
 

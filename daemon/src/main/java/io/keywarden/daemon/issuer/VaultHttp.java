@@ -1,0 +1,112 @@
+package io.keywarden.daemon.issuer;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.keywarden.daemon.config.Config;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.net.http.HttpTimeoutException;
+import java.nio.file.Files;
+import java.security.GeneralSecurityException;
+import java.security.KeyStore;
+import java.security.cert.Certificate;
+import java.security.cert.CertificateFactory;
+import java.util.Map;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.TrustManagerFactory;
+
+/**
+ * The few Vault/OpenBao HTTP calls keywarden makes, over one shared JDK HttpClient (connections
+ * are reused). Answers are parsed as JSON; failures become {@link IssuerException}s classified
+ * by status, with Vault's own {@code errors} and never a token or JWT.
+ */
+final class VaultHttp {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final Config.Vault config;
+    private final HttpClient http;
+    private final String base;
+
+    VaultHttp(Config.Vault config) throws IssuerException {
+        this.config = config;
+        this.base = config.address().toString().replaceAll("/+$", "") + "/v1/";
+        HttpClient.Builder b = HttpClient.newBuilder().connectTimeout(config.timeout()).version(HttpClient.Version.HTTP_1_1);
+        if (config.caFile().isPresent()) {
+            b.sslContext(trusting(config));
+        }
+        this.http = b.build();
+    }
+
+    private static SSLContext trusting(Config.Vault config) throws IssuerException {
+        try (InputStream in = Files.newInputStream(config.caFile().get())) {
+            KeyStore ks = KeyStore.getInstance(KeyStore.getDefaultType());
+            ks.load(null, null);
+            int i = 0;
+            for (Certificate c : CertificateFactory.getInstance("X.509").generateCertificates(in)) {
+                ks.setCertificateEntry("ca-" + i++, c);
+            }
+            if (i == 0) {
+                throw new IssuerException("issuer.vault.caFile " + config.caFile().get() + " holds no certificate", false);
+            }
+            TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+            tmf.init(ks);
+            SSLContext ctx = SSLContext.getInstance("TLS");
+            ctx.init(null, tmf.getTrustManagers(), null);
+            return ctx;
+        } catch (IOException | GeneralSecurityException e) {
+            throw new IssuerException("issuer.vault.caFile " + config.caFile().get() + " cannot be used: "
+                    + e.getClass().getSimpleName(), false);
+        }
+    }
+
+    /** GET or POST {@code path} (under /v1/); 200 gives the JSON, 204 gives null. */
+    JsonNode call(String what, String method, String path, String token, Map<String, Object> body) throws IssuerException {
+        HttpRequest.Builder r = HttpRequest.newBuilder(URI.create(base + path)).timeout(config.timeout())
+                .header("Accept", "application/json");
+        if (token != null) {
+            r.header("X-Vault-Token", token);
+        }
+        if (!config.namespace().isEmpty()) {
+            r.header("X-Vault-Namespace", config.namespace());
+        }
+        try {
+            if (body == null) {
+                r.method(method, HttpRequest.BodyPublishers.noBody());
+            } else {
+                r.header("Content-Type", "application/json");
+                r.method(method, HttpRequest.BodyPublishers.ofByteArray(JSON.writeValueAsBytes(body)));
+            }
+            HttpResponse<byte[]> resp = http.send(r.build(), HttpResponse.BodyHandlers.ofByteArray());
+            int status = resp.statusCode();
+            if (status == 204) {
+                return null;
+            }
+            JsonNode json;
+            try {
+                json = resp.body().length == 0 ? JSON.createObjectNode() : JSON.readTree(resp.body());
+            } catch (IOException e) {
+                throw new IssuerException(what + " failed: HTTP " + status + ": malformed JSON answer", true);
+            }
+            if (status != 200) {
+                StringBuilder errors = new StringBuilder();
+                json.path("errors").forEach(x -> errors.append(errors.length() == 0 ? "" : "; ").append(x.asText()));
+                boolean retryable = status == 429 || status >= 500;
+                throw new IssuerException(what + " failed: HTTP " + status + (errors.length() == 0 ? ""
+                        : ": " + VaultIssuer.clean(errors.toString())), retryable);
+            }
+            return json;
+        } catch (HttpTimeoutException e) {
+            throw new IssuerException(what + " failed: no HTTP answer within " + config.timeout().toMillis() + " ms", true);
+        } catch (IOException e) {
+            throw new IssuerException(what + " failed: no HTTP answer (" + e.getClass().getSimpleName()
+                    + (e.getMessage() == null ? "" : ": " + VaultIssuer.clean(e.getMessage())) + ")", true);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IssuerException(what + " interrupted", true);
+        }
+    }
+}
