@@ -22,7 +22,8 @@ RUN useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nolog
 COPY --from=build /src/daemon/target/keywarden.jar /opt/keywarden/keywarden.jar
 COPY --chmod=0755 deploy/docker/keywarden /usr/local/bin/keywarden
 COPY deploy/examples/policy.yaml /etc/keywarden/policy.yaml
-ENV KEYWARDEN_LOG_FORMAT=json
+ENV KEYWARDEN_LOG_FORMAT=json \
+    JAVA_OPTS="-Xmx160m -XX:+UseSerialGC"
 EXPOSE 9464
 ENTRYPOINT ["keywarden"]
 CMD ["run", "--config", "/etc/keywarden/config.yaml"]

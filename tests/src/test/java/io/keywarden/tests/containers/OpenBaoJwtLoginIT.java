@@ -1,0 +1,103 @@
+package io.keywarden.tests.containers;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.sun.net.httpserver.HttpServer;
+import io.keywarden.attestation.ProcAttestor;
+import io.keywarden.attestation.SelectorAttestor;
+import io.keywarden.attestation.dev.DevIdentityProvider;
+import io.keywarden.attestation.dev.JwtSigner;
+import io.keywarden.daemon.config.Config;
+import io.keywarden.daemon.issuer.IssuerException;
+import io.keywarden.daemon.issuer.VaultIssuer;
+import io.keywarden.policy.Policy;
+import io.keywarden.policy.PolicyLoader;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+import org.junit.jupiter.api.Test;
+import org.testcontainers.containers.Container.ExecResult;
+import org.testcontainers.junit.jupiter.Testcontainers;
+import org.testcontainers.utility.DockerImageName;
+import org.testcontainers.vault.VaultContainer;
+
+/**
+ * Against a real OpenBao (Testcontainers; skipped where no Docker engine runs): JWT auth is
+ * configured with keywarden's dev JWKS, a role is bound to the workload's SPIFFE ID and the
+ * "vault" audience, and keywarden's Vault issuer logs in with its JWT-SVID. A role bound to
+ * another subject is refused. The OpenAI engine needs its plugin binary, which this suite does
+ * not download: the read is expected to be refused with the engine absent (no route).
+ */
+@Testcontainers(disabledWithoutDocker = true)
+class OpenBaoJwtLoginIT {
+    static final String IMAGE = "quay.io/openbao/openbao:2.3.1";
+    static final String POLICY = """
+            keys:
+              openai:
+                vault: {role: "{workload}", path: "openai/creds/{workload}"}
+            workloads:
+              - {name: reviewer, spiffeId: "spiffe://example.org/reviewer", selectors: ["unix:uid:1001"], keys: [openai]}
+              - {name: intruder, spiffeId: "spiffe://example.org/intruder", selectors: ["unix:uid:1002"], keys: [openai]}
+            """;
+
+    @Test
+    void realOpenBaoAcceptsKeywardensJwtSvids() throws Exception {
+        JwtSigner signer;
+        HttpServer jwks = HttpServer.create(new InetSocketAddress("0.0.0.0", 0), 0);
+        int port = jwks.getAddress().getPort();
+        org.testcontainers.Testcontainers.exposeHostPorts(port);
+        String issuer = "http://host.testcontainers.internal:" + port;
+        signer = new JwtSigner(issuer, List.of("vault"), Clock.systemUTC());
+        JwtSigner s = signer;
+        jwks.createContext("/.well-known/jwks.json", ex -> {
+            byte[] b = s.jwksJson().getBytes(StandardCharsets.UTF_8);
+            ex.sendResponseHeaders(200, b.length);
+            ex.getResponseBody().write(b);
+            ex.close();
+        });
+        jwks.start();
+        try (VaultContainer<?> bao = new VaultContainer<>(DockerImageName.parse(IMAGE).asCompatibleSubstituteFor("hashicorp/vault"))
+                .withVaultToken("dev-only-root").withEnv("BAO_DEV_ROOT_TOKEN_ID", "dev-only-root")
+                .withEnv("BAO_DEV_LISTEN_ADDRESS", "0.0.0.0:8200").withEnv("BAO_ADDR", "http://127.0.0.1:8200")
+                .withEnv("BAO_TOKEN", "dev-only-root")) {
+            bao.start();
+            exec(bao, "bao", "auth", "enable", "jwt");
+            exec(bao, "bao", "write", "auth/jwt/config", "jwks_url=" + issuer + "/.well-known/jwks.json", "bound_issuer=" + issuer);
+            exec(bao, "bao", "write", "auth/jwt/role/reviewer", "role_type=jwt", "user_claim=sub", "bound_audiences=vault",
+                    "bound_subject=spiffe://example.org/reviewer", "token_ttl=10m");
+            exec(bao, "bao", "write", "auth/jwt/role/intruder", "role_type=jwt", "user_claim=sub", "bound_audiences=vault",
+                    "bound_subject=spiffe://example.org/someone-else", "token_ttl=10m");
+
+            Policy policy = PolicyLoader.parse(POLICY, "p.yaml");
+            Config.Vault cfg = new Config.Vault(URI.create(bao.getHttpHostAddress()), "", "jwt", Optional.empty(),
+                    Duration.ofSeconds(10));
+            VaultIssuer vault = new VaultIssuer(cfg, new DevIdentityProvider(new SelectorAttestor(ProcAttestor.system(),
+                    () -> policy), signer, Clock.systemUTC()), Clock.systemUTC());
+
+            IssuerException read = assertThrows(IssuerException.class,
+                    () -> vault.issue(policy.workload("reviewer").orElseThrow(), policy.keys().get("openai"), null));
+            assertTrue(read.getMessage().startsWith("vault read of openai/creds/reviewer failed"),
+                    "the login was accepted; the read fails only because the OpenAI engine is not mounted: " + read.getMessage());
+
+            IssuerException login = assertThrows(IssuerException.class,
+                    () -> vault.issue(policy.workload("intruder").orElseThrow(), policy.keys().get("openai"), null));
+            assertTrue(login.getMessage().startsWith("vault login to auth/jwt with role intruder failed: HTTP 400"),
+                    login.getMessage());
+            assertFalse(login.getMessage().contains("eyJ"));
+        } finally {
+            jwks.stop(0);
+        }
+    }
+
+    static void exec(VaultContainer<?> c, String... cmd) throws Exception {
+        ExecResult r = c.execInContainer(cmd);
+        assertEquals(0, r.getExitCode(), String.join(" ", cmd) + ": " + r.getStderr());
+    }
+}

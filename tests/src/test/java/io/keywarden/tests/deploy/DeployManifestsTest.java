@@ -1,0 +1,175 @@
+package io.keywarden.tests.deploy;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.fabric8.kubernetes.api.model.Container;
+import io.fabric8.kubernetes.api.model.HasMetadata;
+import io.fabric8.kubernetes.api.model.KubernetesResource;
+import io.fabric8.kubernetes.api.model.PodSpec;
+import io.fabric8.kubernetes.api.model.Volume;
+import io.fabric8.kubernetes.api.model.VolumeMount;
+import io.fabric8.kubernetes.api.model.apps.DaemonSet;
+import io.fabric8.kubernetes.api.model.apps.Deployment;
+import io.fabric8.kubernetes.client.utils.Serialization;
+import io.keywarden.daemon.config.Config;
+import io.keywarden.daemon.config.ConfigLoader;
+import io.keywarden.policy.Policy;
+import io.keywarden.policy.PolicyLoader;
+import io.keywarden.tests.support.Proc;
+import java.io.ByteArrayInputStream;
+import java.lang.reflect.Method;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+
+/** Every manifest parses into the Kubernetes model with no unknown field; the DaemonSet is locked down. */
+class DeployManifestsTest {
+    static final Path DEPLOY = Path.of(System.getProperty("keywarden.repo", ".."), "deploy");
+    static final Path K8S = DEPLOY.resolve("kubernetes");
+
+    static List<HasMetadata> resources() throws Exception {
+        List<HasMetadata> out = new ArrayList<>();
+        try (Stream<Path> files = Files.walk(K8S)) {
+            for (Path f : files.filter(p -> p.toString().endsWith(".yaml") && !p.getFileName().toString()
+                    .equals("kustomization.yaml")).sorted().toList()) {
+                for (String doc : Files.readString(f).split("(?m)^---\\s*$")) {
+                    if (doc.lines().anyMatch(l -> l.startsWith("kind:"))) {
+                        Object o = Serialization.unmarshal(new ByteArrayInputStream(doc.getBytes(StandardCharsets.UTF_8)));
+                        out.add((HasMetadata) o);
+                        assertNoUnknownFields(o, f.getFileName() + " " + ((HasMetadata) o).getKind());
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    /** Fields the model does not know land in additionalProperties: there must be none. */
+    static void assertNoUnknownFields(Object o, String where) throws Exception {
+        if (o == null || o instanceof String || o instanceof Number || o instanceof Boolean || o instanceof Enum<?>) {
+            return;
+        }
+        if (o instanceof Collection<?> c) {
+            for (Object x : c) {
+                assertNoUnknownFields(x, where);
+            }
+            return;
+        }
+        if (o instanceof Map<?, ?> m) {
+            for (Object x : m.values()) {
+                assertNoUnknownFields(x, where);
+            }
+            return;
+        }
+        if (!(o instanceof KubernetesResource) || o.getClass().getSimpleName().equals("GenericKubernetesResource")) {
+            return;
+        }
+        for (Method get : o.getClass().getMethods()) {
+            if (get.getParameterCount() != 0 || !get.getName().startsWith("get") || get.getDeclaringClass() == Object.class) {
+                continue;
+            }
+            Object v = get.invoke(o);
+            if (get.getName().equals("getAdditionalProperties")) {
+                assertTrue(v == null || ((Map<?, ?>) v).isEmpty(), where + ": unknown field(s) " + v + " in "
+                        + o.getClass().getSimpleName());
+            } else {
+                assertNoUnknownFields(v, where);
+            }
+        }
+    }
+
+    static <T> T one(List<HasMetadata> all, Class<T> type) {
+        return all.stream().filter(type::isInstance).map(type::cast).findFirst().orElseThrow();
+    }
+
+    @Test
+    void manifestsParseAndTheDaemonSetGrantsFuseAndNoMore() throws Exception {
+        List<HasMetadata> all = resources();
+        assertTrue(all.stream().map(HasMetadata::getKind).toList().containsAll(List.of("Namespace", "ServiceAccount",
+                "ConfigMap", "DaemonSet", "Service", "ServiceMonitor", "PrometheusRule", "Deployment")));
+        DaemonSet ds = one(all, DaemonSet.class);
+        PodSpec pod = ds.getSpec().getTemplate().getSpec();
+        assertTrue(pod.getHostPID(), "hostPID: the FUSE request's pid must be a host pid");
+        assertFalse(pod.getAutomountServiceAccountToken());
+        assertEquals("RollingUpdate", ds.getSpec().getUpdateStrategy().getType());
+        assertFalse(pod.getTolerations().isEmpty());
+        Container c = pod.getContainers().get(0);
+        var sc = c.getSecurityContext();
+        assertFalse(sc.getPrivileged(), "not privileged: CAP_SYS_ADMIN and /dev/fuse are enough");
+        assertEquals(List.of("ALL"), sc.getCapabilities().getDrop());
+        assertEquals(Set.of("SYS_ADMIN", "CHOWN", "DAC_OVERRIDE", "FOWNER"), Set.copyOf(sc.getCapabilities().getAdd()));
+        assertTrue(sc.getReadOnlyRootFilesystem());
+        assertEquals("/healthz", c.getLivenessProbe().getHttpGet().getPath());
+        assertEquals("/readyz", c.getReadinessProbe().getHttpGet().getPath());
+        assertTrue(c.getResources().getLimits().containsKey("memory"));
+        Map<String, VolumeMount> mounts = new java.util.HashMap<>();
+        c.getVolumeMounts().forEach(m -> mounts.put(m.getMountPath(), m));
+        assertEquals("Bidirectional", mounts.get("/run/keywarden").getMountPropagation());
+        assertTrue(mounts.get("/run/spire/admin").getReadOnly());
+        Volume fuse = pod.getVolumes().stream().filter(v -> v.getName().equals(mounts.get("/dev/fuse").getName()))
+                .findFirst().orElseThrow();
+        assertEquals("CharDevice", fuse.getHostPath().getType());
+
+        Deployment agent = one(all, Deployment.class);
+        PodSpec ap = agent.getSpec().getTemplate().getSpec();
+        assertTrue(ap.getSecurityContext().getRunAsNonRoot());
+        VolumeMount km = ap.getContainers().get(0).getVolumeMounts().stream()
+                .filter(m -> m.getMountPath().equals("/run/keywarden")).findFirst().orElseThrow();
+        assertEquals("HostToContainer", km.getMountPropagation());
+        assertTrue(km.getReadOnly());
+    }
+
+    @Test
+    void shippedConfigsAndPoliciesLoadWithTheDaemonsOwnLoaders() throws Exception {
+        List<HasMetadata> all = resources();
+        Path tmp = Files.createTempDirectory("kw-deploy-");
+        Files.writeString(tmp.resolve("ca.pem"), "not read by the loader, only checked to exist");
+        try {
+            for (HasMetadata r : all) {
+                if (r instanceof io.fabric8.kubernetes.api.model.ConfigMap cm) {
+                    for (var e : cm.getData().entrySet()) {
+                        Path f = tmp.resolve(e.getKey());
+                        // The CA comes from a Secret mounted in the pod; point at a stand-in file here.
+                        Files.writeString(f, e.getValue().replace("/etc/keywarden/vault-ca/ca.crt", tmp.resolve("ca.pem").toString()));
+                        if (e.getKey().equals("policy.yaml")) {
+                            Policy p = PolicyLoader.load(f);
+                            assertTrue(p.problemsForVaultIssuer().isEmpty());
+                        } else if (e.getKey().equals("config.yaml")) {
+                            Config c = ConfigLoader.load(f, Map.of("NODE_NAME", "n1"));
+                            assertEquals(Config.IdentityProvider.SPIRE, c.identity().provider());
+                        }
+                    }
+                }
+            }
+            assertEquals(Config.IssuerProvider.VAULT, ConfigLoader.load(DEPLOY.resolve("compose/keywarden.yaml"), Map.of())
+                    .issuer().provider());
+            assertTrue(PolicyLoader.load(DEPLOY.resolve("compose/policy.yaml")).problemsForVaultIssuer().isEmpty());
+        } finally {
+            Proc.run("rm", "-rf", tmp.toString());
+        }
+    }
+
+    @Test
+    void shellScriptsPassShellcheck() throws Exception {
+        assumeTrue(Files.isExecutable(Path.of("/usr/bin/shellcheck")), "needs shellcheck (apt-get install shellcheck)");
+        List<String> cmd = new ArrayList<>(List.of("shellcheck", "-s", "sh"));
+        try (Stream<Path> files = Files.walk(DEPLOY)) {
+            files.filter(p -> p.toString().endsWith(".sh")).forEach(p -> cmd.add(p.toString()));
+        }
+        cmd.add(DEPLOY.resolve("docker/keywarden").toString());
+        Proc.Result r = Proc.run(cmd.toArray(String[]::new));
+        assertEquals(0, r.code(), r.out() + r.err());
+        Proc.Result ci = Proc.run("shellcheck", "-s", "bash", DEPLOY.resolveSibling(".ci/run").toString());
+        assertEquals(0, ci.code(), ci.out() + ci.err());
+    }
+}
