@@ -22,9 +22,10 @@ import java.util.regex.Pattern;
 /**
  * Vault/OpenBao: the workload's JWT-SVID logs in at {@code auth/<mount>/login} with the policy's
  * role, the token reads the policy's dynamic secret path (the OpenAI engine), and the lease is
- * revoked with that token. One login per lease: a lease dies with its token, so the effective
- * expiry is the earlier of the two, and each lease's token is revoked with it. Tokens and JWTs
- * stay in memory and never reach a message.
+ * revoked with that token. A workload's token is reused while more than half its life remains,
+ * then replaced by a new login; a lease dies with its token, so a lease's effective expiry is the
+ * earlier of the two, and a refresh near the token's end logs in again. Tokens and JWTs stay in
+ * memory and never reach a message.
  */
 public final class VaultIssuer implements Issuer {
     private static final Pattern SECRETISH = Pattern.compile("(eyJ[A-Za-z0-9_-]{5,}(\\.[A-Za-z0-9_-]*){0,2})|"
@@ -35,6 +36,13 @@ public final class VaultIssuer implements Issuer {
     private final IdentityProvider identity;
     private final Clock clock;
     private final Map<String, String> tokenOfLease = new ConcurrentHashMap<>();
+    private final Map<String, Token> tokenOfRole = new ConcurrentHashMap<>();
+
+    private record Token(String id, Instant issued, Instant expires) {
+        boolean reusableAt(Instant now) {
+            return now.isBefore(issued.plus(java.time.Duration.between(issued, expires).dividedBy(2)));
+        }
+    }
 
     public VaultIssuer(Config.Vault config, IdentityProvider identity, Clock clock) throws IssuerException {
         this.config = config;
@@ -52,14 +60,53 @@ public final class VaultIssuer implements Issuer {
     public Lease issue(Workload workload, KeySpec key, ProcessInfo opener) throws IssuerException {
         VaultSpec spec = key.vault().orElseThrow(() -> new IssuerException("key " + key.name()
                 + " has no vault block in the policy", false));
+        String role = spec.roleFor(workload.name());
+        Instant now = clock.instant();
+        // Keyed by workload too: a token proves one workload's identity, never another's.
+        String tokenKey = workload.name() + "\u0000" + role;
+        Token t = tokenOfRole.get(tokenKey);
+        if (t == null || !t.reusableAt(now)) {
+            t = login(workload, opener, role, now);
+            tokenOfRole.put(tokenKey, t);
+        }
+        String token = t.id();
+        Instant tokenEnd = t.expires();
+        String path = spec.pathFor(workload.name());
+        String query = spec.ttl().map(ttl -> "?ttl=" + ttl.toSeconds() + "s").orElse("");
+        JsonNode read;
+        try {
+            read = http.call("vault read of " + path, "GET", path + query, token, null);
+        } catch (IssuerException e) {
+            // A refused token (revoked or expired early) is dropped: the next attempt logs in again.
+            tokenOfRole.remove(tokenKey, t);
+            throw e;
+        }
+        String leaseId = read == null ? "" : read.path("lease_id").asText("");
+        long leaseSeconds = read == null ? 0 : read.path("lease_duration").asLong(0);
+        JsonNode data = read == null ? null : read.get("data");
+        String secret = data == null ? "" : data.path(spec.field()).asText("");
+        if (secret.isEmpty() || leaseId.isEmpty() || leaseSeconds <= 0) {
+            throw new IssuerException("vault read of " + path + " returned no " + (secret.isEmpty()
+                    ? "'" + spec.field() + "' field" : "lease") + " (a malformed answer, or not a dynamic secret of the"
+                    + " OpenAI engine)", true);
+        }
+        Instant leaseEnd = now.plusSeconds(leaseSeconds);
+        Instant effective = leaseEnd.isBefore(tokenEnd) ? leaseEnd : tokenEnd;
+        byte[] bytes = secret.getBytes(StandardCharsets.UTF_8);
+        IssuedKey k = new IssuedKey(bytes, effective, leaseId);
+        Arrays.fill(bytes, (byte) 0);
+        tokenOfLease.put(leaseId, token);
+        String keyId = data.path("api_key_id").asText("");
+        return new Lease(k, now, read.path("renewable").asBoolean(false), keyId.isEmpty() ? Optional.empty() : Optional.of(keyId));
+    }
+
+    private Token login(Workload workload, ProcessInfo opener, String role, Instant now) throws IssuerException {
         JwtSvid svid;
         try {
             svid = identity.fetchJwtSvid(workload, opener);
         } catch (IdentityException e) {
             throw new IssuerException("no JWT-SVID for " + workload.spiffeId() + ": " + e.getMessage(), e.retryable());
         }
-        String role = spec.roleFor(workload.name());
-        Instant now = clock.instant();
         JsonNode login = http.call("vault login to auth/" + config.authMount() + " with role " + role, "POST",
                 "auth/" + config.authMount() + "/login", null, Map.of("role", role, "jwt", svid.token()));
         String token = login == null ? "" : login.path("auth").path("client_token").asText("");
@@ -68,34 +115,7 @@ public final class VaultIssuer implements Issuer {
                     true);
         }
         long tokenSeconds = login.path("auth").path("lease_duration").asLong(0);
-        String path = spec.pathFor(workload.name());
-        String query = spec.ttl().map(t -> "?ttl=" + t.toSeconds() + "s").orElse("");
-        JsonNode read;
-        try {
-            read = http.call("vault read of " + path, "GET", path + query, token, null);
-        } catch (IssuerException e) {
-            revokeToken(token);
-            throw e;
-        }
-        String leaseId = read == null ? "" : read.path("lease_id").asText("");
-        long leaseSeconds = read == null ? 0 : read.path("lease_duration").asLong(0);
-        JsonNode data = read == null ? null : read.get("data");
-        String secret = data == null ? "" : data.path(spec.field()).asText("");
-        if (secret.isEmpty() || leaseId.isEmpty() || leaseSeconds <= 0) {
-            revokeToken(token);
-            throw new IssuerException("vault read of " + path + " returned no " + (secret.isEmpty()
-                    ? "'" + spec.field() + "' field" : "lease") + " (a malformed answer, or not a dynamic secret of the"
-                    + " OpenAI engine)", true);
-        }
-        Instant leaseEnd = now.plusSeconds(leaseSeconds);
-        Instant tokenEnd = tokenSeconds > 0 ? now.plusSeconds(tokenSeconds) : Instant.MAX;
-        Instant effective = leaseEnd.isBefore(tokenEnd) ? leaseEnd : tokenEnd;
-        byte[] bytes = secret.getBytes(StandardCharsets.UTF_8);
-        IssuedKey k = new IssuedKey(bytes, effective, leaseId);
-        Arrays.fill(bytes, (byte) 0);
-        tokenOfLease.put(leaseId, token);
-        String keyId = data.path("api_key_id").asText("");
-        return new Lease(k, now, read.path("renewable").asBoolean(false), keyId.isEmpty() ? Optional.empty() : Optional.of(keyId));
+        return new Token(token, now, tokenSeconds > 0 ? now.plusSeconds(tokenSeconds) : Instant.MAX);
     }
 
     @Override
@@ -113,16 +133,7 @@ public final class VaultIssuer implements Issuer {
                 throw e;
             }
         }
-        revokeToken(token);
         tokenOfLease.remove(lease.leaseId());
-    }
-
-    private void revokeToken(String token) {
-        try {
-            http.call("vault token revoke-self", "POST", "auth/token/revoke-self", token, null);
-        } catch (IssuerException e) {
-            // the token may have expired already; its leases are gone with it
-        }
     }
 
     /** Removes anything that looks like a JWT, a Vault token or an API key, and bounds the length. */

@@ -83,6 +83,25 @@ class VaultIssuerIT {
     }
 
     @Test
+    void aWorkloadsTokenIsReusedAndRevokingOneLeaseSparesTheOthers() throws Exception {
+        Lease a = issuer.issue(reviewer, policy.keys().get("openai"), null);
+        Lease b = issuer.issue(reviewer, policy.keys().get("openai"), null);
+        assertEquals(1, vault.logins.get(), "one login while the token has more than half its life");
+        issuer.revoke(a);
+        assertEquals(List.of(b.leaseId()), vault.liveLeases().stream().map(FakeVault.LeaseRec::id).toList(),
+                "the shared token stays: the other lease lives");
+    }
+
+    @Test
+    void aTokenPastHalfItsLifeIsReplaced() throws Exception {
+        vault.role("reviewer", "spiffe://dev.keywarden.local/reviewer", "vault", Duration.ofSeconds(2), Duration.ofHours(1));
+        issuer.issue(reviewer, policy.keys().get("openai"), null);
+        Thread.sleep(1100);
+        issuer.issue(reviewer, policy.keys().get("openai"), null);
+        assertEquals(2, vault.logins.get());
+    }
+
+    @Test
     void effectiveExpiryIsTheTokensWhenItEndsFirst() throws Exception {
         vault.role("reviewer", "spiffe://dev.keywarden.local/reviewer", "vault", Duration.ofSeconds(12), Duration.ofHours(1));
         Lease l = issuer.issue(reviewer, policy.keys().get("openai"), null);
