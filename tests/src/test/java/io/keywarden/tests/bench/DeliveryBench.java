@@ -1,12 +1,11 @@
 package io.keywarden.tests.bench;
 
-import io.keywarden.attestation.ProcAttestor;
-import io.keywarden.attestation.SelectorAttestor;
 import io.keywarden.delivery.KeyFs;
 import io.keywarden.delivery.TmpfsDelivery;
 import io.keywarden.fuse.FuseSession;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.PolicyLoader;
+import io.keywarden.tests.support.TestKeyFs;
 import io.keywarden.tests.support.KwRead;
 import io.keywarden.tests.support.MemoryKeySource;
 import io.keywarden.delivery.AccessListener;
@@ -44,7 +43,7 @@ class DeliveryBench {
         MemoryKeySource keys = new MemoryKeySource();
         var issued = TestKeys.issued(TestKeys.random("sk-alice-", LENGTH), Instant.now().plus(Duration.ofHours(1)));
         keys.set("alice", "openai", issued);
-        KeyFs fs = new KeyFs(() -> policy, new SelectorAttestor(ProcAttestor.system(), () -> policy), keys,
+        KeyFs fs = TestKeyFs.of(policy, keys,
                 AccessListener.NONE, Clock.systemUTC(), Duration.ofSeconds(5));
         Path mnt = Files.createTempDirectory("kw-bench-fuse-");
         Path tmp = Files.createTempDirectory("kw-bench-tmpfs-");

@@ -2,12 +2,11 @@ package io.keywarden.tests.keyfs;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import io.keywarden.attestation.ProcAttestor;
-import io.keywarden.attestation.SelectorAttestor;
 import io.keywarden.delivery.KeyFs;
 import io.keywarden.fuse.FuseSession;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.PolicyLoader;
+import io.keywarden.tests.support.TestKeyFs;
 import io.keywarden.tests.support.KwRead;
 import io.keywarden.tests.support.MemoryKeySource;
 import io.keywarden.delivery.AccessListener;
@@ -49,7 +48,7 @@ class KeyFsConcurrencyIT {
         Instant exp = Instant.now().plus(Duration.ofHours(1));
         keys.set("alice", "openai", TestKeys.issued(TestKeys.random("sk-alice-", LENGTH), exp));
         keys.set("bob", "openai", TestKeys.issued(TestKeys.random("sk-bob-", LENGTH), exp));
-        KeyFs fs = new KeyFs(() -> policy, new SelectorAttestor(ProcAttestor.system(), () -> policy), keys,
+        KeyFs fs = TestKeyFs.of(policy, keys,
                 AccessListener.NONE, Clock.systemUTC(), Duration.ofSeconds(5));
         Path mnt = Files.createTempDirectory("kw-conc-");
         AtomicBoolean stop = new AtomicBoolean();

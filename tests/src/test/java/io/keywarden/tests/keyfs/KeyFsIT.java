@@ -4,15 +4,14 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.keywarden.attestation.ProcAttestor;
-import io.keywarden.attestation.SelectorAttestor;
 import io.keywarden.delivery.IssuedKey;
 import io.keywarden.delivery.KeyFs;
 import io.keywarden.fuse.FuseSession;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.PolicyLoader;
+import io.keywarden.tests.support.TestKeyFs;
 import io.keywarden.tests.support.MemoryKeySource;
-import io.keywarden.tests.support.MutableClock;
+import io.keywarden.daemon.lifecycle.ManualClock;
 import io.keywarden.tests.support.Proc;
 import io.keywarden.tests.support.RecordingListener;
 import io.keywarden.tests.support.Requirements;
@@ -56,7 +55,7 @@ class KeyFsIT {
     FuseSession session;
     MemoryKeySource keys;
     RecordingListener audit;
-    MutableClock clock;
+    ManualClock clock;
     KeyFs fs;
 
     static IssuedKey key(String secret, Instant expires) {
@@ -67,7 +66,7 @@ class KeyFsIT {
     void mount() throws Exception {
         Requirements.rootAndFuse();
         Policy policy = PolicyLoader.parse(POLICY, "policy.yaml");
-        clock = new MutableClock(Instant.now());
+        clock = new ManualClock(Instant.now());
         keys = new MemoryKeySource();
         audit = new RecordingListener();
         Instant exp = clock.instant().plus(Duration.ofMinutes(5));
@@ -75,7 +74,7 @@ class KeyFsIT {
         keys.set("bob", "openai", key("sk-bob-openai-0002", exp));
         keys.set("bob", "anthropic", key("sk-bob-anthropic-0003", exp));
         keys.set("carol", "openai", key("sk-carol-openai-0004", exp));
-        fs = new KeyFs(() -> policy, new SelectorAttestor(ProcAttestor.system(), () -> policy), keys, audit, clock,
+        fs = TestKeyFs.of(policy, keys, audit, clock,
                 Duration.ofSeconds(3));
         mnt = Files.createTempDirectory("kw-keyfs-");
         session = FuseSession.mount(mnt, fs, FuseSession.Options.defaults("keywarden"));

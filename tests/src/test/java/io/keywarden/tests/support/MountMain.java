@@ -1,7 +1,5 @@
 package io.keywarden.tests.support;
 
-import io.keywarden.attestation.ProcAttestor;
-import io.keywarden.attestation.SelectorAttestor;
 import io.keywarden.delivery.KeyFs;
 import io.keywarden.fuse.FuseSession;
 import io.keywarden.policy.Policy;
@@ -30,7 +28,7 @@ public final class MountMain {
         Policy policy = PolicyLoader.parse(POLICY, "policy.yaml");
         MemoryKeySource keys = new MemoryKeySource();
         keys.set("alice", "openai", TestKeys.issued(secret, Instant.now().plus(Duration.ofHours(1))));
-        return new KeyFs(() -> policy, new SelectorAttestor(ProcAttestor.system(), () -> policy), keys,
+        return TestKeyFs.of(policy, keys,
                 new RecordingListener(), Clock.systemUTC(), Duration.ofSeconds(5));
     }
 
