@@ -53,13 +53,24 @@ public final class DelegatedIdentityClient implements AutoCloseable {
             throw new IdentityException("cannot attest pid " + pid + " with SPIRE", false);
         }
         FetchJWTSVIDsRequest req = FetchJWTSVIDsRequest.newBuilder().addAllAudience(audience).setPid(pid).build();
-        FetchJWTSVIDsResponse resp;
-        try {
-            resp = DelegatedIdentityGrpc.newBlockingStub(channel)
-                    .withDeadlineAfter(deadline.toMillis(), TimeUnit.MILLISECONDS).fetchJWTSVIDs(req);
-        } catch (StatusRuntimeException e) {
-            channel.resetConnectBackoff();
-            throw classify(e.getStatus(), pid);
+        FetchJWTSVIDsResponse resp = null;
+        io.grpc.Deadline until = io.grpc.Deadline.after(deadline.toMillis(), TimeUnit.MILLISECONDS);
+        // After an agent restart the first call may meet the old, dead connection: one more try on
+        // a fresh connection, within the same deadline, before giving up.
+        Status first = null;
+        for (int attempt = 1; resp == null; attempt++) {
+            try {
+                var stub = DelegatedIdentityGrpc.newBlockingStub(channel).withDeadline(until);
+                // The retry waits (within the deadline) for the new connection to be ready.
+                resp = (attempt == 1 ? stub : stub.withWaitForReady()).fetchJWTSVIDs(req);
+            } catch (StatusRuntimeException e) {
+                channel.resetConnectBackoff();
+                if (attempt >= 2 || e.getStatus().getCode() != Status.Code.UNAVAILABLE || until.isExpired()) {
+                    throw classify(first != null && e.getStatus().getCode() == Status.Code.DEADLINE_EXCEEDED ? first
+                            : e.getStatus(), pid);
+                }
+                first = e.getStatus();
+            }
         }
         List<JwtSvid> out = new ArrayList<>();
         for (JWTSVID s : resp.getSvidsList()) {
