@@ -44,7 +44,7 @@ final class RunCommand implements Callable<Integer> {
         Spec s = new Spec("keywarden run", c.node(), p, c.identity().provider(), c.identity().audience(),
                 c.identity().spireAdminSocket(), c.issuer().provider(), c.issuer().vault(), DEV_TTL, c.delivery().mode(),
                 c.delivery().path(), false, c.ops().listen(), Optional.of(c.audit().file()), c.audit().stdout(),
-                c.admin().socket(), c.revokeOnShutdown(), Optional.empty());
+                c.admin().socket(), c.revokeOnShutdown(), Optional.empty(), Optional.of(c.policy()));
         KeywardenRuntime rt;
         try {
             rt = KeywardenRuntime.start(s, spec.commandLine().getOut());

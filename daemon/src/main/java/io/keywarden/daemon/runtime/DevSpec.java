@@ -67,7 +67,8 @@ public final class DevSpec {
         String node = env.getOrDefault("NODE_NAME", "").isBlank() ? hostName() : env.get("NODE_NAME");
         return new Spec("keywarden dev", node, policy, Config.IdentityProvider.DEV, "vault", null,
                 Config.IssuerProvider.DEV, Optional.empty(), ttl, Config.DeliveryMode.FUSE,
-                mount != null ? mount : DEFAULT_MOUNT, true, listen, Optional.ofNullable(audit), false, admin, true, xdgDir);
+                mount != null ? mount : DEFAULT_MOUNT, true, listen, Optional.ofNullable(audit), false, admin, true, xdgDir,
+                Optional.ofNullable(policyFile));
     }
 
     static String hostName() {

@@ -32,6 +32,7 @@ import io.keywarden.policy.Durations;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.Selector;
 import io.keywarden.policy.Workload;
+import io.keywarden.policy.yaml.Problem;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
@@ -44,6 +45,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CountDownLatch;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -63,7 +65,11 @@ public final class KeywardenRuntime implements AutoCloseable {
     private LeaseManager leases;
     private SystemScheduler scheduler;
     private boolean revokeOnShutdown = true;
+    private volatile Supplier<Policy> policySource;
+    /** Always reads the source in force: the watcher replaces it once it runs. */
+    private final Supplier<Policy> policy = () -> policySource.get();
     private volatile boolean closed;
+    private volatile boolean eager;
 
     private KeywardenRuntime() {
     }
@@ -84,9 +90,9 @@ public final class KeywardenRuntime implements AutoCloseable {
         if (s.identity() == Config.IdentityProvider.SPIRE) {
             DelegatedIdentityClient client = new DelegatedIdentityClient(s.spireSocket(), Duration.ofSeconds(5));
             resources.add(client);
-            return new SpireIdentityProvider(proc, client, s::policy, s.audience(), clock);
+            return new SpireIdentityProvider(proc, client, policy, s.audience(), clock);
         }
-        return new DevIdentityProvider(new SelectorAttestor(proc, s::policy),
+        return new DevIdentityProvider(new SelectorAttestor(proc, policy),
                 new JwtSigner("http://" + s.listen(), List.of(s.audience()), clock), clock);
     }
 
@@ -103,7 +109,8 @@ public final class KeywardenRuntime implements AutoCloseable {
 
     private void boot(Spec s, PrintWriter out) throws IOException {
         Clock clock = Clock.systemUTC();
-        Policy policy = s.policy();
+        Policy initial = s.policy();
+        policySource = s::policy;
         revokeOnShutdown = s.revokeOnShutdown();
         boolean root = LibC.geteuid() == 0;
         readiness.notReady("delivery", "not mounted yet");
@@ -118,8 +125,28 @@ public final class KeywardenRuntime implements AutoCloseable {
         }
         audit = new AuditTrail(ledger, metrics, readiness);
         audit.record("daemon.started", Map.of("reason", s.label(), "version", BuildInfo.load().version()));
-        audit.record("policy.loaded", Map.of("reason", policy.source() + ": " + policy.keys().size() + " keys, "
-                + policy.workloads().size() + " workloads"));
+        audit.record("policy.loaded", Map.of("reason", policySummary(initial)));
+        if (s.policyFile().isPresent()) {
+            PolicyWatcher watcher = new PolicyWatcher(s.policyFile().get(), initial,
+                    p -> s.issuer() == Config.IssuerProvider.VAULT ? p.problemsForVaultIssuer() : List.of(),
+                    new PolicyWatcher.Listener() {
+                        @Override
+                        public void loaded(Policy p) {
+                            audit.record("policy.loaded", Map.of("reason", policySummary(p)));
+                            if (eager) {
+                                ensureAll(p);
+                            }
+                        }
+
+                        @Override
+                        public void rejected(List<Problem> problems) {
+                            audit.record("policy.rejected", Map.of("reason", String.join("; ",
+                                    problems.stream().map(Problem::format).toList())));
+                        }
+                    }, 2000);
+            resources.add(watcher);
+            policySource = watcher;
+        }
         scheduler = new SystemScheduler(clock, 8);
         Issuer issuer = new MeteredIssuer(issuer(s, identity, clock), metrics);
         String identityName = identity.name();
@@ -127,8 +154,8 @@ public final class KeywardenRuntime implements AutoCloseable {
                 : !root ? "not running as root (mounting FUSE needs CAP_SYS_ADMIN)"
                 : !Files.exists(Path.of("/dev/fuse")) ? "/dev/fuse does not exist" : null;
         if (s.delivery() == Config.DeliveryMode.FUSE && whyNoFuse == null) {
-            leases = newLeases(issuer, policy, clock, identity, LeaseEvents.of(new LoggingEvents(), audit));
-            KeyFs fs = new KeyFs(s::policy, identity, leases, audit, clock, Duration.ofSeconds(10));
+            leases = newLeases(issuer, clock, identity, LeaseEvents.of(new LoggingEvents(), audit));
+            KeyFs fs = new KeyFs(policy, identity, leases, audit, clock, Duration.ofSeconds(10));
             try {
                 FuseSession session = FuseSession.mount(s.deliveryPath(), fs, FuseSession.Options.defaults("keywarden"));
                 resources.add(session);
@@ -161,24 +188,37 @@ public final class KeywardenRuntime implements AutoCloseable {
         }
         resources.add(tmpfs);
         readiness.ready("delivery");
-        leases = newLeases(issuer, policy, clock, identity, LeaseEvents.of(new LoggingEvents(), audit, new TmpfsPublisher(tmpfs)));
-        for (Workload w : policy.workloads()) {
+        leases = newLeases(issuer, clock, identity, LeaseEvents.of(new LoggingEvents(), audit, new TmpfsPublisher(tmpfs)));
+        for (Workload w : initial.workloads()) {
             if (TmpfsDelivery.ownerOf(w).isEmpty()) {
                 out.println("  workload " + w.name() + " has no unix:uid selector: tmpfs delivery cannot serve it");
-                continue;
-            }
-            for (String k : w.keys()) {
-                leases.ensure(w, k);
             }
         }
+        eager = true;
+        ensureAll(initial);
         startAdmin(s, identityName, issuer.name(), "tmpfs " + dir);
         printReady(out, s, "tmpfs", dir, true);
     }
 
-    private LeaseManager newLeases(Issuer issuer, Policy policy, Clock clock, IdentityProvider identity, LeaseEvents events) {
-        LeaseManager lm = new LeaseManager(issuer, () -> policy, clock, scheduler, new Random(new SecureRandom().nextLong()),
+    /** tmpfs delivery serves every workload with a uid eagerly, without waiting for an open. */
+    private void ensureAll(Policy p) {
+        for (Workload w : p.workloads()) {
+            if (TmpfsDelivery.ownerOf(w).isPresent()) {
+                for (String k : w.keys()) {
+                    leases.ensure(w, k);
+                }
+            }
+        }
+    }
+
+    private static String policySummary(Policy p) {
+        return p.source() + ": " + p.keys().size() + " keys, " + p.workloads().size() + " workloads";
+    }
+
+    private LeaseManager newLeases(Issuer issuer, Clock clock, IdentityProvider identity, LeaseEvents events) {
+        LeaseManager lm = new LeaseManager(issuer, policy, clock, scheduler, new Random(new SecureRandom().nextLong()),
                 events, identity::isAlive);
-        for (String key : policy.keys().keySet()) {
+        for (String key : policy.get().keys().keySet()) {
             metrics.leaseGauges(key, lm, m -> m.view().stream().filter(v -> v.key().equals(key) && v.leaseId() != null).count(),
                     m -> m.view().stream().filter(v -> v.key().equals(key) && v.expiresAt() != null)
                             .mapToDouble(v -> Duration.between(clock.instant(), v.expiresAt()).toMillis() / 1000.0)
@@ -188,7 +228,7 @@ public final class KeywardenRuntime implements AutoCloseable {
     }
 
     private void startAdmin(Spec s, String identity, String issuer, String delivery) throws IOException {
-        resources.add(AdminServer.start(s.adminSocket(), leases, s::policy, Map.of("node", s.node(), "identity", identity,
+        resources.add(AdminServer.start(s.adminSocket(), leases, policy, Map.of("node", s.node(), "identity", identity,
                 "issuer", issuer, "delivery", delivery)));
         LOG.info("admin API on {}", s.adminSocket());
     }

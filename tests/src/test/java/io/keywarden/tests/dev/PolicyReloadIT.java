@@ -1,0 +1,95 @@
+package io.keywarden.tests.dev;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.keywarden.linux.Mounts;
+import io.keywarden.tests.support.Daemon;
+import io.keywarden.tests.support.Proc;
+import io.keywarden.tests.support.Requirements;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Map;
+import java.util.function.BooleanSupplier;
+import org.junit.jupiter.api.Test;
+
+/** The policy file is watched: a valid change takes effect without a restart, an invalid one is rejected. */
+class PolicyReloadIT {
+    static final String ALICE = """
+            keys: {openai: {}}
+            workloads:
+              - {name: alice, spiffeId: "spiffe://t/alice", selectors: ["unix:uid:1001"], keys: [openai]}
+            """;
+    static final String BOB = """
+            keys: {openai: {}}
+            workloads:
+              - {name: bob, spiffeId: "spiffe://t/bob", selectors: ["unix:uid:1002"], keys: [openai]}
+            """;
+
+    static void write(Path f, String text) throws Exception {
+        Path tmp = f.resolveSibling(".policy.tmp");
+        Files.writeString(tmp, text);
+        Files.move(tmp, f, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    }
+
+    static void within(long millis, BooleanSupplier condition, String what) throws InterruptedException {
+        long end = System.nanoTime() + millis * 1_000_000;
+        while (System.nanoTime() < end) {
+            if (condition.getAsBoolean()) {
+                return;
+            }
+            Thread.sleep(200);
+        }
+        throw new AssertionError("not within " + millis + " ms: " + what);
+    }
+
+    @Test
+    void validChangesApplyAndInvalidOnesAreRejected() throws Exception {
+        Requirements.rootAndFuse();
+        Path dir = Files.createTempDirectory("kw-reload-");
+        Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
+        Path policy = dir.resolve("policy.yaml");
+        Path mnt = dir.resolve("mnt");
+        Path ledger = dir.resolve("audit.jsonl");
+        write(policy, ALICE);
+        int port = 20_000 + new java.util.Random().nextInt(20_000);
+        try (Daemon d = Daemon.start(Map.of(), "dev", "--policy", policy.toString(), "--mount", mnt.toString(), "--audit",
+                ledger.toString(), "--listen", "127.0.0.1:" + port, "--admin-socket", dir.resolve("admin.sock").toString())) {
+            d.awaitOut("serving KeyFS", 30);
+            String api = mnt.resolve("openai/api_key").toString();
+            assertTrue(Proc.as(1001, "cat", api).out().startsWith("sk-dev-"));
+
+            write(policy, BOB);
+            within(6000, () -> Proc.as(1002, "cat", api).out().startsWith("sk-dev-"), "bob is served after the reload");
+            assertTrue(Proc.as(1001, "cat", api).err().contains("Permission denied"), "alice is no longer");
+            within(3000, () -> {
+                try {
+                    return Files.readString(ledger).contains("removed from the policy");
+                } catch (Exception e) {
+                    return false;
+                }
+            }, "alice's lease revoked because she left the policy");
+
+            write(policy, BOB.replace("unix:uid:1002", "unix:user:bob"));
+            within(6000, () -> {
+                try {
+                    return Files.readString(ledger).contains("\"event\":\"policy.rejected\"");
+                } catch (Exception e) {
+                    return false;
+                }
+            }, "the invalid policy is rejected in the ledger");
+            String text = Files.readString(ledger);
+            assertTrue(text.contains(policy + ":4:67: workload 'bob'.selectors: unknown selector 'unix:user:bob'")
+                    || text.contains("unknown selector 'unix:user:bob'"), "with policy check's message");
+            assertTrue(Proc.as(1002, "cat", api).out().startsWith("sk-dev-"), "the running policy stays");
+            assertEquals(143, d.stop());
+        } finally {
+            if (Mounts.at(mnt).isPresent()) {
+                Mounts.detach(mnt);
+            }
+            Proc.run("rm", "-rf", dir.toString());
+        }
+    }
+}
