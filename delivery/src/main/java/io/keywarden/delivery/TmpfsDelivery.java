@@ -37,6 +37,9 @@ public final class TmpfsDelivery implements AutoCloseable {
 
     private final Path root;
     private final boolean mounted;
+    /** The status line last written per key directory: an unchanged "ok" is not rewritten on every refresh. */
+    private final java.util.Map<Path, String> statusWritten = new java.util.concurrent.ConcurrentHashMap<>();
+    private final java.util.Map<Path, Integer> owners = new java.util.concurrent.ConcurrentHashMap<>();
 
     private TmpfsDelivery(Path root, boolean mounted) {
         this.root = root;
@@ -95,7 +98,7 @@ public final class TmpfsDelivery implements AutoCloseable {
             Arrays.fill(secret, (byte) 0);
         }
         replace(d, "expires_at", (KeyFs.rfc3339(issued.expiresAt()) + "\n").getBytes(StandardCharsets.US_ASCII), uid);
-        replace(d, "status", "ok\n".getBytes(StandardCharsets.US_ASCII), uid);
+        writeStatus(d, "ok\n", uid);
     }
 
     /** Fail closed: removes {@code api_key} and says why in {@code status}. */
@@ -107,11 +110,21 @@ public final class TmpfsDelivery implements AutoCloseable {
         Path d = ensureDirs(w, key, uid.get());
         Files.deleteIfExists(d.resolve("api_key"));
         Files.deleteIfExists(d.resolve("expires_at"));
-        replace(d, "status", ("error: " + reason + "\n").getBytes(StandardCharsets.UTF_8), uid.get());
+        writeStatus(d, "error: " + reason + "\n", uid.get());
+    }
+
+    private void writeStatus(Path dir, String line, int uid) throws IOException {
+        if (line.equals(statusWritten.get(dir)) && Files.exists(dir.resolve("status"), LinkOption.NOFOLLOW_LINKS)) {
+            return;
+        }
+        replace(dir, "status", line.getBytes(StandardCharsets.UTF_8), uid);
+        statusWritten.put(dir, line);
     }
 
     /** Removes a workload's key directory (revocation). */
     public void wipe(Workload w, String key) throws IOException {
+        statusWritten.remove(dir(w, key));
+        owners.remove(dir(w, key));
         deleteTree(dir(w, key));
         try {
             Files.deleteIfExists(root.resolve(w.name()));
@@ -126,8 +139,13 @@ public final class TmpfsDelivery implements AutoCloseable {
         for (Path p : new Path[] {wd, kd}) {
             if (!Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)) {
                 Files.createDirectory(p, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("r-x------")));
+                owners.remove(p);
             }
-            chown(p, uid);
+            // A policy change may give the workload another uid: its directories follow.
+            if (!Integer.valueOf(uid).equals(owners.get(p))) {
+                chown(p, uid);
+                owners.put(p, uid);
+            }
         }
         return kd;
     }
@@ -156,6 +174,8 @@ public final class TmpfsDelivery implements AutoCloseable {
     }
 
     private void wipeAll() throws IOException {
+        statusWritten.clear();
+        owners.clear();
         try (var entries = Files.list(root)) {
             for (Path p : (Iterable<Path>) entries::iterator) {
                 deleteTree(p);
