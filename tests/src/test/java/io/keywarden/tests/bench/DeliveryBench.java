@@ -11,6 +11,7 @@ import io.keywarden.tests.support.MemoryKeySource;
 import io.keywarden.delivery.AccessListener;
 import io.keywarden.tests.support.Requirements;
 import io.keywarden.tests.support.TestKeys;
+import io.keywarden.tests.support.TestPolicies;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
@@ -24,22 +25,14 @@ import org.junit.jupiter.api.Test;
  * nothing about time. Run: {@code ./mvnw -B -q install -DskipTests -DskipITs && ./mvnw -B -Pbench -pl tests verify}
  */
 class DeliveryBench {
-    static final int LENGTH = 51;
+    static final int LENGTH = TestPolicies.KEY_LENGTH;
     static final int OPS = Integer.getInteger("bench.opens", 20_000);
 
     @Test
     void keyFsAgainstTmpfs() throws Exception {
         Requirements.rootAndFuse();
         KwRead.binary();
-        Policy policy = PolicyLoader.parse("""
-                keys:
-                  openai: {}
-                workloads:
-                  - name: alice
-                    spiffeId: spiffe://bench.local/alice
-                    selectors: [unix:uid:1001]
-                    keys: [openai]
-                """, "bench.yaml");
+        Policy policy = PolicyLoader.parse(TestPolicies.ALICE, "bench.yaml");
         MemoryKeySource keys = new MemoryKeySource();
         var issued = TestKeys.issued(TestKeys.random("sk-alice-", LENGTH), Instant.now().plus(Duration.ofHours(1)));
         keys.set("alice", "openai", issued);

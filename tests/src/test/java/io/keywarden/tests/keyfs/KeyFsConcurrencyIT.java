@@ -7,6 +7,7 @@ import io.keywarden.fuse.FuseSession;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.PolicyLoader;
 import io.keywarden.tests.support.TestKeyFs;
+import io.keywarden.tests.support.TestPolicies;
 import io.keywarden.tests.support.KwRead;
 import io.keywarden.tests.support.MemoryKeySource;
 import io.keywarden.delivery.AccessListener;
@@ -24,20 +25,8 @@ import org.junit.jupiter.api.Test;
 
 /** Two workloads read at once, 8 threads each, while their keys are swapped under them. */
 class KeyFsConcurrencyIT {
-    static final String POLICY = """
-            keys:
-              openai: {}
-            workloads:
-              - name: alice
-                spiffeId: spiffe://test.local/alice
-                selectors: [unix:uid:1001]
-                keys: [openai]
-              - name: bob
-                spiffeId: spiffe://test.local/bob
-                selectors: [unix:uid:1002]
-                keys: [openai]
-            """;
-    static final int LENGTH = 51;
+    static final String POLICY = TestPolicies.ALICE_AND_BOB;
+    static final int LENGTH = TestPolicies.KEY_LENGTH;
 
     @Test
     void tenThousandOpensPerWorkloadNeverCrossOrTear() throws Exception {

@@ -11,15 +11,7 @@ import java.time.Instant;
 
 /** A KeyFS in its own JVM, for tests that must kill the server: {@code MountMain DIR SECRET}. */
 public final class MountMain {
-    public static final String POLICY = """
-            keys:
-              openai: {}
-            workloads:
-              - name: alice
-                spiffeId: spiffe://test.local/alice
-                selectors: [unix:uid:1001]
-                keys: [openai]
-            """;
+    public static final String POLICY = TestPolicies.ALICE;
 
     private MountMain() {
     }

@@ -14,6 +14,7 @@ import io.keywarden.tests.support.KwRead;
 import io.keywarden.tests.support.Proc;
 import io.keywarden.tests.support.Requirements;
 import io.keywarden.tests.support.TestKeys;
+import io.keywarden.tests.support.TestPolicies;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -24,16 +25,8 @@ import java.util.concurrent.CompletableFuture;
 import org.junit.jupiter.api.Test;
 
 class TmpfsDeliveryIT {
-    static final String POLICY = """
-            keys:
-              openai: {}
-            workloads:
-              - name: alice
-                spiffeId: spiffe://test.local/alice
-                selectors: [unix:uid:1001]
-                keys: [openai]
-            """;
-    static final int LENGTH = 51;
+    static final String POLICY = TestPolicies.ALICE;
+    static final int LENGTH = TestPolicies.KEY_LENGTH;
 
     static Workload alice() throws Exception {
         Policy p = PolicyLoader.parse(POLICY, "policy.yaml");
