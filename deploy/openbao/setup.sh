@@ -1,42 +1,71 @@
 #!/bin/sh
-# Configures OpenBao (or Vault) for keywarden: JWT auth trusting SPIRE's OIDC discovery
-# provider, one role per workload bound to its SPIFFE ID and the "vault" audience, a policy
-# granting the role's creds, and the OpenAI secrets engine with one role per workload.
+# Configures OpenBao (or Vault) for keywarden, idempotently:
+#  - JWT auth trusting SPIRE's OIDC discovery provider (its JWKS is fetched when the config is
+#    written, so the write is retried while the provider starts);
+#  - per workload: a JWT role bound to the workload's SPIFFE ID (sub) and the "vault" audience, and
+#    a policy that may read only that workload's OpenAI creds;
+#  - the OpenAI secrets engine (plugin vault-plugin-secrets-openai) and one role per workload.
 #
 #   BAO_ADDR=http://127.0.0.1:8200 BAO_TOKEN=... OIDC_URL=http://spire-oidc:8080 \
-#   OPENAI_ADMIN_KEY=... OPENAI_PROJECT_ID=... OPENAI_API_URL=http://openai-stub:8080/v1 sh setup.sh
+#   OPENAI_ADMIN_KEY=... OPENAI_ORG_ID=... OPENAI_PROJECT_ID=... \
+#   [OPENAI_API_URL=http://openai-stub:8080/v1] [OPENAI_PLUGIN_SHA256=...] \
+#   [WORKLOADS="name=spiffe://td/id ..."] sh setup.sh
+#
+# With the HashiCorp CLI: BAO_BIN=vault and VAULT_ADDR/VAULT_TOKEN instead.
 set -eu
 
 bao=${BAO_BIN:-bao}
 oidc_url=${OIDC_URL:?set OIDC_URL to the SPIRE OIDC discovery provider}
-workload=${WORKLOAD:-example-agent}
-spiffe_id=${SPIFFE_ID:-spiffe://example.org/ns/agents/sa/example-agent}
+workloads=${WORKLOADS:-example-agent=spiffe://example.org/ns/agents/sa/example-agent}
+key_ttl=${KEY_TTL:-15m}
+retries=${RETRIES:-60}
+retry_delay=${RETRY_DELAY:-2}
 
-"$bao" auth enable jwt 2>/dev/null || true
-"$bao" write auth/jwt/config oidc_discovery_url="$oidc_url"
+if ! "$bao" auth list | grep -q '^jwt/'; then
+  "$bao" auth enable jwt
+fi
+tries=0
+until "$bao" write auth/jwt/config oidc_discovery_url="$oidc_url" >/dev/null; do
+  tries=$((tries + 1))
+  if [ "$tries" -ge "$retries" ]; then
+    echo "setup: OpenBao could not use the OIDC discovery document at $oidc_url" >&2
+    exit 1
+  fi
+  sleep "$retry_delay"
+done
+echo "setup: auth/jwt trusts $oidc_url"
 
-"$bao" policy write "$workload" - <<POLICY
-path "openai/creds/$workload" {
+if [ -n "${OPENAI_PLUGIN_SHA256:-}" ]; then
+  "$bao" plugin register -sha256="$OPENAI_PLUGIN_SHA256" secret vault-plugin-secrets-openai
+fi
+if ! "$bao" secrets list | grep -q '^openai/'; then
+  "$bao" secrets enable -path=openai vault-plugin-secrets-openai
+fi
+"$bao" write openai/config \
+  admin_api_key="${OPENAI_ADMIN_KEY:?set OPENAI_ADMIN_KEY}" \
+  organization_id="${OPENAI_ORG_ID:?set OPENAI_ORG_ID}" \
+  api_endpoint="${OPENAI_API_URL:-https://api.openai.com/v1}" >/dev/null
+echo "setup: openai/ engine configured"
+
+for w in $workloads; do
+  name=${w%%=*}
+  spiffe_id=${w#*=}
+  "$bao" policy write "$name" - <<POLICY
+path "openai/creds/$name" {
   capabilities = ["read"]
 }
 POLICY
-
-"$bao" write "auth/jwt/role/$workload" \
-  role_type=jwt \
-  user_claim=sub \
-  bound_audiences=vault \
-  bound_subject="$spiffe_id" \
-  token_policies="$workload" \
-  token_ttl=1h \
-  token_max_ttl=4h
-
-"$bao" plugin register -sha256="${OPENAI_PLUGIN_SHA256:?}" secret vault-plugin-secrets-openai 2>/dev/null || true
-"$bao" secrets enable -path=openai vault-plugin-secrets-openai 2>/dev/null || true
-"$bao" write openai/config \
-  admin_api_key="${OPENAI_ADMIN_KEY:?}" \
-  organization_id="${OPENAI_ORG_ID:-}" \
-  api_endpoint="${OPENAI_API_URL:-https://api.openai.com/v1}"
-"$bao" write "openai/roles/$workload" \
-  project_id="${OPENAI_PROJECT_ID:?}" \
-  ttl=15m \
-  max_ttl=24h
+  "$bao" write "auth/jwt/role/$name" \
+    role_type=jwt \
+    user_claim=sub \
+    bound_audiences=vault \
+    bound_subject="$spiffe_id" \
+    token_policies="$name" \
+    token_ttl=1h \
+    token_max_ttl=4h >/dev/null
+  "$bao" write "openai/roles/$name" \
+    project_id="${OPENAI_PROJECT_ID:?set OPENAI_PROJECT_ID}" \
+    ttl="$key_ttl" \
+    max_ttl=24h >/dev/null
+  echo "setup: workload $name ($spiffe_id) may read openai/creds/$name"
+done

@@ -1,15 +1,32 @@
-"""A stand-in for the OpenAI Admin API endpoints the OpenAI secrets engine calls, so the Compose
-stack runs without an OpenAI account. Service accounts and their keys live in memory; deleting a
-service account kills its key (GET /v1/me answers 401 for a dead key)."""
+"""A stand-in for the OpenAI API, so that the Compose stack and the Testcontainers suite run
+without an OpenAI account. It serves the Admin API endpoints the OpenAI secrets engine calls
+(project lookup, service accounts with their key, deletion) and, for agents, /v1/models and
+/v1/me, which accept only keys of live service accounts: deleting a service account (what a
+lease revocation does) kills its key, as it does at OpenAI. State lives in memory; keys are
+never logged.
+
+The creation answer is the real API's (the service account at the top level, its key under
+api_key.value) plus the shapes some releases of the engine parse (service_account {...} and
+api_key.key), so that any of them works against it."""
 import json
+import os
 import secrets
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-ACCOUNTS = {}  # id -> {"name", "key", "key_id"}
+ADMIN_KEY = os.environ.get("OPENAI_STUB_ADMIN_KEY", "")  # empty: any admin key is accepted
+ACCOUNTS = {}  # service account id -> {"project", "name", "key", "key_id", "created_at"}
+LOCK = threading.Lock()
+
+
+def error(message, code=None, kind="invalid_request_error"):
+    return {"error": {"message": message, "type": kind, "code": code, "param": None}}
 
 
 class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
     def _send(self, status, body):
         data = json.dumps(body).encode()
         self.send_response(status)
@@ -18,41 +35,101 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _bearer(self):
+        return self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+
+    def _admin_ok(self):
+        if ADMIN_KEY and self._bearer() != ADMIN_KEY:
+            self._send(401, error("Invalid admin key", "invalid_api_key"))
+            return False
+        return True
+
+    def _live_key(self):
+        key = self._bearer()
+        with LOCK:
+            return bool(key) and any(secrets.compare_digest(a["key"], key) for a in ACCOUNTS.values())
+
+    def _parts(self):
+        return self.path.split("?")[0].strip("/").split("/")
+
     def do_GET(self):
-        parts = self.path.strip("/").split("/")
-        if parts[:3] == ["v1", "organization", "projects"] and len(parts) == 4:
-            return self._send(200, {"id": parts[3], "object": "organization.project", "name": "stub",
+        p = self._parts()
+        if p == ["health"]:
+            return self._send(200, {"status": "ok", "live_service_accounts": len(ACCOUNTS)})
+        if p in (["v1", "me"], ["v1", "models"]):
+            if not self._live_key():
+                return self._send(401, error("Incorrect API key provided", "invalid_api_key"))
+            if p[1] == "me":
+                return self._send(200, {"object": "user", "id": "user-stub"})
+            return self._send(200, {"object": "list", "data": [
+                {"id": "gpt-stub", "object": "model", "created": 0, "owned_by": "keywarden-stub"}]})
+        if p[:3] == ["v1", "organization", "projects"] and len(p) == 4:
+            if not self._admin_ok():
+                return None
+            return self._send(200, {"id": p[3], "object": "organization.project", "name": "stub " + p[3],
                                     "created_at": int(time.time()), "archived_at": None, "status": "active"})
-        if self.path == "/v1/me":
-            key = self.headers.get("Authorization", "").removeprefix("Bearer ")
-            live = any(a["key"] == key for a in ACCOUNTS.values())
-            return self._send(200 if live else 401, {"object": "user"} if live else
-                              {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
-                                         "code": "invalid_api_key", "param": None}})
-        self._send(404, {"error": {"message": "not found", "type": "invalid_request_error", "code": None, "param": None}})
+        if p[:3] == ["v1", "organization", "projects"] and len(p) == 6 and p[4] == "service_accounts":
+            if not self._admin_ok():
+                return None
+            with LOCK:
+                a = ACCOUNTS.get(p[5])
+            if a is None or a["project"] != p[3]:
+                return self._send(404, error("No such service account " + p[5]))
+            return self._send(200, {"object": "organization.project.service_account", "id": p[5], "name": a["name"],
+                                    "role": "member", "created_at": a["created_at"]})
+        if p == ["v1", "organization", "admin_api_keys"]:
+            if not self._admin_ok():
+                return None
+            return self._send(200, {"object": "list", "data": []})
+        return self._send(404, error("Unknown path " + self.path.split("?")[0]))
 
     def do_POST(self):
-        parts = self.path.strip("/").split("/")
-        if parts[:3] == ["v1", "organization", "projects"] and parts[-1] == "service_accounts":
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        p = self._parts()
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b"{}"
+        if p[:3] == ["v1", "organization", "projects"] and len(p) == 5 and p[4] == "service_accounts":
+            if not self._admin_ok():
+                return None
+            try:
+                body = json.loads(raw or b"{}")
+            except ValueError:
+                return self._send(400, error("Body is not JSON"))
+            name = body.get("name") or ""
+            if not name:
+                return self._send(400, error("name is required", "missing_required_parameter"))
             sid = "svc_acct_" + secrets.token_hex(8)
-            key = "sk-stub-" + secrets.token_urlsafe(36)
-            ACCOUNTS[sid] = {"name": body.get("name", ""), "key": key, "key_id": "key_" + secrets.token_hex(8)}
-            return self._send(200, {"object": "organization.project.service_account", "id": sid,
-                                    "name": body.get("name", ""), "role": "member", "created_at": int(time.time()),
-                                    "api_key": {"object": "organization.project.service_account.api_key", "value": key,
-                                                "name": "Secret Key", "created_at": int(time.time()),
-                                                "id": ACCOUNTS[sid]["key_id"]}})
-        self._send(404, {"error": {"message": "not found", "type": "invalid_request_error", "code": None, "param": None}})
+            key = "sk-svcacct-stub-" + secrets.token_urlsafe(36)
+            now = int(time.time())
+            key_id = "key_" + secrets.token_hex(8)
+            with LOCK:
+                ACCOUNTS[sid] = {"project": p[3], "name": name, "key": key, "key_id": key_id, "created_at": now}
+            account = {"object": "organization.project.service_account", "id": sid, "name": name, "role": "member",
+                       "created_at": now, "project_id": p[3]}
+            api_key = {"object": "organization.project.service_account.api_key", "value": key, "key": key,
+                       "name": "Secret Key", "created_at": now, "id": key_id, "service_account_id": sid}
+            return self._send(200, dict(account, api_key=api_key, service_account=account))
+        return self._send(404, error("Unknown path " + self.path.split("?")[0]))
 
     def do_DELETE(self):
-        sid = self.path.strip("/").split("/")[-1]
-        ACCOUNTS.pop(sid, None)
-        self._send(200, {"object": "organization.project.service_account.deleted", "id": sid, "deleted": True})
+        p = self._parts()
+        if p[:3] == ["v1", "organization", "projects"] and len(p) == 6 and p[4] == "service_accounts":
+            if not self._admin_ok():
+                return None
+            with LOCK:
+                a = ACCOUNTS.get(p[5])
+                if a is None or a["project"] != p[3]:
+                    a = None
+                else:
+                    del ACCOUNTS[p[5]]
+            if a is None:
+                return self._send(404, error("No such service account " + p[5]))
+            return self._send(200, {"object": "organization.project.service_account.deleted", "id": p[5], "deleted": True})
+        return self._send(404, error("Unknown path " + self.path.split("?")[0]))
 
-    def log_message(self, fmt, *args):
-        print("openai-stub:", self.command, self.path.split("?")[0])
+    def log_message(self, fmt, *args):  # method and path only: never headers (keys)
+        print("openai-stub:", self.command, self.path.split("?")[0], flush=True)
 
 
 if __name__ == "__main__":
-    ThreadingHTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
+    port = int(os.environ.get("PORT", "8080"))
+    ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()

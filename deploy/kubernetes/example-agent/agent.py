@@ -10,11 +10,21 @@ import urllib.request
 KEY_FILE = os.environ.get("OPENAI_KEY_FILE", "/run/keywarden/openai/api_key")
 STATUS_FILE = os.path.join(os.path.dirname(KEY_FILE), "status")
 API = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
+INTERVAL = float(os.environ.get("AGENT_INTERVAL", "60"))
+ITERATIONS = int(os.environ.get("AGENT_ITERATIONS", "0"))  # 0: forever
 
 
 def read_key():
     with open(KEY_FILE, encoding="ascii") as f:
         return f.read()
+
+
+def status():
+    try:
+        with open(STATUS_FILE, encoding="utf-8") as s:
+            return s.read().strip()
+    except OSError as e:  # keywarden not (yet) serving this directory
+        return f"no status ({e.strerror})"
 
 
 def fingerprint(key):
@@ -32,22 +42,25 @@ def list_models():
         try:
             key = read_key()
         except OSError as e:  # EACCES: not entitled; EIO: no valid key now (see status)
-            with open(STATUS_FILE, encoding="utf-8") as s:
-                print(f"no key: {e.strerror}; keywarden says: {s.read().strip()}")
+            print(f"no key: {e.strerror}; keywarden says: {status()}", flush=True)
             return None
         try:
             return call("/models", key)
         except urllib.error.HTTPError as e:
             if e.code == 401 and attempt == 0:
-                print(f"key {fingerprint(key)} refused (rotated?); reading the file again")
+                print(f"key {fingerprint(key)} refused (rotated?); reading the file again", flush=True)
                 continue
             raise
     return None
 
 
 if __name__ == "__main__":
+    done = 0
     while True:
         models = list_models()
         if models is not None:
-            print(f"{len(models.get('data', []))} models visible")
-        time.sleep(60)
+            print(f"{len(models.get('data', []))} models visible", flush=True)
+        done += 1
+        if done == ITERATIONS:
+            break
+        time.sleep(INTERVAL)
