@@ -20,19 +20,26 @@ public final class Proc {
     }
 
     public static Result run(String... cmd) {
-        return exec(List.of(cmd));
+        return exec(List.of(cmd), java.util.Map.of());
+    }
+
+    /** Runs {@code cmd} with {@code env} added to this JVM's environment. */
+    public static Result withEnv(java.util.Map<String, String> env, String... cmd) {
+        return exec(List.of(cmd), env);
     }
 
     /** Runs {@code cmd} as {@code uid}:{@code uid} with no supplementary groups. */
     public static Result as(int uid, String... cmd) {
         List<String> full = new ArrayList<>(List.of("setpriv", "--reuid=" + uid, "--regid=" + uid, "--clear-groups"));
         full.addAll(List.of(cmd));
-        return exec(full);
+        return exec(full, java.util.Map.of());
     }
 
-    private static Result exec(List<String> cmd) {
+    private static Result exec(List<String> cmd, java.util.Map<String, String> env) {
         try {
-            Process p = new ProcessBuilder(cmd).start();
+            ProcessBuilder pb = new ProcessBuilder(cmd);
+            pb.environment().putAll(env);
+            Process p = pb.start();
             p.getOutputStream().close();
             ByteArrayOutputStream out = new ByteArrayOutputStream();
             ByteArrayOutputStream err = new ByteArrayOutputStream();
