@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 ADMIN_KEY = os.environ.get("OPENAI_STUB_ADMIN_KEY", "")  # empty: any admin key is accepted
 ACCOUNTS = {}  # service account id -> {"project", "name", "key", "key_id", "created_at"}
 LOCK = threading.Lock()
+API_CALLS = [0]  # requests agents made with a key (/v1/models, /v1/me), live or not
 
 
 def error(message, code=None, kind="invalid_request_error"):
@@ -55,8 +56,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         p = self._parts()
         if p == ["health"]:
-            return self._send(200, {"status": "ok", "live_service_accounts": len(ACCOUNTS)})
+            with LOCK:
+                return self._send(200, {"status": "ok", "live_service_accounts": len(ACCOUNTS),
+                                        "api_calls": API_CALLS[0]})
         if p in (["v1", "me"], ["v1", "models"]):
+            with LOCK:
+                API_CALLS[0] += 1
             if not self._live_key():
                 return self._send(401, error("Incorrect API key provided", "invalid_api_key"))
             if p[1] == "me":

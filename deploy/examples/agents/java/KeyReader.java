@@ -3,20 +3,38 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.util.HexFormat;
 
 /**
  * An agent that gets its OpenAI key from keywarden: the file is read for every request and read
- * again after an HTTP 401, because keys rotate. Run: java KeyReader.java
+ * again after an HTTP 401, because keys rotate. It never prints the key, only its fingerprint.
+ * Run: java KeyReader.java (OPENAI_KEY_FILE and OPENAI_BASE_URL override the defaults).
  */
 public final class KeyReader {
     static final Path KEY = Path.of(System.getenv().getOrDefault("OPENAI_KEY_FILE", "/run/keywarden/openai/api_key"));
+    static final String API = System.getenv().getOrDefault("OPENAI_BASE_URL", "https://api.openai.com/v1");
 
     static HttpResponse<String> models(HttpClient http, String key) throws IOException, InterruptedException {
-        HttpRequest r = HttpRequest.newBuilder(URI.create("https://api.openai.com/v1/models"))
+        HttpRequest r = HttpRequest.newBuilder(URI.create(API + "/models"))
                 .header("Authorization", "Bearer " + key).build();
         return http.send(r, HttpResponse.BodyHandlers.ofString());
+    }
+
+    static String fingerprint(String key) throws Exception {
+        byte[] d = MessageDigest.getInstance("SHA-256").digest(key.getBytes(StandardCharsets.UTF_8));
+        return "sha256:" + HexFormat.of().formatHex(d).substring(0, 16);
+    }
+
+    static String status() {
+        try {
+            return Files.readString(KEY.resolveSibling("status")).trim();
+        } catch (IOException e) {
+            return "no status (" + e.getMessage() + ")";
+        }
     }
 
     public static void main(String[] args) throws Exception {
@@ -26,15 +44,18 @@ public final class KeyReader {
             try {
                 key = Files.readString(KEY);
             } catch (IOException e) {
-                System.out.println("no key (" + e.getMessage() + "): " + Files.readString(KEY.resolveSibling("status")).trim());
+                // EACCES: this process is not entitled; EIO: no valid key right now (see status).
+                System.out.println("no key (" + e.getMessage() + "): keywarden says: " + status());
+                System.exit(1);
                 return;
             }
             HttpResponse<String> r = models(http, key);
             if (r.statusCode() == 401 && attempt == 0) {
+                System.out.println("key " + fingerprint(key) + " refused (rotated?); reading the file again");
                 continue;
             }
             System.out.println("HTTP " + r.statusCode());
-            return;
+            System.exit(r.statusCode() == 200 ? 0 : 1);
         }
     }
 }
