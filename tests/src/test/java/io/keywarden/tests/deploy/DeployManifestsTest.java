@@ -119,6 +119,15 @@ class DeployManifestsTest {
         Volume fuse = pod.getVolumes().stream().filter(v -> v.getName().equals(mounts.get("/dev/fuse").getName()))
                 .findFirst().orElseThrow();
         assertEquals("CharDevice", fuse.getHostPath().getType());
+        // The SPIRE agent's admin socket (deploy/spire/kubernetes/agent.conf) is on the hostPath keywarden mounts.
+        Volume spireAdmin = pod.getVolumes().stream().filter(v -> v.getName().equals(mounts.get("/run/spire/admin").getName()))
+                .findFirst().orElseThrow();
+        String agentConf = Files.readString(DEPLOY.resolve("spire/kubernetes/agent.conf"));
+        assertTrue(agentConf.contains("admin_socket_path = \"" + spireAdmin.getHostPath().getPath() + "/admin.sock\""));
+        assertTrue(agentConf.contains("authorized_delegates = [\"spiffe://example.org/keywarden\"]"));
+        assertTrue(Files.readString(DEPLOY.resolve("spire/register.sh"))
+                .contains("entry \"spiffe://$td/keywarden\" k8s:ns:" + ds.getMetadata().getNamespace() + " k8s:sa:"
+                        + pod.getServiceAccountName()), "the k8s registration entry selects the DaemonSet's pods");
 
         Deployment agent = one(all, Deployment.class);
         PodSpec ap = agent.getSpec().getTemplate().getSpec();
