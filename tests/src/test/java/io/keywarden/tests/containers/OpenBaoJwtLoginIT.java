@@ -32,8 +32,8 @@ import org.testcontainers.vault.VaultContainer;
  * Against a real OpenBao (Testcontainers; skipped where no Docker engine runs): JWT auth is
  * configured with keywarden's dev JWKS, a role is bound to the workload's SPIFFE ID and the
  * "vault" audience, and keywarden's Vault issuer logs in with its JWT-SVID. A role bound to
- * another subject is refused. The OpenAI engine needs its plugin binary, which this suite does
- * not download: the read is expected to be refused with the engine absent (no route).
+ * another subject is refused. The stock image has no OpenAI engine, so the read is expected to be
+ * refused (no route): {@link SpireOpenBaoChainIT} runs the whole chain with the engine.
  */
 @Testcontainers(disabledWithoutDocker = true)
 class OpenBaoJwtLoginIT {
