@@ -181,4 +181,28 @@ class DeployManifestsTest {
         Proc.Result ci = Proc.run("shellcheck", "-s", "bash", DEPLOY.resolveSibling(".ci/run").toString());
         assertEquals(0, ci.code(), ci.out() + ci.err());
     }
+
+    @Test
+    void theReadmesDeploymentSectionMatchesTheFiles() throws Exception {
+        String readme = Files.readString(DEPLOY.resolveSibling("README.md"));
+        String section = readme.substring(readme.indexOf("## Deployment\n"), readme.indexOf("## Docker\n"));
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("`(deploy/[^`\\s]*)`").matcher(section);
+        List<String> named = new ArrayList<>();
+        while (m.find()) {
+            named.add(m.group(1));
+        }
+        assertTrue(named.size() > 10, named.toString());
+        for (String path : named) {
+            assertTrue(Files.exists(DEPLOY.resolveSibling(path)), "README names " + path + ", which does not exist");
+        }
+        // Every shipped file is covered by a path the section names (the file or one of its folders).
+        try (Stream<Path> files = Files.walk(DEPLOY)) {
+            for (Path f : files.filter(Files::isRegularFile).toList()) {
+                String rel = DEPLOY.getParent().relativize(f).toString();
+                boolean covered = named.stream().anyMatch(n -> rel.equals(n) || rel.startsWith(n.endsWith("/") ? n : n + "/"))
+                        || rel.startsWith("deploy/examples/") || rel.startsWith("deploy/docker/");
+                assertTrue(covered, rel + " is not described in the README's deployment section");
+            }
+        }
+    }
 }
