@@ -62,7 +62,7 @@ public final class KeywardenRuntime implements AutoCloseable {
     private final Readiness readiness = new Readiness();
     private final CountDownLatch stopped = new CountDownLatch(1);
     private AuditTrail audit;
-    private LeaseManager leases;
+    private volatile LeaseManager leases;
     private SystemScheduler scheduler;
     private boolean revokeOnShutdown = true;
     private volatile Supplier<Policy> policySource;
@@ -133,6 +133,10 @@ public final class KeywardenRuntime implements AutoCloseable {
                         @Override
                         public void loaded(Policy p) {
                             audit.record("policy.loaded", Map.of("reason", policySummary(p)));
+                            LeaseManager lm = leases;
+                            if (lm != null) {
+                                leaseGauges(lm, p, clock);
+                            }
                             if (eager) {
                                 ensureAll(p);
                             }
@@ -218,13 +222,18 @@ public final class KeywardenRuntime implements AutoCloseable {
     private LeaseManager newLeases(Issuer issuer, Clock clock, IdentityProvider identity, LeaseEvents events) {
         LeaseManager lm = new LeaseManager(issuer, policy, clock, scheduler, new Random(new SecureRandom().nextLong()),
                 events, identity::isAlive);
-        for (String key : policy.get().keys().keySet()) {
+        leaseGauges(lm, policy.get(), clock);
+        return lm;
+    }
+
+    /** Per-key lease gauges; keys a reloaded policy adds get theirs then (registration is once per key). */
+    private void leaseGauges(LeaseManager lm, Policy p, Clock clock) {
+        for (String key : p.keys().keySet()) {
             metrics.leaseGauges(key, lm, m -> m.view().stream().filter(v -> v.key().equals(key) && v.leaseId() != null).count(),
                     m -> m.view().stream().filter(v -> v.key().equals(key) && v.expiresAt() != null)
                             .mapToDouble(v -> Duration.between(clock.instant(), v.expiresAt()).toMillis() / 1000.0)
                             .min().orElse(Double.NaN));
         }
-        return lm;
     }
 
     private void startAdmin(Spec s, String identity, String issuer, String delivery) throws IOException {

@@ -23,9 +23,9 @@ class PolicyReloadIT {
               - {name: alice, spiffeId: "spiffe://t/alice", selectors: ["unix:uid:1001"], keys: [openai]}
             """;
     static final String BOB = """
-            keys: {openai: {}}
+            keys: {openai: {}, anthropic: {}}
             workloads:
-              - {name: bob, spiffeId: "spiffe://t/bob", selectors: ["unix:uid:1002"], keys: [openai]}
+              - {name: bob, spiffeId: "spiffe://t/bob", selectors: ["unix:uid:1002"], keys: [openai, anthropic]}
             """;
 
     static void write(Path f, String text) throws Exception {
@@ -64,6 +64,12 @@ class PolicyReloadIT {
             write(policy, BOB);
             within(6000, () -> Proc.as(1002, "cat", api).out().startsWith("sk-dev-"), "bob is served after the reload");
             assertTrue(Proc.as(1001, "cat", api).err().contains("Permission denied"), "alice is no longer");
+            assertTrue(Proc.as(1002, "cat", mnt.resolve("anthropic/api_key").toString()).out().startsWith("sk-dev-"),
+                    "a key the reload added is served");
+            String metrics = DevCommandIT.get(port, "/metrics");
+            assertTrue(metrics.lines().anyMatch(l -> l.startsWith("keywarden_active_leases{") && l.contains("key=\"anthropic\"")
+                    && l.endsWith(" 1.0")), "the added key has its lease gauge: " + metrics.lines()
+                    .filter(l -> l.startsWith("keywarden_active_leases")).toList());
             within(3000, () -> {
                 try {
                     return Files.readString(ledger).contains("removed from the policy");
