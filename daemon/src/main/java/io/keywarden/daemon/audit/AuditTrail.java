@@ -80,8 +80,12 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
     }
 
     @Override
-    public void issueFailed(Workload w, String key, String reason, boolean retryable) {
-        metrics.issued(key, "error");
+    public void issueFailed(Workload w, String key, Lease current, String reason, boolean retryable) {
+        if (current == null) {
+            metrics.issued(key, "error");
+        } else {
+            metrics.refreshed(key, "error");
+        }
         record("issue.failed", keyFields(w, key, null, reason));
     }
 

@@ -12,7 +12,8 @@ public interface LeaseEvents {
     default void issued(Workload w, String key, Lease lease, Lease previous) {
     }
 
-    default void issueFailed(Workload w, String key, String reason, boolean retryable) {
+    /** {@code current} is null when a first issuance failed, else the lease a failed refresh was to replace. */
+    default void issueFailed(Workload w, String key, Lease current, String reason, boolean retryable) {
     }
 
     default void revoked(Workload w, String key, Lease lease, String reason) {
@@ -32,9 +33,9 @@ public interface LeaseEvents {
             }
 
             @Override
-            public void issueFailed(Workload w, String key, String reason, boolean retryable) {
+            public void issueFailed(Workload w, String key, Lease current, String reason, boolean retryable) {
                 for (LeaseEvents e : all) {
-                    e.issueFailed(w, key, reason, retryable);
+                    e.issueFailed(w, key, current, reason, retryable);
                 }
             }
 

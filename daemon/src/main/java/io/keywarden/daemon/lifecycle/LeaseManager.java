@@ -241,7 +241,9 @@ public final class LeaseManager implements KeySource, AutoCloseable {
     }
 
     private void fail(Slot s, CompletableFuture<Lease> f, String reason, boolean retryable) {
+        Lease current;
         synchronized (s) {
+            current = s.current;
             s.failures++;
             s.lastError = reason;
             s.inflight = null;
@@ -250,7 +252,7 @@ public final class LeaseManager implements KeySource, AutoCloseable {
                 s.retryTask = scheduler.at(clock.instant().plus(wait), () -> retry(s));
             }
         }
-        events.issueFailed(s.workload, s.keyName, reason, retryable);
+        events.issueFailed(s.workload, s.keyName, current, reason, retryable);
         f.completeExceptionally(new KeyUnavailableException(reason));
     }
 

@@ -17,7 +17,7 @@ public final class LoggingEvents implements LeaseEvents {
     }
 
     @Override
-    public void issueFailed(Workload w, String key, String reason, boolean retryable) {
+    public void issueFailed(Workload w, String key, Lease current, String reason, boolean retryable) {
         LOG.warn("issuing {}/{} failed ({}): {}", w.name(), key, retryable ? "will retry" : "not retryable", reason);
     }
 

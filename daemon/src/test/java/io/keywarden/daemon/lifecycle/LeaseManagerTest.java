@@ -7,6 +7,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.keywarden.attestation.CgroupInfo;
 import io.keywarden.attestation.ProcessInfo;
+import io.keywarden.daemon.audit.AuditTrail;
+import io.keywarden.daemon.ops.Metrics;
+import io.keywarden.daemon.ops.Readiness;
 import io.keywarden.delivery.IssuedKey;
 import io.keywarden.delivery.KeyUnavailableException;
 import io.keywarden.policy.Policy;
@@ -81,6 +84,33 @@ class LeaseManagerTest {
         } catch (InterruptedException e) {
             throw new AssertionError(e);
         }
+    }
+
+    /** The ledger's and the metrics' view of failures: a failed refresh is not a failed first issuance. */
+    @Test
+    void failedRefreshesAndFailedFirstIssuancesAreCountedApart() throws Exception {
+        Metrics metrics = new Metrics();
+        leases = new LeaseManager(issuer, () -> policy, clock, scheduler, new Random(seed),
+                new AuditTrail(null, metrics, new Readiness()), p -> alivePids.contains(p.pid()));
+        ProcessInfo a = proc(10);
+        open(a);
+        issuer.down = true;
+        scheduler.advance(Duration.ofSeconds(56));
+        String text = metrics.scrape();
+        assertTrue(text.lines().anyMatch(l -> l.startsWith("keywarden_key_refreshes_total{key=\"openai\",outcome=\"error\"}")),
+                text);
+        assertFalse(text.lines().anyMatch(l -> l.startsWith("keywarden_keys_issued_total{key=\"openai\",outcome=\"error\"}")),
+                text);
+
+        Metrics fresh = new Metrics();
+        leases = new LeaseManager(issuer, () -> policy, clock, scheduler, new Random(seed),
+                new AuditTrail(null, fresh, new Readiness()), p -> alivePids.contains(p.pid()));
+        openFails(proc(11));
+        String first = fresh.scrape();
+        assertTrue(first.lines().anyMatch(l -> l.startsWith("keywarden_keys_issued_total{key=\"openai\",outcome=\"error\"} 1.0")),
+                first);
+        assertFalse(first.lines().anyMatch(l -> l.startsWith("keywarden_key_refreshes_total{key=\"openai\",outcome=\"error\"}")),
+                first);
     }
 
     @Test
