@@ -96,8 +96,20 @@ class DeployManifestsTest {
     void manifestsParseAndTheDaemonSetGrantsFuseAndNoMore() throws Exception {
         List<HasMetadata> all = resources();
         assertTrue(all.stream().map(HasMetadata::getKind).toList().containsAll(List.of("Namespace", "ServiceAccount",
-                "ConfigMap", "DaemonSet", "Service", "ServiceMonitor", "PrometheusRule", "Deployment")));
+                "ConfigMap", "DaemonSet", "Service", "ServiceMonitor", "PrometheusRule", "Deployment", "ResourceQuota")));
         DaemonSet ds = one(all, DaemonSet.class);
+        // Every file of the base is in its kustomization, and nothing else.
+        String kustomization = Files.readString(K8S.resolve("base/kustomization.yaml"));
+        try (Stream<Path> files = Files.list(K8S.resolve("base"))) {
+            for (Path f : files.filter(p -> !p.getFileName().toString().equals("kustomization.yaml")).toList()) {
+                assertTrue(kustomization.contains("  - " + f.getFileName() + "\n"), f.getFileName() + " is not in kustomization.yaml");
+            }
+        }
+        // system-node-critical outside kube-system: admitted under a ResourceQuota scoped to that class.
+        var quota = one(all, io.fabric8.kubernetes.api.model.ResourceQuota.class);
+        assertEquals(ds.getSpec().getTemplate().getSpec().getPriorityClassName(),
+                quota.getSpec().getScopeSelector().getMatchExpressions().get(0).getValues().get(0));
+        assertEquals(ds.getMetadata().getNamespace(), quota.getMetadata().getNamespace());
         PodSpec pod = ds.getSpec().getTemplate().getSpec();
         assertTrue(pod.getHostPID(), "hostPID: the FUSE request's pid must be a host pid");
         assertFalse(pod.getAutomountServiceAccountToken());
