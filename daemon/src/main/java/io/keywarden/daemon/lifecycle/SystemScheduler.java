@@ -7,6 +7,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -18,7 +19,11 @@ public final class SystemScheduler implements Scheduler, AutoCloseable {
 
     public SystemScheduler(Clock clock, int blockingThreads) {
         this.clock = clock;
-        this.timer = Executors.newSingleThreadScheduledExecutor(named("keywarden-timer"));
+        ScheduledThreadPoolExecutor t = new ScheduledThreadPoolExecutor(1, named("keywarden-timer"));
+        // Leases cancel their expiry and retry timers on every refresh: drop them from the queue at
+        // once rather than waking the timer thread for each dead one when its time comes.
+        t.setRemoveOnCancelPolicy(true);
+        this.timer = t;
         this.blocking = Executors.newFixedThreadPool(blockingThreads, named("keywarden-issuer"));
     }
 
