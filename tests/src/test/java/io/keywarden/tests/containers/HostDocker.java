@@ -34,6 +34,10 @@ final class HostDocker {
                 .withCommand("sh", "-c", "cat /proc/" + pid + "/stat > /probe/stat || echo missing > /probe/stat")
                 .withStartupCheckStrategy(new OneShotStartupCheckStrategy().withTimeout(Duration.ofSeconds(60)))) {
             box.start();
+        } catch (RuntimeException e) {
+            // e.g. rootless or user-namespaced engines refuse pid: host
+            abort("the Docker engine cannot run a pid: host container here (" + e.getClass().getSimpleName() + ": "
+                    + e.getMessage() + ")");
         }
         Path seen = probe.resolve("stat");
         if (!Files.exists(seen)) {
