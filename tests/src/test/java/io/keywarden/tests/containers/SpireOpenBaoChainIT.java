@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.github.dockerjava.api.model.Capability;
 import io.keywarden.delivery.IssuedKey;
 import io.keywarden.linux.Mounts;
+import io.keywarden.tests.support.Await;
 import io.keywarden.tests.support.Daemon;
 import io.keywarden.tests.support.Proc;
 import io.keywarden.tests.support.Requirements;
@@ -20,7 +21,6 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.Map;
-import java.util.function.Supplier;
 import org.junit.jupiter.api.Test;
 import org.testcontainers.DockerClientFactory;
 import org.testcontainers.containers.BindMode;
@@ -114,7 +114,7 @@ class SpireOpenBaoChainIT {
                                 BindMode.READ_ONLY)
                         .withCommand("-config", "/etc/spire/agent.conf")) {
                     agent.start();
-                    await(Duration.ofSeconds(60), () -> Files.exists(admin.resolve("admin.sock")),
+                    Await.until(Duration.ofSeconds(60), () -> Files.exists(admin.resolve("admin.sock")),
                             () -> "the agent's admin socket did not appear; agent log:\n" + agent.getLogs());
 
                     ExecResult setup = bao.execInContainer("sh", "-c", "OPENAI_PLUGIN_SHA256=$(sha256sum "
@@ -164,7 +164,7 @@ class SpireOpenBaoChainIT {
             d.awaitOut("serving KeyFS", 60);
             // The agent syncs its entries every few seconds: the first reads may be refused.
             String[] first = new String[1];
-            await(Duration.ofSeconds(60), () -> {
+            Await.until(Duration.ofSeconds(60), () -> {
                 Proc.Result r = Proc.as(1001, "cat", api);
                 first[0] = r.ok() ? r.out() : null;
                 return first[0] != null;
@@ -177,7 +177,7 @@ class SpireOpenBaoChainIT {
             assertTrue(Proc.as(1002, "cat", api).err().contains("Permission denied"), "SPIRE has no identity for uid 1002");
 
             String[] next = new String[1];
-            await(Duration.ofSeconds(45), () -> {
+            Await.until(Duration.ofSeconds(45), () -> {
                 Proc.Result r = Proc.as(1001, "cat", api);
                 next[0] = r.ok() ? r.out() : null;
                 return next[0] != null && !next[0].equals(key1);
@@ -185,12 +185,12 @@ class SpireOpenBaoChainIT {
             String key2 = next[0];
             assertNotEquals(key1, key2);
             assertEquals(200, me(stubAddress, key2));
-            await(Duration.ofSeconds(30), () -> me(stubAddress, key1) == 401,
+            Await.until(Duration.ofSeconds(30), () -> me(stubAddress, key1) == 401,
                     () -> "the old lease was not revoked at OpenBao (its key still works)");
 
             assertEquals(143, d.stop());
             // OpenBao queues a revocation; the engine then deletes the service account.
-            await(Duration.ofSeconds(20), () -> me(stubAddress, key2) == 401,
+            Await.until(Duration.ofSeconds(20), () -> me(stubAddress, key2) == 401,
                     () -> "shutdown did not revoke the last lease (its key still works)");
             assertTrue(Mounts.at(mnt).isEmpty());
             String ledger = Files.readString(work.resolve("audit.jsonl"));
@@ -239,13 +239,8 @@ class SpireOpenBaoChainIT {
     }
 
     static void awaitExec(GenericContainer<?> c, Duration max, String... cmd) throws Exception {
-        await(max, () -> {
-            try {
-                return c.execInContainer(cmd).getExitCode() == 0;
-            } catch (Exception e) {
-                return false;
-            }
-        }, () -> String.join(" ", cmd) + " never succeeded; log:\n" + c.getLogs());
+        Await.until(max, () -> c.execInContainer(cmd).getExitCode() == 0,
+                () -> String.join(" ", cmd) + " never succeeded; log:\n" + c.getLogs());
     }
 
     static int me(String stub, String key) {
@@ -254,20 +249,6 @@ class SpireOpenBaoChainIT {
                     .header("Authorization", "Bearer " + key).build(), HttpResponse.BodyHandlers.discarding()).statusCode();
         } catch (Exception e) {
             throw new AssertionError("the OpenAI stub did not answer: " + e.getClass().getSimpleName());
-        }
-    }
-
-    interface Check {
-        boolean ok() throws Exception;
-    }
-
-    static void await(Duration max, Check check, Supplier<String> why) throws Exception {
-        long end = System.nanoTime() + max.toNanos();
-        while (!check.ok()) {
-            if (System.nanoTime() > end) {
-                throw new AssertionError(why.get());
-            }
-            Thread.sleep(500);
         }
     }
 }

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.keywarden.linux.Mounts;
+import io.keywarden.tests.support.Await;
 import io.keywarden.tests.support.Daemon;
 import io.keywarden.tests.support.Proc;
 import io.keywarden.tests.support.Requirements;
@@ -11,8 +12,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
 import java.util.Map;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.Test;
 
 /** The policy file is watched: a valid change takes effect without a restart, an invalid one is rejected. */
@@ -34,17 +35,6 @@ class PolicyReloadIT {
         Files.move(tmp, f, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
     }
 
-    static void within(long millis, BooleanSupplier condition, String what) throws InterruptedException {
-        long end = System.nanoTime() + millis * 1_000_000;
-        while (System.nanoTime() < end) {
-            if (condition.getAsBoolean()) {
-                return;
-            }
-            Thread.sleep(200);
-        }
-        throw new AssertionError("not within " + millis + " ms: " + what);
-    }
-
     @Test
     void validChangesApplyAndInvalidOnesAreRejected() throws Exception {
         Requirements.rootAndFuse();
@@ -62,7 +52,8 @@ class PolicyReloadIT {
             assertTrue(Proc.as(1001, "cat", api).out().startsWith("sk-dev-"));
 
             write(policy, BOB);
-            within(6000, () -> Proc.as(1002, "cat", api).out().startsWith("sk-dev-"), "bob is served after the reload");
+            Await.until(Duration.ofSeconds(6), () -> Proc.as(1002, "cat", api).out().startsWith("sk-dev-"),
+                    () -> "bob is served after the reload");
             assertTrue(Proc.as(1001, "cat", api).err().contains("Permission denied"), "alice is no longer");
             assertTrue(Proc.as(1002, "cat", mnt.resolve("anthropic/api_key").toString()).out().startsWith("sk-dev-"),
                     "a key the reload added is served");
@@ -70,22 +61,12 @@ class PolicyReloadIT {
             assertTrue(metrics.lines().anyMatch(l -> l.startsWith("keywarden_active_leases{") && l.contains("key=\"anthropic\"")
                     && l.endsWith(" 1.0")), "the added key has its lease gauge: " + metrics.lines()
                     .filter(l -> l.startsWith("keywarden_active_leases")).toList());
-            within(3000, () -> {
-                try {
-                    return Files.readString(ledger).contains("removed from the policy");
-                } catch (Exception e) {
-                    return false;
-                }
-            }, "alice's lease revoked because she left the policy");
+            Await.until(Duration.ofSeconds(3), () -> Files.readString(ledger).contains("removed from the policy"),
+                    () -> "alice's lease revoked because she left the policy");
 
             write(policy, BOB.replace("unix:uid:1002", "unix:user:bob"));
-            within(6000, () -> {
-                try {
-                    return Files.readString(ledger).contains("\"event\":\"policy.rejected\"");
-                } catch (Exception e) {
-                    return false;
-                }
-            }, "the invalid policy is rejected in the ledger");
+            Await.until(Duration.ofSeconds(6), () -> Files.readString(ledger).contains("\"event\":\"policy.rejected\""),
+                    () -> "the invalid policy is rejected in the ledger");
             String text = Files.readString(ledger);
             assertTrue(text.contains(policy + ":4:67: workload 'bob'.selectors: unknown selector 'unix:user:bob'")
                     || text.contains("unknown selector 'unix:user:bob'"), "with policy check's message");
