@@ -12,6 +12,7 @@ import io.keywarden.tests.support.Await;
 import io.keywarden.tests.support.Daemon;
 import io.keywarden.tests.support.Proc;
 import io.keywarden.tests.support.Requirements;
+import io.keywarden.tests.support.RunConfig;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -146,19 +147,8 @@ class SpireOpenBaoChainIT {
                     keys: [openai]
                 """.formatted(READER));
         int port = 20_000 + new java.util.Random().nextInt(20_000);
-        Files.writeString(work.resolve("config.yaml"), """
-                node: it-node
-                policy: policy.yaml
-                identity: {provider: spire, audience: vault, spire: {adminSocket: %s}}
-                issuer:
-                  provider: vault
-                  vault: {address: "%s", authMount: jwt, timeout: 10s}
-                delivery: {mode: fuse, path: %s}
-                audit: {file: audit.jsonl}
-                ops: {listen: "127.0.0.1:%d"}
-                admin: {socket: %s}
-                revokeOnShutdown: true
-                """.formatted(adminSocket, baoAddress, mnt, port, work.resolve("kw-admin/admin.sock")));
+        RunConfig.vaultFuse(work, "{provider: spire, audience: vault, spire: {adminSocket: " + adminSocket + "}}", baoAddress,
+                "10s", mnt, port, work.resolve("kw-admin/admin.sock"));
         String api = mnt.resolve("openai/api_key").toString();
         try (Daemon d = Daemon.start(Map.of(), "run", "--config", work.resolve("config.yaml").toString())) {
             d.awaitOut("serving KeyFS", 60);

@@ -10,6 +10,7 @@ import io.keywarden.linux.Mounts;
 import io.keywarden.tests.support.Daemon;
 import io.keywarden.tests.support.Proc;
 import io.keywarden.tests.support.Requirements;
+import io.keywarden.tests.support.RunConfig;
 import io.keywarden.tests.vault.FakeVault;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -63,19 +64,8 @@ class RunWithVaultIT {
                         selectors: [unix:uid:1001]
                         keys: [openai]
                     """);
-            Files.writeString(dir.resolve("config.yaml"), """
-                    node: it-node
-                    policy: policy.yaml
-                    identity: {provider: dev, audience: vault}
-                    issuer:
-                      provider: vault
-                      vault: {address: "%s", authMount: jwt, timeout: 5s}
-                    delivery: {mode: fuse, path: %s}
-                    audit: {file: audit.jsonl}
-                    ops: {listen: "127.0.0.1:%d"}
-                    admin: {socket: %s}
-                    revokeOnShutdown: true
-                    """.formatted(vault.address(), mnt, port, dir.resolve("admin/admin.sock")));
+            RunConfig.vaultFuse(dir, "{provider: dev, audience: vault}", vault.address(), "5s", mnt, port,
+                    dir.resolve("admin/admin.sock"));
             try (Daemon d = Daemon.start(Map.of(), "run", "--config", dir.resolve("config.yaml").toString())) {
                 d.awaitOut("serving KeyFS", 30);
                 String api = mnt.resolve("openai/api_key").toString();
