@@ -53,8 +53,17 @@ class Handler(BaseHTTPRequestHandler):
     def _parts(self):
         return self.path.split("?")[0].strip("/").split("/")
 
-    def do_GET(self):
+    def _route(self):
+        """The path's parts, or None when it is an Admin API path and the admin key is wrong (answered)."""
         p = self._parts()
+        if p[:2] == ["v1", "organization"] and not self._admin_ok():
+            return None
+        return p
+
+    def do_GET(self):
+        p = self._route()
+        if p is None:
+            return None
         if p == ["health"]:
             with LOCK:
                 return self._send(200, {"status": "ok", "live_service_accounts": len(ACCOUNTS),
@@ -69,13 +78,9 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, {"object": "list", "data": [
                 {"id": "gpt-stub", "object": "model", "created": 0, "owned_by": "keywarden-stub"}]})
         if p[:3] == ["v1", "organization", "projects"] and len(p) == 4:
-            if not self._admin_ok():
-                return None
             return self._send(200, {"id": p[3], "object": "organization.project", "name": "stub " + p[3],
                                     "created_at": int(time.time()), "archived_at": None, "status": "active"})
         if p[:3] == ["v1", "organization", "projects"] and len(p) == 6 and p[4] == "service_accounts":
-            if not self._admin_ok():
-                return None
             with LOCK:
                 a = ACCOUNTS.get(p[5])
             if a is None or a["project"] != p[3]:
@@ -83,18 +88,16 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, {"object": "organization.project.service_account", "id": p[5], "name": a["name"],
                                     "role": "member", "created_at": a["created_at"]})
         if p == ["v1", "organization", "admin_api_keys"]:
-            if not self._admin_ok():
-                return None
             return self._send(200, {"object": "list", "data": []})
         return self._send(404, error("Unknown path " + self.path.split("?")[0]))
 
     def do_POST(self):
-        p = self._parts()
         length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b"{}"
+        raw = self.rfile.read(length) if length else b"{}"  # read even when refused: the connection is kept
+        p = self._route()
+        if p is None:
+            return None
         if p[:3] == ["v1", "organization", "projects"] and len(p) == 5 and p[4] == "service_accounts":
-            if not self._admin_ok():
-                return None
             try:
                 body = json.loads(raw or b"{}")
             except ValueError:
@@ -116,10 +119,10 @@ class Handler(BaseHTTPRequestHandler):
         return self._send(404, error("Unknown path " + self.path.split("?")[0]))
 
     def do_DELETE(self):
-        p = self._parts()
+        p = self._route()
+        if p is None:
+            return None
         if p[:3] == ["v1", "organization", "projects"] and len(p) == 6 and p[4] == "service_accounts":
-            if not self._admin_ok():
-                return None
             with LOCK:
                 a = ACCOUNTS.get(p[5])
                 if a is None or a["project"] != p[3]:
