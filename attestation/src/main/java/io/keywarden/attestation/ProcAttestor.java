@@ -1,36 +1,41 @@
 package io.keywarden.attestation;
 
+import io.keywarden.linux.FileIdentity;
 import io.keywarden.linux.ProcFiles;
-import java.nio.file.Path;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * Attests a process from /proc: thread id to process (Tgid), effective uid and gid, canonical
- * executable path, cgroup (container, pod), start time. Knows nothing of policies.
+ * Attests a process from /proc: thread id to process (Tgid), effective uid and gid, tracer,
+ * the executable's identity (device, inode, size, mtime, ctime of the file {@code /proc/PID/exe}
+ * refers to), cgroup (container, pod), start time. Knows nothing of policies.
  *
  * <p>Repeated opens by one thread are served from a cache, revalidated on every call by the
- * thread's start time (a reused tid differs), the executable link (an execve changes it) and the
- * uid and gid the kernel reported for the request (a setuid changes them).
+ * thread's start time (a reused tid differs), the executable's identity (an execve of anything
+ * else, or a rewrite of the same file, changes it), the uid and gid the kernel reported for the
+ * request (a setuid changes them) and the tracer (a process traced now is attested afresh, and
+ * refused by its provider).
  */
 public final class ProcAttestor {
     private static final int MAX_CACHED = 16_384;
 
-    private record Cached(long threadStart, String exeLink, ProcessInfo process) {
+    private record Cached(long threadStart, FileIdentity exeFile, ProcessInfo process) {
     }
 
     private final String proc;
     private final ExeDigests digests;
+    private final CgroupFs cgroups;
     private final Map<Integer, Cached> cache = new ConcurrentHashMap<>();
 
-    public ProcAttestor(String proc, ExeDigests digests) {
+    public ProcAttestor(String proc, ExeDigests digests, CgroupFs cgroups) {
         this.proc = proc;
         this.digests = digests;
+        this.cgroups = cgroups;
     }
 
     public static ProcAttestor system() {
-        return new ProcAttestor("/proc", new ExeDigests());
+        return new ProcAttestor("/proc", new ExeDigests(), CgroupFs.system());
     }
 
     /** Attests the process that thread {@code tid} belongs to, without the cache. */
@@ -42,11 +47,18 @@ public final class ProcAttestor {
         int tgid = (int) field(status, "Tgid:", 0, tid);
         int uid = (int) field(status, "Uid:", 1, tid);
         int gid = (int) field(status, "Gid:", 1, tid);
+        int tracer = tracerOf(status, tid);
         long start = startTime(tgid);
         String exeLink = proc + "/" + tgid + "/exe";
-        Optional<String> exe = ProcFiles.readlink(exeLink).map(ProcAttestor::undeleted);
-        CgroupInfo cgroup = ProcFiles.read(proc + "/" + tgid + "/cgroup").map(CgroupInfo::parse).orElse(CgroupInfo.NONE);
-        ProcessInfo p = new ProcessInfo(tgid, start, uid, gid, exe, cgroup, () -> digests.digest(Path.of(exeLink)));
+        Optional<String> exe = ProcFiles.readlink(exeLink);
+        Optional<FileIdentity> exeFile = FileIdentity.of(exeLink);
+        if (tracer == 0 && tgid != tid) {
+            tracer = tracerOf(read(tgid, "status"), tgid);
+        }
+        CgroupInfo cgroup = ProcFiles.read(proc + "/" + tgid + "/cgroup").map(c -> CgroupInfo.parse(c, cgroups))
+                .orElse(CgroupInfo.NONE);
+        ProcessInfo p = new ProcessInfo(tgid, start, uid, gid, tracer, exe, exeFile, cgroup,
+                () -> exeFile.flatMap(f -> digests.digest(exeLink, f)));
         if (startTime(tgid) != start) {
             throw new ProcessGoneException(tgid, "was replaced while being attested");
         }
@@ -60,9 +72,10 @@ public final class ProcAttestor {
     public ProcessInfo attest(int tid, int uid, int gid) throws ProcessGoneException {
         long threadStart = startTime(tid);
         Cached c = cache.get(tid);
-        if (c != null && c.threadStart == threadStart && c.process.uid() == uid && c.process.gid() == gid) {
-            Optional<String> exe = ProcFiles.readlink(proc + "/" + c.process.pid() + "/exe");
-            if (exe.isPresent() && exe.get().equals(c.exeLink)) {
+        if (c != null && c.threadStart == threadStart && c.process.uid() == uid && c.process.gid() == gid
+                && untraced(tid, c.process.pid())) {
+            Optional<FileIdentity> exe = FileIdentity.of(proc + "/" + c.process.pid() + "/exe");
+            if (exe.isPresent() && exe.get().equals(c.exeFile)) {
                 return c.process;
             }
         }
@@ -73,11 +86,24 @@ public final class ProcAttestor {
         if (cache.size() >= MAX_CACHED) {
             cache.clear();
         }
-        Optional<String> link = ProcFiles.readlink(proc + "/" + p.pid() + "/exe");
-        if (link.isPresent() && p.uid() == uid && p.gid() == gid) {
-            cache.put(tid, new Cached(threadStart, link.get(), p));
+        if (p.exeFile().isPresent() && p.tracerPid() == 0 && p.uid() == uid && p.gid() == gid) {
+            cache.put(tid, new Cached(threadStart, p.exeFile().get(), p));
+        } else {
+            cache.remove(tid);
         }
         return p;
+    }
+
+    private boolean untraced(int tid, int tgid) {
+        try {
+            return tracerOf(read(tid, "status"), tid) == 0 && (tid == tgid || tracerOf(read(tgid, "status"), tgid) == 0);
+        } catch (ProcessGoneException e) {
+            return false;
+        }
+    }
+
+    private static int tracerOf(String status, int pid) throws ProcessGoneException {
+        return status.contains("\nTracerPid:") ? (int) field(status, "TracerPid:", 0, pid) : 0;
     }
 
     /** True while the attested process runs: same pid and same start time (a reused pid differs). */
@@ -110,10 +136,6 @@ public final class ProcAttestor {
         } catch (NumberFormatException e) {
             throw new ProcessGoneException(pid, "has a malformed start time");
         }
-    }
-
-    private static String undeleted(String target) {
-        return target.endsWith(" (deleted)") ? target.substring(0, target.length() - " (deleted)".length()) : target;
     }
 
     private String read(int pid, String file) throws ProcessGoneException {

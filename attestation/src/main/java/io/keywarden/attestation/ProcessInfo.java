@@ -1,31 +1,37 @@
 package io.keywarden.attestation;
 
+import io.keywarden.linux.FileIdentity;
 import io.keywarden.policy.ProcessFacts;
 import java.util.Optional;
 import java.util.function.Supplier;
 
 /**
  * An attested process. {@code startTime} (clock ticks since boot, from /proc/PID/stat) identifies
- * it together with the pid, so a reused pid is never mistaken for it. The executable's digest is
- * computed on first use only.
+ * it together with the pid, so a reused pid is never mistaken for it. Its executable is known by
+ * identity ({@link FileIdentity} of {@code /proc/PID/exe}), not by name; {@link #exe()} is the
+ * kernel's description of it, for people. The executable's digest is computed on first use only.
  */
 public final class ProcessInfo implements ProcessFacts {
     private final int pid;
     private final long startTime;
     private final int uid;
     private final int gid;
+    private final int tracerPid;
     private final Optional<String> exe;
+    private final Optional<FileIdentity> exeFile;
     private final CgroupInfo cgroup;
     private final Supplier<Optional<String>> digest;
     private volatile Optional<String> sha256;
 
-    public ProcessInfo(int pid, long startTime, int uid, int gid, Optional<String> exe, CgroupInfo cgroup,
-                       Supplier<Optional<String>> digest) {
+    public ProcessInfo(int pid, long startTime, int uid, int gid, int tracerPid, Optional<String> exe,
+                       Optional<FileIdentity> exeFile, CgroupInfo cgroup, Supplier<Optional<String>> digest) {
         this.pid = pid;
         this.startTime = startTime;
         this.uid = uid;
         this.gid = gid;
+        this.tracerPid = tracerPid;
         this.exe = exe;
+        this.exeFile = exeFile;
         this.cgroup = cgroup;
         this.digest = digest;
     }
@@ -49,9 +55,32 @@ public final class ProcessInfo implements ProcessFacts {
         return gid;
     }
 
+    /** The pid of the process tracing the opening thread or its process when attested, 0 when none. */
+    public int tracerPid() {
+        return tracerPid;
+    }
+
+    /** The link text of {@code /proc/PID/exe} (may end in " (deleted)"): a description, never a decision. */
     @Override
     public Optional<String> exe() {
         return exe;
+    }
+
+    public Optional<FileIdentity> exeFile() {
+        return exeFile;
+    }
+
+    /**
+     * Whether this process runs the file that {@code path} names in the daemon's mount namespace
+     * right now (same device and inode). A bind mount in the caller's namespace, a copy, a rename
+     * over the path after the process started, or a file merely named like it, all differ.
+     */
+    @Override
+    public boolean exeIs(String path) {
+        if (exeFile.isEmpty()) {
+            return false;
+        }
+        return FileIdentity.of(path).map(f -> f.isRegularFile() && f.sameFile(exeFile.get())).orElse(false);
     }
 
     @Override

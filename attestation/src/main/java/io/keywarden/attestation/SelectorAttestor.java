@@ -25,6 +25,9 @@ public final class SelectorAttestor implements WorkloadAttestor {
         } catch (ProcessGoneException e) {
             return new Attestation.Unidentified(null, e.getMessage());
         }
+        if (p.tracerPid() != 0) {
+            return new Attestation.Unidentified(p, "being traced by pid " + p.tracerPid() + " (ptrace): refused");
+        }
         WorkloadMatch m = policy.get().match(p);
         if (m instanceof WorkloadMatch.Matched w) {
             return new Attestation.Identified(p, w.workload(), w.workload().spiffeId());

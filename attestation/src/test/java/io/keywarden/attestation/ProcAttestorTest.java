@@ -39,11 +39,12 @@ class ProcAttestorTest {
     void readsTgidUidExeCgroupAndStartTime() throws Exception {
         process(500, 500, 1001, 7777, "/usr/bin/python3");
         process(501, 500, 1001, 7790, "/usr/bin/python3");
-        ProcessInfo p = new ProcAttestor(proc.toString(), new ExeDigests()).attest(501);
+        ProcessInfo p = new ProcAttestor(proc.toString(), new ExeDigests(), (c, path) -> true).attest(501);
         assertEquals(500, p.pid(), "a thread id resolves to its process");
         assertEquals(1001, p.uid());
         assertEquals(7777, p.startTime());
         assertEquals(Optional.of("/usr/bin/python3"), p.exe());
+        assertTrue(p.exeIs("/usr/bin/python3"), "the file identity of the link's target");
         assertEquals(Optional.of("ab".repeat(32)), p.containerId());
     }
 
@@ -55,7 +56,7 @@ class ProcAttestorTest {
                   - {name: alice, spiffeId: "spiffe://t/alice", selectors: ["unix:uid:1001"], keys: [openai]}
                   - {name: bob, spiffeId: "spiffe://t/bob", selectors: ["unix:uid:1002"], keys: [openai]}
                 """, "p.yaml");
-        ProcAttestor attestor = new ProcAttestor(proc.toString(), new ExeDigests());
+        ProcAttestor attestor = new ProcAttestor(proc.toString(), new ExeDigests(), (c, path) -> true);
         SelectorAttestor dev = new SelectorAttestor(attestor, () -> policy);
         process(600, 600, 1001, 1000, "/usr/bin/python3");
         Attestation first = dev.attest(600, 1001, 1001);
@@ -72,7 +73,7 @@ class ProcAttestorTest {
 
     @Test
     void execveOrSetuidInvalidatesTheCache() throws Exception {
-        ProcAttestor attestor = new ProcAttestor(proc.toString(), new ExeDigests());
+        ProcAttestor attestor = new ProcAttestor(proc.toString(), new ExeDigests(), (c, path) -> true);
         process(700, 700, 1001, 1000, "/usr/bin/python3");
         ProcessInfo p = attestor.attest(700, 1001, 1001);
         process(700, 700, 1001, 1000, "/usr/bin/curl");
@@ -85,7 +86,7 @@ class ProcAttestorTest {
 
     @Test
     void goneProcessIsReported() {
-        ProcAttestor attestor = new ProcAttestor(proc.toString(), new ExeDigests());
+        ProcAttestor attestor = new ProcAttestor(proc.toString(), new ExeDigests(), (c, path) -> true);
         ProcessGoneException e = assertThrows(ProcessGoneException.class, () -> attestor.attest(999));
         assertTrue(e.getMessage().contains("999"));
     }
@@ -93,7 +94,7 @@ class ProcAttestorTest {
     @Test
     void digestOfTheRealExecutableIsComputedOnceAndCached() throws Exception {
         ExeDigests digests = new ExeDigests();
-        ProcAttestor real = new ProcAttestor("/proc", digests);
+        ProcAttestor real = new ProcAttestor("/proc", digests, CgroupFs.system());
         int self = (int) ProcessHandle.current().pid();
         ProcessInfo p = real.attest(self);
         String d = p.exeSha256().orElseThrow();

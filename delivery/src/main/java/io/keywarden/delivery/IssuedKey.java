@@ -1,44 +1,89 @@
 package io.keywarden.delivery;
 
-import java.nio.charset.StandardCharsets;
+import io.keywarden.linux.Secret;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Instant;
+import java.util.Arrays;
 import java.util.HexFormat;
 
 /**
- * A key as issued, with its lease. The secret bytes never appear in {@link #toString()}; the
- * fingerprint ({@code sha256:} + 16 hex) is how logs and the ledger name it.
+ * A key as issued, with its lease. The secret bytes live off the Java heap ({@link Secret}:
+ * locked, not dumped) and are wiped by {@link #destroy()} when the lease is dropped; they never
+ * appear in {@link #toString()}. The fingerprint ({@code sha256:} + 16 hex) is how logs and the
+ * ledger name it.
  */
 public final class IssuedKey {
-    private final byte[] secret;
+    private final Secret secret;
     private final Instant expiresAt;
     private final String leaseId;
     private final String fingerprint;
 
-    public IssuedKey(byte[] secret, Instant expiresAt, String leaseId) {
-        this.secret = secret.clone();
+    /** Takes ownership of {@code secret}. */
+    public IssuedKey(Secret secret, Instant expiresAt, String leaseId) {
+        this.secret = secret;
         this.expiresAt = expiresAt;
         this.leaseId = leaseId;
         this.fingerprint = fingerprint(secret);
     }
 
+    /** Copies {@code secret} off the heap; the caller wipes its array. */
+    public IssuedKey(byte[] secret, Instant expiresAt, String leaseId) {
+        this(Secret.copyOf(secret), expiresAt, leaseId);
+    }
+
+    public static String fingerprint(Secret secret) {
+        MessageDigest md = sha256();
+        secret.updateDigest(md);
+        return "sha256:" + HexFormat.of().formatHex(md.digest(), 0, 8);
+    }
+
+    /** For tools and tests that hold a key as text; the daemon never does. */
+    public static String fingerprint(String secret) {
+        return fingerprint(secret.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    }
+
     public static String fingerprint(byte[] secret) {
+        return "sha256:" + HexFormat.of().formatHex(sha256().digest(secret), 0, 8);
+    }
+
+    private static MessageDigest sha256() {
         try {
-            byte[] d = MessageDigest.getInstance("SHA-256").digest(secret);
-            return "sha256:" + HexFormat.of().formatHex(d, 0, 8);
+            return MessageDigest.getInstance("SHA-256");
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException("SHA-256 is missing from this JVM", e);
         }
     }
 
-    public static String fingerprint(String secret) {
-        return fingerprint(secret.getBytes(StandardCharsets.UTF_8));
+    /** An off-heap copy with a life of its own (one per open file); the caller closes it. */
+    public Secret secretDuplicate() {
+        return secret.duplicate();
     }
 
-    /** A fresh copy of the secret; the caller owns (and should wipe) it. */
+    /** A heap copy, for consumers that must have an array (writing a file); the caller wipes it. */
     public byte[] secretCopy() {
-        return secret.clone();
+        return secret.toByteArray();
+    }
+
+    /** Wipes the key's bytes: the lease is gone. Later reads of it fail. */
+    public void destroy() {
+        secret.close();
+    }
+
+    public boolean isDestroyed() {
+        return secret.isClosed();
+    }
+
+    /** Whether this key's bytes equal {@code other}'s (for tests); compared without leaving copies behind. */
+    public boolean sameSecretAs(IssuedKey other) {
+        byte[] a = secretCopy();
+        byte[] b = other.secretCopy();
+        try {
+            return MessageDigest.isEqual(a, b);
+        } finally {
+            Arrays.fill(a, (byte) 0);
+            Arrays.fill(b, (byte) 0);
+        }
     }
 
     public Instant expiresAt() {

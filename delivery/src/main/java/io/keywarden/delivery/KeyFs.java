@@ -9,6 +9,7 @@ import io.keywarden.fuse.FuseReply;
 import io.keywarden.fuse.FuseRequest;
 import io.keywarden.fuse.FuseSession;
 import io.keywarden.linux.Errno;
+import io.keywarden.linux.Secret;
 import io.keywarden.policy.KeySpec;
 import io.keywarden.policy.Policy;
 import java.nio.charset.StandardCharsets;
@@ -17,7 +18,6 @@ import java.time.Duration;
 import java.time.Instant;
 import java.time.format.DateTimeFormatter;
 import java.time.temporal.ChronoUnit;
-import java.util.Arrays;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
@@ -56,7 +56,7 @@ public final class KeyFs implements FuseOperations {
     private final Map<String, Long> inodeOfKey = new ConcurrentHashMap<>();
     private final Map<Long, String> keyOfInode = new ConcurrentHashMap<>();
     private final AtomicLong nextKeyIndex = new AtomicLong(1);
-    private final Map<Long, byte[]> openFiles = new ConcurrentHashMap<>();
+    private final Map<Long, Secret> openFiles = new ConcurrentHashMap<>();
     private final Map<Long, DirentList> openDirs = new ConcurrentHashMap<>();
     private final AtomicLong nextHandle = new AtomicLong(1);
 
@@ -191,9 +191,8 @@ public final class KeyFs implements FuseOperations {
         }
         Attestation.Identified who = d.who();
         switch (file) {
-            case SPIFFE_ID -> serve(reply, who, key, name, null, (who.spiffeId() + "\n").getBytes(StandardCharsets.UTF_8));
-            case STATUS -> serve(reply, who, key, name, null,
-                    (keys.status(who.workload(), key) + "\n").getBytes(StandardCharsets.UTF_8));
+            case SPIFFE_ID -> serve(reply, who, key, name, null, text(who.spiffeId() + "\n"));
+            case STATUS -> serve(reply, who, key, name, null, text(keys.status(who.workload(), key) + "\n"));
             default -> {
                 CompletableFuture<IssuedKey> f = keys.current(who.workload(), key, who.process()).toCompletableFuture();
                 boolean waited = !f.isDone();
@@ -229,8 +228,7 @@ public final class KeyFs implements FuseOperations {
                 reply.error(Errno.EACCES);
                 return;
             }
-            byte[] content = file == API_KEY ? issued.secretCopy()
-                    : (rfc3339(issued.expiresAt()) + "\n").getBytes(StandardCharsets.US_ASCII);
+            Secret content = file == API_KEY ? issued.secretDuplicate() : text(rfc3339(issued.expiresAt()) + "\n");
             serve(reply, who, key, name, issued, content);
         } catch (RuntimeException e) {
             LOG.log(System.Logger.Level.ERROR, "answering open of " + key + "/" + name + " failed", e);
@@ -242,12 +240,16 @@ public final class KeyFs implements FuseOperations {
         return DateTimeFormatter.ISO_INSTANT.format(t.truncatedTo(ChronoUnit.SECONDS));
     }
 
+    private static Secret text(String s) {
+        return Secret.copyOf(s.getBytes(StandardCharsets.UTF_8));
+    }
+
     private void serve(FuseReply reply, Attestation.Identified who, String key, String name, IssuedKey issued,
-                       byte[] content) {
+                       Secret content) {
         try {
             listener.granted(who, key, name, issued);
         } catch (RuntimeException e) {
-            Arrays.fill(content, (byte) 0);
+            content.close();
             LOG.log(System.Logger.Level.ERROR, "access to " + key + "/" + name + " could not be recorded; denied: "
                     + e.getMessage());
             reply.error(Errno.EIO);
@@ -255,16 +257,18 @@ public final class KeyFs implements FuseOperations {
         }
         long fh = nextHandle.getAndIncrement();
         openFiles.put(fh, content);
-        reply.open(fh, OPEN_FLAGS);
-        if (!reply.isDone()) {
-            openFiles.remove(fh);
+        if (!reply.open(fh, OPEN_FLAGS)) {
+            Secret gone = openFiles.remove(fh);
+            if (gone != null) {
+                gone.close();
+            }
         }
     }
 
     @Override
     public void read(FuseRequest req, long node, long fh, long offset, int size, FuseReply reply) {
-        byte[] content = openFiles.get(fh);
-        if (content == null) {
+        Secret content = openFiles.get(fh);
+        if (content == null || content.isClosed()) {
             reply.error(Errno.EBADF);
             return;
         }
@@ -278,9 +282,9 @@ public final class KeyFs implements FuseOperations {
 
     @Override
     public void release(FuseRequest req, long node, long fh, FuseReply reply) {
-        byte[] content = openFiles.remove(fh);
+        Secret content = openFiles.remove(fh);
         if (content != null) {
-            Arrays.fill(content, (byte) 0);
+            content.close();
         }
         reply.ok();
     }

@@ -1,6 +1,7 @@
 package io.keywarden.fuse;
 
 import io.keywarden.linux.NativeException;
+import io.keywarden.linux.Secret;
 import java.nio.ByteBuffer;
 import java.util.concurrent.atomic.AtomicBoolean;
 
@@ -79,15 +80,17 @@ public final class FuseReply {
         }
     }
 
-    /** OPEN/OPENDIR answer: a handle and FOPEN_* flags. */
-    public void open(long fh, int openFlags) {
+    /** OPEN/OPENDIR answer: a handle and FOPEN_* flags. False when the request was already answered (interrupted). */
+    public boolean open(long fh, int openFlags) {
         if (claim()) {
             ByteBuffer b = session.device().replyBuffer();
             b.putLong(OUT_HEADER, fh);
             b.putInt(OUT_HEADER + 8, openFlags);
             b.putInt(OUT_HEADER + 12, 0);
             send(b, OUT_HEADER + 16, 0);
+            return true;
         }
+        return false;
     }
 
     /** READ answer: up to {@code size} bytes of {@code content} from {@code offset}; empty at EOF. */
@@ -98,6 +101,24 @@ public final class FuseReply {
             int n = Math.max(0, Math.min(Math.min(size, content.length - from), b.capacity() - OUT_HEADER));
             b.put(OUT_HEADER, content, from, n);
             send(b, OUT_HEADER + n, 0);
+        }
+    }
+
+    /**
+     * READ answer from a secret: copied into the reply buffer memory to memory, and the buffer's
+     * copy is wiped once the kernel has it.
+     */
+    public void data(Secret content, long offset, int size) {
+        if (claim()) {
+            ByteBuffer b = session.device().replyBuffer();
+            int n = content.copyTo(offset, b, OUT_HEADER, Math.max(0, Math.min(size, b.capacity() - OUT_HEADER)));
+            try {
+                send(b, OUT_HEADER + n, 0);
+            } finally {
+                for (int i = 0; i < n; i++) {
+                    b.put(OUT_HEADER + i, (byte) 0);
+                }
+            }
         }
     }
 

@@ -24,6 +24,22 @@ public final class LibC {
 
     public static final int MNT_DETACH = 2;
 
+    public static final int AT_FDCWD = -100;
+    public static final int AT_EMPTY_PATH = 0x1000;
+    public static final int AT_SYMLINK_NOFOLLOW = 0x100;
+    public static final int STATX_BASIC_STATS = 0x7ff;
+
+    public static final int PR_SET_DUMPABLE = 4;
+    public static final int PR_GET_DUMPABLE = 3;
+    public static final int RLIMIT_CORE = 4;
+
+    public static final int PROT_READ = 1;
+    public static final int PROT_WRITE = 2;
+    public static final int MAP_PRIVATE = 2;
+    public static final int MAP_ANONYMOUS = 0x20;
+    public static final int MADV_DONTDUMP = 16;
+    public static final int MADV_DONTFORK = 10;
+
     static {
         Native.register(NativeLibrary.getInstance("c"));
     }
@@ -49,6 +65,24 @@ public final class LibC {
     public static native int sched_setaffinity(int pid, long size, long[] mask);
 
     public static native int chown(String path, int uid, int gid);
+
+    /** {@code buf} is a 256-byte struct statx (the same layout on every architecture). */
+    public static native int statx(int dirfd, String path, int flags, int mask, Pointer buf);
+
+    public static native int prctl(int option, long arg2, long arg3, long arg4, long arg5);
+
+    /** {@code rlim} is a struct rlimit: {soft, hard}. */
+    public static native int setrlimit(int resource, long[] rlim);
+
+    public static native int getrlimit(int resource, long[] rlim);
+
+    public static native Pointer mmap(Pointer addr, long length, int prot, int flags, int fd, long offset);
+
+    public static native int munmap(Pointer addr, long length);
+
+    public static native int mlock(Pointer addr, long length);
+
+    public static native int madvise(Pointer addr, long length, int advice);
 
     public static native int getuid();
 

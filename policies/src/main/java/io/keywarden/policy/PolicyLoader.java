@@ -226,8 +226,9 @@ public final class PolicyLoader {
             }));
             List<String> exes = new ArrayList<>();
             r.optional("exe").ifPresent(n -> strings(r, n, where + ".exe").forEach((at, s) -> {
-                if (!s.startsWith("/") || s.contains("/../") || s.contains("/./") || s.endsWith("/")) {
-                    problems.add(at, where + ".exe '" + s + "' must be a canonical absolute path");
+                Optional<String> bad = Paths.canonicalProblem(s);
+                if (bad.isPresent()) {
+                    problems.add(at, where + ".exe '" + s + "' " + bad.get());
                 } else {
                     exes.add(s);
                 }
@@ -246,12 +247,7 @@ public final class PolicyLoader {
     }
 
     private static boolean isUid(String s) {
-        try {
-            long v = Long.parseLong(s);
-            return v >= 0 && v < 4294967295L;
-        } catch (NumberFormatException e) {
-            return false;
-        }
+        return Paths.isCanonicalId(s);
     }
 
     private List<YamlNode> items(YamlNode n, String where) {

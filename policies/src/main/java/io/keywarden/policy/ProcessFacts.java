@@ -17,8 +17,14 @@ public interface ProcessFacts {
     /** Effective gid. */
     int gid();
 
-    /** Canonical path of the executable, or empty when it cannot be read. */
+    /** The executable as the kernel describes it (for people and the ledger), or empty. Never decides. */
     Optional<String> exe();
+
+    /**
+     * Whether the process runs the very file {@code path} names (as the daemon resolves it):
+     * compared by file identity (device and inode), never by name.
+     */
+    boolean exeIs(String path);
 
     /** Lower-case hex SHA-256 of the executable, or empty when it cannot be read. */
     Optional<String> exeSha256();

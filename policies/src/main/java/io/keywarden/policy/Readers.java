@@ -21,7 +21,7 @@ public record Readers(List<Integer> uids, List<String> exes, List<String> sha256
         if (!uids.isEmpty() && !uids.contains(p.uid())) {
             return Optional.of("uid " + Integer.toUnsignedString(p.uid()) + " is not a permitted reader");
         }
-        if (!exes.isEmpty() && !p.exe().map(exes::contains).orElse(false)) {
+        if (!exes.isEmpty() && exes.stream().noneMatch(p::exeIs)) {
             return Optional.of("executable " + p.exe().orElse("(unreadable)") + " is not a permitted reader");
         }
         if (!sha256s.isEmpty() && !p.exeSha256().map(sha256s::contains).orElse(false)) {

@@ -53,7 +53,7 @@ public record Selector(Kind kind, String value) {
     private static void checkValue(Kind kind, String v) {
         String bad = switch (kind) {
             case UNIX_UID, UNIX_GID -> isId(v) ? null : "must be a number from 0 to 4294967294";
-            case UNIX_PATH -> v.startsWith("/") && !v.contains("\0") ? null : "must be an absolute path";
+            case UNIX_PATH -> Paths.canonicalProblem(v).orElse(null);
             case UNIX_SHA256 -> HEX64.matcher(v).matches() ? null : "must be 64 lower-case hex digits";
             case K8S_POD_UID -> POD_UID.matcher(v.toLowerCase(Locale.ROOT)).matches() ? null : "must be a pod UID (8-4-4-4-12 hex)";
             case CONTAINER_ID -> CONTAINER_ID.matcher(v).matches() ? null : "must be 12 to 64 lower-case hex digits";
@@ -64,11 +64,7 @@ public record Selector(Kind kind, String value) {
     }
 
     private static boolean isId(String v) {
-        if (v.isEmpty() || v.length() > 10 || !v.chars().allMatch(Character::isDigit)) {
-            return false;
-        }
-        long n = Long.parseLong(v);
-        return n < 4294967295L;
+        return Paths.isCanonicalId(v);
     }
 
     /** Whether the process satisfies this selector. Only {@code unix:sha256} hashes the executable. */
@@ -76,7 +72,7 @@ public record Selector(Kind kind, String value) {
         return switch (kind) {
             case UNIX_UID -> Integer.toUnsignedString(p.uid()).equals(value);
             case UNIX_GID -> Integer.toUnsignedString(p.gid()).equals(value);
-            case UNIX_PATH -> p.exe().map(value::equals).orElse(false);
+            case UNIX_PATH -> p.exeIs(value);
             case UNIX_SHA256 -> p.exeSha256().map(value::equals).orElse(false);
             case K8S_POD_UID -> p.podUid().map(u -> u.equalsIgnoreCase(value)).orElse(false);
             case CONTAINER_ID -> p.containerId().map(value::equals).orElse(false);

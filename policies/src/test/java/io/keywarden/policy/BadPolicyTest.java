@@ -55,7 +55,7 @@ class BadPolicyTest {
             bad("unknown selector", KEY + WL + "    selectors: [unix:user:bob]\n", "8:17", "unknown selector 'unix:user:bob'"),
             bad("selector uid not a number", KEY + WL + "    selectors: [unix:uid:bob]\n", "8:17", "must be a number"),
             bad("selector sha256 too short", KEY + WL + "    selectors: [unix:sha256:abc]\n", "8:17", "64 lower-case hex digits"),
-            bad("selector relative path", KEY + WL + "    selectors: [unix:path:python3]\n", "8:17", "must be an absolute path"),
+            bad("selector relative path", KEY + WL + "    selectors: [unix:path:python3]\n", "8:17", "must be a canonical absolute path"),
             bad("selector pod uid malformed", KEY + WL + "    selectors: [k8s:pod-uid:1234]\n", "8:17", "must be a pod UID"),
             bad("selectors not a list", KEY + WL + "    selectors: unix:uid:1\n", "8:16", "selectors must be a list, not a string"),
             bad("duplicate workload names", KEY + WL + WL.substring("workloads:\n".length()).replace("td/a", "td/b"), "8:5",
@@ -67,6 +67,18 @@ class BadPolicyTest {
             bad("key listed twice", KEY + WL.replace("[openai]", "[openai, openai]"), "7:20", "lists key 'openai' twice"),
             bad("readers uid is a string", KEY + WL + "    readers: {uid: [\"1001\"]}\n", "8:21", "uid entries must be numbers"),
             bad("readers exe relative", KEY + WL + "    readers: {exe: [bin/python]}\n", "8:21", "must be a canonical absolute path"),
+            bad("readers exe with //", KEY + WL + "    readers: {exe: [/usr//bin/python]}\n", "8:21", "must be a canonical path"),
+            bad("readers exe with ..", KEY + WL + "    readers: {exe: [/usr/bin/../bin/python]}\n", "8:21", "must be a canonical path"),
+            bad("readers exe with an invisible character", KEY + WL + "    readers: {exe: [\"/usr/bin/pyth\\u200bon\"]}\n", "8:21",
+                    "invisible or control character (U+200B)"),
+            bad("readers exe with a control character", KEY + WL + "    readers: {exe: [\"/usr/bin/py\\e[2Jthon\"]}\n", "8:21",
+                    "invisible or control character (U+001B)"),
+            bad("readers uid with a leading zero", KEY + WL + "    readers: {uid: [01001]}\n", "8:21", "uid entries must be numbers"),
+            bad("readers uid with a plus sign", KEY + WL + "    readers: {uid: [+1001]}\n", "8:21", "uid entries must be numbers"),
+            bad("selector uid with non-ASCII digits", KEY + WL + "    selectors: [\"unix:uid:\\u0661\\u0660\"]\n", "8:17", "must be a number"),
+            bad("selector uid with a leading zero", KEY + WL + "    selectors: [unix:uid:0100]\n", "8:17", "must be a number"),
+            bad("selector path not canonical", KEY + WL + "    selectors: [\"unix:path:/usr/bin/./python\"]\n", "8:17",
+                    "must be a canonical path"),
             bad("readers sha256 upper case", KEY + WL + "    readers: {sha256: [" + "A".repeat(64) + "]}\n", "8:24", "64 lower-case hex digits"),
             bad("vault without path", "keys:\n  openai:\n    vault: {role: r}\n" + WL, "3:12", "missing required key 'path'"),
             bad("vault path absolute", "keys:\n  openai:\n    vault: {role: r, path: /openai/creds/x}\n" + WL, "3:12", "is not a Vault path"),
@@ -96,6 +108,10 @@ class BadPolicyTest {
         List<String> lines = e.problems().stream().map(Problem::format).toList();
         boolean found = lines.stream().anyMatch(l -> l.startsWith("p.yaml:" + position) && l.contains(message));
         assertTrue(found, what + ": expected p.yaml:" + position + "…" + message + " in " + lines);
+        for (String l : lines) {
+            assertTrue(l.chars().noneMatch(c -> c < 0x20 || c == 0x7f || Character.getType(c) == Character.FORMAT),
+                    what + ": a message echoes a raw control or invisible character: " + l.replaceAll("\\p{Cntrl}", "?"));
+        }
     }
 
     @Test

@@ -29,6 +29,12 @@ class PolicyMatchingTest {
             return Optional.ofNullable(exePath);
         }
 
+        /** The test's stand-in for file identity: the path the fake process was started from. */
+        @Override
+        public boolean exeIs(String path) {
+            return path.equals(exePath);
+        }
+
         @Override
         public Optional<String> exeSha256() {
             hashes.incrementAndGet();

@@ -59,6 +59,9 @@ public final class SpireIdentityProvider implements IdentityProvider {
         } catch (ProcessGoneException e) {
             return new Attestation.Unidentified(null, e.getMessage());
         }
+        if (p.tracerPid() != 0) {
+            return new Attestation.Unidentified(p, "being traced by pid " + p.tracerPid() + " (ptrace): refused");
+        }
         ProcessKey key = new ProcessKey(p.pid(), p.startTime());
         SpiffeId known = identities.get(key);
         if (known != null) {

@@ -40,13 +40,11 @@ public final class DevIssuer implements Issuer {
 
     @Override
     public Lease issue(Workload workload, KeySpec key, ProcessInfo opener) {
-        char[] secret = new char[7 + 48];
-        "sk-dev-".getChars(0, 7, secret, 0);
-        for (int i = 7; i < secret.length; i++) {
-            secret[i] = BASE62[random.nextInt(BASE62.length)];
+        byte[] bytes = new byte[7 + 48];
+        System.arraycopy("sk-dev-".getBytes(StandardCharsets.US_ASCII), 0, bytes, 0, 7);
+        for (int i = 7; i < bytes.length; i++) {
+            bytes[i] = (byte) BASE62[random.nextInt(BASE62.length)];
         }
-        byte[] bytes = new String(secret).getBytes(StandardCharsets.US_ASCII);
-        Arrays.fill(secret, '\0');
         Instant now = clock.instant();
         String id = "dev/creds/" + workload.name() + "/" + UUID.randomUUID();
         IssuedKey k = new IssuedKey(bytes, now.plus(ttl), id);

@@ -68,6 +68,22 @@ final class VaultHttp {
 
     /** GET or POST {@code path} (under /v1/); 200 gives the JSON, 204 gives null. */
     JsonNode call(String what, String method, String path, String token, Map<String, Object> body) throws IssuerException {
+        byte[] raw = callRaw(what, method, path, token, body);
+        if (raw == null) {
+            return null;
+        }
+        try {
+            return raw.length == 0 ? JSON.createObjectNode() : JSON.readTree(raw);
+        } catch (IOException e) {
+            throw new IssuerException(what + " failed: HTTP 200: malformed JSON answer", true);
+        }
+    }
+
+    /**
+     * The same, giving the 200 answer's bytes unparsed (null for 204): for answers that carry a
+     * secret, which the caller parses without making it a String and then wipes.
+     */
+    byte[] callRaw(String what, String method, String path, String token, Map<String, Object> body) throws IssuerException {
         HttpRequest.Builder r = HttpRequest.newBuilder(URI.create(base + path)).timeout(config.timeout())
                 .header("Accept", "application/json");
         if (token != null) {
@@ -88,20 +104,22 @@ final class VaultHttp {
             if (status == 204) {
                 return null;
             }
+            if (status == 200) {
+                return resp.body();
+            }
             JsonNode json;
             try {
                 json = resp.body().length == 0 ? JSON.createObjectNode() : JSON.readTree(resp.body());
             } catch (IOException e) {
                 throw new IssuerException(what + " failed: HTTP " + status + ": malformed JSON answer", true);
             }
-            if (status != 200) {
+            {
                 StringBuilder errors = new StringBuilder();
                 json.path("errors").forEach(x -> errors.append(errors.length() == 0 ? "" : "; ").append(x.asText()));
                 boolean retryable = status == 429 || status >= 500;
                 throw new IssuerException(what + " failed: HTTP " + status + (errors.length() == 0 ? ""
                         : ": " + VaultIssuer.clean(errors.toString())), retryable);
             }
-            return json;
         } catch (HttpTimeoutException e) {
             throw new IssuerException(what + " failed: no HTTP answer within " + config.timeout().toMillis() + " ms", true);
         } catch (IOException e) {

@@ -13,6 +13,8 @@ import io.keywarden.policy.Workload;
 import java.nio.charset.StandardCharsets;
 import java.time.Clock;
 import java.time.Instant;
+import io.keywarden.linux.Secret;
+import java.io.IOException;
 import java.util.Arrays;
 import java.util.Map;
 import java.util.Optional;
@@ -73,31 +75,35 @@ public final class VaultIssuer implements Issuer {
         Instant tokenEnd = t.expires();
         String path = spec.pathFor(workload.name());
         String query = spec.ttl().map(ttl -> "?ttl=" + ttl.toSeconds() + "s").orElse("");
-        JsonNode read;
+        byte[] body;
         try {
-            read = http.call("vault read of " + path, "GET", path + query, token, null);
+            body = http.callRaw("vault read of " + path, "GET", path + query, token, null);
         } catch (IssuerException e) {
             // A refused token (revoked or expired early) is dropped: the next attempt logs in again.
             tokenOfRole.remove(tokenKey, t);
             throw e;
         }
-        String leaseId = read == null ? "" : read.path("lease_id").asText("");
-        long leaseSeconds = read == null ? 0 : read.path("lease_duration").asLong(0);
-        JsonNode data = read == null ? null : read.get("data");
-        String secret = data == null ? "" : data.path(spec.field()).asText("");
-        if (secret.isEmpty() || leaseId.isEmpty() || leaseSeconds <= 0) {
-            throw new IssuerException("vault read of " + path + " returned no " + (secret.isEmpty()
+        CredsAnswer read;
+        try {
+            read = CredsAnswer.parse(body == null ? new byte[0] : body, spec.field());
+        } catch (IOException e) {
+            throw new IssuerException("vault read of " + path + " returned malformed JSON", true);
+        } finally {
+            if (body != null) {
+                Arrays.fill(body, (byte) 0);
+            }
+        }
+        if (read.secret().isEmpty() || read.leaseId().isEmpty() || read.leaseSeconds() <= 0) {
+            read.secret().ifPresent(Secret::close);
+            throw new IssuerException("vault read of " + path + " returned no " + (read.secret().isEmpty()
                     ? "'" + spec.field() + "' field" : "lease") + " (a malformed answer, or not a dynamic secret of the"
                     + " OpenAI engine)", true);
         }
-        Instant leaseEnd = now.plusSeconds(leaseSeconds);
+        Instant leaseEnd = now.plusSeconds(read.leaseSeconds());
         Instant effective = leaseEnd.isBefore(tokenEnd) ? leaseEnd : tokenEnd;
-        byte[] bytes = secret.getBytes(StandardCharsets.UTF_8);
-        IssuedKey k = new IssuedKey(bytes, effective, leaseId);
-        Arrays.fill(bytes, (byte) 0);
-        tokenOfLease.put(leaseId, token);
-        String keyId = data.path("api_key_id").asText("");
-        return new Lease(k, now, read.path("renewable").asBoolean(false), keyId.isEmpty() ? Optional.empty() : Optional.of(keyId));
+        IssuedKey k = new IssuedKey(read.secret().get(), effective, read.leaseId());
+        tokenOfLease.put(read.leaseId(), token);
+        return new Lease(k, now, read.renewable(), read.apiKeyId());
     }
 
     private Token login(Workload workload, ProcessInfo opener, String role, Instant now) throws IssuerException {

@@ -315,6 +315,9 @@ public final class LeaseManager implements KeySource, AutoCloseable {
             events.revoked(s.workload, s.keyName, lease, reason);
         } catch (IssuerException e) {
             LOG.log(System.Logger.Level.WARNING, "revoking " + lease.leaseId() + " failed: " + e.getMessage());
+        } finally {
+            // Dropped from its slot: nothing serves it again, so its bytes are wiped now.
+            lease.key().destroy();
         }
     }
 

@@ -28,6 +28,7 @@ import io.keywarden.delivery.KeyFs;
 import io.keywarden.delivery.TmpfsDelivery;
 import io.keywarden.fuse.FuseSession;
 import io.keywarden.linux.LibC;
+import io.keywarden.linux.ProcessHardening;
 import io.keywarden.policy.Durations;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.Selector;
@@ -108,6 +109,11 @@ public final class KeywardenRuntime implements AutoCloseable {
     }
 
     private void boot(Spec s, PrintWriter out) throws IOException {
+        // Before any key exists: no core file, not dumpable (no /proc/PID/mem or ptrace for our own uid).
+        String hardening = ProcessHardening.apply();
+        if (!hardening.isEmpty()) {
+            LOG.warn("process hardening incomplete: {}", hardening);
+        }
         Clock clock = Clock.systemUTC();
         Policy initial = s.policy();
         policySource = s::policy;

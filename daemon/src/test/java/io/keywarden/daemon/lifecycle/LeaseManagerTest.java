@@ -64,7 +64,8 @@ class LeaseManagerTest {
 
     ProcessInfo proc(int pid) {
         alivePids.add(pid);
-        return new ProcessInfo(pid, 1000 + pid, 1001, 1001, Optional.of("/usr/bin/python3"), CgroupInfo.NONE, Optional::empty);
+        return new ProcessInfo(pid, 1000 + pid, 1001, 1001, 0, Optional.of("/usr/bin/python3"), Optional.empty(), CgroupInfo.NONE,
+                Optional::empty);
     }
 
     String open(ProcessInfo p) throws Exception {

