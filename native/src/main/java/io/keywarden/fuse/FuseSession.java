@@ -36,15 +36,37 @@ public final class FuseSession implements AutoCloseable {
     public static final int FOPEN_NONSEEKABLE = 1 << 2;
     public static final int FOPEN_NOFLUSH = 1 << 5;
 
-    /** How to mount. */
-    public record Options(String fsName, int workers, boolean allowOther, int[] workerCpus) {
+    static final int FUSE_INIT_EXT = 1 << 30;
+    /** In flags2 (bit 42 of the 64-bit flags): the kernel honours init_out.request_timeout. */
+    static final int FUSE_REQUEST_TIMEOUT_FLAGS2 = 1 << 10;
+
+    /**
+     * How to mount. {@code requestTimeoutSeconds} (0: none) asks the kernel (6.14 and later) to
+     * abort the connection when a request stays unanswered that long, so a stopped or stuck daemon
+     * turns into errors for readers rather than hangs; {@code onLost} is told when the connection
+     * goes away while the session was not closing (an outside umount, an abort).
+     */
+    public record Options(String fsName, int workers, boolean allowOther, int[] workerCpus, int requestTimeoutSeconds,
+                          java.util.function.Consumer<String> onLost) {
         public static Options defaults(String fsName) {
-            return new Options(fsName, Math.max(4, Runtime.getRuntime().availableProcessors() * 2), true, new int[0]);
+            return new Options(fsName, Math.max(4, Runtime.getRuntime().availableProcessors() * 2), true, new int[0], 0,
+                    why -> { });
         }
 
         /** Pins the workers to these CPUs (fewer hand-offs between cores on small VMs). */
         public Options pinnedTo(int... cpus) {
-            return new Options(fsName, workers, allowOther, cpus.clone());
+            return new Options(fsName, workers, allowOther, cpus.clone(), requestTimeoutSeconds, onLost);
+        }
+
+        public Options withRequestTimeout(int seconds) {
+            if (seconds < 0 || seconds > 65535) {
+                throw new IllegalArgumentException("FUSE request timeout must be 0..65535 s, not " + seconds);
+            }
+            return new Options(fsName, workers, allowOther, workerCpus, seconds, onLost);
+        }
+
+        public Options onLost(java.util.function.Consumer<String> listener) {
+            return new Options(fsName, workers, allowOther, workerCpus, requestTimeoutSeconds, listener);
         }
     }
 
@@ -58,10 +80,15 @@ public final class FuseSession implements AutoCloseable {
     private volatile boolean closing;
     private volatile int kernelMinor;
 
-    private FuseSession(Path mountPoint, FuseOperations ops, FuseDevice device) {
+    private final Options options;
+    private final java.util.concurrent.atomic.AtomicBoolean lost = new java.util.concurrent.atomic.AtomicBoolean();
+    private volatile boolean requestTimeoutAccepted;
+
+    private FuseSession(Path mountPoint, FuseOperations ops, FuseDevice device, Options options) {
         this.mountPoint = mountPoint;
         this.ops = ops;
         this.device = device;
+        this.options = options;
     }
 
     /**
@@ -79,7 +106,7 @@ public final class FuseSession implements AutoCloseable {
                     + (options.allowOther() ? ",allow_other" : "");
             Mounts.mount(options.fsName(), mp, "fuse." + options.fsName(),
                     LibC.MS_NOSUID | LibC.MS_NODEV | LibC.MS_NOEXEC, data);
-            s = new FuseSession(mp, ops, dev);
+            s = new FuseSession(mp, ops, dev, options);
             s.start(options.workers(), options.workerCpus());
             if (!s.initialised.await(10, TimeUnit.SECONDS)) {
                 throw new IOException("the kernel did not send FUSE INIT within 10 s");
@@ -114,6 +141,16 @@ public final class FuseSession implements AutoCloseable {
 
     public Path mountPoint() {
         return mountPoint;
+    }
+
+    /** Whether the connection is gone although {@link #close()} was not called. */
+    public boolean isLost() {
+        return lost.get();
+    }
+
+    /** Whether the kernel offered the request timeout and it was asked for (kernel 6.14 and later). */
+    public boolean requestTimeoutActive() {
+        return requestTimeoutAccepted;
     }
 
     /** The minor protocol version the kernel offered. */
@@ -162,6 +199,15 @@ public final class FuseSession implements AutoCloseable {
                 return;
             }
             if (n < 0) {
+                if (!closing && lost.compareAndSet(false, true)) {
+                    String why = "the FUSE connection of " + mountPoint + " is gone (unmounted or aborted from outside)";
+                    LOG.log(System.Logger.Level.ERROR, why);
+                    try {
+                        options.onLost().accept(why);
+                    } catch (RuntimeException e) {
+                        LOG.log(System.Logger.Level.ERROR, "mount-lost listener failed", e);
+                    }
+                }
                 return;
             }
             if (n > 0) {
@@ -232,6 +278,11 @@ public final class FuseSession implements AutoCloseable {
             case FuseOpcode.RELEASEDIR -> ops.releasedir(req, node, req.bodyLong(0), reply);
             case FuseOpcode.ACCESS -> ops.access(req, node, req.bodyInt(0), reply);
             case FuseOpcode.STATFS -> ops.statfs(req, node, reply);
+            // A read-only file system: every write-style operation is EROFS, as on a read-only mount.
+            case FuseOpcode.SETATTR, FuseOpcode.SYMLINK, FuseOpcode.MKNOD, FuseOpcode.MKDIR, FuseOpcode.UNLINK,
+                 FuseOpcode.RMDIR, FuseOpcode.RENAME, FuseOpcode.LINK, FuseOpcode.WRITE, FuseOpcode.SETXATTR,
+                 FuseOpcode.REMOVEXATTR, FuseOpcode.CREATE, FuseOpcode.FALLOCATE, FuseOpcode.RENAME2,
+                 FuseOpcode.COPY_FILE_RANGE, FuseOpcode.TMPFILE -> reply.error(Errno.EROFS);
             default -> reply.error(Errno.ENOSYS);
         }
     }
@@ -240,6 +291,7 @@ public final class FuseSession implements AutoCloseable {
         int major = req.bodyInt(0);
         int minor = req.bodyInt(4);
         int flags = req.bodyInt(12);
+        int flags2 = (flags & FUSE_INIT_EXT) != 0 ? req.bodyInt(16) : 0;
         kernelMinor = minor;
         ByteBuffer b = device.replyBuffer();
         int at = FuseReply.OUT_HEADER;
@@ -254,7 +306,18 @@ public final class FuseSession implements AutoCloseable {
         b.putInt(at, 7);
         b.putInt(at + 4, MINOR);
         b.putInt(at + 8, 0);
-        b.putInt(at + 12, flags & (FUSE_ASYNC_READ | FUSE_PARALLEL_DIROPS));
+        int ours = flags & (FUSE_ASYNC_READ | FUSE_PARALLEL_DIROPS);
+        boolean timeout = options.requestTimeoutSeconds() > 0 && (flags2 & FUSE_REQUEST_TIMEOUT_FLAGS2) != 0;
+        if (timeout) {
+            ours |= FUSE_INIT_EXT;
+            b.putInt(at + 32, FUSE_REQUEST_TIMEOUT_FLAGS2);
+            b.putShort(at + 40, (short) options.requestTimeoutSeconds());
+        } else if (options.requestTimeoutSeconds() > 0) {
+            LOG.log(System.Logger.Level.WARNING, "this kernel (FUSE 7." + minor + ") has no request timeout: a stopped"
+                    + " daemon makes readers of " + mountPoint + " wait until it is killed or the mount is aborted");
+        }
+        requestTimeoutAccepted = timeout;
+        b.putInt(at + 12, ours);
         b.putShort(at + 16, (short) 16);
         b.putShort(at + 18, (short) 12);
         b.putInt(at + 20, FuseDevice.MAX_WRITE);

@@ -30,11 +30,17 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
     private final Metrics metrics;
     private final Readiness readiness;
     private final Set<String> granted = ConcurrentHashMap.newKeySet();
+    private final DenialAggregator denials;
 
     public AuditTrail(Ledger ledger, Metrics metrics, Readiness readiness) {
+        this(ledger, metrics, readiness, java.time.Clock.systemUTC());
+    }
+
+    public AuditTrail(Ledger ledger, Metrics metrics, Readiness readiness, java.time.Clock clock) {
         this.ledger = ledger;
         this.metrics = metrics;
         this.readiness = readiness;
+        this.denials = new DenialAggregator(clock);
     }
 
     /** Writes a record; a failure is loud (log, metric, not ready) and rethrown. */
@@ -137,10 +143,41 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
         }
     }
 
+    /**
+     * Denials are aggregated per (uid, exe, key, reason): the first is recorded (and logged) at
+     * once, repeats within {@link DenialAggregator#WINDOW} are counted and written as one
+     * {@code access.denied} record with {@code repeats} when the window closes, so a flood of
+     * refused opens costs the ledger kilobytes, not megabytes. Metrics count every one.
+     */
     @Override
     public void denied(Attestation who, String key, String file, String reason) {
         metrics.access(key, "denied");
         String spiffe = who instanceof Attestation.Identified i ? i.spiffeId().toString() : null;
-        record("access.denied", accessFields(who.process(), spiffe, key, null, reason + " (" + file + ")"));
+        ProcessInfo p = who.process();
+        DenialAggregator.Key k = new DenialAggregator.Key(p == null ? -1 : Integer.toUnsignedLong(p.uid()),
+                p == null ? null : p.exe().orElse(null), key, reason);
+        if (denials.first(k)) {
+            LOG.warn("denied: uid {} pid {} exe {} key {}/{}: {}", p == null ? "?" : Integer.toUnsignedString(p.uid()),
+                    p == null ? "?" : p.pid(), p == null ? "?" : p.exe().orElse("?"), key, file, reason);
+            record("access.denied", accessFields(p, spiffe, key, null, reason + " (" + file + ")"));
+        }
+    }
+
+    /** Writes the repeat counts of closed aggregation windows; the runtime calls this on a timer. */
+    public void flushDenials() {
+        denials.drain((k, repeats) -> {
+            Map<String, Object> f = new LinkedHashMap<>();
+            f.put("uid", k.uid() < 0 ? null : k.uid());
+            f.put("exe", k.exe());
+            f.put("key", k.key());
+            f.put("reason", k.reason());
+            f.put("repeats", repeats);
+            f.put("window_s", DenialAggregator.WINDOW.toSeconds());
+            try {
+                record("access.denied", f);
+            } catch (LedgerException e) {
+                // Already loud (log, metric, readiness); the counts are lost, nothing is granted.
+            }
+        });
     }
 }

@@ -19,6 +19,12 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.nio.file.attribute.GroupPrincipal;
+import java.nio.file.attribute.PosixFileAttributeView;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -27,18 +33,34 @@ import org.slf4j.LoggerFactory;
  * record is written and flushed before {@link #append} returns (so before the action it records
  * takes effect), and fsync'd at most {@code fsyncInterval} later. Segments rotate by size and the
  * chain continues across them ({@code FILE.1}, {@code FILE.2}, … oldest first, then {@code FILE}).
- * A partial last line left by a crash is moved aside and a new segment started at the next open.
+ * A partial last line left by a crash is moved aside and a new segment started at the next open;
+ * a write that fails (disk full) is cut back to the last whole record, so the file never holds a
+ * partial one. Files are 0600 (0640 with a configured group). Retention drops the oldest rotated
+ * segments beyond a size or age bound and records a {@code ledger.pruned} record in the chain
+ * naming the first record kept, so {@code audit verify} can tell pruning from deletion.
  */
 public final class Ledger implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Ledger.class);
     private static final TypeReference<Map<String, Object>> MAP = new TypeReference<>() {
     };
 
+    /**
+     * How the ledger is kept: segment size, fsync bound, retention (0 bytes / null age: keep all)
+     * and the group that may read it (files 0640 then, else 0600).
+     */
+    public record Options(long segmentBytes, Duration fsyncInterval, long retainBytes, Duration retainAge,
+                          Optional<String> group) {
+        public static Options of(long segmentBytes, Duration fsyncInterval) {
+            return new Options(segmentBytes, fsyncInterval, 0, null, Optional.empty());
+        }
+    }
+
     private final Path file;
     private final String node;
     private final Clock clock;
     private final long maxBytes;
     private final Duration fsyncInterval;
+    private final Options options;
     private final PrintStream copy;
     private FileChannel channel;
     private long size;
@@ -46,19 +68,26 @@ public final class Ledger implements AutoCloseable {
     private String prev;
     private Instant lastSync = Instant.EPOCH;
     private volatile boolean broken;
+    private boolean dirty;
+    private boolean pendingPrune;
 
-    private Ledger(Path file, String node, Clock clock, long maxBytes, Duration fsyncInterval, PrintStream copy) {
+    private Ledger(Path file, String node, Clock clock, Options options, PrintStream copy) {
         this.file = file;
         this.node = node;
         this.clock = clock;
-        this.maxBytes = maxBytes;
-        this.fsyncInterval = fsyncInterval;
+        this.maxBytes = options.segmentBytes();
+        this.fsyncInterval = options.fsyncInterval();
+        this.options = options;
         this.copy = copy;
     }
 
     public static Ledger open(Path file, String node, Clock clock, long maxBytes, Duration fsyncInterval,
                               PrintStream copy) throws IOException {
-        Ledger l = new Ledger(file.toAbsolutePath(), node, clock, maxBytes, fsyncInterval, copy);
+        return open(file, node, clock, Options.of(maxBytes, fsyncInterval), copy);
+    }
+
+    public static Ledger open(Path file, String node, Clock clock, Options options, PrintStream copy) throws IOException {
+        Ledger l = new Ledger(file.toAbsolutePath(), node, clock, options, copy);
         l.recover();
         return l;
     }
@@ -103,8 +132,24 @@ public final class Ledger implements AutoCloseable {
                 prev = (String) last.get("hash");
             }
         }
-        channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.APPEND);
+        channel = openSegment();
         size = channel.size();
+    }
+
+    /** Opens (creating) the live segment with the ledger's permissions: 0600, or 0640 and the configured group. */
+    private FileChannel openSegment() throws IOException {
+        boolean group = options.group().isPresent();
+        Set<PosixFilePermission> perms = PosixFilePermissions.fromString(group ? "rw-r-----" : "rw-------");
+        if (!Files.exists(file)) {
+            Files.createFile(file, PosixFilePermissions.asFileAttribute(perms));
+        }
+        Files.setPosixFilePermissions(file, perms);
+        if (group) {
+            GroupPrincipal g = file.getFileSystem().getUserPrincipalLookupService()
+                    .lookupPrincipalByGroupName(options.group().get());
+            Files.getFileAttributeView(file, PosixFileAttributeView.class).setGroup(g);
+        }
+        return FileChannel.open(file, StandardOpenOption.WRITE, StandardOpenOption.APPEND);
     }
 
     private static int lastIndexOf(byte[] b, int before) {
@@ -124,6 +169,70 @@ public final class Ledger implements AutoCloseable {
         Path next = file.resolveSibling(file.getFileName() + "." + (LedgerFiles.lastSegmentNumber(file) + 1));
         Files.move(file, next, StandardCopyOption.ATOMIC_MOVE);
         channel = null;
+        pendingPrune = true;
+    }
+
+    /**
+     * Drops the oldest rotated segments beyond the retention bounds (never the live one) and returns
+     * the fields of the {@code ledger.pruned} record to write, or null when nothing was dropped.
+     */
+    private Map<String, Object> prune() throws IOException {
+        if (options.retainBytes() <= 0 && options.retainAge() == null) {
+            return null;
+        }
+        List<Path> rotated = new ArrayList<>(LedgerFiles.segments(file));
+        rotated.remove(file);
+        long total = Files.exists(file) ? Files.size(file) : 0;
+        for (Path seg : rotated) {
+            total += Files.size(seg);
+        }
+        Instant cutoff = options.retainAge() == null ? null : clock.instant().minus(options.retainAge());
+        List<String> dropped = new ArrayList<>();
+        for (Path seg : rotated) {
+            boolean tooBig = options.retainBytes() > 0 && total > options.retainBytes();
+            boolean tooOld = cutoff != null && Files.getLastModifiedTime(seg).toInstant().isBefore(cutoff);
+            if (!tooBig && !tooOld) {
+                break;
+            }
+            total -= Files.size(seg);
+            Files.delete(seg);
+            dropped.add(seg.getFileName().toString());
+        }
+        if (dropped.isEmpty()) {
+            return null;
+        }
+        List<Path> left = LedgerFiles.segments(file);
+        Map<String, Object> first = left.isEmpty() ? null : firstRecord(left.get(0));
+        Map<String, Object> f = new LinkedHashMap<>();
+        f.put("segments", dropped);
+        f.put("kept_from_seq", first == null ? seq + 1 : first.get("seq"));
+        f.put("kept_from_prev", first == null ? prev : first.get("prev"));
+        f.put("reason", "retention (" + (options.retainBytes() > 0 ? options.retainBytes() + " bytes" : "")
+                + (options.retainBytes() > 0 && options.retainAge() != null ? ", " : "")
+                + (options.retainAge() != null ? options.retainAge().toString() : "") + ")");
+        LOG.info("audit ledger retention dropped {}", dropped);
+        return f;
+    }
+
+    private static Map<String, Object> firstRecord(Path seg) throws IOException {
+        try (var lines = Files.lines(seg)) {
+            Optional<String> l = lines.filter(x -> !x.isBlank()).findFirst();
+            return l.isPresent() ? Canonical.JSON.readValue(l.get(), MAP) : null;
+        }
+    }
+
+    /** fsyncs what was written since the last sync; a timer calls this so the bound holds with no further record. */
+    public synchronized void syncIfDue() {
+        if (channel == null || !dirty) {
+            return;
+        }
+        try {
+            channel.force(false);
+            dirty = false;
+            lastSync = clock.instant();
+        } catch (IOException e) {
+            LOG.warn("audit ledger {} fsync failed: {}", file, e.getMessage());
+        }
     }
 
     /**
@@ -131,6 +240,22 @@ public final class Ledger implements AutoCloseable {
      * then refuse what they were about to do.
      */
     public synchronized Map<String, Object> append(String event, Map<String, Object> fields) {
+        Map<String, Object> written = write(event, fields);
+        if (pendingPrune) {
+            pendingPrune = false;
+            try {
+                Map<String, Object> pruned = prune();
+                if (pruned != null) {
+                    write("ledger.pruned", pruned);
+                }
+            } catch (IOException | LedgerException e) {
+                LOG.warn("audit ledger {} retention failed: {}", file, e.getMessage());
+            }
+        }
+        return written;
+    }
+
+    private Map<String, Object> write(String event, Map<String, Object> fields) {
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("seq", seq + 1);
         r.put("ts", DateTimeFormatter.ISO_INSTANT.format(clock.instant().truncatedTo(ChronoUnit.MILLIS)));
@@ -150,18 +275,24 @@ public final class Ledger implements AutoCloseable {
                 if (channel != null) {
                     rotate();
                 }
-                channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                        StandardOpenOption.APPEND);
+                channel = openSegment();
                 size = channel.size();
             }
             ByteBuffer b = ByteBuffer.wrap(line);
-            while (b.hasRemaining()) {
-                channel.write(b);
+            try {
+                while (b.hasRemaining()) {
+                    channel.write(b);
+                }
+            } catch (IOException e) {
+                cutBack();
+                throw e;
             }
             size += line.length;
+            dirty = true;
             Instant now = clock.instant();
             if (!now.isBefore(lastSync.plus(fsyncInterval))) {
                 channel.force(false);
+                dirty = false;
                 lastSync = now;
             }
         } catch (IOException e) {
@@ -176,6 +307,16 @@ public final class Ledger implements AutoCloseable {
             copy.flush();
         }
         return r;
+    }
+
+    /** A failed write may have left part of the record: cut the file back to the last whole one. */
+    private void cutBack() {
+        try {
+            channel.truncate(size);
+        } catch (IOException e) {
+            LOG.error("audit ledger {}: could not cut a partial record back ({}); the next start moves it aside",
+                    file, e.getMessage());
+        }
     }
 
     @Override

@@ -30,6 +30,18 @@ public final class LedgerVerifier {
         }
         long expectedSeq = 1;
         String prev = Canonical.GENESIS;
+        // Retention may have dropped the oldest segments: the chain then starts later, and a
+        // ledger.pruned record inside it must name exactly where (else records were deleted).
+        long firstSeq = 1;
+        String firstPrev = Canonical.GENESIS;
+        Map<String, Object> head = firstRecord(segments.get(0));
+        if (head != null && head.get("seq") instanceof Number n && n.longValue() > 1 && head.get("prev") instanceof String hp) {
+            firstSeq = n.longValue();
+            firstPrev = hp;
+            expectedSeq = firstSeq;
+            prev = firstPrev;
+        }
+        boolean pruneAccounted = firstSeq == 1;
         for (Path seg : segments) {
             String where = segments.size() > 1 ? seg.getFileName() + " " : "";
             byte[] all = Files.readAllBytes(seg);
@@ -62,11 +74,33 @@ public final class LedgerVerifier {
                 if (!(hash instanceof String h) || !h.equals(Canonical.hash(r))) {
                     return broken(expectedSeq, lineNo, where + "hash does not match the record's content (edited or forged)");
                 }
+                if ("ledger.pruned".equals(r.get("event")) && r.get("kept_from_seq") instanceof Number k
+                        && k.longValue() == firstSeq && firstPrev.equals(r.get("kept_from_prev"))) {
+                    pruneAccounted = true;
+                }
                 prev = h;
                 expectedSeq++;
             }
         }
+        if (!pruneAccounted) {
+            return broken(firstSeq, 1, segments.get(0).getFileName() + " starts at record " + firstSeq
+                    + " and no ledger.pruned record accounts for the records before it (deleted)");
+        }
         return new Result(true, expectedSeq - 1, 0, 0, null);
+    }
+
+    private static Map<String, Object> firstRecord(Path seg) throws IOException {
+        try (var lines = Files.lines(seg)) {
+            var l = lines.filter(x -> !x.isBlank()).findFirst();
+            if (l.isEmpty()) {
+                return null;
+            }
+            try {
+                return Canonical.JSON.readValue(l.get(), MAP);
+            } catch (IOException e) {
+                return null;
+            }
+        }
     }
 
     private static Result broken(long record, long line, String reason) {

@@ -58,6 +58,6 @@ final class DevCommand implements Callable<Integer> {
                 System.getenv()), spec.commandLine().getOut());
         Runtime.getRuntime().addShutdownHook(new Thread(rt::close, "keywarden-shutdown"));
         rt.awaitStop();
-        return 0;
+        return rt.exitCode();
     }
 }

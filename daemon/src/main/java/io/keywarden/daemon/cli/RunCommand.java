@@ -44,7 +44,8 @@ final class RunCommand implements Callable<Integer> {
         Spec s = new Spec("keywarden run", c.node(), p, c.identity().provider(), c.identity().audience(),
                 c.identity().spireAdminSocket(), c.issuer().provider(), c.issuer().vault(), DEV_TTL, c.delivery().mode(),
                 c.delivery().path(), false, c.ops().listen(), Optional.of(c.audit().file()), c.audit().stdout(),
-                c.admin().socket(), c.revokeOnShutdown(), Optional.empty(), Optional.of(c.policy()));
+                c.admin().socket(), c.revokeOnShutdown(), Optional.empty(), Optional.of(c.policy()),
+                c.delivery().requestTimeout());
         KeywardenRuntime rt;
         try {
             rt = KeywardenRuntime.start(s, spec.commandLine().getOut());
@@ -53,7 +54,7 @@ final class RunCommand implements Callable<Integer> {
         }
         Runtime.getRuntime().addShutdownHook(new Thread(rt::close, "keywarden-shutdown"));
         rt.awaitStop();
-        return 0;
+        return rt.exitCode();
     }
 
     static Config loadConfig(Path file) {

@@ -24,7 +24,8 @@ public record Config(String node, Path policy, Identity identity, Issuer issuer,
     public record Vault(URI address, String namespace, String authMount, Optional<Path> caFile, Duration timeout) {
     }
 
-    public record Delivery(DeliveryMode mode, Path path) {
+    /** {@code requestTimeout}: the kernel's per-request FUSE timeout (6.14+); must exceed the issuer timeout. */
+    public record Delivery(DeliveryMode mode, Path path, java.time.Duration requestTimeout) {
     }
 
     public record Audit(Path file, boolean stdout) {

@@ -27,6 +27,8 @@ import java.util.function.Function;
 public final class ConfigLoader {
     public static final Path DEFAULT_SPIRE_ADMIN_SOCKET = Path.of("/run/spire/admin/admin.sock");
     public static final Path DEFAULT_MOUNT = Path.of("/run/keywarden");
+    /** Longer than any issuance an OPEN may wait for (the issuer timeout), so only a stuck daemon trips it. */
+    public static final Duration DEFAULT_FUSE_REQUEST_TIMEOUT = Duration.ofSeconds(60);
     public static final Path DEFAULT_AUDIT = Path.of("/var/log/keywarden/audit.jsonl");
     public static final HostPort DEFAULT_LISTEN = new HostPort("127.0.0.1", 9464);
     public static final Path DEFAULT_ADMIN_SOCKET = Path.of("/run/keywarden-admin/admin.sock");
@@ -64,7 +66,7 @@ public final class ConfigLoader {
             return null;
         });
         Config.Delivery delivery = r.optional("delivery").map(this::delivery)
-                .orElse(new Config.Delivery(Config.DeliveryMode.FUSE, DEFAULT_MOUNT));
+                .orElse(new Config.Delivery(Config.DeliveryMode.FUSE, DEFAULT_MOUNT, DEFAULT_FUSE_REQUEST_TIMEOUT));
         Config.Audit audit = r.optional("audit").map(this::audit).orElse(new Config.Audit(DEFAULT_AUDIT, false));
         Config.Ops ops = r.optional("ops").map(this::ops).orElse(new Config.Ops(DEFAULT_LISTEN));
         Config.Admin admin = r.optional("admin").map(this::admin).orElse(new Config.Admin(DEFAULT_ADMIN_SOCKET));
@@ -202,7 +204,11 @@ public final class ConfigLoader {
         return section(n, "delivery", r -> {
             var mode = choice(r, "delivery", "mode", Config.DeliveryMode.class, Config.DeliveryMode.FUSE);
             Path path = absolute(r, "delivery.path", "path").orElse(DEFAULT_MOUNT);
-            return new Config.Delivery(mode.orElse(null), path);
+            Duration timeout = r.optionalParsed("requestTimeout", Durations::parse).orElse(DEFAULT_FUSE_REQUEST_TIMEOUT);
+            if (timeout.isNegative() || timeout.toSeconds() > 65535) {
+                problems.add(n, "delivery.requestTimeout must be between 0s (none) and 65535s");
+            }
+            return new Config.Delivery(mode.orElse(null), path, timeout);
         });
     }
 

@@ -2,6 +2,7 @@ package io.keywarden.daemon.runtime;
 
 import io.keywarden.daemon.UserError;
 import io.keywarden.daemon.config.Config;
+import io.keywarden.daemon.config.ConfigLoader;
 import io.keywarden.daemon.config.HostPort;
 import io.keywarden.linux.LibC;
 import io.keywarden.policy.Policy;
@@ -68,7 +69,7 @@ public final class DevSpec {
         return new Spec("keywarden dev", node, policy, Config.IdentityProvider.DEV, "vault", null,
                 Config.IssuerProvider.DEV, Optional.empty(), ttl, Config.DeliveryMode.FUSE,
                 mount != null ? mount : DEFAULT_MOUNT, true, listen, Optional.ofNullable(audit), false, admin, true, xdgDir,
-                Optional.ofNullable(policyFile));
+                Optional.ofNullable(policyFile), ConfigLoader.DEFAULT_FUSE_REQUEST_TIMEOUT);
     }
 
     static String hostName() {

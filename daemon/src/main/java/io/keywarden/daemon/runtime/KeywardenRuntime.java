@@ -70,6 +70,8 @@ public final class KeywardenRuntime implements AutoCloseable {
     /** Always reads the source in force: the watcher replaces it once it runs. */
     private final Supplier<Policy> policy = () -> policySource.get();
     private volatile boolean closed;
+    private volatile int exitCode;
+    private volatile String stopReason = "shutdown";
     private volatile boolean eager;
 
     private KeywardenRuntime() {
@@ -106,6 +108,18 @@ public final class KeywardenRuntime implements AutoCloseable {
             }
         }
         return new DevIssuer(s.devTtl(), clock);
+    }
+
+    /** Runs {@code task} every {@code period} on the scheduler until it closes; a failing run is logged, not fatal. */
+    private void every(Clock clock, Duration period, Runnable task) {
+        scheduler.at(clock.instant().plus(period), () -> {
+            try {
+                task.run();
+            } catch (RuntimeException e) {
+                LOG.warn("periodic task failed: {}", e.toString());
+            }
+            every(clock, period, task);
+        });
     }
 
     private void boot(Spec s, PrintWriter out) throws IOException {
@@ -158,6 +172,13 @@ public final class KeywardenRuntime implements AutoCloseable {
             policySource = watcher;
         }
         scheduler = new SystemScheduler(clock, 8);
+        Ledger ledgerToSync = ledger;
+        every(clock, Duration.ofSeconds(1), () -> {
+            audit.flushDenials();
+            if (ledgerToSync != null) {
+                ledgerToSync.syncIfDue();
+            }
+        });
         Issuer issuer = new MeteredIssuer(issuer(s, identity, clock), metrics);
         String identityName = identity.name();
         String whyNoFuse = s.delivery() == Config.DeliveryMode.TMPFS ? null
@@ -167,7 +188,8 @@ public final class KeywardenRuntime implements AutoCloseable {
             leases = newLeases(issuer, clock, identity, LeaseEvents.of(new LoggingEvents(), audit));
             KeyFs fs = new KeyFs(policy, identity, leases, audit, clock, Duration.ofSeconds(10));
             try {
-                FuseSession session = FuseSession.mount(s.deliveryPath(), fs, FuseSession.Options.defaults("keywarden"));
+                FuseSession session = FuseSession.mount(s.deliveryPath(), fs, FuseSession.Options.defaults("keywarden")
+                        .withRequestTimeout((int) s.fuseRequestTimeout().toSeconds()).onLost(this::mountLost));
                 resources.add(session);
                 readiness.ready("delivery");
                 startAdmin(s, identityName, issuer.name(), "fuse " + s.deliveryPath());
@@ -280,6 +302,25 @@ public final class KeywardenRuntime implements AutoCloseable {
         return leases;
     }
 
+    /**
+     * The mount went away from outside (umount, an aborted connection, the kernel's request
+     * timeout): not ready at once, then a full stop with exit code 3 so a supervisor restarts us;
+     * never keep running while serving nothing.
+     */
+    private void mountLost(String why) {
+        readiness.notReady("delivery", why);
+        stopReason = "mount lost: " + why;
+        exitCode = 3;
+        Thread t = new Thread(this::close, "keywarden-mount-lost");
+        t.setDaemon(false);
+        t.start();
+    }
+
+    /** 0 after a requested stop; 3 when the daemon stopped because it could no longer serve. */
+    public int exitCode() {
+        return exitCode;
+    }
+
     public void awaitStop() throws InterruptedException {
         stopped.await();
     }
@@ -302,7 +343,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         }
         if (audit != null) {
             try {
-                audit.record("daemon.stopped", Map.of("reason", "shutdown"));
+                audit.record("daemon.stopped", Map.of("reason", stopReason));
             } catch (RuntimeException e) {
                 LOG.warn("could not record daemon.stopped: {}", e.getMessage());
             }

@@ -15,5 +15,5 @@ public record Spec(String label, String node, Policy policy, Config.IdentityProv
                    Path spireSocket, Config.IssuerProvider issuer, Optional<Config.Vault> vault, Duration devTtl,
                    Config.DeliveryMode delivery, Path deliveryPath, boolean tmpfsFallback, HostPort listen,
                    Optional<Path> audit, boolean auditStdout, Path adminSocket, boolean revokeOnShutdown,
-                   Optional<Path> xdgRuntimeDir, Optional<Path> policyFile) {
+                   Optional<Path> xdgRuntimeDir, Optional<Path> policyFile, Duration fuseRequestTimeout) {
 }

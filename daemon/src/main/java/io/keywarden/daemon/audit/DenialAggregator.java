@@ -1,0 +1,78 @@
+package io.keywarden.daemon.audit;
+
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.BiConsumer;
+
+/**
+ * Counts repeated denials so a local user flooding refused opens cannot grow the ledger without
+ * bound. Per key, the first denial of a window is "first" (record it); later ones in the window
+ * are counted; {@link #drain} hands over the counts of windows that have closed. The table is
+ * bounded: past {@link #MAX_KEYS} distinct keys, new ones are folded into one overflow key per
+ * uid (exe and reason dropped), so even a flood of distinct names stays small.
+ */
+final class DenialAggregator {
+    static final Duration WINDOW = Duration.ofSeconds(10);
+    static final int MAX_KEYS = 4096;
+
+    record Key(long uid, String exe, String key, String reason) {
+    }
+
+    private static final class Window {
+        final Instant start;
+        long repeats;
+
+        Window(Instant start) {
+            this.start = start;
+        }
+    }
+
+    private final Clock clock;
+    private final Map<Key, Window> windows = new ConcurrentHashMap<>();
+
+    DenialAggregator(Clock clock) {
+        this.clock = clock;
+    }
+
+    /** True when this denial opens a window (record it); false when it is a counted repeat. */
+    boolean first(Key k) {
+        Instant now = clock.instant();
+        Key key = windows.size() >= MAX_KEYS && !windows.containsKey(k)
+                ? new Key(k.uid(), "(many)", k.key(), "many distinct denials (aggregation table full)") : k;
+        boolean[] opened = {false};
+        windows.compute(key, (kk, w) -> {
+            if (w == null || (w.repeats == 0 && !now.isBefore(w.start.plus(WINDOW)))) {
+                opened[0] = true;
+                return new Window(now);
+            }
+            w.repeats++;
+            return w;
+        });
+        return opened[0];
+    }
+
+    /** Hands over (key, repeats) for every closed window with repeats, and forgets closed windows. */
+    void drain(BiConsumer<Key, Long> sink) {
+        Instant now = clock.instant();
+        List<Map.Entry<Key, Long>> out = new ArrayList<>();
+        windows.forEach((k, w) -> {
+            if (!now.isBefore(w.start.plus(WINDOW))) {
+                windows.computeIfPresent(k, (kk, ww) -> {
+                    if (ww != w) {
+                        return ww;
+                    }
+                    if (ww.repeats > 0) {
+                        out.add(Map.entry(k, ww.repeats));
+                    }
+                    return null;
+                });
+            }
+        });
+        out.forEach(e -> sink.accept(e.getKey(), e.getValue()));
+    }
+}
