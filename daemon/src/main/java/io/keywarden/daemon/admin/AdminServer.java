@@ -32,11 +32,25 @@ import org.slf4j.LoggerFactory;
  * The admin API on a Unix socket (mode 0600, in a 0700 directory): one JSON request line, one
  * JSON answer line. {@code status} (never secrets), {@code revoke} (optionally {@code block}),
  * {@code unblock}. The caller's uid (SO_PEERCRED) goes into the ledger with the reason.
+ *
+ * <p>Each connection has its own thread (at most {@link #MAX_CLIENTS} at once; more are refused at
+ * once) and {@link #READ_TIMEOUT} to send its request line of at most {@link #MAX_REQUEST} bytes,
+ * so an idle or slow client never delays the kill switch of another.
  */
 public final class AdminServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(AdminServer.class);
     static final ObjectMapper JSON = new ObjectMapper();
-    private static final int MAX_REQUEST = 64 * 1024;
+    static final int MAX_REQUEST = 64 * 1024;
+    static final int MAX_CLIENTS = 64;
+    static final java.time.Duration READ_TIMEOUT = java.time.Duration.ofSeconds(2);
+
+    private final java.util.concurrent.Semaphore slots = new java.util.concurrent.Semaphore(MAX_CLIENTS);
+    private final java.util.concurrent.ScheduledExecutorService deadlines =
+            java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
+                Thread t = new Thread(r, "keywarden-admin-deadlines");
+                t.setDaemon(true);
+                return t;
+            });
 
     private final Path socket;
     private final ServerSocketChannel server;
@@ -74,13 +88,41 @@ public final class AdminServer implements AutoCloseable {
 
     private void serve() {
         while (!closed) {
-            try (SocketChannel c = server.accept()) {
-                handle(c);
+            SocketChannel c;
+            try {
+                c = server.accept();
             } catch (IOException e) {
                 if (!closed) {
-                    LOG.warn("admin request failed: {}", e.getMessage());
+                    LOG.warn("admin socket accept failed: {}", e.getMessage());
                 }
+                continue;
             }
+            if (!slots.tryAcquire()) {
+                LOG.warn("admin API: {} clients already connected; refusing another", MAX_CLIENTS);
+                closeQuietly(c);
+                continue;
+            }
+            Thread t = new Thread(() -> {
+                try (c) {
+                    handle(c);
+                } catch (IOException e) {
+                    if (!closed) {
+                        LOG.warn("admin request failed: {}", e.getMessage());
+                    }
+                } finally {
+                    slots.release();
+                }
+            }, "keywarden-admin-client");
+            t.setDaemon(true);
+            t.start();
+        }
+    }
+
+    private static void closeQuietly(SocketChannel c) {
+        try {
+            c.close();
+        } catch (IOException ignored) {
+            // Nothing to tell a client we are hanging up on.
         }
     }
 
@@ -88,19 +130,38 @@ public final class AdminServer implements AutoCloseable {
         UnixDomainPrincipal peer = c.getOption(ExtendedSocketOptions.SO_PEERCRED);
         String who = "uid " + peer.user().getName();
         ByteBuffer buf = ByteBuffer.allocate(MAX_REQUEST);
-        while (buf.hasRemaining() && c.read(buf) > 0) {
-            if (buf.get(buf.position() - 1) == '\n') {
-                break;
+        // Closing the channel ends a blocked read: that is the per-connection read timeout.
+        var deadline = deadlines.schedule(() -> closeQuietly(c), READ_TIMEOUT.toMillis(),
+                java.util.concurrent.TimeUnit.MILLISECONDS);
+        boolean complete = false;
+        try {
+            while (buf.hasRemaining() && c.read(buf) > 0) {
+                if (buf.get(buf.position() - 1) == '\n') {
+                    complete = true;
+                    break;
+                }
+            }
+        } catch (java.nio.channels.AsynchronousCloseException e) {
+            LOG.warn("admin client ({}) sent no complete request within {} s; dropped", who, READ_TIMEOUT.toSeconds());
+            return;
+        } finally {
+            deadline.cancel(false);
+        }
+        ObjectNode answer;
+        if (!complete && !buf.hasRemaining()) {
+            answer = JSON.createObjectNode().put("ok", false).put("error", "request larger than " + MAX_REQUEST + " bytes");
+        } else {
+            String line = new String(buf.array(), 0, buf.position(), StandardCharsets.UTF_8).trim();
+            try {
+                answer = answer(JSON.readTree(line), who);
+            } catch (IOException | IllegalArgumentException e) {
+                answer = JSON.createObjectNode().put("ok", false).put("error", "bad request: " + e.getMessage());
             }
         }
-        String line = new String(buf.array(), 0, buf.position(), StandardCharsets.UTF_8).trim();
-        ObjectNode answer;
-        try {
-            answer = answer(JSON.readTree(line), who);
-        } catch (IOException | IllegalArgumentException e) {
-            answer = JSON.createObjectNode().put("ok", false).put("error", "bad request: " + e.getMessage());
+        ByteBuffer out = ByteBuffer.wrap((JSON.writeValueAsString(answer) + "\n").getBytes(StandardCharsets.UTF_8));
+        while (out.hasRemaining()) {
+            c.write(out);
         }
-        c.write(ByteBuffer.wrap((JSON.writeValueAsString(answer) + "\n").getBytes(StandardCharsets.UTF_8)));
     }
 
     private ObjectNode answer(JsonNode req, String who) {
@@ -168,6 +229,7 @@ public final class AdminServer implements AutoCloseable {
     @Override
     public void close() throws IOException {
         closed = true;
+        deadlines.shutdownNow();
         server.close();
         Files.deleteIfExists(socket);
     }

@@ -28,6 +28,10 @@ final class DevCommand implements Callable<Integer> {
             description = "Metrics, health and dev JWKS (default 127.0.0.1:9464).")
     String listen;
 
+    @Option(names = "--request-timeout", paramLabel = "DUR", defaultValue = "60s",
+            description = "FUSE request timeout asked of the kernel (6.14+): a stuck daemon fails readers after this; 0s for none (default 60s).")
+    String requestTimeout;
+
     @Option(names = "--audit", paramLabel = "FILE", description = "Audit ledger file.")
     Path audit;
 
@@ -54,8 +58,17 @@ final class DevCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new UserError("keywarden dev: --listen: " + e.getMessage());
         }
+        Duration fuseTimeout;
+        try {
+            fuseTimeout = Durations.parse(requestTimeout);
+        } catch (IllegalArgumentException e) {
+            throw new UserError("keywarden dev: --request-timeout: " + e.getMessage());
+        }
+        if (fuseTimeout.isNegative() || fuseTimeout.toSeconds() > 65535) {
+            throw new UserError("keywarden dev: --request-timeout must be between 0s (none) and 65535s");
+        }
         KeywardenRuntime rt = KeywardenRuntime.start(DevSpec.of(mount, policy, keyTtl, ops, audit, adminSocket,
-                System.getenv()), spec.commandLine().getOut());
+                System.getenv(), fuseTimeout), spec.commandLine().getOut());
         Runtime.getRuntime().addShutdownHook(new Thread(rt::close, "keywarden-shutdown"));
         rt.awaitStop();
         return rt.exitCode();

@@ -1,5 +1,6 @@
 package io.keywarden.daemon.cli;
 
+import io.keywarden.daemon.audit.Ledger;
 import io.keywarden.daemon.runtime.KeywardenRuntime;
 import io.keywarden.daemon.runtime.Spec;
 import java.io.IOException;
@@ -45,7 +46,8 @@ final class RunCommand implements Callable<Integer> {
                 c.identity().spireAdminSocket(), c.issuer().provider(), c.issuer().vault(), DEV_TTL, c.delivery().mode(),
                 c.delivery().path(), false, c.ops().listen(), Optional.of(c.audit().file()), c.audit().stdout(),
                 c.admin().socket(), c.revokeOnShutdown(), Optional.empty(), Optional.of(c.policy()),
-                c.delivery().requestTimeout());
+                c.delivery().requestTimeout(), new Ledger.Options(KeywardenRuntime.LEDGER_SEGMENT_BYTES,
+                KeywardenRuntime.LEDGER_FSYNC, c.audit().retainBytes(), c.audit().retainAge(), c.audit().group()));
         KeywardenRuntime rt;
         try {
             rt = KeywardenRuntime.start(s, spec.commandLine().getOut());

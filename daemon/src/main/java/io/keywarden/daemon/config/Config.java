@@ -28,7 +28,12 @@ public record Config(String node, Path policy, Identity identity, Issuer issuer,
     public record Delivery(DeliveryMode mode, Path path, java.time.Duration requestTimeout) {
     }
 
-    public record Audit(Path file, boolean stdout) {
+    /** {@code retainBytes} 0 and {@code retainAge} null keep every segment; {@code group} may read the ledger (0640). */
+    public record Audit(Path file, boolean stdout, long retainBytes, java.time.Duration retainAge,
+                        java.util.Optional<String> group) {
+        public Audit(Path file, boolean stdout) {
+            this(file, stdout, 0, null, java.util.Optional.empty());
+        }
     }
 
     public record Ops(HostPort listen) {

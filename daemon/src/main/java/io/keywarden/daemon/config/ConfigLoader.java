@@ -224,9 +224,28 @@ public final class ConfigLoader {
     }
 
     private Config.Audit audit(YamlNode n) {
-        return section(n, "audit", r -> new Config.Audit(
-                r.optionalString("file").map(this::path).orElse(DEFAULT_AUDIT),
-                r.optionalBoolean("stdout").orElse(false)));
+        return section(n, "audit", r -> {
+            Path file = r.optionalString("file").map(this::path).orElse(DEFAULT_AUDIT);
+            boolean stdout = r.optionalBoolean("stdout").orElse(false);
+            long[] bytes = {0};
+            Duration[] age = {null};
+            r.optional("retain").ifPresent(v -> section(v, "audit.retain", rr -> {
+                rr.optional("size").flatMap(x -> rr.string(x, "audit.retain.size")).ifPresent(text -> {
+                    try {
+                        bytes[0] = Sizes.parse(text);
+                        if (bytes[0] < 1 << 20) {
+                            problems.add(v, "audit.retain.size must be at least 1MiB, not " + text);
+                        }
+                    } catch (IllegalArgumentException e) {
+                        problems.add(v, "audit.retain.size: " + e.getMessage());
+                    }
+                });
+                age[0] = rr.optionalParsed("age", Durations::parse).orElse(null);
+                return null;
+            }));
+            Optional<String> group = r.optionalString("group");
+            return new Config.Audit(file, stdout, bytes[0], age[0], group);
+        });
     }
 
     private Config.Ops ops(YamlNode n) {

@@ -50,6 +50,11 @@ public final class DevSpec {
 
     public static Spec of(Path mount, Path policyFile, Duration ttl, HostPort listen, Path audit, Path adminSocket,
                           Map<String, String> env) {
+        return of(mount, policyFile, ttl, listen, audit, adminSocket, env, ConfigLoader.DEFAULT_FUSE_REQUEST_TIMEOUT);
+    }
+
+    public static Spec of(Path mount, Path policyFile, Duration ttl, HostPort listen, Path audit, Path adminSocket,
+                          Map<String, String> env, Duration fuseRequestTimeout) {
         Policy policy;
         if (policyFile != null) {
             try {
@@ -69,7 +74,8 @@ public final class DevSpec {
         return new Spec("keywarden dev", node, policy, Config.IdentityProvider.DEV, "vault", null,
                 Config.IssuerProvider.DEV, Optional.empty(), ttl, Config.DeliveryMode.FUSE,
                 mount != null ? mount : DEFAULT_MOUNT, true, listen, Optional.ofNullable(audit), false, admin, true, xdgDir,
-                Optional.ofNullable(policyFile), ConfigLoader.DEFAULT_FUSE_REQUEST_TIMEOUT);
+                Optional.ofNullable(policyFile), fuseRequestTimeout,
+                io.keywarden.daemon.audit.Ledger.Options.of(KeywardenRuntime.LEDGER_SEGMENT_BYTES, KeywardenRuntime.LEDGER_FSYNC));
     }
 
     static String hostName() {

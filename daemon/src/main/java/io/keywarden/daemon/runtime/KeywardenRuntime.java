@@ -69,6 +69,9 @@ public final class KeywardenRuntime implements AutoCloseable {
     private volatile Supplier<Policy> policySource;
     /** Always reads the source in force: the watcher replaces it once it runs. */
     private final Supplier<Policy> policy = () -> policySource.get();
+    public static final long LEDGER_SEGMENT_BYTES = 64L << 20;
+    public static final Duration LEDGER_FSYNC = Duration.ofSeconds(1);
+
     private volatile boolean closed;
     private volatile int exitCode;
     private volatile String stopReason = "shutdown";
@@ -139,8 +142,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         resources.add(OpsServer.start(s.listen(), readiness, metrics, devSigner));
         Ledger ledger = null;
         if (s.audit().isPresent()) {
-            ledger = Ledger.open(s.audit().get(), s.node(), clock, 64L << 20, Duration.ofSeconds(1),
-                    s.auditStdout() ? System.out : null);
+            ledger = Ledger.open(s.audit().get(), s.node(), clock, s.ledger(), s.auditStdout() ? System.out : null);
             resources.add(ledger);
         }
         audit = new AuditTrail(ledger, metrics, readiness);

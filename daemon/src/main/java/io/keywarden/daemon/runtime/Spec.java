@@ -15,5 +15,6 @@ public record Spec(String label, String node, Policy policy, Config.IdentityProv
                    Path spireSocket, Config.IssuerProvider issuer, Optional<Config.Vault> vault, Duration devTtl,
                    Config.DeliveryMode delivery, Path deliveryPath, boolean tmpfsFallback, HostPort listen,
                    Optional<Path> audit, boolean auditStdout, Path adminSocket, boolean revokeOnShutdown,
-                   Optional<Path> xdgRuntimeDir, Optional<Path> policyFile, Duration fuseRequestTimeout) {
+                   Optional<Path> xdgRuntimeDir, Optional<Path> policyFile, Duration fuseRequestTimeout,
+                   io.keywarden.daemon.audit.Ledger.Options ledger) {
 }
