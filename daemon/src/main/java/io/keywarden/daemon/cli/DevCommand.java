@@ -70,6 +70,7 @@ final class DevCommand implements Callable<Integer> {
         KeywardenRuntime rt = KeywardenRuntime.start(DevSpec.of(mount, policy, keyTtl, ops, audit, adminSocket,
                 System.getenv(), fuseTimeout), spec.commandLine().getOut());
         Runtime.getRuntime().addShutdownHook(new Thread(rt::close, "keywarden-shutdown"));
+        Signals.onStop(rt::close);
         rt.awaitStop();
         return rt.exitCode();
     }

@@ -55,6 +55,7 @@ final class RunCommand implements Callable<Integer> {
             throw new IllegalStateException(e.getMessage());
         }
         Runtime.getRuntime().addShutdownHook(new Thread(rt::close, "keywarden-shutdown"));
+        Signals.onStop(rt::close);
         rt.awaitStop();
         return rt.exitCode();
     }

@@ -83,6 +83,21 @@ public final class Daemon implements AutoCloseable {
         throw new AssertionError("no '" + text + "' on stdout; stdout " + out + " stderr " + err);
     }
 
+    public boolean isAlive() {
+        return process.isAlive();
+    }
+
+    /** Waits for the daemon to exit by itself; its exit code, after its last lines were read. */
+    public int waitFor(long seconds) throws Exception {
+        if (!process.waitFor(seconds, TimeUnit.SECONDS)) {
+            throw new AssertionError("daemon still running after " + seconds + " s; stderr " + err);
+        }
+        for (Thread t : pumps) {
+            t.join(5000);
+        }
+        return process.exitValue();
+    }
+
     public long pid() {
         return process.pid();
     }
