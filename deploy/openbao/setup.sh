@@ -3,21 +3,25 @@
 #  - JWT auth trusting SPIRE's OIDC discovery provider (its JWKS is fetched when the config is
 #    written, so the write is retried while the provider starts);
 #  - per workload: a JWT role bound to the workload's SPIFFE ID (sub) and the "vault" audience, and
-#    a policy that may read only that workload's OpenAI creds;
-#  - the OpenAI secrets engine (plugin vault-plugin-secrets-openai) and one role per workload.
+#    a policy that may read only that workload's OpenAI creds and revoke only their leases;
+#  - the OpenAI secrets engine (plugin keywarden-openai-engine, deploy/openbao/openai-engine: the
+#    community engine's API, working under OpenBao) and one role per workload.
 #
 #   BAO_ADDR=http://127.0.0.1:8200 BAO_TOKEN=... OIDC_URL=http://spire-oidc:8080 \
 #   OPENAI_ADMIN_KEY=... OPENAI_ORG_ID=... OPENAI_PROJECT_ID=... \
-#   [OPENAI_API_URL=http://openai-stub:8080/v1] [OPENAI_PLUGIN_SHA256=...] \
-#   [WORKLOADS="name=spiffe://td/id ..."] sh setup.sh
+#   [OPENAI_API_URL=http://openai-stub:8080/v1] [OPENAI_PLUGIN_SHA256=...] [OPENAI_PLUGIN=name] \
+#   [WORKLOADS="name=spiffe://td/id ..."] [KEY_TTL=15m] [TOKEN_TTL=1h] sh setup.sh
+# WORKLOADS="" configures auth and the engine only.
 #
 # With the HashiCorp CLI: BAO_BIN=vault and VAULT_ADDR/VAULT_TOKEN instead.
 set -eu
 
 bao=${BAO_BIN:-bao}
 oidc_url=${OIDC_URL:?set OIDC_URL to the SPIRE OIDC discovery provider}
-workloads=${WORKLOADS:-example-agent=spiffe://example.org/ns/agents/sa/example-agent}
+workloads=${WORKLOADS-example-agent=spiffe://example.org/ns/agents/sa/example-agent}
 key_ttl=${KEY_TTL:-15m}
+token_ttl=${TOKEN_TTL:-1h}
+plugin=${OPENAI_PLUGIN:-keywarden-openai-engine}
 retries=${RETRIES:-60}
 retry_delay=${RETRY_DELAY:-2}
 
@@ -36,10 +40,10 @@ done
 echo "setup: auth/jwt trusts $oidc_url"
 
 if [ -n "${OPENAI_PLUGIN_SHA256:-}" ]; then
-  "$bao" plugin register -sha256="$OPENAI_PLUGIN_SHA256" secret vault-plugin-secrets-openai
+  "$bao" plugin register -sha256="$OPENAI_PLUGIN_SHA256" secret "$plugin"
 fi
 if ! "$bao" secrets list | grep -q '^openai/'; then
-  "$bao" secrets enable -path=openai vault-plugin-secrets-openai
+  "$bao" secrets enable -path=openai "$plugin"
 fi
 "$bao" write openai/config \
   admin_api_key="${OPENAI_ADMIN_KEY:?set OPENAI_ADMIN_KEY}" \
@@ -54,6 +58,9 @@ for w in $workloads; do
 path "openai/creds/$name" {
   capabilities = ["read"]
 }
+path "sys/leases/revoke/openai/creds/$name/*" {
+  capabilities = ["update"]
+}
 POLICY
   "$bao" write "auth/jwt/role/$name" \
     role_type=jwt \
@@ -61,7 +68,7 @@ POLICY
     bound_audiences=vault \
     bound_subject="$spiffe_id" \
     token_policies="$name" \
-    token_ttl=1h \
+    token_ttl="$token_ttl" \
     token_max_ttl=4h >/dev/null
   "$bao" write "openai/roles/$name" \
     project_id="${OPENAI_PROJECT_ID:?set OPENAI_PROJECT_ID}" \

@@ -13,7 +13,7 @@ node_id=${NODE_ID:-spiffe://example.org/node/compose}
 out=${BOOTSTRAP_OUT:-/run/spire/bootstrap}
 spire_dir=${SPIRE_CONF_DIR:-/etc/spire}
 setup=${OPENBAO_SETUP:-/etc/openbao/setup.sh}
-plugin=${OPENAI_PLUGIN:-/openbao/plugins/vault-plugin-secrets-openai}
+plugin=${OPENAI_PLUGIN_FILE:-/openbao/plugins/keywarden-openai-engine}
 wait_max=${WAIT_MAX:-120}
 
 tries=0

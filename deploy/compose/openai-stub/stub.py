@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 ADMIN_KEY = os.environ.get("OPENAI_STUB_ADMIN_KEY", "")  # empty: any admin key is accepted
 ACCOUNTS = {}  # service account id -> {"project", "name", "key", "key_id", "created_at"}
 LOCK = threading.Lock()
+LOG_LOCK = threading.Lock()
 API_CALLS = [0]  # requests agents made with a key (/v1/models, /v1/me), live or not
 
 
@@ -136,8 +137,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):  # method and path only: never headers (keys)
         print("openai-stub:", self.command, self.path.split("?")[0], flush=True)
+        if CALL_LOG:
+            with LOG_LOCK, open(CALL_LOG, "a", encoding="utf-8") as f:
+                f.write("%s %s %s\n" % (self.command, self.path.split("?")[0], args[1] if len(args) > 1 else "-"))
 
+
+CALL_LOG = os.environ.get("CALL_LOG", "")  # one line per request: METHOD PATH STATUS (no headers, no bodies)
 
 if __name__ == "__main__":
     port = int(os.environ.get("PORT", "8080"))
-    ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()
+    ThreadingHTTPServer((os.environ.get("HOST", "0.0.0.0"), port), Handler).serve_forever()

@@ -111,14 +111,14 @@ final class VaultHttp {
             try {
                 json = resp.body().length == 0 ? JSON.createObjectNode() : JSON.readTree(resp.body());
             } catch (IOException e) {
-                throw new IssuerException(what + " failed: HTTP " + status + ": malformed JSON answer", true);
+                throw new IssuerException(what + " failed: HTTP " + status + ": malformed JSON answer", true, status);
             }
             {
                 StringBuilder errors = new StringBuilder();
                 json.path("errors").forEach(x -> errors.append(errors.length() == 0 ? "" : "; ").append(x.asText()));
                 boolean retryable = status == 429 || status >= 500;
                 throw new IssuerException(what + " failed: HTTP " + status + (errors.length() == 0 ? ""
-                        : ": " + VaultIssuer.clean(errors.toString())), retryable);
+                        : ": " + VaultIssuer.clean(errors.toString().replaceAll("\\s+", " ").trim())), retryable, status);
             }
         } catch (HttpTimeoutException e) {
             throw new IssuerException(what + " failed: no HTTP answer within " + config.timeout().toMillis() + " ms", true);

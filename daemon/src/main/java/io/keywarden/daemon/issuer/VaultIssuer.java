@@ -24,10 +24,12 @@ import java.util.regex.Pattern;
 /**
  * Vault/OpenBao: the workload's JWT-SVID logs in at {@code auth/<mount>/login} with the policy's
  * role, the token reads the policy's dynamic secret path (the OpenAI engine), and the lease is
- * revoked with that token. A workload's token is reused while more than half its life remains,
- * then replaced by a new login; a lease dies with its token, so a lease's effective expiry is the
- * earlier of the two, and a refresh near the token's end logs in again. Tokens and JWTs stay in
- * memory and never reach a message.
+ * revoked with that token at {@code sys/leases/revoke/<lease_id>} (the path form, which a
+ * workload policy can grant for its own creds only; setup.sh does). A workload's token is reused
+ * while more than half its life remains, then replaced by a new login; once a replaced token holds
+ * no lease it is revoked ({@code auth/token/revoke-self}). A lease dies with its token, so a
+ * lease's effective expiry is the earlier of the two, and a refresh near the token's end logs in
+ * again. Tokens and JWTs stay in memory and never reach a message.
  */
 public final class VaultIssuer implements Issuer {
     private static final Pattern SECRETISH = Pattern.compile("(eyJ[A-Za-z0-9_-]{5,}(\\.[A-Za-z0-9_-]*){0,2})|"
@@ -68,8 +70,12 @@ public final class VaultIssuer implements Issuer {
         String tokenKey = workload.name() + "\u0000" + role;
         Token t = tokenOfRole.get(tokenKey);
         if (t == null || !t.reusableAt(now)) {
-            t = login(workload, opener, role, now);
-            tokenOfRole.put(tokenKey, t);
+            Token fresh = login(workload, opener, role, now);
+            Token replaced = tokenOfRole.put(tokenKey, fresh);
+            t = fresh;
+            if (replaced != null) {
+                revokeIfUnused(replaced.id());
+            }
         }
         String token = t.id();
         Instant tokenEnd = t.expires();
@@ -131,15 +137,46 @@ public final class VaultIssuer implements Issuer {
             throw new IssuerException("no token known for lease " + lease.leaseId(), false);
         }
         try {
-            http.call("vault revoke of " + lease.leaseId(), "PUT", "sys/leases/revoke", token,
-                    Map.of("lease_id", lease.leaseId()));
+            http.call("vault revoke of " + lease.leaseId(), "PUT", "sys/leases/revoke/" + lease.leaseId(), token, null);
         } catch (IssuerException e) {
-            // 403: the token is dead, and its leases died with it.
-            if (!e.getMessage().contains("HTTP 403")) {
+            if (e.httpStatus() != 403) {
                 throw e;
             }
+            // 403: either the token is dead (and its leases died with it), or its policy does not
+            // allow revoking this lease. Only the first is a revocation.
+            try {
+                http.call("vault token lookup", "GET", "auth/token/lookup-self", token, null);
+            } catch (IssuerException dead) {
+                if (dead.httpStatus() == 403) {
+                    forget(lease.leaseId(), token);
+                    return;
+                }
+                throw dead;
+            }
+            throw new IssuerException("vault refused to revoke " + lease.leaseId() + " (HTTP 403): the workload's"
+                    + " policy must allow update on sys/leases/revoke/" + lease.leaseId().replaceAll("/[^/]*$", "/*")
+                    + " (deploy/openbao/setup.sh writes it)", false, 403);
         }
-        tokenOfLease.remove(lease.leaseId());
+        forget(lease.leaseId(), token);
+    }
+
+    private void forget(String leaseId, String token) {
+        tokenOfLease.remove(leaseId);
+        revokeIfUnused(token);
+    }
+
+    /** Revokes a token that holds no lease and is no longer a workload's current login. */
+    private void revokeIfUnused(String token) {
+        if (tokenOfLease.containsValue(token) || tokenOfRole.values().stream().anyMatch(t -> t.id().equals(token))) {
+            return;
+        }
+        try {
+            http.call("vault token revoke-self", "PUT", "auth/token/revoke-self", token, null);
+        } catch (IssuerException e) {
+            if (e.httpStatus() != 403) {
+                org.slf4j.LoggerFactory.getLogger(VaultIssuer.class).warn("{}", e.getMessage());
+            }
+        }
     }
 
     /** Removes anything that looks like a JWT, a Vault token or an API key, and bounds the length. */

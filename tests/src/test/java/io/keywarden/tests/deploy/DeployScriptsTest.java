@@ -72,11 +72,11 @@ class DeployScriptsTest {
     @Test
     void composeBootstrapWritesTheAgentConfigRegistersAndConfiguresOpenBaoOnceOnly() throws Exception {
         Path out = Files.createDirectory(tmp.resolve("out"));
-        Path plugin = tmp.resolve("vault-plugin-secrets-openai");
+        Path plugin = tmp.resolve("keywarden-openai-engine");
         Files.writeString(plugin, "not really a plugin");
         Map<String, String> boot = new HashMap<>(setupEnv());
         boot.putAll(Map.of("SPIRE_CONF_DIR", DEPLOY.resolve("spire").toString(), "OPENBAO_SETUP",
-                DEPLOY.resolve("openbao/setup.sh").toString(), "BOOTSTRAP_OUT", out.toString(), "OPENAI_PLUGIN",
+                DEPLOY.resolve("openbao/setup.sh").toString(), "BOOTSTRAP_OUT", out.toString(), "OPENAI_PLUGIN_FILE",
                 plugin.toString(), "WORKLOADS", "example-agent=" + SPIFFE));
         Files.writeString(state.resolve("oidc-failures"), "2");
 
@@ -98,7 +98,7 @@ class DeployScriptsTest {
 
         String sha = Proc.run("sha256sum", plugin.toString()).out().split(" ")[0];
         List<String> bao = calls("bao");
-        assertTrue(bao.contains("plugin register -sha256=" + sha + " secret vault-plugin-secrets-openai"), bao.toString());
+        assertTrue(bao.contains("plugin register -sha256=" + sha + " secret keywarden-openai-engine"), bao.toString());
         assertEquals(3, bao.stream().filter(c -> c.startsWith("write auth/jwt/config")).count(),
                 "the OIDC config write is retried while the provider starts");
         assertTrue(bao.contains("write auth/jwt/role/example-agent role_type=jwt user_claim=sub bound_audiences=vault "

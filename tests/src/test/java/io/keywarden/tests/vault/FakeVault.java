@@ -61,6 +61,7 @@ public final class FakeVault implements AutoCloseable {
     public final AtomicInteger logins = new AtomicInteger();
     public final AtomicInteger reads = new AtomicInteger();
     public final AtomicInteger revokes = new AtomicInteger();
+    public final AtomicInteger tokenRevokes = new AtomicInteger();
     public final List<String> revokedLeases = java.util.Collections.synchronizedList(new ArrayList<>());
     public volatile Failure failure = Failure.NONE;
     public volatile Duration delay = Duration.ZERO;
@@ -133,18 +134,30 @@ public final class FakeVault implements AutoCloseable {
                 }
                 creds(ex, path.substring("/v1/openai/creds/".length()), ex.getRequestURI().getQuery());
             } else if (path.equals("/v1/sys/leases/revoke") && (method.equals("PUT") || method.equals("POST"))) {
+                // As OpenBao: the body form needs sys/leases/revoke, which no workload policy grants.
+                send(ex, 403, errors("1 error occurred:\n\t* permission denied"));
+            } else if (path.startsWith("/v1/sys/leases/revoke/") && (method.equals("PUT") || method.equals("POST"))) {
                 Token t = token(ex);
-                if (t == null) {
-                    send(ex, 403, errors("permission denied"));
+                String leaseId = path.substring("/v1/sys/leases/revoke/".length());
+                // The workload policy setup.sh writes: update on sys/leases/revoke/openai/creds/<role>/*.
+                if (t == null || !leaseId.startsWith("openai/creds/" + t.role() + "/")) {
+                    send(ex, 403, errors("1 error occurred:\n\t* permission denied"));
                     return;
                 }
-                LeaseRec l = leases.get(JSON.readTree(body).path("lease_id").asText());
-                if (l != null) {
+                LeaseRec l = leases.get(leaseId);
+                if (l != null && !l.revoked()[0]) {
                     l.revoked()[0] = true;
                     revokes.incrementAndGet();
                     revokedLeases.add(l.id());
                 }
                 send(ex, 204, null);
+            } else if (path.equals("/v1/auth/token/lookup-self")) {
+                Token t = token(ex);
+                if (t == null) {
+                    send(ex, 403, errors("permission denied"));
+                    return;
+                }
+                send(ex, 200, "{\"data\":{\"ttl\":60}}");
             } else if (path.equals("/v1/sys/leases/renew")) {
                 send(ex, 400, errors("lease is not renewable"));
             } else if (path.equals("/v1/auth/token/revoke-self")) {
@@ -154,6 +167,14 @@ public final class FakeVault implements AutoCloseable {
                     return;
                 }
                 t.revoked()[0] = true;
+                tokenRevokes.incrementAndGet();
+                // A token's leases die with it, as in Vault.
+                for (LeaseRec l : leases.values()) {
+                    if (l.token() == t && !l.revoked()[0]) {
+                        l.revoked()[0] = true;
+                        revokedLeases.add(l.id());
+                    }
+                }
                 send(ex, 204, null);
             } else {
                 send(ex, 404, errors("no handler for route \"" + path + "\""));

@@ -1,0 +1,271 @@
+package io.keywarden.tests.real;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.keywarden.delivery.IssuedKey;
+import io.keywarden.linux.Mounts;
+import io.keywarden.tests.support.Await;
+import io.keywarden.tests.support.Daemon;
+import io.keywarden.tests.support.KwRead;
+import io.keywarden.tests.support.Proc;
+import io.keywarden.tests.support.RealChain;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * keywarden against the real SPIRE (server, agent, OIDC discovery provider), the real OpenBao
+ * and the OpenAI engine, as plain processes on loopback (deploy/local/up.sh), with `keywarden run`
+ * (identity spire, issuer vault, FUSE). The OpenAI Admin API is the stub, which records every
+ * call and accepts only keys of live service accounts. Keys never reach the output: only
+ * fingerprints.
+ */
+class RealChainIT {
+    static RealChain chain;
+    static final HttpClient HTTP = HttpClient.newHttpClient();
+
+    Path dir;
+    Path mnt;
+    int port;
+    Daemon daemon;
+
+    @BeforeAll
+    static void up() throws Exception {
+        chain = RealChain.up();
+    }
+
+    @AfterAll
+    static void down() {
+        if (chain != null) {
+            chain.close();
+        }
+    }
+
+    @BeforeEach
+    void workspace() throws Exception {
+        dir = Files.createTempDirectory("kw-realit-");
+        Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
+        mnt = dir.resolve("mnt");
+        port = 20_000 + new java.util.Random().nextInt(20_000);
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        if (daemon != null) {
+            daemon.close();
+        }
+        if (Mounts.at(mnt).isPresent()) {
+            Mounts.detach(mnt);
+        }
+        Proc.run("rm", "-rf", dir.toString());
+    }
+
+    Daemon keywarden(String policy) throws Exception {
+        Files.writeString(dir.resolve("policy.yaml"), policy);
+        Path config = chain.keywardenConfig(dir, mnt, port);
+        daemon = Daemon.start(Map.of(), "run", "--config", config.toString());
+        daemon.awaitOut("serving KeyFS", 60);
+        return daemon;
+    }
+
+    static String policy(String keyTtl, String refreshAt, String grace, String... names) {
+        StringBuilder w = new StringBuilder();
+        for (String n : names) {
+            w.append("  - {name: ").append(n).append(", spiffeId: \"spiffe://example.org/ns/agents/sa/").append(n)
+                    .append("\", keys: [openai]}\n");
+        }
+        return """
+                keys:
+                  openai:
+                    vault: {role: "{workload}", path: "openai/creds/{workload}", ttl: %s}
+                    refreshAt: %s
+                    grace: %s
+                workloads:
+                %s""".formatted(keyTtl, refreshAt, grace, w);
+    }
+
+    String key() {
+        return mnt.resolve("openai/api_key").toString();
+    }
+
+    /** What the provider says of a key: 200 when its service account lives, 401 when it was deleted. */
+    static int atProvider(String key) throws Exception {
+        return HTTP.send(HttpRequest.newBuilder(URI.create(chain.get("OPENAI_API_URL") + "/models"))
+                .header("Authorization", "Bearer " + key).build(), HttpResponse.BodyHandlers.discarding()).statusCode();
+    }
+
+    List<String> ledger() throws Exception {
+        return Files.readAllLines(dir.resolve("audit.jsonl"));
+    }
+
+    @Test
+    void eachWorkloadGetsItsOwnEngineKeyAndAnUnregisteredProcessIsRefused() throws Exception {
+        chain.registerUid("rc-alice", 1101);
+        chain.registerUid("rc-bob", 1102);
+        chain.setup("10m", "1h");
+        long before = chain.count("POST /v1/organization/projects/");
+        keywarden(policy("10m", "0.67", "60s", "rc-alice", "rc-bob"));
+        String a = Proc.as(1101, "cat", key()).out();
+        String b = Proc.as(1102, "cat", key()).out();
+        assertTrue(a.startsWith("sk-svcacct-stub-") && b.startsWith("sk-svcacct-stub-"), "engine-issued keys");
+        assertNotEquals(a, b, "each workload its own key");
+        assertEquals(200, atProvider(a), "alice's key works at the provider");
+        assertEquals(200, atProvider(b));
+        assertEquals(2, chain.count("POST /v1/organization/projects/") - before, "one service account each");
+        Proc.Result nobody = Proc.as(1103, "cat", key());
+        assertTrue(nobody.err().contains("Permission denied"), nobody.err());
+        assertFalse(nobody.out().startsWith("sk-"));
+        List<String> ledger = ledger();
+        assertTrue(ledger.stream().anyMatch(l -> l.contains("\"event\":\"key.issued\"") && l.contains("rc-alice")
+                && l.contains("\"provider_key_id\":\"key_") && l.contains(IssuedKey.fingerprint(a))), "api_key_id in the ledger");
+        assertTrue(ledger.stream().noneMatch(l -> l.contains(a) || l.contains(b)), "no key in the ledger");
+        assertTrue(ledger.stream().anyMatch(l -> l.contains("\"event\":\"access.denied\"") && l.contains("\"uid\":1103")));
+
+        // Shutdown revokes every lease: the stub sees each service account deleted, and the keys die.
+        long deletes = chain.count("DELETE ");
+        assertEquals(0, daemon.stop());
+        Await.until(Duration.ofSeconds(20), () -> chain.count("DELETE ") - deletes >= 2, () -> "deletes " + deletes);
+        assertEquals(401, atProvider(a), "alice's key is dead after shutdown");
+        assertEquals(401, atProvider(b));
+    }
+
+    @Test
+    void aShortTtlKeyIsRefreshedWithOneIssuanceAndTheOldServiceAccountDies() throws Exception {
+        chain.registerUid("rc-carol", 1104);
+        chain.setup("20s", "1h");
+        keywarden(policy("20s", "0.5", "4s", "rc-carol"));
+        long posts0 = chain.count("POST /v1/organization/projects/");
+        String first = Proc.as(1104, "cat", key()).out();
+        assertEquals(200, atProvider(first));
+        // Refresh at about 10 s of 20; the old key's only opener (cat) has exited, so it is revoked at once.
+        Await.until(Duration.ofSeconds(25), () -> ledger().stream().anyMatch(l -> l.contains("\"event\":\"key.refreshed\"")),
+                () -> "no refresh");
+        String second = Proc.as(1104, "cat", key()).out();
+        assertNotEquals(first, second, "a new key after the refresh");
+        assertEquals(200, atProvider(second));
+        Await.until(Duration.ofSeconds(15), () -> atProvider(first) == 401, () -> "the old service account lives on");
+        long issuances = ledger().stream().filter(l -> l.contains("\"event\":\"key.issued\"")
+                || l.contains("\"event\":\"key.refreshed\"")).count();
+        assertEquals(issuances, chain.count("POST /v1/organization/projects/") - posts0,
+                "exactly one engine issuance per issuance or refresh");
+    }
+
+    @Test
+    void theNextOpenSucceedsOnceARestartedSpireAgentIsBack() throws Exception {
+        chain.registerUid("rc-dave", 1105);
+        chain.registerUid("rc-erin", 1106);
+        chain.setup("10m", "1h");
+        keywarden(policy("10m", "0.67", "60s", "rc-dave", "rc-erin"));
+        assertTrue(Proc.as(1105, "cat", key()).out().startsWith("sk-svcacct-stub-"));
+        chain.stop("spire-agent");
+        Proc.Result during = Proc.as(1106, "cat", key());
+        assertFalse(during.ok(), "no identity while the agent is down");
+        long t0 = System.nanoTime();
+        chain.start("spire-agent", "spire-agent-restart");
+        Await.until(Duration.ofSeconds(60), () -> Proc.as(1106, "cat", key()).out().startsWith("sk-svcacct-stub-"),
+                () -> "keywarden never reached the restarted agent: " + daemon.err);
+        System.out.printf("SPIRE agent restart: the next open succeeded %d ms after the agent was started again%n",
+                (System.nanoTime() - t0) / 1_000_000);
+        assertTrue(Proc.as(1105, "cat", key()).out().startsWith("sk-svcacct-stub-"), "known processes still served");
+    }
+
+    @Test
+    void withOpenBaoDownTheKeyIsServedUntilItExpiresThenEioThenRecovery() throws Exception {
+        chain.registerUid("rc-frank", 1107);
+        chain.setup("15s", "1h");
+        keywarden(policy("15s", "0.67", "5s", "rc-frank"));
+        String first = Proc.as(1107, "cat", key()).out();
+        assertTrue(first.startsWith("sk-svcacct-stub-"));
+        chain.stop("openbao");
+        long down = System.nanoTime();
+        try {
+            assertEquals(first, Proc.as(1107, "cat", key()).out(), "served while it lives, issuer down or not");
+            Await.until(Duration.ofSeconds(30), () -> Proc.as(1107, "cat", key()).err().contains("Input/output error"),
+                    () -> "the expired key was still served or never failed");
+            String status = Proc.as(1107, "cat", mnt.resolve("openai/status").toString()).out();
+            assertTrue(status.startsWith("error: "), status);
+            System.out.printf("OpenBao down: EIO %d ms after it stopped (key TTL 15 s); status: %s", (System.nanoTime()
+                    - down) / 1_000_000, status);
+        } finally {
+            chain.start("openbao", "openbao");
+            Proc.Result setup = Proc.withEnv(Map.of("WORKLOADS", "rc-frank=spiffe://example.org/ns/agents/sa/rc-frank",
+                    "KEY_TTL", "15s"), "bash", chain.state.resolve("start/openbao-setup.sh").toString());
+            assertTrue(setup.ok(), setup.out() + setup.err());
+        }
+        long back = System.nanoTime();
+        Await.until(Duration.ofSeconds(90), () -> Proc.as(1107, "cat", key()).out().startsWith("sk-svcacct-stub-"),
+                () -> "no recovery after OpenBao came back: " + daemon.err);
+        String recovered = Proc.as(1107, "cat", key()).out();
+        assertNotEquals(first, recovered);
+        assertEquals(200, atProvider(recovered));
+        System.out.printf("OpenBao back: a fresh key %d ms later (issuer back-off up to 60 s)%n",
+                (System.nanoTime() - back) / 1_000_000);
+    }
+
+    @Test
+    void aTokenShorterThanTheLeaseIsRefreshedBeforeTheTokenDies() throws Exception {
+        chain.registerUid("rc-grace", 1108);
+        chain.setup("10m", "16s");
+        keywarden(policy("10m", "0.67", "2s", "rc-grace"));
+        String first = Proc.as(1108, "cat", key()).out();
+        String exp = Proc.as(1108, "cat", mnt.resolve("openai/expires_at").toString()).out().trim();
+        long seconds = java.time.Instant.parse(exp).getEpochSecond() - java.time.Instant.now().getEpochSecond();
+        assertTrue(seconds <= 16, "the effective expiry is the token's end, not the lease's 10 minutes: " + seconds + " s");
+        // The token (and with it the lease) dies at 16 s; keywarden refreshes before, with a new login.
+        Thread.sleep(20_000);
+        String later = Proc.as(1108, "cat", key()).out();
+        assertTrue(later.startsWith("sk-svcacct-stub-"), "still served past the first token's end");
+        assertNotEquals(first, later);
+        assertEquals(200, atProvider(later), "the key served after the token's end works");
+    }
+
+    @Test
+    void coldFirstKeyLatencyThroughTheRealChainAndWarmOpens() throws Exception {
+        List<String> names = new ArrayList<>();
+        for (int i = 0; i < 20; i++) {
+            names.add("rc-cold" + i);
+            chain.registerUid("rc-cold" + i, 1200 + i);
+        }
+        chain.setup("10m", "1h");
+        keywarden(policy("10m", "0.67", "60s", names.toArray(String[]::new)));
+        List<Long> cold = new ArrayList<>();
+        for (int i = 0; i < 20; i++) {
+            // The reader program itself starts in a few ms: measured from its own open to its last byte.
+            Proc.Result r = Proc.as(1200 + i, "sh", "-c", "s=$(date +%s%N); cat " + key() + " > /dev/null; e=$(date +%s%N);"
+                    + " echo $(( (e - s) / 1000 ))");
+            assertTrue(r.ok(), r.err());
+            cold.add(Long.parseLong(r.out().trim()));
+        }
+        cold.sort(null);
+        List<Long> spawn = new ArrayList<>();
+        for (int i = 0; i < 20; i++) {
+            Proc.Result r = Proc.as(1200, "sh", "-c", "s=$(date +%s%N); cat " + key() + " > /dev/null; e=$(date +%s%N);"
+                    + " echo $(( (e - s) / 1000 ))");
+            spawn.add(Long.parseLong(r.out().trim()));
+        }
+        spawn.sort(null);
+        int length = Proc.as(1200, "cat", key()).out().length();
+        KwRead.Stats warm = KwRead.run(1200, null, Path.of(key()), 1, 2000, "sk-svcacct-stub-", length);
+        assertEquals(0, warm.errors() + warm.bad(), "every warm read good");
+        System.out.printf("real chain: cold first key (SPIRE FetchJWTSVIDs + OpenBao JWT login + engine creds + Admin API)"
+                + " p50 %d us, max %d us over 20 fresh workloads; a new process of a served workload (SPIRE attests it)"
+                + " p50 %d us; warm open+read+close in one process p50 %.1f us, p99 %.1f us%n",
+                cold.get(10), cold.get(19), spawn.get(10), warm.medianNs() / 1000.0, warm.p99Ns() / 1000.0);
+    }
+}
