@@ -10,7 +10,10 @@ while [ $# -gt 0 ]; do
     *) echo "down.sh: unknown argument '$1' (usage: down.sh --state DIR)" >&2; exit 2 ;;
   esac
 done
-[ -n "$state" ] && [ -d "$state" ] || { echo "down.sh: --state DIR (an up.sh state directory) is required" >&2; exit 2; }
+if [ -z "$state" ] || [ ! -d "$state" ]; then
+  echo "down.sh: --state DIR (an up.sh state directory) is required" >&2
+  exit 2
+fi
 for name in openbao oidc spire-agent spire-server openai-stub; do
   f="$state/pids/$name.pid"
   [ -f "$f" ] || continue

@@ -7,7 +7,7 @@
 # python3 with venv. Idempotent: a component whose binaries are present is not rebuilt.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-# shellcheck source=deploy/local/versions.env
+# shellcheck source=/dev/null
 . "$here/versions.env"
 cache="${KEYWARDEN_REAL_CACHE:-$HOME/.cache/keywarden/real}"
 while [ $# -gt 0 ]; do

@@ -77,33 +77,15 @@ start openai-stub
 wait_for openai-stub 20 curl -fsS "http://127.0.0.1:$stub_port/health"
 
 # --- SPIRE server --------------------------------------------------------------------------------
-cat > "$state/spire/server.conf" <<CONF
-server {
-    bind_address = "127.0.0.1"
-    bind_port = "$server_port"
-    socket_path = "$server_sock"
-    trust_domain = "$td"
-    data_dir = "$state/spire/data/server"
-    log_level = "INFO"
-    jwt_issuer = "$oidc_url"
-    jwt_key_type = "ec-p256"
-    default_jwt_svid_ttl = "5m"
-}
-plugins {
-    DataStore "sql" {
-        plugin_data {
-            database_type = "sqlite3"
-            connection_string = "$state/spire/data/server/datastore.sqlite3"
-        }
-    }
-    KeyManager "disk" {
-        plugin_data { keys_path = "$state/spire/data/server/keys.json" }
-    }
-    NodeAttestor "join_token" {
-        plugin_data {}
-    }
-}
-CONF
+# The shipped configs (deploy/spire, also used by Compose and the Testcontainers suite), with this
+# host's loopback addresses, free ports and state paths put in: one source for every way to run it.
+sed -e "s|bind_address = \"0.0.0.0\"|bind_address = \"127.0.0.1\"|" \
+    -e "s|bind_port = \"8081\"|bind_port = \"$server_port\"|" \
+    -e "s|/var/lib/spire/server|$state/spire/data/server|g" \
+    -e "s|/tmp/spire-server/private/api.sock|$server_sock|" \
+    -e "s|jwt_issuer = \"http://spire-oidc:8080\"|jwt_issuer = \"$oidc_url\"|" \
+    "$deploy/spire/server.conf" > "$state/spire/server.conf"
+grep -q "\"$oidc_url\"" "$state/spire/server.conf" || { echo "up.sh: deploy/spire/server.conf changed shape (jwt_issuer)" >&2; exit 1; }
 echo "exec \"$SPIRE_BIN/spire-server\" run -config \"$state/spire/server.conf\"" > "$state/start/spire-server.sh"
 start spire-server
 wait_for spire-server 60 "$SPIRE_BIN/spire-server" healthcheck -socketPath "$server_sock"
@@ -114,47 +96,29 @@ token=$("$SPIRE_BIN/spire-server" token generate -socketPath "$server_sock" -spi
 "$SPIRE_BIN/spire-server" bundle show -socketPath "$server_sock" -format pem > "$state/spire/bundle.pem"
 
 # --- SPIRE agent ---------------------------------------------------------------------------------
-cat > "$state/spire/agent.conf" <<CONF
-agent {
-    data_dir = "$state/spire/data/agent"
-    log_level = "INFO"
-    server_address = "127.0.0.1"
-    server_port = "$server_port"
-    socket_path = "$agent_sock"
-    admin_socket_path = "$admin_sock"
-    trust_bundle_path = "$state/spire/bundle.pem"
-    trust_domain = "$td"
-    authorized_delegates = ["spiffe://$td/keywarden"]
-    experimental { sync_interval = "1s" }
-}
-plugins {
-    NodeAttestor "join_token" {
-        plugin_data {}
-    }
-    KeyManager "disk" {
-        plugin_data { directory = "$state/spire/data/agent" }
-    }
-    WorkloadAttestor "unix" {
-        plugin_data { discover_workload_path = true }
-    }
-}
-CONF
-echo "exec \"$SPIRE_BIN/spire-agent\" run -config \"$state/spire/agent.conf\" -joinToken $token" > "$state/start/spire-agent.sh"
-# A restarted agent must not present the used join token again: it has its SVID in data_dir.
-echo "exec \"$SPIRE_BIN/spire-agent\" run -config \"$state/spire/agent.conf\"" > "$state/start/spire-agent-restart.sh"
+# No Docker here: the docker workload attestor is left out; entries sync every second (tests wait on it).
+sed -e "s|server_address = \"spire-server\"|server_address = \"127.0.0.1\"|" \
+    -e "s|server_port = \"8081\"|server_port = \"$server_port\"|" \
+    -e "s|/var/lib/spire/agent|$state/spire/data/agent|g" \
+    -e "s|/run/spire/sockets/agent.sock|$agent_sock|" \
+    -e "s|/run/spire/admin/admin.sock|$admin_sock|" \
+    -e '/WorkloadAttestor "docker"/,/^    }$/d' \
+    -e 's|^agent {$|agent {\n    experimental { sync_interval = "1s" }|' \
+    "$deploy/spire/agent.conf" > "$state/spire/agent.template"
+sh "$deploy/spire/agent-conf.sh" "$state/spire/agent.template" "$token" "$state/spire/bundle.pem" "$state/spire/agent.conf"
+grep -q "$admin_sock" "$state/spire/agent.conf" || { echo "up.sh: deploy/spire/agent.conf changed shape (admin socket)" >&2; exit 1; }
+echo "exec \"$SPIRE_BIN/spire-agent\" run -config \"$state/spire/agent.conf\"" > "$state/start/spire-agent.sh"
+# A restarted agent has its SVID and key in data_dir (disk KeyManager): the used join token is not needed again.
+cp "$state/start/spire-agent.sh" "$state/start/spire-agent-restart.sh"
 start spire-agent
 wait_for spire-agent 60 "$SPIRE_BIN/spire-agent" healthcheck -socketPath "$agent_sock"
 
 # --- OIDC discovery provider ---------------------------------------------------------------------
-cat > "$state/spire/oidc.conf" <<CONF
-log_level = "INFO"
-domains = ["127.0.0.1"]
-allow_insecure_scheme = true
-insecure_addr = "127.0.0.1:$oidc_port"
-server_api {
-    address = "unix://$server_sock"
-}
-CONF
+sed -e 's|domains = \["spire-oidc"\]|domains = ["127.0.0.1"]|' \
+    -e "s|insecure_addr = \":8080\"|insecure_addr = \"127.0.0.1:$oidc_port\"|" \
+    -e "s|unix:///tmp/spire-server/private/api.sock|unix://$server_sock|" \
+    "$deploy/spire/oidc-discovery-provider.conf" > "$state/spire/oidc.conf"
+grep -q "127.0.0.1:$oidc_port" "$state/spire/oidc.conf" || { echo "up.sh: deploy/spire/oidc-discovery-provider.conf changed shape" >&2; exit 1; }
 echo "exec \"$SPIRE_BIN/oidc-discovery-provider\" -config \"$state/spire/oidc.conf\"" > "$state/start/oidc.sh"
 start oidc
 wait_for oidc 60 curl -fsS "$oidc_url/keys"

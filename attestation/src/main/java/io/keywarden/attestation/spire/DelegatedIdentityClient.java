@@ -43,7 +43,10 @@ public final class DelegatedIdentityClient implements AutoCloseable {
             t.setDaemon(true);
             return t;
         });
+        // A valid HTTP/2 :authority: grpc-java's default for a Unix socket is its path, which
+        // strict HTTP/2 peers refuse (RST_STREAM PROTOCOL_ERROR); grpc-go tolerates either.
         this.channel = NettyChannelBuilder.forAddress(new DomainSocketAddress(socket.toString()))
+                .overrideAuthority("localhost")
                 .eventLoopGroup(group).channelType(EpollDomainSocketChannel.class).usePlaintext().build();
     }
 

@@ -119,7 +119,7 @@ class SpireOpenBaoChainIT {
                             () -> "the agent's admin socket did not appear; agent log:\n" + agent.getLogs());
 
                     ExecResult setup = bao.execInContainer("sh", "-c", "OPENAI_PLUGIN_SHA256=$(sha256sum "
-                            + "/openbao/plugins/vault-plugin-secrets-openai | cut -d' ' -f1) BAO_ADDR=http://127.0.0.1:8200 "
+                            + "/openbao/plugins/keywarden-openai-engine | cut -d' ' -f1) BAO_ADDR=http://127.0.0.1:8200 "
                             + "BAO_TOKEN=" + ROOT_TOKEN + " OIDC_URL=http://spire-oidc:8080 OPENAI_API_URL=http://openai-stub:8080/v1 "
                             + "OPENAI_ADMIN_KEY=sk-admin-stub OPENAI_ORG_ID=org-stub OPENAI_PROJECT_ID=proj_it KEY_TTL=40s "
                             + "WORKLOADS=reviewer=" + READER + " sh /setup/setup.sh");

@@ -88,7 +88,7 @@ public final class FakeSpireAgent implements AutoCloseable {
         workers = new EpollEventLoopGroup(2);
         server = NettyServerBuilder.forAddress(new DomainSocketAddress(socket.toString()))
                 .channelType(EpollServerDomainSocketChannel.class).bossEventLoopGroup(boss).workerEventLoopGroup(workers)
-                .addService(new Service()).build().start();
+                .addService(io.grpc.ServerInterceptors.intercept(new Service(), new StrictAuthority())).build().start();
         return this;
     }
 
@@ -199,6 +199,28 @@ public final class FakeSpireAgent implements AutoCloseable {
             }
             out.onNext(FetchJWTSVIDsResponse.newBuilder().addAllSvids(svids).build());
             out.onCompleted();
+        }
+    }
+
+    /**
+     * As strict as a strict HTTP/2 peer: an {@code :authority} that is not a host[:port] (e.g. a
+     * socket path, grpc-java's default over a Unix socket) gets the stream reset, which a client
+     * sees as INTERNAL. grpc-go (the real agent) tolerates it; other peers do not.
+     */
+    static final class StrictAuthority implements io.grpc.ServerInterceptor {
+        static final java.util.regex.Pattern HOST = java.util.regex.Pattern.compile("[A-Za-z0-9.-]+(:[0-9]+)?");
+
+        @Override
+        public <Q, R> io.grpc.ServerCall.Listener<Q> interceptCall(io.grpc.ServerCall<Q, R> call, io.grpc.Metadata headers,
+                                                                 io.grpc.ServerCallHandler<Q, R> next) {
+            String authority = call.getAuthority();
+            if (authority == null || !HOST.matcher(authority).matches()) {
+                call.close(io.grpc.Status.INTERNAL.withDescription("RST_STREAM PROTOCOL_ERROR: invalid :authority"),
+                        new io.grpc.Metadata());
+                return new io.grpc.ServerCall.Listener<>() {
+                };
+            }
+            return next.startCall(call, headers);
         }
     }
 }
