@@ -28,9 +28,16 @@ import java.util.function.Supplier;
 
 /**
  * The key file system: a per-caller view of {@code <key>/{api_key,expires_at,spiffe_id,status}}.
- * Names resolve the same for everyone (so the kernel may cache them); every OPEN, OPENDIR and
- * ACCESS is decided for the calling process, and each open gets its own copy of the content,
- * read with direct I/O so no page cache can carry one caller's key to another.
+ * Every OPEN, OPENDIR and ACCESS is decided for the calling process, and each open gets its own
+ * copy of the content, read with direct I/O.
+ *
+ * <p>{@code api_key} is one inode per (key, workload): LOOKUP answers the caller's own, and an
+ * OPEN of another workload's (a name the kernel cached for someone else) answers ESTALE, on which
+ * the kernel looks the name up again for this caller and retries. So the page cache that
+ * {@code sendfile}/{@code splice} read through (they bypass direct I/O) only ever holds the keys
+ * of the one workload whose processes may open that inode, and is dropped when its key changes
+ * ({@link #keyChanged}). The other files and directories resolve the same for everyone (so the
+ * kernel may cache their names); their content is never cached.
  */
 public final class KeyFs implements FuseOperations {
     private static final System.Logger LOG = System.getLogger(KeyFs.class.getName());
@@ -43,6 +50,15 @@ public final class KeyFs implements FuseOperations {
     private static final int STATUS = 4;
     /** Names are caller-independent, so caching them is safe; decisions are never cached. */
     private static final long ENTRY_VALID_NANOS = 5_000_000_000L;
+    /** Node ids: bits 0–3 the file, 4–39 the key, 40–62 the workload of an api_key inode (0: shared). */
+    private static final int WORKLOAD_SHIFT = 40;
+    private static final long KEY_BITS = (1L << WORKLOAD_SHIFT) - 1;
+    /**
+     * The size api_key reports on a workload's own inode: an upper bound, so that sendfile/splice
+     * (which stop at the size) read the whole key; the read comes back short and the kernel takes
+     * the real length from it. Shared inodes report 0, as procfs does.
+     */
+    static final long SPLICE_SIZE = 4096;
     private static final int OPEN_FLAGS = FuseSession.FOPEN_DIRECT_IO | FuseSession.FOPEN_NOFLUSH;
 
     private final Supplier<Policy> policy;
@@ -59,6 +75,9 @@ public final class KeyFs implements FuseOperations {
     private final Map<Long, Secret> openFiles = new ConcurrentHashMap<>();
     private final Map<Long, DirentList> openDirs = new ConcurrentHashMap<>();
     private final AtomicLong nextHandle = new AtomicLong(1);
+    private final Map<String, Long> slotOfWorkload = new ConcurrentHashMap<>();
+    private final AtomicLong nextWorkloadSlot = new AtomicLong(1);
+    private volatile FuseSession session;
 
     public KeyFs(Supplier<Policy> policy, WorkloadAttestor attestor, KeySource keys, AccessListener listener, Clock clock,
                  Duration issueTimeout) {
@@ -86,7 +105,32 @@ public final class KeyFs implements FuseOperations {
 
     /** The key a node belongs to, or null for the root and unknown nodes. */
     private String keyOf(long node) {
-        return keyOfInode.get(node & ~15L);
+        return keyOfInode.get(node & KEY_BITS & ~15L);
+    }
+
+    private long workloadSlot(String workload) {
+        return slotOfWorkload.computeIfAbsent(workload, w -> nextWorkloadSlot.getAndIncrement());
+    }
+
+    /** The api_key inode of {@code workload} for {@code key}. */
+    private long apiKeyInode(String key, String workload) {
+        return dirInode(key) + API_KEY | workloadSlot(workload) << WORKLOAD_SHIFT;
+    }
+
+    /** Gives KeyFS the mounted session, so it can tell the kernel when a key's content changed. */
+    public void attach(FuseSession s) {
+        this.session = s;
+    }
+
+    /**
+     * {@code workload}'s key changed (issued, refreshed, revoked): the kernel drops the pages and
+     * attributes it may hold for that workload's api_key inode.
+     */
+    public void keyChanged(String workload, String key) {
+        FuseSession s = session;
+        if (s != null && inodeOfKey.containsKey(key)) {
+            s.invalidateInode(apiKeyInode(key, workload));
+        }
     }
 
     private static int fileOf(long node) {
@@ -100,7 +144,8 @@ public final class KeyFs implements FuseOperations {
         if (fileOf(node) == 0) {
             return FuseAttr.directory(node, 0555, mountTime);
         }
-        return FuseAttr.file(node, 0, 0444, mountTime);
+        return FuseAttr.file(node, fileOf(node) == API_KEY && node >>> WORKLOAD_SHIFT != 0 ? SPLICE_SIZE : 0, 0444,
+                mountTime);
     }
 
     @Override
@@ -121,12 +166,22 @@ public final class KeyFs implements FuseOperations {
         }
         for (int i = 0; i < FILES.length; i++) {
             if (FILES[i].equals(name)) {
-                long ino = parent + i + 1;
+                long ino = i + 1 == API_KEY ? ownApiKeyInode(req, key, parent + API_KEY) : parent + i + 1;
                 reply.entry(ino, attrOf(ino), ENTRY_VALID_NANOS, ENTRY_VALID_NANOS);
                 return;
             }
         }
         reply.error(Errno.ENOENT);
+    }
+
+    /** The caller's own api_key inode when it may read the key; the shared one (size 0) otherwise. */
+    private long ownApiKeyInode(FuseRequest req, String key, long shared) {
+        Attestation a = attestor.attest(req.pid(), req.uid(), req.gid());
+        if (a instanceof Attestation.Identified who && who.workload().grants(key)
+                && who.workload().readers().refusal(who.process()).isEmpty()) {
+            return apiKeyInode(key, who.workload().name());
+        }
+        return shared;
     }
 
     @Override
@@ -190,6 +245,11 @@ public final class KeyFs implements FuseOperations {
             return;
         }
         Attestation.Identified who = d.who();
+        if (file == API_KEY && node != apiKeyInode(key, who.workload().name())) {
+            // A name cached for another caller (or the shared inode): look it up again for this one.
+            reply.error(Errno.ESTALE);
+            return;
+        }
         switch (file) {
             case SPIFFE_ID -> serve(reply, who, key, name, null, text(who.spiffeId() + "\n"));
             case STATUS -> serve(reply, who, key, name, null, text(keys.status(who.workload(), key) + "\n"));

@@ -143,6 +143,41 @@ public final class FuseSession implements AutoCloseable {
         return mountPoint;
     }
 
+    static final int FUSE_NOTIFY_INVAL_INODE = 2;
+    private final java.util.concurrent.ExecutorService notifier = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "fuse-notify");
+        t.setDaemon(true);
+        return t;
+    });
+
+    /**
+     * Asks the kernel to drop its cached attributes and pages of {@code ino}
+     * (FUSE_NOTIFY_INVAL_INODE), from a thread of its own: the kernel may wait for page locks whose
+     * READ a worker has yet to answer, so a worker must never send it.
+     */
+    public void invalidateInode(long ino) {
+        if (closing) {
+            return;
+        }
+        notifier.execute(() -> {
+            ByteBuffer b = FuseDevice.direct(40);
+            b.putInt(0, 40);
+            b.putInt(4, FUSE_NOTIFY_INVAL_INODE);
+            b.putLong(8, 0);
+            b.putLong(16, ino);
+            b.putLong(24, 0);
+            b.putLong(32, 0);
+            try {
+                device.write(b, 40);
+            } catch (NativeException e) {
+                // ENOENT: the kernel has no such inode cached, nothing to drop.
+                if (e.errno() != Errno.ENOENT) {
+                    LOG.log(System.Logger.Level.WARNING, "invalidating inode " + ino + " failed: " + e.getMessage());
+                }
+            }
+        });
+    }
+
     /** Whether the connection is gone although {@link #close()} was not called. */
     public boolean isLost() {
         return lost.get();
@@ -343,6 +378,7 @@ public final class FuseSession implements AutoCloseable {
             return;
         }
         closing = true;
+        notifier.shutdownNow();
         try {
             Mounts.detach(mountPoint);
         } catch (NativeException e) {

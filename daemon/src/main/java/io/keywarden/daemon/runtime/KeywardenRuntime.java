@@ -5,6 +5,7 @@ import io.keywarden.attestation.spire.DelegatedIdentityClient;
 import io.keywarden.attestation.spire.SpireIdentityProvider;
 import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.issuer.Issuer;
+import io.keywarden.daemon.issuer.Lease;
 import io.keywarden.daemon.issuer.IssuerException;
 import io.keywarden.daemon.issuer.VaultIssuer;
 import io.keywarden.attestation.ProcAttestor;
@@ -187,12 +188,39 @@ public final class KeywardenRuntime implements AutoCloseable {
                 : !root ? "not running as root (mounting FUSE needs CAP_SYS_ADMIN)"
                 : !Files.exists(Path.of("/dev/fuse")) ? "/dev/fuse does not exist" : null;
         if (s.delivery() == Config.DeliveryMode.FUSE && whyNoFuse == null) {
-            leases = newLeases(issuer, clock, identity, LeaseEvents.of(new LoggingEvents(), audit));
+            java.util.concurrent.atomic.AtomicReference<KeyFs> keyFs = new java.util.concurrent.atomic.AtomicReference<>();
+            // A key's content changed: the kernel drops what it may have cached of that workload's api_key.
+            LeaseEvents pageCache = new LeaseEvents() {
+                @Override
+                public void issued(Workload w, String key, Lease lease, Lease previous) {
+                    changed(w, key);
+                }
+
+                @Override
+                public void revoked(Workload w, String key, Lease lease, String reason) {
+                    changed(w, key);
+                }
+
+                @Override
+                public void expired(Workload w, String key, Lease lease) {
+                    changed(w, key);
+                }
+
+                private void changed(Workload w, String key) {
+                    KeyFs f = keyFs.get();
+                    if (f != null) {
+                        f.keyChanged(w.name(), key);
+                    }
+                }
+            };
+            leases = newLeases(issuer, clock, identity, LeaseEvents.of(new LoggingEvents(), audit, pageCache));
             KeyFs fs = new KeyFs(policy, identity, leases, audit, clock, Duration.ofSeconds(10));
+            keyFs.set(fs);
             try {
                 FuseSession session = FuseSession.mount(s.deliveryPath(), fs, FuseSession.Options.defaults("keywarden")
                         .withRequestTimeout((int) s.fuseRequestTimeout().toSeconds()).onLost(this::mountLost));
                 resources.add(session);
+                fs.attach(session);
                 readiness.ready("delivery");
                 startAdmin(s, identityName, issuer.name(), "fuse " + s.deliveryPath());
                 printReady(out, s, "KeyFS (FUSE)", s.deliveryPath(), false);

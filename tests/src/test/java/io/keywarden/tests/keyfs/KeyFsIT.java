@@ -78,6 +78,7 @@ class KeyFsIT {
                 Duration.ofSeconds(3));
         mnt = Files.createTempDirectory("kw-keyfs-");
         session = FuseSession.mount(mnt, fs, FuseSession.Options.defaults("keywarden"));
+        fs.attach(session);
     }
 
     @AfterEach
@@ -146,10 +147,54 @@ class KeyFsIT {
         assertTrue(Proc.as(ALICE, "ls", path("anthropic")).err().contains("Permission denied"));
     }
 
+    /** Python's sendfile (what shutil.copyfile uses) and copy_file_range, as the caller. */
+    static String sendfile(int uid, String path) {
+        Proc.Result r = Proc.as(uid, "/usr/bin/python3", "-c", """
+                import os, sys
+                src = os.open(sys.argv[1], os.O_RDONLY)
+                r, w = os.pipe()
+                n = os.sendfile(w, src, 0, 4096)
+                os.close(w)
+                sys.stdout.write(os.read(r, 65536).decode())
+                sys.stderr.write("sent %d\\n" % n)
+                """, path);
+        if (!r.ok()) {
+            return "ERROR: " + r.err();
+        }
+        return r.out();
+    }
+
+    @Test
+    void sendfileAndSpliceReadTheCallersOwnKeyAndNeverAnothers() throws Exception {
+        String api = path("openai/api_key");
+        assertEquals("sk-alice-openai-0001", sendfile(ALICE, api));
+        // Bob right after Alice: the kernel cached the name with Alice's inode; Bob gets his own.
+        assertEquals("sk-bob-openai-0002", sendfile(BOB, api));
+        assertEquals("sk-alice-openai-0001", sendfile(ALICE, api));
+        assertEquals("sk-alice-openai-0001", Proc.as(ALICE, "cat", api).out(), "read() and sendfile agree");
+        Proc.Result r = Proc.as(4242, "/usr/bin/python3", "-c", "import os; os.sendfile(1, os.open('" + api + "', os.O_RDONLY), 0, 4096)");
+        assertTrue(r.err().contains("Permission denied"), r.err());
+        assertFalse(r.out().contains("sk-"));
+        // A new key (refresh): what the page cache held is dropped.
+        keys.set("alice", "openai", key("sk-alice-openai-0005", clock.instant().plus(Duration.ofMinutes(5))));
+        fs.keyChanged("alice", "openai");
+        Thread.sleep(100);
+        assertEquals("sk-alice-openai-0005", sendfile(ALICE, api));
+        Proc.Result copy = Proc.as(ALICE, "/usr/bin/python3", "-c", "import shutil, sys; shutil.copyfileobj(open(sys.argv[1], 'rb'),"
+                + " sys.stdout.buffer)", api);
+        assertEquals("sk-alice-openai-0005", copy.out());
+    }
+
     @Test
     void writesAreRefused() {
         Proc.Result r = Proc.as(ALICE, "sh", "-c", "echo x > " + path("openai/api_key"));
         assertFalse(r.ok());
+        for (String op : new String[] {"touch " + path("openai/new"), "rm " + path("openai/status"),
+                "mkdir " + path("x"), "mv " + path("openai/status") + " " + path("openai/s2"), "ln -s /etc " + path("openai/l"),
+                "chmod 777 " + path("openai/status")}) {
+            Proc.Result w = Proc.as(ALICE, "sh", "-c", op);
+            assertTrue(w.err().contains("Read-only file system"), op + ": " + w.err());
+        }
     }
 
     @Test
