@@ -74,6 +74,8 @@ public final class KeywardenRuntime implements AutoCloseable {
     public static final Duration LEDGER_FSYNC = Duration.ofSeconds(1);
 
     private volatile boolean closed;
+    /** Set once this instance owns its mount, ledger and socket: only then is there anything to release. */
+    private volatile boolean booted;
     private volatile int exitCode;
     private volatile String stopReason = "shutdown";
     private volatile boolean eager;
@@ -137,6 +139,17 @@ public final class KeywardenRuntime implements AutoCloseable {
         policySource = s::policy;
         revokeOnShutdown = s.revokeOnShutdown();
         boolean root = LibC.geteuid() == 0;
+        // One daemon per mount, ledger and admin socket, decided before anything is touched.
+        try {
+            resources.add(InstanceLock.acquire(s.deliveryPath(), "the mount point"));
+        } catch (java.nio.file.AccessDeniedException e) {
+            LOG.debug("no lock beside {} (not ours to write): {}", s.deliveryPath(), e.getMessage());
+        }
+        if (s.audit().isPresent()) {
+            resources.add(InstanceLock.acquire(s.audit().get(), "the audit ledger"));
+        }
+        resources.add(InstanceLock.acquire(s.adminSocket(), "the admin socket"));
+        booted = true;
         readiness.notReady("delivery", "not mounted yet");
         IdentityProvider identity = identity(s, clock);
         JwtSigner devSigner = identity instanceof DevIdentityProvider d ? d.signer() : null;
@@ -362,7 +375,9 @@ public final class KeywardenRuntime implements AutoCloseable {
             return;
         }
         closed = true;
-        LOG.info("keywarden stopping: unmounting, revoking leases");
+        if (booted) {
+            LOG.info("keywarden stopping: unmounting, revoking leases");
+        }
         for (int i = resources.size() - 1; i >= 0; i--) {
             if (resources.get(i) instanceof FuseSession s) {
                 s.close();
@@ -391,7 +406,9 @@ public final class KeywardenRuntime implements AutoCloseable {
         if (scheduler != null) {
             scheduler.close();
         }
-        LOG.info("keywarden stopped: mount released, leases {}", revokeOnShutdown ? "revoked" : "left to expire");
+        if (booted) {
+            LOG.info("keywarden stopped: mount released, leases {}", revokeOnShutdown ? "revoked" : "left to expire");
+        }
         stopped.countDown();
     }
 }
