@@ -97,7 +97,7 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
 
     @Override
     public void revoked(Workload w, String key, Lease lease, String reason) {
-        metrics.revoked(key, reason.split("[ :]", 2)[0]);
+        metrics.revoked(key, Metrics.RevokeReason.of(reason));
         record("key.revoked", keyFields(w, key, lease, reason));
     }
 

@@ -10,42 +10,117 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.ToDoubleFunction;
 
-/** The metrics of PRODUCT.md, in Prometheus text. Label values are names, never secrets. */
+/**
+ * The metrics of PRODUCT.md, in Prometheus text. Label values are names, never secrets. Every
+ * meter has HELP text; the counters an alert watches exist at zero from the start (per key, see
+ * {@link #registerKey}), so {@code increase(...[5m]) > 0} sees the first error.
+ */
 public final class Metrics {
+    /** Why a lease was revoked: a fixed set, so the label's cardinality is bounded. */
+    public enum RevokeReason {
+        REFRESHED, IDLE, SHUTDOWN, OPERATOR, POLICY, EXPIRED, GUARD;
+
+        public String label() {
+            return name().toLowerCase(java.util.Locale.ROOT);
+        }
+
+        /** Classifies the lifecycle's reason text. */
+        public static RevokeReason of(String reason) {
+            String r = reason == null ? "" : reason.toLowerCase(java.util.Locale.ROOT);
+            if (r.contains("operator")) {
+                return OPERATOR;
+            } else if (r.contains("shutdown")) {
+                return SHUTDOWN;
+            } else if (r.contains("policy")) {
+                return POLICY;
+            } else if (r.contains("idle")) {
+                return IDLE;
+            } else if (r.contains("guard")) {
+                return GUARD;
+            } else if (r.contains("expired")) {
+                return EXPIRED;
+            }
+            return REFRESHED;
+        }
+    }
+
+    /** Issuer latency buckets: a handful that tell a healthy issuer from a struggling one. */
+    private static final Duration[] BUCKETS = {Duration.ofMillis(10), Duration.ofMillis(50), Duration.ofMillis(100),
+        Duration.ofMillis(250), Duration.ofMillis(500), Duration.ofSeconds(1), Duration.ofMillis(2500),
+        Duration.ofSeconds(5), Duration.ofSeconds(10)};
+
     private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     private final Map<String, Boolean> gauges = new ConcurrentHashMap<>();
 
+    public Metrics() {
+        ledgerErrors();
+    }
+
+    private Counter issuedCounter(String key, String outcome) {
+        return Counter.builder("keywarden.keys.issued").description("Keys issued for a first use, by outcome")
+                .tag("key", key).tag("outcome", outcome).register(registry);
+    }
+
+    private Counter refreshCounter(String key, String outcome) {
+        return Counter.builder("keywarden.key.refreshes").description("Key refreshes before expiry, by outcome")
+                .tag("key", key).tag("outcome", outcome).register(registry);
+    }
+
+    private Counter accessCounter(String key, String decision) {
+        return Counter.builder("keywarden.access").description("Opens of a key's files, by decision")
+                .tag("key", key).tag("decision", decision).register(registry);
+    }
+
+    /** Registers a key's counters at zero (at start and when a reloaded policy adds the key). */
+    public void registerKey(String key) {
+        for (String o : new String[] {"ok", "error"}) {
+            issuedCounter(key, o);
+            refreshCounter(key, o);
+        }
+        accessCounter(key, "granted");
+        accessCounter(key, "denied");
+    }
+
     public void issued(String key, String outcome) {
-        Counter.builder("keywarden.keys.issued").tag("key", key).tag("outcome", outcome).register(registry).increment();
+        issuedCounter(key, outcome).increment();
     }
 
     public void refreshed(String key, String outcome) {
-        Counter.builder("keywarden.key.refreshes").tag("key", key).tag("outcome", outcome).register(registry).increment();
+        refreshCounter(key, outcome).increment();
     }
 
-    public void revoked(String key, String reason) {
-        Counter.builder("keywarden.keys.revoked").tag("key", key).tag("reason", reason).register(registry).increment();
+    public void revoked(String key, RevokeReason reason) {
+        Counter.builder("keywarden.keys.revoked").description("Leases revoked at the issuer, by reason")
+                .tag("key", key).tag("reason", reason.label()).register(registry).increment();
     }
 
     public void access(String key, String decision) {
-        Counter.builder("keywarden.access").tag("key", key).tag("decision", decision).register(registry).increment();
+        accessCounter(key, decision).increment();
     }
 
     public void issuerRequest(String issuer, String op, Duration took) {
-        Timer.builder("keywarden.issuer.request").tag("issuer", issuer).tag("op", op).publishPercentileHistogram()
+        Timer.builder("keywarden.issuer.request").description("Issuer requests (issue, revoke), by issuer and operation")
+                .tag("issuer", issuer).tag("op", op).serviceLevelObjectives(BUCKETS)
                 .register(registry).record(took);
     }
 
     /** Registers, once per key, gauges computed from {@code source} at scrape time. */
     public <T> void leaseGauges(String key, T source, ToDoubleFunction<T> active, ToDoubleFunction<T> minRemaining) {
         if (gauges.putIfAbsent(key, true) == null) {
-            Gauge.builder("keywarden.active.leases", source, active).tag("key", key).register(registry);
-            Gauge.builder("keywarden.lease.seconds.remaining.min", source, minRemaining).tag("key", key).register(registry);
+            Gauge.builder("keywarden.active.leases", source, active).description("Live leases of a key on this node")
+                    .tag("key", key).register(registry);
+            Gauge.builder("keywarden.lease.seconds.remaining.min", source, minRemaining)
+                    .description("Seconds until the soonest-expiring lease of a key ends").tag("key", key).register(registry);
         }
     }
 
+    private Counter ledgerErrors() {
+        return Counter.builder("keywarden.ledger.errors").description("Audit records that could not be written")
+                .register(registry);
+    }
+
     public void ledgerError() {
-        Counter.builder("keywarden.ledger.errors").register(registry).increment();
+        ledgerErrors().increment();
     }
 
     public String scrape() {

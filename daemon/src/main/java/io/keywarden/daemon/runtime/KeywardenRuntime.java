@@ -299,6 +299,7 @@ public final class KeywardenRuntime implements AutoCloseable {
 
     /** Per-key lease gauges; keys a reloaded policy adds get theirs then (registration is once per key). */
     private void leaseGauges(LeaseManager lm, Policy p, Clock clock) {
+        p.keys().keySet().forEach(metrics::registerKey);
         for (String key : p.keys().keySet()) {
             metrics.leaseGauges(key, lm, m -> m.view().stream().filter(v -> v.key().equals(key) && v.leaseId() != null).count(),
                     m -> m.view().stream().filter(v -> v.key().equals(key) && v.expiresAt() != null)

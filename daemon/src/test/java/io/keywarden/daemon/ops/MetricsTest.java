@@ -1,0 +1,44 @@
+package io.keywarden.daemon.ops;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.time.Duration;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class MetricsTest {
+
+    @Test
+    void everyMeterHasHelpAndTheAlertedCountersStartAtZero() {
+        Metrics m = new Metrics();
+        m.registerKey("openai");
+        m.issuerRequest("vault", "issue", Duration.ofMillis(30));
+        m.revoked("openai", Metrics.RevokeReason.of("revoked by operator (uid root): leaked"));
+        String text = m.scrape();
+        for (String line : text.lines().filter(l -> l.startsWith("# HELP")).toList()) {
+            assertTrue(line.split(" ", 4).length == 4 && line.split(" ", 4)[3].length() > 10, "HELP text: " + line);
+        }
+        long types = text.lines().filter(l -> l.startsWith("# TYPE")).count();
+        long helps = text.lines().filter(l -> l.startsWith("# HELP")).count();
+        assertEquals(types, helps, "a HELP per meter");
+        for (String zero : List.of("keywarden_keys_issued_total{key=\"openai\",outcome=\"error\"} 0.0",
+                "keywarden_key_refreshes_total{key=\"openai\",outcome=\"error\"} 0.0",
+                "keywarden_access_total{decision=\"denied\",key=\"openai\"} 0.0", "keywarden_ledger_errors_total 0.0")) {
+            assertTrue(text.contains(zero), "registered at zero: " + zero + "\n" + text);
+        }
+        assertTrue(text.contains("keywarden_keys_revoked_total{key=\"openai\",reason=\"operator\"} 1.0"), text);
+        long buckets = text.lines().filter(l -> l.startsWith("keywarden_issuer_request_seconds_bucket")).count();
+        assertEquals(10, buckets, "nine buckets and +Inf");
+    }
+
+    @Test
+    void revokeReasonsAreAFixedSet() {
+        assertEquals(Metrics.RevokeReason.REFRESHED, Metrics.RevokeReason.of("grace ended"));
+        assertEquals(Metrics.RevokeReason.REFRESHED, Metrics.RevokeReason.of("superseded"));
+        assertEquals(Metrics.RevokeReason.IDLE, Metrics.RevokeReason.of("idle: no process of the workload alive for 600s"));
+        assertEquals(Metrics.RevokeReason.SHUTDOWN, Metrics.RevokeReason.of("shutdown"));
+        assertEquals(Metrics.RevokeReason.POLICY, Metrics.RevokeReason.of("removed from the policy"));
+        assertEquals(Metrics.RevokeReason.OPERATOR, Metrics.RevokeReason.of("blocked by operator (uid root): x"));
+    }
+}
