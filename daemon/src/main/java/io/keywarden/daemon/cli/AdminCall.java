@@ -2,6 +2,7 @@ package io.keywarden.daemon.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.keywarden.daemon.RuntimeFailure;
 import io.keywarden.daemon.UserError;
 import io.keywarden.daemon.admin.AdminServer;
 import java.io.IOException;
@@ -20,15 +21,16 @@ final class AdminCall {
 
     static JsonNode send(Path socket, ObjectNode req) {
         if (!Files.exists(socket)) {
-            throw new UserError("keywarden: no daemon admin socket at " + socket + " (is keywarden running? --admin-socket PATH)");
+            throw new RuntimeFailure("keywarden: no daemon admin socket at " + socket
+                    + " (is keywarden running? --admin-socket PATH)");
         }
         JsonNode answer;
         try {
             answer = AdminServer.call(socket, req);
         } catch (SocketException e) {
-            throw new UserError("keywarden: cannot reach the daemon at " + socket + ": " + e.getMessage());
+            throw new RuntimeFailure("keywarden: cannot reach the daemon at " + socket + ": " + e.getMessage());
         } catch (IOException e) {
-            throw new IllegalStateException("the daemon's answer could not be read: " + e.getMessage());
+            throw new RuntimeFailure("keywarden: the daemon's answer could not be read: " + e.getMessage());
         }
         if (!answer.path("ok").asBoolean(false)) {
             throw new UserError("keywarden: the daemon refused: " + answer.path("error").asText("no reason"));

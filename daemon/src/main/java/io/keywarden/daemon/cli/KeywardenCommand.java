@@ -15,7 +15,7 @@ import picocli.CommandLine.ScopeType;
         mixinStandardHelpOptions = true,
         versionProvider = KeywardenCommand.Version.class,
         subcommands = {RunCommand.class, DevCommand.class, PolicyCommand.class, AuditCommand.class, StatusCommand.class,
-                RevokeCommand.class, UnblockCommand.class, VersionCommand.class},
+                RevokeCommand.class, UnblockCommand.class, VersionCommand.class, CommandLine.HelpCommand.class},
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {"0:ok", "1:the check failed", "2:bad input or usage", "3:runtime failure"})
 public final class KeywardenCommand implements Runnable {
@@ -50,21 +50,29 @@ public final class KeywardenCommand implements Runnable {
                 u.lines().forEach(e::println);
                 return ExitCode.BAD_INPUT;
             }
+            if (ex instanceof io.keywarden.daemon.RuntimeFailure) {
+                e.println(ex.getMessage());
+                return ExitCode.RUNTIME;
+            }
             if (ex instanceof NotYetAvailable) {
                 e.println("keywarden " + c.getCommandName() + ": " + ex.getMessage());
                 return ExitCode.RUNTIME;
             }
-            // Our own exceptions never carry secrets; name the failure, not a stack trace.
-            e.println("keywarden " + c.getCommandName() + ": " + ex.getClass().getSimpleName()
-                    + (ex.getMessage() == null ? "" : ": " + ex.getMessage()));
+            // Our own exceptions never carry secrets; say what failed, not a class name or a stack trace.
+            e.println("keywarden " + c.getCommandName() + ": " + (ex.getMessage() == null
+                    ? "failed unexpectedly (run with KEYWARDEN_LOG_LEVEL=DEBUG for details)" : ex.getMessage()));
+            org.slf4j.LoggerFactory.getLogger(KeywardenCommand.class).debug("{} failed", c.getCommandName(), ex);
             return ExitCode.RUNTIME;
         });
         return cl;
     }
 
     private static void addHelpOptions(CommandLine cl) {
+        cl.getCommandSpec().usageMessage().showDefaultValues(true);
         for (CommandLine sub : cl.getSubcommands().values()) {
-            sub.getCommandSpec().mixinStandardHelpOptions(true);
+            if (!(sub.getCommand() instanceof CommandLine.HelpCommand)) {
+                sub.getCommandSpec().mixinStandardHelpOptions(true);
+            }
             addHelpOptions(sub);
         }
     }

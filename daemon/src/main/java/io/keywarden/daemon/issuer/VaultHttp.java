@@ -66,6 +66,14 @@ final class VaultHttp {
         }
     }
 
+    /** What went wrong on the wire, in words rather than an exception's class name. */
+    static String describe(IOException e) {
+        String kind = e instanceof java.net.ConnectException ? "connection refused"
+                : e instanceof java.net.UnknownHostException
+                ? "unknown host" : e instanceof javax.net.ssl.SSLException ? "TLS failure" : "I/O error";
+        return e.getMessage() == null || e.getMessage().isBlank() ? kind : kind + ": " + VaultIssuer.clean(e.getMessage());
+    }
+
     /** GET or POST {@code path} (under /v1/); 200 gives the JSON, 204 gives null. */
     JsonNode call(String what, String method, String path, String token, Map<String, Object> body) throws IssuerException {
         byte[] raw = callRaw(what, method, path, token, body);
@@ -123,8 +131,7 @@ final class VaultHttp {
         } catch (HttpTimeoutException e) {
             throw new IssuerException(what + " failed: no HTTP answer within " + config.timeout().toMillis() + " ms", true);
         } catch (IOException e) {
-            throw new IssuerException(what + " failed: no HTTP answer (" + e.getClass().getSimpleName()
-                    + (e.getMessage() == null ? "" : ": " + VaultIssuer.clean(e.getMessage())) + ")", true);
+            throw new IssuerException(what + " failed: no HTTP answer (" + describe(e) + ")", true);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IssuerException(what + " interrupted", true);
