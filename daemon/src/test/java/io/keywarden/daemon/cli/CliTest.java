@@ -31,6 +31,18 @@ class CliTest {
     }
 
     @Test
+    void helpNamesACommandAndAnUnreachableDaemonIsARuntimeFailure(@TempDir Path dir) {
+        Result help = run("help", "revoke");
+        assertEquals(0, help.code(), help.err());
+        assertTrue(help.out().contains("--spiffe-id"), help.out());
+        Result r = run("status", "--admin-socket", dir.resolve("none.sock").toString());
+        assertEquals(3, r.code(), "the daemon is not there: a runtime failure, not bad input");
+        assertEquals(1, r.err().trim().lines().count(), r.err());
+        assertTrue(r.err().contains("no daemon admin socket at"), r.err());
+        assertTrue(!r.err().contains("Exception"), "no class names: " + r.err());
+    }
+
+    @Test
     void policyCheckPrintsSummary() {
         Result r = run("policy", "check", "../deploy/examples/policy.yaml");
         assertEquals(0, r.code(), r.err());
