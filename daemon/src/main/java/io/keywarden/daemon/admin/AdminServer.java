@@ -57,22 +57,32 @@ public final class AdminServer implements AutoCloseable {
     private final LeaseManager leases;
     private final Supplier<Policy> policy;
     private final Map<String, String> info;
+    private final Blocks blocks;
+    private final Recorder recorder;
     private final Thread thread;
     private volatile boolean closed;
 
+    /** Writes an operator action to the ledger before it takes effect; throws when it cannot. */
+    @FunctionalInterface
+    public interface Recorder {
+        void record(String event, Map<String, Object> fields);
+    }
+
     private AdminServer(Path socket, ServerSocketChannel server, LeaseManager leases, Supplier<Policy> policy,
-                        Map<String, String> info) {
+                        Map<String, String> info, Blocks blocks, Recorder recorder) {
         this.socket = socket;
         this.server = server;
         this.leases = leases;
         this.policy = policy;
         this.info = info;
+        this.blocks = blocks;
+        this.recorder = recorder;
         this.thread = new Thread(this::serve, "keywarden-admin");
         this.thread.setDaemon(true);
     }
 
-    public static AdminServer start(Path socket, LeaseManager leases, Supplier<Policy> policy, Map<String, String> info)
-            throws IOException {
+    public static AdminServer start(Path socket, LeaseManager leases, Supplier<Policy> policy, Map<String, String> info,
+                                    Blocks blocks, Recorder recorder) throws IOException {
         Path dir = socket.toAbsolutePath().getParent();
         if (!Files.isDirectory(dir)) {
             Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
@@ -81,7 +91,7 @@ public final class AdminServer implements AutoCloseable {
         ServerSocketChannel ch = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
         ch.bind(UnixDomainSocketAddress.of(socket));
         Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------"));
-        AdminServer s = new AdminServer(socket, ch, leases, policy, info);
+        AdminServer s = new AdminServer(socket, ch, leases, policy, info, blocks, recorder);
         s.thread.start();
         return s;
     }
@@ -208,22 +218,64 @@ public final class AdminServer implements AutoCloseable {
         if (key != null && !w.grants(key)) {
             throw new IllegalArgumentException("workload " + w.name() + " has no key '" + key + "'");
         }
-        String reason = "operator (" + who + "): " + req.path("reason").asText("no reason given");
+        String given = req.path("reason").asText("no reason given");
+        String reason = "operator (" + who + "): " + given;
         boolean block = req.path("block").asBoolean(false);
+        Map<String, Object> f = fields(w, who, given);
+        f.put("key", key);
+        // Taking access away is never held back by the ledger: record, and act even if recording failed.
+        String unrecorded = record(block ? "admin.block" : "admin.revoke", f);
         if (block) {
+            try {
+                blocks.put(w.spiffeId().toString(), reason);
+            } catch (IOException e) {
+                unrecorded = (unrecorded == null ? "" : unrecorded + "; ") + "the block is not persisted: " + e.getMessage();
+            }
             leases.block(w.name(), reason);
         }
         int n = leases.revokeNow(w.name(), key, (block ? "blocked by " : "revoked by ") + reason);
         LOG.warn("{} {} of {}{} ({})", block ? "blocked and revoked" : "revoked", n + " lease(s)", w.name(),
                 key == null ? "" : "/" + key, reason);
-        return JSON.createObjectNode().put("ok", true).put("revoked", n).put("blocked", block);
+        ObjectNode o = JSON.createObjectNode().put("ok", true).put("revoked", n).put("blocked", block);
+        return unrecorded == null ? o : o.put("warning", unrecorded);
     }
 
     private ObjectNode unblock(JsonNode req, String who) {
         Workload w = workload(req);
-        boolean was = leases.unblock(w.name());
+        // Giving access back is recorded first, or not done.
+        String unrecorded = record("admin.unblock", fields(w, who, req.path("reason").asText("no reason given")));
+        if (unrecorded != null) {
+            return JSON.createObjectNode().put("ok", false).put("error", "not unblocked: " + unrecorded);
+        }
+        boolean was;
+        try {
+            was = blocks.remove(w.spiffeId().toString());
+        } catch (IOException e) {
+            return JSON.createObjectNode().put("ok", false).put("error", "not unblocked: the block list cannot be written: "
+                    + e.getMessage());
+        }
+        was |= leases.unblock(w.name());
         LOG.warn("unblocked {} by {}", w.name(), who);
         return JSON.createObjectNode().put("ok", true).put("was_blocked", was);
+    }
+
+    private static Map<String, Object> fields(Workload w, String who, String reason) {
+        Map<String, Object> f = new java.util.LinkedHashMap<>();
+        f.put("workload", w.name());
+        f.put("spiffe_id", w.spiffeId().toString());
+        f.put("operator", who);
+        f.put("reason", reason);
+        return f;
+    }
+
+    /** Null when recorded, else why not. */
+    private String record(String event, Map<String, Object> fields) {
+        try {
+            recorder.record(event, fields);
+            return null;
+        } catch (RuntimeException e) {
+            return "the ledger cannot record it: " + e.getMessage();
+        }
     }
 
     @Override

@@ -14,6 +14,7 @@ import io.keywarden.attestation.dev.DevIdentityProvider;
 import io.keywarden.attestation.dev.JwtSigner;
 import io.keywarden.daemon.BuildInfo;
 import io.keywarden.daemon.admin.AdminServer;
+import io.keywarden.daemon.admin.Blocks;
 import io.keywarden.daemon.audit.AuditTrail;
 import io.keywarden.daemon.audit.Ledger;
 import io.keywarden.daemon.ops.Metrics;
@@ -309,8 +310,21 @@ public final class KeywardenRuntime implements AutoCloseable {
     }
 
     private void startAdmin(Spec s, String identity, String issuer, String delivery) throws IOException {
+        // Blocks survive restarts: beside the ledger when there is one, else beside the admin socket.
+        Path blocksFile = s.audit().map(a -> a.resolveSibling("blocks.json"))
+                .orElse(s.adminSocket().resolveSibling("blocks.json"));
+        Blocks blocks = Blocks.load(blocksFile);
+        blocks.all().forEach((id, reason) -> {
+            var w = policy.get().workloadBySpiffeId(io.keywarden.policy.SpiffeId.parse(id));
+            if (w.isPresent()) {
+                leases.block(w.get().name(), reason);
+                LOG.warn("{} ({}) stays blocked: {}", w.get().name(), id, reason);
+            } else {
+                LOG.warn("blocked SPIFFE ID {} is not in the policy (the block is kept for when it returns)", id);
+            }
+        });
         resources.add(AdminServer.start(s.adminSocket(), leases, policy, Map.of("node", s.node(), "identity", identity,
-                "issuer", issuer, "delivery", delivery)));
+                "issuer", issuer, "delivery", delivery), blocks, audit::record));
         LOG.info("admin API on {}", s.adminSocket());
     }
 

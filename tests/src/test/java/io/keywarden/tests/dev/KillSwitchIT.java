@@ -83,4 +83,49 @@ class KillSwitchIT {
             Proc.run("rm", "-rf", dir.toString());
         }
     }
+
+    @Test
+    void everyOperatorActionIsRecordedAndBlocksSurviveARestart() throws Exception {
+        Requirements.rootAndFuse();
+        Path dir = Files.createTempDirectory("kw-kill2-");
+        Files.setPosixFilePermissions(dir, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+        Path mnt = dir.resolve("mnt");
+        Path sock = dir.resolve("admin/admin.sock");
+        Path ledger = dir.resolve("audit.jsonl");
+        int port = 20_000 + new java.util.Random().nextInt(20_000);
+        String[] args = {"dev", "--mount", mnt.toString(), "--ttl", "5m", "--audit", ledger.toString(), "--admin-socket",
+            sock.toString(), "--listen", "127.0.0.1:" + port};
+        String api = mnt.resolve("openai/api_key").toString();
+        try {
+            try (Daemon d = Daemon.start(Map.of("SUDO_UID", "1001"), args)) {
+                d.awaitOut("serving KeyFS", 30);
+                // Nothing live yet: the revoke is still the operator's act, and recorded.
+                assertEquals(0, cli("revoke", "--admin-socket", sock.toString(), "--spiffe-id", ID, "--reason", "drill").code());
+                assertEquals(0, cli("revoke", "--admin-socket", sock.toString(), "--spiffe-id", ID, "--block", "--reason",
+                        "incident 43").code());
+                assertTrue(Proc.as(1001, "cat", api).err().contains("Permission denied"));
+                assertEquals(0, d.stop());
+            }
+            try (Daemon d = Daemon.start(Map.of("SUDO_UID", "1001"), args)) {
+                d.awaitOut("serving KeyFS", 30);
+                assertTrue(Proc.as(1001, "cat", api).err().contains("Permission denied"), "still blocked after a restart");
+                assertTrue(cli("status", "--admin-socket", sock.toString()).out().contains("incident 43"));
+                assertEquals(0, cli("unblock", "--admin-socket", sock.toString(), "--spiffe-id", ID).code());
+                assertTrue(Proc.as(1001, "cat", api).out().startsWith("sk-dev-"));
+                assertEquals(0, d.stop());
+            }
+            String text = Files.readString(ledger);
+            for (String event : new String[] {"admin.revoke", "admin.block", "admin.unblock"}) {
+                assertTrue(text.lines().anyMatch(l -> l.contains("\"event\":\"" + event + "\"") && l.contains("\"operator\":\"uid root\"")
+                        && l.contains(ID)), event + " recorded with the operator: " + text);
+            }
+            assertTrue(text.contains("\"reason\":\"drill\""));
+            assertEquals(0, cli("audit", "verify", ledger.toString()).code());
+        } finally {
+            if (Mounts.at(mnt).isPresent()) {
+                Mounts.detach(mnt);
+            }
+            Proc.run("rm", "-rf", dir.toString());
+        }
+    }
 }
