@@ -302,11 +302,32 @@ public final class Ledger implements AutoCloseable {
         broken = false;
         seq++;
         prev = hash;
+        writeHead();
         if (copy != null) {
             copy.print(new String(line, StandardCharsets.UTF_8));
             copy.flush();
         }
         return r;
+    }
+
+    /** {@code FILE.head}: the last record's seq and hash, so that cutting records off the end shows. */
+    public static Path headFileOf(Path file) {
+        return file.resolveSibling(file.getFileName() + ".head");
+    }
+
+    private FileChannel head;
+
+    /** One fixed-length write at offset 0 per record: the head is never half old, half new. */
+    private void writeHead() {
+        try {
+            if (head == null) {
+                head = FileChannel.open(headFileOf(file), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+            }
+            byte[] b = String.format("%020d:%s\n", seq, prev).getBytes(StandardCharsets.US_ASCII);
+            head.write(ByteBuffer.wrap(b), 0);
+        } catch (IOException e) {
+            LOG.warn("audit ledger head {} cannot be written: {}", headFileOf(file), e.getMessage());
+        }
     }
 
     /** A failed write may have left part of the record: cut the file back to the last whole one. */
@@ -321,6 +342,11 @@ public final class Ledger implements AutoCloseable {
 
     @Override
     public synchronized void close() throws IOException {
+        if (head != null) {
+            head.force(false);
+            head.close();
+            head = null;
+        }
         if (channel != null) {
             channel.force(true);
             channel.close();

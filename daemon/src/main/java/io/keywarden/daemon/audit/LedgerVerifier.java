@@ -14,10 +14,47 @@ public final class LedgerVerifier {
     };
 
     /** {@code ok} with the count, or the first broken record, its line and why. */
-    public record Result(boolean ok, long records, long brokenRecord, long line, String reason) {
-        public String describe() {
-            return ok ? "OK: " + records + " records" : "BROKEN at record " + brokenRecord + " (line " + line + "): " + reason;
+    /** {@code records}: the last record's seq; {@code lastHash}: its hash (the chain's head), when ok. */
+    public record Result(boolean ok, long records, long brokenRecord, long line, String reason, String lastHash) {
+        public Result(boolean ok, long records, long brokenRecord, long line, String reason) {
+            this(ok, records, brokenRecord, line, reason, null);
         }
+
+        public String describe() {
+            return ok ? "OK: " + records + " records; head " + records + ":" + lastHash
+                    : "BROKEN at record " + brokenRecord + " (line " + line + "): " + reason;
+        }
+    }
+
+    /** A head (seq and hash of the last record) to hold the chain against: from {@code FILE.head} or an auditor. */
+    public record Head(long seq, String hash) {
+        public static Head parse(String text) {
+            String[] p = text.trim().split("[\\s:]+");
+            if (p.length != 2 || !p[1].matches("[0-9a-f]{64}")) {
+                throw new IllegalArgumentException("a head is SEQ:HASH (64 hex), not '" + text.trim() + "'");
+            }
+            return new Head(Long.parseLong(p[0]), p[1]);
+        }
+    }
+
+    /**
+     * Verifies the chain and holds its end against {@code expected}: fewer records than the head
+     * names is TRUNCATED; the same seq with another hash, or a head the chain never had, is BROKEN.
+     */
+    public static Result verify(Path file, Head expected) throws IOException {
+        Result r = verify(file);
+        if (!r.ok() || expected == null) {
+            return r;
+        }
+        if (r.records() < expected.seq()) {
+            return new Result(false, r.records(), r.records() + 1, 0, "TRUNCATED after record " + r.records()
+                    + ": the head names record " + expected.seq() + " (records were cut off the end)", null);
+        }
+        if (r.records() == expected.seq() && !r.lastHash().equals(expected.hash())) {
+            return new Result(false, r.records(), r.records(), 0, "the last record's hash is not the head's "
+                    + "(the end of the ledger was rewritten)", null);
+        }
+        return r;
     }
 
     private LedgerVerifier() {
@@ -86,7 +123,7 @@ public final class LedgerVerifier {
             return broken(firstSeq, 1, segments.get(0).getFileName() + " starts at record " + firstSeq
                     + " and no ledger.pruned record accounts for the records before it (deleted)");
         }
-        return new Result(true, expectedSeq - 1, 0, 0, null);
+        return new Result(true, expectedSeq - 1, 0, 0, null, prev);
     }
 
     private static Map<String, Object> firstRecord(Path seg) throws IOException {

@@ -23,10 +23,16 @@ final class AuditCommand implements Runnable {
         throw new CommandLine.ParameterException(spec.commandLine(), "a subcommand is required (verify, show)");
     }
 
-    @Command(name = "verify", description = "Check the hash chain: OK: N records (exit 0) or BROKEN at record N (exit 1).")
+    @Command(name = "verify", description = "Check the hash chain and its end: OK: N records; head SEQ:HASH (exit 0), "
+            + "or BROKEN at record N / TRUNCATED after record N (exit 1). The end is held against FILE.head (written by"
+            + " the daemon) or --expect-head.")
     static final class Verify implements Callable<Integer> {
         @Parameters(paramLabel = "FILE")
         Path file;
+
+        @Option(names = "--expect-head", paramLabel = "SEQ:HASH",
+                description = "The head an auditor recorded elsewhere (from an earlier verify).")
+        String expectHead;
 
         @CommandLine.Spec
         CommandLine.Model.CommandSpec spec;
@@ -34,8 +40,19 @@ final class AuditCommand implements Runnable {
         @Override
         public Integer call() throws IOException {
             LedgerVerifier.Result r;
+            LedgerVerifier.Head head = null;
             try {
-                r = LedgerVerifier.verify(file);
+                if (expectHead != null) {
+                    head = LedgerVerifier.Head.parse(expectHead);
+                } else if (java.nio.file.Files.exists(io.keywarden.daemon.audit.Ledger.headFileOf(file))) {
+                    head = LedgerVerifier.Head.parse(java.nio.file.Files.readString(
+                            io.keywarden.daemon.audit.Ledger.headFileOf(file)));
+                }
+            } catch (IllegalArgumentException e) {
+                throw new UserError("keywarden audit verify: " + e.getMessage());
+            }
+            try {
+                r = LedgerVerifier.verify(file, head);
             } catch (NoSuchFileException e) {
                 throw new UserError("keywarden audit verify: " + file + ": no such file");
             }

@@ -37,9 +37,25 @@ class LedgerTest {
     }
 
     @Test
+    void recordsCutOffTheEndAreTruncationNotOk() throws Exception {
+        Path f = write(5, Long.MAX_VALUE);
+        LedgerVerifier.Head head = LedgerVerifier.Head.parse(Files.readString(Ledger.headFileOf(f)));
+        assertEquals(5, head.seq(), "the head file names the last record");
+        assertTrue(LedgerVerifier.verify(f, head).ok());
+        List<String> l = lines(f);
+        Files.write(f, l.subList(0, 3), StandardCharsets.UTF_8);
+        assertTrue(LedgerVerifier.verify(f).ok(), "the chain alone cannot tell");
+        LedgerVerifier.Result r = LedgerVerifier.verify(f, head);
+        assertTrue(!r.ok() && r.describe().contains("TRUNCATED after record 3"), r.describe());
+        // The same number of records with another end (rewritten and re-chained) does not match the head either.
+        LedgerVerifier.Result other = LedgerVerifier.verify(f, new LedgerVerifier.Head(3, "ab".repeat(32)));
+        assertTrue(!other.ok() && other.describe().contains("the end of the ledger was rewritten"), other.describe());
+    }
+
+    @Test
     void aRealLedgerVerifies() throws Exception {
         Path f = write(5, Long.MAX_VALUE);
-        assertEquals("OK: 5 records", LedgerVerifier.verify(f).describe());
+        assertTrue(LedgerVerifier.verify(f).describe().startsWith("OK: 5 records; head 5:"), LedgerVerifier.verify(f).describe());
         List<String> l = lines(f);
         assertTrue(l.get(0).contains("\"prev\":\"" + "0".repeat(64) + "\""), l.get(0));
         assertTrue(l.get(0).contains("\"seq\":1") && l.get(0).contains("\"ts\":\"2026-11-22T10:00:01Z\"")
@@ -112,7 +128,7 @@ class LedgerTest {
             Map<String, Object> next = l.append("daemon.started", Map.of());
             assertEquals(5L, ((Number) next.get("seq")).longValue(), "continues after the last complete record");
         }
-        assertEquals("OK: 5 records", LedgerVerifier.verify(f).describe());
+        assertTrue(LedgerVerifier.verify(f).describe().startsWith("OK: 5 records; head 5:"), LedgerVerifier.verify(f).describe());
         try (var s = Files.list(dir)) {
             List<String> names = s.map(p -> p.getFileName().toString()).sorted().toList();
             assertTrue(names.contains("audit.jsonl.1"), names.toString());
@@ -126,7 +142,7 @@ class LedgerTest {
         try (var s = Files.list(dir)) {
             assertTrue(s.count() >= 3, "several segments");
         }
-        assertEquals("OK: 40 records", LedgerVerifier.verify(f).describe());
+        assertTrue(LedgerVerifier.verify(f).describe().startsWith("OK: 40 records; head 40:"), LedgerVerifier.verify(f).describe());
         String lastOfFirst = lines(dir.resolve("audit.jsonl.1")).get(lines(dir.resolve("audit.jsonl.1")).size() - 1);
         String firstOfSecond = lines(dir.resolve("audit.jsonl.2")).get(0);
         String hash = (String) Canonical.JSON.readValue(lastOfFirst, Map.class).get("hash");
@@ -141,7 +157,7 @@ class LedgerTest {
         try (Ledger l = Ledger.open(f, "node-a", clock, Long.MAX_VALUE, Duration.ZERO, null)) {
             l.append("daemon.stopped", Map.of());
         }
-        assertEquals("OK: 4 records", LedgerVerifier.verify(f).describe());
+        assertTrue(LedgerVerifier.verify(f).describe().startsWith("OK: 4 records; head 4:"), LedgerVerifier.verify(f).describe());
         assertTrue(new String(Files.readAllBytes(f), StandardCharsets.UTF_8).endsWith("\n"));
     }
 }

@@ -84,7 +84,7 @@ class DevCommandIT {
             Proc.Result verify = Proc.run(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-jar",
                     Daemon.jar().toString(), "audit", "verify", ledger.toString());
             assertEquals(0, verify.code(), verify.out() + verify.err());
-            assertTrue(verify.out().matches("OK: \\d+ records\n"), verify.out());
+            assertTrue(verify.out().matches("OK: \\d+ records; head \\d+:[0-9a-f]{64}\n"), verify.out());
             for (String event : new String[] {"daemon.started", "policy.loaded", "key.issued", "key.refreshed",
                 "key.revoked", "access.granted", "access.denied", "daemon.stopped"}) {
                 assertTrue(ledgerText.contains("\"event\":\"" + event + "\""), "ledger has " + event);
