@@ -73,9 +73,25 @@ public final class DevSpec {
         String node = env.getOrDefault("NODE_NAME", "").isBlank() ? hostName() : env.get("NODE_NAME");
         return new Spec("keywarden dev", node, policy, Config.IdentityProvider.DEV, "vault", null,
                 Config.IssuerProvider.DEV, Optional.empty(), ttl, Config.DeliveryMode.FUSE,
-                mount != null ? mount : DEFAULT_MOUNT, true, listen, Optional.ofNullable(audit), false, admin, true, xdgDir,
+                mount != null ? mount : DEFAULT_MOUNT, true, listen, Optional.of(audit != null ? audit : defaultLedger(root, env)),
+                false, admin, true, xdgDir,
                 Optional.ofNullable(policyFile), fuseRequestTimeout,
                 io.keywarden.daemon.audit.Ledger.Options.of(KeywardenRuntime.LEDGER_SEGMENT_BYTES, KeywardenRuntime.LEDGER_FSYNC));
+    }
+
+    /**
+     * Where {@code keywarden dev} keeps its ledger when not told: every denial and grant is on
+     * record even on a laptop. Root: /var/lib/keywarden/dev-audit.jsonl; otherwise
+     * $XDG_STATE_HOME/keywarden/audit.jsonl (default ~/.local/state).
+     */
+    static Path defaultLedger(boolean root, Map<String, String> env) {
+        if (root) {
+            return Path.of("/var/lib/keywarden/dev-audit.jsonl");
+        }
+        String state = env.get("XDG_STATE_HOME");
+        Path base = state != null && !state.isBlank() ? Path.of(state)
+                : Path.of(env.getOrDefault("HOME", System.getProperty("user.home")), ".local", "state");
+        return base.resolve("keywarden").resolve("audit.jsonl");
     }
 
     static String hostName() {

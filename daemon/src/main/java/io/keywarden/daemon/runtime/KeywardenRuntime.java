@@ -342,6 +342,7 @@ public final class KeywardenRuntime implements AutoCloseable {
                 out.printf("  %s  <- readable by %s (%s)%n", file, who, w.spiffeId());
             }
         }
+        s.audit().ifPresent(a -> out.printf("  ledger: %s (keywarden audit show %s)%n", a, a));
         out.flush();
     }
 

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.keywarden.linux.Mounts;
+import io.keywarden.tests.support.Await;
 import io.keywarden.tests.support.Daemon;
 import io.keywarden.tests.support.Proc;
 import io.keywarden.tests.support.Requirements;
@@ -102,6 +103,31 @@ class DevCommandIT {
                 }
             }
             Files.delete(ledger.getParent());
+        }
+    }
+
+    @Test
+    void devKeepsALedgerByDefaultAndSaysWhere() throws Exception {
+        Requirements.rootAndFuse();
+        Path dir = Files.createTempDirectory("kw-devledger-");
+        Files.setPosixFilePermissions(dir, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+        Path mnt = dir.resolve("mnt");
+        Path ledger = Path.of("/var/lib/keywarden/dev-audit.jsonl");
+        int port = 20_000 + new java.util.Random().nextInt(20_000);
+        try (Daemon d = Daemon.start(Map.of("SUDO_UID", "1001"), "dev", "--mount", mnt.toString(), "--admin-socket",
+                dir.resolve("admin/admin.sock").toString(), "--listen", "127.0.0.1:" + port)) {
+            d.awaitOut("serving KeyFS", 30);
+            d.awaitOut("ledger: " + ledger, 5);
+            long before = Files.size(ledger);
+            Proc.as(4343, "cat", mnt.resolve("openai/api_key").toString());
+            Await.until(java.time.Duration.ofSeconds(5), () -> Files.readString(ledger).substring((int) before)
+                    .contains("\"uid\":4343"), () -> "the denial is on record without --audit");
+            assertEquals(0, d.stop());
+        } finally {
+            if (io.keywarden.linux.Mounts.at(mnt).isPresent()) {
+                io.keywarden.linux.Mounts.detach(mnt);
+            }
+            Proc.run("rm", "-rf", dir.toString());
         }
     }
 
