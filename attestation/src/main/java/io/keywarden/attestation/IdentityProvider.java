@@ -16,4 +16,9 @@ public interface IdentityProvider extends WorkloadAttestor {
      * live processes when there is one (SPIRE needs a PID); blocking, never on an event loop.
      */
     JwtSvid fetchJwtSvid(Workload workload, ProcessInfo process) throws IdentityException;
+
+    /** Why no workload can be identified right now (for /readyz), or empty when they can. Blocking, bounded. */
+    default java.util.Optional<String> unavailable() {
+        return java.util.Optional.empty();
+    }
 }

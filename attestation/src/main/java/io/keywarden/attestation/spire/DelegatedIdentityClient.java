@@ -34,6 +34,11 @@ public final class DelegatedIdentityClient implements AutoCloseable {
     private final ManagedChannel channel;
     private final Duration deadline;
 
+    /** The agent's admin socket this client talks to. */
+    public Path socket() {
+        return socket;
+    }
+
     public DelegatedIdentityClient(Path socket, Duration deadline) {
         this.socket = socket;
         this.deadline = deadline;

@@ -110,6 +110,19 @@ public final class SpireIdentityProvider implements IdentityProvider {
         return new Attestation.Identified(p, w.get(), id);
     }
 
+    /** The agent's admin socket accepts a connection (the Delegated Identity API is there to ask). */
+    @Override
+    public Optional<String> unavailable() {
+        java.nio.file.Path socket = client.socket();
+        try (java.nio.channels.SocketChannel c = java.nio.channels.SocketChannel.open(
+                java.net.UnixDomainSocketAddress.of(socket))) {
+            return Optional.empty();
+        } catch (java.io.IOException e) {
+            return Optional.of("SPIRE agent admin socket " + socket + " does not answer ("
+                    + (e.getMessage() == null ? "I/O error" : e.getMessage()) + ")");
+        }
+    }
+
     @Override
     public boolean isAlive(ProcessInfo process) {
         return proc.isAlive(process);

@@ -18,4 +18,9 @@ public interface Issuer {
 
     /** Revokes a lease now; afterwards its key no longer works at the provider. */
     void revoke(Lease lease) throws IssuerException;
+
+    /** Why this issuer cannot serve any workload right now (for /readyz), or empty when it can. Blocking, bounded. */
+    default java.util.Optional<String> unavailable() {
+        return java.util.Optional.empty();
+    }
 }

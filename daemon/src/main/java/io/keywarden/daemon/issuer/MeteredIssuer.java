@@ -40,4 +40,9 @@ public final class MeteredIssuer implements Issuer {
             metrics.issuerRequest(issuer.name(), "revoke", Duration.ofNanos(System.nanoTime() - t0));
         }
     }
+
+    @Override
+    public java.util.Optional<String> unavailable() {
+        return issuer.unavailable();
+    }
 }

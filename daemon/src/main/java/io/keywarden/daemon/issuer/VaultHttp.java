@@ -66,6 +66,21 @@ final class VaultHttp {
         }
     }
 
+    /** The HTTP status of an unauthenticated GET of {@code path}, within {@code timeout}. */
+    int status(String path, java.time.Duration timeout) throws IssuerException {
+        HttpRequest r = HttpRequest.newBuilder(URI.create(base + path)).timeout(timeout).GET().build();
+        try {
+            return http.send(r, HttpResponse.BodyHandlers.discarding()).statusCode();
+        } catch (HttpTimeoutException e) {
+            throw new IssuerException("no HTTP answer within " + timeout.toMillis() + " ms", true);
+        } catch (IOException e) {
+            throw new IssuerException("no HTTP answer (" + describe(e) + ")", true);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IssuerException("interrupted", true);
+        }
+    }
+
     /** What went wrong on the wire, in words rather than an exception's class name. */
     static String describe(IOException e) {
         String kind = e instanceof java.net.ConnectException ? "connection refused"

@@ -60,6 +60,19 @@ public final class VaultIssuer implements Issuer {
         return "vault";
     }
 
+    /** {@code sys/health}: 200 (active) or 429 (standby) serve; sealed, uninitialised or unreachable do not. */
+    @Override
+    public Optional<String> unavailable() {
+        try {
+            int status = http.status("sys/health", java.time.Duration.ofSeconds(2));
+            return status == 200 || status == 429 ? Optional.empty()
+                    : Optional.of("vault at " + config.address() + " answers sys/health with HTTP " + status
+                    + (status == 503 ? " (sealed)" : status == 501 ? " (not initialised)" : ""));
+        } catch (IssuerException e) {
+            return Optional.of("vault at " + config.address() + ": " + e.getMessage());
+        }
+    }
+
     @Override
     public Lease issue(Workload workload, KeySpec key, ProcessInfo opener) throws IssuerException {
         VaultSpec spec = key.vault().orElseThrow(() -> new IssuerException("key " + key.name()

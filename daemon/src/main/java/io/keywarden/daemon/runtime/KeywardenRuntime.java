@@ -117,6 +117,17 @@ public final class KeywardenRuntime implements AutoCloseable {
         return new DevIssuer(s.devTtl(), clock);
     }
 
+    private void report(String component, java.util.Optional<String> problem) {
+        if (problem.isPresent()) {
+            if (readiness.isReady() || !readiness.reasons().contains(component + ": " + problem.get())) {
+                LOG.warn("not ready: {}: {}", component, problem.get());
+            }
+            readiness.notReady(component, problem.get());
+        } else {
+            readiness.ready(component);
+        }
+    }
+
     /** Runs {@code task} every {@code period} on the scheduler until it closes; a failing run is logged, not fatal. */
     private void every(Clock clock, Duration period, Runnable task) {
         scheduler.at(clock.instant().plus(period), () -> {
@@ -197,6 +208,13 @@ public final class KeywardenRuntime implements AutoCloseable {
             }
         });
         Issuer issuer = new MeteredIssuer(issuer(s, identity, clock), metrics);
+        // Readiness tells the truth about what serving needs: probed now and every 10 s.
+        Runnable probe = () -> {
+            report("identity", identity.unavailable());
+            report("issuer", issuer.unavailable());
+        };
+        probe.run();
+        every(clock, Duration.ofSeconds(10), probe);
         String identityName = identity.name();
         String whyNoFuse = s.delivery() == Config.DeliveryMode.TMPFS ? null
                 : !root ? "not running as root (mounting FUSE needs CAP_SYS_ADMIN)"

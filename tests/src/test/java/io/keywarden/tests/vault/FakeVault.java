@@ -125,6 +125,10 @@ public final class FakeVault implements AutoCloseable {
                 send(ex, 200, "{\"lease_id\": \"x\", \"data\": {");
                 return;
             }
+            if (path.equals("/v1/sys/health")) {
+                send(ex, 200, "{\"initialized\":true,\"sealed\":false,\"standby\":false}");
+                return;
+            }
             if (path.matches("/v1/auth/[^/]+/login") && method.equals("POST")) {
                 login(ex, JSON.readTree(body));
             } else if (path.startsWith("/v1/openai/creds/")) {
