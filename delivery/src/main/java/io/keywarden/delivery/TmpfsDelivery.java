@@ -136,9 +136,13 @@ public final class TmpfsDelivery implements AutoCloseable {
     private Path ensureDirs(Workload w, String key, int uid) throws IOException {
         Path wd = root.resolve(w.name());
         Path kd = wd.resolve(key);
+        // Root writes into 0500 directories (it overrides mode bits); a daemon running as the
+        // workload's own uid (keywarden dev without root) must keep write permission on them: 0700,
+        // still owner-only.
+        String mode = LibC.geteuid() == 0 ? "r-x------" : "rwx------";
         for (Path p : new Path[] {wd, kd}) {
             if (!Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)) {
-                Files.createDirectory(p, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("r-x------")));
+                Files.createDirectory(p, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString(mode)));
                 owners.remove(p);
             }
             // A policy change may give the workload another uid: its directories follow.

@@ -107,6 +107,36 @@ class DevCommandIT {
     }
 
     @Test
+    void withoutRootTheTmpfsFallbackDeliversToItsOwnerOnly() throws Exception {
+        Requirements.root();
+        Path xdg = Files.createTempDirectory("kw-xdg-");
+        io.keywarden.linux.Mounts.mount("kw-test", xdg, "tmpfs", 6, "size=8m,mode=0700,uid=1001,gid=1001");
+        Path jar = xdg.resolveSibling(xdg.getFileName() + ".jar");
+        Files.copy(Daemon.jar(), jar);
+        Proc.run("chmod", "644", jar.toString());
+        int port = 20_000 + new java.util.Random().nextInt(20_000);
+        Process p = new ProcessBuilder("setpriv", "--reuid=1001", "--regid=1001", "--clear-groups", "env", "HOME=" + xdg,
+                "XDG_RUNTIME_DIR=" + xdg, Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-jar",
+                jar.toString(), "dev", "--listen", "127.0.0.1:" + port).redirectErrorStream(true)
+                .redirectOutput(xdg.resolveSibling(xdg.getFileName() + ".log").toFile()).start();
+        try {
+            Path key = xdg.resolve("keywarden/uid-1001/openai/api_key");
+            Await.until(java.time.Duration.ofSeconds(30), () -> Proc.as(1001, "cat", key.toString()).out().startsWith("sk-dev-"),
+                    () -> "the owner never read its key: " + Proc.run("cat", xdg.resolveSibling(xdg.getFileName() + ".log")
+                            .toString()).out());
+            assertEquals("-r--------", Proc.run("stat", "-c", "%A", key.toString()).out().trim(), "owner-only");
+            Proc.Result other = Proc.as(1002, "cat", key.toString());
+            assertTrue(other.err().contains("Permission denied"), other.err());
+        } finally {
+            p.destroy();
+            p.waitFor(30, java.util.concurrent.TimeUnit.SECONDS);
+            p.destroyForcibly();
+            io.keywarden.linux.Mounts.detach(xdg);
+            Proc.run("rm", "-rf", xdg.toString(), jar.toString(), xdg.resolveSibling(xdg.getFileName() + ".log").toString());
+        }
+    }
+
+    @Test
     void devKeepsALedgerByDefaultAndSaysWhere() throws Exception {
         Requirements.rootAndFuse();
         Path dir = Files.createTempDirectory("kw-devledger-");
