@@ -12,8 +12,6 @@ import io.keywarden.delivery.KeyFs;
 import io.keywarden.policy.Workload;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -24,13 +22,20 @@ import org.slf4j.LoggerFactory;
  */
 public final class AuditTrail implements LeaseEvents, AccessListener {
     private static final Logger LOG = LoggerFactory.getLogger(AuditTrail.class);
-    private static final int MAX_SEEN = 100_000;
 
     private final Ledger ledger;
     private final Metrics metrics;
     private final Readiness readiness;
-    private final Set<String> granted = ConcurrentHashMap.newKeySet();
-    private final DenialAggregator denials;
+    /** A denial's aggregation key. */
+    record DenialKey(long uid, String exe, String key, String reason) {
+    }
+
+    /** A grant's aggregation key: one process, one lease, one file. */
+    record GrantKey(int pid, long start, String leaseId, String key, String file, String spiffeId, long uid) {
+    }
+
+    private final RepeatAggregator<DenialKey> denials;
+    private final RepeatAggregator<GrantKey> grants;
 
     public AuditTrail(Ledger ledger, Metrics metrics, Readiness readiness) {
         this(ledger, metrics, readiness, java.time.Clock.systemUTC());
@@ -40,7 +45,10 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
         this.ledger = ledger;
         this.metrics = metrics;
         this.readiness = readiness;
-        this.denials = new DenialAggregator(clock);
+        this.denials = new RepeatAggregator<>(clock,
+                k -> new DenialKey(k.uid(), "(many)", k.key(), "many distinct denials (aggregation table full)"));
+        this.grants = new RepeatAggregator<>(clock,
+                k -> new GrantKey(-1, 0, "(many)", k.key(), k.file(), k.spiffeId(), k.uid()));
     }
 
     /** Writes a record; a failure is loud (log, metric, not ready) and rethrown. */
@@ -128,16 +136,17 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
         if (issued == null) {
             return;
         }
-        String once = who.process().pid() + "/" + who.process().startTime() + "/" + issued.leaseId();
-        if (granted.size() > MAX_SEEN) {
-            granted.clear();
-        }
-        if (granted.add(once)) {
+        ProcessInfo p = who.process();
+        GrantKey g = new GrantKey(p.pid(), p.startTime(), issued.leaseId(), key, file, who.spiffeId().toString(),
+                Integer.toUnsignedLong(p.uid()));
+        // Every open is on record: the first of a window at once (before the open is answered; if it
+        // cannot be written the open fails), its repeats as one count when the window closes.
+        if (grants.first(g)) {
             try {
-                record("access.granted", accessFields(who.process(), who.spiffeId().toString(), key,
-                        issued.fingerprint(), "workload " + who.workload().name() + " opened " + file));
+                record("access.granted", accessFields(p, who.spiffeId().toString(), key, issued.fingerprint(),
+                        "workload " + who.workload().name() + " opened " + file));
             } catch (LedgerException e) {
-                granted.remove(once);
+                grants.forget(g);
                 throw e;
             }
         }
@@ -145,7 +154,7 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
 
     /**
      * Denials are aggregated per (uid, exe, key, reason): the first is recorded (and logged) at
-     * once, repeats within {@link DenialAggregator#WINDOW} are counted and written as one
+     * once, repeats within {@link RepeatAggregator#WINDOW} are counted and written as one
      * {@code access.denied} record with {@code repeats} when the window closes, so a flood of
      * refused opens costs the ledger kilobytes, not megabytes. Metrics count every one.
      */
@@ -154,7 +163,7 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
         metrics.access(key, "denied");
         String spiffe = who instanceof Attestation.Identified i ? i.spiffeId().toString() : null;
         ProcessInfo p = who.process();
-        DenialAggregator.Key k = new DenialAggregator.Key(p == null ? -1 : Integer.toUnsignedLong(p.uid()),
+        DenialKey k = new DenialKey(p == null ? -1 : Integer.toUnsignedLong(p.uid()),
                 p == null ? null : p.exe().orElse(null), key, reason);
         if (denials.first(k)) {
             LOG.warn("denied: uid {} pid {} exe {} key {}/{}: {}", p == null ? "?" : Integer.toUnsignedString(p.uid()),
@@ -165,6 +174,22 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
 
     /** Writes the repeat counts of closed aggregation windows; the runtime calls this on a timer. */
     public void flushDenials() {
+        grants.drain((k, repeats) -> {
+            Map<String, Object> f = new LinkedHashMap<>();
+            f.put("pid", k.pid() < 0 ? null : k.pid());
+            f.put("uid", k.uid());
+            f.put("spiffe_id", k.spiffeId());
+            f.put("key", k.key());
+            f.put("lease_id", k.leaseId());
+            f.put("reason", "opened " + k.file() + " again");
+            f.put("repeats", repeats);
+            f.put("window_s", RepeatAggregator.WINDOW.toSeconds());
+            try {
+                record("access.granted", f);
+            } catch (LedgerException e) {
+                // Already loud; these opens were each recorded once when their window opened.
+            }
+        });
         denials.drain((k, repeats) -> {
             Map<String, Object> f = new LinkedHashMap<>();
             f.put("uid", k.uid() < 0 ? null : k.uid());
@@ -172,7 +197,7 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
             f.put("key", k.key());
             f.put("reason", k.reason());
             f.put("repeats", repeats);
-            f.put("window_s", DenialAggregator.WINDOW.toSeconds());
+            f.put("window_s", RepeatAggregator.WINDOW.toSeconds());
             try {
                 record("access.denied", f);
             } catch (LedgerException e) {

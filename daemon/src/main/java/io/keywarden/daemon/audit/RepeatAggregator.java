@@ -10,18 +10,15 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.BiConsumer;
 
 /**
- * Counts repeated denials so a local user flooding refused opens cannot grow the ledger without
- * bound. Per key, the first denial of a window is "first" (record it); later ones in the window
- * are counted; {@link #drain} hands over the counts of windows that have closed. The table is
- * bounded: past {@link #MAX_KEYS} distinct keys, new ones are folded into one overflow key per
- * uid (exe and reason dropped), so even a flood of distinct names stays small.
+ * Counts repeated access events so that a flood cannot grow the ledger without bound. Per key,
+ * the first event of a window is "first" (record it); later ones in the window are counted;
+ * {@link #drain} hands over the counts of windows that have closed. The table is bounded: past
+ * {@link #MAX_KEYS} distinct keys, new ones are folded into one overflow key ({@code overflow}),
+ * so even a flood of distinct names stays small.
  */
-final class DenialAggregator {
+final class RepeatAggregator<K> {
     static final Duration WINDOW = Duration.ofSeconds(10);
     static final int MAX_KEYS = 4096;
-
-    record Key(long uid, String exe, String key, String reason) {
-    }
 
     private static final class Window {
         final Instant start;
@@ -33,17 +30,19 @@ final class DenialAggregator {
     }
 
     private final Clock clock;
-    private final Map<Key, Window> windows = new ConcurrentHashMap<>();
+    private final Map<K, Window> windows = new ConcurrentHashMap<>();
 
-    DenialAggregator(Clock clock) {
+    private final java.util.function.UnaryOperator<K> overflow;
+
+    RepeatAggregator(Clock clock, java.util.function.UnaryOperator<K> overflow) {
         this.clock = clock;
+        this.overflow = overflow;
     }
 
     /** True when this denial opens a window (record it); false when it is a counted repeat. */
-    boolean first(Key k) {
+    boolean first(K k) {
         Instant now = clock.instant();
-        Key key = windows.size() >= MAX_KEYS && !windows.containsKey(k)
-                ? new Key(k.uid(), "(many)", k.key(), "many distinct denials (aggregation table full)") : k;
+        K key = windows.size() >= MAX_KEYS && !windows.containsKey(k) ? overflow.apply(k) : k;
         boolean[] opened = {false};
         windows.compute(key, (kk, w) -> {
             if (w == null || (w.repeats == 0 && !now.isBefore(w.start.plus(WINDOW)))) {
@@ -56,10 +55,15 @@ final class DenialAggregator {
         return opened[0];
     }
 
+    /** Forgets {@code k}'s window (its first event could not be recorded: the next one is first again). */
+    void forget(K k) {
+        windows.remove(k);
+    }
+
     /** Hands over (key, repeats) for every closed window with repeats, and forgets closed windows. */
-    void drain(BiConsumer<Key, Long> sink) {
+    void drain(BiConsumer<K, Long> sink) {
         Instant now = clock.instant();
-        List<Map.Entry<Key, Long>> out = new ArrayList<>();
+        List<Map.Entry<K, Long>> out = new ArrayList<>();
         windows.forEach((k, w) -> {
             if (!now.isBefore(w.start.plus(WINDOW))) {
                 windows.computeIfPresent(k, (kk, ww) -> {
