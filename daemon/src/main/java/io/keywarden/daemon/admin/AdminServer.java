@@ -185,6 +185,11 @@ public final class AdminServer implements AutoCloseable {
     }
 
     private Workload workload(JsonNode req) {
+        if (req.hasNonNull("workload")) {
+            String name = req.get("workload").asText();
+            return policy.get().workload(name).orElseThrow(() -> new IllegalArgumentException("no workload named '" + name
+                    + "' in the policy"));
+        }
         String id = req.path("spiffe_id").asText("");
         SpiffeId sid = SpiffeId.parse(id);
         Optional<Workload> w = policy.get().workloadBySpiffeId(sid);

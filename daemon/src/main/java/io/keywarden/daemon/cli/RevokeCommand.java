@@ -14,8 +14,8 @@ final class RevokeCommand implements Callable<Integer> {
     @Mixin
     AdminSocketOption admin;
 
-    @Option(names = "--spiffe-id", required = true, paramLabel = "ID")
-    String spiffeId;
+    @picocli.CommandLine.ArgGroup(exclusive = true, multiplicity = "1")
+    WhichWorkload which;
 
     @Option(names = "--key", paramLabel = "NAME")
     String key;
@@ -31,13 +31,13 @@ final class RevokeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        ObjectNode req = AdminCall.request("revoke").put("spiffe_id", spiffeId).put("block", block)
+        ObjectNode req = which.into(AdminCall.request("revoke")).put("block", block)
                 .put("reason", reason == null ? "kill switch" : reason);
         if (key != null) {
             req.put("key", key);
         }
         JsonNode a = AdminCall.send(admin.socket, req);
-        spec.commandLine().getOut().printf("revoked %d lease(s) of %s%s%n", a.path("revoked").asInt(), spiffeId,
+        spec.commandLine().getOut().printf("revoked %d lease(s) of %s%s%n", a.path("revoked").asInt(), which.describe(),
                 block ? "; blocked until `keywarden unblock`" : "; a fresh key is issued on the next open");
         return 0;
     }

@@ -29,12 +29,26 @@ final class StatusCommand implements Callable<Integer> {
         }
         out.printf("node %s, identity %s, issuer %s, delivery %s%n", a.path("node").asText("?"), a.path("identity").asText("?"),
                 a.path("issuer").asText("?"), a.path("delivery").asText("?"));
-        out.printf("%-12s %-8s %-20s %-22s %-22s %-8s %s%n", "WORKLOAD", "KEY", "FINGERPRINT", "EXPIRES", "LAST REFRESH",
-                "OPENERS", "ERROR");
+        String[] head = {"SPIFFE ID", "WORKLOAD", "KEY", "FINGERPRINT", "EXPIRES", "LAST REFRESH", "OPENERS", "ERROR"};
+        java.util.List<String[]> rows = new java.util.ArrayList<>();
+        rows.add(head);
         for (JsonNode l : a.path("leases")) {
-            out.printf("%-12s %-8s %-20s %-22s %-22s %-8d %s%n", l.path("workload").asText(), l.path("key").asText(),
-                    l.path("fingerprint").asText("-"), l.path("expires_at").asText("-"), l.path("last_refresh").asText("-"),
-                    l.path("openers").asInt(), l.path("last_error").asText(""));
+            rows.add(new String[] {l.path("spiffe_id").asText("-"), l.path("workload").asText(), l.path("key").asText(),
+                l.path("fingerprint").asText("-"), l.path("expires_at").asText("-"), l.path("last_refresh").asText("-"),
+                Integer.toString(l.path("openers").asInt()), l.path("last_error").asText("")});
+        }
+        int[] width = new int[head.length];
+        for (String[] r : rows) {
+            for (int i = 0; i < r.length; i++) {
+                width[i] = Math.max(width[i], r[i].length());
+            }
+        }
+        for (String[] r : rows) {
+            StringBuilder line = new StringBuilder();
+            for (int i = 0; i < r.length; i++) {
+                line.append(i == r.length - 1 ? r[i] : String.format("%-" + (width[i] + 2) + "s", r[i]));
+            }
+            out.println(line.toString().stripTrailing());
         }
         a.path("blocked").fields().forEachRemaining(e -> out.printf("blocked: %s (%s)%n", e.getKey(), e.getValue().asText()));
         return 0;

@@ -14,17 +14,17 @@ final class UnblockCommand implements Callable<Integer> {
     @Mixin
     AdminSocketOption admin;
 
-    @Option(names = "--spiffe-id", required = true, paramLabel = "ID")
-    String spiffeId;
+    @picocli.CommandLine.ArgGroup(exclusive = true, multiplicity = "1")
+    WhichWorkload which;
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
     @Override
     public Integer call() {
-        JsonNode a = AdminCall.send(admin.socket, AdminCall.request("unblock").put("spiffe_id", spiffeId));
-        spec.commandLine().getOut().println(a.path("was_blocked").asBoolean() ? "unblocked " + spiffeId
-                : spiffeId + " was not blocked");
+        JsonNode a = AdminCall.send(admin.socket, which.into(AdminCall.request("unblock")));
+        spec.commandLine().getOut().println(a.path("was_blocked").asBoolean() ? "unblocked " + which.describe()
+                : which.describe() + " was not blocked");
         return 0;
     }
 }

@@ -100,7 +100,7 @@ class KillSwitchIT {
             try (Daemon d = Daemon.start(Map.of("SUDO_UID", "1001"), args)) {
                 d.awaitOut("serving KeyFS", 30);
                 // Nothing live yet: the revoke is still the operator's act, and recorded.
-                assertEquals(0, cli("revoke", "--admin-socket", sock.toString(), "--spiffe-id", ID, "--reason", "drill").code());
+                assertEquals(0, cli("revoke", "--admin-socket", sock.toString(), "--workload", "uid-1001", "--reason", "drill").code());
                 assertEquals(0, cli("revoke", "--admin-socket", sock.toString(), "--spiffe-id", ID, "--block", "--reason",
                         "incident 43").code());
                 assertTrue(Proc.as(1001, "cat", api).err().contains("Permission denied"));
