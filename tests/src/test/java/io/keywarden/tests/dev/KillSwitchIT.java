@@ -18,12 +18,7 @@ class KillSwitchIT {
     static final String ID = "spiffe://dev.keywarden.local/uid/1001";
 
     static Proc.Result cli(String... args) {
-        String[] cmd = new String[args.length + 3];
-        cmd[0] = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        cmd[1] = "-jar";
-        cmd[2] = Daemon.jar().toString();
-        System.arraycopy(args, 0, cmd, 3, args.length);
-        return Proc.run(cmd);
+        return Daemon.cli(args);
     }
 
     @Test

@@ -82,10 +82,7 @@ class DaemonAbuseIT {
     }
 
     static Proc.Result cli(String... args) {
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-jar", Daemon.jar().toString()));
-        cmd.addAll(List.of(args));
-        return Proc.run(cmd.toArray(String[]::new));
+        return Daemon.cli(args);
     }
 
     int readyz() {

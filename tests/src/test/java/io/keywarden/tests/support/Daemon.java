@@ -37,6 +37,14 @@ public final class Daemon implements AutoCloseable {
         return jar;
     }
 
+    /** Runs the keywarden CLI once (e.g. {@code status}, {@code revoke}, {@code audit verify}) and waits for it. */
+    public static Proc.Result cli(String... args) {
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-jar", jar().toString()));
+        cmd.addAll(List.of(args));
+        return Proc.run(cmd.toArray(String[]::new));
+    }
+
     public static Daemon start(Map<String, String> env, String... args) throws IOException {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
         String jvm = System.getProperty("keywarden.jvmOpts", "");
