@@ -12,52 +12,87 @@ import java.util.Map;
 import java.util.Set;
 
 /** {@code keywarden audit show}: filters, then an auditor's table or JSON lines. */
-public record AuditQuery(String spiffeId, String key, String event, Instant since) {
+public record AuditQuery(String spiffeId, String key, String event, Instant since, Instant until, String workload,
+                         String fingerprint, Long pid) {
     static final Set<String> EVENTS = Set.of("daemon.started", "daemon.stopped", "policy.loaded", "policy.rejected",
-            "key.issued", "key.refreshed", "key.revoked", "key.expired", "issue.failed", "access.granted", "access.denied");
+            "key.issued", "key.refreshed", "key.revoked", "key.expired", "issue.failed", "access.granted", "access.denied",
+            "admin.revoke", "admin.block", "admin.unblock", "ledger.pruned");
 
     public static AuditQuery of(String spiffeId, String key, String event, String since, Clock clock) {
+        return of(spiffeId, key, event, since, null, null, null, null, clock);
+    }
+
+    public static AuditQuery of(String spiffeId, String key, String event, String since, String until, String workload,
+                                String fingerprint, Long pid, Clock clock) {
         if (event != null && !EVENTS.contains(event)) {
             throw new IllegalArgumentException("--event: '" + event + "' is not an event (" + String.join(", ",
                     EVENTS.stream().sorted().toList()) + ")");
         }
-        Instant from = null;
-        if (since != null) {
+        return new AuditQuery(spiffeId, key, event, time("--since", since, clock), time("--until", until, clock), workload,
+                fingerprint, pid);
+    }
+
+    /** An RFC 3339 time, or a duration back from now. */
+    private static Instant time(String option, String text, Clock clock) {
+        if (text == null) {
+            return null;
+        }
+        try {
+            return Instant.parse(text);
+        } catch (DateTimeParseException e) {
             try {
-                from = Instant.parse(since);
-            } catch (DateTimeParseException e) {
-                try {
-                    from = clock.instant().minus(Durations.parse(since));
-                } catch (IllegalArgumentException d) {
-                    throw new IllegalArgumentException("--since: '" + since + "' is neither an RFC 3339 time nor a duration");
-                }
+                return clock.instant().minus(Durations.parse(text));
+            } catch (IllegalArgumentException d) {
+                throw new IllegalArgumentException(option + ": '" + text + "' is neither an RFC 3339 time nor a duration");
             }
         }
-        return new AuditQuery(spiffeId, key, event, from);
     }
 
     boolean matches(Map<String, Object> r) {
+        Instant ts = Instant.parse((String) r.get("ts"));
         return (spiffeId == null || spiffeId.equals(r.get("spiffe_id")))
                 && (key == null || key.equals(r.get("key")))
                 && (event == null || event.equals(r.get("event")))
-                && (since == null || !Instant.parse((String) r.get("ts")).isBefore(since));
+                && (workload == null || workload.equals(r.get("workload")))
+                && (fingerprint == null || fingerprint.equals(r.get("fingerprint")))
+                && (pid == null || (r.get("pid") instanceof Number n && n.longValue() == pid))
+                && (since == null || !ts.isBefore(since))
+                && (until == null || ts.isBefore(until));
     }
 
+    /**
+     * Prints the matching records, after the whole ledger verified: an auditor is never shown the
+     * content of a ledger that was edited (or cut short, against its head file).
+     */
     public void print(Path file, boolean json, PrintWriter out) throws IOException {
+        LedgerVerifier.Head head = null;
+        java.nio.file.Path headFile = Ledger.headFileOf(file);
+        if (java.nio.file.Files.exists(headFile)) {
+            try {
+                head = LedgerVerifier.Head.parse(java.nio.file.Files.readString(headFile));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(headFile + ": " + e.getMessage());
+            }
+        }
+        LedgerVerifier.Result v = LedgerVerifier.verify(file, head);
+        if (!v.ok()) {
+            throw new IllegalArgumentException(file + " does not verify (" + v.describe() + "); refusing to show it");
+        }
         List<Map<String, Object>> rows = Ledger.readAll(file).stream().filter(this::matches).toList();
         if (json) {
             rows.forEach(r -> out.println(Canonical.json(r)));
             return;
         }
-        out.printf("%-6s %-24s %-15s %-10s %-8s %-20s %-45s %s%n", "SEQ", "TIME", "EVENT", "WORKLOAD", "KEY", "FINGERPRINT",
-                "SPIFFE ID", "DETAIL");
+        out.printf("%-6s %-24s %-15s %-10s %-8s %-20s %-20s %-45s %s%n", "SEQ", "TIME", "EVENT", "WORKLOAD", "KEY",
+                "FINGERPRINT", "PROVIDER KEY", "SPIFFE ID", "DETAIL");
         for (Map<String, Object> r : rows) {
             String detail = r.containsKey("pid") ? "pid " + r.get("pid") + " uid " + r.get("uid") + " " + r.getOrDefault("exe", "")
                     + (r.get("reason") != null ? " — " + r.get("reason") : "")
                     : (r.get("lease_id") != null ? "lease " + r.get("lease_id") + " " : "") + (r.get("reason") == null ? ""
                     : r.get("reason"));
-            out.printf("%-6s %-24s %-15s %-10s %-8s %-20s %-45s %s%n", r.get("seq"), r.get("ts"), r.get("event"),
-                    str(r.get("workload")), str(r.get("key")), str(r.get("fingerprint")), str(r.get("spiffe_id")), detail.trim());
+            out.printf("%-6s %-24s %-15s %-10s %-8s %-20s %-20s %-45s %s%n", r.get("seq"), r.get("ts"), r.get("event"),
+                    str(r.get("workload")), str(r.get("key")), str(r.get("fingerprint")), str(r.get("provider_key_id")),
+                    str(r.get("spiffe_id")), detail.trim());
         }
     }
 

@@ -78,6 +78,18 @@ final class AuditCommand implements Runnable {
         @Option(names = "--since", paramLabel = "TIME|DUR")
         String since;
 
+        @Option(names = "--until", paramLabel = "TIME|DUR", description = "Records before this time (or this long ago).")
+        String until;
+
+        @Option(names = "--workload", paramLabel = "NAME")
+        String workload;
+
+        @Option(names = "--fingerprint", paramLabel = "sha256:HEX")
+        String fingerprint;
+
+        @Option(names = "--pid", paramLabel = "PID")
+        Long pid;
+
         @Option(names = "--json")
         boolean json;
 
@@ -88,7 +100,7 @@ final class AuditCommand implements Runnable {
         public Integer call() throws IOException {
             AuditQuery q;
             try {
-                q = AuditQuery.of(spiffeId, key, event, since, java.time.Clock.systemUTC());
+                q = AuditQuery.of(spiffeId, key, event, since, until, workload, fingerprint, pid, java.time.Clock.systemUTC());
             } catch (IllegalArgumentException e) {
                 throw new UserError("keywarden audit show: " + e.getMessage());
             }
@@ -96,6 +108,10 @@ final class AuditCommand implements Runnable {
                 q.print(file, json, spec.commandLine().getOut());
             } catch (NoSuchFileException e) {
                 throw new UserError("keywarden audit show: " + file + ": no such file");
+            } catch (IllegalArgumentException e) {
+                // The check failed: the ledger does not verify, so nothing of it is shown.
+                spec.commandLine().getErr().println("keywarden audit show: " + e.getMessage());
+                return 1;
             }
             return 0;
         }

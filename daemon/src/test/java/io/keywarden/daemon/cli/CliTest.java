@@ -43,6 +43,29 @@ class CliTest {
     }
 
     @Test
+    void auditShowFiltersAndRefusesATamperedLedger(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("audit.jsonl");
+        try (io.keywarden.daemon.audit.Ledger l = io.keywarden.daemon.audit.Ledger.open(f, "n",
+                java.time.Clock.systemUTC(), Long.MAX_VALUE, java.time.Duration.ZERO, null)) {
+            l.append("key.issued", java.util.Map.of("workload", "alice", "key", "openai", "fingerprint", "sha256:aaaa",
+                    "provider_key_id", "key_alice"));
+            l.append("key.issued", java.util.Map.of("workload", "bob", "key", "openai", "fingerprint", "sha256:bbbb"));
+            l.append("access.granted", java.util.Map.of("pid", 4242, "uid", 1001, "key", "openai"));
+        }
+        Result alice = run("audit", "show", f.toString(), "--workload", "alice");
+        assertEquals(0, alice.code(), alice.err());
+        assertTrue(alice.out().contains("key_alice") && !alice.out().contains("sha256:bbbb"), alice.out());
+        assertTrue(run("audit", "show", f.toString(), "--fingerprint", "sha256:bbbb", "--json").out().contains("\"bob\""));
+        assertEquals(1, run("audit", "show", f.toString(), "--pid", "4242", "--json").out().lines().count());
+        assertEquals(0, run("audit", "show", f.toString(), "--until", "2000-01-01T00:00:00Z", "--json").out().lines().count());
+        Files.writeString(f, Files.readString(f).replace("\"bob\"", "\"eve\""));
+        Result tampered = run("audit", "show", f.toString());
+        assertEquals(1, tampered.code());
+        assertTrue(tampered.err().contains("does not verify") && tampered.out().isEmpty(), tampered.err());
+        assertEquals(2, run("audit", "show", dir.resolve("none.jsonl").toString()).code());
+    }
+
+    @Test
     void policyCheckPrintsSummary() {
         Result r = run("policy", "check", "../deploy/examples/policy.yaml");
         assertEquals(0, r.code(), r.err());
