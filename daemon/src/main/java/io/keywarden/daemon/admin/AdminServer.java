@@ -207,6 +207,7 @@ public final class AdminServer implements AutoCloseable {
             l.put("key", v.key());
             l.put("lease_id", v.leaseId());
             l.put("fingerprint", v.fingerprint());
+            l.put("provider_key_id", v.providerKeyId());
             l.put("expires_at", v.expiresAt() == null ? null : KeyFs.rfc3339(v.expiresAt()));
             l.put("last_refresh", v.lastRefresh() == null ? null : KeyFs.rfc3339(v.lastRefresh()));
             l.put("last_error", v.lastError());

@@ -437,14 +437,14 @@ public final class LeaseManager implements KeySource, AutoCloseable {
         for (Slot s : slots.values()) {
             Lease l = s.current;
             out.add(new LeaseView(s.workloadName, s.keyName, l == null ? null : l.leaseId(),
-                    l == null ? null : l.key().fingerprint(), l == null ? null : l.expiresAt(), s.lastRefresh, s.lastError,
-                    s.openersCurrent.size()));
+                    l == null ? null : l.key().fingerprint(), l == null ? null : l.providerKeyId().orElse(null),
+                    l == null ? null : l.expiresAt(), s.lastRefresh, s.lastError, s.openersCurrent.size()));
         }
         return out;
     }
 
-    public record LeaseView(String workload, String key, String leaseId, String fingerprint, Instant expiresAt,
-                            Instant lastRefresh, String lastError, int openers) {
+    public record LeaseView(String workload, String key, String leaseId, String fingerprint, String providerKeyId,
+                            Instant expiresAt, Instant lastRefresh, String lastError, int openers) {
     }
 
     /** Stops all timers; revokes every lease when {@code revokeAll}. */

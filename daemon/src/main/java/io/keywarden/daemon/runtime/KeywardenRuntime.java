@@ -75,6 +75,7 @@ public final class KeywardenRuntime implements AutoCloseable {
     public static final Duration LEDGER_FSYNC = Duration.ofSeconds(1);
 
     private volatile boolean closed;
+    private volatile Blocks blocks;
     /** Set once this instance owns its mount, ledger and socket: only then is there anything to release. */
     private volatile boolean booted;
     private volatile int exitCode;
@@ -185,6 +186,7 @@ public final class KeywardenRuntime implements AutoCloseable {
                             if (lm != null) {
                                 leaseGauges(lm, p, clock);
                             }
+                            applyBlocks(p);
                             if (eager) {
                                 ensureAll(p);
                             }
@@ -332,8 +334,21 @@ public final class KeywardenRuntime implements AutoCloseable {
         Path blocksFile = s.audit().map(a -> a.resolveSibling("blocks.json"))
                 .orElse(s.adminSocket().resolveSibling("blocks.json"));
         Blocks blocks = Blocks.load(blocksFile);
-        blocks.all().forEach((id, reason) -> {
-            var w = policy.get().workloadBySpiffeId(io.keywarden.policy.SpiffeId.parse(id));
+        this.blocks = blocks;
+        applyBlocks(policy.get());
+        resources.add(AdminServer.start(s.adminSocket(), leases, policy, Map.of("node", s.node(), "identity", identity,
+                "issuer", issuer, "delivery", delivery), blocks, audit::record));
+        LOG.info("admin API on {}", s.adminSocket());
+    }
+
+    /** The persisted blocks, applied to the workloads of the current policy (at start and on every reload). */
+    private void applyBlocks(Policy p) {
+        Blocks b = blocks;
+        if (b == null || leases == null) {
+            return;
+        }
+        b.all().forEach((id, reason) -> {
+            var w = p.workloadBySpiffeId(io.keywarden.policy.SpiffeId.parse(id));
             if (w.isPresent()) {
                 leases.block(w.get().name(), reason);
                 LOG.warn("{} ({}) stays blocked: {}", w.get().name(), id, reason);
@@ -341,9 +356,6 @@ public final class KeywardenRuntime implements AutoCloseable {
                 LOG.warn("blocked SPIFFE ID {} is not in the policy (the block is kept for when it returns)", id);
             }
         });
-        resources.add(AdminServer.start(s.adminSocket(), leases, policy, Map.of("node", s.node(), "identity", identity,
-                "issuer", issuer, "delivery", delivery), blocks, audit::record));
-        LOG.info("admin API on {}", s.adminSocket());
     }
 
     private static void printReady(PrintWriter out, Spec s, String mode, Path at, boolean tmpfs) {

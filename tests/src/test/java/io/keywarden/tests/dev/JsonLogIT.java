@@ -39,8 +39,10 @@ class JsonLogIT {
             List<String> loggers = new ArrayList<>();
             for (String line : d.err) {
                 JsonNode n = json.readTree(line);
-                assertTrue(n.isObject() && n.has("level") && n.has("formattedMessage"), "not a JSON log line: " + line);
-                loggers.add(n.path("loggerName").asText());
+                assertTrue(n.isObject() && n.has("level") && n.has("message"), "not a JSON log line: " + line);
+                assertTrue(n.path("ts").asText().matches("\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d+)?Z"),
+                        "an RFC 3339 UTC timestamp: " + line);
+                loggers.add(n.path("logger").asText());
             }
             assertTrue(loggers.contains("io.keywarden.fuse.FuseSession"), "System.Logger lines go the same way: " + loggers);
             assertTrue(loggers.contains("io.keywarden.daemon.audit.AuditTrail"), "the denial's WARN line: " + loggers);
