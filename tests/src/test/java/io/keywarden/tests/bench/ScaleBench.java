@@ -109,6 +109,9 @@ class ScaleBench {
                         vault.reads.get(), vault.reads.get() / (double) (issued + refreshed));
                 System.out.printf("expired keys (not refreshed in time): %d, issue failures: %d, live leases at the end: %d%n",
                         expired, failed, live);
+                System.out.printf("vault logins %d, lease revokes %d, token revoke-self %d (tokens reused per workload while"
+                        + " more than half their life remains; a replaced token is revoked once no lease is left under it)%n",
+                        vault.logins.get(), vault.revokes.get(), vault.tokenRevokes.get());
                 System.out.printf("daemon CPU: %.1f s over %.0f s = %.1f%% of one core; RSS max %d MB, at end %d MB%n", cpu,
                         wall, 100 * cpu / wall, maxRss / 1024, stop[1] / 1024);
             }
