@@ -20,6 +20,9 @@ class CgroupInfoTest {
         "docker-v1.txt, -, 3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f",
         "host-user-session.txt, -, -",
         "kind-nested.txt, 9a8b7c6d-5e4f-3a2b-1c0d-9e8f7a6b5c4d, 11223344556677889900aabbccddeeff11223344556677889900aabbccddeeff",
+        // A user's delegated cgroup named like a pod: not the runtime's hierarchy, so no pod, no container.
+        "delegated-spoof.txt, -, -",
+        "nested-cgroupfs-spoof.txt, -, -",
     })
     void parses(String sample, String pod, String container) throws Exception {
         String text;
@@ -29,5 +32,12 @@ class CgroupInfoTest {
         CgroupInfo c = CgroupInfo.parse(text);
         assertEquals(Optional.ofNullable(pod), c.podUid(), "pod of " + sample);
         assertEquals(Optional.ofNullable(container), c.containerId(), "container of " + sample);
+    }
+
+    @org.junit.jupiter.api.Test
+    void aRuntimeLayoutInACgroupNotOwnedByRootNamesNothing() {
+        String text = "0::/kubepods/besteffort/pod7a1b2c3d-4e5f-6789-abcd-ef0123456789\n";
+        assertEquals(Optional.of("7a1b2c3d-4e5f-6789-abcd-ef0123456789"), CgroupInfo.parse(text, (c, p) -> true).podUid());
+        assertEquals(CgroupInfo.NONE, CgroupInfo.parse(text, (c, p) -> false), "a user-owned directory vouches for nothing");
     }
 }
