@@ -90,6 +90,15 @@ class EnforcementIT {
         return d;
     }
 
+    /** A runnable file owned by the attacker's uid (who may rewrite, rename or replace it). */
+    static Path attackerBinary(Path dir, String name, byte[] content) throws IOException {
+        Path f = dir.resolve(name);
+        Files.write(f, content);
+        Proc.run("chown", UID + ":" + UID, f.toString());
+        Proc.run("chmod", "755", f.toString());
+        return f;
+    }
+
     static String sha256(Path f) throws Exception {
         return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(f)));
     }
@@ -142,10 +151,7 @@ class EnforcementIT {
     @Test
     void aDeletedPermittedBinaryStillMatchesOnlyIfItIsTheSameFile() throws Exception {
         Path bin = attackerDir("bin");
-        Path agent = bin.resolve("agent");
-        Files.copy(Path.of("/usr/bin/cat"), agent);
-        Proc.run("chown", UID + ":" + UID, agent.toString());
-        Proc.run("chmod", "755", agent.toString());
+        Path agent = attackerBinary(bin, "agent", Files.readAllBytes(Path.of("/usr/bin/cat")));
         Path fifo = bin.resolve("go");
         assertTrue(Proc.run("mkfifo", "-m", "666", fifo.toString()).ok());
         mount(policy("{exe: [" + agent + "]}"));
@@ -168,12 +174,8 @@ class EnforcementIT {
         byte[] cat = Files.readAllBytes(Path.of("/usr/bin/cat"));
         byte[] head = Files.readAllBytes(Path.of("/usr/bin/head"));
         int size = Math.max(cat.length, head.length) + 64;
-        Path agent = bin.resolve("agent");
-        Files.write(agent, java.util.Arrays.copyOf(cat, size));
-        Path other = bin.resolve("other");
-        Files.write(other, java.util.Arrays.copyOf(head, size));
-        Proc.run("chown", UID + ":" + UID, agent.toString(), other.toString());
-        Proc.run("chmod", "755", agent.toString(), other.toString());
+        Path agent = attackerBinary(bin, "agent", java.util.Arrays.copyOf(cat, size));
+        Path other = attackerBinary(bin, "other", java.util.Arrays.copyOf(head, size));
         mount(policy("{sha256: [" + sha256(agent) + "]}"));
         assertEquals(SECRET, Proc.as(UID, agent.toString(), key()).out(), "the permitted content reads its key");
         FileTime mtime = Files.getLastModifiedTime(agent);
@@ -189,14 +191,10 @@ class EnforcementIT {
     @Test
     void anExecOfAnotherBinaryOverItsOwnPathAfterAnOpenIsADecisionOfItsOwn() throws Exception {
         Path bin = attackerDir("bin");
-        Path self = bin.resolve("agent");
-        Files.copy(CProgram.binary("kwexec"), self);
+        Path self = attackerBinary(bin, "agent", Files.readAllBytes(CProgram.binary("kwexec")));
         // The replacement is cat with a different digest (a zero byte appended still runs).
-        Path replacement = bin.resolve("replacement");
         byte[] cat = Files.readAllBytes(Path.of("/usr/bin/cat"));
-        Files.write(replacement, java.util.Arrays.copyOf(cat, cat.length + 1));
-        Proc.run("chown", UID + ":" + UID, self.toString(), replacement.toString());
-        Proc.run("chmod", "755", self.toString(), replacement.toString());
+        Path replacement = attackerBinary(bin, "replacement", java.util.Arrays.copyOf(cat, cat.length + 1));
         mount(policy("{sha256: [" + sha256(self) + "]}"));
         Proc.Result r = Proc.as(UID, self.toString(), key(), replacement.toString(), self.toString());
         assertTrue(r.out().contains("first read " + SECRET.length() + " bytes"), "the permitted program read the key: "
