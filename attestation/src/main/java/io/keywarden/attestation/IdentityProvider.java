@@ -12,10 +12,18 @@ public interface IdentityProvider extends WorkloadAttestor {
     String name();
 
     /**
-     * A JWT-SVID of {@code workload} for the configured audience. {@code process} is one of its
-     * live processes when there is one (SPIRE needs a PID); blocking, never on an event loop.
+     * A JWT-SVID of {@code workload} for {@code audience} (each issuer instance asks for the one it
+     * needs). {@code process} is one of its live processes when there is one (SPIRE needs a PID);
+     * blocking, never on an event loop or a FUSE worker.
      */
-    JwtSvid fetchJwtSvid(Workload workload, ProcessInfo process) throws IdentityException;
+    JwtSvid fetchJwtSvid(Workload workload, ProcessInfo process, String audience) throws IdentityException;
+
+    /** The audience of the config's {@code identity.audience}, for issuers that name none. */
+    String defaultAudience();
+
+    default JwtSvid fetchJwtSvid(Workload workload, ProcessInfo process) throws IdentityException {
+        return fetchJwtSvid(workload, process, defaultAudience());
+    }
 
     /** Why no workload can be identified right now (for /readyz), or empty when they can. Blocking, bounded. */
     default java.util.Optional<String> unavailable() {

@@ -1,7 +1,14 @@
 package io.keywarden.delivery;
 
+import static io.keywarden.delivery.KeyFsInodes.API_KEY;
+import static io.keywarden.delivery.KeyFsInodes.DIRECTORY;
+import static io.keywarden.delivery.KeyFsInodes.EXPIRES_AT;
+import static io.keywarden.delivery.KeyFsInodes.FILES;
+import static io.keywarden.delivery.KeyFsInodes.ROOT;
+import static io.keywarden.delivery.KeyFsInodes.SPIFFE_ID;
+import static io.keywarden.delivery.KeyFsInodes.STATUS;
+
 import io.keywarden.attestation.Attestation;
-import io.keywarden.attestation.WorkloadAttestor;
 import io.keywarden.fuse.DirentList;
 import io.keywarden.fuse.FuseAttr;
 import io.keywarden.fuse.FuseOperations;
@@ -10,49 +17,35 @@ import io.keywarden.fuse.FuseRequest;
 import io.keywarden.fuse.FuseSession;
 import io.keywarden.linux.Errno;
 import io.keywarden.linux.Secret;
-import io.keywarden.policy.KeySpec;
-import io.keywarden.policy.Policy;
 import java.nio.charset.StandardCharsets;
 import java.time.Clock;
-import java.time.Duration;
 import java.time.Instant;
 import java.time.format.DateTimeFormatter;
 import java.time.temporal.ChronoUnit;
 import java.util.Map;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.function.Supplier;
+import java.util.function.Consumer;
 
 /**
  * The key file system: a per-caller view of {@code <key>/{api_key,expires_at,spiffe_id,status}}.
- * Every OPEN, OPENDIR and ACCESS is decided for the calling process, and each open gets its own
- * copy of the content, read with direct I/O.
+ * Every LOOKUP of api_key, OPEN, OPENDIR and ACCESS is decided by the {@link AccessDecider} for the
+ * calling process; this class only turns its {@link Decision} into FUSE answers, renders the files
+ * and keeps the open handles. Each open gets its own copy of the content, read with direct I/O.
  *
- * <p>{@code api_key} is one inode per (key, workload): LOOKUP answers the caller's own, and an
- * OPEN of another workload's (a name the kernel cached for someone else) answers ESTALE, on which
- * the kernel looks the name up again for this caller and retries. So the page cache that
- * {@code sendfile}/{@code splice} read through (they bypass direct I/O) only ever holds the keys
- * of the one workload whose processes may open that inode, and is dropped when its key changes
- * ({@link #keyChanged}). The other files and directories resolve the same for everyone (so the
- * kernel may cache their names); their content is never cached.
+ * <p>{@code api_key} is one inode per (key, workload) ({@link KeyFsInodes}): LOOKUP answers the
+ * caller's own, and an OPEN of another workload's (a name the kernel cached for someone else)
+ * answers ESTALE, on which the kernel looks the name up again for this caller and retries. So the
+ * page cache that {@code sendfile}/{@code splice} read through (they bypass direct I/O) only ever
+ * holds the keys of the one workload whose processes may open that inode, and is dropped when its
+ * key changes ({@link #keyChanged}). The other files and directories resolve the same for everyone
+ * (so the kernel may cache their names); their content is never cached.
  */
 public final class KeyFs implements FuseOperations {
     private static final System.Logger LOG = System.getLogger(KeyFs.class.getName());
 
-    static final long ROOT = 1;
-    static final String[] FILES = {"api_key", "expires_at", "spiffe_id", "status"};
-    private static final int API_KEY = 1;
-    private static final int EXPIRES_AT = 2;
-    private static final int SPIFFE_ID = 3;
-    private static final int STATUS = 4;
     /** Names are caller-independent, so caching them is safe; decisions are never cached. */
     private static final long ENTRY_VALID_NANOS = 5_000_000_000L;
-    /** Node ids: bits 0–3 the file, 4–39 the key, 40–62 the workload of an api_key inode (0: shared). */
-    private static final int WORKLOAD_SHIFT = 40;
-    private static final long KEY_BITS = (1L << WORKLOAD_SHIFT) - 1;
     /**
      * The size api_key reports on a workload's own inode: an upper bound, so that sendfile/splice
      * (which stop at the size) read the whole key; the read comes back short and the kernel takes
@@ -60,61 +53,25 @@ public final class KeyFs implements FuseOperations {
      */
     static final long SPLICE_SIZE = 4096;
     private static final int OPEN_FLAGS = FuseSession.FOPEN_DIRECT_IO | FuseSession.FOPEN_NOFLUSH;
+    private static final int WRITE_ACCESS = 2;
+    private static final int O_ACCMODE = 3;
 
-    private final Supplier<Policy> policy;
-    private final WorkloadAttestor attestor;
-    private final KeySource keys;
-    private final AccessListener listener;
-    private final Clock clock;
-    private final Duration issueTimeout;
+    private final AccessDecider access;
     private final long mountTime;
-
-    private final Map<String, Long> inodeOfKey = new ConcurrentHashMap<>();
-    private final Map<Long, String> keyOfInode = new ConcurrentHashMap<>();
-    private final AtomicLong nextKeyIndex = new AtomicLong(1);
+    private final KeyFsInodes inodes = new KeyFsInodes();
     private final Map<Long, Secret> openFiles = new ConcurrentHashMap<>();
     private final Map<Long, DirentList> openDirs = new ConcurrentHashMap<>();
     private final AtomicLong nextHandle = new AtomicLong(1);
-    private final Map<String, Long> slotOfWorkload = new ConcurrentHashMap<>();
-    private final AtomicLong nextWorkloadSlot = new AtomicLong(1);
     private volatile FuseSession session;
 
-    public KeyFs(Supplier<Policy> policy, WorkloadAttestor attestor, KeySource keys, AccessListener listener, Clock clock,
-                 Duration issueTimeout) {
-        this.policy = policy;
-        this.attestor = attestor;
-        this.keys = keys;
-        this.listener = listener;
-        this.clock = clock;
-        this.issueTimeout = issueTimeout;
+    public KeyFs(AccessDecider access, Clock clock) {
+        this.access = access;
         this.mountTime = clock.instant().getEpochSecond();
     }
 
     /** Open handles (files and directories): for tests and status. */
     public int openHandles() {
         return openFiles.size() + openDirs.size();
-    }
-
-    private long dirInode(String key) {
-        return inodeOfKey.computeIfAbsent(key, k -> {
-            long ino = nextKeyIndex.getAndIncrement() * 16;
-            keyOfInode.put(ino, k);
-            return ino;
-        });
-    }
-
-    /** The key a node belongs to, or null for the root and unknown nodes. */
-    private String keyOf(long node) {
-        return keyOfInode.get(node & KEY_BITS & ~15L);
-    }
-
-    private long workloadSlot(String workload) {
-        return slotOfWorkload.computeIfAbsent(workload, w -> nextWorkloadSlot.getAndIncrement());
-    }
-
-    /** The api_key inode of {@code workload} for {@code key}. */
-    private long apiKeyInode(String key, String workload) {
-        return dirInode(key) + API_KEY | workloadSlot(workload) << WORKLOAD_SHIFT;
     }
 
     /** Gives KeyFS the mounted session, so it can tell the kernel when a key's content changed. */
@@ -128,105 +85,105 @@ public final class KeyFs implements FuseOperations {
      */
     public void keyChanged(String workload, String key) {
         FuseSession s = session;
-        if (s != null && inodeOfKey.containsKey(key)) {
-            s.invalidateInode(apiKeyInode(key, workload));
+        if (s != null && inodes.known(key)) {
+            s.invalidateInode(inodes.apiKey(key, workload));
         }
     }
 
-    private static int fileOf(long node) {
-        return (int) (node & 15);
+    private static Caller caller(FuseRequest req) {
+        return new Caller(req.pid(), req.uid(), req.gid());
     }
 
     private FuseAttr attrOf(long node) {
-        if (node == ROOT) {
-            return FuseAttr.directory(ROOT, 0555, mountTime);
-        }
-        if (fileOf(node) == 0) {
+        if (node == ROOT || KeyFsInodes.fileOf(node) == DIRECTORY) {
             return FuseAttr.directory(node, 0555, mountTime);
         }
-        return FuseAttr.file(node, fileOf(node) == API_KEY && node >>> WORKLOAD_SHIFT != 0 ? SPLICE_SIZE : 0, 0444,
-                mountTime);
+        return FuseAttr.file(node, KeyFsInodes.isWorkloadOwn(node) ? SPLICE_SIZE : 0, 0444, mountTime);
+    }
+
+    /** Runs {@code answer} with the caller's attestation; an exception answers EIO, never a worker's death. */
+    private void withCaller(FuseRequest req, FuseReply reply, Consumer<Attestation> answer) {
+        access.attest(caller(req)).whenComplete((a, err) -> {
+            if (err != null) {
+                LOG.log(System.Logger.Level.ERROR, "attesting " + req + " failed", err);
+                reply.error(Errno.EIO);
+                return;
+            }
+            try {
+                answer.accept(a);
+            } catch (RuntimeException e) {
+                LOG.log(System.Logger.Level.ERROR, "answering " + req + " failed", e);
+                reply.error(Errno.EIO);
+            }
+        });
     }
 
     @Override
     public void lookup(FuseRequest req, long parent, String name, FuseReply reply) {
         if (parent == ROOT) {
-            if (!policy.get().keys().containsKey(name)) {
+            if (!access.exists(name)) {
                 reply.error(Errno.ENOENT);
                 return;
             }
-            long ino = dirInode(name);
+            long ino = inodes.directory(name);
             reply.entry(ino, attrOf(ino), ENTRY_VALID_NANOS, ENTRY_VALID_NANOS);
             return;
         }
-        String key = keyOf(parent);
-        if (key == null || fileOf(parent) != 0) {
+        String key = inodes.keyOf(parent);
+        if (key == null || KeyFsInodes.fileOf(parent) != DIRECTORY) {
             reply.error(Errno.ENOENT);
             return;
         }
-        for (int i = 0; i < FILES.length; i++) {
-            if (FILES[i].equals(name)) {
-                long ino = i + 1 == API_KEY ? ownApiKeyInode(req, key, parent + API_KEY) : parent + i + 1;
+        int file = fileNumber(name);
+        if (file == 0) {
+            reply.error(Errno.ENOENT);
+        } else if (file != API_KEY) {
+            long ino = KeyFsInodes.file(parent, file);
+            reply.entry(ino, attrOf(ino), ENTRY_VALID_NANOS, ENTRY_VALID_NANOS);
+        } else {
+            // The caller's own api_key inode when it may read the key; the shared one (size 0) otherwise.
+            withCaller(req, reply, a -> {
+                long ino = access.permits(a, key) ? inodes.apiKey(key, ((Attestation.Identified) a).workload().name())
+                        : KeyFsInodes.file(parent, API_KEY);
                 reply.entry(ino, attrOf(ino), ENTRY_VALID_NANOS, ENTRY_VALID_NANOS);
-                return;
-            }
+            });
         }
-        reply.error(Errno.ENOENT);
     }
 
-    /** The caller's own api_key inode when it may read the key; the shared one (size 0) otherwise. */
-    private long ownApiKeyInode(FuseRequest req, String key, long shared) {
-        Attestation a = attestor.attest(req.pid(), req.uid(), req.gid());
-        if (a instanceof Attestation.Identified who && who.workload().grants(key)
-                && who.workload().readers().refusal(who.process()).isEmpty()) {
-            return apiKeyInode(key, who.workload().name());
+    private static int fileNumber(String name) {
+        for (int i = 0; i < FILES.length; i++) {
+            if (FILES[i].equals(name)) {
+                return i + 1;
+            }
         }
-        return shared;
+        return 0;
     }
 
     @Override
     public void getattr(FuseRequest req, long node, FuseReply reply) {
-        if (node != ROOT && (keyOf(node) == null || fileOf(node) > FILES.length)) {
+        if (node != ROOT && (inodes.keyOf(node) == null || KeyFsInodes.fileOf(node) > FILES.length)) {
             reply.error(Errno.ENOENT);
             return;
         }
         reply.attr(attrOf(node), ENTRY_VALID_NANOS);
     }
 
-    /** Decides whether the caller may see {@code key}: null when granted, else the errno. */
-    private Decision decide(FuseRequest req, String key, String file) {
-        if (key == null || !policy.get().keys().containsKey(key)) {
-            return Decision.error(Errno.ENOENT);
+    /** The FUSE answer to a decision that is not a grant. */
+    private static int errno(Decision d) {
+        if (d instanceof Decision.NoSuchKey) {
+            return Errno.ENOENT;
         }
-        Attestation a = attestor.attest(req.pid(), req.uid(), req.gid());
-        if (!(a instanceof Attestation.Identified who)) {
-            String reason = ((Attestation.Unidentified) a).reason();
-            listener.denied(a, key, file, reason);
-            return Decision.error(Errno.EACCES);
+        if (d instanceof Decision.Denied) {
+            return Errno.EACCES;
         }
-        if (!who.workload().grants(key)) {
-            listener.denied(a, key, file, "workload " + who.workload().name() + " is not granted key " + key);
-            return Decision.error(Errno.EACCES);
-        }
-        var refusal = who.workload().readers().refusal(who.process());
-        if (refusal.isPresent()) {
-            listener.denied(a, key, file, refusal.get());
-            return Decision.error(Errno.EACCES);
-        }
-        return new Decision(who, 0);
-    }
-
-    private record Decision(Attestation.Identified who, int errno) {
-        static Decision error(int errno) {
-            return new Decision(null, errno);
-        }
+        return Errno.EIO;
     }
 
     @Override
     public void open(FuseRequest req, long node, int flags, FuseReply reply) {
-        int file = fileOf(node);
-        String key = keyOf(node);
-        if (node == ROOT || file == 0) {
+        int file = KeyFsInodes.fileOf(node);
+        String key = inodes.keyOf(node);
+        if (node == ROOT || file == DIRECTORY) {
             reply.error(Errno.EISDIR);
             return;
         }
@@ -234,66 +191,40 @@ public final class KeyFs implements FuseOperations {
             reply.error(Errno.ENOENT);
             return;
         }
-        if ((flags & 3) != 0) {
+        if ((flags & O_ACCMODE) != 0) {
             reply.error(Errno.EROFS);
             return;
         }
         String name = FILES[file - 1];
-        Decision d = decide(req, key, name);
-        if (d.who() == null) {
-            reply.error(d.errno());
-            return;
-        }
-        Attestation.Identified who = d.who();
-        if (file == API_KEY && node != apiKeyInode(key, who.workload().name())) {
-            // A name cached for another caller (or the shared inode): look it up again for this one.
-            reply.error(Errno.ESTALE);
-            return;
-        }
-        switch (file) {
-            case SPIFFE_ID -> serve(reply, who, key, name, null, text(who.spiffeId() + "\n"));
-            case STATUS -> serve(reply, who, key, name, null, text(keys.status(who.workload(), key) + "\n"));
-            default -> {
-                CompletableFuture<IssuedKey> f = keys.current(who.workload(), key, who.process()).toCompletableFuture();
-                boolean waited = !f.isDone();
-                f.orTimeout(issueTimeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS)
-                        .whenComplete((issued, err) -> answerKeyOpen(reply, who, key, name, file, issued, err, waited));
-            }
-        }
-    }
-
-    private void answerKeyOpen(FuseReply reply, Attestation.Identified who, String key, String name, int file,
-                               IssuedKey issued, Throwable err, boolean waited) {
-        try {
-            if (reply.isDone()) {
+        withCaller(req, reply, a -> {
+            Decision d = access.authorize(a, key, name);
+            if (!(d instanceof Decision.Granted g)) {
+                reply.error(errno(d));
                 return;
             }
-            if (err != null) {
-                Throwable cause = err instanceof CompletionException && err.getCause() != null ? err.getCause() : err;
-                String why = cause instanceof TimeoutException ? "issuer did not answer within " + issueTimeout.toSeconds() + "s"
-                        : cause instanceof KeyUnavailableException ? cause.getMessage() : "issuer failed: "
-                        + cause.getClass().getSimpleName();
-                listener.denied(who, key, name, why);
-                reply.error(cause instanceof KeyBlockedException ? Errno.EACCES : Errno.EIO);
+            Attestation.Identified who = g.who();
+            if (file == API_KEY && node != inodes.apiKey(key, who.workload().name())) {
+                // A name cached for another caller (or the shared inode): look it up again for this one.
+                reply.error(Errno.ESTALE);
                 return;
             }
-            if (issued.isExpiredAt(clock.instant())) {
-                listener.denied(who, key, name, "key expired at " + issued.expiresAt());
-                reply.error(Errno.EIO);
-                return;
+            switch (file) {
+                case SPIFFE_ID -> answer(reply, access.grant(who, key, name, null), text(who.spiffeId() + "\n"));
+                case STATUS -> answer(reply, access.grant(who, key, name, null),
+                        text(access.status(who.workload(), key).line() + "\n"));
+                default -> access.obtain(who, key, name).whenComplete((decided, err) -> {
+                    if (err != null) {
+                        LOG.log(System.Logger.Level.ERROR, "answering open of " + key + "/" + name + " failed", err);
+                        reply.error(Errno.EIO);
+                    } else if (decided instanceof Decision.Granted kg) {
+                        answer(reply, decided, file == API_KEY ? kg.issued().secretDuplicate()
+                                : text(rfc3339(kg.issued().expiresAt()) + "\n"));
+                    } else {
+                        reply.error(errno(decided));
+                    }
+                });
             }
-            // Attestation checked the start time just now; after a wait for issuance, check it again.
-            if (waited && !attestor.isAlive(who.process())) {
-                listener.denied(who, key, name, "process exited or its pid was reused");
-                reply.error(Errno.EACCES);
-                return;
-            }
-            Secret content = file == API_KEY ? issued.secretDuplicate() : text(rfc3339(issued.expiresAt()) + "\n");
-            serve(reply, who, key, name, issued, content);
-        } catch (RuntimeException e) {
-            LOG.log(System.Logger.Level.ERROR, "answering open of " + key + "/" + name + " failed", e);
-            reply.error(Errno.EIO);
-        }
+        });
     }
 
     public static String rfc3339(Instant t) {
@@ -304,15 +235,11 @@ public final class KeyFs implements FuseOperations {
         return Secret.copyOf(s.getBytes(StandardCharsets.UTF_8));
     }
 
-    private void serve(FuseReply reply, Attestation.Identified who, String key, String name, IssuedKey issued,
-                       Secret content) {
-        try {
-            listener.granted(who, key, name, issued);
-        } catch (RuntimeException e) {
+    /** Opens a handle on {@code content} when the (recorded) decision is a grant; wipes it otherwise. */
+    private void answer(FuseReply reply, Decision d, Secret content) {
+        if (!(d instanceof Decision.Granted)) {
             content.close();
-            LOG.log(System.Logger.Level.ERROR, "access to " + key + "/" + name + " could not be recorded; denied: "
-                    + e.getMessage());
-            reply.error(Errno.EIO);
+            reply.error(errno(d));
             return;
         }
         long fh = nextHandle.getAndIncrement();
@@ -351,37 +278,45 @@ public final class KeyFs implements FuseOperations {
 
     @Override
     public void opendir(FuseRequest req, long node, int flags, FuseReply reply) {
-        DirentList list = new DirentList();
         if (node == ROOT) {
-            list.add(ROOT, ".", DirentList.DT_DIR).add(ROOT, "..", DirentList.DT_DIR);
-            Attestation a = attestor.attest(req.pid(), req.uid(), req.gid());
-            if (a instanceof Attestation.Identified who) {
-                Policy p = policy.get();
-                for (KeySpec k : p.keys().values()) {
-                    if (who.workload().grants(k.name()) && who.workload().readers().refusal(who.process()).isEmpty()) {
-                        list.add(dirInode(k.name()), k.name(), DirentList.DT_DIR);
-                    }
+            withCaller(req, reply, a -> {
+                DirentList list = new DirentList().add(ROOT, ".", DirentList.DT_DIR).add(ROOT, "..", DirentList.DT_DIR);
+                for (String k : access.visibleKeys(a)) {
+                    list.add(inodes.directory(k), k, DirentList.DT_DIR);
                 }
-            }
-        } else {
-            String key = keyOf(node);
-            if (fileOf(node) != 0) {
-                reply.error(Errno.ENOTDIR);
-                return;
-            }
-            Decision d = decide(req, key, ".");
-            if (d.who() == null) {
-                reply.error(d.errno());
-                return;
-            }
-            list.add(node, ".", DirentList.DT_DIR).add(ROOT, "..", DirentList.DT_DIR);
-            for (int i = 0; i < FILES.length; i++) {
-                list.add(node + i + 1, FILES[i], DirentList.DT_REG);
-            }
+                openDir(reply, list);
+            });
+            return;
         }
+        if (KeyFsInodes.fileOf(node) != DIRECTORY) {
+            reply.error(Errno.ENOTDIR);
+            return;
+        }
+        String key = inodes.keyOf(node);
+        if (key == null) {
+            reply.error(Errno.ENOENT);
+            return;
+        }
+        withCaller(req, reply, a -> {
+            Decision d = access.authorize(a, key, ".");
+            if (!(d instanceof Decision.Granted)) {
+                reply.error(errno(d));
+                return;
+            }
+            DirentList list = new DirentList().add(node, ".", DirentList.DT_DIR).add(ROOT, "..", DirentList.DT_DIR);
+            for (int i = 0; i < FILES.length; i++) {
+                list.add(KeyFsInodes.file(node, i + 1), FILES[i], DirentList.DT_REG);
+            }
+            openDir(reply, list);
+        });
+    }
+
+    private void openDir(FuseReply reply, DirentList list) {
         long fh = nextHandle.getAndIncrement();
         openDirs.put(fh, list);
-        reply.open(fh, 0);
+        if (!reply.open(fh, 0)) {
+            openDirs.remove(fh);
+        }
     }
 
     @Override
@@ -402,7 +337,7 @@ public final class KeyFs implements FuseOperations {
 
     @Override
     public void access(FuseRequest req, long node, int mask, FuseReply reply) {
-        if ((mask & 2) != 0) {
+        if ((mask & WRITE_ACCESS) != 0) {
             reply.error(Errno.EACCES);
             return;
         }
@@ -410,16 +345,23 @@ public final class KeyFs implements FuseOperations {
             reply.ok();
             return;
         }
-        Decision d = decide(req, keyOf(node), fileOf(node) == 0 ? "." : FILES[Math.min(fileOf(node), FILES.length) - 1]);
-        if (d.who() == null) {
-            reply.error(d.errno());
-        } else {
-            reply.ok();
+        String key = inodes.keyOf(node);
+        if (key == null) {
+            reply.error(Errno.ENOENT);
+            return;
         }
+        withCaller(req, reply, a -> {
+            Decision d = access.authorize(a, key, KeyFsInodes.nameOf(node));
+            if (d instanceof Decision.Granted) {
+                reply.ok();
+            } else {
+                reply.error(errno(d));
+            }
+        });
     }
 
     @Override
     public void statfs(FuseRequest req, long node, FuseReply reply) {
-        reply.statfs(policy.get().keys().size() * (FILES.length + 1L) + 1, 255);
+        reply.statfs(access.keyCount() * (FILES.length + 1L) + 1, 255);
     }
 }

@@ -17,6 +17,6 @@ public interface KeySource {
      */
     CompletionStage<IssuedKey> current(Workload workload, String key, ProcessInfo opener);
 
-    /** The {@code status} line: {@code ok} or {@code error: <why>}, without issuing anything. */
-    String status(Workload workload, String key);
+    /** The state behind the {@code status} file, without issuing anything. */
+    LeaseStatus status(Workload workload, String key);
 }

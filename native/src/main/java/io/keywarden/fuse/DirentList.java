@@ -22,26 +22,17 @@ public final class DirentList {
     }
 
     /** Entries from index {@code offset} that fit in {@code size} bytes. */
-    ByteBuffer encode(long offset, int size) {
+    public ByteBuffer encode(long offset, int size) {
         ByteBuffer b = ByteBuffer.allocate(Math.max(0, size)).order(ByteOrder.LITTLE_ENDIAN);
         for (int i = (int) Math.max(0, offset); i < entries.size(); i++) {
             Entry e = entries.get(i);
-            byte[] name = e.name.getBytes(StandardCharsets.UTF_8);
-            int len = 24 + name.length;
-            int padded = (len + 7) & ~7;
-            if (b.position() + padded > b.capacity()) {
+            // The offset of an entry is the index of the next one: READDIR resumes there.
+            FuseStructs.Dirent d = new FuseStructs.Dirent(e.ino, i + 1, e.type, e.name.getBytes(StandardCharsets.UTF_8));
+            if (b.position() + d.paddedSize() > b.capacity()) {
                 break;
             }
-            int at = b.position();
-            b.putLong(at, e.ino);
-            b.putLong(at + 8, i + 1);
-            b.putInt(at + 16, name.length);
-            b.putInt(at + 20, e.type);
-            b.put(at + 24, name);
-            for (int p = len; p < padded; p++) {
-                b.put(at + p, (byte) 0);
-            }
-            b.position(at + padded);
+            d.encode(b, b.position());
+            b.position(b.position() + d.paddedSize());
         }
         b.flip();
         return b;

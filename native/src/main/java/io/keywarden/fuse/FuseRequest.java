@@ -10,7 +10,7 @@ import java.nio.charset.StandardCharsets;
  */
 public final class FuseRequest {
     /** Size of {@code fuse_in_header}. */
-    public static final int HEADER = 40;
+    public static final int HEADER = FuseStructs.InHeader.SIZE;
 
     private final long unique;
     private final int opcode;
@@ -20,7 +20,8 @@ public final class FuseRequest {
     private final int pid;
     private final ByteBuffer body;
 
-    FuseRequest(long unique, int opcode, long nodeId, int uid, int gid, int pid, ByteBuffer body) {
+    /** A request as decoded; public so tests can drive a file system without a mount. */
+    public FuseRequest(long unique, int opcode, long nodeId, int uid, int gid, int pid, ByteBuffer body) {
         this.unique = unique;
         this.opcode = opcode;
         this.nodeId = nodeId;
@@ -32,13 +33,15 @@ public final class FuseRequest {
 
     /** Decodes the header at the buffer's position; {@code length} is what read() returned. */
     static FuseRequest decode(ByteBuffer buf, int length) {
-        int len = buf.getInt(0);
-        if (len != length || len < HEADER) {
-            throw new FuseProtocolException("request length " + len + " does not match the " + length + " bytes read");
+        if (length < HEADER) {
+            throw new FuseProtocolException("request of " + length + " bytes is shorter than its header");
         }
-        ByteBuffer body = buf.slice(HEADER, len - HEADER).order(buf.order());
-        return new FuseRequest(buf.getLong(8), buf.getInt(4), buf.getLong(16), buf.getInt(24), buf.getInt(28),
-                buf.getInt(32), body);
+        FuseStructs.InHeader h = FuseStructs.InHeader.decode(buf, 0);
+        if (h.len() != length) {
+            throw new FuseProtocolException("request length " + h.len() + " does not match the " + length + " bytes read");
+        }
+        ByteBuffer body = buf.slice(HEADER, h.len() - HEADER).order(buf.order());
+        return new FuseRequest(h.unique(), h.opcode(), h.nodeId(), h.uid(), h.gid(), h.pid(), body);
     }
 
     public long unique() {
@@ -79,6 +82,22 @@ public final class FuseRequest {
     long bodyLong(int offset) {
         need(offset + 8);
         return body.getLong(offset);
+    }
+
+    FuseStructs.OpenIn openIn() {
+        need(FuseStructs.OpenIn.SIZE);
+        return FuseStructs.OpenIn.decode(body, 0);
+    }
+
+    FuseStructs.ReadIn readIn() {
+        // READDIR and READ share fuse_read_in; its tail (lock_owner, flags) is there since 7.9.
+        need(FuseStructs.ReadIn.SIZE);
+        return FuseStructs.ReadIn.decode(body, 0);
+    }
+
+    FuseStructs.InitIn initIn() {
+        need(FuseStructs.InitIn.MIN_SIZE);
+        return FuseStructs.InitIn.decode(body, 0, body.limit());
     }
 
     /** A NUL-terminated name at the start of the body. */

@@ -24,6 +24,20 @@ import java.util.concurrent.TimeUnit;
  * from any thread. Nothing a request does can kill a worker.
  */
 public final class FuseSession implements AutoCloseable {
+    /** Replies go to /dev/fuse; the session forgets the request as answered first. */
+    private final ReplySink sink = new ReplySink() {
+        @Override
+        public ByteBuffer buffer() {
+            return device.replyBuffer();
+        }
+
+        @Override
+        public void send(FuseReply reply, ByteBuffer b, int length) throws NativeException {
+            replied(reply);
+            device.write(b, length);
+        }
+    };
+
     private static final System.Logger LOG = System.getLogger(FuseSession.class.getName());
 
     /** The protocol minor version we speak; the kernel adapts to older minors. */
@@ -56,6 +70,13 @@ public final class FuseSession implements AutoCloseable {
         /** Pins the workers to these CPUs (fewer hand-offs between cores on small VMs). */
         public Options pinnedTo(int... cpus) {
             return new Options(fsName, workers, allowOther, cpus.clone(), requestTimeoutSeconds, onLost);
+        }
+
+        public Options withWorkers(int n) {
+            if (n < 1) {
+                throw new IllegalArgumentException("FUSE workers must be at least 1, not " + n);
+            }
+            return new Options(fsName, n, allowOther, workerCpus, requestTimeoutSeconds, onLost);
         }
 
         public Options withRequestTimeout(int seconds) {
@@ -143,7 +164,6 @@ public final class FuseSession implements AutoCloseable {
         return mountPoint;
     }
 
-    static final int FUSE_NOTIFY_INVAL_INODE = 2;
     private final java.util.concurrent.ExecutorService notifier = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
         Thread t = new Thread(r, "fuse-notify");
         t.setDaemon(true);
@@ -160,15 +180,13 @@ public final class FuseSession implements AutoCloseable {
             return;
         }
         notifier.execute(() -> {
-            ByteBuffer b = FuseDevice.direct(40);
-            b.putInt(0, 40);
-            b.putInt(4, FUSE_NOTIFY_INVAL_INODE);
-            b.putLong(8, 0);
-            b.putLong(16, ino);
-            b.putLong(24, 0);
-            b.putLong(32, 0);
+            int length = FuseStructs.OutHeader.SIZE + FuseStructs.NotifyInvalInode.SIZE;
+            ByteBuffer b = FuseDevice.direct(length);
+            // A notification: unique 0, the code where a reply has its error.
+            new FuseStructs.OutHeader(length, FuseStructs.NotifyInvalInode.CODE, 0).encode(b, 0);
+            new FuseStructs.NotifyInvalInode(ino, 0, 0).encode(b, FuseStructs.OutHeader.SIZE);
             try {
-                device.write(b, 40);
+                device.write(b, length);
             } catch (NativeException e) {
                 // ENOENT: the kernel has no such inode cached, nothing to drop.
                 if (e.errno() != Errno.ENOENT) {
@@ -259,7 +277,7 @@ public final class FuseSession implements AutoCloseable {
             LOG.log(System.Logger.Level.WARNING, "dropping undecodable request: " + e.getMessage());
             return;
         }
-        FuseReply reply = new FuseReply(this, req.unique(), req.opcode());
+        FuseReply reply = new FuseReply(sink, req.unique(), req.opcode());
         try {
             handle(req, reply);
         } catch (Throwable t) {
@@ -289,7 +307,7 @@ public final class FuseSession implements AutoCloseable {
         switch (req.opcode()) {
             case FuseOpcode.INIT -> init(req, reply);
             case FuseOpcode.DESTROY -> reply.ok();
-            case FuseOpcode.FORGET -> ops.forget(node, req.bodyLong(0));
+            case FuseOpcode.FORGET -> ops.forget(node, req.bodyLong(0));  // fuse_forget_in.nlookup
             case FuseOpcode.BATCH_FORGET -> {
                 int count = req.bodyInt(0);
                 for (int i = 0; i < count; i++) {
@@ -304,12 +322,18 @@ public final class FuseSession implements AutoCloseable {
             }
             case FuseOpcode.LOOKUP -> ops.lookup(req, node, req.bodyName(), reply);
             case FuseOpcode.GETATTR -> ops.getattr(req, node, reply);
-            case FuseOpcode.OPEN -> ops.open(req, node, req.bodyInt(0), reply);
-            case FuseOpcode.READ -> ops.read(req, node, req.bodyLong(0), req.bodyLong(8), req.bodyInt(16), reply);
+            case FuseOpcode.OPEN -> ops.open(req, node, req.openIn().flags(), reply);
+            case FuseOpcode.READ -> {
+                FuseStructs.ReadIn in = req.readIn();
+                ops.read(req, node, in.fh(), in.offset(), in.size(), reply);
+            }
             case FuseOpcode.FLUSH -> ops.flush(req, node, req.bodyLong(0), reply);
             case FuseOpcode.RELEASE -> ops.release(req, node, req.bodyLong(0), reply);
-            case FuseOpcode.OPENDIR -> ops.opendir(req, node, req.bodyInt(0), reply);
-            case FuseOpcode.READDIR -> ops.readdir(req, node, req.bodyLong(0), req.bodyLong(8), req.bodyInt(16), reply);
+            case FuseOpcode.OPENDIR -> ops.opendir(req, node, req.openIn().flags(), reply);
+            case FuseOpcode.READDIR -> {
+                FuseStructs.ReadIn in = req.readIn();
+                ops.readdir(req, node, in.fh(), in.offset(), in.size(), reply);
+            }
             case FuseOpcode.RELEASEDIR -> ops.releasedir(req, node, req.bodyLong(0), reply);
             case FuseOpcode.ACCESS -> ops.access(req, node, req.bodyInt(0), reply);
             case FuseOpcode.STATFS -> ops.statfs(req, node, reply);
@@ -323,41 +347,29 @@ public final class FuseSession implements AutoCloseable {
     }
 
     private void init(FuseRequest req, FuseReply reply) {
-        int major = req.bodyInt(0);
-        int minor = req.bodyInt(4);
-        int flags = req.bodyInt(12);
-        int flags2 = (flags & FUSE_INIT_EXT) != 0 ? req.bodyInt(16) : 0;
-        kernelMinor = minor;
-        ByteBuffer b = device.replyBuffer();
-        int at = FuseReply.OUT_HEADER;
-        for (int i = 0; i < 64; i += 8) {
-            b.putLong(at + i, 0);
-        }
-        if (major < 7 || (major == 7 && minor < 31)) {
-            LOG.log(System.Logger.Level.ERROR, "kernel FUSE protocol " + major + "." + minor + " is too old (need 7.31)");
+        FuseStructs.InitIn in = req.initIn();
+        kernelMinor = in.minor();
+        if (in.major() < 7 || (in.major() == 7 && in.minor() < 31)) {
+            LOG.log(System.Logger.Level.ERROR, "kernel FUSE protocol " + in.major() + "." + in.minor()
+                    + " is too old (need 7.31)");
             reply.error(Errno.EIO);
             return;
         }
-        b.putInt(at, 7);
-        b.putInt(at + 4, MINOR);
-        b.putInt(at + 8, 0);
-        int ours = flags & (FUSE_ASYNC_READ | FUSE_PARALLEL_DIROPS);
-        boolean timeout = options.requestTimeoutSeconds() > 0 && (flags2 & FUSE_REQUEST_TIMEOUT_FLAGS2) != 0;
+        int ours = in.flags() & (FUSE_ASYNC_READ | FUSE_PARALLEL_DIROPS);
+        boolean timeout = options.requestTimeoutSeconds() > 0 && (in.flags2() & FUSE_REQUEST_TIMEOUT_FLAGS2) != 0;
         if (timeout) {
             ours |= FUSE_INIT_EXT;
-            b.putInt(at + 32, FUSE_REQUEST_TIMEOUT_FLAGS2);
-            b.putShort(at + 40, (short) options.requestTimeoutSeconds());
         } else if (options.requestTimeoutSeconds() > 0) {
-            LOG.log(System.Logger.Level.WARNING, "this kernel (FUSE 7." + minor + ") has no request timeout: a stopped"
-                    + " daemon makes readers of " + mountPoint + " wait until it is killed or the mount is aborted");
+            LOG.log(System.Logger.Level.WARNING, "this kernel (FUSE 7." + in.minor() + ") has no request timeout: a"
+                    + " stopped daemon makes readers of " + mountPoint + " wait until it is killed or the mount is aborted");
         }
         requestTimeoutAccepted = timeout;
-        b.putInt(at + 12, ours);
-        b.putShort(at + 16, (short) 16);
-        b.putShort(at + 18, (short) 12);
-        b.putInt(at + 20, FuseDevice.MAX_WRITE);
-        b.putInt(at + 24, 1);
-        reply.raw(b, 64);
+        FuseStructs.InitOut out = new FuseStructs.InitOut(7, MINOR, 0, ours, (short) 16, (short) 12, FuseDevice.MAX_WRITE,
+                1, (short) 0, (short) 0, timeout ? FUSE_REQUEST_TIMEOUT_FLAGS2 : 0, 0,
+                timeout ? (short) options.requestTimeoutSeconds() : 0);
+        ByteBuffer b = device.replyBuffer();
+        out.encode(b, FuseReply.OUT_HEADER);
+        reply.raw(b, FuseStructs.InitOut.SIZE);
         initialised.countDown();
     }
 

@@ -1,6 +1,5 @@
 package io.keywarden.policy;
 
-import io.keywarden.policy.yaml.Problem;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -51,16 +50,5 @@ public record Policy(Map<String, KeySpec> keys, List<Workload> workloads, Durati
 
     public Optional<Workload> workload(String name) {
         return Optional.ofNullable(byName.get(name));
-    }
-
-    /** Problems that make this policy unusable with the Vault issuer: every key needs a {@code vault} block. */
-    public List<Problem> problemsForVaultIssuer() {
-        List<Problem> out = new ArrayList<>();
-        for (KeySpec k : keys.values()) {
-            if (k.vault().isEmpty()) {
-                out.add(new Problem(k.declaredAt(), "keys." + k.name() + ": 'vault' is required when the issuer is vault"));
-            }
-        }
-        return out;
     }
 }

@@ -61,6 +61,7 @@ public final class PolicyLoader {
             r.rejectUnknown();
             keysNode.ifPresent(n -> readKeys(n, keys));
             wlNode.ifPresent(n -> readWorkloads(n, keys, workloads));
+            checkParamRefs(keys, workloads);
         }
         problems.throwIfAny();
         return new Policy(keys, workloads, idle, file);
@@ -97,6 +98,10 @@ public final class PolicyLoader {
             return Optional.empty();
         }
         MappingReader r = opt.get();
+        Optional<String> issuer = r.optionalString("issuer");
+        issuer.filter(i -> !Names.isValid(i)).ifPresent(i -> problems.add(r.map(), where + ".issuer: " + nameError(i)));
+        Map<String, String> params = r.optional("params").map(n -> stringMap(n, where + ".params", true))
+                .orElse(Map.of());
         Optional<VaultSpec> vault = r.optional("vault").flatMap(v -> readVault(v, where + ".vault"));
         double refreshAt = r.optional("refreshAt").map(n -> refreshAt(n, where)).orElse(KeySpec.DEFAULT_REFRESH_AT);
         Duration grace = r.optionalParsed("grace", Durations::parse).orElse(KeySpec.DEFAULT_GRACE);
@@ -104,7 +109,66 @@ public final class PolicyLoader {
             problems.add(r.map(), where + ".grace must be at most 366 days");
         }
         r.rejectUnknown();
-        return Optional.of(new KeySpec(e.key(), vault, refreshAt, grace, e.keyLocation()));
+        return Optional.of(new KeySpec(e.key(), issuer, params, vault, refreshAt, grace, e.keyLocation()));
+    }
+
+    /**
+     * A mapping of strings to strings (names: letters, digits, '_'); with {@code templates}, each
+     * value's placeholders must be known ({@link Templates}).
+     */
+    private Map<String, String> stringMap(YamlNode node, String where, boolean templates) {
+        Map<String, String> out = new LinkedHashMap<>();
+        MappingReader.of(node, where, problems).ifPresent(r -> {
+            for (YamlMap.Entry e : r.map().entries()) {
+                r.optional(e.key());
+                if (!Templates.isParamName(e.key())) {
+                    problems.add(e.keyLocation(), where + ": '" + e.key() + "' is not a parameter name (a letter,"
+                            + " then letters, digits or '_')");
+                    continue;
+                }
+                r.string(e.value(), where + "." + e.key()).ifPresent(v -> {
+                    if (v.chars().anyMatch(c -> c < 0x20 || c == 0x7f)) {
+                        problems.add(e.value(), where + "." + e.key() + " must not contain control characters");
+                    } else if (templates && Templates.problem(v).isPresent()) {
+                        problems.add(e.value(), where + "." + e.key() + " '" + v + "' " + Templates.problem(v).get());
+                    } else {
+                        out.put(e.key(), v);
+                    }
+                });
+            }
+            r.rejectUnknown();
+        });
+        return out;
+    }
+
+    /** Every {@code {workload.params.X}} a key uses is defined by every workload granted the key. */
+    private void checkParamRefs(Map<String, KeySpec> keys, List<Workload> workloads) {
+        for (Workload w : workloads) {
+            for (String k : w.keys()) {
+                KeySpec key = keys.get(k);
+                if (key == null) {
+                    continue;
+                }
+                for (String t : Templates.of(key)) {
+                    if (Templates.problem(t).isPresent()) {
+                        continue;
+                    }
+                    for (String ref : Templates.paramRefs(t)) {
+                        if (!w.params().containsKey(ref)) {
+                            problems.add(w.declaredAt(), "workload '" + w.name() + "' has no params." + ref
+                                    + ", which key '" + k + "' uses");
+                        }
+                    }
+                }
+                key.vault().ifPresent(v -> {
+                    if (Templates.problem(v.path()).isEmpty()
+                            && Templates.paramRefs(v.path()).stream().allMatch(w.params()::containsKey)) {
+                        checkVaultPath(w.declaredAt(), "keys." + k + ".vault.path for workload '" + w.name() + "'",
+                                Templates.expand(v.path(), w), false);
+                    }
+                });
+            }
+        }
     }
 
     private double refreshAt(YamlNode n, String where) {
@@ -133,7 +197,8 @@ public final class PolicyLoader {
             Optional<Duration> ttl = r.optionalParsed("ttl", Durations::parse).map(d -> positive(r.map(), where + ".ttl", d));
             r.rejectUnknown();
             role.filter(s -> s.isBlank()).ifPresent(s -> problems.add(r.map(), where + ".role must not be empty"));
-            path.ifPresent(p -> checkVaultPath(r.map(), where + ".path", p));
+            role.flatMap(Templates::problem).ifPresent(pr -> problems.add(r.map(), where + ".role " + pr));
+            path.ifPresent(p -> checkVaultPath(r.map(), where + ".path", p, true));
             if (field.isBlank()) {
                 problems.add(r.map(), where + ".field must not be empty");
             }
@@ -144,12 +209,22 @@ public final class PolicyLoader {
         });
     }
 
-    private void checkVaultPath(YamlNode at, String where, String p) {
-        String bare = p.replace(VaultSpec.WORKLOAD, "w");
+    private void checkVaultPath(YamlNode at, String where, String p, boolean template) {
+        checkVaultPath(at.location(), where, p, template);
+    }
+
+    /** A relative Vault path without '..', '?', '#', spaces or (as a template) unknown placeholders. */
+    private void checkVaultPath(Location at, String where, String p, boolean template) {
+        if (template && Templates.problem(p).isPresent()) {
+            problems.add(at, where + " '" + p + "' " + Templates.problem(p).get());
+            return;
+        }
+        String bare = template ? p.replaceAll("\\{[^{}]*}", "w") : p;
         if (bare.isBlank() || bare.startsWith("/") || bare.contains("..") || bare.contains("?") || bare.contains("#")
-                || bare.contains("{") || bare.contains("}") || bare.chars().anyMatch(c -> c < 0x21 || c == 0x7f)) {
-            problems.add(at, where + " '" + p + "' is not a Vault path: relative, no '..', '?', '#', spaces or"
-                    + " placeholders other than {workload}");
+                || bare.contains("{") || bare.contains("}") || bare.contains("//")
+                || bare.chars().anyMatch(c -> c < 0x21 || c == 0x7f)) {
+            problems.add(at, where + " '" + p + "' is not a Vault path: relative, no '..', '//', '?', '#', spaces or"
+                    + " placeholders other than {workload} and {workload.params.NAME}");
         }
     }
 
@@ -206,11 +281,13 @@ public final class PolicyLoader {
             }
         }));
         Readers readers = r.optional("readers").map(n -> readReaders(n, label + ".readers")).orElse(Readers.ANY);
+        Map<String, String> params = r.optional("params").map(n -> stringMap(n, label + ".params", false))
+                .orElse(Map.of());
         r.rejectUnknown();
         if (name.isEmpty() || id.isEmpty()) {
             return Optional.empty();
         }
-        return Optional.of(new Workload(name.get(), id.get(), selectors, grants, readers, item.location()));
+        return Optional.of(new Workload(name.get(), id.get(), selectors, grants, readers, params, item.location()));
     }
 
     private Readers readReaders(YamlNode node, String where) {

@@ -3,13 +3,22 @@ package io.keywarden.policy;
 import io.keywarden.policy.yaml.Location;
 import java.util.List;
 
-/** A workload: who it is (SPIFFE ID), how the dev provider recognises it, and which keys it gets. */
+/**
+ * A workload: who it is (SPIFFE ID), how the dev provider recognises it, which keys it gets, and
+ * {@code params}, a free string map its keys' parameters may refer to ({@code {workload.params.NAME}}).
+ */
 public record Workload(String name, SpiffeId spiffeId, List<Selector> selectors, List<String> keys,
-                       Readers readers, Location declaredAt) {
+                       Readers readers, java.util.Map<String, String> params, Location declaredAt) {
 
     public Workload {
         selectors = List.copyOf(selectors);
         keys = List.copyOf(keys);
+        params = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(params));
+    }
+
+    public Workload(String name, SpiffeId spiffeId, List<Selector> selectors, List<String> keys, Readers readers,
+                    Location declaredAt) {
+        this(name, spiffeId, selectors, keys, readers, java.util.Map.of(), declaredAt);
     }
 
     /** True when every selector holds. A workload with no selectors matches no process. */

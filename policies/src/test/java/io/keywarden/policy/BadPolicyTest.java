@@ -83,7 +83,7 @@ class BadPolicyTest {
             bad("vault without path", "keys:\n  openai:\n    vault: {role: r}\n" + WL, "3:12", "missing required key 'path'"),
             bad("vault path absolute", "keys:\n  openai:\n    vault: {role: r, path: /openai/creds/x}\n" + WL, "3:12", "is not a Vault path"),
             bad("vault path unknown placeholder", "keys:\n  openai:\n    vault: {role: r, path: \"openai/{team}\"}\n" + WL, "3:12",
-                    "placeholders other than {workload}"),
+                    "has an unknown placeholder '{team}'"),
             bad("empty keys", "keys: {}\n" + WL.replace("[openai]", "[]"), "1:7", "keys must define at least one key"),
             bad("duplicate mapping key", KEY + WL + "    keys: [openai]\n", "8:5", "duplicate key 'keys' (first at line 7)"),
             bad("policy is a list", "- keys\n- workloads\n", "1:1", "the policy must be a mapping, not a list"),
@@ -122,7 +122,7 @@ class BadPolicyTest {
         assertEquals(List.of(
                 "p.yaml:2:3: keys.Bad: 'Bad' is not a valid name: use 1-63 of a-z, 0-9, '_' or '-', starting with a letter or digit",
                 "p.yaml:3:16: keys.Bad.refreshAt must be strictly between 0 and 1, not 2",
-                "p.yaml:4:5: unknown key 'colour' in keys.Bad (expected one of: vault, refreshAt, grace)",
+                "p.yaml:4:5: unknown key 'colour' in keys.Bad (expected one of: issuer, params, vault, refreshAt, grace)",
                 "p.yaml:7:15: workload 'a'.spiffeId: 'nope' is not a SPIFFE ID: it must start with spiffe://",
                 "p.yaml:8:12: workload 'a' names key 'missing', which is not defined under keys",
                 "p.yaml:9:17: workload 'a'.selectors: unknown selector 'what:ever' (known: unix:uid:…, unix:gid:…, "
@@ -178,9 +178,47 @@ class BadPolicyTest {
     }
 
     @Test
-    void vaultIsRequiredOnlyForTheVaultIssuer() throws Exception {
-        Policy p = PolicyLoader.parse(KEY + WL, "p.yaml");
-        assertEquals(List.of("p.yaml:2:3: keys.openai: 'vault' is required when the issuer is vault"),
-                p.problemsForVaultIssuer().stream().map(Problem::format).toList());
+    void paramsAndIssuerAreCheckedWhereTheyAreWritten() {
+        String yaml = """
+                keys:
+                  openai:
+                    issuer: Bad_Name
+                    params: {project: "{workload.params.project}", region: "{region}", 9x: y, ok: [1]}
+                    vault: {role: "{workload", path: "openai/creds/{workload.params.sa}"}
+                workloads:
+                  - name: reviewer
+                    spiffeId: spiffe://example.org/reviewer
+                    keys: [openai]
+                    params: {project: "p1", bad-name: x}
+                """;
+        ProblemsException e = assertThrows(ProblemsException.class, () -> PolicyLoader.parse(yaml, "p.yaml"));
+        List<String> got = e.problems().stream().map(Problem::format).toList();
+        assertTrue(got.contains("p.yaml:3:5: keys.openai.issuer: 'Bad_Name' is not a valid name: use 1-63 of a-z, 0-9,"
+                + " '_' or '-', starting with a letter or digit"), got.toString());
+        assertTrue(got.contains("p.yaml:4:60: keys.openai.params.region '{region}' has an unknown placeholder '{region}'"
+                + " (use {workload} or {workload.params.NAME})"), got.toString());
+        assertTrue(got.stream().anyMatch(m -> m.contains("keys.openai.params: '9x' is not a parameter name")), got.toString());
+        assertTrue(got.stream().anyMatch(m -> m.contains("keys.openai.params.ok must be a string")), got.toString());
+        assertTrue(got.stream().anyMatch(m -> m.contains("keys.openai.vault.role has an unbalanced")), got.toString());
+        assertTrue(got.stream().anyMatch(m -> m.contains("workload 'reviewer'.params: 'bad-name' is not a parameter name")),
+                got.toString());
+        assertTrue(got.contains("p.yaml:7:5: workload 'reviewer' has no params.sa, which key 'openai' uses"), got.toString());
+    }
+
+    @Test
+    void anExpandedVaultPathIsCheckedForEveryWorkload() {
+        String yaml = """
+                keys:
+                  openai: {vault: {role: r, path: "openai/creds/{workload.params.sa}"}}
+                workloads:
+                  - name: reviewer
+                    spiffeId: spiffe://example.org/reviewer
+                    keys: [openai]
+                    params: {sa: "../../sys/raw"}
+                """;
+        ProblemsException e = assertThrows(ProblemsException.class, () -> PolicyLoader.parse(yaml, "p.yaml"));
+        assertEquals(List.of("p.yaml:4:5: keys.openai.vault.path for workload 'reviewer' 'openai/creds/../../sys/raw' is"
+                + " not a Vault path: relative, no '..', '//', '?', '#', spaces or placeholders other than {workload} and"
+                + " {workload.params.NAME}"), e.problems().stream().map(Problem::format).toList());
     }
 }

@@ -16,7 +16,8 @@ public final class DevIdentityProvider implements IdentityProvider {
     private final SelectorAttestor selectors;
     private final JwtSigner signer;
     private final Clock clock;
-    private final Map<SpiffeId, JwtSvid> svids = new ConcurrentHashMap<>();
+    /** Fresh JWT-SVIDs by [SPIFFE ID, audience]. */
+    private final Map<java.util.List<Object>, JwtSvid> svids = new ConcurrentHashMap<>();
 
     public DevIdentityProvider(SelectorAttestor selectors, JwtSigner signer, Clock clock) {
         this.selectors = selectors;
@@ -45,13 +46,19 @@ public final class DevIdentityProvider implements IdentityProvider {
 
     /** Signed once per SPIFFE ID and reused until half its life, as the SPIRE agent caches them. */
     @Override
-    public JwtSvid fetchJwtSvid(Workload workload, ProcessInfo process) {
-        JwtSvid cached = svids.get(workload.spiffeId());
+    public String defaultAudience() {
+        return signer.audience();
+    }
+
+    @Override
+    public JwtSvid fetchJwtSvid(Workload workload, ProcessInfo process, String audience) {
+        java.util.List<Object> k = java.util.List.of(workload.spiffeId(), audience);
+        JwtSvid cached = svids.get(k);
         if (cached != null && cached.isFreshAt(clock.instant())) {
             return cached;
         }
-        JwtSvid fresh = signer.sign(workload.spiffeId());
-        svids.put(workload.spiffeId(), fresh);
+        JwtSvid fresh = signer.sign(workload.spiffeId(), java.util.List.of(audience));
+        svids.put(k, fresh);
         return fresh;
     }
 }

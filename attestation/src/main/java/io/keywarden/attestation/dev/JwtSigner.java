@@ -60,6 +60,15 @@ public final class JwtSigner {
     }
 
     public JwtSvid sign(SpiffeId subject) {
+        return sign(subject, audience);
+    }
+
+    /** The configured (first) audience. */
+    public String audience() {
+        return audience.get(0);
+    }
+
+    public JwtSvid sign(SpiffeId subject, List<String> audience) {
         Instant now = clock.instant().truncatedTo(ChronoUnit.SECONDS);
         Instant exp = now.plus(SVID_TTL);
         // Built as a map, not a JWTClaimsSet: SPIRE always writes "aud" as an array, nimbus would

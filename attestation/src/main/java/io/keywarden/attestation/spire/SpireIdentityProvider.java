@@ -35,7 +35,11 @@ public final class SpireIdentityProvider implements IdentityProvider {
     private final List<String> audience;
     private final Clock clock;
     private final Map<ProcessKey, SpiffeId> identities = new ConcurrentHashMap<>();
-    private final Map<SpiffeId, JwtSvid> svids = new ConcurrentHashMap<>();
+    /** Fresh JWT-SVIDs by (SPIFFE ID, audience). */
+    private final Map<SvidKey, JwtSvid> svids = new ConcurrentHashMap<>();
+
+    private record SvidKey(SpiffeId id, String audience) {
+    }
 
     public SpireIdentityProvider(ProcAttestor proc, DelegatedIdentityClient client, Supplier<Policy> policy,
                                  String audience, Clock clock) {
@@ -88,7 +92,7 @@ public final class SpireIdentityProvider implements IdentityProvider {
                     + ours.stream().map(s -> s.spiffeId().toString()).toList());
         }
         JwtSvid svid = ours.get(0);
-        svids.put(svid.spiffeId(), svid);
+        svids.put(new SvidKey(svid.spiffeId(), audience.get(0)), svid);
         if (identities.size() >= MAX_PROCESSES) {
             identities.keySet().removeIf(k -> {
                 try {
@@ -100,6 +104,22 @@ public final class SpireIdentityProvider implements IdentityProvider {
         }
         identities.put(key, svid.spiffeId());
         return identified(p, svid.spiffeId());
+    }
+
+    /** From /proc and the cache of processes SPIRE already named; empty when SPIRE must be asked. */
+    @Override
+    public Optional<Attestation> attestWithoutWaiting(int tid, int uid, int gid) {
+        ProcessInfo p;
+        try {
+            p = proc.attest(tid, uid, gid);
+        } catch (ProcessGoneException e) {
+            return Optional.of(new Attestation.Unidentified(null, e.getMessage()));
+        }
+        if (p.tracerPid() != 0) {
+            return Optional.of(new Attestation.Unidentified(p, "being traced by pid " + p.tracerPid() + " (ptrace): refused"));
+        }
+        SpiffeId known = identities.get(new ProcessKey(p.pid(), p.startTime()));
+        return known == null ? Optional.empty() : Optional.of(identified(p, known));
     }
 
     private Attestation identified(ProcessInfo p, SpiffeId id) {
@@ -129,17 +149,23 @@ public final class SpireIdentityProvider implements IdentityProvider {
     }
 
     @Override
-    public JwtSvid fetchJwtSvid(Workload workload, ProcessInfo process) throws IdentityException {
-        JwtSvid cached = svids.get(workload.spiffeId());
+    public String defaultAudience() {
+        return audience.get(0);
+    }
+
+    @Override
+    public JwtSvid fetchJwtSvid(Workload workload, ProcessInfo process, String aud) throws IdentityException {
+        SvidKey k = new SvidKey(workload.spiffeId(), aud);
+        JwtSvid cached = svids.get(k);
         if (cached != null && cached.isFreshAt(clock.instant())) {
             return cached;
         }
         if (process == null || !proc.isAlive(process)) {
             throw new IdentityException("no live process of workload " + workload.name() + " for SPIRE to attest", true);
         }
-        for (JwtSvid s : client.fetchJwtSvids(process.pid(), audience)) {
+        for (JwtSvid s : client.fetchJwtSvids(process.pid(), List.of(aud))) {
             if (s.spiffeId().equals(workload.spiffeId())) {
-                svids.put(s.spiffeId(), s);
+                svids.put(k, s);
                 return s;
             }
         }

@@ -239,7 +239,7 @@ public final class AdminServer implements AutoCloseable {
             }
             leases.block(w.name(), reason);
         }
-        int n = leases.revokeNow(w.name(), key, (block ? "blocked by " : "revoked by ") + reason);
+        int n = leases.revokeNow(w.name(), key, io.keywarden.daemon.lifecycle.RevokeReason.OPERATOR, (block ? "blocked by " : "revoked by ") + reason);
         LOG.warn("{} {} of {}{} ({})", block ? "blocked and revoked" : "revoked", n + " lease(s)", w.name(),
                 key == null ? "" : "/" + key, reason);
         ObjectNode o = JSON.createObjectNode().put("ok", true).put("revoked", n).put("blocked", block);

@@ -104,8 +104,9 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
     }
 
     @Override
-    public void revoked(Workload w, String key, Lease lease, String reason) {
-        metrics.revoked(key, Metrics.RevokeReason.of(reason));
+    public void revoked(Workload w, String key, Lease lease, io.keywarden.daemon.lifecycle.RevokeReason code,
+                        String reason) {
+        metrics.revoked(key, code);
         record("key.revoked", keyFields(w, key, lease, reason));
     }
 

@@ -38,6 +38,14 @@ final class DevCommand implements Callable<Integer> {
     @Option(names = "--admin-socket", paramLabel = "PATH", description = "Admin API socket.")
     Path adminSocket;
 
+    @Option(names = "--issuers", paramLabel = "dev|real", defaultValue = "dev",
+            description = "dev (default): every issuer instance the policy names is a dev issuer; real: the instances"
+                    + " of --config's 'issuers:' (e.g. a local OpenBao), with dev identity.")
+    String issuers;
+
+    @Option(names = "--config", paramLabel = "FILE", description = "A config whose 'issuers:' --issuers real uses.")
+    Path config;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -67,8 +75,23 @@ final class DevCommand implements Callable<Integer> {
         if (fuseTimeout.isNegative() || fuseTimeout.toSeconds() > 65535) {
             throw new UserError("keywarden dev: --request-timeout must be between 0s (none) and 65535s");
         }
+        java.util.Map<String, io.keywarden.daemon.config.IssuerSpec> real = null;
+        switch (issuers) {
+            case "dev" -> {
+                if (config != null) {
+                    throw new UserError("keywarden dev: --config is only used with --issuers real");
+                }
+            }
+            case "real" -> {
+                if (config == null) {
+                    throw new UserError("keywarden dev: --issuers real needs --config FILE (its 'issuers:' section)");
+                }
+                real = RunCommand.loadConfig(config).issuers();
+            }
+            default -> throw new UserError("keywarden dev: --issuers must be dev or real, not '" + issuers + "'");
+        }
         KeywardenRuntime rt = KeywardenRuntime.start(DevSpec.of(mount, policy, keyTtl, ops, audit, adminSocket,
-                System.getenv(), fuseTimeout), spec.commandLine().getOut());
+                System.getenv(), fuseTimeout, real), spec.commandLine().getOut());
         Runtime.getRuntime().addShutdownHook(new Thread(rt::close, "keywarden-shutdown"));
         Signals.onStop(rt::close);
         rt.awaitStop();

@@ -1,6 +1,9 @@
 package io.keywarden.daemon.cli;
 
 import io.keywarden.daemon.UserError;
+import io.keywarden.daemon.config.IssuerSpec;
+import io.keywarden.daemon.issuer.IssuerRegistry;
+import java.util.Map;
 import io.keywarden.policy.Durations;
 import io.keywarden.policy.KeySpec;
 import io.keywarden.policy.Policy;
@@ -34,8 +37,13 @@ final class PolicyCommand implements Runnable {
         Path file;
 
         @Option(names = "--issuer", paramLabel = "vault|dev",
-                description = "Also check what this issuer needs (vault: every key needs a vault block).")
+                description = "Also check what a single issuer of this type needs (vault: every key needs a vault block).")
         String issuer;
+
+        @Option(names = "--config", paramLabel = "FILE",
+                description = "Also check every key against the config's issuer instances: the instance it names exists"
+                        + " (or is the only one) and its params suit the instance's type.")
+        Path config;
 
         @CommandLine.Spec
         CommandLine.Model.CommandSpec spec;
@@ -45,26 +53,36 @@ final class PolicyCommand implements Runnable {
             if (issuer != null && !issuer.equals("vault") && !issuer.equals("dev")) {
                 throw new UserError("keywarden policy check: --issuer must be vault or dev, not '" + issuer + "'");
             }
+            if (issuer != null && config != null) {
+                throw new UserError("keywarden policy check: give --issuer or --config, not both");
+            }
+            Map<String, IssuerSpec> instances = config != null ? RunCommand.loadConfig(config).issuers()
+                    : "vault".equals(issuer) ? Map.of("vault", new IssuerSpec.Vault("vault", null, "vault"))
+                    : null;
             Policy p = load(file);
-            if ("vault".equals(issuer)) {
-                List<Problem> vault = p.problemsForVaultIssuer();
-                if (!vault.isEmpty()) {
-                    throw new UserError(vault.stream().map(Problem::format).toList());
+            if (instances != null) {
+                List<Problem> problems = IssuerRegistry.check(instances, p);
+                if (!problems.isEmpty()) {
+                    throw new UserError(problems.stream().map(Problem::format).toList());
                 }
             }
-            print(p, spec.commandLine().getOut());
+            print(p, instances, spec.commandLine().getOut());
             return 0;
         }
 
-        static void print(Policy p, PrintWriter out) {
+        static void print(Policy p, Map<String, IssuerSpec> instances, PrintWriter out) {
             out.printf("%s: OK: %d key%s, %d workload%s, idleRevoke %s%n", p.source(), p.keys().size(),
                     p.keys().size() == 1 ? "" : "s", p.workloads().size(), p.workloads().size() == 1 ? "" : "s",
                     Durations.format(p.idleRevoke()));
             for (KeySpec k : p.keys().values()) {
-                out.printf("  key %s: %s, refreshAt %.2f, grace %s%n", k.name(),
+                String issuedBy = k.issuer().map(i -> "issuer " + i + (instances == null ? "" : " ("
+                        + instances.get(i).type() + ")") + ", ").orElse(instances != null && instances.size() == 1
+                        ? "issuer " + instances.keySet().iterator().next() + ", " : "");
+                String params = k.params().isEmpty() ? "" : "params " + String.join(",", k.params().keySet()) + ", ";
+                out.printf("  key %s: %s%s%s, refreshAt %.2f, grace %s%n", k.name(), issuedBy, params,
                         k.vault().map(v -> "vault role " + v.role() + " path " + v.path() + " field " + v.field()
                                 + v.ttl().map(t -> " ttl " + Durations.format(t)).orElse(""))
-                                .orElse("no vault block (dev issuer only)"),
+                                .orElse("no vault block"),
                         k.refreshAt(), Durations.format(k.grace()));
             }
             for (Workload w : p.workloads()) {

@@ -3,24 +3,25 @@ package io.keywarden.daemon.config;
 import java.net.URI;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Map;
 import java.util.Optional;
 
 /** The daemon's configuration (`keywarden run --config`), validated and with every default applied. */
-public record Config(String node, Path policy, Identity identity, Issuer issuer, Delivery delivery, Audit audit,
-                     Ops ops, Admin admin, boolean revokeOnShutdown) {
+public record Config(String node, Path policy, Identity identity, Map<String, IssuerSpec> issuers, Delivery delivery,
+                     Audit audit, Ops ops, Admin admin, boolean revokeOnShutdown, Tuning tuning) {
+
+    public Config {
+        issuers = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(issuers));
+    }
 
     public enum IdentityProvider { SPIRE, DEV }
-
-    public enum IssuerProvider { VAULT, DEV }
 
     public enum DeliveryMode { FUSE, TMPFS }
 
     public record Identity(IdentityProvider provider, String audience, Path spireAdminSocket) {
     }
 
-    public record Issuer(IssuerProvider provider, Optional<Vault> vault) {
-    }
-
+    /** How to reach one Vault/OpenBao (an instance of type vault). */
     public record Vault(URI address, String namespace, String authMount, Optional<Path> caFile, Duration timeout) {
     }
 
@@ -40,5 +41,20 @@ public record Config(String node, Path policy, Identity identity, Issuer issuer,
     }
 
     public record Admin(Path socket) {
+    }
+
+    /**
+     * The daemon's tunables ({@code tuning:}), every one with a default that suits a node of a few
+     * hundred workloads. {@code fuseWorkers} 0 means two per CPU (at least 4).
+     */
+    public record Tuning(int fuseWorkers, int issuerThreads, int attestThreads, Duration openTimeout,
+                         Duration readinessInterval, Duration policyPollInterval, Duration spireTimeout) {
+        public static final Tuning DEFAULT = new Tuning(0, 8, 4, Duration.ofSeconds(10), Duration.ofSeconds(10),
+                Duration.ofSeconds(2), Duration.ofSeconds(5));
+
+        public Tuning withOpenTimeout(Duration d) {
+            return new Tuning(fuseWorkers, issuerThreads, attestThreads, d, readinessInterval, policyPollInterval,
+                    spireTimeout);
+        }
     }
 }

@@ -1,6 +1,7 @@
 package io.keywarden.daemon.config;
 
 import io.keywarden.policy.Durations;
+import io.keywarden.policy.Names;
 import io.keywarden.policy.yaml.Location;
 import io.keywarden.policy.yaml.MappingReader;
 import io.keywarden.policy.yaml.Problems;
@@ -14,6 +15,7 @@ import java.net.UnknownHostException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
@@ -61,22 +63,34 @@ public final class ConfigLoader {
         Optional<Path> policy = r.required("policy").flatMap(n -> r.string(n, "policy")).map(this::path);
         Config.Identity identity = r.optional("identity").map(this::identity)
                 .orElse(new Config.Identity(Config.IdentityProvider.SPIRE, "vault", DEFAULT_SPIRE_ADMIN_SOCKET));
-        Config.Issuer issuer = r.optional("issuer").map(this::issuer).orElseGet(() -> {
-            problems.add(r.map(), "the config: missing required key 'issuer'");
-            return null;
-        });
+        String audience = identity == null ? "vault" : identity.audience();
+        Optional<YamlNode> oldIssuer = r.optional("issuer");
+        Optional<YamlNode> issuersNode = r.optional("issuers");
+        Map<String, IssuerSpec> issuers = new LinkedHashMap<>();
+        if (oldIssuer.isPresent() && issuersNode.isPresent()) {
+            problems.add(oldIssuer.get(), "the config has both 'issuer' and 'issuers': keep one ('issuers' names"
+                    + " instances; 'issuer' is the older single-issuer form)");
+        } else if (oldIssuer.isPresent()) {
+            Optional.ofNullable(issuer(oldIssuer.get(), audience)).ifPresent(i -> issuers.put(i.name(), i));
+        } else if (issuersNode.isPresent()) {
+            issuers(issuersNode.get(), audience, issuers);
+        } else {
+            problems.add(r.map(), "the config: missing required key 'issuers' (or the single-issuer form 'issuer')");
+        }
         Config.Delivery delivery = r.optional("delivery").map(this::delivery)
                 .orElse(new Config.Delivery(Config.DeliveryMode.FUSE, DEFAULT_MOUNT, DEFAULT_FUSE_REQUEST_TIMEOUT));
         Config.Audit audit = r.optional("audit").map(this::audit).orElse(new Config.Audit(DEFAULT_AUDIT, false));
         Config.Ops ops = r.optional("ops").map(this::ops).orElse(new Config.Ops(DEFAULT_LISTEN));
         Config.Admin admin = r.optional("admin").map(this::admin).orElse(new Config.Admin(DEFAULT_ADMIN_SOCKET));
         boolean revokeOnShutdown = r.optionalBoolean("revokeOnShutdown").orElse(true);
+        Config.Tuning tuning = r.optional("tuning").map(this::tuning).orElse(Config.Tuning.DEFAULT);
         r.rejectUnknown();
         if (node.isBlank()) {
             problems.add(r.map(), "node must not be empty");
         }
         problems.throwIfAny();
-        return new Config(node, policy.orElseThrow(), identity, issuer, delivery, audit, ops, admin, revokeOnShutdown);
+        return new Config(node, policy.orElseThrow(), identity, issuers, delivery, audit, ops, admin, revokeOnShutdown,
+                tuning == null ? Config.Tuning.DEFAULT : tuning);
     }
 
     private String defaultNode() {
@@ -138,34 +152,102 @@ public final class ConfigLoader {
         });
     }
 
-    private Config.Issuer issuer(YamlNode n) {
+    /** The older single-issuer form: one instance named after its provider ({@code vault} or {@code dev}). */
+    private IssuerSpec issuer(YamlNode n, String audience) {
         return section(n, "issuer", r -> {
-            var provider = choice(r, "issuer", "provider", Config.IssuerProvider.class, null);
+            Optional<YamlNode> providerNode = r.optional("provider");
+            Optional<String> provider = providerNode.flatMap(pn -> r.string(pn, "issuer.provider"));
             Optional<YamlNode> vaultNode = r.optional("vault");
-            if (provider.isEmpty() && problems.isEmpty()) {
-                problems.add(r.map(), "issuer: missing required key 'provider' (vault | dev)");
+            if (provider.isEmpty()) {
+                if (problems.isEmpty()) {
+                    problems.add(r.map(), "issuer: missing required key 'provider' (vault | dev)");
+                }
+                return null;
             }
-            Optional<Config.Vault> vault = vaultNode.map(v -> section(v, "issuer.vault", this::vault));
-            if (provider.orElse(null) == Config.IssuerProvider.VAULT && vaultNode.isEmpty()) {
-                problems.add(r.map(), "issuer.vault is required when issuer.provider is vault");
+            switch (provider.get()) {
+                case "vault" -> {
+                    if (vaultNode.isEmpty()) {
+                        problems.add(r.map(), "issuer.vault is required when issuer.provider is vault");
+                        return null;
+                    }
+                    Config.Vault v = section(vaultNode.get(), "issuer.vault", vr -> vault(vr, "issuer.vault"));
+                    return v == null ? null : new IssuerSpec.Vault("vault", v, audience);
+                }
+                case "dev" -> {
+                    vaultNode.ifPresent(v -> section(v, "issuer.vault", vr -> vault(vr, "issuer.vault")));
+                    return new IssuerSpec.Dev("dev", IssuerSpec.Dev.DEFAULT_TTL);
+                }
+                default -> {
+                    problems.add(providerNode.get(), "issuer.provider: '" + provider.get() + "' is not one of vault | dev");
+                    return null;
+                }
             }
-            return new Config.Issuer(provider.orElse(null), vault);
         });
     }
 
-    private Config.Vault vault(MappingReader r) {
-        Optional<URI> address = r.required("address").flatMap(a -> r.string(a, "issuer.vault.address")
-                .flatMap(s -> r.parsed(a.location(), "issuer.vault.address", s, ConfigLoader::httpUri)));
+    /** {@code issuers:}: named instances, each with its {@code type} and that type's settings. */
+    private void issuers(YamlNode n, String audience, Map<String, IssuerSpec> out) {
+        MappingReader.of(n, "issuers", problems).ifPresent(r -> {
+            if (r.map().entries().isEmpty()) {
+                problems.add(n, "issuers must name at least one issuer instance");
+            }
+            for (var e : r.map().entries()) {
+                r.optional(e.key());
+                String where = "issuers." + e.key();
+                if (!Names.isValid(e.key())) {
+                    problems.add(e.keyLocation(), where + ": '" + e.key() + "' is not a valid instance name: use 1-63"
+                            + " of a-z, 0-9, '_' or '-', starting with a letter or digit");
+                    continue;
+                }
+                IssuerSpec spec = section(e.value(), where, ir -> {
+                    Optional<String> type = ir.requiredString("type");
+                    if (type.isEmpty()) {
+                        return null;
+                    }
+                    return switch (type.get()) {
+                        case "vault" -> {
+                            String aud = ir.optionalString("audience").orElse(audience);
+                            if (aud.isBlank()) {
+                                problems.add(ir.map(), where + ".audience must not be empty");
+                            }
+                            Config.Vault v = vault(ir, where);
+                            yield new IssuerSpec.Vault(e.key(), v, aud);
+                        }
+                        case "dev" -> {
+                            Duration ttl = ir.optionalParsed("ttl", Durations::parse).orElse(IssuerSpec.Dev.DEFAULT_TTL);
+                            if (ttl.compareTo(Duration.ofSeconds(10)) < 0 || ttl.compareTo(Duration.ofDays(1)) > 0) {
+                                problems.add(ir.map(), where + ".ttl must be between 10s and 24h");
+                            }
+                            yield new IssuerSpec.Dev(e.key(), ttl);
+                        }
+                        default -> {
+                            problems.add(ir.map(), where + ".type: '" + type.get() + "' is not a known issuer type"
+                                    + " (vault | dev)");
+                            yield null;
+                        }
+                    };
+                });
+                if (spec != null) {
+                    out.put(e.key(), spec);
+                }
+            }
+            r.rejectUnknown();
+        });
+    }
+
+    private Config.Vault vault(MappingReader r, String where) {
+        Optional<URI> address = r.required("address").flatMap(a -> r.string(a, where + ".address")
+                .flatMap(s -> r.parsed(a.location(), where + ".address", s, ConfigLoader::httpUri)));
         String namespace = r.optionalString("namespace").orElse("");
         String mount = r.optionalString("authMount").orElse("jwt");
         if (mount.isBlank() || mount.startsWith("/") || mount.endsWith("/") || mount.contains("..")) {
-            problems.add(r.map(), "issuer.vault.authMount '" + mount + "' must be a mount path like jwt or auth-x/jwt");
+            problems.add(r.map(), where + ".authMount '" + mount + "' must be a mount path like jwt or auth-x/jwt");
         }
-        Optional<Path> ca = r.optional("caFile").flatMap(c -> r.string(c, "issuer.vault.caFile").map(this::path)
-                .filter(p -> readable(c.location(), "issuer.vault.caFile", p)));
+        Optional<Path> ca = r.optional("caFile").flatMap(c -> r.string(c, where + ".caFile").map(this::path)
+                .filter(p -> readable(c.location(), where + ".caFile", p)));
         Duration timeout = r.optionalParsed("timeout", Durations::parse).orElse(Duration.ofSeconds(10));
         if (timeout.isZero() || timeout.compareTo(Duration.ofMinutes(5)) > 0) {
-            problems.add(r.map(), "issuer.vault.timeout must be more than 0 and at most 5m");
+            problems.add(r.map(), where + ".timeout must be more than 0 and at most 5m");
         }
         return new Config.Vault(address.orElse(null), namespace, mount, ca, timeout);
     }
@@ -246,6 +328,46 @@ public final class ConfigLoader {
             Optional<String> group = r.optionalString("group");
             return new Config.Audit(file, stdout, bytes[0], age[0], group);
         });
+    }
+
+    private Config.Tuning tuning(YamlNode n) {
+        Config.Tuning d = Config.Tuning.DEFAULT;
+        return section(n, "tuning", r -> new Config.Tuning(
+                count(r, "fuseWorkers", d.fuseWorkers(), 0, 256),
+                count(r, "issuerThreads", d.issuerThreads(), 1, 256),
+                count(r, "attestThreads", d.attestThreads(), 1, 256),
+                within(r, "openTimeout", d.openTimeout(), Duration.ofSeconds(1), Duration.ofMinutes(5)),
+                within(r, "readinessInterval", d.readinessInterval(), Duration.ofSeconds(1), Duration.ofMinutes(10)),
+                within(r, "policyPollInterval", d.policyPollInterval(), Duration.ofMillis(100), Duration.ofMinutes(10)),
+                within(r, "spireTimeout", d.spireTimeout(), Duration.ofMillis(100), Duration.ofMinutes(1))));
+    }
+
+    private int count(MappingReader r, String key, int dflt, int min, int max) {
+        return r.optional(key).map(v -> {
+            if (v instanceof io.keywarden.policy.yaml.YamlScalar s && s.kind() == io.keywarden.policy.yaml.YamlScalar.Kind.INTEGER) {
+                try {
+                    int i = Integer.parseInt(s.text());
+                    if (i >= min && i <= max) {
+                        return i;
+                    }
+                } catch (NumberFormatException e) {
+                    // reported below
+                }
+            }
+            problems.add(v, "tuning." + key + " must be a whole number from " + min + " to " + max + ", not "
+                    + v.describe());
+            return dflt;
+        }).orElse(dflt);
+    }
+
+    private Duration within(MappingReader r, String key, Duration dflt, Duration min, Duration max) {
+        Duration d = r.optionalParsed(key, Durations::parse).orElse(dflt);
+        if (d.compareTo(min) < 0 || d.compareTo(max) > 0) {
+            problems.add(r.map(), "tuning." + key + " must be between " + Durations.format(min) + " and "
+                    + Durations.format(max));
+            return dflt;
+        }
+        return d;
     }
 
     private Config.Ops ops(YamlNode n) {

@@ -23,18 +23,29 @@ import java.util.concurrent.ConcurrentHashMap;
 public final class DevIssuer implements Issuer {
     private static final char[] BASE62 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".toCharArray();
 
+    private final String name;
     private final Duration ttl;
     private final Clock clock;
     private final SecureRandom random = new SecureRandom();
     private final Map<String, Instant> live = new ConcurrentHashMap<>();
 
     public DevIssuer(Duration ttl, Clock clock) {
+        this("dev", ttl, clock);
+    }
+
+    public DevIssuer(String name, Duration ttl, Clock clock) {
+        this.name = name;
         this.ttl = ttl;
         this.clock = clock;
     }
 
     @Override
     public String name() {
+        return name;
+    }
+
+    @Override
+    public String type() {
         return "dev";
     }
 

@@ -5,13 +5,18 @@ import io.keywarden.policy.KeySpec;
 import io.keywarden.policy.Workload;
 
 /**
- * Where keys come from (Vault/OpenBao, or the dev issuer). Calls block: the lifecycle runs them
+ * One issuer instance: where a key comes from (Vault/OpenBao, or the dev issuer). Calls block: the lifecycle runs them
  * on its own threads, never on an event loop or a FUSE worker.
  */
 public interface Issuer {
 
-    /** A short name for metrics and the ledger: {@code vault}, {@code dev}. */
+    /** The instance name from the config ({@code issuers.<name>}), for metrics, readiness and the ledger. */
     String name();
+
+    /** The instance's type: {@code vault}, {@code dev}. */
+    default String type() {
+        return name();
+    }
 
     /** Issues a new key for {@code workload}; {@code opener} is a process of it, when one asked. */
     Lease issue(Workload workload, KeySpec key, ProcessInfo opener) throws IssuerException;

@@ -7,9 +7,19 @@ import java.util.Optional;
 
 /**
  * A key and the lease it lives under. {@code expiresAt} is already the effective end: the earlier
- * of the lease's end and the end of the token it was issued under.
+ * of the lease's end and the end of the token it was issued under. {@code issuer} is the name of
+ * the instance that issued it, stamped by the lease core.
  */
-public record Lease(IssuedKey key, Instant issuedAt, boolean renewable, Optional<String> providerKeyId) {
+public record Lease(IssuedKey key, Instant issuedAt, boolean renewable, Optional<String> providerKeyId, String issuer) {
+
+    public Lease(IssuedKey key, Instant issuedAt, boolean renewable, Optional<String> providerKeyId) {
+        this(key, issuedAt, renewable, providerKeyId, "");
+    }
+
+    /** This lease stamped with the issuer instance that issued it (the one that revokes it). */
+    public Lease from(String issuerName) {
+        return issuerName.equals(issuer) ? this : new Lease(key, issuedAt, renewable, providerKeyId, issuerName);
+    }
 
     public String leaseId() {
         return key.leaseId();

@@ -22,6 +22,11 @@ public final class MeteredIssuer implements Issuer {
     }
 
     @Override
+    public String type() {
+        return issuer.type();
+    }
+
+    @Override
     public Lease issue(Workload workload, KeySpec key, ProcessInfo opener) throws IssuerException {
         long t0 = System.nanoTime();
         try {

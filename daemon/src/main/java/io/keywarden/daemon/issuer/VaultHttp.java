@@ -53,7 +53,7 @@ final class VaultHttp {
                 ks.setCertificateEntry("ca-" + i++, c);
             }
             if (i == 0) {
-                throw new IssuerException("issuer.vault.caFile " + config.caFile().get() + " holds no certificate", false);
+                throw new IssuerException("issuer.vault.caFile " + config.caFile().get() + " holds no certificate", IssuerException.Kind.CONFIG);
             }
             TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
             tmf.init(ks);
@@ -62,7 +62,7 @@ final class VaultHttp {
             return ctx;
         } catch (IOException | GeneralSecurityException e) {
             throw new IssuerException("issuer.vault.caFile " + config.caFile().get() + " cannot be used: "
-                    + e.getClass().getSimpleName(), false);
+                    + e.getClass().getSimpleName(), IssuerException.Kind.CONFIG);
         }
     }
 
@@ -72,12 +72,12 @@ final class VaultHttp {
         try {
             return http.send(r, HttpResponse.BodyHandlers.discarding()).statusCode();
         } catch (HttpTimeoutException e) {
-            throw new IssuerException("no HTTP answer within " + timeout.toMillis() + " ms", true);
+            throw IssuerException.http("no HTTP answer within " + timeout.toMillis() + " ms", 0);
         } catch (IOException e) {
-            throw new IssuerException("no HTTP answer (" + describe(e) + ")", true);
+            throw IssuerException.http("no HTTP answer (" + describe(e) + ")", 0);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new IssuerException("interrupted", true);
+            throw new IssuerException("interrupted", IssuerException.Kind.UNREACHABLE);
         }
     }
 
@@ -98,7 +98,7 @@ final class VaultHttp {
         try {
             return raw.length == 0 ? JSON.createObjectNode() : JSON.readTree(raw);
         } catch (IOException e) {
-            throw new IssuerException(what + " failed: HTTP 200: malformed JSON answer", true);
+            throw new IssuerException(what + " failed: HTTP 200: malformed JSON answer", IssuerException.Kind.SERVER_ERROR, 200);
         }
     }
 
@@ -134,22 +134,22 @@ final class VaultHttp {
             try {
                 json = resp.body().length == 0 ? JSON.createObjectNode() : JSON.readTree(resp.body());
             } catch (IOException e) {
-                throw new IssuerException(what + " failed: HTTP " + status + ": malformed JSON answer", true, status);
+                throw new IssuerException(what + " failed: HTTP " + status + ": malformed JSON answer",
+                        IssuerException.Kind.SERVER_ERROR, true, status);
             }
             {
                 StringBuilder errors = new StringBuilder();
                 json.path("errors").forEach(x -> errors.append(errors.length() == 0 ? "" : "; ").append(x.asText()));
-                boolean retryable = status == 429 || status >= 500;
-                throw new IssuerException(what + " failed: HTTP " + status + (errors.length() == 0 ? ""
-                        : ": " + VaultIssuer.clean(errors.toString().replaceAll("\\s+", " ").trim())), retryable, status);
+                throw IssuerException.http(what + " failed: HTTP " + status + (errors.length() == 0 ? ""
+                        : ": " + VaultIssuer.clean(errors.toString().replaceAll("\\s+", " ").trim())), status);
             }
         } catch (HttpTimeoutException e) {
-            throw new IssuerException(what + " failed: no HTTP answer within " + config.timeout().toMillis() + " ms", true);
+            throw IssuerException.http(what + " failed: no HTTP answer within " + config.timeout().toMillis() + " ms", 0);
         } catch (IOException e) {
-            throw new IssuerException(what + " failed: no HTTP answer (" + describe(e) + ")", true);
+            throw IssuerException.http(what + " failed: no HTTP answer (" + describe(e) + ")", 0);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new IssuerException(what + " interrupted", true);
+            throw new IssuerException(what + " interrupted", IssuerException.Kind.UNREACHABLE);
         }
     }
 }

@@ -6,6 +6,7 @@ import io.keywarden.attestation.IdentityProvider;
 import io.keywarden.attestation.JwtSvid;
 import io.keywarden.attestation.ProcessInfo;
 import io.keywarden.daemon.config.Config;
+import io.keywarden.daemon.config.IssuerSpec;
 import io.keywarden.delivery.IssuedKey;
 import io.keywarden.policy.KeySpec;
 import io.keywarden.policy.VaultSpec;
@@ -35,6 +36,8 @@ public final class VaultIssuer implements Issuer {
     private static final Pattern SECRETISH = Pattern.compile("(eyJ[A-Za-z0-9_-]{5,}(\\.[A-Za-z0-9_-]*){0,2})|"
             + "((hvs|hvb|s|b)\\.[A-Za-z0-9_-]{16,})|(sk-[A-Za-z0-9_-]{16,})");
 
+    private final String name;
+    private final String audience;
     private final Config.Vault config;
     private final VaultHttp http;
     private final IdentityProvider identity;
@@ -49,6 +52,13 @@ public final class VaultIssuer implements Issuer {
     }
 
     public VaultIssuer(Config.Vault config, IdentityProvider identity, Clock clock) throws IssuerException {
+        this(new IssuerSpec.Vault("vault", config, identity.defaultAudience()), identity, clock);
+    }
+
+    public VaultIssuer(IssuerSpec.Vault spec, IdentityProvider identity, Clock clock) throws IssuerException {
+        Config.Vault config = spec.connection();
+        this.name = spec.name();
+        this.audience = spec.audience();
         this.config = config;
         this.http = new VaultHttp(config);
         this.identity = identity;
@@ -57,6 +67,11 @@ public final class VaultIssuer implements Issuer {
 
     @Override
     public String name() {
+        return name;
+    }
+
+    @Override
+    public String type() {
         return "vault";
     }
 
@@ -76,8 +91,8 @@ public final class VaultIssuer implements Issuer {
     @Override
     public Lease issue(Workload workload, KeySpec key, ProcessInfo opener) throws IssuerException {
         VaultSpec spec = key.vault().orElseThrow(() -> new IssuerException("key " + key.name()
-                + " has no vault block in the policy", false));
-        String role = spec.roleFor(workload.name());
+                + " has no vault block in the policy", IssuerException.Kind.CONFIG));
+        String role = spec.roleFor(workload);
         Instant now = clock.instant();
         // Keyed by workload too: a token proves one workload's identity, never another's.
         String tokenKey = workload.name() + "\u0000" + role;
@@ -92,7 +107,7 @@ public final class VaultIssuer implements Issuer {
         }
         String token = t.id();
         Instant tokenEnd = t.expires();
-        String path = spec.pathFor(workload.name());
+        String path = spec.pathFor(workload);
         String query = spec.ttl().map(ttl -> "?ttl=" + ttl.toSeconds() + "s").orElse("");
         byte[] body;
         try {
@@ -106,7 +121,7 @@ public final class VaultIssuer implements Issuer {
         try {
             read = CredsAnswer.parse(body == null ? new byte[0] : body, spec.field());
         } catch (IOException e) {
-            throw new IssuerException("vault read of " + path + " returned malformed JSON", true);
+            throw new IssuerException("vault read of " + path + " returned malformed JSON", IssuerException.Kind.SERVER_ERROR);
         } finally {
             if (body != null) {
                 Arrays.fill(body, (byte) 0);
@@ -116,7 +131,7 @@ public final class VaultIssuer implements Issuer {
             read.secret().ifPresent(Secret::close);
             throw new IssuerException("vault read of " + path + " returned no " + (read.secret().isEmpty()
                     ? "'" + spec.field() + "' field" : "lease") + " (a malformed answer, or not a dynamic secret of the"
-                    + " OpenAI engine)", true);
+                    + " OpenAI engine)", IssuerException.Kind.SERVER_ERROR);
         }
         Instant leaseEnd = now.plusSeconds(read.leaseSeconds());
         Instant effective = leaseEnd.isBefore(tokenEnd) ? leaseEnd : tokenEnd;
@@ -128,16 +143,17 @@ public final class VaultIssuer implements Issuer {
     private Token login(Workload workload, ProcessInfo opener, String role, Instant now) throws IssuerException {
         JwtSvid svid;
         try {
-            svid = identity.fetchJwtSvid(workload, opener);
+            svid = identity.fetchJwtSvid(workload, opener, audience);
         } catch (IdentityException e) {
-            throw new IssuerException("no JWT-SVID for " + workload.spiffeId() + ": " + e.getMessage(), e.retryable());
+            throw new IssuerException("no JWT-SVID for " + workload.spiffeId() + ": " + e.getMessage(),
+                    IssuerException.Kind.IDENTITY, e.retryable(), 0);
         }
         JsonNode login = http.call("vault login to auth/" + config.authMount() + " with role " + role, "POST",
                 "auth/" + config.authMount() + "/login", null, Map.of("role", role, "jwt", svid.token()));
         String token = login == null ? "" : login.path("auth").path("client_token").asText("");
         if (token.isEmpty()) {
             throw new IssuerException("vault login with role " + role + " returned no client token (a malformed answer)",
-                    true);
+                    IssuerException.Kind.SERVER_ERROR);
         }
         long tokenSeconds = login.path("auth").path("lease_duration").asLong(0);
         return new Token(token, now, tokenSeconds > 0 ? now.plusSeconds(tokenSeconds) : Instant.MAX);
@@ -147,7 +163,7 @@ public final class VaultIssuer implements Issuer {
     public void revoke(Lease lease) throws IssuerException {
         String token = tokenOfLease.get(lease.leaseId());
         if (token == null) {
-            throw new IssuerException("no token known for lease " + lease.leaseId(), false);
+            throw new IssuerException("no token known for lease " + lease.leaseId(), IssuerException.Kind.CONFIG);
         }
         try {
             http.call("vault revoke of " + lease.leaseId(), "PUT", "sys/leases/revoke/" + lease.leaseId(), token, null);
@@ -168,7 +184,7 @@ public final class VaultIssuer implements Issuer {
             }
             throw new IssuerException("vault refused to revoke " + lease.leaseId() + " (HTTP 403): the workload's"
                     + " policy must allow update on sys/leases/revoke/" + lease.leaseId().replaceAll("/[^/]*$", "/*")
-                    + " (deploy/openbao/setup.sh writes it)", false, 403);
+                    + " (deploy/openbao/setup.sh writes it)", IssuerException.Kind.REFUSED, 403);
         }
         forget(lease.leaseId(), token);
     }

@@ -16,7 +16,8 @@ public interface LeaseEvents {
     default void issueFailed(Workload w, String key, Lease current, String reason, boolean retryable) {
     }
 
-    default void revoked(Workload w, String key, Lease lease, String reason) {
+    /** {@code code} is the reason's class (metrics), {@code reason} its words (ledger). */
+    default void revoked(Workload w, String key, Lease lease, RevokeReason code, String reason) {
     }
 
     default void expired(Workload w, String key, Lease lease) {
@@ -40,9 +41,9 @@ public interface LeaseEvents {
             }
 
             @Override
-            public void revoked(Workload w, String key, Lease lease, String reason) {
+            public void revoked(Workload w, String key, Lease lease, RevokeReason code, String reason) {
                 for (LeaseEvents e : all) {
-                    e.revoked(w, key, lease, reason);
+                    e.revoked(w, key, lease, code, reason);
                 }
             }
 

@@ -3,11 +3,13 @@ package io.keywarden.daemon.lifecycle;
 import io.keywarden.attestation.ProcessInfo;
 import io.keywarden.daemon.issuer.Issuer;
 import io.keywarden.daemon.issuer.IssuerException;
+import io.keywarden.daemon.issuer.IssuerRegistry;
 import io.keywarden.daemon.issuer.Lease;
 import io.keywarden.delivery.IssuedKey;
 import io.keywarden.delivery.KeyBlockedException;
 import io.keywarden.delivery.KeySource;
 import io.keywarden.delivery.KeyUnavailableException;
+import io.keywarden.delivery.LeaseStatus;
 import io.keywarden.policy.KeySpec;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.Workload;
@@ -17,6 +19,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ConcurrentHashMap;
@@ -25,87 +28,69 @@ import java.util.function.Supplier;
 import java.util.random.RandomGenerator;
 
 /**
- * One lease per (workload, key) on the node, shared by all the workload's processes. Issues on
- * first need, refreshes at {@code refreshAt} of the lifetime, overlaps old and new keys (the old
- * lease is revoked once every process that opened it has opened the new one or exited, or when
+ * The lease core: one lease per (workload, key) on the node ({@link LeaseSlot}), shared by all
+ * the workload's processes. Issues on first need from the key's issuer instance, refreshes at
+ * {@code refreshAt} of the lifetime, overlaps old and new keys (the old lease is revoked once every
+ * process that opened it has opened the new one or exited ({@link Openers}), or when
  * {@code grace} ends), backs off on issuer errors, serves until expiry and then fails closed,
- * revokes idle leases and, on shutdown, all of them.
+ * refuses blocked workloads ({@link KillSwitch}), revokes idle leases ({@link #sweep}, run every
+ * second once {@link #start}ed) and, on shutdown, all of them.
  *
  * <p>The read path ({@link #current}) touches one volatile field when a valid key exists; every
- * state change happens under the slot's lock, off the FUSE workers.
+ * state change happens under the slot's monitor, on the {@link Scheduler}'s threads; issuer calls
+ * and events (ledger writes) run outside it.
+ *
+ * <p>Over 300 lines on purpose: it is the state machine's transitions, which share one locking
+ * discipline and read best side by side; the parts with state of their own live in
+ * {@link LeaseSlot}, {@link Openers} and {@link KillSwitch}.
  */
 public final class LeaseManager implements KeySource, AutoCloseable {
     private static final System.Logger LOG = System.getLogger(LeaseManager.class.getName());
     static final Duration SWEEP = Duration.ofSeconds(1);
 
-    private final Issuer issuer;
+    private final IssuerRegistry issuers;
     private final Supplier<Policy> policy;
     private final Clock clock;
     private final Scheduler scheduler;
     private final RandomGenerator random;
     private final LeaseEvents events;
     private final Predicate<ProcessInfo> alive;
-    private final Map<String, Slot> slots = new ConcurrentHashMap<>();
-    private final Map<String, String> blocked = new ConcurrentHashMap<>();
+    private final KillSwitch killSwitch;
+    private final Map<String, LeaseSlot> slots = new ConcurrentHashMap<>();
     private volatile boolean closed;
     private volatile Scheduler.Task sweepTask;
 
-    private record Opener(int pid, long start) {
-        static Opener of(ProcessInfo p) {
-            return new Opener(p.pid(), p.startTime());
-        }
-    }
-
-    /** The state of one (workload, key). Fields other than {@code current} change under {@code this}. */
-    private final class Slot {
-        final String workloadName;
-        final String keyName;
-        final boolean eager;
-        volatile Workload workload;
-        volatile Lease current;
-        Lease previous;
-        Scheduler.Task previousRevoke;
-        Scheduler.Task refreshTask;
-        Scheduler.Task expiryTask;
-        Scheduler.Task retryTask;
-        CompletableFuture<Lease> inflight;
-        int failures;
-        volatile String lastError;
-        Instant lastRefresh;
-        Instant idleSince;
-        Map<Opener, ProcessInfo> openersCurrent = new ConcurrentHashMap<>();
-        Map<Opener, ProcessInfo> openersPrevious = new ConcurrentHashMap<>();
-
-        Slot(Workload w, String key, boolean eager) {
-            this.workloadName = w.name();
-            this.keyName = key;
-            this.workload = w;
-            this.eager = eager;
-        }
-
-        KeySpec spec() {
-            return policy.get().keys().get(keyName);
-        }
-    }
-
-    public LeaseManager(Issuer issuer, Supplier<Policy> policy, Clock clock, Scheduler scheduler, RandomGenerator random,
-                        LeaseEvents events, Predicate<ProcessInfo> alive) {
-        this.issuer = issuer;
+    public LeaseManager(IssuerRegistry issuers, Supplier<Policy> policy, Clock clock, Scheduler scheduler,
+                        RandomGenerator random, LeaseEvents events, Predicate<ProcessInfo> alive, KillSwitch killSwitch) {
+        this.issuers = issuers;
         this.policy = policy;
         this.clock = clock;
         this.scheduler = scheduler;
         this.random = random;
         this.events = events;
         this.alive = alive;
+        this.killSwitch = killSwitch;
+    }
+
+    /** One issuer for every key, sweeping at once (tests and benchmarks). */
+    public LeaseManager(Issuer issuer, Supplier<Policy> policy, Clock clock, Scheduler scheduler, RandomGenerator random,
+                        LeaseEvents events, Predicate<ProcessInfo> alive) {
+        this(IssuerRegistry.single(issuer), policy, clock, scheduler, random, events, alive, new KillSwitch());
+        start();
+    }
+
+    /** Starts the sweeper (idle revocation, exited openers, policy removals). */
+    public LeaseManager start() {
         scheduleSweep();
+        return this;
     }
 
-    private static String id(String workload, String key) {
-        return workload + "\u0000" + key;
+    public KillSwitch killSwitch() {
+        return killSwitch;
     }
 
-    private Slot slot(Workload w, String key, boolean eager) {
-        Slot s = slots.computeIfAbsent(id(w.name(), key), k -> new Slot(w, key, eager));
+    private LeaseSlot slot(Workload w, String key, boolean eager) {
+        LeaseSlot s = slots.computeIfAbsent(LeaseSlot.id(w.name(), key), k -> new LeaseSlot(w, key, eager));
         s.workload = w;
         return s;
     }
@@ -115,20 +100,20 @@ public final class LeaseManager implements KeySource, AutoCloseable {
         if (closed) {
             return CompletableFuture.failedFuture(new KeyUnavailableException("keywarden is shutting down"));
         }
-        String block = blocked.get(workload.name());
-        if (block != null) {
-            return CompletableFuture.failedFuture(new KeyBlockedException("blocked by an operator: " + block));
+        Optional<String> block = killSwitch.reason(workload.name());
+        if (block.isPresent()) {
+            return CompletableFuture.failedFuture(new KeyBlockedException("blocked by an operator: " + block.get()));
         }
-        Slot s = slot(workload, key, false);
-        Lease l = s.current;
-        if (l != null && clock.instant().isBefore(l.expiresAt())) {
+        LeaseSlot s = slot(workload, key, false);
+        Lease l = s.validAt(clock.instant());
+        if (l != null) {
             noteOpener(s, l, opener);
             return CompletableFuture.completedFuture(l.key());
         }
         CompletableFuture<Lease> f;
         synchronized (s) {
-            l = s.current;
-            if (l != null && clock.instant().isBefore(l.expiresAt())) {
+            l = s.validAt(clock.instant());
+            if (l != null) {
                 noteOpener(s, l, opener);
                 return CompletableFuture.completedFuture(l.key());
             }
@@ -146,101 +131,98 @@ public final class LeaseManager implements KeySource, AutoCloseable {
 
     /** Issues now for a workload that is served eagerly (tmpfs delivery): not tied to openers. */
     public CompletionStage<Lease> ensure(Workload workload, String key) {
-        Slot s = slot(workload, key, true);
+        LeaseSlot s = slot(workload, key, true);
         synchronized (s) {
-            Lease l = s.current;
-            if (l != null && clock.instant().isBefore(l.expiresAt())) {
+            Lease l = s.validAt(clock.instant());
+            if (l != null) {
                 return CompletableFuture.completedFuture(l);
             }
             return s.inflight != null ? s.inflight : startIssue(s, null);
         }
     }
 
-    private void noteOpener(Slot s, Lease l, ProcessInfo p) {
+    private void noteOpener(LeaseSlot s, Lease l, ProcessInfo p) {
         if (p == null) {
             return;
         }
-        Opener o = Opener.of(p);
         s.idleSince = null;
-        if (s.current == l) {
-            s.openersCurrent.putIfAbsent(o, p);
-            if (s.openersPrevious.remove(o) != null && s.openersPrevious.isEmpty()) {
-                scheduler.execute(() -> revokePrevious(s, "every process that opened it has moved to the new key"));
-            }
+        if (s.current == l && s.openers.opened(p)) {
+            scheduler.execute(() -> revokePrevious(s, "every process that opened it has moved to the new key"));
         }
     }
 
-    private CompletableFuture<Lease> startIssue(Slot s, ProcessInfo opener) {
+    /** Under the slot's monitor. */
+    private CompletableFuture<Lease> startIssue(LeaseSlot s, ProcessInfo opener) {
         CompletableFuture<Lease> f = new CompletableFuture<>();
         s.inflight = f;
-        if (s.retryTask != null) {
-            s.retryTask.cancel();
-            s.retryTask = null;
-        }
+        LeaseSlot.cancel(s.retryTask);
+        s.retryTask = null;
         scheduler.execute(() -> issue(s, f, opener));
         return f;
     }
 
-    private void issue(Slot s, CompletableFuture<Lease> f, ProcessInfo opener) {
-        KeySpec spec = s.spec();
+    private void issue(LeaseSlot s, CompletableFuture<Lease> f, ProcessInfo opener) {
+        KeySpec spec = policy.get().keys().get(s.keyName);
         if (spec == null || !s.workload.grants(s.keyName)) {
             fail(s, f, "key " + s.keyName + " is no longer granted to " + s.workloadName, false);
             return;
         }
+        Issuer issuer = null;
         try {
-            Lease lease = issuer.issue(s.workload, spec, opener);
+            issuer = issuers.forKey(spec);
+            Lease lease = issuer.issue(s.workload, spec, opener).from(issuer.name());
             issued(s, f, lease, spec);
         } catch (IssuerException e) {
             fail(s, f, e.getMessage(), e.retryable());
         } catch (RuntimeException e) {
-            LOG.log(System.Logger.Level.ERROR, "issuer " + issuer.name() + " failed unexpectedly", e);
+            LOG.log(System.Logger.Level.ERROR, "issuer " + (issuer == null ? "?" : issuer.name())
+                    + " failed unexpectedly", e);
             fail(s, f, "issuer error: " + e.getClass().getSimpleName(), true);
         }
     }
 
-    private void issued(Slot s, CompletableFuture<Lease> f, Lease lease, KeySpec spec) {
+    private void issued(LeaseSlot s, CompletableFuture<Lease> f, Lease lease, KeySpec spec) {
         Lease prev;
         Lease older = null;
+        boolean overlap;
         synchronized (s) {
             prev = s.current;
             Instant now = clock.instant();
-            if (prev != null && now.isBefore(prev.expiresAt())) {
+            overlap = prev != null && now.isBefore(prev.expiresAt());
+            if (overlap) {
                 older = s.previous;
-                if (s.previousRevoke != null) {
-                    s.previousRevoke.cancel();
-                }
+                LeaseSlot.cancel(s.previousRevoke);
                 s.previous = prev;
-                s.openersPrevious = s.openersCurrent;
-                s.openersCurrent = new ConcurrentHashMap<>();
+                s.openers.rotate();
                 Instant graceEnd = now.plus(spec.grace());
                 s.previousRevoke = scheduler.at(graceEnd.isBefore(prev.expiresAt()) ? graceEnd : prev.expiresAt(),
                         () -> revokePrevious(s, "grace ended"));
             } else if (prev != null) {
                 older = prev;
-                s.openersCurrent = new ConcurrentHashMap<>();
+                s.openers.resetCurrent();
             }
             s.current = lease;
             s.failures = 0;
             s.lastError = null;
             s.lastRefresh = now;
             s.inflight = null;
-            cancel(s.refreshTask);
-            cancel(s.expiryTask);
+            LeaseSlot.cancel(s.refreshTask);
+            LeaseSlot.cancel(s.expiryTask);
             s.refreshTask = scheduler.at(Timing.refreshTime(lease.issuedAt(), lease.expiresAt(), spec.refreshAt(), random),
                     () -> refresh(s, lease));
             s.expiryTask = scheduler.at(lease.expiresAt(), () -> expire(s, lease));
         }
         events.issued(s.workload, s.keyName, lease, prev);
         if (older != null) {
-            revoke(s, older, "superseded");
+            revoke(s, older, RevokeReason.REFRESHED, "superseded");
         }
-        if (prev != null && s.previous == prev && s.openersPrevious.isEmpty() && !s.eager) {
+        if (overlap && !s.eager && s.openers.previousEmpty()) {
             revokePrevious(s, "no live process holds it");
         }
         f.complete(lease);
     }
 
-    private void fail(Slot s, CompletableFuture<Lease> f, String reason, boolean retryable) {
+    private void fail(LeaseSlot s, CompletableFuture<Lease> f, String reason, boolean retryable) {
         Lease current;
         synchronized (s) {
             current = s.current;
@@ -256,22 +238,20 @@ public final class LeaseManager implements KeySource, AutoCloseable {
         f.completeExceptionally(new KeyUnavailableException(reason));
     }
 
-    private void retry(Slot s) {
+    private void retry(LeaseSlot s) {
         synchronized (s) {
             s.retryTask = null;
-            if (closed || s.inflight != null || !slots.containsKey(id(s.workloadName, s.keyName))) {
+            if (closed || s.inflight != null || slots.get(s.id()) != s) {
                 return;
             }
-            Lease l = s.current;
-            boolean needed = s.eager || l != null || !s.openersCurrent.isEmpty();
-            if (!needed) {
-                return;
+            boolean needed = s.eager || s.current != null || !s.openers.currentEmpty();
+            if (needed) {
+                startIssue(s, null);
             }
-            startIssue(s, null);
         }
     }
 
-    private void refresh(Slot s, Lease due) {
+    private void refresh(LeaseSlot s, Lease due) {
         synchronized (s) {
             if (closed || s.current != due || s.inflight != null) {
                 return;
@@ -280,21 +260,18 @@ public final class LeaseManager implements KeySource, AutoCloseable {
         }
     }
 
-    private void expire(Slot s, Lease lease) {
+    private void expire(LeaseSlot s, Lease lease) {
         synchronized (s) {
             if (s.current != lease) {
                 return;
             }
-            if (s.lastError == null) {
-                s.lastError = "key expired at " + lease.expiresAt() + " and was not refreshed";
-            } else {
-                s.lastError = "key expired at " + lease.expiresAt() + "; refresh failed: " + s.lastError;
-            }
+            s.lastError = s.lastError == null ? "key expired at " + lease.expiresAt() + " and was not refreshed"
+                    : "key expired at " + lease.expiresAt() + "; refresh failed: " + s.lastError;
         }
         events.expired(s.workload, s.keyName, lease);
     }
 
-    private void revokePrevious(Slot s, String reason) {
+    private void revokePrevious(LeaseSlot s, String reason) {
         Lease p;
         synchronized (s) {
             p = s.previous;
@@ -302,17 +279,24 @@ public final class LeaseManager implements KeySource, AutoCloseable {
                 return;
             }
             s.previous = null;
-            cancel(s.previousRevoke);
+            LeaseSlot.cancel(s.previousRevoke);
             s.previousRevoke = null;
-            s.openersPrevious = new ConcurrentHashMap<>();
+            s.openers.clearPrevious();
         }
-        revoke(s, p, reason);
+        revoke(s, p, RevokeReason.REFRESHED, reason);
     }
 
-    private void revoke(Slot s, Lease lease, String reason) {
+    /** Revokes at the issuer instance that issued it; the key's bytes are wiped whatever happens. */
+    private void revoke(LeaseSlot s, Lease lease, RevokeReason code, String reason) {
         try {
-            issuer.revoke(lease);
-            events.revoked(s.workload, s.keyName, lease, reason);
+            Optional<Issuer> from = issuers.named(lease.issuer());
+            if (from.isEmpty()) {
+                LOG.log(System.Logger.Level.WARNING, "lease " + lease.leaseId() + " names issuer '" + lease.issuer()
+                        + "', which is not configured: left to expire");
+                return;
+            }
+            from.get().revoke(lease);
+            events.revoked(s.workload, s.keyName, lease, code, reason);
         } catch (IssuerException e) {
             LOG.log(System.Logger.Level.WARNING, "revoking " + lease.leaseId() + " failed: " + e.getMessage());
         } finally {
@@ -323,36 +307,36 @@ public final class LeaseManager implements KeySource, AutoCloseable {
 
     /** Refuses keys to {@code workload} until {@link #unblock}; its leases should be revoked too. */
     public void block(String workload, String reason) {
-        blocked.put(workload, reason);
+        killSwitch.block(workload, reason);
     }
 
     public boolean unblock(String workload) {
-        return blocked.remove(workload) != null;
+        return killSwitch.unblock(workload);
     }
 
     public Map<String, String> blocked() {
-        return Map.copyOf(blocked);
+        return killSwitch.all();
     }
 
     /** Revokes a workload's leases now (kill switch, policy change, idle); the next open issues anew. */
-    public int revokeNow(String workload, String key, String reason) {
-        List<Slot> hit = new ArrayList<>();
-        for (Slot s : slots.values()) {
+    public int revokeNow(String workload, String key, RevokeReason code, String reason) {
+        List<LeaseSlot> hit = new ArrayList<>();
+        for (LeaseSlot s : slots.values()) {
             if (s.workloadName.equals(workload) && (key == null || s.keyName.equals(key))) {
                 hit.add(s);
             }
         }
         int n = 0;
-        for (Slot s : hit) {
-            n += drop(s, reason);
+        for (LeaseSlot s : hit) {
+            n += drop(s, code, reason);
         }
         return n;
     }
 
-    private int drop(Slot s, String reason) {
+    private int drop(LeaseSlot s, RevokeReason code, String reason) {
         List<Lease> leases = new ArrayList<>();
         synchronized (s) {
-            slots.remove(id(s.workloadName, s.keyName), s);
+            slots.remove(s.id(), s);
             if (s.current != null) {
                 leases.add(s.current);
             }
@@ -361,19 +345,10 @@ public final class LeaseManager implements KeySource, AutoCloseable {
             }
             s.current = null;
             s.previous = null;
-            cancel(s.refreshTask);
-            cancel(s.expiryTask);
-            cancel(s.retryTask);
-            cancel(s.previousRevoke);
+            s.cancelTimers();
         }
-        leases.forEach(l -> revoke(s, l, reason));
+        leases.forEach(l -> revoke(s, l, code, reason));
         return leases.size();
-    }
-
-    private static void cancel(Scheduler.Task t) {
-        if (t != null) {
-            t.cancel();
-        }
     }
 
     private void scheduleSweep() {
@@ -389,77 +364,78 @@ public final class LeaseManager implements KeySource, AutoCloseable {
     void sweep() {
         Policy p = policy.get();
         Instant now = clock.instant();
-        for (Slot s : slots.values()) {
+        for (LeaseSlot s : slots.values()) {
             if (p.workload(s.workloadName).map(w -> !w.grants(s.keyName)).orElse(true)) {
-                drop(s, "removed from the policy");
+                drop(s, RevokeReason.POLICY, "removed from the policy");
                 continue;
             }
             if (s.eager) {
                 continue;
             }
-            s.openersPrevious.values().removeIf(alive.negate());
-            s.openersCurrent.values().removeIf(alive.negate());
-            if (s.previous != null && s.openersPrevious.isEmpty()) {
+            s.openers.forgetDead(alive);
+            boolean previousHeld;
+            boolean idleTooLong = false;
+            synchronized (s) {
+                previousHeld = s.previous == null || !s.openers.previousEmpty();
+                if (s.current == null || !s.openers.currentEmpty()) {
+                    s.idleSince = null;
+                } else if (s.idleSince == null) {
+                    s.idleSince = now;
+                } else {
+                    idleTooLong = !now.isBefore(s.idleSince.plus(p.idleRevoke()));
+                }
+            }
+            if (!previousHeld) {
                 revokePrevious(s, "every process that opened it has moved to the new key or exited");
             }
-            if (s.current != null && s.openersCurrent.isEmpty()) {
-                if (s.idleSince == null) {
-                    s.idleSince = now;
-                } else if (!now.isBefore(s.idleSince.plus(p.idleRevoke()))) {
-                    drop(s, "idle: no process of the workload alive for " + p.idleRevoke().toSeconds() + "s");
-                }
+            if (idleTooLong) {
+                drop(s, RevokeReason.IDLE, "idle: no process of the workload alive for " + p.idleRevoke().toSeconds()
+                        + "s");
             }
         }
     }
 
     @Override
-    public String status(Workload workload, String key) {
-        Slot s = slots.get(id(workload.name(), key));
-        if (s == null) {
-            String block = blocked.get(workload.name());
-            return block == null ? "ok" : "error: blocked by an operator: " + block;
+    public LeaseStatus status(Workload workload, String key) {
+        Optional<String> block = killSwitch.reason(workload.name());
+        if (block.isPresent()) {
+            return new LeaseStatus.Blocked(block.get());
         }
-        Lease l = s.current;
-        if (l != null && clock.instant().isBefore(l.expiresAt())) {
-            return "ok";
+        LeaseSlot s = slots.get(LeaseSlot.id(workload.name(), key));
+        if (s == null || s.validAt(clock.instant()) != null) {
+            return LeaseStatus.OK;
         }
         String e = s.lastError;
-        String block = blocked.get(workload.name());
-        if (block != null) {
-            return "error: blocked by an operator: " + block;
-        }
-        return e == null ? "ok" : "error: " + e;
+        return e == null ? LeaseStatus.OK : new LeaseStatus.Failing(e);
     }
 
     /** A view of every lease for {@code status}: never secrets. */
     public List<LeaseView> view() {
         List<LeaseView> out = new ArrayList<>();
-        for (Slot s : slots.values()) {
+        for (LeaseSlot s : slots.values()) {
             Lease l = s.current;
             out.add(new LeaseView(s.workloadName, s.keyName, l == null ? null : l.leaseId(),
                     l == null ? null : l.key().fingerprint(), l == null ? null : l.providerKeyId().orElse(null),
-                    l == null ? null : l.expiresAt(), s.lastRefresh, s.lastError, s.openersCurrent.size()));
+                    l == null ? null : l.expiresAt(), s.lastRefresh, s.lastError, s.openers.currentCount(),
+                    l == null ? null : l.issuer()));
         }
         return out;
     }
 
     public record LeaseView(String workload, String key, String leaseId, String fingerprint, String providerKeyId,
-                            Instant expiresAt, Instant lastRefresh, String lastError, int openers) {
+                            Instant expiresAt, Instant lastRefresh, String lastError, int openers, String issuer) {
     }
 
     /** Stops all timers; revokes every lease when {@code revokeAll}. */
     public void shutdown(boolean revokeAll) {
         closed = true;
-        cancel(sweepTask);
-        for (Slot s : List.copyOf(slots.values())) {
+        LeaseSlot.cancel(sweepTask);
+        for (LeaseSlot s : List.copyOf(slots.values())) {
             if (revokeAll) {
-                drop(s, "shutdown");
+                drop(s, RevokeReason.SHUTDOWN, "shutdown");
             } else {
                 synchronized (s) {
-                    cancel(s.refreshTask);
-                    cancel(s.expiryTask);
-                    cancel(s.retryTask);
-                    cancel(s.previousRevoke);
+                    s.cancelTimers();
                 }
             }
         }

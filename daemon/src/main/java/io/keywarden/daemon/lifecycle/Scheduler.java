@@ -13,4 +13,36 @@ public interface Scheduler {
 
     /** Runs a blocking call (an issuer request) off the caller's thread. */
     void execute(Runnable blocking);
+
+    /**
+     * Runs {@code task} every {@code period} (measured from the end of the previous run) until the
+     * returned task is cancelled or the scheduler closes; a failing run is logged, not fatal.
+     */
+    default Task every(java.time.Clock clock, java.time.Duration period, Runnable task) {
+        java.util.concurrent.atomic.AtomicReference<Task> next = new java.util.concurrent.atomic.AtomicReference<>();
+        java.util.concurrent.atomic.AtomicBoolean cancelled = new java.util.concurrent.atomic.AtomicBoolean();
+        Runnable[] run = new Runnable[1];
+        run[0] = () -> {
+            if (cancelled.get()) {
+                return;
+            }
+            try {
+                task.run();
+            } catch (RuntimeException e) {
+                System.getLogger(Scheduler.class.getName()).log(System.Logger.Level.WARNING,
+                        "periodic task failed: " + e);
+            }
+            if (!cancelled.get()) {
+                next.set(at(clock.instant().plus(period), run[0]));
+            }
+        };
+        next.set(at(clock.instant().plus(period), run[0]));
+        return () -> {
+            cancelled.set(true);
+            Task t = next.get();
+            if (t != null) {
+                t.cancel();
+            }
+        };
+    }
 }

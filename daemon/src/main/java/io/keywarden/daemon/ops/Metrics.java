@@ -16,34 +16,6 @@ import java.util.function.ToDoubleFunction;
  * {@link #registerKey}), so {@code increase(...[5m]) > 0} sees the first error.
  */
 public final class Metrics {
-    /** Why a lease was revoked: a fixed set, so the label's cardinality is bounded. */
-    public enum RevokeReason {
-        REFRESHED, IDLE, SHUTDOWN, OPERATOR, POLICY, EXPIRED, GUARD;
-
-        public String label() {
-            return name().toLowerCase(java.util.Locale.ROOT);
-        }
-
-        /** Classifies the lifecycle's reason text. */
-        public static RevokeReason of(String reason) {
-            String r = reason == null ? "" : reason.toLowerCase(java.util.Locale.ROOT);
-            if (r.contains("operator")) {
-                return OPERATOR;
-            } else if (r.contains("shutdown")) {
-                return SHUTDOWN;
-            } else if (r.contains("policy")) {
-                return POLICY;
-            } else if (r.contains("idle")) {
-                return IDLE;
-            } else if (r.contains("guard")) {
-                return GUARD;
-            } else if (r.contains("expired")) {
-                return EXPIRED;
-            }
-            return REFRESHED;
-        }
-    }
-
     /** Issuer latency buckets: a handful that tell a healthy issuer from a struggling one. */
     private static final Duration[] BUCKETS = {Duration.ofMillis(10), Duration.ofMillis(50), Duration.ofMillis(100),
         Duration.ofMillis(250), Duration.ofMillis(500), Duration.ofSeconds(1), Duration.ofMillis(2500),
@@ -89,7 +61,7 @@ public final class Metrics {
         refreshCounter(key, outcome).increment();
     }
 
-    public void revoked(String key, RevokeReason reason) {
+    public void revoked(String key, io.keywarden.daemon.lifecycle.RevokeReason reason) {
         Counter.builder("keywarden.keys.revoked").description("Leases revoked at the issuer, by reason")
                 .tag("key", key).tag("reason", reason.label()).register(registry).increment();
     }

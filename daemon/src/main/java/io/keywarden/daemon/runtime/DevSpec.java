@@ -2,8 +2,12 @@ package io.keywarden.daemon.runtime;
 
 import io.keywarden.daemon.UserError;
 import io.keywarden.daemon.config.Config;
-import io.keywarden.daemon.config.ConfigLoader;
 import io.keywarden.daemon.config.HostPort;
+import io.keywarden.daemon.config.IssuerSpec;
+import io.keywarden.daemon.audit.Ledger;
+import io.keywarden.daemon.issuer.IssuerRegistry;
+import io.keywarden.policy.KeySpec;
+import java.util.List;
 import io.keywarden.linux.LibC;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.PolicyLoader;
@@ -14,7 +18,7 @@ import java.time.Duration;
 import java.util.Map;
 import java.util.Optional;
 
-/** {@code keywarden dev}: dev identity + dev issuer + KeyFS (tmpfs fallback), nothing external. */
+/** {@code keywarden dev}: dev identity + dev issuers + KeyFS (tmpfs fallback), nothing external. */
 public final class DevSpec {
     public static final Path DEFAULT_MOUNT = Path.of("/run/keywarden");
 
@@ -48,13 +52,28 @@ public final class DevSpec {
         }
     }
 
-    public static Spec of(Path mount, Path policyFile, Duration ttl, HostPort listen, Path audit, Path adminSocket,
-                          Map<String, String> env) {
-        return of(mount, policyFile, ttl, listen, audit, adminSocket, env, ConfigLoader.DEFAULT_FUSE_REQUEST_TIMEOUT);
+    /**
+     * The dev issuer instances for {@code policy}: one per instance its keys name (each a dev
+     * issuer of that name, so a production policy runs unchanged), or one named {@code dev} when
+     * no key names any.
+     */
+    public static Map<String, IssuerSpec> devIssuers(Policy policy, Duration ttl) {
+        Map<String, IssuerSpec> out = new java.util.LinkedHashMap<>();
+        for (KeySpec k : policy.keys().values()) {
+            k.issuer().ifPresent(name -> out.putIfAbsent(name, new IssuerSpec.Dev(name, ttl)));
+        }
+        if (out.isEmpty()) {
+            out.put("dev", new IssuerSpec.Dev("dev", ttl));
+        }
+        return out;
     }
 
+    /**
+     * {@code keywarden dev}'s daemon. {@code realIssuers}, when given ({@code --issuers real
+     * --config FILE}), are the config's instances; otherwise every instance is a dev issuer.
+     */
     public static Spec of(Path mount, Path policyFile, Duration ttl, HostPort listen, Path audit, Path adminSocket,
-                          Map<String, String> env, Duration fuseRequestTimeout) {
+                          Map<String, String> env, Duration fuseRequestTimeout, Map<String, IssuerSpec> realIssuers) {
         Policy policy;
         if (policyFile != null) {
             try {
@@ -65,18 +84,24 @@ public final class DevSpec {
         } else {
             policy = defaultPolicy(invokingUid(env));
         }
+        Map<String, IssuerSpec> issuers = realIssuers != null ? realIssuers : devIssuers(policy, ttl);
+        List<Problem> problems = IssuerRegistry.check(issuers, policy);
+        if (!problems.isEmpty()) {
+            throw new UserError(problems.stream().map(Problem::format).toList());
+        }
         boolean root = LibC.geteuid() == 0;
         String xdg = env.get("XDG_RUNTIME_DIR");
         Optional<Path> xdgDir = xdg == null || xdg.isBlank() ? Optional.empty() : Optional.of(Path.of(xdg));
         Path admin = adminSocket != null ? adminSocket : root ? Path.of("/run/keywarden-admin/admin.sock")
                 : xdgDir.orElse(Path.of("/tmp")).resolve("keywarden-admin.sock");
         String node = env.getOrDefault("NODE_NAME", "").isBlank() ? hostName() : env.get("NODE_NAME");
-        return new Spec("keywarden dev", node, policy, Config.IdentityProvider.DEV, "vault", null,
-                Config.IssuerProvider.DEV, Optional.empty(), ttl, Config.DeliveryMode.FUSE,
-                mount != null ? mount : DEFAULT_MOUNT, true, listen, Optional.of(audit != null ? audit : defaultLedger(root, env)),
-                false, admin, true, xdgDir,
-                Optional.ofNullable(policyFile), fuseRequestTimeout,
-                io.keywarden.daemon.audit.Ledger.Options.of(KeywardenRuntime.LEDGER_SEGMENT_BYTES, KeywardenRuntime.LEDGER_FSYNC));
+        return new Spec("keywarden dev", node, policy, Optional.ofNullable(policyFile),
+                new Config.Identity(Config.IdentityProvider.DEV, "vault", null), issuers,
+                new Spec.DeliverySpec(Config.DeliveryMode.FUSE, mount != null ? mount : DEFAULT_MOUNT, true, xdgDir,
+                        fuseRequestTimeout),
+                new Spec.AuditSpec(Optional.of(audit != null ? audit : defaultLedger(root, env)), false,
+                        Ledger.Options.of(KeywardenRuntime.LEDGER_SEGMENT_BYTES, KeywardenRuntime.LEDGER_FSYNC)),
+                listen, admin, true, Config.Tuning.DEFAULT);
     }
 
     /**

@@ -22,7 +22,8 @@ public final class LoggingEvents implements LeaseEvents {
     }
 
     @Override
-    public void revoked(Workload w, String key, Lease lease, String reason) {
+    public void revoked(Workload w, String key, Lease lease, io.keywarden.daemon.lifecycle.RevokeReason code,
+                        String reason) {
         LOG.info("revoked {}/{}: {} lease {} ({})", w.name(), key, lease.key().fingerprint(), lease.leaseId(), reason);
     }
 

@@ -11,9 +11,8 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
 import java.util.List;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.TimeUnit;
+import io.keywarden.daemon.lifecycle.Scheduler;
+import java.time.Clock;
 import java.util.function.Function;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
@@ -37,23 +36,22 @@ public final class PolicyWatcher implements Supplier<Policy>, AutoCloseable {
     private final Path file;
     private final Function<Policy, List<Problem>> extraChecks;
     private final Listener listener;
-    private final ScheduledExecutorService timer;
     private volatile Policy current;
     private byte[] digest;
+    private volatile Scheduler.Task polling;
 
-    public PolicyWatcher(Path file, Policy initial, Function<Policy, List<Problem>> extraChecks, Listener listener,
-                         long pollMillis) {
+    public PolicyWatcher(Path file, Policy initial, Function<Policy, List<Problem>> extraChecks, Listener listener) {
         this.file = file;
         this.current = initial;
         this.extraChecks = extraChecks;
         this.listener = listener;
         this.digest = digestOf(file);
-        this.timer = Executors.newSingleThreadScheduledExecutor(r -> {
-            Thread t = new Thread(r, "keywarden-policy-watch");
-            t.setDaemon(true);
-            return t;
-        });
-        timer.scheduleWithFixedDelay(this::check, pollMillis, pollMillis, TimeUnit.MILLISECONDS);
+    }
+
+    /** Polls the file every {@code period} on the daemon's scheduler (one run at a time). */
+    public PolicyWatcher start(Scheduler scheduler, Clock clock, java.time.Duration period) {
+        polling = scheduler.every(clock, period, this::check);
+        return this;
     }
 
     @Override
@@ -71,7 +69,7 @@ public final class PolicyWatcher implements Supplier<Policy>, AutoCloseable {
         }
     }
 
-    void check() {
+    synchronized void check() {
         try {
             byte[] d = digestOf(file);
             if (Arrays.equals(d, digest)) {
@@ -102,6 +100,9 @@ public final class PolicyWatcher implements Supplier<Policy>, AutoCloseable {
 
     @Override
     public void close() {
-        timer.shutdownNow();
+        Scheduler.Task t = polling;
+        if (t != null) {
+            t.cancel();
+        }
     }
 }

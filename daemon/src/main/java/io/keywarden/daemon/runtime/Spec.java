@@ -1,20 +1,38 @@
 package io.keywarden.daemon.runtime;
 
+import io.keywarden.daemon.audit.Ledger;
 import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.config.HostPort;
+import io.keywarden.daemon.config.IssuerSpec;
 import io.keywarden.policy.Policy;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Map;
 import java.util.Optional;
 
 /**
- * What a daemon runs with (the policy as loaded; {@code policyFile}, when set, is watched), from {@code keywarden run}'s config or {@code keywarden dev}'s flags.
- * {@code devTtl} is the dev issuer's lease TTL; {@code vault} is set for the Vault issuer.
+ * What a daemon runs with, from {@code keywarden run}'s config or {@code keywarden dev}'s flags:
+ * the policy as loaded ({@code policyFile}, when set, is watched), the identity provider, the
+ * issuer instances by name, delivery, the ledger, the ops and admin endpoints, and the tunables.
  */
-public record Spec(String label, String node, Policy policy, Config.IdentityProvider identity, String audience,
-                   Path spireSocket, Config.IssuerProvider issuer, Optional<Config.Vault> vault, Duration devTtl,
-                   Config.DeliveryMode delivery, Path deliveryPath, boolean tmpfsFallback, HostPort listen,
-                   Optional<Path> audit, boolean auditStdout, Path adminSocket, boolean revokeOnShutdown,
-                   Optional<Path> xdgRuntimeDir, Optional<Path> policyFile, Duration fuseRequestTimeout,
-                   io.keywarden.daemon.audit.Ledger.Options ledger) {
+public record Spec(String label, String node, Policy policy, Optional<Path> policyFile, Config.Identity identity,
+                   Map<String, IssuerSpec> issuers, DeliverySpec delivery, AuditSpec audit, HostPort listen,
+                   Path adminSocket, boolean revokeOnShutdown, Config.Tuning tuning) {
+
+    public Spec {
+        issuers = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(issuers));
+    }
+
+    /**
+     * Where keys are delivered. {@code tmpfsFallback}: when FUSE cannot be mounted, serve tmpfs
+     * files instead (dev) rather than fail (run); {@code xdgRuntimeDir} is where an unprivileged
+     * fallback goes.
+     */
+    public record DeliverySpec(Config.DeliveryMode mode, Path path, boolean tmpfsFallback, Optional<Path> xdgRuntimeDir,
+                               Duration fuseRequestTimeout) {
+    }
+
+    /** The ledger file (none: no ledger), whether records are echoed to stdout, and its options. */
+    public record AuditSpec(Optional<Path> file, boolean stdout, Ledger.Options ledger) {
+    }
 }

@@ -45,7 +45,8 @@ public final class TmpfsPublisher implements LeaseEvents {
     }
 
     @Override
-    public void revoked(Workload w, String key, Lease lease, String reason) {
+    public void revoked(Workload w, String key, Lease lease, io.keywarden.daemon.lifecycle.RevokeReason code,
+                        String reason) {
         if (published.remove(w.name() + "/" + key, lease.leaseId())) {
             try {
                 tmpfs.wipe(w, key);

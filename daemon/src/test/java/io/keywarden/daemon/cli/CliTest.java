@@ -95,7 +95,37 @@ class CliTest {
         assertEquals(0, run("policy", "check", f.toString()).code());
         Result r = run("policy", "check", "--issuer", "vault", f.toString());
         assertEquals(2, r.code());
-        assertEquals(f + ":2:3: keys.openai: 'vault' is required when the issuer is vault\n", r.err());
+        assertEquals(f + ":2:3: keys.openai: 'vault' is required for a key of issuer 'vault' (type vault)\n", r.err());
+    }
+
+    @Test
+    void policyCheckAgainstTheConfigsIssuerInstances(@TempDir Path dir) throws Exception {
+        Path policy = dir.resolve("p.yaml");
+        Files.writeString(policy, """
+                keys:
+                  openai: {issuer: bao, vault: {role: "{workload}", path: "openai/creds/{workload}"}}
+                  scratch: {issuer: dev}
+                  lost: {issuer: nowhere}
+                  bare: {}
+                workloads: []
+                """);
+        Path config = dir.resolve("c.yaml");
+        Files.writeString(config, "policy: p.yaml\nissuers:\n  bao: {type: vault, address: http://127.0.0.1:8200}\n"
+                + "  dev: {type: dev, ttl: 2m}\n");
+        Result r = run("policy", "check", "--config", config.toString(), policy.toString());
+        assertEquals(2, r.code(), r.out());
+        assertEquals(policy + ":4:3: keys.lost.issuer: 'nowhere' is not an issuer instance of the config (bao, dev)\n"
+                + policy + ":5:3: keys.bare: name its issuer ('issuer:', one of bao, dev): the config has 2\n", r.err());
+        Files.writeString(policy, """
+                keys:
+                  openai: {issuer: bao, vault: {role: "{workload}", path: "openai/creds/{workload}"}}
+                  scratch: {issuer: dev, params: {anything: "{workload}"}}
+                workloads: []
+                """);
+        r = run("policy", "check", "--config", config.toString(), policy.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("key openai: issuer bao (vault), vault role {workload}"), r.out());
+        assertTrue(r.out().contains("key scratch: issuer dev (dev), params anything, no vault block"), r.out());
     }
 
     @Test

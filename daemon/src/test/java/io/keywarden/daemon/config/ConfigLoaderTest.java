@@ -32,8 +32,11 @@ class ConfigLoaderTest {
         assertEquals("node-a", c.node());
         assertEquals(Config.IdentityProvider.SPIRE, c.identity().provider());
         assertEquals(Path.of("/run/spire/admin/admin.sock"), c.identity().spireAdminSocket());
-        assertEquals("https://openbao.example:8200", c.issuer().vault().orElseThrow().address().toString());
-        assertEquals(Duration.ofSeconds(10), c.issuer().vault().orElseThrow().timeout());
+        IssuerSpec.Vault bao = (IssuerSpec.Vault) c.issuers().get("bao");
+        assertEquals("https://openbao.example:8200", bao.connection().address().toString());
+        assertEquals(Duration.ofSeconds(10), bao.connection().timeout());
+        assertEquals("vault", bao.audience());
+        assertEquals(Config.Tuning.DEFAULT, c.tuning());
         assertEquals(new HostPort("127.0.0.1", 9464), c.ops().listen());
         assertTrue(c.revokeOnShutdown());
     }
@@ -46,6 +49,33 @@ class ConfigLoaderTest {
         assertEquals(Config.DeliveryMode.FUSE, c.delivery().mode());
         assertEquals(Path.of("/run/keywarden"), c.delivery().path());
         assertEquals("vault", c.identity().audience());
+    }
+
+    @Test
+    void namedInstancesKeepTheirOrderAndTheirSettings() throws Exception {
+        Config c = ConfigLoader.load(write("""
+                policy: p
+                identity: {provider: dev, audience: kw}
+                issuers:
+                  bao: {type: vault, address: 'http://127.0.0.1:8200', authMount: auth-x/jwt}
+                  bao2: {type: vault, address: 'https://bao.example', audience: other}
+                  scratch: {type: dev, ttl: 90s}
+                tuning: {fuseWorkers: 2, openTimeout: 3s}
+                """), Map.of());
+        assertEquals(List.of("bao", "bao2", "scratch"), List.copyOf(c.issuers().keySet()));
+        IssuerSpec.Vault bao = (IssuerSpec.Vault) c.issuers().get("bao");
+        assertEquals("kw", bao.audience(), "an instance's audience defaults to identity.audience");
+        assertEquals("auth-x/jwt", bao.connection().authMount());
+        assertEquals("other", ((IssuerSpec.Vault) c.issuers().get("bao2")).audience());
+        assertEquals(Duration.ofSeconds(90), ((IssuerSpec.Dev) c.issuers().get("scratch")).ttl());
+        assertEquals(2, c.tuning().fuseWorkers());
+        assertEquals(Duration.ofSeconds(3), c.tuning().openTimeout());
+        assertEquals(Config.Tuning.DEFAULT.issuerThreads(), c.tuning().issuerThreads());
+        // The older single form: one instance named after its provider.
+        Config old = ConfigLoader.load(write("policy: p\nissuer: {provider: vault, vault: {address: 'http://x'}}\n"),
+                Map.of());
+        assertEquals(List.of("vault"), List.copyOf(old.issuers().keySet()));
+        assertEquals("vault", old.issuers().get("vault").type());
     }
 
     @ParameterizedTest(name = "{0}")
@@ -64,6 +94,17 @@ class ConfigLoaderTest {
         "boolean as string | policy: p\\nissuer: {provider: dev}\\nrevokeOnShutdown: 'yes'\\n | 3:19: revokeOnShutdown must be true or false",
         "unknown nested    | policy: p\\nissuer: {provider: dev}\\nidentity: {spire: {socket: x}}\\n | 3:20: unknown key 'socket' in identity.spire",
         "not a mapping     | - a\\n | 1:1: the config must be a mapping, not a list",
+        "no issuers        | policy: p\\n | 1:1: the config: missing required key 'issuers'",
+        "both issuer forms | policy: p\\nissuer: {provider: dev}\\nissuers: {d: {type: dev}}\\n | 2:9: the config has both 'issuer' and 'issuers'",
+        "empty issuers     | policy: p\\nissuers: {}\\n | 2:10: issuers must name at least one issuer instance",
+        "bad instance name | policy: p\\nissuers: {Bao: {type: dev}}\\n | 2:11: issuers.Bao: 'Bao' is not a valid instance name",
+        "unknown type      | policy: p\\nissuers: {x: {type: openai}}\\n | 2:14: issuers.x.type: 'openai' is not a known issuer type",
+        "missing type      | policy: p\\nissuers: {x: {ttl: 1m}}\\n | 2:14: issuers.x: missing required key 'type'",
+        "vault instance url| policy: p\\nissuers: {bao: {type: vault}}\\n | 2:16: issuers.bao: missing required key 'address'",
+        "dev ttl too short | policy: p\\nissuers: {d: {type: dev, ttl: 1s}}\\n | 2:14: issuers.d.ttl must be between 10s and 24h",
+        "unknown in vault  | policy: p\\nissuers: {bao: {type: vault, address: 'http://x', color: red}}\\n | 2:51: unknown key 'color' in issuers.bao",
+        "tuning threads    | policy: p\\nissuers: {d: {type: dev}}\\ntuning: {issuerThreads: 0}\\n | 3:25: tuning.issuerThreads must be a whole number from 1 to 256",
+        "tuning timeout    | policy: p\\nissuers: {d: {type: dev}}\\ntuning: {openTimeout: 1h}\\n | 3:9: tuning.openTimeout must be between 1s and 5m",
     })
     void rejected(String what, String yaml, String expected) throws Exception {
         Path f = write(yaml.replace("\\n", "\n"));

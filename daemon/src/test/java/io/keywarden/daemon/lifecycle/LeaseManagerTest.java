@@ -187,10 +187,10 @@ class LeaseManagerTest {
         issuer.down = true;
         scheduler.advance(Duration.ofSeconds(99));
         assertEquals("sk-test-alice-1", open(a), "served until it expires");
-        assertEquals("ok", leases.status(alice, "openai"));
+        assertEquals("ok", leases.status(alice, "openai").line());
         scheduler.advance(Duration.ofSeconds(1));
         assertInstanceOf(KeyUnavailableException.class, openFails(a));
-        String status = leases.status(alice, "openai");
+        String status = leases.status(alice, "openai").line();
         assertTrue(status.startsWith("error: key expired at 2026-01-01T00:01:40Z; refresh failed: 503 Vault is sealed"), status);
     }
 
@@ -210,7 +210,7 @@ class LeaseManagerTest {
         Instant recovered = issuer.issued.get(1).issuedAt();
         assertTrue(!recovered.isAfter(back.plus(Timing.BACKOFF_MAX)), "recovered at " + recovered);
         assertEquals("sk-test-alice-2", open(a));
-        assertEquals("ok", leases.status(alice, "openai"));
+        assertEquals("ok", leases.status(alice, "openai").line());
     }
 
     @Test
@@ -262,7 +262,7 @@ class LeaseManagerTest {
     void revokeNowDropsTheLeaseAndTheNextOpenGetsANewKey() throws Exception {
         ProcessInfo a = proc(10);
         open(a);
-        assertEquals(1, leases.revokeNow("alice", null, "kill switch"));
+        assertEquals(1, leases.revokeNow("alice", null, RevokeReason.OPERATOR, "kill switch"));
         assertEquals(List.of("lease-1"), issuer.revoked);
         assertEquals("sk-test-alice-2", open(a));
     }

@@ -38,7 +38,7 @@ final class ScriptedIssuer implements Issuer {
     public synchronized Lease issue(Workload workload, KeySpec key, ProcessInfo opener) throws IssuerException {
         attempts.add(clock.instant());
         if (down) {
-            throw new IssuerException(permanent ? "403 permission denied" : "503 Vault is sealed", !permanent);
+            throw IssuerException.http(permanent ? "403 permission denied" : "503 Vault is sealed", permanent ? 403 : 503);
         }
         int n = issued.size() + 1;
         Instant now = clock.instant();

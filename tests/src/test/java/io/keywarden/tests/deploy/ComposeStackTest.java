@@ -206,7 +206,8 @@ class ComposeStackTest {
         // keywarden's config and policy: files mounted where the config says, Vault is the openbao service.
         assertEquals("./keywarden.yaml", mounts("keywarden").get("/etc/keywarden/config.yaml"));
         assertEquals("./policy.yaml", mounts("keywarden").get(kw.policy().toString()));
-        assertEquals("openbao", kw.issuer().vault().orElseThrow().address().getHost());
+        assertEquals("openbao", ((io.keywarden.daemon.config.IssuerSpec.Vault) kw.issuers().values().iterator().next())
+                .connection().address().getHost());
         assertEquals("keywarden-ledger", mounts("keywarden").get(kw.audit().file().getParent().toString()));
         Policy policy = PolicyLoader.load(COMPOSE.resolve("policy.yaml"));
         List<String> workloads = new ArrayList<>();

@@ -187,6 +187,8 @@ class DeployManifestsTest {
         List<HasMetadata> all = resources();
         Path tmp = Files.createTempDirectory("kw-deploy-");
         Files.writeString(tmp.resolve("ca.pem"), "not read by the loader, only checked to exist");
+        Policy k8sPolicy = null;
+        Config k8sConfig = null;
         try {
             for (HasMetadata r : all) {
                 if (r instanceof io.fabric8.kubernetes.api.model.ConfigMap cm) {
@@ -195,18 +197,20 @@ class DeployManifestsTest {
                         // The CA comes from a Secret mounted in the pod; point at a stand-in file here.
                         Files.writeString(f, e.getValue().replace("/etc/keywarden/vault-ca/ca.crt", tmp.resolve("ca.pem").toString()));
                         if (e.getKey().equals("policy.yaml")) {
-                            Policy p = PolicyLoader.load(f);
-                            assertTrue(p.problemsForVaultIssuer().isEmpty());
+                            k8sPolicy = PolicyLoader.load(f);
                         } else if (e.getKey().equals("config.yaml")) {
-                            Config c = ConfigLoader.load(f, Map.of("NODE_NAME", "n1"));
-                            assertEquals(Config.IdentityProvider.SPIRE, c.identity().provider());
+                            k8sConfig = ConfigLoader.load(f, Map.of("NODE_NAME", "n1"));
+                            assertEquals(Config.IdentityProvider.SPIRE, k8sConfig.identity().provider());
                         }
                     }
                 }
             }
-            assertEquals(Config.IssuerProvider.VAULT, ConfigLoader.load(DEPLOY.resolve("compose/keywarden.yaml"), Map.of())
-                    .issuer().provider());
-            assertTrue(PolicyLoader.load(DEPLOY.resolve("compose/policy.yaml")).problemsForVaultIssuer().isEmpty());
+            assertTrue(k8sPolicy != null && k8sConfig != null, "the ConfigMap carries config.yaml and policy.yaml");
+            assertEquals(List.of(), io.keywarden.daemon.issuer.IssuerRegistry.check(k8sConfig.issuers(), k8sPolicy));
+            Config compose = ConfigLoader.load(DEPLOY.resolve("compose/keywarden.yaml"), Map.of());
+            assertEquals(List.of("vault"), compose.issuers().values().stream().map(i -> i.type()).toList());
+            assertEquals(List.of(), io.keywarden.daemon.issuer.IssuerRegistry.check(compose.issuers(),
+                    PolicyLoader.load(DEPLOY.resolve("compose/policy.yaml"))));
         } finally {
             Proc.run("rm", "-rf", tmp.toString());
         }

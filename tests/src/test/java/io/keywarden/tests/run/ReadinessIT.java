@@ -55,7 +55,7 @@ class ReadinessIT {
                 d.awaitOut("serving KeyFS", 30);
                 HttpResponse<String> r = readyz(port);
                 assertEquals(503, r.statusCode(), r.body());
-                assertTrue(r.body().contains("issuer: vault at http://127.0.0.1:" + closed) && r.body().contains("connection refused"),
+                assertTrue(r.body().contains("issuer vault: vault at http://127.0.0.1:" + closed) && r.body().contains("connection refused"),
                         r.body());
                 Proc.Result read = Proc.as(1001, "cat", mnt.resolve("openai/api_key").toString());
                 assertTrue(read.err().contains("Input/output error"), "issuer down is EIO, not EACCES: " + read.err());

@@ -46,8 +46,8 @@ public final class MemoryKeySource implements KeySource {
     }
 
     @Override
-    public String status(Workload workload, String key) {
+    public io.keywarden.delivery.LeaseStatus status(Workload workload, String key) {
         String e = errors.get(id(workload.name(), key));
-        return e == null ? "ok" : "error: " + e;
+        return e == null ? io.keywarden.delivery.LeaseStatus.OK : new io.keywarden.delivery.LeaseStatus.Failing(e);
     }
 }

@@ -1,0 +1,76 @@
+package io.keywarden.daemon.lifecycle;
+
+import io.keywarden.daemon.issuer.Lease;
+import io.keywarden.policy.Workload;
+import java.time.Instant;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * The state of one (workload, key): the current lease, the previous one during an overlap, the
+ * timers, the issuance in flight and the last failure.
+ *
+ * <p>Synchronisation: every field is written only while holding this slot's monitor.
+ * {@code current}, {@code lastError}, {@code idleSince} and {@code workload} are volatile so that
+ * the read path (an open with a valid key) and views read them without the lock. {@link #openers}
+ * is thread-safe itself. Timer tasks and issuance run on the {@link Scheduler}'s threads and take
+ * the monitor for every change; nothing blocking (an issuer call, a ledger write) runs under it.
+ */
+final class LeaseSlot {
+    final String workloadName;
+    final String keyName;
+    /** Served without openers (tmpfs delivery): never idle-revoked, never tied to processes. */
+    final boolean eager;
+    final Openers openers = new Openers();
+
+    volatile Workload workload;
+    volatile Lease current;
+    volatile String lastError;
+    volatile Instant idleSince;
+    Lease previous;
+    Scheduler.Task previousRevoke;
+    Scheduler.Task refreshTask;
+    Scheduler.Task expiryTask;
+    Scheduler.Task retryTask;
+    CompletableFuture<Lease> inflight;
+    int failures;
+    volatile Instant lastRefresh;
+
+    LeaseSlot(Workload w, String key, boolean eager) {
+        this.workloadName = w.name();
+        this.keyName = key;
+        this.workload = w;
+        this.eager = eager;
+    }
+
+    static String id(String workload, String key) {
+        return workload + "\u0000" + key;
+    }
+
+    String id() {
+        return id(workloadName, keyName);
+    }
+
+    /** The current lease when it is still valid at {@code now}. */
+    Lease validAt(Instant now) {
+        Lease l = current;
+        return l != null && now.isBefore(l.expiresAt()) ? l : null;
+    }
+
+    /** Cancels every timer; called under the monitor. */
+    void cancelTimers() {
+        cancel(refreshTask);
+        cancel(expiryTask);
+        cancel(retryTask);
+        cancel(previousRevoke);
+        refreshTask = null;
+        expiryTask = null;
+        retryTask = null;
+        previousRevoke = null;
+    }
+
+    static void cancel(Scheduler.Task t) {
+        if (t != null) {
+            t.cancel();
+        }
+    }
+}

@@ -1,0 +1,62 @@
+package io.keywarden.daemon.lifecycle;
+
+import io.keywarden.attestation.ProcessInfo;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Predicate;
+
+/**
+ * Which processes opened a slot's current lease, and which still hold the previous one (during a
+ * refresh's overlap). The sets are concurrent: the read path adds to them without the slot's lock.
+ * {@link #rotate} and {@link #reset} swap them and are called under the slot's lock; an opener
+ * noted during a swap lands in the set that was current, which at worst keeps the previous lease
+ * until its grace ends.
+ */
+final class Openers {
+    private record Opener(int pid, long start) {
+    }
+
+    private volatile Map<Opener, ProcessInfo> current = new ConcurrentHashMap<>();
+    private volatile Map<Opener, ProcessInfo> previous = new ConcurrentHashMap<>();
+
+    /** {@code p} opened the current lease; true when that emptied the previous lease's holders. */
+    boolean opened(ProcessInfo p) {
+        Opener o = new Opener(p.pid(), p.startTime());
+        current.putIfAbsent(o, p);
+        Map<Opener, ProcessInfo> prev = previous;
+        return prev.remove(o) != null && prev.isEmpty();
+    }
+
+    /** A new lease became current: its holders start empty, the old holders now hold the previous one. */
+    void rotate() {
+        previous = current;
+        current = new ConcurrentHashMap<>();
+    }
+
+    /** The current lease was replaced without overlap: nobody holds the new one yet. */
+    void resetCurrent() {
+        current = new ConcurrentHashMap<>();
+    }
+
+    void clearPrevious() {
+        previous = new ConcurrentHashMap<>();
+    }
+
+    /** Forgets processes that exited (or whose pid was reused). */
+    void forgetDead(Predicate<ProcessInfo> alive) {
+        previous.values().removeIf(alive.negate());
+        current.values().removeIf(alive.negate());
+    }
+
+    boolean previousEmpty() {
+        return previous.isEmpty();
+    }
+
+    boolean currentEmpty() {
+        return current.isEmpty();
+    }
+
+    int currentCount() {
+        return current.size();
+    }
+}

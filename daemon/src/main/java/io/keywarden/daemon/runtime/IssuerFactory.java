@@ -1,0 +1,41 @@
+package io.keywarden.daemon.runtime;
+
+import io.keywarden.attestation.IdentityProvider;
+import io.keywarden.daemon.UserError;
+import io.keywarden.daemon.config.IssuerSpec;
+import io.keywarden.daemon.issuer.DevIssuer;
+import io.keywarden.daemon.issuer.Issuer;
+import io.keywarden.daemon.issuer.IssuerException;
+import io.keywarden.daemon.issuer.IssuerRegistry;
+import io.keywarden.daemon.issuer.MeteredIssuer;
+import io.keywarden.daemon.issuer.VaultIssuer;
+import io.keywarden.daemon.ops.Metrics;
+import java.time.Clock;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/** Builds the issuer instances of the config, each metered under its instance name. */
+final class IssuerFactory {
+    private IssuerFactory() {
+    }
+
+    static IssuerRegistry build(Map<String, IssuerSpec> specs, IdentityProvider identity, Clock clock, Metrics metrics) {
+        Map<String, Issuer> out = new LinkedHashMap<>();
+        for (IssuerSpec spec : specs.values()) {
+            out.put(spec.name(), new MeteredIssuer(create(spec, identity, clock), metrics));
+        }
+        return new IssuerRegistry(specs, out);
+    }
+
+    private static Issuer create(IssuerSpec spec, IdentityProvider identity, Clock clock) {
+        if (spec instanceof IssuerSpec.Vault v) {
+            try {
+                return new VaultIssuer(v, identity, clock);
+            } catch (IssuerException e) {
+                throw new UserError("issuers." + v.name() + ": " + e.getMessage());
+            }
+        }
+        IssuerSpec.Dev d = (IssuerSpec.Dev) spec;
+        return new DevIssuer(d.name(), d.ttl(), clock);
+    }
+}

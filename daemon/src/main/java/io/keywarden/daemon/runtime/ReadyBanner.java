@@ -1,0 +1,58 @@
+package io.keywarden.daemon.runtime;
+
+import io.keywarden.daemon.config.Config;
+import io.keywarden.daemon.config.IssuerSpec;
+import io.keywarden.policy.Durations;
+import io.keywarden.policy.Selector;
+import io.keywarden.policy.Workload;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Locale;
+
+/** The lines printed once the daemon serves: where, with what, and the file each workload reads. */
+final class ReadyBanner {
+    private ReadyBanner() {
+    }
+
+    static void print(PrintWriter out, Spec s, String mode, Path at, boolean tmpfs) {
+        out.printf("%s: serving %s at %s (%s identity, %s). Ctrl-C to stop.%n", s.label(), mode, at,
+                s.identity().provider().name().toLowerCase(Locale.ROOT), issuers(s));
+        for (Workload w : s.policy().workloads()) {
+            String who = s.identity().provider() == Config.IdentityProvider.SPIRE ? "processes SPIRE attests as"
+                    : w.selectors().isEmpty() ? "nobody (no selectors)"
+                    : String.join(" and ", w.selectors().stream().map(ReadyBanner::describe).toList());
+            for (String k : w.keys()) {
+                Path file = tmpfs ? at.resolve(w.name()).resolve(k).resolve("api_key") : at.resolve(k).resolve("api_key");
+                out.printf("  %s  <- readable by %s (%s)%n", file, who, w.spiffeId());
+            }
+        }
+        s.audit().file().ifPresent(a -> out.printf("  ledger: %s (keywarden audit show %s)%n", a, a));
+        out.flush();
+    }
+
+    /** "dev issuer, key TTL 5m", "vault issuer", or "issuers bao (vault), dev (dev, key TTL 5m)". */
+    static String issuers(Spec s) {
+        if (s.issuers().size() == 1) {
+            IssuerSpec only = s.issuers().values().iterator().next();
+            return only instanceof IssuerSpec.Dev d ? "dev issuer, key TTL " + Durations.format(d.ttl())
+                    : only.type() + " issuer";
+        }
+        StringBuilder b = new StringBuilder("issuers ");
+        for (IssuerSpec i : s.issuers().values()) {
+            b.append(b.length() > 8 ? ", " : "").append(i.name()).append(" (").append(i.type())
+                    .append(i instanceof IssuerSpec.Dev d ? ", key TTL " + Durations.format(d.ttl()) : "").append(')');
+        }
+        return b.toString();
+    }
+
+    static String describe(Selector s) {
+        return switch (s.kind()) {
+            case UNIX_UID -> "uid " + s.value();
+            case UNIX_GID -> "gid " + s.value();
+            case UNIX_PATH -> "exe " + s.value();
+            case UNIX_SHA256 -> "exe sha256 " + s.value().substring(0, 12) + "…";
+            case K8S_POD_UID -> "pod " + s.value();
+            case CONTAINER_ID -> "container " + s.value().substring(0, 12);
+        };
+    }
+}

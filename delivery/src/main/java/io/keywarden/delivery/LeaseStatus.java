@@ -1,0 +1,32 @@
+package io.keywarden.delivery;
+
+/** The state of one (workload, key) as the {@code status} file shows it: typed, not parsed from text. */
+public sealed interface LeaseStatus {
+    LeaseStatus OK = new Ok();
+
+    /** The line of the {@code status} file, without the newline. */
+    String line();
+
+    record Ok() implements LeaseStatus {
+        @Override
+        public String line() {
+            return "ok";
+        }
+    }
+
+    /** An operator blocked the workload. */
+    record Blocked(String reason) implements LeaseStatus {
+        @Override
+        public String line() {
+            return "error: blocked by an operator: " + reason;
+        }
+    }
+
+    /** No valid key: the last issuer error or the expiry. */
+    record Failing(String reason) implements LeaseStatus {
+        @Override
+        public String line() {
+            return "error: " + reason;
+        }
+    }
+}
