@@ -1,0 +1,219 @@
+package io.keywarden.delivery;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.keywarden.attestation.Attestation;
+import io.keywarden.attestation.CgroupInfo;
+import io.keywarden.attestation.ProcessInfo;
+import io.keywarden.attestation.WorkloadAttestor;
+import io.keywarden.fuse.FuseOpcode;
+import io.keywarden.fuse.FuseReply;
+import io.keywarden.fuse.FuseRequest;
+import io.keywarden.fuse.FuseStructs;
+import io.keywarden.fuse.ReplySink;
+import io.keywarden.linux.Errno;
+import io.keywarden.policy.Policy;
+import io.keywarden.policy.PolicyLoader;
+import io.keywarden.policy.Workload;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * KeyFS driven without a mount: requests built as the kernel sends them, replies captured from a
+ * {@link ReplySink} and decoded with the wire records. The mounted behaviour is KeyFsIT's.
+ */
+class KeyFsTest {
+    private static final Instant NOW = Instant.parse("2026-11-30T12:00:00Z");
+    private final Policy policy = parse("""
+            keys:
+              openai: {}
+            workloads:
+              - {name: alice, spiffeId: "spiffe://t/alice", selectors: ["unix:uid:1001"], keys: [openai]}
+              - {name: bob, spiffeId: "spiffe://t/bob", selectors: ["unix:uid:1002"], keys: [openai]}
+            """);
+    private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor();
+    private final List<String> records = new CopyOnWriteArrayList<>();
+    private final Map<Integer, Attestation> who = Map.of(
+            1, identified(1, 1001, "alice"), 2, identified(2, 1002, "bob"),
+            3, new Attestation.Unidentified(null, "no workload matches uid 7"));
+    private final KeyFs fs;
+    private long unique;
+
+    KeyFsTest() {
+        WorkloadAttestor attestor = new WorkloadAttestor() {
+            @Override
+            public Attestation attest(int tid, int uid, int gid) {
+                return who.get(tid);
+            }
+
+            @Override
+            public boolean isAlive(ProcessInfo process) {
+                return true;
+            }
+        };
+        KeySource keys = new KeySource() {
+            @Override
+            public CompletionStage<IssuedKey> current(Workload workload, String key, ProcessInfo opener) {
+                return CompletableFuture.completedFuture(new IssuedKey(("sk-" + workload.name() + "-key")
+                        .getBytes(StandardCharsets.US_ASCII), NOW.plusSeconds(300), "lease-" + workload.name()));
+            }
+
+            @Override
+            public LeaseStatus status(Workload workload, String key) {
+                return new LeaseStatus.Failing("vault is sealed");
+            }
+        };
+        AccessListener listener = new AccessListener() {
+            @Override
+            public void granted(Attestation.Identified w, String key, String file, IssuedKey issued) {
+                records.add("granted " + w.workload().name() + " " + key + "/" + file);
+            }
+
+            @Override
+            public void denied(Attestation w, String key, String file, String reason) {
+                records.add("denied " + key + "/" + file + ": " + reason);
+            }
+        };
+        Clock clock = Clock.fixed(NOW, ZoneOffset.UTC);
+        fs = new KeyFs(new AccessDecider(() -> policy, attestor, keys, listener, clock, Duration.ofSeconds(1), timer,
+                timer), clock);
+    }
+
+    @AfterEach
+    void tearDown() {
+        timer.shutdownNow();
+    }
+
+    private static Policy parse(String yaml) {
+        try {
+            return PolicyLoader.parse(yaml, "p.yaml");
+        } catch (io.keywarden.policy.yaml.ProblemsException e) {
+            throw new AssertionError(e.getMessage(), e);
+        }
+    }
+
+    private Attestation identified(int pid, int uid, String name) {
+        Workload w = policy.workload(name).orElseThrow();
+        return new Attestation.Identified(new ProcessInfo(pid, 1, uid, uid, 0, Optional.of("/bin/cat"), Optional.empty(),
+                CgroupInfo.NONE, Optional::empty), w, w.spiffeId());
+    }
+
+    /** One captured reply: the out header and the payload after it. */
+    private record Captured(FuseStructs.OutHeader header, ByteBuffer payload) {
+    }
+
+    private static final class Capture implements ReplySink {
+        final List<Captured> sent = new CopyOnWriteArrayList<>();
+        private final ByteBuffer b = ByteBuffer.allocate(8192).order(ByteOrder.LITTLE_ENDIAN);
+
+        @Override
+        public ByteBuffer buffer() {
+            return b;
+        }
+
+        @Override
+        public void send(FuseReply reply, ByteBuffer buf, int length) {
+            ByteBuffer copy = ByteBuffer.allocate(length).order(ByteOrder.LITTLE_ENDIAN);
+            copy.put(0, buf, 0, length);
+            sent.add(new Captured(FuseStructs.OutHeader.decode(copy, 0), copy.slice(16, length - 16)
+                    .order(ByteOrder.LITTLE_ENDIAN)));
+        }
+
+        Captured only() {
+            assertEquals(1, sent.size(), "one answer per request");
+            return sent.get(0);
+        }
+    }
+
+    private Captured call(int opcode, int pid, java.util.function.BiConsumer<FuseRequest, FuseReply> op) {
+        Capture c = new Capture();
+        FuseRequest req = new FuseRequest(++unique, opcode, 0, 0, 0, pid, ByteBuffer.allocate(0));
+        op.accept(req, new FuseReply(c, req.unique(), opcode));
+        return c.only();
+    }
+
+    private long lookup(int pid, long parent, String name) {
+        Captured r = call(FuseOpcode.LOOKUP, pid, (req, reply) -> fs.lookup(req, parent, name, reply));
+        assertEquals(0, r.header().error(), name);
+        return FuseStructs.EntryOut.decode(r.payload(), 0).nodeId();
+    }
+
+    private String read(int pid, long node) {
+        Captured open = call(FuseOpcode.OPEN, pid, (req, reply) -> fs.open(req, node, 0, reply));
+        assertEquals(0, open.header().error());
+        FuseStructs.OpenOut out = FuseStructs.OpenOut.decode(open.payload(), 0);
+        assertEquals(1 | 1 << 5, out.openFlags(), "direct I/O, no flush");
+        Captured data = call(FuseOpcode.READ, pid, (req, reply) -> fs.read(req, node, out.fh(), 0, 4096, reply));
+        byte[] bytes = new byte[data.payload().remaining()];
+        data.payload().get(bytes);
+        call(FuseOpcode.RELEASE, pid, (req, reply) -> fs.release(req, node, out.fh(), reply));
+        return new String(bytes, StandardCharsets.US_ASCII);
+    }
+
+    @Test
+    void eachWorkloadLooksUpItsOwnApiKeyInodeAndReadsItsOwnKey() {
+        long dir = lookup(1, 1, "openai");
+        assertEquals(dir, lookup(2, 1, "openai"), "directories are the same for everyone");
+        long alice = lookup(1, dir, "api_key");
+        long bob = lookup(2, dir, "api_key");
+        assertNotEquals(alice, bob, "api_key is one inode per (key, workload)");
+        assertEquals("sk-alice-key", read(1, alice));
+        assertEquals("sk-bob-key", read(2, bob));
+        assertEquals(0, fs.openHandles(), "released handles are gone");
+        assertEquals(List.of("granted alice openai/api_key", "granted bob openai/api_key"), records);
+    }
+
+    @Test
+    void anotherWorkloadsInodeIsStaleAndStrangersAreRefused() {
+        long dir = lookup(1, 1, "openai");
+        long alice = lookup(1, dir, "api_key");
+        Captured stale = call(FuseOpcode.OPEN, 2, (req, reply) -> fs.open(req, alice, 0, reply));
+        assertEquals(-Errno.ESTALE, stale.header().error(), "the kernel looks the name up again for bob");
+        long shared = lookup(3, dir, "api_key");
+        Captured denied = call(FuseOpcode.OPEN, 3, (req, reply) -> fs.open(req, shared, 0, reply));
+        assertEquals(-Errno.EACCES, denied.header().error());
+        assertEquals(List.of("denied openai/api_key: no workload matches uid 7"), records);
+        Captured write = call(FuseOpcode.OPEN, 1, (req, reply) -> fs.open(req, alice, 1, reply));
+        assertEquals(-Errno.EROFS, write.header().error());
+        Captured unknown = call(FuseOpcode.LOOKUP, 1, (req, reply) -> fs.lookup(req, 1, "nope", reply));
+        assertEquals(-Errno.ENOENT, unknown.header().error());
+    }
+
+    @Test
+    void statusRendersTheTypedState() {
+        long dir = lookup(1, 1, "openai");
+        assertEquals("error: vault is sealed\n", read(1, lookup(1, dir, "status")));
+        assertEquals("spiffe://t/alice\n", read(1, lookup(1, dir, "spiffe_id")));
+        assertEquals("2026-11-30T12:05:00Z\n", read(1, lookup(1, dir, "expires_at")));
+    }
+
+    @Test
+    void theRootListsOnlyTheCallersKeys() {
+        Captured open = call(FuseOpcode.OPENDIR, 3, (req, reply) -> fs.opendir(req, 1, 0, reply));
+        long fh = FuseStructs.OpenOut.decode(open.payload(), 0).fh();
+        Captured list = call(FuseOpcode.READDIR, 3, (req, reply) -> fs.readdir(req, 1, fh, 0, 4096, reply));
+        assertEquals(2 * 32, list.payload().remaining(), "only . and .. for a stranger");
+        open = call(FuseOpcode.OPENDIR, 1, (req, reply) -> fs.opendir(req, 1, 0, reply));
+        long fh2 = FuseStructs.OpenOut.decode(open.payload(), 0).fh();
+        list = call(FuseOpcode.READDIR, 1, (req, reply) -> fs.readdir(req, 1, fh2, 0, 4096, reply));
+        assertEquals("openai", new String(FuseStructs.Dirent.decode(list.payload(), 64).name(), StandardCharsets.UTF_8));
+        assertTrue(records.isEmpty(), "listing records nothing");
+    }
+}
