@@ -3,11 +3,11 @@ package io.keywarden.attestation.spire;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
-import io.grpc.netty.shaded.io.netty.channel.EventLoopGroup;
-import io.grpc.netty.shaded.io.netty.channel.epoll.EpollDomainSocketChannel;
-import io.grpc.netty.shaded.io.netty.channel.epoll.EpollEventLoopGroup;
-import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress;
+import io.grpc.netty.NettyChannelBuilder;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.nio.NioDomainSocketChannel;
 import io.keywarden.attestation.IdentityException;
 import io.keywarden.attestation.JwtSvid;
 import io.keywarden.attestation.spire.proto.DelegatedIdentityGrpc;
@@ -43,16 +43,18 @@ public final class DelegatedIdentityClient implements AutoCloseable {
         this.socket = socket;
         this.deadline = deadline;
         AtomicInteger n = new AtomicInteger();
-        this.group = new EpollEventLoopGroup(1, r -> {
+        // Netty's NIO transport speaks AF_UNIX through the JDK (16+): no native library, and the
+        // same Netty as Vert.x's (one copy in the jar).
+        this.group = new MultiThreadIoEventLoopGroup(1, r -> {
             Thread t = new Thread(r, "spire-client-" + n.incrementAndGet());
             t.setDaemon(true);
             return t;
-        });
+        }, NioIoHandler.newFactory());
         // A valid HTTP/2 :authority: grpc-java's default for a Unix socket is its path, which
         // strict HTTP/2 peers refuse (RST_STREAM PROTOCOL_ERROR); grpc-go tolerates either.
-        this.channel = NettyChannelBuilder.forAddress(new DomainSocketAddress(socket.toString()))
+        this.channel = NettyChannelBuilder.forAddress(java.net.UnixDomainSocketAddress.of(socket))
                 .overrideAuthority("localhost")
-                .eventLoopGroup(group).channelType(EpollDomainSocketChannel.class).usePlaintext().build();
+                .eventLoopGroup(group).channelType(NioDomainSocketChannel.class).usePlaintext().build();
     }
 
     /** Every JWT-SVID the agent issues for {@code pid} (one per matching registration entry). */

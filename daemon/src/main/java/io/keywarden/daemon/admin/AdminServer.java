@@ -9,13 +9,20 @@ import io.keywarden.delivery.KeyFs;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.SpiffeId;
 import io.keywarden.policy.Workload;
+import io.netty.channel.Channel;
+import io.netty.channel.socket.nio.NioChannelOption;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.internal.net.NetSocketInternal;
+import io.vertx.core.net.NetServer;
+import io.vertx.core.net.NetSocket;
+import io.vertx.core.net.SocketAddress;
 import java.io.IOException;
-import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
-import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
+import java.util.concurrent.TimeUnit;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -33,9 +40,12 @@ import org.slf4j.LoggerFactory;
  * JSON answer line. {@code status} (never secrets), {@code revoke} (optionally {@code block}),
  * {@code unblock}. The caller's uid (SO_PEERCRED) goes into the ledger with the reason.
  *
- * <p>Each connection has its own thread (at most {@link #MAX_CLIENTS} at once; more are refused at
- * once) and {@link #READ_TIMEOUT} to send its request line of at most {@link #MAX_REQUEST} bytes,
- * so an idle or slow client never delays the kill switch of another.
+ * <p>Served by the daemon's Vert.x (a NetServer on the Unix socket through the JDK's AF_UNIX
+ * channels, on the same Netty as the ops server): connections are concurrent on the event loop;
+ * each has {@link #READ_TIMEOUT} to send its request line of at most {@link #MAX_REQUEST} bytes,
+ * at most {@link #MAX_CLIENTS} are open at once (more are closed at once), and the request itself
+ * (issuer calls, ledger writes) runs on Vert.x's worker pool, so an idle, slow or flooding client
+ * never delays the kill switch of another.
  */
 public final class AdminServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(AdminServer.class);
@@ -44,23 +54,15 @@ public final class AdminServer implements AutoCloseable {
     static final int MAX_CLIENTS = 64;
     static final java.time.Duration READ_TIMEOUT = java.time.Duration.ofSeconds(2);
 
-    private final java.util.concurrent.Semaphore slots = new java.util.concurrent.Semaphore(MAX_CLIENTS);
-    private final java.util.concurrent.ScheduledExecutorService deadlines =
-            java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
-                Thread t = new Thread(r, "keywarden-admin-deadlines");
-                t.setDaemon(true);
-                return t;
-            });
-
+    private final java.util.concurrent.atomic.AtomicInteger clients = new java.util.concurrent.atomic.AtomicInteger();
+    private final Vertx vertx;
     private final Path socket;
-    private final ServerSocketChannel server;
     private final LeaseManager leases;
     private final Supplier<Policy> policy;
     private final Map<String, String> info;
     private final Blocks blocks;
     private final Recorder recorder;
-    private final Thread thread;
-    private volatile boolean closed;
+    private volatile NetServer server;
 
     /** Writes an operator action to the ledger before it takes effect; throws when it cannot. */
     @FunctionalInterface
@@ -68,109 +70,127 @@ public final class AdminServer implements AutoCloseable {
         void record(String event, Map<String, Object> fields);
     }
 
-    private AdminServer(Path socket, ServerSocketChannel server, LeaseManager leases, Supplier<Policy> policy,
-                        Map<String, String> info, Blocks blocks, Recorder recorder) {
+    private AdminServer(Vertx vertx, Path socket, LeaseManager leases, Supplier<Policy> policy, Map<String, String> info,
+                        Blocks blocks, Recorder recorder) {
+        this.vertx = vertx;
         this.socket = socket;
-        this.server = server;
         this.leases = leases;
         this.policy = policy;
         this.info = info;
         this.blocks = blocks;
         this.recorder = recorder;
-        this.thread = new Thread(this::serve, "keywarden-admin");
-        this.thread.setDaemon(true);
     }
 
-    public static AdminServer start(Path socket, LeaseManager leases, Supplier<Policy> policy, Map<String, String> info,
-                                    Blocks blocks, Recorder recorder) throws IOException {
+    public static AdminServer start(Vertx vertx, Path socket, LeaseManager leases, Supplier<Policy> policy,
+                                    Map<String, String> info, Blocks blocks, Recorder recorder) throws IOException {
         Path dir = socket.toAbsolutePath().getParent();
         if (!Files.isDirectory(dir)) {
             Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
         }
         Files.deleteIfExists(socket);
-        ServerSocketChannel ch = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
-        ch.bind(UnixDomainSocketAddress.of(socket));
+        AdminServer s = new AdminServer(vertx, socket, leases, policy, info, blocks, recorder);
+        NetServer server = vertx.createNetServer().connectHandler(s::connected);
+        try {
+            server.listen(SocketAddress.domainSocketAddress(socket.toAbsolutePath().toString())).await(10, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            throw new IOException("cannot listen on the admin socket " + socket + ": " + e.getMessage());
+        }
+        s.server = server;
         Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------"));
-        AdminServer s = new AdminServer(socket, ch, leases, policy, info, blocks, recorder);
-        s.thread.start();
         return s;
     }
 
-    private void serve() {
-        while (!closed) {
-            SocketChannel c;
-            try {
-                c = server.accept();
-            } catch (IOException e) {
-                if (!closed) {
-                    LOG.warn("admin socket accept failed: {}", e.getMessage());
-                }
-                continue;
-            }
-            if (!slots.tryAcquire()) {
-                LOG.warn("admin API: {} clients already connected; refusing another", MAX_CLIENTS);
-                closeQuietly(c);
-                continue;
-            }
-            Thread t = new Thread(() -> {
-                try (c) {
-                    handle(c);
-                } catch (IOException e) {
-                    if (!closed) {
-                        LOG.warn("admin request failed: {}", e.getMessage());
-                    }
-                } finally {
-                    slots.release();
-                }
-            }, "keywarden-admin-client");
-            t.setDaemon(true);
-            t.start();
-        }
-    }
-
-    private static void closeQuietly(SocketChannel c) {
-        try {
-            c.close();
-        } catch (IOException ignored) {
-            // Nothing to tell a client we are hanging up on.
-        }
-    }
-
-    private void handle(SocketChannel c) throws IOException {
-        UnixDomainPrincipal peer = c.getOption(ExtendedSocketOptions.SO_PEERCRED);
-        String who = "uid " + peer.user().getName();
-        ByteBuffer buf = ByteBuffer.allocate(MAX_REQUEST);
-        // Closing the channel ends a blocked read: that is the per-connection read timeout.
-        var deadline = deadlines.schedule(() -> closeQuietly(c), READ_TIMEOUT.toMillis(),
-                java.util.concurrent.TimeUnit.MILLISECONDS);
-        boolean complete = false;
-        try {
-            while (buf.hasRemaining() && c.read(buf) > 0) {
-                if (buf.get(buf.position() - 1) == '\n') {
-                    complete = true;
-                    break;
-                }
-            }
-        } catch (java.nio.channels.AsynchronousCloseException e) {
-            LOG.warn("admin client ({}) sent no complete request within {} s; dropped", who, READ_TIMEOUT.toSeconds());
+    /** One connection: gather the request line within the deadline, answer it off the event loop, close. */
+    private void connected(NetSocket so) {
+        if (clients.incrementAndGet() > MAX_CLIENTS) {
+            clients.decrementAndGet();
+            LOG.warn("admin API: {} clients already connected; refusing another", MAX_CLIENTS);
+            so.close();
             return;
-        } finally {
-            deadline.cancel(false);
         }
-        ObjectNode answer;
-        if (!complete && !buf.hasRemaining()) {
-            answer = JSON.createObjectNode().put("ok", false).put("error", "request larger than " + MAX_REQUEST + " bytes");
-        } else {
-            String line = new String(buf.array(), 0, buf.position(), StandardCharsets.UTF_8).trim();
-            try {
-                answer = answer(JSON.readTree(line), who);
-            } catch (IOException | IllegalArgumentException e) {
-                answer = JSON.createObjectNode().put("ok", false).put("error", "bad request: " + e.getMessage());
+        so.closeHandler(v -> clients.decrementAndGet());
+        String who = peer(so);
+        Buffer line = Buffer.buffer();
+        boolean[] answered = {false};
+        long deadline = vertx.setTimer(READ_TIMEOUT.toMillis(), id -> {
+            if (!answered[0]) {
+                answered[0] = true;
+                LOG.warn("admin client ({}) sent no complete request within {} s; dropped", who, READ_TIMEOUT.toSeconds());
+                so.close();
+            }
+        });
+        boolean[] oversized = {false};
+        so.handler(chunk -> {
+            if (answered[0]) {
+                return;
+            }
+            int nl = indexOf(chunk, (byte) '\n');
+            if (!oversized[0] && line.length() + (nl < 0 ? chunk.length() : nl) > MAX_REQUEST) {
+                // Too long: drop it, read on to its end (so the client is there to read the answer),
+                // still within the deadline.
+                oversized[0] = true;
+                line.setBuffer(0, Buffer.buffer());
+            }
+            if (oversized[0]) {
+                if (nl >= 0) {
+                    answered[0] = true;
+                    vertx.cancelTimer(deadline);
+                    reply(so, JSON.createObjectNode().put("ok", false).put("error", "request larger than " + MAX_REQUEST
+                            + " bytes"));
+                }
+                return;
+            }
+            line.appendBuffer(nl < 0 ? chunk : chunk.slice(0, nl));
+            if (nl >= 0) {
+                answered[0] = true;
+                vertx.cancelTimer(deadline);
+                so.pause();
+                String text = line.toString(StandardCharsets.UTF_8).trim();
+                vertx.executeBlocking(() -> answer(text, who), false)
+                        .onComplete(r -> reply(so, r.succeeded() ? r.result() : JSON.createObjectNode().put("ok", false)
+                                .put("error", "internal error: " + r.cause().getClass().getSimpleName())));
+            }
+        });
+        // A request is a whole line. A client that half-closes instead is closed (Netty does not
+        // keep a half-closed connection open to answer it), and nothing it sent is acted on.
+    }
+
+    private static int indexOf(Buffer b, byte c) {
+        for (int i = 0; i < b.length(); i++) {
+            if (b.getByte(i) == c) {
+                return i;
             }
         }
-        ByteBuffer out = ByteBuffer.wrap((JSON.writeValueAsString(answer) + "\n").getBytes(StandardCharsets.UTF_8));
-        while (out.hasRemaining()) {
-            c.write(out);
+        return -1;
+    }
+
+    private static void reply(NetSocket so, ObjectNode answer) {
+        try {
+            so.end(Buffer.buffer(JSON.writeValueAsString(answer) + "\n"));
+        } catch (IOException e) {
+            so.close();
+        }
+    }
+
+    /**
+     * "uid N" of the peer (SO_PEERCRED), read from the JDK channel under Vert.x's Netty channel;
+     * "uid unknown" when the transport does not expose it.
+     */
+    private static String peer(NetSocket so) {
+        try {
+            Channel ch = ((NetSocketInternal) so).channelHandlerContext().channel();
+            UnixDomainPrincipal p = ch.config().getOption(NioChannelOption.of(ExtendedSocketOptions.SO_PEERCRED));
+            return p == null ? "uid unknown" : "uid " + p.user().getName();
+        } catch (RuntimeException e) {
+            return "uid unknown";
+        }
+    }
+
+    private ObjectNode answer(String line, String who) {
+        try {
+            return answer(JSON.readTree(line), who);
+        } catch (IOException | IllegalArgumentException e) {
+            return JSON.createObjectNode().put("ok", false).put("error", "bad request: " + e.getMessage());
         }
     }
 
@@ -286,17 +306,22 @@ public final class AdminServer implements AutoCloseable {
 
     @Override
     public void close() throws IOException {
-        closed = true;
-        deadlines.shutdownNow();
-        server.close();
+        NetServer s = server;
+        if (s != null) {
+            try {
+                s.close().await(5, TimeUnit.SECONDS);
+            } catch (Exception e) {
+                LOG.warn("closing the admin socket failed: {}", e.getMessage());
+            }
+        }
         Files.deleteIfExists(socket);
     }
 
     /** The client side, for the CLI: one request, one answer. */
     public static JsonNode call(Path socket, ObjectNode request) throws IOException {
         try (SocketChannel c = SocketChannel.open(UnixDomainSocketAddress.of(socket))) {
+            // The line ends the request; the server answers and closes (no half-close from here).
             c.write(ByteBuffer.wrap((JSON.writeValueAsString(request) + "\n").getBytes(StandardCharsets.UTF_8)));
-            c.shutdownOutput();
             return JSON.readTree(Channels.newInputStream(c));
         }
     }

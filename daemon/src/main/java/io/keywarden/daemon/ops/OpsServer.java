@@ -16,17 +16,15 @@ import java.util.concurrent.TimeUnit;
  * The event loop only formats what other components computed; nothing here blocks.
  */
 public final class OpsServer implements AutoCloseable {
-    private final Vertx vertx;
     private final HttpServer server;
 
-    private OpsServer(Vertx vertx, HttpServer server) {
-        this.vertx = vertx;
+    private OpsServer(HttpServer server) {
         this.server = server;
     }
 
-    public static OpsServer start(HostPort listen, Readiness readiness, Metrics metrics, JwtSigner devSigner)
+    /** Serves on the daemon's Vert.x (shared with the admin API); closing stops this server only. */
+    public static OpsServer start(Vertx vertx, HostPort listen, Readiness readiness, Metrics metrics, JwtSigner devSigner)
             throws IOException {
-        Vertx vertx = Vertx.vertx();
         Router router = Router.router(vertx);
         router.get("/healthz").handler(ctx -> ctx.response().putHeader("content-type", "text/plain").end("ok\n"));
         router.get("/readyz").handler(ctx -> {
@@ -45,9 +43,8 @@ public final class OpsServer implements AutoCloseable {
         try {
             HttpServer server = vertx.createHttpServer().requestHandler(router).listen(listen.port(), listen.host())
                     .await(10, TimeUnit.SECONDS);
-            return new OpsServer(vertx, server);
+            return new OpsServer(server);
         } catch (Exception e) {
-            vertx.close();
             throw new IOException("cannot listen on " + listen + ": " + e.getMessage());
         }
     }
@@ -59,7 +56,7 @@ public final class OpsServer implements AutoCloseable {
     @Override
     public void close() {
         try {
-            vertx.close().await(5, TimeUnit.SECONDS);
+            server.close().await(5, TimeUnit.SECONDS);
         } catch (Exception e) {
             // shutting down anyway
         }

@@ -78,6 +78,7 @@ public final class KeywardenRuntime implements AutoCloseable {
     private final Supplier<Policy> policy = () -> policySource.get();
     private AuditTrail audit;
     private Ledger ledger;
+    private io.vertx.core.Vertx vertx;
     private SystemScheduler scheduler;
     private volatile LeaseManager leases;
     private volatile Blocks blocks;
@@ -124,7 +125,12 @@ public final class KeywardenRuntime implements AutoCloseable {
         });
         IdentityProvider identity = startIdentity(s);
         JwtSigner devSigner = identity instanceof DevIdentityProvider d ? d.signer() : null;
-        components.add("ops", OpsServer.start(s.listen(), readiness, metrics, devSigner));
+        // One Vert.x (one Netty, shared with gRPC) for the ops endpoints and the admin API.
+        vertx = io.vertx.core.Vertx.vertx(new io.vertx.core.VertxOptions().setEventLoopPoolSize(1)
+                .setWorkerPoolSize(4));
+        io.vertx.core.Vertx v = vertx;
+        components.add("vertx", () -> v.close().await(5, java.util.concurrent.TimeUnit.SECONDS));
+        components.add("ops", OpsServer.start(vertx, s.listen(), readiness, metrics, devSigner));
         IssuerRegistry issuers = IssuerFactory.build(s.issuers(), identity, clock, metrics);
         for (Issuer i : issuers.all()) {
             components.add(Component.of("issuer " + i.name(), () -> { }, i::unavailable));
@@ -359,7 +365,7 @@ public final class KeywardenRuntime implements AutoCloseable {
                 .orElse(s.adminSocket().resolveSibling("blocks.json"));
         blocks = Blocks.load(blocksFile);
         applyBlocks(policy.get());
-        components.add("admin", AdminServer.start(s.adminSocket(), leases, policy, Map.of("node", s.node(),
+        components.add("admin", AdminServer.start(vertx, s.adminSocket(), leases, policy, Map.of("node", s.node(),
                 "identity", identity, "issuer", issuers, "delivery", delivery), blocks, audit::record));
         LOG.info("admin API on {}", s.adminSocket());
     }

@@ -11,8 +11,9 @@
  *       expiry, the sweep, readiness probes, policy polls, the 1 s ledger flush; answers to opens
  *       that waited for a first key. {@code keywarden-timer-1} only hands tasks to this pool.</li>
  *   <li>{@code keywarden-open-timeout-1}: answers opens whose issuance outlived the open timeout.</li>
- *   <li>{@code fuse-notify}: page-cache invalidations; {@code keywarden-admin}: the admin API;
- *       the Vert.x event loop: the ops endpoints.</li>
+ *   <li>{@code fuse-notify}: page-cache invalidations.</li>
+ *   <li>The Vert.x event loop: the ops endpoints and the admin API's connections; admin requests
+ *       run on Vert.x's worker pool. {@code spire-client-1}: gRPC to the SPIRE agent.</li>
  * </ul>
  */
 package io.keywarden.daemon.runtime;

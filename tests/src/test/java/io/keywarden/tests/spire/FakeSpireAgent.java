@@ -13,11 +13,11 @@ import com.nimbusds.jose.jwk.JWKSet;
 import com.nimbusds.jose.jwk.gen.ECKeyGenerator;
 import io.grpc.Server;
 import io.grpc.Status;
-import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
-import io.grpc.netty.shaded.io.netty.channel.EventLoopGroup;
-import io.grpc.netty.shaded.io.netty.channel.epoll.EpollEventLoopGroup;
-import io.grpc.netty.shaded.io.netty.channel.epoll.EpollServerDomainSocketChannel;
-import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress;
+import io.grpc.netty.NettyServerBuilder;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.nio.NioServerDomainSocketChannel;
 import io.grpc.stub.StreamObserver;
 import io.keywarden.attestation.spire.proto.DelegatedIdentityGrpc;
 import io.keywarden.attestation.spire.proto.FetchJWTSVIDsRequest;
@@ -84,10 +84,10 @@ public final class FakeSpireAgent implements AutoCloseable {
 
     public synchronized FakeSpireAgent start() throws IOException {
         Files.deleteIfExists(socket);
-        boss = new EpollEventLoopGroup(1);
-        workers = new EpollEventLoopGroup(2);
-        server = NettyServerBuilder.forAddress(new DomainSocketAddress(socket.toString()))
-                .channelType(EpollServerDomainSocketChannel.class).bossEventLoopGroup(boss).workerEventLoopGroup(workers)
+        boss = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
+        workers = new MultiThreadIoEventLoopGroup(2, NioIoHandler.newFactory());
+        server = NettyServerBuilder.forAddress(java.net.UnixDomainSocketAddress.of(socket))
+                .channelType(NioServerDomainSocketChannel.class).bossEventLoopGroup(boss).workerEventLoopGroup(workers)
                 .addService(io.grpc.ServerInterceptors.intercept(new Service(), new StrictAuthority())).build().start();
         return this;
     }
