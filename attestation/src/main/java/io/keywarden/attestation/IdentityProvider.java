@@ -18,6 +18,14 @@ public interface IdentityProvider extends WorkloadAttestor {
      */
     JwtSvid fetchJwtSvid(Workload workload, ProcessInfo process, String audience) throws IdentityException;
 
+    /**
+     * A JWT-SVID that was not handed out before (for providers that accept an assertion once):
+     * bypasses any cache. By default the same as {@link #fetchJwtSvid(Workload, ProcessInfo, String)}.
+     */
+    default JwtSvid fetchFreshJwtSvid(Workload workload, ProcessInfo process, String audience) throws IdentityException {
+        return fetchJwtSvid(workload, process, audience);
+    }
+
     /** The audience of the config's {@code identity.audience}, for issuers that name none. */
     String defaultAudience();
 

@@ -40,6 +40,9 @@ import java.util.function.Consumer;
  * holds the keys of the one workload whose processes may open that inode, and is dropped when its
  * key changes ({@link #keyChanged}). The other files and directories resolve the same for everyone
  * (so the kernel may cache their names); their content is never cached.
+ *
+ * <p>Over 300 lines on purpose: one method per FUSE operation, each a few lines of translation;
+ * the decisions are {@link AccessDecider}'s and the node ids {@link KeyFsInodes}'.
  */
 public final class KeyFs implements FuseOperations {
     private static final System.Logger LOG = System.getLogger(KeyFs.class.getName());

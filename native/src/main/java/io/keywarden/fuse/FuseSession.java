@@ -22,6 +22,9 @@ import java.util.concurrent.TimeUnit;
  * A mounted FUSE file system served from Java over /dev/fuse: N worker threads block in read(),
  * each decodes one request and hands it to the {@link FuseOperations}; replies may come later
  * from any thread. Nothing a request does can kill a worker.
+ *
+ * <p>Over 300 lines on purpose: mounting, the workers, dispatch, INIT and teardown share the
+ * device and the pending-reply table; the wire structures themselves are in {@link FuseStructs}.
  */
 public final class FuseSession implements AutoCloseable {
     /** Replies go to /dev/fuse; the session forgets the request as answered first. */

@@ -23,6 +23,9 @@ import java.util.regex.Pattern;
 /**
  * Loads a policy file strictly. Every problem in the file is reported at once, each with its
  * {@code FILE:LINE:COL}; nothing is half-loaded: either a whole {@link Policy} or an exception.
+ *
+ * <p>Over 300 lines on purpose: one strict reader per file, a method per section, all adding to
+ * the same {@code Problems}; split, the sections would pass that state around.
  */
 public final class PolicyLoader {
     private static final Pattern HEX64 = Pattern.compile("[0-9a-f]{64}");

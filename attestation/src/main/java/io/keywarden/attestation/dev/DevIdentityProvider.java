@@ -46,6 +46,11 @@ public final class DevIdentityProvider implements IdentityProvider {
 
     /** Signed once per SPIFFE ID and reused until half its life, as the SPIRE agent caches them. */
     @Override
+    public JwtSvid fetchFreshJwtSvid(Workload workload, ProcessInfo process, String audience) {
+        return signer.sign(workload.spiffeId(), java.util.List.of(audience));
+    }
+
+    @Override
     public String defaultAudience() {
         return signer.audience();
     }

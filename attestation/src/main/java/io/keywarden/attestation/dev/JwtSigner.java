@@ -79,6 +79,8 @@ public final class JwtSigner {
         claims.put("iss", issuer);
         claims.put("iat", now.getEpochSecond());
         claims.put("exp", exp.getEpochSecond());
+        // Unique per SVID, as providers that take an assertion once (Anthropic) check.
+        claims.put("jti", UUID.randomUUID().toString());
         JWSObject jwt = new JWSObject(new JWSHeader.Builder(JWSAlgorithm.ES256).keyID(key.getKeyID())
                 .type(JOSEObjectType.JWT).build(), new Payload(claims));
         try {

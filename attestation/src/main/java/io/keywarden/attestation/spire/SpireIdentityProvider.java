@@ -148,6 +148,13 @@ public final class SpireIdentityProvider implements IdentityProvider {
         return proc.isAlive(process);
     }
 
+    /** Straight from the agent (SPIRE signs a new JWT-SVID per call). */
+    @Override
+    public JwtSvid fetchFreshJwtSvid(Workload workload, ProcessInfo process, String aud) throws IdentityException {
+        svids.remove(new SvidKey(workload.spiffeId(), aud));
+        return fetchJwtSvid(workload, process, aud);
+    }
+
     @Override
     public String defaultAudience() {
         return audience.get(0);

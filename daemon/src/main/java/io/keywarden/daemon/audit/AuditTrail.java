@@ -77,6 +77,13 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
             f.put("provider_key_id", lease.providerKeyId().orElse(null));
             f.put("fingerprint", lease.key().fingerprint());
             f.put("expires_at", KeyFs.rfc3339(lease.expiresAt()));
+            if (!lease.revocable()) {
+                // Cannot be revoked early at the provider: "revoked" stops serving it; it works until expires_at.
+                f.put("revocable", false);
+            }
+            if (!lease.issuer().isEmpty()) {
+                f.put("issuer", lease.issuer());
+            }
         }
         f.put("reason", reason);
         return f;

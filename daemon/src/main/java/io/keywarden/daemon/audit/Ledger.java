@@ -38,6 +38,9 @@ import org.slf4j.LoggerFactory;
  * partial one. Files are 0600 (0640 with a configured group). Retention drops the oldest rotated
  * segments beyond a size or age bound and records a {@code ledger.pruned} record in the chain
  * naming the first record kept, so {@code audit verify} can tell pruning from deletion.
+ *
+ * <p>Over 300 lines on purpose: the chain, rotation, retention and crash recovery share one lock,
+ * one file position and one head; each is a method, none is safe apart from the others.
  */
 public final class Ledger implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Ledger.class);

@@ -25,6 +25,9 @@ import java.util.function.Function;
  * Loads the config file with the same strictness as the policy: unknown keys, wrong types and bad
  * values are all reported at once as {@code FILE:LINE:COL: message}. Plain YAML, no templating.
  * Relative paths are resolved against the config file's directory.
+ *
+ * <p>Over 300 lines on purpose, as {@code PolicyLoader}: a method per section of one file, sharing
+ * its problems and its base directory.
  */
 public final class ConfigLoader {
     public static final Path DEFAULT_SPIRE_ADMIN_SOCKET = Path.of("/run/spire/admin/admin.sock");
@@ -220,9 +223,32 @@ public final class ConfigLoader {
                             }
                             yield new IssuerSpec.Dev(e.key(), ttl);
                         }
+                        case "openai-federation" -> new IssuerSpec.OpenAiFederation(e.key(),
+                                url(ir, where, IssuerSpec.OpenAiFederation.DEFAULT_URL),
+                                nonEmpty(ir, where, "identityProviderId", null),
+                                nonEmpty(ir, where, "audience", IssuerSpec.OpenAiFederation.DEFAULT_AUDIENCE),
+                                timeout(ir, where));
+                        case "anthropic-federation" -> new IssuerSpec.AnthropicFederation(e.key(),
+                                url(ir, where, IssuerSpec.AnthropicFederation.DEFAULT_URL),
+                                nonEmpty(ir, where, "organizationId", null),
+                                nonEmpty(ir, where, "audience", IssuerSpec.AnthropicFederation.DEFAULT_AUDIENCE),
+                                timeout(ir, where));
+                        case "gcp-sts" -> {
+                            String aud = nonEmpty(ir, where, "audience", null);
+                            if (aud != null && !aud.startsWith("//iam.googleapis.com/")) {
+                                problems.add(ir.map(), where + ".audience '" + aud + "' must be the workload identity pool"
+                                        + " provider's resource name, //iam.googleapis.com/projects/N/locations/global/"
+                                        + "workloadIdentityPools/P/providers/X");
+                            }
+                            yield new IssuerSpec.GcpSts(e.key(), url(ir, where, IssuerSpec.GcpSts.DEFAULT_URL), aud,
+                                    nonEmpty(ir, where, "svidAudience", aud == null ? "" : "https:" + aud),
+                                    nonEmpty(ir, where, "scope", IssuerSpec.GcpSts.DEFAULT_SCOPE),
+                                    url(ir, where, "impersonateUrl", IssuerSpec.GcpSts.DEFAULT_IMPERSONATE_URL),
+                                    timeout(ir, where));
+                        }
                         default -> {
                             problems.add(ir.map(), where + ".type: '" + type.get() + "' is not a known issuer type"
-                                    + " (vault | dev)");
+                                    + " (vault | dev | openai-federation | anthropic-federation | gcp-sts)");
                             yield null;
                         }
                     };
@@ -233,6 +259,35 @@ public final class ConfigLoader {
             }
             r.rejectUnknown();
         });
+    }
+
+    private URI url(MappingReader r, String where, String dflt) {
+        return url(r, where, "url", dflt);
+    }
+
+    /** An http(s) endpoint ({@code key}), defaulting to the provider's own. */
+    private URI url(MappingReader r, String where, String key, String dflt) {
+        return r.optional(key).flatMap(a -> r.string(a, where + "." + key)
+                .flatMap(s -> r.parsed(a.location(), where + "." + key, s, ConfigLoader::httpUri)))
+                .orElse(URI.create(dflt));
+    }
+
+    /** A non-empty string; required when {@code dflt} is null. */
+    private String nonEmpty(MappingReader r, String where, String key, String dflt) {
+        Optional<String> v = dflt == null ? r.requiredString(key) : r.optionalString(key);
+        String out = v.orElse(dflt);
+        if (out != null && out.isBlank()) {
+            problems.add(r.map(), where + "." + key + " must not be empty");
+        }
+        return out;
+    }
+
+    private Duration timeout(MappingReader r, String where) {
+        Duration timeout = r.optionalParsed("timeout", Durations::parse).orElse(Duration.ofSeconds(10));
+        if (timeout.isZero() || timeout.compareTo(Duration.ofMinutes(5)) > 0) {
+            problems.add(r.map(), where + ".timeout must be more than 0 and at most 5m");
+        }
+        return timeout;
     }
 
     private Config.Vault vault(MappingReader r, String where) {

@@ -12,7 +12,8 @@ import java.util.Optional;
  * each knows what a key must say to use it ({@link #keyProblems}) and what its credentials can do
  * ({@link #capabilities}).
  */
-public sealed interface IssuerSpec permits IssuerSpec.Vault, IssuerSpec.Dev {
+public sealed interface IssuerSpec permits IssuerSpec.Vault, IssuerSpec.Dev, IssuerSpec.OpenAiFederation,
+        IssuerSpec.AnthropicFederation, IssuerSpec.GcpSts {
 
     /** The instance name keys refer to ({@code keys.<k>.issuer}). */
     String name();
@@ -56,6 +57,111 @@ public sealed interface IssuerSpec permits IssuerSpec.Vault, IssuerSpec.Dev {
                         + " parameters in 'vault:', not 'params:'");
             }
             return out;
+        }
+    }
+
+    /**
+     * The params of {@code key}: {@code required} must be there, nothing outside {@code required}
+     * and {@code optional} may be.
+     */
+    static List<String> params(KeySpec key, String instance, String type, List<String> required, List<String> optional) {
+        List<String> out = new ArrayList<>();
+        String where = "keys." + key.name() + ".params";
+        for (String r : required) {
+            if (!key.params().containsKey(r)) {
+                out.add(where + ": '" + r + "' is required for a key of issuer '" + instance + "' (type " + type + ")");
+            }
+        }
+        for (String k : key.params().keySet()) {
+            if (!required.contains(k) && !optional.contains(k)) {
+                List<String> known = new ArrayList<>(required);
+                known.addAll(optional);
+                out.add(where + "." + k + ": not a parameter of type " + type + " (known: " + String.join(", ", known) + ")");
+            }
+        }
+        if (key.vault().isPresent()) {
+            out.add("keys." + key.name() + ".vault: a key of issuer '" + instance + "' (type " + type + ") takes 'params:',"
+                    + " not 'vault:'");
+        }
+        return out;
+    }
+
+    /**
+     * OpenAI workload identity federation (RFC 8693 token exchange, JSON): the SVID for
+     * {@code audience} and the key's {@code serviceAccountId} give a Bearer access token. Not
+     * revocable: served until it expires.
+     */
+    record OpenAiFederation(String name, java.net.URI url, String identityProviderId, String audience,
+                            Duration timeout) implements IssuerSpec {
+        public static final String DEFAULT_URL = "https://auth.openai.com/oauth/token";
+        public static final String DEFAULT_AUDIENCE = "https://api.openai.com/v1";
+
+        @Override
+        public String type() {
+            return "openai-federation";
+        }
+
+        @Override
+        public Capabilities capabilities() {
+            return new Capabilities(false, false, Optional.of(audience));
+        }
+
+        @Override
+        public List<String> keyProblems(KeySpec key) {
+            return params(key, name, type(), List.of("serviceAccountId"), List.of());
+        }
+    }
+
+    /**
+     * Anthropic workload identity federation (RFC 7523 jwt-bearer, JSON, two beta headers): the SVID
+     * and the key's {@code federationRuleId} and {@code serviceAccountId} (and {@code workspaceId}
+     * when the rule spans several) give an {@code sk-ant-oat01-} token. Not revocable.
+     */
+    record AnthropicFederation(String name, java.net.URI url, String organizationId, String audience,
+                               Duration timeout) implements IssuerSpec {
+        public static final String DEFAULT_URL = "https://api.anthropic.com/v1/oauth/token";
+        public static final String DEFAULT_AUDIENCE = "https://api.anthropic.com";
+
+        @Override
+        public String type() {
+            return "anthropic-federation";
+        }
+
+        @Override
+        public Capabilities capabilities() {
+            return new Capabilities(false, false, Optional.of(audience));
+        }
+
+        @Override
+        public List<String> keyProblems(KeySpec key) {
+            return params(key, name, type(), List.of("federationRuleId", "serviceAccountId"), List.of("workspaceId"));
+        }
+    }
+
+    /**
+     * Google STS token exchange for Vertex AI: the SVID (audience {@code svidAudience}) for a
+     * federated access token of the workload identity pool provider {@code audience}; with the
+     * key's {@code serviceAccount}, then impersonation ({@code generateAccessToken}). Not revocable.
+     */
+    record GcpSts(String name, java.net.URI url, String audience, String svidAudience, String scope,
+                  java.net.URI impersonateUrl, Duration timeout) implements IssuerSpec {
+        public static final String DEFAULT_URL = "https://sts.googleapis.com/v1/token";
+        public static final String DEFAULT_IMPERSONATE_URL = "https://iamcredentials.googleapis.com";
+        public static final String DEFAULT_SCOPE = "https://www.googleapis.com/auth/cloud-platform";
+
+        @Override
+        public String type() {
+            return "gcp-sts";
+        }
+
+        @Override
+        public Capabilities capabilities() {
+            return new Capabilities(false, false, Optional.of(svidAudience));
+        }
+
+        @Override
+        public List<String> keyProblems(KeySpec key) {
+            return params(key, name, type(), List.of(), List.of("serviceAccount"));
         }
     }
 

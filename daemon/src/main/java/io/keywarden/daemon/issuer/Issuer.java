@@ -18,6 +18,14 @@ public interface Issuer {
         return name();
     }
 
+    /**
+     * Whether a lease can be revoked early at the provider. When not (federated tokens), revoking
+     * only stops serving it, and the ledger says {@code revocable: false}.
+     */
+    default boolean revocable() {
+        return true;
+    }
+
     /** Issues a new key for {@code workload}; {@code opener} is a process of it, when one asked. */
     Lease issue(Workload workload, KeySpec key, ProcessInfo opener) throws IssuerException;
 

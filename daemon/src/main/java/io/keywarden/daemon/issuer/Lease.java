@@ -10,15 +10,17 @@ import java.util.Optional;
  * of the lease's end and the end of the token it was issued under. {@code issuer} is the name of
  * the instance that issued it, stamped by the lease core.
  */
-public record Lease(IssuedKey key, Instant issuedAt, boolean renewable, Optional<String> providerKeyId, String issuer) {
+public record Lease(IssuedKey key, Instant issuedAt, boolean renewable, Optional<String> providerKeyId, String issuer,
+                    boolean revocable) {
 
     public Lease(IssuedKey key, Instant issuedAt, boolean renewable, Optional<String> providerKeyId) {
-        this(key, issuedAt, renewable, providerKeyId, "");
+        this(key, issuedAt, renewable, providerKeyId, "", true);
     }
 
     /** This lease stamped with the issuer instance that issued it (the one that revokes it). */
-    public Lease from(String issuerName) {
-        return issuerName.equals(issuer) ? this : new Lease(key, issuedAt, renewable, providerKeyId, issuerName);
+    public Lease from(Issuer by) {
+        return by.name().equals(issuer) && by.revocable() == revocable ? this
+                : new Lease(key, issuedAt, renewable, providerKeyId, by.name(), by.revocable());
     }
 
     public String leaseId() {

@@ -27,6 +27,11 @@ public final class MeteredIssuer implements Issuer {
     }
 
     @Override
+    public boolean revocable() {
+        return issuer.revocable();
+    }
+
+    @Override
     public Lease issue(Workload workload, KeySpec key, ProcessInfo opener) throws IssuerException {
         long t0 = System.nanoTime();
         try {

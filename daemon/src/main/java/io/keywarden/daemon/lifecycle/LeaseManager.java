@@ -170,7 +170,7 @@ public final class LeaseManager implements KeySource, AutoCloseable {
         Issuer issuer = null;
         try {
             issuer = issuers.forKey(spec);
-            Lease lease = issuer.issue(s.workload, spec, opener).from(issuer.name());
+            Lease lease = issuer.issue(s.workload, spec, opener).from(issuer);
             issued(s, f, lease, spec);
         } catch (IssuerException e) {
             fail(s, f, e.getMessage(), e.retryable());

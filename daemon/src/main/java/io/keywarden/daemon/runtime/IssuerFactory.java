@@ -35,6 +35,15 @@ final class IssuerFactory {
                 throw new UserError("issuers." + v.name() + ": " + e.getMessage());
             }
         }
+        if (spec instanceof IssuerSpec.OpenAiFederation o) {
+            return new io.keywarden.daemon.issuer.federation.OpenAiFederationIssuer(o, identity, clock);
+        }
+        if (spec instanceof IssuerSpec.AnthropicFederation a) {
+            return new io.keywarden.daemon.issuer.federation.AnthropicFederationIssuer(a, identity, clock);
+        }
+        if (spec instanceof IssuerSpec.GcpSts g) {
+            return new io.keywarden.daemon.issuer.federation.GcpStsIssuer(g, identity, clock);
+        }
         IssuerSpec.Dev d = (IssuerSpec.Dev) spec;
         return new DevIssuer(d.name(), d.ttl(), clock);
     }

@@ -61,6 +61,9 @@ import org.slf4j.LoggerFactory;
  * the policy watcher. {@link #close()} stops them in the reverse order (so KeyFS is unmounted
  * before leases are revoked, and the ledger records {@code daemon.stopped} last). The threads
  * each runs on are in {@code package-info.java}.
+ *
+ * <p>Over 300 lines on purpose: it is the assembly, one short method per component, read top to
+ * bottom in start order; the components themselves live in their packages.
  */
 public final class KeywardenRuntime implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(KeywardenRuntime.class);

@@ -1,0 +1,39 @@
+package io.keywarden.daemon.issuer.federation;
+
+import io.keywarden.attestation.IdentityProvider;
+import io.keywarden.attestation.JwtSvid;
+import io.keywarden.daemon.config.IssuerSpec;
+import io.keywarden.daemon.issuer.IssuerException;
+import io.keywarden.policy.Workload;
+import java.time.Clock;
+import java.util.Map;
+import java.util.Optional;
+
+/** OpenAI workload identity federation: RFC 8693 token exchange, JSON body. */
+public final class OpenAiFederationIssuer extends FederationIssuer {
+    private final IssuerSpec.OpenAiFederation spec;
+
+    public OpenAiFederationIssuer(IssuerSpec.OpenAiFederation spec, IdentityProvider identity, Clock clock) {
+        super(spec.name(), "openai", spec.audience(), spec.timeout(), identity, clock);
+        this.spec = spec;
+    }
+
+    @Override
+    public String type() {
+        return spec.type();
+    }
+
+    @Override
+    protected Minted exchange(Workload w, Map<String, String> params, JwtSvid svid) throws IssuerException {
+        Map<String, String> f = ProviderHttp.fields();
+        f.put("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange");
+        f.put("subject_token_type", "urn:ietf:params:oauth:token-type:jwt");
+        f.put("subject_token", svid.token());
+        f.put("identity_provider_id", spec.identityProviderId());
+        String sa = params.get("serviceAccountId");
+        f.put("service_account_id", sa);
+        String what = "token exchange for workload " + w.name() + " (service account " + sa + ")";
+        byte[] body = http.post(spec.url(), "application/json", ProviderHttp.json(f), Map.of(), what);
+        return minted(body, "access_token", clock.instant(), Optional.of(sa), what);
+    }
+}

@@ -1,0 +1,316 @@
+package io.keywarden.tests.providers;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.nimbusds.jose.JOSEObjectType;
+import com.nimbusds.jose.JWSAlgorithm;
+import com.nimbusds.jose.jwk.JWKSet;
+import com.nimbusds.jose.jwk.source.ImmutableJWKSet;
+import com.nimbusds.jose.proc.DefaultJOSEObjectTypeVerifier;
+import com.nimbusds.jose.proc.JWSVerificationKeySelector;
+import com.nimbusds.jose.proc.SecurityContext;
+import com.nimbusds.jwt.JWTClaimsSet;
+import com.nimbusds.jwt.SignedJWT;
+import com.nimbusds.jwt.proc.DefaultJWTClaimsVerifier;
+import com.nimbusds.jwt.proc.DefaultJWTProcessor;
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.URLDecoder;
+import java.nio.charset.StandardCharsets;
+import java.security.SecureRandom;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Supplier;
+
+/**
+ * The token endpoints of OpenAI, Anthropic and Google for tests (contracts/providers.md), each
+ * verifying the workload's JWT-SVID the way the provider does: ES256 signature against the
+ * identity provider's JWKS by {@code kid}, {@code iss}, the provider's own {@code aud}, {@code sub}
+ * bound by the provider's mapping, {@code iat}/{@code exp}, and for Anthropic single use of a
+ * {@code jti}. Answers are the providers' shapes, errors RFC 6749 §5.2. Every token minted is
+ * recorded with the subject it was minted for, so tests can tell whose token a process read.
+ */
+public final class FakeProviders implements AutoCloseable {
+    public static final String OPENAI_AUD = "https://api.openai.com/v1";
+    public static final String ANTHROPIC_AUD = "https://api.anthropic.com";
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** One minted credential: which provider, for which SPIFFE ID, the token, its lifetime. */
+    public record Minted(String provider, String subject, String token, long expiresIn) {
+    }
+
+    private final Supplier<String> jwks;
+    private final String issuer;
+    private final SecureRandom random = new SecureRandom();
+    private final Map<String, String> openAiAccounts = new ConcurrentHashMap<>();
+    private final Map<String, String> anthropicRules = new ConcurrentHashMap<>();
+    private final Map<String, String> gcpImpersonators = new ConcurrentHashMap<>();
+    private final Set<String> usedJti = ConcurrentHashMap.newKeySet();
+    public final List<Minted> minted = java.util.Collections.synchronizedList(new ArrayList<>());
+    public final List<String> refusals = java.util.Collections.synchronizedList(new ArrayList<>());
+    public volatile long expiresIn = 3600;
+    private final Map<String, String> gcpTokens = new ConcurrentHashMap<>();
+    private HttpServer server;
+    public static final String OPENAI_IDP = "idp_keywarden";
+    public static final String ANTHROPIC_ORG = "org_keywarden";
+    public static final String GCP_PROVIDER =
+            "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/agents/providers/keywarden";
+
+    /** {@code jwks} is the identity provider's JWKS JSON; {@code issuer} the {@code iss} it must carry. */
+    public FakeProviders(Supplier<String> jwks, String issuer) {
+        this.jwks = jwks;
+        this.issuer = issuer;
+    }
+
+    /** OpenAI: the service account {@code sa} may be used by {@code subject} (a mapping of the identity provider). */
+    public FakeProviders openAiServiceAccount(String sa, String subject) {
+        openAiAccounts.put(sa, subject);
+        return this;
+    }
+
+    /** Anthropic: the federation rule {@code rule} matches {@code subject}. */
+    public FakeProviders anthropicRule(String rule, String subject) {
+        anthropicRules.put(rule, subject);
+        return this;
+    }
+
+    /** Google: {@code subject}'s federated token may impersonate {@code serviceAccount}. */
+    public FakeProviders gcpImpersonation(String serviceAccount, String subject) {
+        gcpImpersonators.put(serviceAccount, subject);
+        return this;
+    }
+
+    public FakeProviders start() throws IOException {
+        server = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
+        server.createContext("/openai/oauth/token", ex -> handle(ex, this::openAi));
+        server.createContext("/anthropic/v1/oauth/token", ex -> handle(ex, this::anthropic));
+        server.createContext("/gcp/v1/token", ex -> handle(ex, this::gcpSts));
+        server.createContext("/gcp-iam/", ex -> handle(ex, this::gcpImpersonate));
+        server.start();
+        return this;
+    }
+
+    public String url(String path) {
+        return "http://127.0.0.1:" + server.getAddress().getPort() + path;
+    }
+
+    /** What a handler answers: a status and a JSON body. */
+    private record Answer(int status, Object body) {
+    }
+
+    @FunctionalInterface
+    private interface Handler {
+        Answer handle(HttpExchange ex, byte[] body) throws Exception;
+    }
+
+    private void handle(HttpExchange ex, Handler h) throws IOException {
+        Answer a;
+        try {
+            if (!ex.getRequestMethod().equals("POST")) {
+                a = error(405, "invalid_request", "POST only");
+            } else {
+                a = h.handle(ex, ex.getRequestBody().readAllBytes());
+            }
+        } catch (Exception e) {
+            a = error(500, "server_error", e.getClass().getSimpleName());
+        }
+        if (a.status() != 200) {
+            refusals.add(ex.getRequestURI().getPath() + " " + a.status() + " " + a.body());
+        }
+        byte[] out = JSON.writeValueAsBytes(a.body());
+        ex.getResponseHeaders().add("Content-Type", "application/json");
+        ex.sendResponseHeaders(a.status(), out.length);
+        ex.getResponseBody().write(out);
+        ex.close();
+    }
+
+    private static Answer error(int status, String error, String description) {
+        Map<String, String> m = new LinkedHashMap<>();
+        m.put("error", error);
+        m.put("error_description", description);
+        return new Answer(status, m);
+    }
+
+    /** Verifies the SVID as the providers do; returns its claims, or null with {@code why[0]} set. */
+    private JWTClaimsSet verify(String jwt, String audience, String[] why) {
+        try {
+            SignedJWT parsed = SignedJWT.parse(jwt);
+            if (parsed.getHeader().getKeyID() == null) {
+                why[0] = "the assertion has no kid";
+                return null;
+            }
+            DefaultJWTProcessor<SecurityContext> p = new DefaultJWTProcessor<>();
+            p.setJWSTypeVerifier(new DefaultJOSEObjectTypeVerifier<>(JOSEObjectType.JWT, null));
+            p.setJWSKeySelector(new JWSVerificationKeySelector<>(Set.of(JWSAlgorithm.ES256, JWSAlgorithm.RS256),
+                    new ImmutableJWKSet<>(JWKSet.parse(jwks.get()))));
+            DefaultJWTClaimsVerifier<SecurityContext> v = new DefaultJWTClaimsVerifier<>(audience,
+                    new JWTClaimsSet.Builder().issuer(issuer).build(), Set.of("sub", "exp", "iat"));
+            v.setMaxClockSkew(30);
+            p.setJWTClaimsSetVerifier(v);
+            return p.process(parsed, null);
+        } catch (Exception e) {
+            why[0] = "the assertion does not verify: " + e.getMessage();
+            return null;
+        }
+    }
+
+    private String token(String prefix) {
+        byte[] b = new byte[24];
+        random.nextBytes(b);
+        return prefix + HexFormat.of().formatHex(b);
+    }
+
+    private Answer mint(String provider, String subject, String prefix) {
+        String t = token(prefix);
+        minted.add(new Minted(provider, subject, t, expiresIn));
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("access_token", t);
+        m.put("issued_token_type", "urn:ietf:params:oauth:token-type:access_token");
+        m.put("token_type", "Bearer");
+        m.put("expires_in", expiresIn);
+        return new Answer(200, m);
+    }
+
+    private Answer openAi(HttpExchange ex, byte[] body) throws IOException {
+        if (!ex.getRequestHeaders().getFirst("Content-Type").startsWith("application/json")) {
+            return error(400, "invalid_request", "JSON body expected");
+        }
+        JsonNode r = JSON.readTree(body);
+        if (!"urn:ietf:params:oauth:grant-type:token-exchange".equals(r.path("grant_type").asText())
+                || !"urn:ietf:params:oauth:token-type:jwt".equals(r.path("subject_token_type").asText())) {
+            return error(400, "unsupported_grant_type", "token exchange of a jwt expected");
+        }
+        if (!OPENAI_IDP.equals(r.path("identity_provider_id").asText())) {
+            return error(400, "invalid_request", "unknown identity provider");
+        }
+        String[] why = new String[1];
+        JWTClaimsSet c = verify(r.path("subject_token").asText(), OPENAI_AUD, why);
+        if (c == null) {
+            return error(400, "invalid_subject_token", why[0]);
+        }
+        String sa = r.path("service_account_id").asText();
+        if (!c.getSubject().equals(openAiAccounts.get(sa))) {
+            return error(400, "invalid_grant", "service account " + sa + " is not mapped to " + c.getSubject());
+        }
+        return mint("openai", c.getSubject(), "oai-wif-");
+    }
+
+    private Answer anthropic(HttpExchange ex, byte[] body) throws IOException {
+        String beta = ex.getRequestHeaders().getFirst("anthropic-beta");
+        if (beta == null || !beta.contains("oauth-2025-04-20") || !beta.contains("oidc-federation-2026-04-01")) {
+            return new Answer(400, Map.of("type", "error", "error", Map.of("type", "invalid_request_error",
+                    "message", "the anthropic-beta header must enable oauth-2025-04-20 and oidc-federation-2026-04-01")));
+        }
+        JsonNode r = JSON.readTree(body);
+        if (!"urn:ietf:params:oauth:grant-type:jwt-bearer".equals(r.path("grant_type").asText())) {
+            return error(400, "unsupported_grant_type", "jwt-bearer expected");
+        }
+        if (!ANTHROPIC_ORG.equals(r.path("organization_id").asText())) {
+            return error(401, "invalid_grant", "no such organization");
+        }
+        String[] why = new String[1];
+        JWTClaimsSet c = verify(r.path("assertion").asText(), ANTHROPIC_AUD, why);
+        if (c == null) {
+            return error(401, "invalid_grant", why[0]);
+        }
+        if (c.getExpirationTime().getTime() - c.getIssueTime().getTime() > 3_600_000L) {
+            return error(401, "invalid_grant", "assertion lifetime over 3600 s");
+        }
+        if (c.getJWTID() != null && !usedJti.add(c.getJWTID())) {
+            return error(401, "invalid_grant", "assertion already used (jti)");
+        }
+        String rule = r.path("federation_rule_id").asText();
+        if (!c.getSubject().equals(anthropicRules.get(rule)) || r.path("service_account_id").asText().isEmpty()) {
+            return error(401, "invalid_grant", "federation rule " + rule + " does not match");
+        }
+        return mint("anthropic", c.getSubject(), "sk-ant-oat01-");
+    }
+
+    private static Map<String, String> form(byte[] body) {
+        Map<String, String> m = new LinkedHashMap<>();
+        for (String kv : new String(body, StandardCharsets.UTF_8).split("&")) {
+            int i = kv.indexOf('=');
+            if (i > 0) {
+                m.put(URLDecoder.decode(kv.substring(0, i), StandardCharsets.UTF_8),
+                        URLDecoder.decode(kv.substring(i + 1), StandardCharsets.UTF_8));
+            }
+        }
+        return m;
+    }
+
+    private Answer gcpSts(HttpExchange ex, byte[] body) {
+        if (ex.getRequestHeaders().containsKey("Authorization")) {
+            return error(400, "invalid_request", "no Authorization header on STS");
+        }
+        Map<String, String> f = form(body);
+        if (!"urn:ietf:params:oauth:grant-type:token-exchange".equals(f.get("grant_type"))
+                || !"urn:ietf:params:oauth:token-type:access_token".equals(f.get("requested_token_type"))
+                || !"urn:ietf:params:oauth:token-type:jwt".equals(f.get("subject_token_type"))
+                || f.get("scope") == null) {
+            return error(400, "invalid_request", "token exchange fields missing");
+        }
+        if (!GCP_PROVIDER.equals(f.get("audience"))) {
+            return error(400, "invalid_target", "unknown workload identity pool provider");
+        }
+        String[] why = new String[1];
+        JWTClaimsSet c = verify(f.get("subject_token"), "https:" + GCP_PROVIDER, why);
+        if (c == null) {
+            return error(400, "invalid_grant", why[0]);
+        }
+        Answer a = mint("google-sts", c.getSubject(), "ya29.fed-");
+        @SuppressWarnings("unchecked")
+        String t = (String) ((Map<String, Object>) a.body()).get("access_token");
+        gcpTokens.put(t, c.getSubject());
+        return a;
+    }
+
+    private Answer gcpImpersonate(HttpExchange ex, byte[] body) throws IOException {
+        String path = ex.getRequestURI().getPath();
+        String prefix = "/gcp-iam/v1/projects/-/serviceAccounts/";
+        if (!path.startsWith(prefix) || !path.endsWith(":generateAccessToken")) {
+            return new Answer(404, Map.of("error", Map.of("code", 404, "status", "NOT_FOUND", "message", path)));
+        }
+        String sa = URLDecoder.decode(path.substring(prefix.length(), path.length() - ":generateAccessToken".length()),
+                StandardCharsets.UTF_8);
+        String auth = ex.getRequestHeaders().getFirst("Authorization");
+        String subject = auth == null || !auth.startsWith("Bearer ") ? null : gcpTokens.get(auth.substring(7));
+        if (subject == null) {
+            return new Answer(401, Map.of("error", Map.of("code", 401, "status", "UNAUTHENTICATED",
+                    "message", "a federated access token is required")));
+        }
+        if (!subject.equals(gcpImpersonators.get(sa))) {
+            return new Answer(403, Map.of("error", Map.of("code", 403, "status", "PERMISSION_DENIED",
+                    "message", "iam.serviceAccounts.getAccessToken denied on " + sa)));
+        }
+        JsonNode r = JSON.readTree(body);
+        if (!r.path("scope").isArray() || !r.path("lifetime").asText().endsWith("s")) {
+            return new Answer(400, Map.of("error", Map.of("code", 400, "status", "INVALID_ARGUMENT", "message", "scope")));
+        }
+        String t = token("ya29.sa-");
+        minted.add(new Minted("google", subject, t, expiresIn));
+        return new Answer(200, Map.of("accessToken", t, "expireTime", Instant.now().plusSeconds(expiresIn).toString()));
+    }
+
+    /** The tokens minted for {@code subject} by {@code provider}, oldest first. */
+    public List<String> tokensOf(String provider, String subject) {
+        synchronized (minted) {
+            return minted.stream().filter(m -> m.provider().equals(provider) && m.subject().equals(subject))
+                    .map(Minted::token).toList();
+        }
+    }
+
+    @Override
+    public void close() {
+        if (server != null) {
+            server.stop(0);
+        }
+    }
+}
