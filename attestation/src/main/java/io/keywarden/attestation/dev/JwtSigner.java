@@ -55,6 +55,26 @@ public final class JwtSigner {
         return issuer;
     }
 
+    /** RSA key for audiences whose verifier takes RS256 only (Microsoft Entra); made on first need. */
+    private volatile com.nimbusds.jose.jwk.RSAKey rsa;
+    private final java.util.Set<String> rs256Audiences = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+    /**
+     * Signs SVIDs for {@code audience} with RS256 (a 2048-bit key, also published in the JWKS with
+     * {@code "use":"sig"}), as SPIRE does with {@code jwt_key_type = "rsa-2048"}.
+     */
+    public synchronized void useRs256For(String audience) {
+        if (rsa == null) {
+            try {
+                rsa = new com.nimbusds.jose.jwk.gen.RSAKeyGenerator(2048).keyUse(KeyUse.SIGNATURE)
+                        .algorithm(JWSAlgorithm.RS256).keyID(UUID.randomUUID().toString()).generate();
+            } catch (JOSEException e) {
+                throw new IllegalStateException("cannot generate an RSA signing key", e);
+            }
+        }
+        rs256Audiences.add(audience);
+    }
+
     public String keyId() {
         return key.getKeyID();
     }
@@ -81,10 +101,11 @@ public final class JwtSigner {
         claims.put("exp", exp.getEpochSecond());
         // Unique per SVID, as providers that take an assertion once (Anthropic) check.
         claims.put("jti", UUID.randomUUID().toString());
-        JWSObject jwt = new JWSObject(new JWSHeader.Builder(JWSAlgorithm.ES256).keyID(key.getKeyID())
-                .type(JOSEObjectType.JWT).build(), new Payload(claims));
+        com.nimbusds.jose.jwk.RSAKey rs = audience.stream().anyMatch(rs256Audiences::contains) ? rsa : null;
+        JWSObject jwt = new JWSObject(new JWSHeader.Builder(rs != null ? JWSAlgorithm.RS256 : JWSAlgorithm.ES256)
+                .keyID(rs != null ? rs.getKeyID() : key.getKeyID()).type(JOSEObjectType.JWT).build(), new Payload(claims));
         try {
-            jwt.sign(signer);
+            jwt.sign(rs != null ? new com.nimbusds.jose.crypto.RSASSASigner(rs) : signer);
         } catch (JOSEException e) {
             throw new IllegalStateException("signing a JWT-SVID failed", e);
         }
@@ -93,13 +114,15 @@ public final class JwtSigner {
 
     /** {@code /.well-known/jwks.json}: the public key only. */
     public String jwksJson() {
-        return new JWKSet(key.toPublicJWK()).toString(true);
+        com.nimbusds.jose.jwk.RSAKey rs = rsa;
+        return (rs == null ? new JWKSet(key.toPublicJWK()) : new JWKSet(List.<com.nimbusds.jose.jwk.JWK>of(key.toPublicJWK(), rs.toPublicJWK())))
+                .toString(true);
     }
 
     /** {@code /.well-known/openid-configuration}: {@code issuer} must equal the URL Vault is given. */
     public String openidConfigurationJson() {
         return "{\"issuer\":\"" + issuer + "\",\"jwks_uri\":\"" + issuer + "/.well-known/jwks.json\","
                 + "\"response_types_supported\":[\"id_token\"],\"subject_types_supported\":[\"public\"],"
-                + "\"id_token_signing_alg_values_supported\":[\"ES256\"]}";
+                + "\"id_token_signing_alg_values_supported\":[\"ES256\",\"RS256\"]}";
     }
 }

@@ -52,6 +52,25 @@ class DevIdentityProviderTest {
     }
 
     @Test
+    void rs256ForTheAudiencesThatNeedItWithBothKeysPublishedForSigning() throws Exception {
+        signer.useRs256For("api://AzureADTokenExchange");
+        var azure = com.nimbusds.jwt.SignedJWT.parse(signer.sign(alice, List.of("api://AzureADTokenExchange")).token());
+        var vault = com.nimbusds.jwt.SignedJWT.parse(signer.sign(alice).token());
+        assertEquals(JWSAlgorithm.RS256, azure.getHeader().getAlgorithm());
+        assertEquals(JWSAlgorithm.ES256, vault.getHeader().getAlgorithm(), "other audiences keep ES256");
+        JWKSet set = JWKSet.parse(signer.jwksJson());
+        assertEquals(2, set.getKeys().size());
+        for (var k : set.getKeys()) {
+            assertEquals("sig", k.getKeyUse().identifier(), "Entra needs use sig on every key");
+            assertFalse(k.isPrivate(), "public keys only");
+        }
+        assertTrue(azure.verify(new com.nimbusds.jose.crypto.RSASSAVerifier(
+                set.getKeyByKeyId(azure.getHeader().getKeyID()).toRSAKey())));
+        assertTrue(azure.getJWTClaimsSet().getJWTID() != null, "a jti, unique per SVID");
+        assertFalse(azure.getJWTClaimsSet().getJWTID().equals(vault.getJWTClaimsSet().getJWTID()));
+    }
+
+    @Test
     void wrongAudienceOrSubjectIsRejected() {
         JwtSvid svid = signer.sign(alice);
         assertThrows(BadJWTException.class, () -> verify(svid.token(), "openai", alice.toString()));

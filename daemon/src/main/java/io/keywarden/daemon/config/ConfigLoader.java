@@ -246,9 +246,30 @@ public final class ConfigLoader {
                                     url(ir, where, "impersonateUrl", IssuerSpec.GcpSts.DEFAULT_IMPERSONATE_URL),
                                     timeout(ir, where));
                         }
+                        case "azure-entra" -> {
+                            Optional<YamlNode> urlNode = ir.required("url");
+                            URI tokenUrl = urlNode.flatMap(a -> ir.string(a, where + ".url").flatMap(x -> ir.parsed(
+                                    a.location(), where + ".url", x, ConfigLoader::httpUri))).orElse(null);
+                            yield new IssuerSpec.AzureEntra(e.key(), tokenUrl,
+                                    nonEmpty(ir, where, "scope", IssuerSpec.AzureEntra.DEFAULT_SCOPE),
+                                    nonEmpty(ir, where, "audience", IssuerSpec.AzureEntra.DEFAULT_AUDIENCE),
+                                    timeout(ir, where));
+                        }
+                        case "openrouter-keys" -> {
+                            Path keyFile = ir.required("managementKeyFile").flatMap(c -> ir.string(c,
+                                    where + ".managementKeyFile").map(this::path)
+                                    .filter(f -> readable(c.location(), where + ".managementKeyFile", f))).orElse(null);
+                            Duration ttl = ir.optionalParsed("ttl", Durations::parse).orElse(Duration.ofHours(1));
+                            if (ttl.compareTo(Duration.ofMinutes(1)) < 0 || ttl.compareTo(Duration.ofDays(30)) > 0) {
+                                problems.add(ir.map(), where + ".ttl must be between 1m and 720h");
+                            }
+                            yield new IssuerSpec.OpenRouterKeys(e.key(), url(ir, where, IssuerSpec.OpenRouterKeys.DEFAULT_URL),
+                                    keyFile, ttl, timeout(ir, where));
+                        }
                         default -> {
                             problems.add(ir.map(), where + ".type: '" + type.get() + "' is not a known issuer type"
-                                    + " (vault | dev | openai-federation | anthropic-federation | gcp-sts)");
+                                    + " (vault | dev | openai-federation | anthropic-federation | gcp-sts | azure-entra |"
+                                    + " openrouter-keys)");
                             yield null;
                         }
                     };

@@ -13,7 +13,7 @@ import java.util.Optional;
  * ({@link #capabilities}).
  */
 public sealed interface IssuerSpec permits IssuerSpec.Vault, IssuerSpec.Dev, IssuerSpec.OpenAiFederation,
-        IssuerSpec.AnthropicFederation, IssuerSpec.GcpSts {
+        IssuerSpec.AnthropicFederation, IssuerSpec.GcpSts, IssuerSpec.AzureEntra, IssuerSpec.OpenRouterKeys {
 
     /** The instance name keys refer to ({@code keys.<k>.issuer}). */
     String name();
@@ -162,6 +162,65 @@ public sealed interface IssuerSpec permits IssuerSpec.Vault, IssuerSpec.Dev, Iss
         @Override
         public List<String> keyProblems(KeySpec key) {
             return params(key, name, type(), List.of(), List.of("serviceAccount"));
+        }
+    }
+
+    /**
+     * Microsoft Entra (Azure OpenAI): client credentials with the SVID as {@code client_assertion}
+     * (audience {@code api://AzureADTokenExchange}, RS256 only), for the app registration of the
+     * key's {@code clientId}. Not revocable.
+     */
+    record AzureEntra(String name, java.net.URI url, String scope, String audience, Duration timeout) implements IssuerSpec {
+        public static final String DEFAULT_SCOPE = "https://cognitiveservices.azure.com/.default";
+        public static final String DEFAULT_AUDIENCE = "api://AzureADTokenExchange";
+
+        @Override
+        public String type() {
+            return "azure-entra";
+        }
+
+        @Override
+        public Capabilities capabilities() {
+            return new Capabilities(false, false, Optional.of(audience));
+        }
+
+        @Override
+        public List<String> keyProblems(KeySpec key) {
+            return params(key, name, type(), List.of("clientId"), List.of());
+        }
+    }
+
+    /**
+     * OpenRouter provisioned keys: a key per lease through the management API, with a spend
+     * {@code limit} (USD), {@code limitReset} and an {@code expires_at} of {@code ttl}; deleted on
+     * revoke. Revocable; needs no workload identity at the provider.
+     */
+    record OpenRouterKeys(String name, java.net.URI url, java.nio.file.Path managementKeyFile, Duration ttl,
+                          Duration timeout) implements IssuerSpec {
+        public static final String DEFAULT_URL = "https://openrouter.ai/api/v1";
+
+        @Override
+        public String type() {
+            return "openrouter-keys";
+        }
+
+        @Override
+        public Capabilities capabilities() {
+            return new Capabilities(true, false, Optional.empty());
+        }
+
+        @Override
+        public List<String> keyProblems(KeySpec key) {
+            List<String> out = params(key, name, type(), List.of(), List.of("limit", "limitReset"));
+            String limit = key.params().get("limit");
+            if (limit != null && !limit.matches("\\d{1,9}(\\.\\d{1,2})?")) {
+                out.add("keys." + key.name() + ".params.limit '" + limit + "' must be an amount in USD, e.g. 5 or 2.50");
+            }
+            String reset = key.params().get("limitReset");
+            if (reset != null && !List.of("daily", "weekly", "monthly").contains(reset)) {
+                out.add("keys." + key.name() + ".params.limitReset '" + reset + "' must be daily, weekly or monthly");
+            }
+            return out;
         }
     }
 

@@ -44,6 +44,20 @@ final class IssuerFactory {
         if (spec instanceof IssuerSpec.GcpSts g) {
             return new io.keywarden.daemon.issuer.federation.GcpStsIssuer(g, identity, clock);
         }
+        if (spec instanceof IssuerSpec.AzureEntra a) {
+            // Entra verifies RS256 only: the dev identity provider signs this audience with RSA.
+            if (identity instanceof io.keywarden.attestation.dev.DevIdentityProvider dev) {
+                dev.signer().useRs256For(a.audience());
+            }
+            return new io.keywarden.daemon.issuer.federation.AzureEntraIssuer(a, identity, clock);
+        }
+        if (spec instanceof IssuerSpec.OpenRouterKeys o) {
+            try {
+                return new io.keywarden.daemon.issuer.federation.OpenRouterKeysIssuer(o, clock);
+            } catch (IssuerException e) {
+                throw new UserError(e.getMessage());
+            }
+        }
         IssuerSpec.Dev d = (IssuerSpec.Dev) spec;
         return new DevIssuer(d.name(), d.ttl(), clock);
     }

@@ -94,6 +94,8 @@ public final class FakeProviders implements AutoCloseable {
         server.createContext("/anthropic/v1/oauth/token", ex -> handle(ex, this::anthropic));
         server.createContext("/gcp/v1/token", ex -> handle(ex, this::gcpSts));
         server.createContext("/gcp-iam/", ex -> handle(ex, this::gcpImpersonate));
+        server.createContext("/azure/oauth2/v2.0/token", ex -> handle(ex, this::azure));
+        server.createContext("/openrouter/api/v1/keys", this::openRouter);
         server.start();
         return this;
     }
@@ -297,6 +299,113 @@ public final class FakeProviders implements AutoCloseable {
         String t = token("ya29.sa-");
         minted.add(new Minted("google", subject, t, expiresIn));
         return new Answer(200, Map.of("accessToken", t, "expireTime", Instant.now().plusSeconds(expiresIn).toString()));
+    }
+
+    /** Entra: the app registration {@code clientId} has a federated credential for {@code subject}. */
+    public FakeProviders azureFederatedCredential(String clientId, String subject) {
+        azureCredentials.put(clientId, subject);
+        return this;
+    }
+
+    private final Map<String, String> azureCredentials = new ConcurrentHashMap<>();
+    public static final String AZURE_AUD = "api://AzureADTokenExchange";
+
+    private Answer azure(HttpExchange ex, byte[] body) throws Exception {
+        Map<String, String> f = form(body);
+        if (!"client_credentials".equals(f.get("grant_type"))
+                || !"urn:ietf:params:oauth:client-assertion-type:jwt-bearer".equals(f.get("client_assertion_type"))
+                || !"https://cognitiveservices.azure.com/.default".equals(f.get("scope"))) {
+            return azureError(400, "invalid_request", "AADSTS900144: client credentials with a client assertion expected",
+                    900144);
+        }
+        String assertion = f.get("client_assertion");
+        SignedJWT parsed = SignedJWT.parse(assertion);
+        if (!JWSAlgorithm.RS256.equals(parsed.getHeader().getAlgorithm())) {
+            return azureError(401, "invalid_client", "AADSTS5002727: only RS256 assertions are accepted", 5002727);
+        }
+        JWKSet set = JWKSet.parse(jwks.get());
+        var k = set.getKeyByKeyId(parsed.getHeader().getKeyID());
+        if (k == null || k.getKeyUse() == null || !"sig".equals(k.getKeyUse().identifier())) {
+            return azureError(401, "invalid_client", "AADSTS700027: the signing key must be published with use sig",
+                    700027);
+        }
+        String[] why = new String[1];
+        JWTClaimsSet c = verify(assertion, AZURE_AUD, why);
+        if (c == null) {
+            return azureError(401, "invalid_client", "AADSTS700024: " + why[0], 700024);
+        }
+        String subject = azureCredentials.get(f.get("client_id"));
+        if (subject == null || !subject.equals(c.getSubject())) {
+            return azureError(400, "invalid_client", "AADSTS70021: No matching federated identity record found for"
+                    + " presented assertion subject", 70021);
+        }
+        Answer a = mint("azure", c.getSubject(), "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.azure-");
+        return a;
+    }
+
+    private static Answer azureError(int status, String error, String description, int code) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("error", error);
+        m.put("error_description", description);
+        m.put("error_codes", List.of(code));
+        m.put("trace_id", "t-1");
+        m.put("correlation_id", "c-1");
+        return new Answer(status, m);
+    }
+
+    /** OpenRouter's management API: its keys by hash, {@code managementKey} required as Bearer. */
+    public final Map<String, Map<String, Object>> openRouterKeys = new ConcurrentHashMap<>();
+    public final Set<String> openRouterDeleted = ConcurrentHashMap.newKeySet();
+    public volatile String openRouterManagementKey = "sk-or-mgmt-test";
+
+    private void openRouter(HttpExchange ex) throws IOException {
+        Answer a;
+        String auth = ex.getRequestHeaders().getFirst("Authorization");
+        byte[] body = ex.getRequestBody().readAllBytes();
+        String path = ex.getRequestURI().getPath();
+        if (!("Bearer " + openRouterManagementKey).equals(auth)) {
+            a = new Answer(401, Map.of("error", Map.of("code", 401, "message", "invalid management key")));
+        } else if (ex.getRequestMethod().equals("POST") && path.equals("/openrouter/api/v1/keys")) {
+            JsonNode r = JSON.readTree(body);
+            Instant exp = Instant.parse(r.path("expires_at").asText());
+            if (!exp.isAfter(Instant.now()) || r.path("name").asText().isEmpty()) {
+                a = new Answer(400, Map.of("error", Map.of("code", 400, "message", "expires_at must be in the future")));
+            } else {
+                String hash = token("");
+                String key = token("sk-or-v1-");
+                Map<String, Object> data = new LinkedHashMap<>();
+                data.put("hash", hash);
+                data.put("name", r.path("name").asText());
+                data.put("limit", r.path("limit").isNumber() ? r.path("limit").decimalValue() : null);
+                data.put("limit_reset", r.path("limit_reset").asText(null));
+                data.put("expires_at", exp.toString());
+                data.put("usage", 0);
+                data.put("key", key);
+                openRouterKeys.put(hash, data);
+                a = new Answer(201, Map.of("data", Map.of("hash", hash, "name", data.get("name"), "usage", 0,
+                        "limit_remaining", data.get("limit") == null ? 0 : data.get("limit")), "key", key));
+            }
+        } else if (ex.getRequestMethod().equals("DELETE") && path.startsWith("/openrouter/api/v1/keys/")) {
+            String hash = path.substring("/openrouter/api/v1/keys/".length());
+            a = openRouterKeys.remove(hash) != null && openRouterDeleted.add(hash)
+                    ? new Answer(200, Map.of("deleted", true))
+                    : new Answer(404, Map.of("error", Map.of("code", 404, "message", "no such key")));
+        } else {
+            a = new Answer(405, Map.of("error", Map.of("code", 405, "message", "not allowed")));
+        }
+        if (a.status() >= 300) {
+            refusals.add(path + " " + a.status() + " " + a.body());
+        }
+        byte[] out = JSON.writeValueAsBytes(a.body());
+        ex.getResponseHeaders().add("Content-Type", "application/json");
+        ex.sendResponseHeaders(a.status(), out.length);
+        ex.getResponseBody().write(out);
+        ex.close();
+    }
+
+    /** The live OpenRouter key whose value is {@code key}, or null. */
+    public Map<String, Object> openRouterKey(String key) {
+        return openRouterKeys.values().stream().filter(m -> key.equals(m.get("key"))).findFirst().orElse(null);
     }
 
     /** The tokens minted for {@code subject} by {@code provider}, oldest first. */

@@ -33,7 +33,7 @@ class FederationIT {
     }
 
     @Test
-    void threeProvidersOneMountEachProcessItsOwnToken() throws Exception {
+    void fiveProvidersOneMountEachProcessItsOwnCredential() throws Exception {
         Requirements.rootAndFuse();
         Path dir = Files.createTempDirectory("kw-fed-");
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
@@ -43,7 +43,8 @@ class FederationIT {
                 .openAiServiceAccount("svc_alice", ALICE).openAiServiceAccount("svc_bob", BOB)
                 .anthropicRule("fdrl_alice", ALICE).anthropicRule("fdrl_bob", BOB)
                 .gcpImpersonation("alice@proj.iam.gserviceaccount.com", ALICE)
-                .gcpImpersonation("bob@proj.iam.gserviceaccount.com", BOB).start()) {
+                .gcpImpersonation("bob@proj.iam.gserviceaccount.com", BOB)
+                .azureFederatedCredential("app-alice", ALICE).azureFederatedCredential("app-bob", BOB).start()) {
             p.expiresIn = 20;
             Path mnt = dir.resolve("mnt");
             Files.writeString(dir.resolve("policy.yaml"), """
@@ -61,16 +62,22 @@ class FederationIT {
                       vertex:
                         issuer: gcp
                         params: {serviceAccount: "{workload}@proj.iam.gserviceaccount.com"}
+                      azure:
+                        issuer: entra
+                        params: {clientId: "app-{workload}"}
+                      openrouter:
+                        issuer: orouter
+                        params: {limit: "2.50", limitReset: daily}
                     workloads:
                       - name: alice
                         spiffeId: %s
                         selectors: [unix:uid:1001]
-                        keys: [openai, claude, vertex]
+                        keys: [openai, claude, vertex, azure, openrouter]
                         params: {openaiSa: svc_alice, rule: fdrl_alice}
                       - name: bob
                         spiffeId: %s
                         selectors: [unix:uid:1002]
-                        keys: [openai, claude, vertex]
+                        keys: [openai, claude, vertex, azure, openrouter]
                         params: {openaiSa: svc_bob, rule: fdrl_bob}
                     """.formatted(ALICE, BOB));
             Path config = Files.writeString(dir.resolve("config.yaml"), """
@@ -81,13 +88,18 @@ class FederationIT {
                       oai: {type: openai-federation, url: "%s", identityProviderId: %s}
                       claude: {type: anthropic-federation, url: "%s", organizationId: %s}
                       gcp: {type: gcp-sts, url: "%s", audience: "%s", impersonateUrl: "%s"}
+                      entra: {type: azure-entra, url: "%s"}
+                      orouter: {type: openrouter-keys, url: "%s", managementKeyFile: openrouter.key, ttl: 10m}
                     delivery: {mode: fuse, path: %s}
                     audit: {file: audit.jsonl}
                     ops: {listen: "127.0.0.1:%d"}
                     admin: {socket: %s}
                     """.formatted(p.url("/openai/oauth/token"), FakeProviders.OPENAI_IDP, p.url("/anthropic/v1/oauth/token"),
-                    FakeProviders.ANTHROPIC_ORG, p.url("/gcp/v1/token"), FakeProviders.GCP_PROVIDER, p.url("/gcp-iam"), mnt,
-                    port, dir.resolve("admin/admin.sock")));
+                    FakeProviders.ANTHROPIC_ORG, p.url("/gcp/v1/token"), FakeProviders.GCP_PROVIDER, p.url("/gcp-iam"),
+                    p.url("/azure/oauth2/v2.0/token"), p.url("/openrouter/api/v1"), mnt, port,
+                    dir.resolve("admin/admin.sock")));
+            Files.writeString(dir.resolve("openrouter.key"), p.openRouterManagementKey + "\n");
+            Files.setPosixFilePermissions(dir.resolve("openrouter.key"), PosixFilePermissions.fromString("rw-------"));
             Proc.Result check = Daemon.cli("policy", "check", "--config", config.toString(),
                     dir.resolve("policy.yaml").toString());
             assertEquals(0, check.code(), check.err());
@@ -110,6 +122,15 @@ class FederationIT {
                     assertEquals(p.tokensOf("google", who[1]), List.of(vertex), "the impersonated Google token for "
                             + who[1]);
                     assertTrue(claude.startsWith("sk-ant-oat01-") && vertex.startsWith("ya29.sa-"));
+                    String azure = Proc.as(uid, "cat", mnt.resolve("azure/api_key").toString()).out();
+                    assertEquals(p.tokensOf("azure", who[1]), List.of(azure), "Entra's token for " + who[1]
+                            + " (RS256 assertion)");
+                    String or = Proc.as(uid, "cat", mnt.resolve("openrouter/api_key").toString()).out();
+                    Map<String, Object> orKey = p.openRouterKey(or);
+                    assertTrue(orKey != null && or.startsWith("sk-or-v1-"), "a live OpenRouter key");
+                    assertEquals(0, new java.math.BigDecimal("2.50").compareTo((java.math.BigDecimal) orKey.get("limit")), "with its spend cap");
+                    assertTrue(((String) orKey.get("name")).startsWith("keywarden " + (uid == 1001 ? "alice" : "bob")
+                            + "/openrouter "), (String) orKey.get("name"));
                 }
                 assertTrue(Proc.as(1003, "cat", mnt.resolve("openai/api_key").toString()).err()
                         .contains("Permission denied"), "a process of no workload gets nothing");
@@ -123,7 +144,7 @@ class FederationIT {
                 assertEquals(2, p.tokensOf("anthropic", ALICE).size());
                 assertEquals(List.of(), p.refusals, "no assertion presented twice, none refused");
                 String metrics = Http.get(ops + "/metrics");
-                for (String i : List.of("oai", "claude", "gcp")) {
+                for (String i : List.of("oai", "claude", "gcp", "entra", "orouter")) {
                     double sum = metric(metrics, "keywarden_issuer_request_seconds_sum{issuer=\"" + i + "\",op=\"issue\"}");
                     double n = metric(metrics, "keywarden_issuer_request_seconds_count{issuer=\"" + i + "\",op=\"issue\"}");
                     System.out.printf("issuer %s: %d exchanges, mean %.1f ms (keywarden_issuer_request_seconds)%n", i,
@@ -135,6 +156,8 @@ class FederationIT {
                 }
                 assertEquals(0, d.stop());
             }
+            assertEquals(java.util.Map.of(), p.openRouterKeys, "every OpenRouter key was deleted (revocable)");
+            assertEquals(2, p.openRouterDeleted.size());
             String ledger = Files.readString(dir.resolve("audit.jsonl"));
             assertTrue(ledger.lines().anyMatch(l -> l.contains("\"event\":\"key.issued\"") && l.contains("\"issuer\":\"claude\"")
                     && l.contains("\"revocable\":false")), ledger);

@@ -123,6 +123,11 @@ final class ProviderHttp {
             return new IssuerException(base + retryAfter.map(s -> " (Retry-After " + s + ")").orElse(""),
                     IssuerException.Kind.SERVER_ERROR, true, status);
         }
+        // Entra: a federated credential just created is not visible everywhere yet (AADSTS70021).
+        if (description.contains("AADSTS70021")) {
+            return new IssuerException(base + " (a new federated credential propagates for a few minutes: retrying)",
+                    IssuerException.Kind.REFUSED, true, status);
+        }
         if (status >= 500 || error.equals("temporarily_unavailable") || error.equals("server_error")) {
             return new IssuerException(base, IssuerException.Kind.SERVER_ERROR, true, status);
         }

@@ -154,6 +154,16 @@ class ProviderErrorsTest {
     }
 
     @Test
+    void entrasNewCredentialPropagationIsRetried() {
+        IssuerException e = refusedWith(400, "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS70021: No matching"
+                + " federated identity record found for presented assertion.\",\"error_codes\":[70021]}");
+        assertTrue(e.retryable(), "right after a federated credential is created");
+        assertTrue(e.getMessage().contains("propagates"), e.getMessage());
+        e = refusedWith(401, "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS5002727: only RS256\"}");
+        assertFalse(e.retryable());
+    }
+
+    @Test
     void aMalformedSuccessIsAServerErrorAndLeaksNothing() {
         IssuerException e = refusedWith(200, "{\"token_type\":\"Bearer\"}");
         assertEquals(IssuerException.Kind.SERVER_ERROR, e.kind());
