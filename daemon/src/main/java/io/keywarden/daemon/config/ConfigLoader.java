@@ -255,6 +255,21 @@ public final class ConfigLoader {
                                     nonEmpty(ir, where, "audience", IssuerSpec.AzureEntra.DEFAULT_AUDIENCE),
                                     timeout(ir, where));
                         }
+                        case "aws-sts" -> {
+                            String region = nonEmpty(ir, where, "region", "us-east-1");
+                            if (region != null && !region.matches("[a-z]{2}(-gov)?-[a-z]+-\\d")) {
+                                problems.add(ir.map(), where + ".region '" + region + "' is not an AWS region");
+                            }
+                            Duration duration = ir.optionalParsed("duration", Durations::parse).orElse(Duration.ofHours(1));
+                            if (duration.toSeconds() < 900 || duration.toSeconds() > 43200) {
+                                problems.add(ir.map(), where + ".duration must be between 15m and 12h (STS DurationSeconds)");
+                            }
+                            ir.optionalString("output").filter(o -> !o.equals("bedrock-api-key")).ifPresent(o ->
+                                    problems.add(ir.map(), where + ".output '" + o + "': only bedrock-api-key is built"));
+                            yield new IssuerSpec.AwsSts(e.key(), url(ir, where, IssuerSpec.AwsSts.DEFAULT_URL), region,
+                                    nonEmpty(ir, where, "audience", IssuerSpec.AwsSts.DEFAULT_AUDIENCE), duration,
+                                    timeout(ir, where));
+                        }
                         case "openrouter-keys" -> {
                             Path keyFile = ir.required("managementKeyFile").flatMap(c -> ir.string(c,
                                     where + ".managementKeyFile").map(this::path)
@@ -269,7 +284,7 @@ public final class ConfigLoader {
                         default -> {
                             problems.add(ir.map(), where + ".type: '" + type.get() + "' is not a known issuer type"
                                     + " (vault | dev | openai-federation | anthropic-federation | gcp-sts | azure-entra |"
-                                    + " openrouter-keys)");
+                                    + " aws-sts | openrouter-keys)");
                             yield null;
                         }
                     };

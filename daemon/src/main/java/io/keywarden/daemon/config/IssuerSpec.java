@@ -13,7 +13,7 @@ import java.util.Optional;
  * ({@link #capabilities}).
  */
 public sealed interface IssuerSpec permits IssuerSpec.Vault, IssuerSpec.Dev, IssuerSpec.OpenAiFederation,
-        IssuerSpec.AnthropicFederation, IssuerSpec.GcpSts, IssuerSpec.AzureEntra, IssuerSpec.OpenRouterKeys {
+        IssuerSpec.AnthropicFederation, IssuerSpec.GcpSts, IssuerSpec.AzureEntra, IssuerSpec.OpenRouterKeys, IssuerSpec.AwsSts {
 
     /** The instance name keys refer to ({@code keys.<k>.issuer}). */
     String name();
@@ -187,6 +187,38 @@ public sealed interface IssuerSpec permits IssuerSpec.Vault, IssuerSpec.Dev, Iss
         @Override
         public List<String> keyProblems(KeySpec key) {
             return params(key, name, type(), List.of("clientId"), List.of());
+        }
+    }
+
+    /**
+     * AWS Bedrock: STS AssumeRoleWithWebIdentity with the SVID (audience {@code audience}) for the
+     * key's {@code roleArn}, then a short-term Bedrock API key presigned locally with the session
+     * credentials. Not revocable.
+     */
+    record AwsSts(String name, java.net.URI url, String region, String audience, Duration duration, Duration timeout)
+            implements IssuerSpec {
+        public static final String DEFAULT_URL = "https://sts.amazonaws.com/";
+        public static final String DEFAULT_AUDIENCE = "sts.amazonaws.com";
+
+        @Override
+        public String type() {
+            return "aws-sts";
+        }
+
+        @Override
+        public Capabilities capabilities() {
+            return new Capabilities(false, false, Optional.of(audience));
+        }
+
+        @Override
+        public List<String> keyProblems(KeySpec key) {
+            List<String> out = params(key, name, type(), List.of("roleArn"), List.of());
+            String arn = key.params().get("roleArn");
+            if (arn != null && !arn.contains("{") && !arn.matches("arn:aws[a-z-]*:iam::\\d{12}:role/[\\w+=,.@/-]{1,512}")) {
+                out.add("keys." + key.name() + ".params.roleArn '" + arn + "' is not an IAM role ARN"
+                        + " (arn:aws:iam::123456789012:role/NAME)");
+            }
+            return out;
         }
     }
 

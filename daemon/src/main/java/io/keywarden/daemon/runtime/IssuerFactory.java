@@ -51,6 +51,9 @@ final class IssuerFactory {
             }
             return new io.keywarden.daemon.issuer.federation.AzureEntraIssuer(a, identity, clock);
         }
+        if (spec instanceof IssuerSpec.AwsSts a) {
+            return new io.keywarden.daemon.issuer.federation.AwsStsIssuer(a, identity, clock);
+        }
         if (spec instanceof IssuerSpec.OpenRouterKeys o) {
             try {
                 return new io.keywarden.daemon.issuer.federation.OpenRouterKeysIssuer(o, clock);

@@ -96,6 +96,7 @@ public final class FakeProviders implements AutoCloseable {
         server.createContext("/gcp-iam/", ex -> handle(ex, this::gcpImpersonate));
         server.createContext("/azure/oauth2/v2.0/token", ex -> handle(ex, this::azure));
         server.createContext("/openrouter/api/v1/keys", this::openRouter);
+        server.createContext("/aws/", this::awsSts);
         server.start();
         return this;
     }
@@ -401,6 +402,103 @@ public final class FakeProviders implements AutoCloseable {
         ex.sendResponseHeaders(a.status(), out.length);
         ex.getResponseBody().write(out);
         ex.close();
+    }
+
+    /** AWS: {@code roleArn}'s trust policy lets {@code subject} (the token's sub) assume it. */
+    public FakeProviders awsRole(String roleArn, String subject) {
+        awsRoles.put(roleArn, subject);
+        return this;
+    }
+
+    public static final String AWS_AUD = "sts.amazonaws.com";
+    private final Map<String, String> awsRoles = new ConcurrentHashMap<>();
+    /** Session credentials issued: access key id → {secret, session token, subject, expiration}. */
+    private final Map<String, String[]> awsSessions = new ConcurrentHashMap<>();
+
+    private void awsSts(HttpExchange ex) throws IOException {
+        Map<String, String> f = form(ex.getRequestBody().readAllBytes());
+        int status;
+        String xml;
+        String[] why = new String[1];
+        JWTClaimsSet c = f.get("WebIdentityToken") == null ? null : verify(f.get("WebIdentityToken"), AWS_AUD, why);
+        long duration = f.get("DurationSeconds") == null ? 3600 : Long.parseLong(f.get("DurationSeconds"));
+        if (!"AssumeRoleWithWebIdentity".equals(f.get("Action")) || !"2011-06-15".equals(f.get("Version"))) {
+            status = 400;
+            xml = awsError("InvalidAction", "unknown action");
+        } else if (c == null) {
+            status = 400;
+            xml = awsError("InvalidIdentityToken", why[0] == null ? "no token" : why[0]);
+        } else if (!c.getSubject().equals(awsRoles.get(f.get("RoleArn")))) {
+            status = 403;
+            xml = awsError("AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity");
+        } else if (duration < 900 || duration > 43200) {
+            status = 400;
+            xml = awsError("ValidationError", "DurationSeconds out of range");
+        } else {
+            String id = "ASIA" + token("").substring(0, 16).toUpperCase(java.util.Locale.ROOT);
+            String secret = token("");
+            String session = token("FwoGZXIvYXdzE");
+            Instant exp = Instant.now().plusSeconds(Math.min(duration, expiresIn)).truncatedTo(java.time.temporal.ChronoUnit.SECONDS);
+            awsSessions.put(id, new String[] {secret, session, c.getSubject(), exp.toString()});
+            status = 200;
+            xml = "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+                    + "<AssumeRoleWithWebIdentityResult><SubjectFromWebIdentityToken>" + c.getSubject()
+                    + "</SubjectFromWebIdentityToken><Credentials><AccessKeyId>" + id + "</AccessKeyId><SecretAccessKey>"
+                    + secret + "</SecretAccessKey><SessionToken>" + session + "</SessionToken><Expiration>" + exp
+                    + "</Expiration></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>";
+        }
+        if (status != 200) {
+            refusals.add("/aws " + status + " " + xml);
+        }
+        byte[] out = xml.getBytes(StandardCharsets.UTF_8);
+        ex.getResponseHeaders().add("Content-Type", "text/xml");
+        ex.sendResponseHeaders(status, out.length);
+        ex.getResponseBody().write(out);
+        ex.close();
+    }
+
+    private static String awsError(String code, String message) {
+        return "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>" + code
+                + "</Code><Message>" + message.replace("<", "&lt;") + "</Message></Error><RequestId>r-1</RequestId>"
+                + "</ErrorResponse>";
+    }
+
+    /**
+     * Whom a Bedrock API key works for, as Bedrock checks it: decoded, an unexpired presigned
+     * CallWithBearerToken of the bedrock service whose SigV4 signature verifies with the session's
+     * secret; null when it does not.
+     */
+    public String bedrockKeySubject(String apiKey) {
+        if (!apiKey.startsWith("bedrock-api-key-")) {
+            return null;
+        }
+        String url = new String(java.util.Base64.getDecoder().decode(apiKey.substring(16)), StandardCharsets.US_ASCII);
+        if (!url.startsWith("bedrock.amazonaws.com/?") || !url.endsWith("&Version=1")) {
+            return null;
+        }
+        Map<String, String> q = form(url.substring(url.indexOf('?') + 1, url.length() - "&Version=1".length())
+                .getBytes(StandardCharsets.US_ASCII));
+        String cred = q.getOrDefault("X-Amz-Credential", "");
+        String[] parts = cred.split("/");
+        if (parts.length != 5 || !parts[3].equals("bedrock") || !"CallWithBearerToken".equals(q.get("Action"))) {
+            return null;
+        }
+        String[] session = awsSessions.get(parts[0]);
+        if (session == null || !session[1].equals(q.get("X-Amz-Security-Token"))) {
+            return null;
+        }
+        Instant signed = java.time.LocalDateTime.parse(q.get("X-Amz-Date"),
+                java.time.format.DateTimeFormatter.ofPattern("yyyyMMdd'T'HHmmss'Z'")).toInstant(java.time.ZoneOffset.UTC);
+        long expires = Long.parseLong(q.get("X-Amz-Expires"));
+        if (Instant.now().isAfter(signed.plusSeconds(expires)) || signed.plusSeconds(expires).isAfter(
+                Instant.parse(session[3]).plusSeconds(1))) {
+            return null;
+        }
+        String again = io.keywarden.daemon.issuer.federation.SigV4.presignQuery("POST", "bedrock.amazonaws.com", "/",
+                Map.of("Action", "CallWithBearerToken"), parts[0], session[0].getBytes(StandardCharsets.US_ASCII), session[1],
+                parts[2], "bedrock", signed, expires);
+        String sig = again.substring(again.indexOf("X-Amz-Signature=") + 16);
+        return sig.equals(q.get("X-Amz-Signature")) ? session[2] : null;
     }
 
     /** The live OpenRouter key whose value is {@code key}, or null. */

@@ -33,7 +33,7 @@ class FederationIT {
     }
 
     @Test
-    void fiveProvidersOneMountEachProcessItsOwnCredential() throws Exception {
+    void sixProvidersOneMountEachProcessItsOwnCredential() throws Exception {
         Requirements.rootAndFuse();
         Path dir = Files.createTempDirectory("kw-fed-");
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
@@ -44,7 +44,9 @@ class FederationIT {
                 .anthropicRule("fdrl_alice", ALICE).anthropicRule("fdrl_bob", BOB)
                 .gcpImpersonation("alice@proj.iam.gserviceaccount.com", ALICE)
                 .gcpImpersonation("bob@proj.iam.gserviceaccount.com", BOB)
-                .azureFederatedCredential("app-alice", ALICE).azureFederatedCredential("app-bob", BOB).start()) {
+                .azureFederatedCredential("app-alice", ALICE).azureFederatedCredential("app-bob", BOB)
+                .awsRole("arn:aws:iam::123456789012:role/agents-alice", ALICE)
+                .awsRole("arn:aws:iam::123456789012:role/agents-bob", BOB).start()) {
             p.expiresIn = 20;
             Path mnt = dir.resolve("mnt");
             Files.writeString(dir.resolve("policy.yaml"), """
@@ -65,6 +67,9 @@ class FederationIT {
                       azure:
                         issuer: entra
                         params: {clientId: "app-{workload}"}
+                      bedrock:
+                        issuer: aws
+                        params: {roleArn: "arn:aws:iam::123456789012:role/agents-{workload}"}
                       openrouter:
                         issuer: orouter
                         params: {limit: "2.50", limitReset: daily}
@@ -72,12 +77,12 @@ class FederationIT {
                       - name: alice
                         spiffeId: %s
                         selectors: [unix:uid:1001]
-                        keys: [openai, claude, vertex, azure, openrouter]
+                        keys: [openai, claude, vertex, azure, bedrock, openrouter]
                         params: {openaiSa: svc_alice, rule: fdrl_alice}
                       - name: bob
                         spiffeId: %s
                         selectors: [unix:uid:1002]
-                        keys: [openai, claude, vertex, azure, openrouter]
+                        keys: [openai, claude, vertex, azure, bedrock, openrouter]
                         params: {openaiSa: svc_bob, rule: fdrl_bob}
                     """.formatted(ALICE, BOB));
             Path config = Files.writeString(dir.resolve("config.yaml"), """
@@ -90,13 +95,14 @@ class FederationIT {
                       gcp: {type: gcp-sts, url: "%s", audience: "%s", impersonateUrl: "%s"}
                       entra: {type: azure-entra, url: "%s"}
                       orouter: {type: openrouter-keys, url: "%s", managementKeyFile: openrouter.key, ttl: 10m}
+                      aws: {type: aws-sts, url: "%s", region: us-east-1, duration: 15m}
                     delivery: {mode: fuse, path: %s}
                     audit: {file: audit.jsonl}
                     ops: {listen: "127.0.0.1:%d"}
                     admin: {socket: %s}
                     """.formatted(p.url("/openai/oauth/token"), FakeProviders.OPENAI_IDP, p.url("/anthropic/v1/oauth/token"),
                     FakeProviders.ANTHROPIC_ORG, p.url("/gcp/v1/token"), FakeProviders.GCP_PROVIDER, p.url("/gcp-iam"),
-                    p.url("/azure/oauth2/v2.0/token"), p.url("/openrouter/api/v1"), mnt, port,
+                    p.url("/azure/oauth2/v2.0/token"), p.url("/openrouter/api/v1"), p.url("/aws/"), mnt, port,
                     dir.resolve("admin/admin.sock")));
             Files.writeString(dir.resolve("openrouter.key"), p.openRouterManagementKey + "\n");
             Files.setPosixFilePermissions(dir.resolve("openrouter.key"), PosixFilePermissions.fromString("rw-------"));
@@ -125,6 +131,8 @@ class FederationIT {
                     String azure = Proc.as(uid, "cat", mnt.resolve("azure/api_key").toString()).out();
                     assertEquals(p.tokensOf("azure", who[1]), List.of(azure), "Entra's token for " + who[1]
                             + " (RS256 assertion)");
+                    String bedrock = Proc.as(uid, "cat", mnt.resolve("bedrock/api_key").toString()).out();
+                    assertEquals(who[1], p.bedrockKeySubject(bedrock), "a Bedrock API key that verifies for " + who[1]);
                     String or = Proc.as(uid, "cat", mnt.resolve("openrouter/api_key").toString()).out();
                     Map<String, Object> orKey = p.openRouterKey(or);
                     assertTrue(orKey != null && or.startsWith("sk-or-v1-"), "a live OpenRouter key");
@@ -144,7 +152,7 @@ class FederationIT {
                 assertEquals(2, p.tokensOf("anthropic", ALICE).size());
                 assertEquals(List.of(), p.refusals, "no assertion presented twice, none refused");
                 String metrics = Http.get(ops + "/metrics");
-                for (String i : List.of("oai", "claude", "gcp", "entra", "orouter")) {
+                for (String i : List.of("oai", "claude", "gcp", "entra", "aws", "orouter")) {
                     double sum = metric(metrics, "keywarden_issuer_request_seconds_sum{issuer=\"" + i + "\",op=\"issue\"}");
                     double n = metric(metrics, "keywarden_issuer_request_seconds_count{issuer=\"" + i + "\",op=\"issue\"}");
                     System.out.printf("issuer %s: %d exchanges, mean %.1f ms (keywarden_issuer_request_seconds)%n", i,
