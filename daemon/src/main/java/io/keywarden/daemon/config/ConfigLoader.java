@@ -270,6 +270,10 @@ public final class ConfigLoader {
                                     nonEmpty(ir, where, "audience", IssuerSpec.AwsSts.DEFAULT_AUDIENCE), duration,
                                     timeout(ir, where));
                         }
+                        case "openrouter-federation" -> new IssuerSpec.OpenRouterFederation(e.key(),
+                                url(ir, where, IssuerSpec.OpenRouterFederation.DEFAULT_URL),
+                                nonEmpty(ir, where, "audience", IssuerSpec.OpenRouterFederation.DEFAULT_AUDIENCE),
+                                timeout(ir, where));
                         case "openrouter-keys" -> {
                             Path keyFile = ir.required("managementKeyFile").flatMap(c -> ir.string(c,
                                     where + ".managementKeyFile").map(this::path)
@@ -284,7 +288,7 @@ public final class ConfigLoader {
                         default -> {
                             problems.add(ir.map(), where + ".type: '" + type.get() + "' is not a known issuer type"
                                     + " (vault | dev | openai-federation | anthropic-federation | gcp-sts | azure-entra |"
-                                    + " aws-sts | openrouter-keys)");
+                                    + " aws-sts | openrouter-keys | openrouter-federation)");
                             yield null;
                         }
                     };

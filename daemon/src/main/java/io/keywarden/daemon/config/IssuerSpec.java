@@ -13,7 +13,8 @@ import java.util.Optional;
  * ({@link #capabilities}).
  */
 public sealed interface IssuerSpec permits IssuerSpec.Vault, IssuerSpec.Dev, IssuerSpec.OpenAiFederation,
-        IssuerSpec.AnthropicFederation, IssuerSpec.GcpSts, IssuerSpec.AzureEntra, IssuerSpec.OpenRouterKeys, IssuerSpec.AwsSts {
+        IssuerSpec.AnthropicFederation, IssuerSpec.GcpSts, IssuerSpec.AzureEntra, IssuerSpec.OpenRouterKeys, IssuerSpec.AwsSts,
+        IssuerSpec.OpenRouterFederation {
 
     /** The instance name keys refer to ({@code keys.<k>.issuer}). */
     String name();
@@ -219,6 +220,30 @@ public sealed interface IssuerSpec permits IssuerSpec.Vault, IssuerSpec.Dev, Iss
                         + " (arn:aws:iam::123456789012:role/NAME)");
             }
             return out;
+        }
+    }
+
+    /**
+     * OpenRouter federation (enterprise plans): token exchange, form-encoded, for the key's
+     * {@code federationPolicyId}; tokens live at most 15 minutes. Not revocable.
+     */
+    record OpenRouterFederation(String name, java.net.URI url, String audience, Duration timeout) implements IssuerSpec {
+        public static final String DEFAULT_URL = "https://openrouter.ai/api/v1/oauth/token";
+        public static final String DEFAULT_AUDIENCE = "https://openrouter.ai";
+
+        @Override
+        public String type() {
+            return "openrouter-federation";
+        }
+
+        @Override
+        public Capabilities capabilities() {
+            return new Capabilities(false, false, Optional.of(audience));
+        }
+
+        @Override
+        public List<String> keyProblems(KeySpec key) {
+            return params(key, name, type(), List.of("federationPolicyId"), List.of());
         }
     }
 

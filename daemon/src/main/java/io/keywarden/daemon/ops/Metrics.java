@@ -23,19 +23,21 @@ public final class Metrics {
 
     private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     private final Map<String, Boolean> gauges = new ConcurrentHashMap<>();
+    /** The issuer instance of each key (the {@code issuer} label of issuance and refresh counters). */
+    private final Map<String, String> issuerOfKey = new ConcurrentHashMap<>();
 
     public Metrics() {
         ledgerErrors();
     }
 
     private Counter issuedCounter(String key, String outcome) {
-        return Counter.builder("keywarden.keys.issued").description("Keys issued for a first use, by outcome")
-                .tag("key", key).tag("outcome", outcome).register(registry);
+        return Counter.builder("keywarden.keys.issued").description("Keys issued for a first use, by issuer and outcome")
+                .tag("issuer", issuerOfKey.getOrDefault(key, "")).tag("key", key).tag("outcome", outcome).register(registry);
     }
 
     private Counter refreshCounter(String key, String outcome) {
-        return Counter.builder("keywarden.key.refreshes").description("Key refreshes before expiry, by outcome")
-                .tag("key", key).tag("outcome", outcome).register(registry);
+        return Counter.builder("keywarden.key.refreshes").description("Key refreshes before expiry, by issuer and outcome")
+                .tag("issuer", issuerOfKey.getOrDefault(key, "")).tag("key", key).tag("outcome", outcome).register(registry);
     }
 
     private Counter accessCounter(String key, String decision) {
@@ -43,8 +45,12 @@ public final class Metrics {
                 .tag("key", key).tag("decision", decision).register(registry);
     }
 
-    /** Registers a key's counters at zero (at start and when a reloaded policy adds the key). */
-    public void registerKey(String key) {
+    /**
+     * Registers a key's counters at zero (at start and when a reloaded policy adds the key), under
+     * the issuer instance that serves it.
+     */
+    public void registerKey(String key, String issuer) {
+        issuerOfKey.put(key, issuer);
         for (String o : new String[] {"ok", "error"}) {
             issuedCounter(key, o);
             refreshCounter(key, o);

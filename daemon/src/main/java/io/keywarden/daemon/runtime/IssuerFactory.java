@@ -51,6 +51,9 @@ final class IssuerFactory {
             }
             return new io.keywarden.daemon.issuer.federation.AzureEntraIssuer(a, identity, clock);
         }
+        if (spec instanceof IssuerSpec.OpenRouterFederation o) {
+            return new io.keywarden.daemon.issuer.federation.OpenRouterFederationIssuer(o, identity, clock);
+        }
         if (spec instanceof IssuerSpec.AwsSts a) {
             return new io.keywarden.daemon.issuer.federation.AwsStsIssuer(a, identity, clock);
         }

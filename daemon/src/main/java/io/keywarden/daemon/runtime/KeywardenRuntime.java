@@ -135,6 +135,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         components.add("vertx", () -> v.close().await(5, java.util.concurrent.TimeUnit.SECONDS));
         components.add("ops", OpsServer.start(vertx, s.listen(), readiness, metrics, devSigner));
         IssuerRegistry issuers = IssuerFactory.build(s.issuers(), identity, clock, metrics);
+        issuerRegistry = issuers;
         for (Issuer i : issuers.all()) {
             components.add(Component.of("issuer " + i.name(), () -> { }, i::unavailable));
         }
@@ -353,12 +354,25 @@ public final class KeywardenRuntime implements AutoCloseable {
 
     /** Per-key lease gauges; keys a reloaded policy adds get theirs then (registration is once per key). */
     private void leaseGauges(LeaseManager lm, Policy p) {
-        p.keys().keySet().forEach(metrics::registerKey);
+        for (var k : p.keys().values()) {
+            metrics.registerKey(k.name(), issuerNameOf(k));
+        }
         for (String key : p.keys().keySet()) {
             metrics.leaseGauges(key, lm, m -> m.view().stream().filter(v -> v.key().equals(key) && v.leaseId() != null).count(),
                     m -> m.view().stream().filter(v -> v.key().equals(key) && v.expiresAt() != null)
                             .mapToDouble(v -> Duration.between(clock.instant(), v.expiresAt()).toMillis() / 1000.0)
                             .min().orElse(Double.NaN));
+        }
+    }
+
+    private volatile IssuerRegistry issuerRegistry;
+
+    /** The instance that serves {@code key}, for metric labels ("" when the policy names none that exists). */
+    private String issuerNameOf(io.keywarden.policy.KeySpec key) {
+        try {
+            return issuerRegistry == null ? "" : issuerRegistry.forKey(key).name();
+        } catch (io.keywarden.daemon.issuer.IssuerException e) {
+            return "";
         }
     }
 

@@ -98,9 +98,9 @@ class LeaseManagerTest {
         issuer.down = true;
         scheduler.advance(Duration.ofSeconds(56));
         String text = metrics.scrape();
-        assertTrue(text.lines().anyMatch(l -> l.startsWith("keywarden_key_refreshes_total{key=\"openai\",outcome=\"error\"}")),
+        assertTrue(text.lines().anyMatch(l -> l.startsWith("keywarden_key_refreshes_total{issuer=\"\",key=\"openai\",outcome=\"error\"}")),
                 text);
-        assertFalse(text.lines().anyMatch(l -> l.startsWith("keywarden_keys_issued_total{key=\"openai\",outcome=\"error\"}")),
+        assertFalse(text.lines().anyMatch(l -> l.startsWith("keywarden_keys_issued_total{issuer=\"\",key=\"openai\",outcome=\"error\"}")),
                 text);
 
         Metrics fresh = new Metrics();
@@ -108,9 +108,9 @@ class LeaseManagerTest {
                 new AuditTrail(null, fresh, new Readiness()), p -> alivePids.contains(p.pid()));
         openFails(proc(11));
         String first = fresh.scrape();
-        assertTrue(first.lines().anyMatch(l -> l.startsWith("keywarden_keys_issued_total{key=\"openai\",outcome=\"error\"} 1.0")),
+        assertTrue(first.lines().anyMatch(l -> l.startsWith("keywarden_keys_issued_total{issuer=\"\",key=\"openai\",outcome=\"error\"} 1.0")),
                 first);
-        assertFalse(first.lines().anyMatch(l -> l.startsWith("keywarden_key_refreshes_total{key=\"openai\",outcome=\"error\"}")),
+        assertFalse(first.lines().anyMatch(l -> l.startsWith("keywarden_key_refreshes_total{issuer=\"\",key=\"openai\",outcome=\"error\"}")),
                 first);
     }
 

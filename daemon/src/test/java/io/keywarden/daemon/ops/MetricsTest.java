@@ -12,7 +12,7 @@ class MetricsTest {
     @Test
     void everyMeterHasHelpAndTheAlertedCountersStartAtZero() {
         Metrics m = new Metrics();
-        m.registerKey("openai");
+        m.registerKey("openai", "bao");
         m.issuerRequest("vault", "issue", Duration.ofMillis(30));
         m.revoked("openai", io.keywarden.daemon.lifecycle.RevokeReason.OPERATOR);
         String text = m.scrape();
@@ -22,8 +22,8 @@ class MetricsTest {
         long types = text.lines().filter(l -> l.startsWith("# TYPE")).count();
         long helps = text.lines().filter(l -> l.startsWith("# HELP")).count();
         assertEquals(types, helps, "a HELP per meter");
-        for (String zero : List.of("keywarden_keys_issued_total{key=\"openai\",outcome=\"error\"} 0.0",
-                "keywarden_key_refreshes_total{key=\"openai\",outcome=\"error\"} 0.0",
+        for (String zero : List.of("keywarden_keys_issued_total{issuer=\"bao\",key=\"openai\",outcome=\"error\"} 0.0",
+                "keywarden_key_refreshes_total{issuer=\"bao\",key=\"openai\",outcome=\"error\"} 0.0",
                 "keywarden_access_total{decision=\"denied\",key=\"openai\"} 0.0", "keywarden_ledger_errors_total 0.0")) {
             assertTrue(text.contains(zero), "registered at zero: " + zero + "\n" + text);
         }

@@ -68,7 +68,7 @@ class DevCommandIT {
             assertTrue(jwks.startsWith("200 {\"keys\":[{\"kty\":\"EC\""), jwks);
             String metrics = get(port, "/metrics");
             assertTrue(metrics.contains("keywarden_access_total{decision=\"denied\",key=\"openai\"} 1.0"), metrics);
-            assertTrue(metrics.contains("keywarden_key_refreshes_total{key=\"openai\",outcome=\"ok\"}"), metrics);
+            assertTrue(metrics.contains("keywarden_key_refreshes_total{issuer=\"dev\",key=\"openai\",outcome=\"ok\"}"), metrics);
             assertTrue(metrics.contains("keywarden_issuer_request_seconds_count{issuer=\"dev\",op=\"issue\"}"), metrics);
 
             int code = d.stop();

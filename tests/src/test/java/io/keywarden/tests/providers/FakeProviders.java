@@ -97,6 +97,7 @@ public final class FakeProviders implements AutoCloseable {
         server.createContext("/azure/oauth2/v2.0/token", ex -> handle(ex, this::azure));
         server.createContext("/openrouter/api/v1/keys", this::openRouter);
         server.createContext("/aws/", this::awsSts);
+        server.createContext("/openrouter/api/v1/oauth/token", ex -> handle(ex, this::openRouterFederation));
         server.start();
         return this;
     }
@@ -402,6 +403,38 @@ public final class FakeProviders implements AutoCloseable {
         ex.sendResponseHeaders(a.status(), out.length);
         ex.getResponseBody().write(out);
         ex.close();
+    }
+
+    /** OpenRouter federation: {@code policy} admits {@code subject}. */
+    public FakeProviders openRouterPolicy(String policy, String subject) {
+        openRouterPolicies.put(policy, subject);
+        return this;
+    }
+
+    public static final String OPENROUTER_AUD = "https://openrouter.ai";
+    private final Map<String, String> openRouterPolicies = new ConcurrentHashMap<>();
+
+    private Answer openRouterFederation(HttpExchange ex, byte[] body) {
+        Map<String, String> f = form(body);
+        if (!"urn:ietf:params:oauth:grant-type:token-exchange".equals(f.get("grant_type"))
+                || !"urn:ietf:params:oauth:token-type:jwt".equals(f.get("subject_token_type"))) {
+            return error(400, "unsupported_grant_type", "token exchange of a jwt expected");
+        }
+        String[] why = new String[1];
+        JWTClaimsSet c = verify(f.get("subject_token"), OPENROUTER_AUD, why);
+        if (c == null) {
+            return error(400, "invalid_grant", why[0]);
+        }
+        if (!c.getSubject().equals(openRouterPolicies.get(f.get("federation_policy_id")))) {
+            return error(400, "invalid_grant", "federation policy does not admit " + c.getSubject());
+        }
+        long keep = expiresIn;
+        expiresIn = Math.min(expiresIn, 900);
+        try {
+            return mint("openrouter-federation", c.getSubject(), "eyJhbGciOiJFUzI1NiJ9.or-");
+        } finally {
+            expiresIn = keep;
+        }
     }
 
     /** AWS: {@code roleArn}'s trust policy lets {@code subject} (the token's sub) assume it. */

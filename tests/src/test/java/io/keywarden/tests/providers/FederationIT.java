@@ -46,7 +46,8 @@ class FederationIT {
                 .gcpImpersonation("bob@proj.iam.gserviceaccount.com", BOB)
                 .azureFederatedCredential("app-alice", ALICE).azureFederatedCredential("app-bob", BOB)
                 .awsRole("arn:aws:iam::123456789012:role/agents-alice", ALICE)
-                .awsRole("arn:aws:iam::123456789012:role/agents-bob", BOB).start()) {
+                .awsRole("arn:aws:iam::123456789012:role/agents-bob", BOB)
+                .openRouterPolicy("fp_alice", ALICE).openRouterPolicy("fp_bob", BOB).start()) {
             p.expiresIn = 20;
             Path mnt = dir.resolve("mnt");
             Files.writeString(dir.resolve("policy.yaml"), """
@@ -70,6 +71,9 @@ class FederationIT {
                       bedrock:
                         issuer: aws
                         params: {roleArn: "arn:aws:iam::123456789012:role/agents-{workload}"}
+                      orfed:
+                        issuer: orfed
+                        params: {federationPolicyId: "fp_{workload}"}
                       openrouter:
                         issuer: orouter
                         params: {limit: "2.50", limitReset: daily}
@@ -77,12 +81,12 @@ class FederationIT {
                       - name: alice
                         spiffeId: %s
                         selectors: [unix:uid:1001]
-                        keys: [openai, claude, vertex, azure, bedrock, openrouter]
+                        keys: [openai, claude, vertex, azure, bedrock, orfed, openrouter]
                         params: {openaiSa: svc_alice, rule: fdrl_alice}
                       - name: bob
                         spiffeId: %s
                         selectors: [unix:uid:1002]
-                        keys: [openai, claude, vertex, azure, bedrock, openrouter]
+                        keys: [openai, claude, vertex, azure, bedrock, orfed, openrouter]
                         params: {openaiSa: svc_bob, rule: fdrl_bob}
                     """.formatted(ALICE, BOB));
             Path config = Files.writeString(dir.resolve("config.yaml"), """
@@ -96,13 +100,14 @@ class FederationIT {
                       entra: {type: azure-entra, url: "%s"}
                       orouter: {type: openrouter-keys, url: "%s", managementKeyFile: openrouter.key, ttl: 10m}
                       aws: {type: aws-sts, url: "%s", region: us-east-1, duration: 15m}
+                      orfed: {type: openrouter-federation, url: "%s"}
                     delivery: {mode: fuse, path: %s}
                     audit: {file: audit.jsonl}
                     ops: {listen: "127.0.0.1:%d"}
                     admin: {socket: %s}
                     """.formatted(p.url("/openai/oauth/token"), FakeProviders.OPENAI_IDP, p.url("/anthropic/v1/oauth/token"),
                     FakeProviders.ANTHROPIC_ORG, p.url("/gcp/v1/token"), FakeProviders.GCP_PROVIDER, p.url("/gcp-iam"),
-                    p.url("/azure/oauth2/v2.0/token"), p.url("/openrouter/api/v1"), p.url("/aws/"), mnt, port,
+                    p.url("/azure/oauth2/v2.0/token"), p.url("/openrouter/api/v1"), p.url("/aws/"), p.url("/openrouter/api/v1/oauth/token"), mnt, port,
                     dir.resolve("admin/admin.sock")));
             Files.writeString(dir.resolve("openrouter.key"), p.openRouterManagementKey + "\n");
             Files.setPosixFilePermissions(dir.resolve("openrouter.key"), PosixFilePermissions.fromString("rw-------"));
@@ -133,6 +138,9 @@ class FederationIT {
                             + " (RS256 assertion)");
                     String bedrock = Proc.as(uid, "cat", mnt.resolve("bedrock/api_key").toString()).out();
                     assertEquals(who[1], p.bedrockKeySubject(bedrock), "a Bedrock API key that verifies for " + who[1]);
+                    String orfed = Proc.as(uid, "cat", mnt.resolve("orfed/api_key").toString()).out();
+                    assertEquals(p.tokensOf("openrouter-federation", who[1]), List.of(orfed), "OpenRouter's token for "
+                            + who[1]);
                     String or = Proc.as(uid, "cat", mnt.resolve("openrouter/api_key").toString()).out();
                     Map<String, Object> orKey = p.openRouterKey(or);
                     assertTrue(orKey != null && or.startsWith("sk-or-v1-"), "a live OpenRouter key");
@@ -152,7 +160,7 @@ class FederationIT {
                 assertEquals(2, p.tokensOf("anthropic", ALICE).size());
                 assertEquals(List.of(), p.refusals, "no assertion presented twice, none refused");
                 String metrics = Http.get(ops + "/metrics");
-                for (String i : List.of("oai", "claude", "gcp", "entra", "aws", "orouter")) {
+                for (String i : List.of("oai", "claude", "gcp", "entra", "aws", "orfed", "orouter")) {
                     double sum = metric(metrics, "keywarden_issuer_request_seconds_sum{issuer=\"" + i + "\",op=\"issue\"}");
                     double n = metric(metrics, "keywarden_issuer_request_seconds_count{issuer=\"" + i + "\",op=\"issue\"}");
                     System.out.printf("issuer %s: %d exchanges, mean %.1f ms (keywarden_issuer_request_seconds)%n", i,
@@ -162,6 +170,8 @@ class FederationIT {
                     assertTrue(metrics.contains("keywarden_issuer_request_seconds_count{issuer=\"" + i + "\",op=\"issue\"}"),
                             metrics);
                 }
+                assertTrue(metrics.contains("keywarden_keys_issued_total{issuer=\"claude\",key=\"claude\",outcome=\"ok\"} 2.0"),
+                        "issuances counted per issuer instance: " + metrics);
                 assertEquals(0, d.stop());
             }
             assertEquals(java.util.Map.of(), p.openRouterKeys, "every OpenRouter key was deleted (revocable)");
