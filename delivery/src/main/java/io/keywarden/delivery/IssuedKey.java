@@ -18,13 +18,29 @@ public final class IssuedKey {
     private final Instant expiresAt;
     private final String leaseId;
     private final String fingerprint;
+    private final String headers;
 
     /** Takes ownership of {@code secret}. */
     public IssuedKey(Secret secret, Instant expiresAt, String leaseId) {
+        this(secret, expiresAt, leaseId, "");
+    }
+
+    /**
+     * Takes ownership of {@code secret}; {@code headers} are the HTTP headers a caller must send
+     * with this credential besides {@code Authorization} (one {@code Name: value} per line, never
+     * secret), served as the key's {@code headers} file.
+     */
+    public IssuedKey(Secret secret, Instant expiresAt, String leaseId, String headers) {
         this.secret = secret;
         this.expiresAt = expiresAt;
         this.leaseId = leaseId;
         this.fingerprint = fingerprint(secret);
+        this.headers = headers;
+    }
+
+    /** Extra HTTP headers to send with this credential, one per line; empty for most. */
+    public String headers() {
+        return headers;
     }
 
     /** Copies {@code secret} off the heap; the caller wipes its array. */

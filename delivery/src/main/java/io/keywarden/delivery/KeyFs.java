@@ -4,6 +4,7 @@ import static io.keywarden.delivery.KeyFsInodes.API_KEY;
 import static io.keywarden.delivery.KeyFsInodes.DIRECTORY;
 import static io.keywarden.delivery.KeyFsInodes.EXPIRES_AT;
 import static io.keywarden.delivery.KeyFsInodes.FILES;
+import static io.keywarden.delivery.KeyFsInodes.HEADERS;
 import static io.keywarden.delivery.KeyFsInodes.ROOT;
 import static io.keywarden.delivery.KeyFsInodes.SPIFFE_ID;
 import static io.keywarden.delivery.KeyFsInodes.STATUS;
@@ -28,7 +29,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 
 /**
- * The key file system: a per-caller view of {@code <key>/{api_key,expires_at,spiffe_id,status}}.
+ * The key file system: a per-caller view of {@code <key>/{api_key,expires_at,spiffe_id,status,headers}}.
  * Every LOOKUP of api_key, OPEN, OPENDIR and ACCESS is decided by the {@link AccessDecider} for the
  * calling process; this class only turns its {@link Decision} into FUSE answers, renders the files
  * and keeps the open handles. Each open gets its own copy of the content, read with direct I/O.
@@ -221,6 +222,7 @@ public final class KeyFs implements FuseOperations {
                         reply.error(Errno.EIO);
                     } else if (decided instanceof Decision.Granted kg) {
                         answer(reply, decided, file == API_KEY ? kg.issued().secretDuplicate()
+                                : file == HEADERS ? text(kg.issued().headers())
                                 : text(rfc3339(kg.issued().expiresAt()) + "\n"));
                     } else {
                         reply.error(errno(decided));

@@ -7,7 +7,7 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * KeyFS node ids. A node id packs three fields:
  * <pre>
- *   bits  0..3   FILE_MASK      0 the key's directory, 1..4 a file of {@link #FILES}
+ *   bits  0..3   FILE_MASK      0 the key's directory, 1..5 a file of {@link #FILES}
  *   bits  4..39  KEY_MASK       the key's index (a key keeps its index for the life of the mount)
  *   bits 40..62  WORKLOAD_SHIFT the workload's slot, on api_key inodes only (0: the shared inode)
  * </pre>
@@ -15,12 +15,13 @@ import java.util.concurrent.atomic.AtomicLong;
  */
 final class KeyFsInodes {
     static final long ROOT = 1;
-    static final String[] FILES = {"api_key", "expires_at", "spiffe_id", "status"};
+    static final String[] FILES = {"api_key", "expires_at", "spiffe_id", "status", "headers"};
     static final int DIRECTORY = 0;
     static final int API_KEY = 1;
     static final int EXPIRES_AT = 2;
     static final int SPIFFE_ID = 3;
     static final int STATUS = 4;
+    static final int HEADERS = 5;
 
     private static final long FILE_MASK = 0xF;
     private static final int WORKLOAD_SHIFT = 40;

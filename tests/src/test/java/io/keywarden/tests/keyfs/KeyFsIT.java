@@ -143,7 +143,7 @@ class KeyFsIT {
         assertEquals("openai\n", Proc.as(ALICE, "ls", mnt.toString()).out());
         assertEquals("anthropic\nopenai\n", Proc.as(BOB, "ls", mnt.toString()).out());
         assertEquals("", Proc.as(4242, "ls", mnt.toString()).out());
-        assertEquals("api_key\nexpires_at\nspiffe_id\nstatus\n", Proc.as(ALICE, "ls", path("openai")).out());
+        assertEquals("api_key\nexpires_at\nheaders\nspiffe_id\nstatus\n", Proc.as(ALICE, "ls", path("openai")).out());
         assertTrue(Proc.as(ALICE, "ls", path("anthropic")).err().contains("Permission denied"));
     }
 

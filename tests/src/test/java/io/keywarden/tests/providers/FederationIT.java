@@ -133,6 +133,9 @@ class FederationIT {
                     assertEquals(p.tokensOf("google", who[1]), List.of(vertex), "the impersonated Google token for "
                             + who[1]);
                     assertTrue(claude.startsWith("sk-ant-oat01-") && vertex.startsWith("ya29.sa-"));
+                    assertEquals("anthropic-beta: oauth-2025-04-20\n", Proc.as(uid, "cat",
+                            mnt.resolve("claude/headers").toString()).out(), "what the agent must send with the token");
+                    assertEquals("", Proc.as(uid, "cat", mnt.resolve("openai/headers").toString()).out());
                     String azure = Proc.as(uid, "cat", mnt.resolve("azure/api_key").toString()).out();
                     assertEquals(p.tokensOf("azure", who[1]), List.of(azure), "Entra's token for " + who[1]
                             + " (RS256 assertion)");

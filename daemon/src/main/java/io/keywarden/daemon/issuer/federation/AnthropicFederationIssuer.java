@@ -36,6 +36,12 @@ public final class AnthropicFederationIssuer extends FederationIssuer {
         return spec.type();
     }
 
+    /** The Messages API takes the OAuth token only with this beta header. */
+    @Override
+    protected String headers() {
+        return "anthropic-beta: oauth-2025-04-20\n";
+    }
+
     @Override
     protected JwtSvid svid(Workload workload, ProcessInfo opener) throws IdentityException {
         Instant now = clock.instant();

@@ -56,6 +56,11 @@ public abstract class FederationIssuer implements Issuer {
     protected record Minted(Secret token, Instant expiresAt, Optional<String> providerKeyId) {
     }
 
+    /** HTTP headers an agent must send with this instance's credentials besides Authorization (none by default). */
+    protected String headers() {
+        return "";
+    }
+
     /** Exchanges {@code svid} for a credential of {@code workload}, with the key's expanded params. */
     protected abstract Minted exchange(Workload workload, Map<String, String> params, JwtSvid svid) throws IssuerException;
 
@@ -83,7 +88,7 @@ public abstract class FederationIssuer implements Issuer {
                     + " that is already expired", IssuerException.Kind.SERVER_ERROR);
         }
         String leaseId = name + "/" + workload.name() + "/" + UUID.randomUUID();
-        return new Lease(new IssuedKey(m.token(), end, leaseId), now, false, m.providerKeyId());
+        return new Lease(new IssuedKey(m.token(), end, leaseId, headers()), now, false, m.providerKeyId());
     }
 
     /** Nothing to call: the credential cannot be revoked early; the lease core stops serving it. */
