@@ -2,15 +2,16 @@ package io.keywarden.delivery;
 
 /** The state of one (workload, key) as the {@code status} file shows it: typed, not parsed from text. */
 public sealed interface LeaseStatus {
-    LeaseStatus OK = new Ok();
+    LeaseStatus OK = new Ok(true);
 
     /** The line of the {@code status} file, without the newline. */
     String line();
 
-    record Ok() implements LeaseStatus {
+    /** A valid key; one that cannot be revoked early at the provider says so. */
+    record Ok(boolean revocable) implements LeaseStatus {
         @Override
         public String line() {
-            return "ok";
+            return revocable ? "ok" : "ok (revocable: false)";
         }
     }
 

@@ -264,16 +264,27 @@ public final class ConfigLoader {
                             if (duration.toSeconds() < 900 || duration.toSeconds() > 43200) {
                                 problems.add(ir.map(), where + ".duration must be between 15m and 12h (STS DurationSeconds)");
                             }
-                            ir.optionalString("output").filter(o -> !o.equals("bedrock-api-key")).ifPresent(o ->
-                                    problems.add(ir.map(), where + ".output '" + o + "': only bedrock-api-key is built"));
+                            String output = ir.optionalString("output").orElse(IssuerSpec.AwsSts.BEDROCK_API_KEY);
+                            if (!output.equals(IssuerSpec.AwsSts.BEDROCK_API_KEY)
+                                    && !output.equals(IssuerSpec.AwsSts.CREDENTIAL_PROCESS)) {
+                                problems.add(ir.map(), where + ".output '" + output + "' is not one of bedrock-api-key |"
+                                        + " credential-process");
+                            }
                             yield new IssuerSpec.AwsSts(e.key(), url(ir, where, IssuerSpec.AwsSts.DEFAULT_URL), region,
                                     nonEmpty(ir, where, "audience", IssuerSpec.AwsSts.DEFAULT_AUDIENCE), duration,
-                                    timeout(ir, where));
+                                    timeout(ir, where), output);
                         }
                         case "openrouter-federation" -> new IssuerSpec.OpenRouterFederation(e.key(),
                                 url(ir, where, IssuerSpec.OpenRouterFederation.DEFAULT_URL),
                                 nonEmpty(ir, where, "audience", IssuerSpec.OpenRouterFederation.DEFAULT_AUDIENCE),
                                 timeout(ir, where));
+                        case "okta-client-credentials" -> {
+                            Optional<YamlNode> urlNode = ir.required("url");
+                            URI tokenUrl = urlNode.flatMap(a -> ir.string(a, where + ".url").flatMap(x -> ir.parsed(
+                                    a.location(), where + ".url", x, ConfigLoader::httpUri))).orElse(null);
+                            yield new IssuerSpec.OktaClientCredentials(e.key(), tokenUrl,
+                                    ir.optionalString("scope").orElse(""), timeout(ir, where));
+                        }
                         case "openrouter-keys" -> {
                             Path keyFile = ir.required("managementKeyFile").flatMap(c -> ir.string(c,
                                     where + ".managementKeyFile").map(this::path)
@@ -288,7 +299,7 @@ public final class ConfigLoader {
                         default -> {
                             problems.add(ir.map(), where + ".type: '" + type.get() + "' is not a known issuer type"
                                     + " (vault | dev | openai-federation | anthropic-federation | gcp-sts | azure-entra |"
-                                    + " aws-sts | openrouter-keys | openrouter-federation)");
+                                    + " aws-sts | openrouter-keys | openrouter-federation | okta-client-credentials)");
                             yield null;
                         }
                     };

@@ -14,7 +14,7 @@ import java.util.Optional;
  */
 public sealed interface IssuerSpec permits IssuerSpec.Vault, IssuerSpec.Dev, IssuerSpec.OpenAiFederation,
         IssuerSpec.AnthropicFederation, IssuerSpec.GcpSts, IssuerSpec.AzureEntra, IssuerSpec.OpenRouterKeys, IssuerSpec.AwsSts,
-        IssuerSpec.OpenRouterFederation {
+        IssuerSpec.OpenRouterFederation, IssuerSpec.OktaClientCredentials {
 
     /** The instance name keys refer to ({@code keys.<k>.issuer}). */
     String name();
@@ -196,8 +196,13 @@ public sealed interface IssuerSpec permits IssuerSpec.Vault, IssuerSpec.Dev, Iss
      * key's {@code roleArn}, then a short-term Bedrock API key presigned locally with the session
      * credentials. Not revocable.
      */
-    record AwsSts(String name, java.net.URI url, String region, String audience, Duration duration, Duration timeout)
-            implements IssuerSpec {
+    record AwsSts(String name, java.net.URI url, String region, String audience, Duration duration, Duration timeout,
+                  String output) implements IssuerSpec {
+        /** {@code api_key} holds a Bedrock API key. */
+        public static final String BEDROCK_API_KEY = "bedrock-api-key";
+        /** {@code api_key} holds the session credentials as the JSON of an AWS {@code credential_process}. */
+        public static final String CREDENTIAL_PROCESS = "credential-process";
+
         public static final String DEFAULT_URL = "https://sts.amazonaws.com/";
         public static final String DEFAULT_AUDIENCE = "sts.amazonaws.com";
 
@@ -244,6 +249,28 @@ public sealed interface IssuerSpec permits IssuerSpec.Vault, IssuerSpec.Dev, Iss
         @Override
         public List<String> keyProblems(KeySpec key) {
             return params(key, name, type(), List.of("federationPolicyId"), List.of());
+        }
+    }
+
+    /**
+     * Okta client credentials for internal gateways that accept Okta tokens: one Okta service app
+     * per workload ({@code clientId}) authenticating with {@code private_key_jwt} signed by
+     * keywarden's node key (its JWKS on {@code ops.listen}). Not revocable.
+     */
+    record OktaClientCredentials(String name, java.net.URI url, String scope, Duration timeout) implements IssuerSpec {
+        @Override
+        public String type() {
+            return "okta-client-credentials";
+        }
+
+        @Override
+        public Capabilities capabilities() {
+            return new Capabilities(false, false, Optional.empty());
+        }
+
+        @Override
+        public List<String> keyProblems(KeySpec key) {
+            return params(key, name, type(), List.of("clientId"), List.of());
         }
     }
 

@@ -402,7 +402,11 @@ public final class LeaseManager implements KeySource, AutoCloseable {
             return new LeaseStatus.Blocked(block.get());
         }
         LeaseSlot s = slots.get(LeaseSlot.id(workload.name(), key));
-        if (s == null || s.validAt(clock.instant()) != null) {
+        Lease valid = s == null ? null : s.validAt(clock.instant());
+        if (valid != null) {
+            return valid.revocable() ? LeaseStatus.OK : new LeaseStatus.Ok(false);
+        }
+        if (s == null) {
             return LeaseStatus.OK;
         }
         String e = s.lastError;

@@ -23,8 +23,8 @@ public final class OpsServer implements AutoCloseable {
     }
 
     /** Serves on the daemon's Vert.x (shared with the admin API); closing stops this server only. */
-    public static OpsServer start(Vertx vertx, HostPort listen, Readiness readiness, Metrics metrics, JwtSigner devSigner)
-            throws IOException {
+    public static OpsServer start(Vertx vertx, HostPort listen, Readiness readiness, Metrics metrics, JwtSigner devSigner,
+                                  java.util.function.Supplier<String> clientJwks) throws IOException {
         Router router = Router.router(vertx);
         router.get("/healthz").handler(ctx -> ctx.response().putHeader("content-type", "text/plain").end("ok\n"));
         router.get("/readyz").handler(ctx -> {
@@ -34,6 +34,11 @@ public final class OpsServer implements AutoCloseable {
         });
         router.get("/metrics").handler(ctx -> ctx.response()
                 .putHeader("content-type", "text/plain; version=0.0.4; charset=utf-8").end(metrics.scrape()));
+        if (clientJwks != null) {
+            // keywarden's own client key (private_key_jwt, e.g. Okta), by kid.
+            router.get(io.keywarden.daemon.issuer.federation.NodeKey.PATH).handler(ctx -> ctx.response()
+                    .putHeader("content-type", "application/json").end(clientJwks.get()));
+        }
         if (devSigner != null) {
             router.get("/.well-known/openid-configuration").handler(ctx -> ctx.response()
                     .putHeader("content-type", "application/json").end(devSigner.openidConfigurationJson()));

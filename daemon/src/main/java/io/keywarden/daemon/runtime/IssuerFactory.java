@@ -19,15 +19,25 @@ final class IssuerFactory {
     private IssuerFactory() {
     }
 
-    static IssuerRegistry build(Map<String, IssuerSpec> specs, IdentityProvider identity, Clock clock, Metrics metrics) {
+    static IssuerRegistry build(Map<String, IssuerSpec> specs, IdentityProvider identity, Clock clock, Metrics metrics,
+                                io.keywarden.daemon.issuer.federation.NodeKey nodeKey) {
         Map<String, Issuer> out = new LinkedHashMap<>();
         for (IssuerSpec spec : specs.values()) {
-            out.put(spec.name(), new MeteredIssuer(create(spec, identity, clock), metrics));
+            out.put(spec.name(), new MeteredIssuer(create(spec, identity, clock, nodeKey), metrics));
         }
         return new IssuerRegistry(specs, out);
     }
 
-    private static Issuer create(IssuerSpec spec, IdentityProvider identity, Clock clock) {
+    /** Whether an instance needs keywarden's own client key (private_key_jwt). */
+    static boolean needsNodeKey(Map<String, IssuerSpec> specs) {
+        return specs.values().stream().anyMatch(s -> s instanceof IssuerSpec.OktaClientCredentials);
+    }
+
+    private static Issuer create(IssuerSpec spec, IdentityProvider identity, Clock clock,
+                                 io.keywarden.daemon.issuer.federation.NodeKey nodeKey) {
+        if (spec instanceof IssuerSpec.OktaClientCredentials o) {
+            return new io.keywarden.daemon.issuer.federation.OktaClientCredentialsIssuer(o, nodeKey, clock);
+        }
         if (spec instanceof IssuerSpec.Vault v) {
             try {
                 return new VaultIssuer(v, identity, clock);

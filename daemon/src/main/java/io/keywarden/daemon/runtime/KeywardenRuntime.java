@@ -133,8 +133,11 @@ public final class KeywardenRuntime implements AutoCloseable {
                 .setWorkerPoolSize(4));
         io.vertx.core.Vertx v = vertx;
         components.add("vertx", () -> v.close().await(5, java.util.concurrent.TimeUnit.SECONDS));
-        components.add("ops", OpsServer.start(vertx, s.listen(), readiness, metrics, devSigner));
-        IssuerRegistry issuers = IssuerFactory.build(s.issuers(), identity, clock, metrics);
+        io.keywarden.daemon.issuer.federation.NodeKey nodeKey = IssuerFactory.needsNodeKey(s.issuers())
+                ? new io.keywarden.daemon.issuer.federation.NodeKey(clock) : null;
+        components.add("ops", OpsServer.start(vertx, s.listen(), readiness, metrics, devSigner,
+                nodeKey == null ? null : nodeKey::jwksJson));
+        IssuerRegistry issuers = IssuerFactory.build(s.issuers(), identity, clock, metrics, nodeKey);
         issuerRegistry = issuers;
         for (Issuer i : issuers.all()) {
             components.add(Component.of("issuer " + i.name(), () -> { }, i::unavailable));

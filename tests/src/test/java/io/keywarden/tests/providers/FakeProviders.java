@@ -98,6 +98,7 @@ public final class FakeProviders implements AutoCloseable {
         server.createContext("/openrouter/api/v1/keys", this::openRouter);
         server.createContext("/aws/", this::awsSts);
         server.createContext("/openrouter/api/v1/oauth/token", ex -> handle(ex, this::openRouterFederation));
+        server.createContext("/okta/oauth2/default/v1/token", ex -> handle(ex, this::okta));
         server.start();
         return this;
     }
@@ -403,6 +404,54 @@ public final class FakeProviders implements AutoCloseable {
         ex.sendResponseHeaders(a.status(), out.length);
         ex.getResponseBody().write(out);
         ex.close();
+    }
+
+    /**
+     * Okta: service app {@code clientId} authenticates with private_key_jwt, its keys at
+     * {@code jwksUrl}; its tokens are recorded under {@code clientId}.
+     */
+    public FakeProviders oktaApp(String clientId, Supplier<String> jwksOfApp) {
+        oktaApps.put(clientId, jwksOfApp);
+        return this;
+    }
+
+    private final Map<String, Supplier<String>> oktaApps = new ConcurrentHashMap<>();
+    private final Set<String> oktaJti = ConcurrentHashMap.newKeySet();
+
+    private Answer okta(HttpExchange ex, byte[] body) {
+        Map<String, String> f = form(body);
+        if (!"client_credentials".equals(f.get("grant_type"))
+                || !"urn:ietf:params:oauth:client-assertion-type:jwt-bearer".equals(f.get("client_assertion_type"))) {
+            return error(400, "invalid_request", "client_credentials with private_key_jwt expected");
+        }
+        if (!"llm:infer".equals(f.get("scope"))) {
+            return error(400, "invalid_scope", "The authorization server does not support the requested scope");
+        }
+        try {
+            SignedJWT jwt = SignedJWT.parse(f.get("client_assertion"));
+            JWTClaimsSet c = jwt.getJWTClaimsSet();
+            String client = c.getIssuer();
+            Supplier<String> keys = oktaApps.get(client);
+            if (keys == null || !client.equals(c.getSubject())) {
+                return error(401, "invalid_client", "iss and sub must be a registered client_id");
+            }
+            var k = JWKSet.parse(keys.get()).getKeyByKeyId(jwt.getHeader().getKeyID());
+            if (k == null || !jwt.verify(new com.nimbusds.jose.crypto.ECDSAVerifier(k.toECKey()))) {
+                return error(401, "invalid_client", "The client_assertion signature is invalid");
+            }
+            long now = Instant.now().getEpochSecond();
+            long exp = c.getExpirationTime().getTime() / 1000;
+            if (!c.getAudience().contains(url("/okta/oauth2/default/v1/token")) || exp <= now
+                    || exp - c.getIssueTime().getTime() / 1000 > 3600) {
+                return error(401, "invalid_client", "The client_assertion audience or lifetime is invalid");
+            }
+            if (c.getJWTID() == null || !oktaJti.add(c.getJWTID())) {
+                return error(401, "invalid_client", "The client_assertion token has already been used (jti)");
+            }
+            return mint("okta", client, "eyJraWQiOiJva3RhIn0.okta-");
+        } catch (Exception e) {
+            return error(401, "invalid_client", "The client_assertion is malformed");
+        }
     }
 
     /** OpenRouter federation: {@code policy} admits {@code subject}. */

@@ -33,7 +33,7 @@ class FederationIT {
     }
 
     @Test
-    void sixProvidersOneMountEachProcessItsOwnCredential() throws Exception {
+    void everyProviderOneMountEachProcessItsOwnCredential() throws Exception {
         Requirements.rootAndFuse();
         Path dir = Files.createTempDirectory("kw-fed-");
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
@@ -47,7 +47,9 @@ class FederationIT {
                 .azureFederatedCredential("app-alice", ALICE).azureFederatedCredential("app-bob", BOB)
                 .awsRole("arn:aws:iam::123456789012:role/agents-alice", ALICE)
                 .awsRole("arn:aws:iam::123456789012:role/agents-bob", BOB)
-                .openRouterPolicy("fp_alice", ALICE).openRouterPolicy("fp_bob", BOB).start()) {
+                .openRouterPolicy("fp_alice", ALICE).openRouterPolicy("fp_bob", BOB)
+                .oktaApp("0oa-alice", () -> Http.get(ops + "/.well-known/keywarden-client-jwks.json"))
+                .oktaApp("0oa-bob", () -> Http.get(ops + "/.well-known/keywarden-client-jwks.json")).start()) {
             p.expiresIn = 20;
             Path mnt = dir.resolve("mnt");
             Files.writeString(dir.resolve("policy.yaml"), """
@@ -71,6 +73,9 @@ class FederationIT {
                       bedrock:
                         issuer: aws
                         params: {roleArn: "arn:aws:iam::123456789012:role/agents-{workload}"}
+                      gateway:
+                        issuer: okta
+                        params: {clientId: "0oa-{workload}"}
                       orfed:
                         issuer: orfed
                         params: {federationPolicyId: "fp_{workload}"}
@@ -81,12 +86,12 @@ class FederationIT {
                       - name: alice
                         spiffeId: %s
                         selectors: [unix:uid:1001]
-                        keys: [openai, claude, vertex, azure, bedrock, orfed, openrouter]
+                        keys: [openai, claude, vertex, azure, bedrock, gateway, orfed, openrouter]
                         params: {openaiSa: svc_alice, rule: fdrl_alice}
                       - name: bob
                         spiffeId: %s
                         selectors: [unix:uid:1002]
-                        keys: [openai, claude, vertex, azure, bedrock, orfed, openrouter]
+                        keys: [openai, claude, vertex, azure, bedrock, gateway, orfed, openrouter]
                         params: {openaiSa: svc_bob, rule: fdrl_bob}
                     """.formatted(ALICE, BOB));
             Path config = Files.writeString(dir.resolve("config.yaml"), """
@@ -101,13 +106,14 @@ class FederationIT {
                       orouter: {type: openrouter-keys, url: "%s", managementKeyFile: openrouter.key, ttl: 10m}
                       aws: {type: aws-sts, url: "%s", region: us-east-1, duration: 15m}
                       orfed: {type: openrouter-federation, url: "%s"}
+                      okta: {type: okta-client-credentials, url: "%s", scope: "llm:infer"}
                     delivery: {mode: fuse, path: %s}
                     audit: {file: audit.jsonl}
                     ops: {listen: "127.0.0.1:%d"}
                     admin: {socket: %s}
                     """.formatted(p.url("/openai/oauth/token"), FakeProviders.OPENAI_IDP, p.url("/anthropic/v1/oauth/token"),
                     FakeProviders.ANTHROPIC_ORG, p.url("/gcp/v1/token"), FakeProviders.GCP_PROVIDER, p.url("/gcp-iam"),
-                    p.url("/azure/oauth2/v2.0/token"), p.url("/openrouter/api/v1"), p.url("/aws/"), p.url("/openrouter/api/v1/oauth/token"), mnt, port,
+                    p.url("/azure/oauth2/v2.0/token"), p.url("/openrouter/api/v1"), p.url("/aws/"), p.url("/openrouter/api/v1/oauth/token"), p.url("/okta/oauth2/default/v1/token"), mnt, port,
                     dir.resolve("admin/admin.sock")));
             Files.writeString(dir.resolve("openrouter.key"), p.openRouterManagementKey + "\n");
             Files.setPosixFilePermissions(dir.resolve("openrouter.key"), PosixFilePermissions.fromString("rw-------"));
@@ -136,6 +142,9 @@ class FederationIT {
                     assertEquals("anthropic-beta: oauth-2025-04-20\n", Proc.as(uid, "cat",
                             mnt.resolve("claude/headers").toString()).out(), "what the agent must send with the token");
                     assertEquals("", Proc.as(uid, "cat", mnt.resolve("openai/headers").toString()).out());
+                    assertEquals("ok (revocable: false)\n", Proc.as(uid, "cat", mnt.resolve("openai/status").toString()).out(),
+                            "a federated token says it cannot be revoked early");
+                    assertEquals("ok\n", Proc.as(uid, "cat", mnt.resolve("openrouter/status").toString()).out());
                     String azure = Proc.as(uid, "cat", mnt.resolve("azure/api_key").toString()).out();
                     assertEquals(p.tokensOf("azure", who[1]), List.of(azure), "Entra's token for " + who[1]
                             + " (RS256 assertion)");
@@ -144,6 +153,9 @@ class FederationIT {
                     String orfed = Proc.as(uid, "cat", mnt.resolve("orfed/api_key").toString()).out();
                     assertEquals(p.tokensOf("openrouter-federation", who[1]), List.of(orfed), "OpenRouter's token for "
                             + who[1]);
+                    String okta = Proc.as(uid, "cat", mnt.resolve("gateway/api_key").toString()).out();
+                    assertEquals(p.tokensOf("okta", uid == 1001 ? "0oa-alice" : "0oa-bob"), List.of(okta),
+                            "the Okta token of the workload's own service app");
                     String or = Proc.as(uid, "cat", mnt.resolve("openrouter/api_key").toString()).out();
                     Map<String, Object> orKey = p.openRouterKey(or);
                     assertTrue(orKey != null && or.startsWith("sk-or-v1-"), "a live OpenRouter key");
@@ -163,7 +175,7 @@ class FederationIT {
                 assertEquals(2, p.tokensOf("anthropic", ALICE).size());
                 assertEquals(List.of(), p.refusals, "no assertion presented twice, none refused");
                 String metrics = Http.get(ops + "/metrics");
-                for (String i : List.of("oai", "claude", "gcp", "entra", "aws", "orfed", "orouter")) {
+                for (String i : List.of("oai", "claude", "gcp", "entra", "aws", "okta", "orfed", "orouter")) {
                     double sum = metric(metrics, "keywarden_issuer_request_seconds_sum{issuer=\"" + i + "\",op=\"issue\"}");
                     double n = metric(metrics, "keywarden_issuer_request_seconds_count{issuer=\"" + i + "\",op=\"issue\"}");
                     System.out.printf("issuer %s: %d exchanges, mean %.1f ms (keywarden_issuer_request_seconds)%n", i,

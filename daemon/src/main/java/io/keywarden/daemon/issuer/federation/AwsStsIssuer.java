@@ -28,7 +28,9 @@ import org.w3c.dom.NodeList;
  * SVID for the key's {@code roleArn}, then a short-term Bedrock API key made locally from the
  * session credentials: a SigV4-presigned {@code POST https://bedrock.amazonaws.com/?Action=
  * CallWithBearerToken} (service {@code bedrock}), without {@code https://}, with {@code &Version=1},
- * base64, prefixed {@code bedrock-api-key-}. The session's secret never leaves this method.
+ * base64, prefixed {@code bedrock-api-key-}. The session's secret never leaves this method — unless
+ * {@code output: credential-process}, where the session credentials themselves are served as the
+ * JSON an AWS SDK's {@code credential_process} reads (for services other than Bedrock).
  */
 public final class AwsStsIssuer extends FederationIssuer {
     static final String BEDROCK_HOST = "bedrock.amazonaws.com";
@@ -98,6 +100,15 @@ public final class AwsStsIssuer extends FederationIssuer {
         } catch (java.time.format.DateTimeParseException e) {
             throw new IssuerException("aws " + what + " answered an unreadable Expiration", IssuerException.Kind.SERVER_ERROR,
                     true, 200);
+        }
+        if (spec.output().equals(IssuerSpec.AwsSts.CREDENTIAL_PROCESS)) {
+            // The JSON an AWS SDK reads from credential_process: `credential_process = cat <mount>/<key>/api_key`.
+            byte[] json = ("{\"Version\":1,\"AccessKeyId\":\"" + keyId + "\",\"SecretAccessKey\":\"" + secret
+                    + "\",\"SessionToken\":\"" + session + "\",\"Expiration\":\"" + end + "\"}")
+                    .getBytes(StandardCharsets.UTF_8);
+            Secret s = Secret.copyOf(json);
+            Arrays.fill(json, (byte) 0);
+            return new Minted(s, end, Optional.of(keyId));
         }
         long expires = Math.max(1, Math.min(43200, java.time.Duration.between(now, end).toSeconds()));
         byte[] secretBytes = secret.getBytes(StandardCharsets.US_ASCII);

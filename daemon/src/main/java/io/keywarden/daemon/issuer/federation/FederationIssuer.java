@@ -99,32 +99,46 @@ public abstract class FederationIssuer implements Issuer {
     /** Parses a 200 answer's token and lifetime; the body is wiped. */
     protected Minted minted(byte[] body, String tokenField, Instant now, Optional<String> providerKeyId, String what)
             throws IssuerException {
-        TokenAnswer a;
-        try {
-            a = TokenAnswer.parse(body, tokenField);
-        } catch (IOException e) {
-            throw new IssuerException(http.provider() + " " + what + " answered malformed JSON",
-                    IssuerException.Kind.SERVER_ERROR, true, 200);
-        } finally {
-            Arrays.fill(body, (byte) 0);
+        return new Answers(http).minted(body, tokenField, now, providerKeyId, what);
+    }
+
+    /** Token answers of one provider, parsed the same way by every issuer that talks to it. */
+    static final class Answers {
+        private final ProviderHttp http;
+
+        Answers(ProviderHttp http) {
+            this.http = http;
         }
-        if (a.token().isEmpty()) {
-            throw new IssuerException(http.provider() + " " + what + " answered without " + tokenField,
-                    IssuerException.Kind.SERVER_ERROR, true, 200);
-        }
-        Instant end;
-        if (a.expireTime().isPresent()) {
+
+        Minted minted(byte[] body, String tokenField, Instant now, Optional<String> providerKeyId, String what)
+                throws IssuerException {
+            TokenAnswer a;
             try {
-                end = Instant.parse(a.expireTime().get());
-            } catch (java.time.format.DateTimeParseException e) {
-                a.token().get().close();
-                throw new IssuerException(http.provider() + " " + what + " answered an unreadable expireTime",
+                a = TokenAnswer.parse(body, tokenField);
+            } catch (IOException e) {
+                throw new IssuerException(http.provider() + " " + what + " answered malformed JSON",
+                        IssuerException.Kind.SERVER_ERROR, true, 200);
+            } finally {
+                Arrays.fill(body, (byte) 0);
+            }
+            if (a.token().isEmpty()) {
+                throw new IssuerException(http.provider() + " " + what + " answered without " + tokenField,
                         IssuerException.Kind.SERVER_ERROR, true, 200);
             }
-        } else {
-            // OpenAI's SDKs assume an hour when expires_in is absent; so do we.
-            end = now.plusSeconds(a.expiresIn() > 0 ? a.expiresIn() : 3600);
+            Instant end;
+            if (a.expireTime().isPresent()) {
+                try {
+                    end = Instant.parse(a.expireTime().get());
+                } catch (java.time.format.DateTimeParseException e) {
+                    a.token().get().close();
+                    throw new IssuerException(http.provider() + " " + what + " answered an unreadable expireTime",
+                            IssuerException.Kind.SERVER_ERROR, true, 200);
+                }
+            } else {
+                // OpenAI's SDKs assume an hour when expires_in is absent; so do we.
+                end = now.plusSeconds(a.expiresIn() > 0 ? a.expiresIn() : 3600);
+            }
+            return new Minted(a.token().get(), end, providerKeyId);
         }
-        return new Minted(a.token().get(), end, providerKeyId);
     }
 }

@@ -35,6 +35,7 @@ class AwsStsErrorsTest {
     private AwsStsIssuer issuer;
     private Policy policy;
     private Workload w;
+    private IdentityProvider identity;
 
     @BeforeEach
     void setUp() throws Exception {
@@ -79,7 +80,9 @@ class AwsStsErrorsTest {
             }
         };
         issuer = new AwsStsIssuer(new IssuerSpec.AwsSts("aws", URI.create("http://127.0.0.1:" + server.getAddress().getPort()
-                + "/"), "eu-west-1", "sts.amazonaws.com", Duration.ofHours(1), Duration.ofSeconds(2)), id, Clock.systemUTC());
+                + "/"), "eu-west-1", "sts.amazonaws.com", Duration.ofHours(1), Duration.ofSeconds(2), IssuerSpec.AwsSts.BEDROCK_API_KEY), id,
+                Clock.systemUTC());
+        this.identity = id;
     }
 
     @AfterEach
@@ -110,6 +113,25 @@ class AwsStsErrorsTest {
         assertFalse(url.contains("s3cr3t"), "the secret never leaves: only its signature does");
         assertTrue(!l.expiresAt().isAfter(exp) && l.expiresAt().isAfter(Instant.now().plusSeconds(100)), l.toString());
         assertEquals("ASIAEXAMPLE", l.providerKeyId().orElseThrow());
+    }
+
+    @Test
+    void orTheSessionCredentialsAsACredentialProcessDocument() throws Exception {
+        Instant exp = Instant.now().plusSeconds(900).truncatedTo(java.time.temporal.ChronoUnit.SECONDS);
+        answer.set(new Object[] {200, "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>"
+                + "<AccessKeyId>ASIAEXAMPLE</AccessKeyId><SecretAccessKey>s3cr3t</SecretAccessKey><SessionToken>tok"
+                + "</SessionToken><Expiration>" + exp + "</Expiration></Credentials></AssumeRoleWithWebIdentityResult>"
+                + "</AssumeRoleWithWebIdentityResponse>"});
+        AwsStsIssuer raw = new AwsStsIssuer(new IssuerSpec.AwsSts("aws", URI.create("http://127.0.0.1:"
+                + server.getAddress().getPort() + "/"), "eu-west-1", "sts.amazonaws.com", Duration.ofHours(1),
+                Duration.ofSeconds(2), IssuerSpec.AwsSts.CREDENTIAL_PROCESS), identity, Clock.systemUTC());
+        Lease l = raw.issue(w, policy.keys().get("bedrock"), null);
+        var doc = ProviderHttp.JSON.readTree(l.key().secretDuplicate().toByteArray());
+        assertEquals(1, doc.path("Version").asInt());
+        assertEquals("ASIAEXAMPLE", doc.path("AccessKeyId").asText());
+        assertEquals("s3cr3t", doc.path("SecretAccessKey").asText());
+        assertEquals("tok", doc.path("SessionToken").asText());
+        assertEquals(exp.toString(), doc.path("Expiration").asText());
     }
 
     @Test
