@@ -26,7 +26,7 @@ import java.util.Set;
 import java.util.UUID;
 
 /**
- * Delivery without FUSE: {@code <root>/<workload>/<key>/{api_key,expires_at,status}} on a tmpfs,
+ * Delivery without FUSE: {@code <root>/<workload>/<key>/{api_key,expires_at,status[,headers]}} on a tmpfs,
  * owned by the workload's {@code unix:uid}, files 0400 and directories 0500, each file replaced
  * atomically (write a temporary file, chown, rename). Never on disk: as root the daemon mounts a
  * tmpfs at the root; otherwise it refuses a directory that is not memory-backed.
@@ -88,6 +88,14 @@ public final class TmpfsDelivery implements AutoCloseable {
 
     /** Writes a key, its expiry and {@code status ok}; each file is replaced atomically. */
     public void publish(Workload w, String key, IssuedKey issued) throws IOException {
+        publish(w, key, issued, true);
+    }
+
+    /**
+     * The same, with the key's {@code headers} file when it has headers to send, and a status that
+     * says so when the credential cannot be revoked early at the provider.
+     */
+    public void publish(Workload w, String key, IssuedKey issued, boolean revocable) throws IOException {
         int uid = ownerOf(w).orElseThrow(() -> new IOException("workload " + w.name() + " has no unix:uid selector:"
                 + " tmpfs delivery cannot know who owns its files"));
         Path d = ensureDirs(w, key, uid);
@@ -98,7 +106,12 @@ public final class TmpfsDelivery implements AutoCloseable {
             Arrays.fill(secret, (byte) 0);
         }
         replace(d, "expires_at", (KeyFs.rfc3339(issued.expiresAt()) + "\n").getBytes(StandardCharsets.US_ASCII), uid);
-        writeStatus(d, "ok\n", uid);
+        if (issued.headers().isEmpty()) {
+            Files.deleteIfExists(d.resolve("headers"));
+        } else {
+            replace(d, "headers", issued.headers().getBytes(StandardCharsets.UTF_8), uid);
+        }
+        writeStatus(d, new LeaseStatus.Ok(revocable).line() + "\n", uid);
     }
 
     /** Fail closed: removes {@code api_key} and says why in {@code status}. */

@@ -23,7 +23,7 @@ public final class TmpfsPublisher implements LeaseEvents {
     @Override
     public void issued(Workload w, String key, Lease lease, Lease previous) {
         try {
-            tmpfs.publish(w, key, lease.key());
+            tmpfs.publish(w, key, lease.key(), lease.revocable());
             published.put(w.name() + "/" + key, lease.leaseId());
         } catch (IOException e) {
             LOG.error("tmpfs delivery of {}/{} ({}) failed: {}", w.name(), key, lease.key().fingerprint(), e.getMessage());

@@ -52,6 +52,19 @@ class TmpfsDeliveryIT {
 
             assertTrue(Proc.as(1002, "cat", key.toString()).err().contains("Permission denied"));
 
+            // A provider-minted token: its headers file, and a status that says it cannot be revoked early.
+            byte[] tok = "sk-ant-oat01-abc".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+            d.publish(alice, "claude", new io.keywarden.delivery.IssuedKey(io.keywarden.linux.Secret.copyOf(tok), exp,
+                    "l1", "anthropic-beta: oauth-2025-04-20\n"), false);
+            Path headers = root.resolve("alice/claude/headers");
+            assertEquals("anthropic-beta: oauth-2025-04-20\n", Files.readString(headers));
+            assertEquals(1001, Files.getAttribute(headers, "unix:uid"));
+            assertEquals("r--------", PosixFilePermissions.toString(Files.getPosixFilePermissions(headers)));
+            assertEquals("ok (revocable: false)\n", Files.readString(root.resolve("alice/claude/status")));
+            d.publish(alice, "claude", TestKeys.issued("sk-plain-key", exp));
+            assertFalse(Files.exists(headers), "no headers to send: no file");
+            d.wipe(alice, "claude");
+
             CompletableFuture<KwRead.Stats> reader = CompletableFuture.supplyAsync(
                     () -> KwRead.run(1001, null, key, 1, 200_000, "sk-alice-", LENGTH));
             int swaps = 0;
