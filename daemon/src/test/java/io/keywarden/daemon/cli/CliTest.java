@@ -129,6 +129,27 @@ class CliTest {
     }
 
     @Test
+    void devIssuersNeedsAConfigForRealAndOnlyThen(@TempDir Path dir) throws Exception {
+        Result r = run("dev", "--issuers", "real");
+        assertEquals(2, r.code());
+        assertEquals("keywarden dev: --issuers real needs --config FILE (its 'issuers:' section)\n", r.err());
+        r = run("dev", "--issuers", "vault");
+        assertEquals(2, r.code());
+        assertEquals("keywarden dev: --issuers must be dev or real, not 'vault'\n", r.err());
+        Path c = dir.resolve("c.yaml");
+        Files.writeString(c, "policy: p.yaml\nissuers: {d: {type: dev}}\n");
+        r = run("dev", "--config", c.toString());
+        assertEquals(2, r.code());
+        assertEquals("keywarden dev: --config is only used with --issuers real\n", r.err());
+        // A policy naming an instance the real config lacks is refused before anything starts.
+        Path p = dir.resolve("p.yaml");
+        Files.writeString(p, "keys:\n  openai: {issuer: bao}\nworkloads: []\n");
+        r = run("dev", "--issuers", "real", "--config", c.toString(), "--policy", p.toString());
+        assertEquals(2, r.code());
+        assertEquals(p + ":2:3: keys.openai.issuer: 'bao' is not an issuer instance of the config (d)\n", r.err());
+    }
+
+    @Test
     void usageErrorsExit2() {
         assertEquals(2, run().code());
         assertEquals(2, run("bogus").code());
