@@ -44,6 +44,9 @@ public final class VaultIssuer implements Issuer {
     private final Clock clock;
     private final Map<String, String> tokenOfLease = new ConcurrentHashMap<>();
     private final Map<String, Token> tokenOfRole = new ConcurrentHashMap<>();
+    /** How many leases each token holds, and which tokens are a workload's current login: O(1) checks on revoke. */
+    private final Map<String, Integer> leasesOfToken = new ConcurrentHashMap<>();
+    private final java.util.Set<String> currentTokens = ConcurrentHashMap.newKeySet();
 
     private record Token(String id, Instant issued, Instant expires) {
         boolean reusableAt(Instant now) {
@@ -99,7 +102,11 @@ public final class VaultIssuer implements Issuer {
         Token t = tokenOfRole.get(tokenKey);
         if (t == null || !t.reusableAt(now)) {
             Token fresh = login(workload, opener, role, now);
+            currentTokens.add(fresh.id());
             Token replaced = tokenOfRole.put(tokenKey, fresh);
+            if (replaced != null) {
+                currentTokens.remove(replaced.id());
+            }
             t = fresh;
             if (replaced != null) {
                 revokeIfUnused(replaced.id());
@@ -114,7 +121,9 @@ public final class VaultIssuer implements Issuer {
             body = http.callRaw("vault read of " + path, "GET", path + query, token, null);
         } catch (IssuerException e) {
             // A refused token (revoked or expired early) is dropped: the next attempt logs in again.
-            tokenOfRole.remove(tokenKey, t);
+            if (tokenOfRole.remove(tokenKey, t)) {
+                currentTokens.remove(t.id());
+            }
             throw e;
         }
         CredsAnswer read;
@@ -136,7 +145,9 @@ public final class VaultIssuer implements Issuer {
         Instant leaseEnd = now.plusSeconds(read.leaseSeconds());
         Instant effective = leaseEnd.isBefore(tokenEnd) ? leaseEnd : tokenEnd;
         IssuedKey k = new IssuedKey(read.secret().get(), effective, read.leaseId());
-        tokenOfLease.put(read.leaseId(), token);
+        if (tokenOfLease.put(read.leaseId(), token) == null) {
+            leasesOfToken.merge(token, 1, Integer::sum);
+        }
         return new Lease(k, now, read.renewable(), read.apiKeyId());
     }
 
@@ -190,13 +201,15 @@ public final class VaultIssuer implements Issuer {
     }
 
     private void forget(String leaseId, String token) {
-        tokenOfLease.remove(leaseId);
+        if (tokenOfLease.remove(leaseId, token)) {
+            leasesOfToken.computeIfPresent(token, (k, n) -> n <= 1 ? null : n - 1);
+        }
         revokeIfUnused(token);
     }
 
     /** Revokes a token that holds no lease and is no longer a workload's current login. */
     private void revokeIfUnused(String token) {
-        if (tokenOfLease.containsValue(token) || tokenOfRole.values().stream().anyMatch(t -> t.id().equals(token))) {
+        if (leasesOfToken.containsKey(token) || currentTokens.contains(token)) {
             return;
         }
         try {
