@@ -46,7 +46,7 @@ record CredsAnswer(String leaseId, long leaseSeconds, boolean renewable, Optiona
                             String k = p.currentName();
                             JsonToken v = p.nextToken();
                             if (k.equals(field) && v == JsonToken.VALUE_STRING && secret == null) {
-                                secret = offHeap(p);
+                                secret = SecretText.offHeap(p);
                             } else if (k.equals("api_key_id") && v == JsonToken.VALUE_STRING) {
                                 keyId = p.getText();
                             } else {
@@ -67,19 +67,4 @@ record CredsAnswer(String leaseId, long leaseSeconds, boolean renewable, Optiona
                 Optional.ofNullable(secret).filter(s -> s.length() > 0));
     }
 
-    /** The current string value, encoded from the parser's own character buffer into a secret. */
-    private static Secret offHeap(JsonParser p) throws IOException {
-        char[] chars = p.getTextCharacters();
-        CharBuffer in = CharBuffer.wrap(chars, p.getTextOffset(), p.getTextLength());
-        ByteBuffer out = StandardCharsets.UTF_8.newEncoder().encode(in);
-        byte[] bytes = new byte[out.remaining()];
-        out.get(bytes);
-        Arrays.fill(out.array(), (byte) 0);
-        try {
-            return Secret.copyOf(bytes);
-        } finally {
-            Arrays.fill(bytes, (byte) 0);
-            Arrays.fill(chars, p.getTextOffset(), p.getTextOffset() + p.getTextLength(), '\0');
-        }
-    }
 }

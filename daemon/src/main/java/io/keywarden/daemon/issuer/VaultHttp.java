@@ -86,7 +86,7 @@ final class VaultHttp {
         String kind = e instanceof java.net.ConnectException ? "connection refused"
                 : e instanceof java.net.UnknownHostException
                 ? "unknown host" : e instanceof javax.net.ssl.SSLException ? "TLS failure" : "I/O error";
-        return e.getMessage() == null || e.getMessage().isBlank() ? kind : kind + ": " + VaultIssuer.clean(e.getMessage());
+        return e.getMessage() == null || e.getMessage().isBlank() ? kind : kind + ": " + SecretText.clean(e.getMessage());
     }
 
     /** GET or POST {@code path} (under /v1/); 200 gives the JSON, 204 gives null. */
@@ -141,7 +141,7 @@ final class VaultHttp {
                 StringBuilder errors = new StringBuilder();
                 json.path("errors").forEach(x -> errors.append(errors.length() == 0 ? "" : "; ").append(x.asText()));
                 throw IssuerException.http(what + " failed: HTTP " + status + (errors.length() == 0 ? ""
-                        : ": " + VaultIssuer.clean(errors.toString().replaceAll("\\s+", " ").trim())), status);
+                        : ": " + SecretText.clean(errors.toString().replaceAll("\\s+", " ").trim())), status);
             }
         } catch (HttpTimeoutException e) {
             throw IssuerException.http(what + " failed: no HTTP answer within " + config.timeout().toMillis() + " ms", 0);

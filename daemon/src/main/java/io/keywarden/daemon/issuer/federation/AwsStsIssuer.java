@@ -35,12 +35,10 @@ import org.w3c.dom.NodeList;
 public final class AwsStsIssuer extends FederationIssuer {
     static final String BEDROCK_HOST = "bedrock.amazonaws.com";
     private final IssuerSpec.AwsSts spec;
-    private final HttpClient client;
 
     public AwsStsIssuer(IssuerSpec.AwsSts spec, IdentityProvider identity, Clock clock) {
         super(spec.name(), "aws", spec.audience(), spec.timeout(), identity, clock);
         this.spec = spec;
-        this.client = HttpClient.newBuilder().connectTimeout(spec.timeout()).executor(Runnable::run).build();
     }
 
     @Override
@@ -62,14 +60,8 @@ public final class AwsStsIssuer extends FederationIssuer {
         byte[] body = ProviderHttp.form(f);
         HttpResponse<byte[]> resp;
         try {
-            resp = client.send(HttpRequest.newBuilder(spec.url()).timeout(spec.timeout())
-                    .header("Content-Type", "application/x-www-form-urlencoded")
-                    .POST(HttpRequest.BodyPublishers.ofByteArray(body)).build(), HttpResponse.BodyHandlers.ofByteArray());
-        } catch (java.io.IOException e) {
-            throw IssuerException.http("aws " + what + " failed: no answer (" + ProviderHttp.describe(e) + ")", 0);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IssuerException("aws " + what + " interrupted", IssuerException.Kind.UNREACHABLE);
+            resp = http.send(HttpRequest.newBuilder(spec.url()).header("Content-Type", "application/x-www-form-urlencoded")
+                    .POST(HttpRequest.BodyPublishers.ofByteArray(body)), what);
         } finally {
             Arrays.fill(body, (byte) 0);
         }
@@ -130,7 +122,7 @@ public final class AwsStsIssuer extends FederationIssuer {
     /** STS's error codes: a rejected identity is not retried; throttling and the IdP's outages are. */
     private IssuerException failure(String what, int status, String code, String message) {
         String base = "aws " + what + " failed: HTTP " + status + (code.isEmpty() ? "" : ": " + code)
-                + (message.isEmpty() ? "" : ": " + ProviderHttp.clean(message));
+                + (message.isEmpty() ? "" : ": " + io.keywarden.daemon.issuer.SecretText.clean(message));
         switch (code) {
             case "IDPCommunicationError", "Throttling", "ServiceUnavailable", "InternalFailure" -> {
                 return new IssuerException(base, IssuerException.Kind.SERVER_ERROR, true, status);
@@ -138,7 +130,7 @@ public final class AwsStsIssuer extends FederationIssuer {
             case "InvalidIdentityToken", "IDPRejectedClaim", "ExpiredTokenException", "AccessDenied",
                  "RegionDisabledException", "MalformedPolicyDocument" -> {
                 return new IssuerException("aws rejected the workload's identity (" + what + "): HTTP " + status + ": "
-                        + code + (message.isEmpty() ? "" : ": " + ProviderHttp.clean(message)),
+                        + code + (message.isEmpty() ? "" : ": " + io.keywarden.daemon.issuer.SecretText.clean(message)),
                         IssuerException.Kind.REFUSED, false, status);
             }
             default -> {

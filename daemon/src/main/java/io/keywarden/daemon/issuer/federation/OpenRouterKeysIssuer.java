@@ -39,13 +39,11 @@ public final class OpenRouterKeysIssuer implements Issuer {
     private final Clock clock;
     private final Secret managementKey;
     private final ProviderHttp http;
-    private final HttpClient client;
 
     public OpenRouterKeysIssuer(IssuerSpec.OpenRouterKeys spec, Clock clock) throws IssuerException {
         this.spec = spec;
         this.clock = clock;
         this.http = new ProviderHttp("openrouter", spec.timeout());
-        this.client = HttpClient.newBuilder().connectTimeout(spec.timeout()).executor(Runnable::run).build();
         byte[] raw;
         try {
             raw = Files.readAllBytes(spec.managementKeyFile());
@@ -121,9 +119,7 @@ public final class OpenRouterKeysIssuer implements Issuer {
                 String f = p.currentName();
                 JsonToken t = p.nextToken();
                 if (f.equals("key") && t == JsonToken.VALUE_STRING && secret == null) {
-                    byte[] k = p.getText().getBytes(StandardCharsets.UTF_8);
-                    secret = Secret.copyOf(k);
-                    Arrays.fill(k, (byte) 0);
+                    secret = io.keywarden.daemon.issuer.SecretText.offHeap(p);
                 } else if (f.equals("data") && t == JsonToken.START_OBJECT) {
                     while (p.nextToken() == JsonToken.FIELD_NAME) {
                         String g = p.currentName();
@@ -160,18 +156,8 @@ public final class OpenRouterKeysIssuer implements Issuer {
     /** DELETE /keys/{hash}: the key stops working at OpenRouter; 404 means it is already gone. */
     @Override
     public void revoke(Lease lease) throws IssuerException {
-        HttpRequest r = HttpRequest.newBuilder(keys("/" + lease.leaseId())).timeout(spec.timeout())
-                .header("Authorization", bearer()).DELETE().build();
-        HttpResponse<byte[]> resp;
-        try {
-            resp = client.send(r, HttpResponse.BodyHandlers.ofByteArray());
-        } catch (IOException e) {
-            throw IssuerException.http("openrouter key deletion of " + lease.leaseId() + " failed: no answer ("
-                    + ProviderHttp.describe(e) + ")", 0);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IssuerException("openrouter key deletion interrupted", IssuerException.Kind.UNREACHABLE);
-        }
+        HttpResponse<byte[]> resp = http.send(HttpRequest.newBuilder(keys("/" + lease.leaseId()))
+                .header("Authorization", bearer()).DELETE(), "key deletion of " + lease.leaseId());
         if (resp.statusCode() != 200 && resp.statusCode() != 204 && resp.statusCode() != 404) {
             throw http.failure("key deletion of " + lease.leaseId(), resp.statusCode(), resp.body(),
                     resp.headers().firstValue("Retry-After"));

@@ -28,8 +28,6 @@ import java.util.regex.Pattern;
  */
 final class ProviderHttp {
     static final ObjectMapper JSON = new ObjectMapper();
-    private static final Pattern SECRETISH = Pattern.compile("(eyJ[A-Za-z0-9_-]{5,}(\\.[A-Za-z0-9_-]*){0,2})|"
-            + "(sk-[A-Za-z0-9_-]{8,})|(ya29\\.[A-Za-z0-9_.-]{8,})");
 
     private final String provider;
     private final Duration timeout;
@@ -96,6 +94,23 @@ final class ProviderHttp {
         throw failure(what, resp.statusCode(), resp.body(), resp.headers().firstValue("Retry-After"));
     }
 
+    /**
+     * Sends {@code r} (any method) with this provider's timeout and client; no answer becomes an
+     * UNREACHABLE {@link IssuerException}. For answers that are not token JSON (XML, 204, 404).
+     */
+    HttpResponse<byte[]> send(HttpRequest.Builder r, String what) throws IssuerException {
+        try {
+            return http.send(r.timeout(timeout).build(), HttpResponse.BodyHandlers.ofByteArray());
+        } catch (HttpTimeoutException e) {
+            throw IssuerException.http(provider + " " + what + " failed: no answer within " + timeout.toMillis() + " ms", 0);
+        } catch (IOException e) {
+            throw IssuerException.http(provider + " " + what + " failed: no answer (" + describe(e) + ")", 0);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IssuerException(provider + " " + what + " interrupted", IssuerException.Kind.UNREACHABLE);
+        }
+    }
+
     /** The provider's refusal as a reason a person can act on, classified for retry. */
     IssuerException failure(String what, int status, byte[] body, Optional<String> retryAfter) {
         String error = "";
@@ -116,7 +131,7 @@ final class ProviderHttp {
         } finally {
             Arrays.fill(body, (byte) 0);
         }
-        String detail = clean((error.isEmpty() ? "" : error) + (description.isEmpty() ? "" : (error.isEmpty() ? "" : ": ")
+        String detail = io.keywarden.daemon.issuer.SecretText.clean((error.isEmpty() ? "" : error) + (description.isEmpty() ? "" : (error.isEmpty() ? "" : ": ")
                 + description));
         String base = provider + " " + what + " failed: HTTP " + status + (detail.isEmpty() ? "" : ": " + detail);
         if (status == 429) {
@@ -143,12 +158,7 @@ final class ProviderHttp {
         String kind = e instanceof java.net.ConnectException ? "connection refused"
                 : e instanceof java.net.UnknownHostException ? "unknown host"
                 : e instanceof javax.net.ssl.SSLException ? "TLS failure" : "I/O error";
-        return e.getMessage() == null || e.getMessage().isBlank() ? kind : kind + ": " + clean(e.getMessage());
+        return e.getMessage() == null || e.getMessage().isBlank() ? kind : kind + ": " + io.keywarden.daemon.issuer.SecretText.clean(e.getMessage());
     }
 
-    /** Anything that looks like a JWT or a token removed, control characters dropped, length bounded. */
-    static String clean(String s) {
-        String c = SECRETISH.matcher(s == null ? "" : s).replaceAll("[redacted]").replaceAll("\\p{Cntrl}", " ");
-        return c.length() > 300 ? c.substring(0, 300) + "…" : c;
-    }
 }

@@ -33,7 +33,7 @@ record TokenAnswer(Optional<Secret> token, long expiresIn, Optional<String> expi
                 String name = p.currentName();
                 JsonToken t = p.nextToken();
                 if (name.equals(tokenField) && t == JsonToken.VALUE_STRING && token == null) {
-                    token = offHeap(p);
+                    token = io.keywarden.daemon.issuer.SecretText.offHeap(p);
                 } else if (name.equals("expires_in") && t.isNumeric()) {
                     expiresIn = p.getLongValue();
                 } else if (name.equals("expires_in") && t == JsonToken.VALUE_STRING) {
@@ -61,18 +61,4 @@ record TokenAnswer(Optional<Secret> token, long expiresIn, Optional<String> expi
                 Optional.ofNullable(expireTime), Optional.ofNullable(type));
     }
 
-    private static Secret offHeap(JsonParser p) throws IOException {
-        char[] chars = p.getTextCharacters();
-        CharBuffer in = CharBuffer.wrap(chars, p.getTextOffset(), p.getTextLength());
-        ByteBuffer out = StandardCharsets.UTF_8.newEncoder().encode(in);
-        byte[] bytes = new byte[out.remaining()];
-        out.get(bytes);
-        Arrays.fill(out.array(), (byte) 0);
-        try {
-            return Secret.copyOf(bytes);
-        } finally {
-            Arrays.fill(bytes, (byte) 0);
-            Arrays.fill(chars, p.getTextOffset(), p.getTextOffset() + p.getTextLength(), '\0');
-        }
-    }
 }
