@@ -27,13 +27,8 @@ public final class AnthropicFederationIssuer extends FederationIssuer {
     private final Map<String, Instant> presented = new ConcurrentHashMap<>();
 
     public AnthropicFederationIssuer(IssuerSpec.AnthropicFederation spec, IdentityProvider identity, Clock clock) {
-        super(spec.name(), "anthropic", spec.audience(), spec.timeout(), identity, clock);
+        super(spec, "anthropic", spec.audience(), spec.timeout(), identity, clock);
         this.spec = spec;
-    }
-
-    @Override
-    public String type() {
-        return spec.type();
     }
 
     /** The Messages API takes the OAuth token only with this beta header. */

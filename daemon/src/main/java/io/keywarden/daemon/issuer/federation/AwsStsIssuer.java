@@ -37,13 +37,8 @@ public final class AwsStsIssuer extends FederationIssuer {
     private final IssuerSpec.AwsSts spec;
 
     public AwsStsIssuer(IssuerSpec.AwsSts spec, IdentityProvider identity, Clock clock) {
-        super(spec.name(), "aws", spec.audience(), spec.timeout(), identity, clock);
+        super(spec, "aws", spec.audience(), spec.timeout(), identity, clock);
         this.spec = spec;
-    }
-
-    @Override
-    public String type() {
-        return spec.type();
     }
 
     @Override

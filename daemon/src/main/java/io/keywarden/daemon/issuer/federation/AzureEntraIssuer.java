@@ -19,13 +19,8 @@ public final class AzureEntraIssuer extends FederationIssuer {
     private final IssuerSpec.AzureEntra spec;
 
     public AzureEntraIssuer(IssuerSpec.AzureEntra spec, IdentityProvider identity, Clock clock) {
-        super(spec.name(), "entra", spec.audience(), spec.timeout(), identity, clock);
+        super(spec, "entra", spec.audience(), spec.timeout(), identity, clock);
         this.spec = spec;
-    }
-
-    @Override
-    public String type() {
-        return spec.type();
     }
 
     @Override

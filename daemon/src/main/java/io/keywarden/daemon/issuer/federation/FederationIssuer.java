@@ -33,9 +33,13 @@ public abstract class FederationIssuer implements Issuer {
     protected final Clock clock;
     protected final ProviderHttp http;
 
-    protected FederationIssuer(String name, String provider, String audience, java.time.Duration timeout,
-                               IdentityProvider identity, Clock clock) {
-        this.name = name;
+    private final String type;
+
+    /** {@code spec} names the instance and its type; {@code provider} names the provider in messages. */
+    protected FederationIssuer(io.keywarden.daemon.config.IssuerSpec spec, String provider, String audience,
+                               java.time.Duration timeout, IdentityProvider identity, Clock clock) {
+        this.name = spec.name();
+        this.type = spec.type();
         this.audience = audience;
         this.identity = identity;
         this.clock = clock;
@@ -48,8 +52,22 @@ public abstract class FederationIssuer implements Issuer {
     }
 
     @Override
+    public String type() {
+        return type;
+    }
+
+    @Override
     public boolean revocable() {
         return false;
+    }
+
+    /** The fields every RFC 8693 token exchange of a JWT-SVID starts with. */
+    protected static Map<String, String> tokenExchange(JwtSvid svid) {
+        Map<String, String> f = ProviderHttp.fields();
+        f.put("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange");
+        f.put("subject_token_type", "urn:ietf:params:oauth:token-type:jwt");
+        f.put("subject_token", svid.token());
+        return f;
     }
 
     /** The provider's answer: its token (off the heap), when it ends, and the provider's id for it. */

@@ -23,24 +23,16 @@ public final class GcpStsIssuer extends FederationIssuer {
     private final IssuerSpec.GcpSts spec;
 
     public GcpStsIssuer(IssuerSpec.GcpSts spec, IdentityProvider identity, Clock clock) {
-        super(spec.name(), "google", spec.svidAudience(), spec.timeout(), identity, clock);
+        super(spec, "google", spec.svidAudience(), spec.timeout(), identity, clock);
         this.spec = spec;
     }
 
     @Override
-    public String type() {
-        return spec.type();
-    }
-
-    @Override
     protected Minted exchange(Workload w, Map<String, String> params, JwtSvid svid) throws IssuerException {
-        Map<String, String> f = ProviderHttp.fields();
-        f.put("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange");
+        Map<String, String> f = tokenExchange(svid);
         f.put("audience", spec.audience());
         f.put("scope", spec.scope());
         f.put("requested_token_type", "urn:ietf:params:oauth:token-type:access_token");
-        f.put("subject_token_type", "urn:ietf:params:oauth:token-type:jwt");
-        f.put("subject_token", svid.token());
         String what = "STS exchange for workload " + w.name();
         byte[] body = http.post(spec.url(), "application/x-www-form-urlencoded", ProviderHttp.form(f), Map.of(), what);
         Minted sts = minted(body, "access_token", clock.instant(), Optional.empty(), what);

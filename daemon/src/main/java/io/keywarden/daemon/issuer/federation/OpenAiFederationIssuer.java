@@ -14,21 +14,13 @@ public final class OpenAiFederationIssuer extends FederationIssuer {
     private final IssuerSpec.OpenAiFederation spec;
 
     public OpenAiFederationIssuer(IssuerSpec.OpenAiFederation spec, IdentityProvider identity, Clock clock) {
-        super(spec.name(), "openai", spec.audience(), spec.timeout(), identity, clock);
+        super(spec, "openai", spec.audience(), spec.timeout(), identity, clock);
         this.spec = spec;
     }
 
     @Override
-    public String type() {
-        return spec.type();
-    }
-
-    @Override
     protected Minted exchange(Workload w, Map<String, String> params, JwtSvid svid) throws IssuerException {
-        Map<String, String> f = ProviderHttp.fields();
-        f.put("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange");
-        f.put("subject_token_type", "urn:ietf:params:oauth:token-type:jwt");
-        f.put("subject_token", svid.token());
+        Map<String, String> f = tokenExchange(svid);
         f.put("identity_provider_id", spec.identityProviderId());
         String sa = params.get("serviceAccountId");
         f.put("service_account_id", sa);

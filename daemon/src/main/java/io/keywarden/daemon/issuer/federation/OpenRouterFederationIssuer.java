@@ -14,21 +14,13 @@ public final class OpenRouterFederationIssuer extends FederationIssuer {
     private final IssuerSpec.OpenRouterFederation spec;
 
     public OpenRouterFederationIssuer(IssuerSpec.OpenRouterFederation spec, IdentityProvider identity, Clock clock) {
-        super(spec.name(), "openrouter", spec.audience(), spec.timeout(), identity, clock);
+        super(spec, "openrouter", spec.audience(), spec.timeout(), identity, clock);
         this.spec = spec;
     }
 
     @Override
-    public String type() {
-        return spec.type();
-    }
-
-    @Override
     protected Minted exchange(Workload w, Map<String, String> params, JwtSvid svid) throws IssuerException {
-        Map<String, String> f = ProviderHttp.fields();
-        f.put("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange");
-        f.put("subject_token_type", "urn:ietf:params:oauth:token-type:jwt");
-        f.put("subject_token", svid.token());
+        Map<String, String> f = tokenExchange(svid);
         f.put("federation_policy_id", params.get("federationPolicyId"));
         String what = "token exchange for workload " + w.name() + " (policy " + params.get("federationPolicyId") + ")";
         byte[] body = http.post(spec.url(), "application/x-www-form-urlencoded", ProviderHttp.form(f), Map.of(), what);

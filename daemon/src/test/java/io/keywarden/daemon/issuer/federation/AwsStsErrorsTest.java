@@ -6,10 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.sun.net.httpserver.HttpServer;
-import io.keywarden.attestation.Attestation;
 import io.keywarden.attestation.IdentityProvider;
-import io.keywarden.attestation.JwtSvid;
-import io.keywarden.attestation.ProcessInfo;
 import io.keywarden.daemon.config.IssuerSpec;
 import io.keywarden.daemon.issuer.IssuerException;
 import io.keywarden.daemon.issuer.Lease;
@@ -53,32 +50,7 @@ class AwsStsErrorsTest {
                 workloads: [{name: reviewer, spiffeId: "spiffe://t/reviewer", keys: [bedrock]}]
                 """, "p.yaml");
         w = policy.workload("reviewer").orElseThrow();
-        IdentityProvider id = new IdentityProvider() {
-            @Override
-            public String name() {
-                return "t";
-            }
-
-            @Override
-            public JwtSvid fetchJwtSvid(Workload wl, ProcessInfo p, String audience) {
-                return new JwtSvid(wl.spiffeId(), "eyJ.eyJ.sig", Instant.now(), Instant.now().plusSeconds(300));
-            }
-
-            @Override
-            public String defaultAudience() {
-                return "sts.amazonaws.com";
-            }
-
-            @Override
-            public Attestation attest(int tid, int uid, int gid) {
-                throw new UnsupportedOperationException();
-            }
-
-            @Override
-            public boolean isAlive(ProcessInfo process) {
-                return true;
-            }
-        };
+        IdentityProvider id = new FixedIdentity("eyJ.eyJ.sig", Instant.now().plusSeconds(300));
         issuer = new AwsStsIssuer(new IssuerSpec.AwsSts("aws", URI.create("http://127.0.0.1:" + server.getAddress().getPort()
                 + "/"), "eu-west-1", "sts.amazonaws.com", Duration.ofHours(1), Duration.ofSeconds(2), IssuerSpec.AwsSts.BEDROCK_API_KEY), id,
                 Clock.systemUTC());

@@ -7,9 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.sun.net.httpserver.HttpServer;
 import io.keywarden.attestation.IdentityProvider;
-import io.keywarden.attestation.JwtSvid;
-import io.keywarden.attestation.ProcessInfo;
-import io.keywarden.attestation.Attestation;
 import io.keywarden.daemon.config.IssuerSpec;
 import io.keywarden.daemon.issuer.IssuerException;
 import io.keywarden.daemon.issuer.Lease;
@@ -61,32 +58,7 @@ class ProviderErrorsTest {
                   - {name: reviewer, spiffeId: "spiffe://t/reviewer", keys: [oai], params: {sa: svc_1}}
                 """, "p.yaml");
         reviewer = p.workload("reviewer").orElseThrow();
-        IdentityProvider id = new IdentityProvider() {
-            @Override
-            public String name() {
-                return "test";
-            }
-
-            @Override
-            public JwtSvid fetchJwtSvid(Workload w, ProcessInfo process, String audience) {
-                return new JwtSvid(w.spiffeId(), "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", Instant.now(), svidEnd);
-            }
-
-            @Override
-            public String defaultAudience() {
-                return "vault";
-            }
-
-            @Override
-            public Attestation attest(int tid, int uid, int gid) {
-                throw new UnsupportedOperationException();
-            }
-
-            @Override
-            public boolean isAlive(ProcessInfo process) {
-                return true;
-            }
-        };
+        IdentityProvider id = new FixedIdentity("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", svidEnd);
         issuer = new OpenAiFederationIssuer(new IssuerSpec.OpenAiFederation("oai",
                 URI.create("http://127.0.0.1:" + server.getAddress().getPort() + "/oauth/token"), "idp_1",
                 IssuerSpec.OpenAiFederation.DEFAULT_AUDIENCE, Duration.ofSeconds(2)), id, Clock.systemUTC());
