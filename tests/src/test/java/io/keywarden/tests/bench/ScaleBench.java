@@ -51,7 +51,7 @@ class ScaleBench {
     void manyWorkloads() throws Exception {
         Requirements.root();
         Path dir = Files.createTempDirectory("kw-scale-");
-        int port = 20_000 + new java.util.Random().nextInt(20_000);
+        int port = io.keywarden.tests.support.Ports.free();
         String jwks = "http://127.0.0.1:" + port + "/.well-known/jwks.json";
         StringBuilder policy = new StringBuilder("keys:\n  openai:\n    vault: {role: \"{workload}\", path: \"openai/creds/{workload}\"}\n"
                 + "    grace: 5s\nworkloads:\n");

@@ -146,7 +146,7 @@ class SpireOpenBaoChainIT {
                     spiffeId: %s
                     keys: [openai]
                 """.formatted(READER));
-        int port = 20_000 + new java.util.Random().nextInt(20_000);
+        int port = io.keywarden.tests.support.Ports.free();
         RunConfig.vaultFuse(work, "{provider: spire, audience: vault, spire: {adminSocket: " + adminSocket + "}}", baoAddress,
                 "10s", mnt, port, work.resolve("kw-admin/admin.sock"));
         String api = mnt.resolve("openai/api_key").toString();

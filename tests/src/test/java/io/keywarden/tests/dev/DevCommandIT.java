@@ -38,7 +38,7 @@ class DevCommandIT {
         Requirements.rootAndFuse();
         Path mnt = Files.createTempDirectory("kw-dev-");
         Path ledger = Files.createTempDirectory("kw-dev-audit-").resolve("audit.jsonl");
-        int port = 20_000 + new java.util.Random().nextInt(20_000);
+        int port = io.keywarden.tests.support.Ports.free();
         try (Daemon d = Daemon.start(Map.of("SUDO_UID", "1001"), "dev", "--mount", mnt.toString(), "--ttl", "12s",
                 "--audit", ledger.toString(), "--listen", "127.0.0.1:" + port)) {
             String ready = d.awaitOut("serving KeyFS", 30);
@@ -114,7 +114,7 @@ class DevCommandIT {
         Path jar = xdg.resolveSibling(xdg.getFileName() + ".jar");
         Files.copy(Daemon.jar(), jar);
         Proc.run("chmod", "644", jar.toString());
-        int port = 20_000 + new java.util.Random().nextInt(20_000);
+        int port = io.keywarden.tests.support.Ports.free();
         Process p = new ProcessBuilder("setpriv", "--reuid=1001", "--regid=1001", "--clear-groups", "env", "HOME=" + xdg,
                 "XDG_RUNTIME_DIR=" + xdg, Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-jar",
                 jar.toString(), "dev", "--listen", "127.0.0.1:" + port).redirectErrorStream(true)
@@ -143,7 +143,7 @@ class DevCommandIT {
         Files.setPosixFilePermissions(dir, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
         Path mnt = dir.resolve("mnt");
         Path ledger = Path.of("/var/lib/keywarden/dev-audit.jsonl");
-        int port = 20_000 + new java.util.Random().nextInt(20_000);
+        int port = io.keywarden.tests.support.Ports.free();
         try (Daemon d = Daemon.start(Map.of("SUDO_UID", "1001"), "dev", "--mount", mnt.toString(), "--admin-socket",
                 dir.resolve("admin/admin.sock").toString(), "--listen", "127.0.0.1:" + port)) {
             d.awaitOut("serving KeyFS", 30);

@@ -26,7 +26,7 @@ class JsonLogIT {
         Path dir = Files.createTempDirectory("kw-jsonlog-");
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
         Path mnt = dir.resolve("mnt");
-        int port = 20_000 + new java.util.Random().nextInt(20_000);
+        int port = io.keywarden.tests.support.Ports.free();
         try (Daemon d = Daemon.start(Map.of("SUDO_UID", "1001", "KEYWARDEN_LOG_FORMAT", "json"), "dev", "--mount",
                 mnt.toString(), "--audit", dir.resolve("audit.jsonl").toString(), "--admin-socket",
                 dir.resolve("admin/admin.sock").toString(), "--listen", "127.0.0.1:" + port)) {

@@ -30,7 +30,7 @@ class KillSwitchIT {
         Path mnt = dir.resolve("mnt");
         Path sock = dir.resolve("admin/admin.sock");
         Path ledger = dir.resolve("audit.jsonl");
-        int port = 20_000 + new java.util.Random().nextInt(20_000);
+        int port = io.keywarden.tests.support.Ports.free();
         try (Daemon d = Daemon.start(Map.of("SUDO_UID", "1001"), "dev", "--mount", mnt.toString(), "--ttl", "5m",
                 "--audit", ledger.toString(), "--admin-socket", sock.toString(), "--listen", "127.0.0.1:" + port)) {
             d.awaitOut("serving KeyFS", 30);
@@ -88,7 +88,7 @@ class KillSwitchIT {
         Path mnt = dir.resolve("mnt");
         Path sock = dir.resolve("admin/admin.sock");
         Path ledger = dir.resolve("audit.jsonl");
-        int port = 20_000 + new java.util.Random().nextInt(20_000);
+        int port = io.keywarden.tests.support.Ports.free();
         String[] args = {"dev", "--mount", mnt.toString(), "--ttl", "5m", "--audit", ledger.toString(), "--admin-socket",
             sock.toString(), "--listen", "127.0.0.1:" + port};
         String api = mnt.resolve("openai/api_key").toString();

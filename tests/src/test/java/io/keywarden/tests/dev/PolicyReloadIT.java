@@ -44,7 +44,7 @@ class PolicyReloadIT {
         Path mnt = dir.resolve("mnt");
         Path ledger = dir.resolve("audit.jsonl");
         write(policy, ALICE);
-        int port = 20_000 + new java.util.Random().nextInt(20_000);
+        int port = io.keywarden.tests.support.Ports.free();
         try (Daemon d = Daemon.start(Map.of(), "dev", "--policy", policy.toString(), "--mount", mnt.toString(), "--audit",
                 ledger.toString(), "--listen", "127.0.0.1:" + port, "--admin-socket", dir.resolve("admin.sock").toString())) {
             d.awaitOut("serving KeyFS", 30);

@@ -39,7 +39,7 @@ class SingleInstanceIT {
         Path mnt = dir.resolve("mnt");
         Path ledger = dir.resolve("audit.jsonl");
         Path sock = dir.resolve("admin/admin.sock");
-        int port = 20_000 + new java.util.Random().nextInt(20_000);
+        int port = io.keywarden.tests.support.Ports.free();
         try (Daemon first = Daemon.start(Map.of("SUDO_UID", "1001"), dev(mnt, ledger, sock, port).toArray(String[]::new))) {
             first.awaitOut("serving KeyFS", 30);
             String api = mnt.resolve("openai/api_key").toString();

@@ -56,7 +56,7 @@ class DaemonAbuseIT {
         mnt = dir.resolve("mnt");
         ledger = dir.resolve("audit.jsonl");
         sock = dir.resolve("admin/admin.sock");
-        port = 20_000 + new java.util.Random().nextInt(20_000);
+        port = io.keywarden.tests.support.Ports.free();
     }
 
     @AfterEach

@@ -37,7 +37,7 @@ class FederationIT {
         Requirements.rootAndFuse();
         Path dir = Files.createTempDirectory("kw-fed-");
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
-        int port = 20_000 + new java.util.Random().nextInt(20_000);
+        int port = io.keywarden.tests.support.Ports.free();
         String ops = "http://127.0.0.1:" + port;
         try (FakeProviders p = new FakeProviders(() -> Http.get(ops + "/.well-known/jwks.json"), ops)
                 .openAiServiceAccount("svc_alice", ALICE).openAiServiceAccount("svc_bob", BOB)

@@ -62,7 +62,7 @@ class RealChainIT {
         dir = Files.createTempDirectory("kw-realit-");
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
         mnt = dir.resolve("mnt");
-        port = 20_000 + new java.util.Random().nextInt(20_000);
+        port = io.keywarden.tests.support.Ports.free();
     }
 
     @AfterEach

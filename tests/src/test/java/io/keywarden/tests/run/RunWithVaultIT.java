@@ -46,7 +46,7 @@ class RunWithVaultIT {
         Requirements.rootAndFuse();
         Path dir = Files.createTempDirectory("kw-run-");
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
-        int port = 20_000 + new java.util.Random().nextInt(20_000);
+        int port = io.keywarden.tests.support.Ports.free();
         String jwksUrl = "http://127.0.0.1:" + port + "/.well-known/jwks.json";
         try (FakeVault vault = new FakeVault(() -> fetch(jwksUrl))
                 .role("reviewer", "spiffe://example.org/ns/agents/sa/reviewer", "vault", Duration.ofMinutes(10),

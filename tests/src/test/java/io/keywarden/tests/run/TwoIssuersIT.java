@@ -30,7 +30,7 @@ class TwoIssuersIT {
         Requirements.rootAndFuse();
         Path dir = Files.createTempDirectory("kw-two-");
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
-        int port = 20_000 + new java.util.Random().nextInt(20_000);
+        int port = io.keywarden.tests.support.Ports.free();
         String jwksUrl = "http://127.0.0.1:" + port + "/.well-known/jwks.json";
         // The Vault role checks the audience: "openbao", the instance's, not identity.audience ("vault").
         try (FakeVault vault = new FakeVault(() -> RunWithVaultIT.fetch(jwksUrl))
