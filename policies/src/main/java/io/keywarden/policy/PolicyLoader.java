@@ -286,11 +286,12 @@ public final class PolicyLoader {
         Readers readers = r.optional("readers").map(n -> readReaders(n, label + ".readers")).orElse(Readers.ANY);
         Map<String, String> params = r.optional("params").map(n -> stringMap(n, label + ".params", false))
                 .orElse(Map.of());
+        Guard guard = r.optional("guard").map(n -> new GuardReader(problems).read(n, label + ".guard")).orElse(Guard.NONE);
         r.rejectUnknown();
         if (name.isEmpty() || id.isEmpty()) {
             return Optional.empty();
         }
-        return Optional.of(new Workload(name.get(), id.get(), selectors, grants, readers, params, item.location()));
+        return Optional.of(new Workload(name.get(), id.get(), selectors, grants, readers, params, guard, item.location()));
     }
 
     private Readers readReaders(YamlNode node, String where) {

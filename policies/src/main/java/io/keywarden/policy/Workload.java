@@ -5,10 +5,11 @@ import java.util.List;
 
 /**
  * A workload: who it is (SPIFFE ID), how the dev provider recognises it, which keys it gets, and
- * {@code params}, a free string map its keys' parameters may refer to ({@code {workload.params.NAME}}).
+ * {@code params}, a free string map its keys' parameters may refer to ({@code {workload.params.NAME}}),
+ * and its spend and model {@code guard} ({@link Guard#NONE} when it has none).
  */
 public record Workload(String name, SpiffeId spiffeId, List<Selector> selectors, List<String> keys,
-                       Readers readers, java.util.Map<String, String> params, Location declaredAt) {
+                       Readers readers, java.util.Map<String, String> params, Guard guard, Location declaredAt) {
 
     public Workload {
         selectors = List.copyOf(selectors);
@@ -18,7 +19,12 @@ public record Workload(String name, SpiffeId spiffeId, List<Selector> selectors,
 
     public Workload(String name, SpiffeId spiffeId, List<Selector> selectors, List<String> keys, Readers readers,
                     Location declaredAt) {
-        this(name, spiffeId, selectors, keys, readers, java.util.Map.of(), declaredAt);
+        this(name, spiffeId, selectors, keys, readers, java.util.Map.of(), Guard.NONE, declaredAt);
+    }
+
+    public Workload(String name, SpiffeId spiffeId, List<Selector> selectors, List<String> keys, Readers readers,
+                    java.util.Map<String, String> params, Location declaredAt) {
+        this(name, spiffeId, selectors, keys, readers, params, Guard.NONE, declaredAt);
     }
 
     /** True when every selector holds. A workload with no selectors matches no process. */
