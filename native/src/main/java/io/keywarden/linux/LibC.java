@@ -84,6 +84,13 @@ public final class LibC {
 
     public static native int madvise(Pointer addr, long length, int advice);
 
+    public static final int SOL_SOCKET = 1;
+    /** struct ucred {pid, uid, gid} of a Unix socket's peer, as it was at connect(). */
+    public static final int SO_PEERCRED = 17;
+
+    /** {@code optval} of {@code optlen[0]} bytes; {@code optlen} is updated to the length written. */
+    public static native int getsockopt(int fd, int level, int optname, int[] optval, int[] optlen);
+
     public static native int getuid();
 
     public static native int geteuid();

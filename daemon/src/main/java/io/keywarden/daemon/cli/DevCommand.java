@@ -1,7 +1,11 @@
 package io.keywarden.daemon.cli;
 
 import io.keywarden.daemon.UserError;
+import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.config.HostPort;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Optional;
 import io.keywarden.daemon.runtime.DevSpec;
 import io.keywarden.daemon.runtime.KeywardenRuntime;
 import io.keywarden.policy.Durations;
@@ -43,8 +47,20 @@ final class DevCommand implements Callable<Integer> {
                     + " of --config's 'issuers:' (e.g. a local OpenBao), with dev identity.")
     String issuers;
 
-    @Option(names = "--config", paramLabel = "FILE", description = "A config whose 'issuers:' --issuers real uses.")
+    @Option(names = "--config", paramLabel = "FILE", description = "A config whose gateway, usage, policyHook and"
+            + " metrics sections are used, and whose 'issuers:' --issuers real uses.")
     Path config;
+
+    @Option(names = "--gateway", paramLabel = "HOST:PORT", description = "Serve the LLM gateway on this loopback"
+            + " address (e.g. 127.0.0.1:8787).")
+    String gateway;
+
+    @Option(names = "--gateway-socket", paramLabel = "PATH", description = "Serve the LLM gateway on this Unix socket.")
+    Path gatewaySocket;
+
+    @Option(names = "--upstream", paramLabel = "KEY=URL", description = "The gateway's upstream for a key (repeatable);"
+            + " default: the provider of the key's issuer type (https://api.openai.com for dev keys).")
+    java.util.List<String> upstreams = new java.util.ArrayList<>();
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -78,9 +94,6 @@ final class DevCommand implements Callable<Integer> {
         java.util.Map<String, io.keywarden.daemon.config.IssuerSpec> real = null;
         switch (issuers) {
             case "dev" -> {
-                if (config != null) {
-                    throw new UserError("keywarden dev: --config is only used with --issuers real");
-                }
             }
             case "real" -> {
                 if (config == null) {
@@ -90,11 +103,53 @@ final class DevCommand implements Callable<Integer> {
             }
             default -> throw new UserError("keywarden dev: --issuers must be dev or real, not '" + issuers + "'");
         }
+        Config.Extensions extensions = config != null ? RunCommand.loadConfig(config).extensions() : Config.Extensions.NONE;
+        extensions = withGatewayFlags(extensions);
         KeywardenRuntime rt = KeywardenRuntime.start(DevSpec.of(mount, policy, keyTtl, ops, audit, adminSocket,
-                System.getenv(), fuseTimeout, real), spec.commandLine().getOut());
+                System.getenv(), fuseTimeout, real, extensions), spec.commandLine().getOut());
         Runtime.getRuntime().addShutdownHook(new Thread(rt::close, "keywarden-shutdown"));
         Signals.onStop(rt::close);
         rt.awaitStop();
         return rt.exitCode();
+    }
+
+    /** {@code --gateway}, {@code --gateway-socket} and {@code --upstream} over the config's gateway, if any. */
+    private Config.Extensions withGatewayFlags(Config.Extensions e) {
+        if (gateway == null && gatewaySocket == null && upstreams.isEmpty()) {
+            return e;
+        }
+        Config.Gateway base = e.gateway().orElse(new Config.Gateway(Optional.empty(), Optional.empty(), Map.of(),
+                Optional.empty(), Config.Gateway.DEFAULT_MAX_BODY, Config.Gateway.DEFAULT_TIMEOUT));
+        Optional<HostPort> listen = base.listen();
+        if (gateway != null) {
+            try {
+                listen = Optional.of(HostPort.parse(gateway));
+            } catch (IllegalArgumentException x) {
+                throw new UserError("keywarden dev: --gateway: " + x.getMessage());
+            }
+            String h = listen.get().host();
+            if (!(h.equals("localhost") || h.startsWith("127.") || h.equals("::1"))) {
+                throw new UserError("keywarden dev: --gateway " + gateway + " is not a loopback address");
+            }
+        }
+        Optional<Path> socket = gatewaySocket != null ? Optional.of(gatewaySocket.toAbsolutePath()) : base.socket();
+        if (listen.isEmpty() && socket.isEmpty()) {
+            throw new UserError("keywarden dev: --upstream needs --gateway or --gateway-socket");
+        }
+        Map<String, Config.Upstream> ups = new LinkedHashMap<>(base.upstreams());
+        for (String u : upstreams) {
+            int eq = u.indexOf('=');
+            if (eq <= 0) {
+                throw new UserError("keywarden dev: --upstream '" + u + "' is not KEY=URL");
+            }
+            try {
+                ups.put(u.substring(0, eq), new Config.Upstream(io.keywarden.daemon.config.ConfigLoader.httpUriOf(
+                        u.substring(eq + 1)), Config.UpstreamAuth.BEARER));
+            } catch (IllegalArgumentException x) {
+                throw new UserError("keywarden dev: --upstream: " + x.getMessage());
+            }
+        }
+        return new Config.Extensions(Optional.of(new Config.Gateway(listen, socket, ups, base.caFile(),
+                base.maxBodyBytes(), base.timeout())), e.usage(), e.policyHook(), e.metrics());
     }
 }

@@ -43,7 +43,7 @@ final class RunCommand implements Callable<Integer> {
                 new Spec.AuditSpec(Optional.of(c.audit().file()), c.audit().stdout(),
                         new Ledger.Options(KeywardenRuntime.LEDGER_SEGMENT_BYTES, KeywardenRuntime.LEDGER_FSYNC,
                                 c.audit().retainBytes(), c.audit().retainAge(), c.audit().group())),
-                c.ops().listen(), c.admin().socket(), c.revokeOnShutdown(), c.tuning());
+                c.ops().listen(), c.admin().socket(), c.revokeOnShutdown(), c.tuning(), c.extensions());
         KeywardenRuntime rt;
         try {
             rt = KeywardenRuntime.start(s, spec.commandLine().getOut());

@@ -8,7 +8,7 @@ import java.util.Optional;
 
 /** The daemon's configuration (`keywarden run --config`), validated and with every default applied. */
 public record Config(String node, Path policy, Identity identity, Map<String, IssuerSpec> issuers, Delivery delivery,
-                     Audit audit, Ops ops, Admin admin, boolean revokeOnShutdown, Tuning tuning) {
+                     Audit audit, Ops ops, Admin admin, boolean revokeOnShutdown, Tuning tuning, Extensions extensions) {
 
     public Config {
         issuers = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(issuers));
@@ -56,5 +56,62 @@ public record Config(String node, Path policy, Identity identity, Map<String, Is
             return new Tuning(fuseWorkers, issuerThreads, attestThreads, d, readinessInterval, policyPollInterval,
                     spireTimeout);
         }
+    }
+
+    /**
+     * The optional parts around the core (issue 16): the gateway, the usage-API sensor, the policy
+     * hook and the metric exports. {@link #NONE}: none of them.
+     */
+    public record Extensions(Optional<Gateway> gateway, Optional<UsageApi> usage, Optional<PolicyHook> policyHook,
+                             MetricsExport metrics) {
+        public static final Extensions NONE = new Extensions(Optional.empty(), Optional.empty(), Optional.empty(),
+                MetricsExport.NONE);
+    }
+
+    /**
+     * Gateway mode: a loopback listener and/or a Unix socket; upstreams per key name (keys without
+     * one get their issuer type's default, {@link Upstream#defaultFor}); bodies up to {@code maxBodyBytes}.
+     */
+    public record Gateway(Optional<HostPort> listen, Optional<Path> socket, Map<String, Upstream> upstreams,
+                          Optional<Path> caFile, long maxBodyBytes, Duration timeout) {
+        public static final long DEFAULT_MAX_BODY = 16L << 20;
+        public static final Duration DEFAULT_TIMEOUT = Duration.ofMinutes(10);
+    }
+
+    /** How an upstream takes the credential: {@code Authorization: Bearer}, {@code x-api-key} or {@code api-key}. */
+    public enum UpstreamAuth { BEARER, X_API_KEY, API_KEY }
+
+    /** One upstream: its base URL (the key's path after {@code /<key>/} is appended) and how it takes a credential. */
+    public record Upstream(URI url, UpstreamAuth auth) {
+        /** The provider an issuer type mints for, when the config names no upstream for the key. */
+        public static Optional<Upstream> defaultFor(String issuerType) {
+            return switch (issuerType) {
+                case "vault", "dev", "openai-federation" -> Optional.of(new Upstream(URI.create("https://api.openai.com"),
+                        UpstreamAuth.BEARER));
+                case "anthropic-federation" -> Optional.of(new Upstream(URI.create("https://api.anthropic.com"),
+                        UpstreamAuth.BEARER));
+                case "openrouter-keys", "openrouter-federation" -> Optional.of(new Upstream(
+                        URI.create("https://openrouter.ai/api"), UpstreamAuth.BEARER));
+                default -> Optional.empty();
+            };
+        }
+    }
+
+    /** OpenAI's organization usage API, polled for file-mode keys with an admin key read from a file. */
+    public record UsageApi(URI url, Path adminKeyFile, Duration interval) {
+    }
+
+    /** An OPA decision per gateway request and per issuance. */
+    public record PolicyHook(URI url, Duration timeout, boolean failClosed) {
+    }
+
+    /** Optional exports besides /metrics: DogStatsD (or plain StatsD) and OTLP over HTTP. */
+    public record MetricsExport(Optional<StatsD> statsd, Optional<URI> otlp, Duration step) {
+        public static final MetricsExport NONE = new MetricsExport(Optional.empty(), Optional.empty(),
+                Duration.ofSeconds(10));
+    }
+
+    /** {@code flavor}: datadog, etsy or telegraf (Micrometer's StatsD flavours). */
+    public record StatsD(String host, int port, String flavor) {
     }
 }

@@ -87,13 +87,18 @@ public final class ConfigLoader {
         Config.Admin admin = r.optional("admin").map(this::admin).orElse(new Config.Admin(DEFAULT_ADMIN_SOCKET));
         boolean revokeOnShutdown = r.optionalBoolean("revokeOnShutdown").orElse(true);
         Config.Tuning tuning = r.optional("tuning").map(this::tuning).orElse(Config.Tuning.DEFAULT);
+        Optional<Config.Gateway> gateway = r.optional("gateway").map(this::gateway);
+        Optional<Config.UsageApi> usage = r.optional("usage").map(this::usage);
+        Optional<Config.PolicyHook> hook = r.optional("policyHook").map(this::policyHook);
+        Config.MetricsExport metrics = r.optional("metrics").map(this::metrics).orElse(Config.MetricsExport.NONE);
         r.rejectUnknown();
         if (node.isBlank()) {
             problems.add(r.map(), "node must not be empty");
         }
         problems.throwIfAny();
         return new Config(node, policy.orElseThrow(), identity, issuers, delivery, audit, ops, admin, revokeOnShutdown,
-                tuning == null ? Config.Tuning.DEFAULT : tuning);
+                tuning == null ? Config.Tuning.DEFAULT : tuning, new Config.Extensions(gateway, usage, hook,
+                metrics == null ? Config.MetricsExport.NONE : metrics));
     }
 
     private String defaultNode() {
@@ -370,6 +375,11 @@ public final class ConfigLoader {
         return true;
     }
 
+    /** An http(s) URL without user, query or fragment; IllegalArgumentException naming what is wrong. */
+    public static URI httpUriOf(String s) {
+        return httpUri(s);
+    }
+
     static URI httpUri(String s) {
         try {
             URI u = new URI(s);
@@ -482,5 +492,109 @@ public final class ConfigLoader {
 
     private Config.Admin admin(YamlNode n) {
         return section(n, "admin", r -> new Config.Admin(absolute(r, "admin.socket", "socket").orElse(DEFAULT_ADMIN_SOCKET)));
+    }
+
+    /** {@code gateway:} listeners, upstreams per key, a CA for upstream TLS, limits. */
+    private Config.Gateway gateway(YamlNode n) {
+        return section(n, "gateway", r -> {
+            Optional<HostPort> listen = r.optionalParsed("listen", HostPort::parse);
+            listen.filter(hp -> !isLoopback(hp.host())).ifPresent(hp -> problems.add(r.map(), "gateway.listen " + hp
+                    + " is not a loopback address: the caller is found from the local TCP peer; remote callers need mTLS"));
+            Optional<Path> socket = absolute(r, "gateway.socket", "socket");
+            if (listen.isEmpty() && socket.isEmpty()) {
+                problems.add(r.map(), "gateway: set listen (loopback HOST:PORT), socket (a Unix socket path), or both");
+            }
+            Map<String, Config.Upstream> upstreams = new LinkedHashMap<>();
+            r.optional("upstreams").ifPresent(u -> MappingReader.of(u, "gateway.upstreams", problems).ifPresent(ur -> {
+                for (var e : ur.map().entries()) {
+                    ur.optional(e.key());
+                    String where = "gateway.upstreams." + e.key();
+                    if (!Names.isValid(e.key())) {
+                        problems.add(e.keyLocation(), where + ": not a key name");
+                        continue;
+                    }
+                    Config.Upstream up = e.value() instanceof io.keywarden.policy.yaml.YamlScalar
+                            ? ur.string(e.value(), where).flatMap(t -> ur.parsed(e.value().location(), where, t,
+                                    ConfigLoader::httpUri)).map(uri -> new Config.Upstream(uri, Config.UpstreamAuth.BEARER))
+                                    .orElse(null)
+                            : section(e.value(), where, er -> {
+                                Optional<URI> url = er.required("url").flatMap(a -> er.string(a, where + ".url")
+                                        .flatMap(t -> er.parsed(a.location(), where + ".url", t, ConfigLoader::httpUri)));
+                                Optional<Config.UpstreamAuth> auth = er.optionalString("auth").flatMap(a -> er.parsed(
+                                        er.map().location(), where + ".auth", a, ConfigLoader::upstreamAuth));
+                                return url.map(x -> new Config.Upstream(x, auth.orElse(Config.UpstreamAuth.BEARER)))
+                                        .orElse(null);
+                            });
+                    if (up != null) {
+                        upstreams.put(e.key(), up);
+                    }
+                }
+            }));
+            Optional<Path> ca = r.optional("caFile").flatMap(c -> r.string(c, "gateway.caFile").map(this::path)
+                    .filter(p -> readable(c.location(), "gateway.caFile", p)));
+            long max = r.optionalParsed("maxBodyBytes", Sizes::parse).orElse(Config.Gateway.DEFAULT_MAX_BODY);
+            if (max < 1024 || max > (1L << 30)) {
+                problems.add(r.map(), "gateway.maxBodyBytes must be between 1KiB and 1GiB");
+            }
+            Duration timeout = r.optionalParsed("timeout", Durations::parse).orElse(Config.Gateway.DEFAULT_TIMEOUT);
+            if (timeout.isZero() || timeout.isNegative() || timeout.compareTo(Duration.ofHours(1)) > 0) {
+                problems.add(r.map(), "gateway.timeout must be more than 0 and at most 1h");
+            }
+            return new Config.Gateway(listen, socket, upstreams, ca, max, timeout);
+        });
+    }
+
+    static Config.UpstreamAuth upstreamAuth(String s) {
+        return switch (s) {
+            case "bearer" -> Config.UpstreamAuth.BEARER;
+            case "x-api-key" -> Config.UpstreamAuth.X_API_KEY;
+            case "api-key" -> Config.UpstreamAuth.API_KEY;
+            default -> throw new IllegalArgumentException("'" + s + "' is not one of bearer | x-api-key | api-key");
+        };
+    }
+
+    private static boolean isLoopback(String host) {
+        return host.equals("localhost") || host.startsWith("127.") || host.equals("::1");
+    }
+
+    /** {@code usage: {openai: {url, adminKeyFile, interval}}}. */
+    private Config.UsageApi usage(YamlNode n) {
+        return section(n, "usage", r -> r.required("openai").map(o -> section(o, "usage.openai", or -> {
+            URI url = url(or, "usage.openai", "https://api.openai.com/v1");
+            Optional<Path> keyFile = or.required("adminKeyFile").flatMap(k -> or.string(k, "usage.openai.adminKeyFile")
+                    .map(this::path).filter(p -> readable(k.location(), "usage.openai.adminKeyFile", p)));
+            Duration interval = within(or, "interval", Duration.ofSeconds(60), Duration.ofSeconds(10), Duration.ofHours(1));
+            return keyFile.map(k -> new Config.UsageApi(url, k, interval)).orElse(null);
+        })).orElse(null));
+    }
+
+    /** {@code policyHook: {opa: {url, timeout, failClosed}}}. */
+    private Config.PolicyHook policyHook(YamlNode n) {
+        return section(n, "policyHook", r -> r.required("opa").map(o -> section(o, "policyHook.opa", or -> {
+            Optional<URI> url = or.required("url").flatMap(a -> or.string(a, "policyHook.opa.url")
+                    .flatMap(t -> or.parsed(a.location(), "policyHook.opa.url", t, ConfigLoader::httpUri)));
+            Duration timeout = within(or, "timeout", Duration.ofMillis(200), Duration.ofMillis(1), Duration.ofSeconds(30));
+            boolean failClosed = or.optionalBoolean("failClosed").orElse(true);
+            return url.map(u -> new Config.PolicyHook(u, timeout, failClosed)).orElse(null);
+        })).orElse(null));
+    }
+
+    /** {@code metrics: {statsd: {host, port, flavor}, otlp: {url}, step}}. */
+    private Config.MetricsExport metrics(YamlNode n) {
+        return section(n, "metrics", r -> {
+            Optional<Config.StatsD> statsd = r.optional("statsd").map(s -> section(s, "metrics.statsd", sr -> {
+                String host = nonEmpty(sr, "metrics.statsd", "host", "127.0.0.1");
+                int port = count(sr, "port", 8125, 1, 65535);
+                String flavor = sr.optionalString("flavor").orElse("datadog");
+                if (!java.util.Set.of("datadog", "etsy", "telegraf").contains(flavor)) {
+                    problems.add(sr.map(), "metrics.statsd.flavor '" + flavor + "' is not one of datadog | etsy | telegraf");
+                }
+                return new Config.StatsD(host, port, flavor);
+            }));
+            Optional<URI> otlp = r.optional("otlp").map(o -> section(o, "metrics.otlp", or -> url(or, "metrics.otlp",
+                    "http://127.0.0.1:4318/v1/metrics")));
+            Duration step = within(r, "step", Duration.ofSeconds(10), Duration.ofSeconds(1), Duration.ofMinutes(5));
+            return new Config.MetricsExport(statsd, otlp, step);
+        });
     }
 }

@@ -25,7 +25,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * "per hour" resets at the top of the hour; {@code Retry-After} says when). The anomaly rule compares
  * the current hour's tokens with the mean of the workload's last {@code baselineHours} complete
  * hours (hours without use count as zero), and fires only above {@code minTokensPerHour} and once
- * there is at least one complete hour of history. Each kind of breach fires once per window; the
+ * there is at least one complete hour of history. A token budget is breached when it is used up
+ * (usage reaches the limit); the gateway then refuses further requests until its window resets. Each kind of breach fires once per window; the
  * action ({@code onBreach}) follows its record. A model refusal is recorded once per workload,
  * model and minute.
  *
@@ -146,12 +147,12 @@ public final class GuardEngine {
                 c.usageModels.merge(model, Math.max(0, requests), Long::sum);
             }
             Guard.Budget b = g.budget();
-            if (b.tokensPerHour().isPresent() && c.tokensHour > b.tokensPerHour().getAsLong()
+            if (b.tokensPerHour().isPresent() && c.tokensHour >= b.tokensPerHour().getAsLong()
                     && firstIn(c, BreachKind.TOKENS_PER_HOUR, c.hour)) {
                 fires.add(new Fire(BreachKind.TOKENS_PER_HOUR, Long.toString(c.tokensHour),
                         Long.toString(b.tokensPerHour().getAsLong()), Instant.ofEpochSecond((c.hour + 1) * 3600)));
             }
-            if (b.tokensPerDay().isPresent() && c.tokensDay > b.tokensPerDay().getAsLong()
+            if (b.tokensPerDay().isPresent() && c.tokensDay >= b.tokensPerDay().getAsLong()
                     && firstIn(c, BreachKind.TOKENS_PER_DAY, c.day)) {
                 fires.add(new Fire(BreachKind.TOKENS_PER_DAY, Long.toString(c.tokensDay),
                         Long.toString(b.tokensPerDay().getAsLong()), Instant.ofEpochSecond((c.day + 1) * 86_400)));
@@ -175,13 +176,22 @@ public final class GuardEngine {
 
     /** Writes the per-minute usage of finished minutes (the runtime calls this every few seconds). */
     public void flushUsage() {
+        flushUsage(false);
+    }
+
+    /** {@code all}: the current minute too, as far as it went (at shutdown). */
+    public void flushUsage(boolean all) {
         Instant now = clock.instant();
         long minute = now.getEpochSecond() / 60;
         byWorkload.forEach((name, c) -> {
             List<Usage> out;
             synchronized (c) {
-                if (c.usageMinute != minute) {
+                if (c.usageMinute != minute || all) {
+                    long current = c.usageMinute;
                     finishUsageMinute(c, minute);
+                    if (all) {
+                        c.usageMinute = current;
+                    }
                 }
                 if (c.pending.isEmpty()) {
                     return;

@@ -97,6 +97,65 @@ public final class Metrics {
                 .register(registry);
     }
 
+    /** Distinct model labels per workload before further ones are counted as "other" (bounded cardinality). */
+    static final int MAX_MODELS_PER_WORKLOAD = 32;
+    private final Map<String, java.util.Set<String>> modelsSeen = new ConcurrentHashMap<>();
+
+    /** Tokens the gateway or the usage API saw, by workload, key, model and direction (in, out). */
+    public void tokens(String workload, String key, String model, long in, long out) {
+        String m = modelLabel(workload, model);
+        tokenCounter(workload, key, m, "in").increment(in);
+        tokenCounter(workload, key, m, "out").increment(out);
+    }
+
+    private String modelLabel(String workload, String model) {
+        if (model == null || model.isEmpty()) {
+            return "unknown";
+        }
+        java.util.Set<String> seen = modelsSeen.computeIfAbsent(workload, w -> ConcurrentHashMap.newKeySet());
+        if (seen.contains(model)) {
+            return model;
+        }
+        synchronized (seen) {
+            if (seen.size() < MAX_MODELS_PER_WORKLOAD) {
+                seen.add(model);
+                return model;
+            }
+        }
+        return "other";
+    }
+
+    private Counter tokenCounter(String workload, String key, String model, String direction) {
+        return Counter.builder("keywarden.tokens").description("LLM tokens used, by workload, key, model and direction")
+                .tag("workload", workload).tag("key", key).tag("model", model).tag("direction", direction)
+                .register(registry);
+    }
+
+    /** One gateway request and how it ended: ok, upstream_4xx/5xx, or the refusal's code. */
+    public void gatewayRequest(String workload, String key, String outcome) {
+        Counter.builder("keywarden.gateway.requests").description("Gateway requests, by workload, key and outcome")
+                .tag("workload", workload).tag("key", key).tag("outcome", outcome).register(registry).increment();
+    }
+
+    /** A guard breach (model refusals included), by workload and kind. */
+    public void breach(String workload, String kind) {
+        Counter.builder("keywarden.guard.breaches").description("Guard breaches, by workload and kind")
+                .tag("workload", workload).tag("kind", kind).register(registry).increment();
+    }
+
+    /** Breach counters at zero for a guarded workload, so an alert sees the first breach. */
+    public void registerGuard(String workload) {
+        for (String kind : new String[] {"model", "tokens_per_hour", "tokens_per_day", "requests_per_minute", "anomaly"}) {
+            Counter.builder("keywarden.guard.breaches").description("Guard breaches, by workload and kind")
+                    .tag("workload", workload).tag("kind", kind).register(registry);
+        }
+    }
+
+    /** The registry, for exports (StatsD, OTLP) that join it. */
+    public io.micrometer.core.instrument.MeterRegistry registry() {
+        return registry;
+    }
+
     public void ledgerError() {
         ledgerErrors().increment();
     }

@@ -73,7 +73,8 @@ public final class DevSpec {
      * --config FILE}), are the config's instances; otherwise every instance is a dev issuer.
      */
     public static Spec of(Path mount, Path policyFile, Duration ttl, HostPort listen, Path audit, Path adminSocket,
-                          Map<String, String> env, Duration fuseRequestTimeout, Map<String, IssuerSpec> realIssuers) {
+                          Map<String, String> env, Duration fuseRequestTimeout, Map<String, IssuerSpec> realIssuers,
+                          Config.Extensions extensions) {
         Policy policy;
         if (policyFile != null) {
             try {
@@ -101,7 +102,7 @@ public final class DevSpec {
                         fuseRequestTimeout),
                 new Spec.AuditSpec(Optional.of(audit != null ? audit : defaultLedger(root, env)), false,
                         Ledger.Options.of(KeywardenRuntime.LEDGER_SEGMENT_BYTES, KeywardenRuntime.LEDGER_FSYNC)),
-                listen, admin, true, Config.Tuning.DEFAULT);
+                listen, admin, true, Config.Tuning.DEFAULT, extensions);
     }
 
     /**

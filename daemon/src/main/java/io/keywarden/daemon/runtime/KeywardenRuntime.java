@@ -145,6 +145,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         components.probe();
         String delivery = startFrontEnd(s, identity, issuers, out);
         startAdmin(s, identity.name(), ReadyBanner.issuers(s), delivery);
+        startGuardAndGateway(s, identity, issuers);
         s.policyFile().ifPresent(f -> startWatcher(s, f, issuers));
         scheduler.every(clock, s.tuning().readinessInterval(), components::probe);
         ReadyBanner.print(out, s, delivery.startsWith("fuse") ? "KeyFS (FUSE)" : "tmpfs",
@@ -265,15 +266,8 @@ public final class KeywardenRuntime implements AutoCloseable {
                 fs[0].keyChanged(w.name(), key);
             }
         };
-        LeaseManager lm = startLeases(issuers, identity, pageCache, s.revokeOnShutdown());
-        ExecutorService attest = Executors.newFixedThreadPool(s.tuning().attestThreads(), named("keywarden-attest"));
-        ScheduledExecutorService timeouts = Executors.newSingleThreadScheduledExecutor(named("keywarden-open-timeout"));
-        components.add("access", () -> {
-            attest.shutdownNow();
-            timeouts.shutdownNow();
-        });
-        fs[0] = new KeyFs(new AccessDecider(policy, identity, lm, audit, clock, s.tuning().openTimeout(), attest,
-                timeouts), clock);
+        startLeases(issuers, identity, pageCache, s.revokeOnShutdown());
+        fs[0] = new KeyFs(access(s, identity), clock);
         FuseSession.Options opts = FuseSession.Options.defaults("keywarden")
                 .withRequestTimeout((int) s.delivery().fuseRequestTimeout().toSeconds()).onLost(this::mountLost);
         if (s.tuning().fuseWorkers() > 0) {
@@ -285,6 +279,85 @@ public final class KeywardenRuntime implements AutoCloseable {
                 : java.util.Optional.empty()));
         fs[0].attach(session);
         readiness.ready("delivery");
+    }
+
+    private AccessDecider access;
+    private ExecutorService attestPool;
+
+    /** The access core every front end asks (KeyFS, the gateway), built once after the lease core. */
+    private AccessDecider access(Spec s, IdentityProvider identity) {
+        if (access == null) {
+            ExecutorService attest = Executors.newFixedThreadPool(s.tuning().attestThreads(), named("keywarden-attest"));
+            ScheduledExecutorService timeouts = Executors.newSingleThreadScheduledExecutor(named("keywarden-open-timeout"));
+            components.add("access", () -> {
+                attest.shutdownNow();
+                timeouts.shutdownNow();
+            });
+            attestPool = attest;
+            access = new AccessDecider(policy, identity, leases, audit, clock, s.tuning().openTimeout(), attest, timeouts);
+        }
+        return access;
+    }
+
+    /**
+     * The guard (always: the usage-API sensor and the gateway feed it), its state file, and the
+     * gateway when the config has one.
+     */
+    private void startGuardAndGateway(Spec s, IdentityProvider identity, IssuerRegistry issuers) throws IOException {
+        Path stateFile = s.audit().file().map(a -> a.resolveSibling("guard-state.json"))
+                .orElse(s.adminSocket().resolveSibling("guard-state.json"));
+        GuardRecorder recorder = new GuardRecorder(audit, metrics, () -> leases, () -> blocks, policy, scheduler, clock);
+        io.keywarden.daemon.guard.GuardEngine engine = new io.keywarden.daemon.guard.GuardEngine(clock, recorder);
+        try {
+            engine.restore(io.keywarden.daemon.guard.GuardState.load(stateFile));
+        } catch (IOException e) {
+            throw new UserError("keywarden: " + e.getMessage());
+        }
+        recorder.resume();
+        guard = engine;
+        for (Workload w : policy.get().workloads()) {
+            if (!w.guard().equals(io.keywarden.policy.Guard.NONE)) {
+                metrics.registerGuard(w.name());
+            }
+        }
+        Runnable save = () -> {
+            try {
+                io.keywarden.daemon.guard.GuardState.save(stateFile, engine.export());
+            } catch (IOException e) {
+                LOG.warn("guard state not saved to {}: {}", stateFile, e.getMessage());
+            }
+        };
+        var usageFlush = scheduler.every(clock, Duration.ofSeconds(5), engine::flushUsage);
+        var saving = scheduler.every(clock, Duration.ofSeconds(30), save);
+        components.add("guard", () -> {
+            usageFlush.cancel();
+            saving.cancel();
+            engine.flushUsage(true);
+            save.run();
+        });
+        io.keywarden.daemon.hook.PolicyHook hook = s.extensions().policyHook().map(h -> new io.keywarden.daemon.hook
+                .PolicyHook(vertx.createHttpClient(), h)).orElse(null);
+        if (s.extensions().gateway().isPresent()) {
+            Config.Gateway gw = s.extensions().gateway().get();
+            components.add("gateway", io.keywarden.daemon.gateway.GatewayServer.start(vertx, gw, access(s, identity),
+                    policy, k -> upstreamOf(gw, issuers, k), engine, hook, metrics, attestPool));
+        }
+    }
+
+    private volatile io.keywarden.daemon.guard.GuardEngine guard;
+
+    /** The config's upstream for a key, else its issuer type's provider. */
+    private static java.util.Optional<Config.Upstream> upstreamOf(Config.Gateway gw, IssuerRegistry issuers,
+                                                                  io.keywarden.policy.KeySpec key) {
+        Config.Upstream u = gw.upstreams().get(key.name());
+        if (u != null) {
+            return java.util.Optional.of(u);
+        }
+        try {
+            return Config.Upstream.defaultFor(issuers.forKey(key).type());
+        } catch (io.keywarden.daemon.issuer.IssuerException e) {
+            return java.util.Optional.empty();
+        }
     }
 
     private void startTmpfs(Spec s, IdentityProvider identity, IssuerRegistry issuers, Path dir, boolean root,

@@ -26,6 +26,12 @@ final class ReadyBanner {
                 out.printf("  %s  <- readable by %s (%s)%n", file, who, w.spiffeId());
             }
         }
+        s.extensions().gateway().ifPresent(g -> {
+            String first = s.policy().keys().keySet().stream().findFirst().orElse("KEY");
+            g.listen().ifPresent(hp -> out.printf("  gateway: http://%s/<key>/ (e.g. OPENAI_BASE_URL=http://%s/%s/v1, any"
+                    + " placeholder key)%n", hp, hp, first));
+            g.socket().ifPresent(p -> out.printf("  gateway socket: %s (http over a Unix socket, path /<key>/...)%n", p));
+        });
         s.audit().file().ifPresent(a -> out.printf("  ledger: %s (keywarden audit show %s)%n", a, a));
         out.flush();
     }

@@ -17,7 +17,7 @@ import java.util.Optional;
  */
 public record Spec(String label, String node, Policy policy, Optional<Path> policyFile, Config.Identity identity,
                    Map<String, IssuerSpec> issuers, DeliverySpec delivery, AuditSpec audit, HostPort listen,
-                   Path adminSocket, boolean revokeOnShutdown, Config.Tuning tuning) {
+                   Path adminSocket, boolean revokeOnShutdown, Config.Tuning tuning, Config.Extensions extensions) {
 
     public Spec {
         issuers = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(issuers));

@@ -1,0 +1,219 @@
+package io.keywarden.daemon.gateway;
+
+import io.keywarden.delivery.Caller;
+import io.keywarden.linux.LibC;
+import java.io.IOException;
+import java.net.Inet4Address;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * Which process is on the other end of a gateway connection.
+ *
+ * <ul>
+ * <li>Unix socket: {@code SO_PEERCRED} on the accepted socket (pid, uid and gid of the process that
+ * called {@code connect()}), from the kernel, nothing to race.</li>
+ * <li>Loopback TCP: the peer socket is the one whose local address is the connection's remote
+ * address and whose remote address is ours; {@code /proc/net/tcp} and {@code tcp6} give its inode
+ * and owner uid, and the processes holding {@code socket:[inode]} among their descriptors are the
+ * callers (the owner's processes are searched first). Every holder is returned: a socket shared by
+ * several processes (inherited over fork, passed over SCM_RIGHTS) is decided for all of them.</li>
+ * </ul>
+ * Both read only what the kernel reports; a process cannot claim another's connection. Blocking
+ * (reads /proc): never called on an event loop.
+ */
+public final class PeerLookup {
+    private final Path proc;
+
+    public PeerLookup(Path proc) {
+        this.proc = proc;
+    }
+
+    public static PeerLookup system() {
+        return new PeerLookup(Path.of("/proc"));
+    }
+
+    /** The peer of the connected Unix socket {@code fd}; empty when the kernel does not say. */
+    public static Optional<Caller> unixPeer(int fd) {
+        int[] ucred = new int[3];
+        int[] len = {12};
+        if (LibC.getsockopt(fd, LibC.SOL_SOCKET, LibC.SO_PEERCRED, ucred, len) != 0 || len[0] != 12 || ucred[0] <= 0) {
+            return Optional.empty();
+        }
+        return Optional.of(new Caller(ucred[0], ucred[1], ucred[2]));
+    }
+
+    /** A TCP socket as /proc/net/tcp lists it. */
+    record TcpEntry(long inode, int uid) {
+    }
+
+    /**
+     * The processes holding the client end of the loopback TCP connection from {@code client} to
+     * {@code server} (as this daemon sees it: {@code client} is its remote address).
+     */
+    public List<Caller> tcpPeers(InetSocketAddress client, InetSocketAddress server) throws IOException {
+        Optional<TcpEntry> e = findTcp(client, server);
+        if (e.isEmpty()) {
+            return List.of();
+        }
+        return holders(e.get().inode(), e.get().uid());
+    }
+
+    Optional<TcpEntry> findTcp(InetSocketAddress client, InetSocketAddress server) throws IOException {
+        String local = hex(client);
+        String remote = hex(server);
+        for (String table : new String[] {"net/tcp", "net/tcp6"}) {
+            Path f = proc.resolve(table);
+            if (!Files.isReadable(f)) {
+                continue;
+            }
+            List<String> lines = Files.readAllLines(f);
+            for (int i = 1; i < lines.size(); i++) {
+                String[] col = lines.get(i).trim().split("\\s+");
+                if (col.length < 10) {
+                    continue;
+                }
+                if (col[1].equalsIgnoreCase(table.endsWith("6") ? v6(local) : local)
+                        && col[2].equalsIgnoreCase(table.endsWith("6") ? v6(remote) : remote)) {
+                    long inode = Long.parseLong(col[9]);
+                    if (inode != 0) {
+                        return Optional.of(new TcpEntry(inode, Integer.parseUnsignedInt(col[7])));
+                    }
+                }
+            }
+        }
+        return Optional.empty();
+    }
+
+    /** Every process with {@code socket:[inode]} open; processes of {@code uid} are looked at first. */
+    List<Caller> holders(long inode, int uid) throws IOException {
+        String target = "socket:[" + inode + "]";
+        List<Path> owned = new ArrayList<>();
+        List<Path> others = new ArrayList<>();
+        try (DirectoryStream<Path> pids = Files.newDirectoryStream(proc, p -> isPid(p.getFileName().toString()))) {
+            for (Path p : pids) {
+                try {
+                    int owner = (int) Files.getAttribute(p, "unix:uid");
+                    (owner == uid ? owned : others).add(p);
+                } catch (IOException | RuntimeException gone) {
+                    // exited meanwhile
+                }
+            }
+        }
+        List<Caller> out = new ArrayList<>();
+        for (List<Path> group : List.of(owned, others)) {
+            for (Path p : group) {
+                if (holds(p, target)) {
+                    int pid = Integer.parseInt(p.getFileName().toString());
+                    gid(p).ifPresent(g -> out.add(new Caller(pid, uidOf(p).orElse(uid), g)));
+                }
+            }
+            if (!out.isEmpty()) {
+                return out;
+            }
+        }
+        return out;
+    }
+
+    private static boolean holds(Path pidDir, String target) {
+        try (DirectoryStream<Path> fds = Files.newDirectoryStream(pidDir.resolve("fd"))) {
+            for (Path fd : fds) {
+                try {
+                    if (target.equals(Files.readSymbolicLink(fd).toString())) {
+                        return true;
+                    }
+                } catch (IOException | RuntimeException closed) {
+                    // closed meanwhile
+                }
+            }
+        } catch (IOException | RuntimeException gone) {
+            // exited, or not ours to read
+        }
+        return false;
+    }
+
+    private static Optional<Integer> gid(Path pidDir) {
+        return statusField(pidDir, "Gid:");
+    }
+
+    private static Optional<Integer> uidOf(Path pidDir) {
+        return statusField(pidDir, "Uid:");
+    }
+
+    /** The real id of a {@code Uid:}/{@code Gid:} line of /proc/PID/status. */
+    private static Optional<Integer> statusField(Path pidDir, String field) {
+        try {
+            for (String line : Files.readAllLines(pidDir.resolve("status"))) {
+                if (line.startsWith(field)) {
+                    return Optional.of(Integer.parseUnsignedInt(line.substring(field.length()).trim().split("\\s+")[0]));
+                }
+            }
+        } catch (IOException | RuntimeException gone) {
+            // exited
+        }
+        return Optional.empty();
+    }
+
+    private static boolean isPid(String s) {
+        if (s.isEmpty() || s.length() > 10) {
+            return false;
+        }
+        for (int i = 0; i < s.length(); i++) {
+            if (s.charAt(i) < '0' || s.charAt(i) > '9') {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** /proc/net/tcp's form of an IPv4 address: the 32-bit word in host (little-endian) order, then the port. */
+    static String hex(InetSocketAddress a) {
+        InetAddress ip = a.getAddress();
+        byte[] b = ip.getAddress();
+        if (b.length == 16 && ip instanceof java.net.Inet6Address && isV4Mapped(b)) {
+            b = java.util.Arrays.copyOfRange(b, 12, 16);
+        }
+        StringBuilder s = new StringBuilder();
+        if (b.length == 4) {
+            s.append(word(b, 0));
+        } else {
+            for (int w = 0; w < 4; w++) {
+                s.append(word(b, w * 4));
+            }
+        }
+        return s.append(':').append(String.format("%04X", a.getPort())).toString();
+    }
+
+    /** The tcp6 form of an address given in the IPv4 form (v4-mapped), or unchanged. */
+    private static String v6(String v4OrV6) {
+        int colon = v4OrV6.indexOf(':');
+        if (colon == 8) {
+            return "0000000000000000FFFF0000" + v4OrV6;
+        }
+        return v4OrV6;
+    }
+
+    private static boolean isV4Mapped(byte[] b) {
+        for (int i = 0; i < 10; i++) {
+            if (b[i] != 0) {
+                return false;
+            }
+        }
+        return b[10] == (byte) 0xff && b[11] == (byte) 0xff;
+    }
+
+    private static String word(byte[] b, int at) {
+        return String.format("%02X%02X%02X%02X", b[at + 3], b[at + 2], b[at + 1], b[at]);
+    }
+
+    static boolean isLoopback(InetSocketAddress a) {
+        return a.getAddress() != null && (a.getAddress().isLoopbackAddress()
+                || a.getAddress() instanceof Inet4Address && a.getAddress().getAddress()[0] == 127);
+    }
+}

@@ -1,0 +1,227 @@
+package io.keywarden.tests.gateway;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.keywarden.linux.Mounts;
+import io.keywarden.tests.support.Daemon;
+import io.keywarden.tests.support.Ports;
+import io.keywarden.tests.support.Proc;
+import io.keywarden.tests.support.Requirements;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Gateway mode end to end: a real `keywarden dev` with KeyFS and the gateway on loopback TCP and a
+ * Unix socket, in front of a local upstream as strict as OpenAI about its credential; callers are
+ * real processes of several uids (curl, python3) started with setpriv.
+ */
+class GatewayIT {
+    static final String CHAT = "{\"model\":\"gpt-4.1-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    static Path dir;
+    static Path mnt;
+    static Path ledger;
+    static Path admin;
+    static Path socket;
+    static int gw;
+    static int ops;
+    static UpstreamStub upstream;
+    static Daemon daemon;
+
+    @BeforeAll
+    static void start() throws Exception {
+        Requirements.rootAndFuse();
+        dir = Files.createTempDirectory("kw-gw-");
+        Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
+        mnt = dir.resolve("mnt");
+        ledger = dir.resolve("audit.jsonl");
+        admin = dir.resolve("admin/admin.sock");
+        socket = dir.resolve("gw/gateway.sock");
+        String python = Path.of("/usr/bin/python3").toRealPath().toString();
+        Files.writeString(dir.resolve("policy.yaml"), """
+                keys:
+                  openai: {}
+                workloads:
+                  - name: reviewer
+                    spiffeId: spiffe://example.org/reviewer
+                    selectors: [unix:uid:1001]
+                    keys: [openai]
+                    guard:
+                      models: ["gpt-4.1-mini", "gpt-4o-*"]
+                  - name: scripted
+                    spiffeId: spiffe://example.org/scripted
+                    selectors: [unix:uid:1003]
+                    keys: [openai]
+                    readers: {exe: [%s]}
+                  - name: spender
+                    spiffeId: spiffe://example.org/spender
+                    selectors: [unix:uid:1004]
+                    keys: [openai]
+                    guard:
+                      budget: {tokensPerHour: 100}
+                      onBreach: block
+                """.formatted(python));
+        upstream = new UpstreamStub();
+        gw = Ports.free();
+        ops = Ports.free();
+        daemon = Daemon.start(Map.of(), "dev", "--mount", mnt.toString(), "--policy", dir.resolve("policy.yaml").toString(),
+                "--audit", ledger.toString(), "--admin-socket", admin.toString(), "--listen", "127.0.0.1:" + ops,
+                "--gateway", "127.0.0.1:" + gw, "--gateway-socket", socket.toString(),
+                "--upstream", "openai=http://127.0.0.1:" + upstream.port());
+        daemon.awaitOut("gateway socket", 30);
+    }
+
+    @AfterAll
+    static void stop() throws Exception {
+        if (daemon != null) {
+            assertEquals(0, daemon.stop());
+            // The usage of the last minute is written at shutdown: per workload, counts only.
+            String text = Files.readString(ledger);
+            assertTrue(text.contains("\"event\":\"usage\"") && text.contains("\"workload\":\"reviewer\"")
+                    && text.contains("\"tokens_in\":"), text);
+            assertFalse(text.contains("hello") || text.contains("messages") || text.contains("sk-dev-"),
+                    "no prompt, completion or key in the ledger");
+            Proc.Result verify = Daemon.cli("audit", "verify", ledger.toString());
+            assertEquals(0, verify.code(), verify.out() + verify.err());
+        }
+        if (upstream != null) {
+            upstream.close();
+        }
+        if (mnt != null && Mounts.at(mnt).isPresent()) {
+            Mounts.detach(mnt);
+        }
+        if (dir != null) {
+            Proc.run("rm", "-rf", dir.toString());
+        }
+    }
+
+    /** curl as {@code uid} to the TCP gateway: status line and body (-w appends the status). */
+    static Proc.Result curl(int uid, String path, String body, String... extra) {
+        java.util.List<String> cmd = new java.util.ArrayList<>(java.util.List.of("curl", "-sS", "-N", "-o", "-", "-w",
+                "\n%{http_code}", "-H", "Content-Type: application/json", "-H", "Authorization: Bearer placeholder-key",
+                "-H", "x-api-key: caller-secret", "--data-binary", body));
+        cmd.addAll(java.util.List.of(extra));
+        cmd.add("http://127.0.0.1:" + gw + path);
+        return Proc.as(uid, cmd.toArray(String[]::new));
+    }
+
+    static int status(Proc.Result r) {
+        String o = r.out();
+        return Integer.parseInt(o.substring(o.lastIndexOf('\n') + 1).trim());
+    }
+
+    @Test
+    void theWorkloadsKeyIsInjectedAndTheCallersNeverForwarded() throws Exception {
+        int before = upstream.seen.size();
+        Proc.Result r = curl(1001, "/openai/v1/chat/completions", CHAT);
+        assertEquals(200, status(r), r.out() + r.err());
+        assertTrue(r.out().contains("\"content\":\"hello\""), r.out());
+        UpstreamStub.Seen s = upstream.seen.get(upstream.seen.size() - 1);
+        assertEquals(before + 1, upstream.seen.size());
+        String key = Proc.as(1001, "cat", mnt.resolve("openai/api_key").toString()).out();
+        assertTrue(key.startsWith("sk-dev-"), key);
+        assertEquals("Bearer " + key, s.authorization(), "the upstream got the workload's current key");
+        assertEquals(null, s.xApiKey(), "the caller's x-api-key is stripped");
+        for (UpstreamStub.Seen each : upstream.seen) {
+            assertFalse(String.valueOf(each.authorization()).contains("placeholder"), "the placeholder never leaves");
+            assertFalse(String.valueOf(each.xApiKey()).contains("caller-secret"));
+        }
+    }
+
+    @Test
+    void theUnixSocketFindsItsCallerBySoPeercred() {
+        Proc.Result ok = Proc.as(1001, "curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "--unix-socket", socket.toString(),
+                "-H", "Content-Type: application/json", "--data-binary", CHAT, "http://gw/openai/v1/chat/completions");
+        assertEquals(200, status(ok), ok.out() + ok.err());
+        Proc.Result other = Proc.as(1002, "curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "--unix-socket",
+                socket.toString(), "-H", "Content-Type: application/json", "--data-binary", CHAT,
+                "http://gw/openai/v1/chat/completions");
+        assertEquals(403, status(other), other.out());
+        assertTrue(other.out().contains("\"code\":\"not_permitted\""), other.out());
+    }
+
+    @Test
+    void aModelOutsideTheAllowlistIsRefusedBeforeTheUpstreamSeesIt() {
+        int before = upstream.seen.size();
+        Proc.Result r = curl(1001, "/openai/v1/chat/completions", CHAT.replace("gpt-4.1-mini", "gpt-5"));
+        assertEquals(403, status(r), r.out());
+        assertTrue(r.out().contains("{\"error\":{\"type\":\"keywarden\",\"code\":\"model_not_allowed\""), r.out());
+        assertEquals(before, upstream.seen.size(), "nothing was sent upstream");
+        assertEquals(200, status(curl(1001, "/openai/v1/chat/completions", CHAT.replace("gpt-4.1-mini", "gpt-4o-mini"))),
+                "a glob allows it");
+    }
+
+    @Test
+    void anotherUidAndAnotherProgramOfTheRightUidAreRefused() {
+        Proc.Result stranger = curl(1002, "/openai/v1/chat/completions", CHAT);
+        assertEquals(403, status(stranger), stranger.out());
+        assertTrue(stranger.out().contains("not_permitted"), stranger.out());
+        Proc.Result curlAsScripted = curl(1003, "/openai/v1/chat/completions", CHAT);
+        assertEquals(403, status(curlAsScripted), "curl is not the permitted executable of workload scripted");
+        String py = """
+                import json, urllib.request, sys
+                req = urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), method="POST",
+                    headers={"Content-Type": "application/json", "Authorization": "Bearer whatever"})
+                print(urllib.request.urlopen(req).status)
+                """;
+        Proc.Result python = Proc.as(1003, "/usr/bin/python3", "-c", py, "http://127.0.0.1:" + gw
+                + "/openai/v1/chat/completions", CHAT);
+        assertEquals("200", python.out().trim(), python.err());
+    }
+
+    @Test
+    void streamsArriveIntactChunkByChunkWithUsageCounted() throws Exception {
+        String body = CHAT.replace("}]}", "}],\"stream\":true}");
+        Proc.Result r = curl(1001, "/openai/v1/chat/completions", body, "-w",
+                "\n%{time_starttransfer} %{time_total}\n%{http_code}");
+        assertEquals(200, status(r), r.out());
+        String[] lines = r.out().split("\n");
+        String[] times = lines[lines.length - 2].trim().split(" ");
+        double first = Double.parseDouble(times[0]);
+        double total = Double.parseDouble(times[1]);
+        String out = r.out();
+        for (String w : new String[] {"one", "two", "three", "four", "five"}) {
+            assertTrue(out.contains("\"content\":\"" + w + " \""), out);
+        }
+        assertTrue(out.contains("data: [DONE]"), out);
+        assertTrue(out.contains("\"usage\":{\"prompt_tokens\":30"), "include_usage was added, the usage chunk relayed");
+        UpstreamStub.Seen s = upstream.seen.get(upstream.seen.size() - 1);
+        assertTrue(s.body().contains("\"stream_options\":{\"include_usage\":true}"), s.body());
+        String metrics = io.keywarden.tests.support.Http.get("http://127.0.0.1:" + ops + "/metrics");
+        assertTrue(metrics.contains("keywarden_tokens_total{direction=\"out\",key=\"openai\",model=\"gpt-4.1-mini\","
+                + "workload=\"reviewer\"}"), metrics);
+        System.out.printf("streamed 5 chunks %d ms apart: first byte at %.0f ms, last at %.0f ms%n",
+                UpstreamStub.CHUNK_DELAY_MS, first * 1000, total * 1000);
+        assertTrue(total - first > 3 * UpstreamStub.CHUNK_DELAY_MS / 1000.0, "not buffered: the first chunk arrived "
+                + (total - first) * 1000 + " ms before the end");
+    }
+
+    @Test
+    void aBudgetBreachBlocksTheWorkloadUntilAnOperatorUnblocks() throws Exception {
+        String api = mnt.resolve("openai/api_key").toString();
+        assertTrue(Proc.as(1004, "cat", api).out().startsWith("sk-dev-"));
+        assertEquals(200, status(curl(1004, "/openai/v1/chat/completions", CHAT)), "50 of 100 tokens");
+        assertEquals(200, status(curl(1004, "/openai/v1/chat/completions", CHAT)), "100 of 100: used up, a breach");
+        Proc.Result r = curl(1004, "/openai/v1/chat/completions", CHAT, "-D", "-");
+        assertEquals(429, status(r), r.out());
+        assertTrue(r.out().contains("\"code\":\"budget_exceeded\""), r.out());
+        assertTrue(r.out().toLowerCase().contains("retry-after: "), r.out());
+        io.keywarden.tests.support.Await.until(java.time.Duration.ofSeconds(5),
+                () -> Proc.as(1004, "cat", api).err().contains("Permission denied"), () -> "onBreach block: the file too");
+        String ledgerText = Files.readString(ledger);
+        assertTrue(ledgerText.contains("\"event\":\"guard.breach\"") && ledgerText.contains("\"kind\":\"tokens_per_hour\"")
+                && ledgerText.contains("\"action\":\"block\""), ledgerText);
+        Proc.Result unblock = Daemon.cli("unblock", "--admin-socket", admin.toString(), "--spiffe-id",
+                "spiffe://example.org/spender");
+        assertEquals(0, unblock.code(), unblock.err());
+        assertTrue(Proc.as(1004, "cat", api).out().startsWith("sk-dev-"), "unblocked: the file serves again");
+        assertEquals(429, status(curl(1004, "/openai/v1/chat/completions", CHAT)),
+                "the gateway still holds the hourly budget until the hour ends");
+    }
+}

@@ -1,0 +1,133 @@
+package io.keywarden.tests.gateway;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.Executors;
+import java.util.regex.Pattern;
+
+/**
+ * A local stand-in for OpenAI's chat completions, as strict as the real API on what it receives:
+ * {@code Authorization: Bearer <key>} with a key that looks issued (401 {@code invalid_api_key}
+ * otherwise, as OpenAI answers), a JSON body with {@code model} and {@code messages} (400 otherwise).
+ * It answers with {@code usage} ({@code prompt_tokens} = {@link #PROMPT_TOKENS},
+ * {@code completion_tokens} = {@link #COMPLETION_TOKENS}); with {@code stream: true} it streams
+ * server-sent events chunk by chunk, {@link #CHUNK_DELAY_MS} apart, and adds the usage-only final
+ * chunk only when {@code stream_options.include_usage} is set — as OpenAI does.
+ * Every request's credential headers are kept (as fingerprints and raw, for the test to compare).
+ */
+final class UpstreamStub implements AutoCloseable {
+    static final int PROMPT_TOKENS = 30;
+    static final int COMPLETION_TOKENS = 20;
+    static final int CHUNK_DELAY_MS = 50;
+    private static final Pattern ISSUED = Pattern.compile("Bearer (sk-dev-[A-Za-z0-9]{48})");
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** What arrived: authorization, x-api-key and api-key header values, the body. */
+    record Seen(String authorization, String xApiKey, String apiKey, String body, String path) {
+    }
+
+    final List<Seen> seen = new CopyOnWriteArrayList<>();
+    private final HttpServer server;
+
+    UpstreamStub() throws IOException {
+        server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 64);
+        server.setExecutor(Executors.newFixedThreadPool(8));
+        server.createContext("/", this::handle);
+        server.start();
+    }
+
+    int port() {
+        return server.getAddress().getPort();
+    }
+
+    private void handle(HttpExchange x) throws IOException {
+        try (x) {
+            String body = new String(x.getRequestBody().readAllBytes(), StandardCharsets.UTF_8);
+            String auth = x.getRequestHeaders().getFirst("Authorization");
+            seen.add(new Seen(auth, x.getRequestHeaders().getFirst("x-api-key"), x.getRequestHeaders().getFirst("api-key"),
+                    body, x.getRequestURI().toString()));
+            if (auth == null || !ISSUED.matcher(auth).matches()) {
+                send(x, 401, "{\"error\":{\"message\":\"Incorrect API key provided\",\"type\":\"invalid_request_error\","
+                        + "\"code\":\"invalid_api_key\"}}");
+                return;
+            }
+            if (!x.getRequestURI().getPath().equals("/v1/chat/completions")) {
+                send(x, 404, "{\"error\":{\"message\":\"Unknown path\"}}");
+                return;
+            }
+            JsonNode req;
+            try {
+                req = JSON.readTree(body);
+            } catch (IOException e) {
+                send(x, 400, "{\"error\":{\"message\":\"We could not parse the JSON body of your request.\"}}");
+                return;
+            }
+            if (!req.path("model").isTextual() || !req.path("messages").isArray()) {
+                send(x, 400, "{\"error\":{\"message\":\"you must provide a model and messages\"}}");
+                return;
+            }
+            String model = req.get("model").asText();
+            String usage = "{\"prompt_tokens\":" + PROMPT_TOKENS + ",\"completion_tokens\":" + COMPLETION_TOKENS
+                    + ",\"total_tokens\":" + (PROMPT_TOKENS + COMPLETION_TOKENS) + "}";
+            if (!req.path("stream").asBoolean(false)) {
+                send(x, 200, "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"model\":\"" + model + "\","
+                        + "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"hello\"},"
+                        + "\"finish_reason\":\"stop\"}],\"usage\":" + usage + "}");
+                return;
+            }
+            x.getResponseHeaders().set("Content-Type", "text/event-stream; charset=utf-8");
+            x.sendResponseHeaders(200, 0);
+            OutputStream out = x.getResponseBody();
+            for (String word : new String[] {"one", "two", "three", "four", "five"}) {
+                chunk(out, "{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"" + model
+                        + "\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"" + word + " \"}}]}");
+                sleep();
+            }
+            if (req.path("stream_options").path("include_usage").asBoolean(false)) {
+                chunk(out, "{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"" + model
+                        + "\",\"choices\":[],\"usage\":" + usage + "}");
+            }
+            out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
+            out.flush();
+        }
+    }
+
+    private static void chunk(OutputStream out, String json) throws IOException {
+        out.write(("data: " + json + "\n\n").getBytes(StandardCharsets.UTF_8));
+        out.flush();
+    }
+
+    private static void sleep() {
+        try {
+            Thread.sleep(CHUNK_DELAY_MS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private static void send(HttpExchange x, int status, String json) throws IOException {
+        byte[] b = json.getBytes(StandardCharsets.UTF_8);
+        x.getResponseHeaders().set("Content-Type", "application/json");
+        x.sendResponseHeaders(status, b.length);
+        x.getResponseBody().write(b);
+    }
+
+    Map<String, Integer> counts() {
+        return Map.of("requests", seen.size());
+    }
+
+    @Override
+    public void close() {
+        server.stop(0);
+    }
+}
