@@ -1,0 +1,45 @@
+package io.keywarden.daemon.gateway;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.keywarden.delivery.Caller;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class PeerLookupTest {
+    @Test
+    void addressesAreWrittenAsProcNetTcpWritesThem() throws Exception {
+        assertEquals("0100007F:1F90", PeerLookup.hex(new InetSocketAddress(InetAddress.getByName("127.0.0.1"), 8080)));
+        assertEquals("00000000000000000000000001000000:0050",
+                PeerLookup.hex(new InetSocketAddress(InetAddress.getByName("::1"), 80)));
+        assertEquals("0100007F:0050", PeerLookup.hex(new InetSocketAddress(InetAddress.getByName("::ffff:127.0.0.1"), 80)),
+                "a v4-mapped address is looked up in its IPv4 form (and in tcp6's mapped form)");
+    }
+
+    @Test
+    void findsThisProcessAsThePeerOfItsOwnLoopbackConnection() throws Exception {
+        try (ServerSocket server = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
+             Socket client = new Socket(InetAddress.getLoopbackAddress(), server.getLocalPort());
+             Socket accepted = server.accept()) {
+            List<Caller> peers = PeerLookup.system().tcpPeers((InetSocketAddress) accepted.getRemoteSocketAddress(),
+                    (InetSocketAddress) accepted.getLocalSocketAddress());
+            assertEquals(1, peers.size(), peers.toString());
+            assertEquals(ProcessHandle.current().pid(), peers.get(0).tid());
+            assertTrue(PeerLookup.system().tcpPeers(new InetSocketAddress(InetAddress.getLoopbackAddress(), 1),
+                    (InetSocketAddress) accepted.getLocalSocketAddress()).isEmpty(), "no such connection: nobody");
+        }
+    }
+
+    @Test
+    void aMissingProcTableIsNobodyNotAnError() throws Exception {
+        PeerLookup none = new PeerLookup(Path.of("/nonexistent-proc"));
+        assertTrue(none.tcpPeers(new InetSocketAddress(InetAddress.getLoopbackAddress(), 5),
+                new InetSocketAddress(InetAddress.getLoopbackAddress(), 6)).isEmpty());
+    }
+}
