@@ -19,11 +19,14 @@ final class IssuerFactory {
     private IssuerFactory() {
     }
 
+    /** {@code hook} (may be null): the policy hook asked before every issuance. */
     static IssuerRegistry build(Map<String, IssuerSpec> specs, IdentityProvider identity, Clock clock, Metrics metrics,
-                                io.keywarden.daemon.issuer.federation.NodeKey nodeKey) {
+                                io.keywarden.daemon.issuer.federation.NodeKey nodeKey,
+                                io.keywarden.daemon.hook.PolicyHook hook, java.time.Duration hookTimeout) {
         Map<String, Issuer> out = new LinkedHashMap<>();
         for (IssuerSpec spec : specs.values()) {
-            out.put(spec.name(), new MeteredIssuer(create(spec, identity, clock, nodeKey), metrics));
+            Issuer i = new MeteredIssuer(create(spec, identity, clock, nodeKey), metrics);
+            out.put(spec.name(), hook == null ? i : new io.keywarden.daemon.hook.HookedIssuer(i, hook, hookTimeout));
         }
         return new IssuerRegistry(specs, out);
     }

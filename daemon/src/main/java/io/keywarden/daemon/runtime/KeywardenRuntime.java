@@ -137,7 +137,10 @@ public final class KeywardenRuntime implements AutoCloseable {
                 ? new io.keywarden.daemon.issuer.federation.NodeKey(clock) : null;
         components.add("ops", OpsServer.start(vertx, s.listen(), readiness, metrics, devSigner,
                 nodeKey == null ? null : nodeKey::jwksJson));
-        IssuerRegistry issuers = IssuerFactory.build(s.issuers(), identity, clock, metrics, nodeKey);
+        hook = s.extensions().policyHook().map(h -> new io.keywarden.daemon.hook.PolicyHook(vertx.createHttpClient(), h))
+                .orElse(null);
+        IssuerRegistry issuers = IssuerFactory.build(s.issuers(), identity, clock, metrics, nodeKey, hook,
+                s.extensions().policyHook().map(Config.PolicyHook::timeout).orElse(Duration.ZERO));
         issuerRegistry = issuers;
         for (Issuer i : issuers.all()) {
             components.add(Component.of("issuer " + i.name(), () -> { }, i::unavailable));
@@ -335,8 +338,6 @@ public final class KeywardenRuntime implements AutoCloseable {
             engine.flushUsage(true);
             save.run();
         });
-        io.keywarden.daemon.hook.PolicyHook hook = s.extensions().policyHook().map(h -> new io.keywarden.daemon.hook
-                .PolicyHook(vertx.createHttpClient(), h)).orElse(null);
         if (s.extensions().gateway().isPresent()) {
             Config.Gateway gw = s.extensions().gateway().get();
             components.add("gateway", io.keywarden.daemon.gateway.GatewayServer.start(vertx, gw, access(s, identity),
@@ -345,6 +346,8 @@ public final class KeywardenRuntime implements AutoCloseable {
     }
 
     private volatile io.keywarden.daemon.guard.GuardEngine guard;
+    /** The OPA hook, when the config has one. */
+    private io.keywarden.daemon.hook.PolicyHook hook;
 
     /** The config's upstream for a key, else its issuer type's provider. */
     private static java.util.Optional<Config.Upstream> upstreamOf(Config.Gateway gw, IssuerRegistry issuers,

@@ -1,0 +1,73 @@
+package io.keywarden.daemon.hook;
+
+import io.keywarden.attestation.ProcessInfo;
+import io.keywarden.daemon.issuer.Issuer;
+import io.keywarden.daemon.issuer.IssuerException;
+import io.keywarden.daemon.issuer.Lease;
+import io.keywarden.policy.KeySpec;
+import io.keywarden.policy.Workload;
+import java.util.Optional;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/**
+ * An issuer that asks the policy hook before each issuance ({@code action: "issue"}; the process
+ * is the one whose open triggered it, none for eager tmpfs issuance). A denial is a refusal, not
+ * retried sooner than the lease core's back-off; nothing is issued. Runs on the issuer pool, so
+ * waiting for OPA (bounded by the hook's timeout) never blocks a FUSE worker or an event loop.
+ */
+public final class HookedIssuer implements Issuer {
+    private final Issuer issuer;
+    private final PolicyHook hook;
+    private final long waitMs;
+
+    public HookedIssuer(Issuer issuer, PolicyHook hook, java.time.Duration timeout) {
+        this.issuer = issuer;
+        this.hook = hook;
+        this.waitMs = timeout.toMillis() + 500;
+    }
+
+    @Override
+    public String name() {
+        return issuer.name();
+    }
+
+    @Override
+    public String type() {
+        return issuer.type();
+    }
+
+    @Override
+    public boolean revocable() {
+        return issuer.revocable();
+    }
+
+    @Override
+    public Lease issue(Workload workload, KeySpec key, ProcessInfo opener) throws IssuerException {
+        PolicyHook.Verdict v;
+        try {
+            v = hook.decide(workload, key.name(), null, opener, "issue").toCompletableFuture().get(waitMs,
+                    TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IssuerException("interrupted while asking the policy hook", IssuerException.Kind.UNREACHABLE);
+        } catch (ExecutionException | TimeoutException e) {
+            throw new IssuerException("the policy hook did not answer", IssuerException.Kind.UNREACHABLE);
+        }
+        if (!v.allowed()) {
+            throw new IssuerException(v.reason(), IssuerException.Kind.REFUSED, false, 403);
+        }
+        return issuer.issue(workload, key, opener);
+    }
+
+    @Override
+    public void revoke(Lease lease) throws IssuerException {
+        issuer.revoke(lease);
+    }
+
+    @Override
+    public Optional<String> unavailable() {
+        return issuer.unavailable();
+    }
+}
