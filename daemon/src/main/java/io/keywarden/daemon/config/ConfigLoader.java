@@ -563,7 +563,7 @@ public final class ConfigLoader {
             URI url = url(or, "usage.openai", "https://api.openai.com/v1");
             Optional<Path> keyFile = or.required("adminKeyFile").flatMap(k -> or.string(k, "usage.openai.adminKeyFile")
                     .map(this::path).filter(p -> readable(k.location(), "usage.openai.adminKeyFile", p)));
-            Duration interval = within(or, "interval", Duration.ofSeconds(60), Duration.ofSeconds(10), Duration.ofHours(1));
+            Duration interval = within(or, "interval", Duration.ofSeconds(60), Duration.ofSeconds(1), Duration.ofHours(1));
             return keyFile.map(k -> new Config.UsageApi(url, k, interval)).orElse(null);
         })).orElse(null));
     }

@@ -90,6 +90,7 @@ public final class GatewayServer implements AutoCloseable {
     private final Supplier<Policy> policy;
     private final Function<KeySpec, Optional<Config.Upstream>> upstreamOf;
     private final GuardEngine guard;
+    private final io.keywarden.daemon.guard.GatewayTally tally;
     private final PolicyHook hook;
     private final Metrics metrics;
     private final Executor blocking;
@@ -100,8 +101,10 @@ public final class GatewayServer implements AutoCloseable {
     private final List<HttpServer> servers = new ArrayList<>();
 
     private GatewayServer(Vertx vertx, Config.Gateway config, AccessDecider decider, Supplier<Policy> policy,
-                          Function<KeySpec, Optional<Config.Upstream>> upstreamOf, GuardEngine guard, PolicyHook hook,
-                          Metrics metrics, Executor blocking, PeerLookup peers) {
+                          Function<KeySpec, Optional<Config.Upstream>> upstreamOf, GuardEngine guard,
+                          io.keywarden.daemon.guard.GatewayTally tally, PolicyHook hook, Metrics metrics, Executor blocking,
+                          PeerLookup peers) {
+        this.tally = tally;
         this.vertx = vertx;
         this.config = config;
         this.decider = decider;
@@ -126,9 +129,10 @@ public final class GatewayServer implements AutoCloseable {
     /** Starts the listeners the config names; {@code hook} may be null. */
     public static GatewayServer start(Vertx vertx, Config.Gateway config, AccessDecider decider, Supplier<Policy> policy,
                                       Function<KeySpec, Optional<Config.Upstream>> upstreamOf, GuardEngine guard,
-                                      PolicyHook hook, Metrics metrics, Executor blocking) throws IOException {
-        GatewayServer g = new GatewayServer(vertx, config, decider, policy, upstreamOf, guard, hook, metrics, blocking,
-                PeerLookup.system());
+                                      io.keywarden.daemon.guard.GatewayTally tally, PolicyHook hook, Metrics metrics,
+                                      Executor blocking) throws IOException {
+        GatewayServer g = new GatewayServer(vertx, config, decider, policy, upstreamOf, guard, tally, hook, metrics,
+                blocking, PeerLookup.system());
         try {
             if (config.listen().isPresent()) {
                 var hp = config.listen().get();
@@ -196,6 +200,7 @@ public final class GatewayServer implements AutoCloseable {
         Attestation.Identified who;
         String model;
         Config.Upstream upstream;
+        String leaseId;
 
         Exchange(HttpServerRequest req, Context ctx, String key, String rest, boolean unix) {
             this.req = req;
@@ -417,6 +422,7 @@ public final class GatewayServer implements AutoCloseable {
     }
 
     private void forward(Exchange x, IssuedKey issued) {
+        x.leaseId = issued.leaseId();
         URI base = x.upstream.url();
         String basePath = base.getRawPath() == null ? "" : base.getRawPath().replaceAll("/+$", "");
         String target = base.getScheme() + "://" + base.getRawAuthority() + basePath + "/" + x.rest
@@ -514,6 +520,7 @@ public final class GatewayServer implements AutoCloseable {
         sensor.end();
         Workload w = x.who.workload();
         String model = sensor.model() != null ? sensor.model() : x.model;
+        tally.add(x.leaseId, java.time.Instant.now(), sensor.inputTokens(), sensor.outputTokens(), 1);
         guard.record(w, model, sensor.inputTokens(), sensor.outputTokens(), 1, "gateway");
         if (sensor.found()) {
             metrics.tokens(w.name(), x.key, model, sensor.inputTokens(), sensor.outputTokens());

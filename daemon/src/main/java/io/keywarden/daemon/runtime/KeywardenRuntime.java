@@ -338,10 +338,19 @@ public final class KeywardenRuntime implements AutoCloseable {
             engine.flushUsage(true);
             save.run();
         });
+        io.keywarden.daemon.guard.GatewayTally tally = new io.keywarden.daemon.guard.GatewayTally();
+        if (s.extensions().usage().isPresent()) {
+            Config.UsageApi u = s.extensions().usage().get();
+            io.keywarden.daemon.guard.UsageApiSensor sensor = new io.keywarden.daemon.guard.UsageApiSensor(u, engine,
+                    () -> leases.view(), policy, tally, metrics, clock);
+            var polling = scheduler.every(clock, u.interval(), sensor::poll);
+            components.add("usage sensor", polling::cancel);
+            LOG.info("usage sensor: polling {} every {} s", u.url().getHost(), u.interval().toSeconds());
+        }
         if (s.extensions().gateway().isPresent()) {
             Config.Gateway gw = s.extensions().gateway().get();
             components.add("gateway", io.keywarden.daemon.gateway.GatewayServer.start(vertx, gw, access(s, identity),
-                    policy, k -> upstreamOf(gw, issuers, k), engine, hook, metrics, attestPool));
+                    policy, k -> upstreamOf(gw, issuers, k), engine, tally, hook, metrics, attestPool));
         }
     }
 

@@ -1,0 +1,46 @@
+package io.keywarden.daemon.guard;
+
+import java.time.Instant;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * What the gateway already counted per lease and minute, so that the usage-API sensor, which sees
+ * every use of a provider key (the gateway's requests included), adds only the rest: a workload that
+ * uses its key both through the gateway and from the file is counted once. Minutes older than the
+ * sensor's look-back are dropped.
+ */
+public final class GatewayTally {
+    private record Slot(String leaseId, long minute) {
+    }
+
+    private final Map<Slot, long[]> counts = new ConcurrentHashMap<>();
+
+    public void add(String leaseId, Instant at, long in, long out, long requests) {
+        if (leaseId == null) {
+            return;
+        }
+        long[] c = counts.computeIfAbsent(new Slot(leaseId, at.getEpochSecond() / 60), k -> new long[3]);
+        synchronized (c) {
+            c[0] += in;
+            c[1] += out;
+            c[2] += requests;
+        }
+    }
+
+    /** {in, out, requests} the gateway counted for {@code leaseId} in the minute starting at {@code minute}. */
+    long[] get(String leaseId, Instant minute) {
+        long[] c = counts.get(new Slot(leaseId, minute.getEpochSecond() / 60));
+        if (c == null) {
+            return new long[3];
+        }
+        synchronized (c) {
+            return c.clone();
+        }
+    }
+
+    void dropBefore(Instant t) {
+        long m = t.getEpochSecond() / 60;
+        counts.keySet().removeIf(s -> s.minute() < m);
+    }
+}

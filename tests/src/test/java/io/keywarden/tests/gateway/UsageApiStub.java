@@ -1,0 +1,87 @@
+package io.keywarden.tests.gateway;
+
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.URLDecoder;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+
+/**
+ * OpenAI's {@code GET /v1/organization/usage/completions} as the contract describes it: admin key
+ * as Bearer (401 otherwise), {@code start_time} required (400 otherwise), {@code bucket_width=1m},
+ * {@code group_by[]} with {@code api_key_id} and {@code model}; answers a page per bucket (so a
+ * poll must follow {@code next_page}) with {@code results} per key and model.
+ */
+final class UsageApiStub implements AutoCloseable {
+    static final String ADMIN_KEY = "sk-admin-" + "Q".repeat(40);
+    /** api_key_id → {input, output, requests} in the current minute's bucket. */
+    final Map<String, long[]> usage = new ConcurrentHashMap<>();
+    final List<String> queries = new CopyOnWriteArrayList<>();
+    private final HttpServer server;
+
+    UsageApiStub() throws IOException {
+        server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 16);
+        server.createContext("/v1/organization/usage/completions", this::handle);
+        server.start();
+    }
+
+    String url() {
+        return "http://127.0.0.1:" + server.getAddress().getPort() + "/v1";
+    }
+
+    private void handle(HttpExchange x) throws IOException {
+        try (x) {
+            if (!("Bearer " + ADMIN_KEY).equals(x.getRequestHeaders().getFirst("Authorization"))) {
+                send(x, 401, "{\"error\":{\"message\":\"Missing or invalid admin key\",\"type\":\"invalid_request_error\"}}");
+                return;
+            }
+            String raw = x.getRequestURI().getRawQuery();
+            queries.add(raw);
+            Map<String, List<String>> q = new java.util.HashMap<>();
+            for (String kv : raw == null ? new String[0] : raw.split("&")) {
+                int eq = kv.indexOf('=');
+                q.computeIfAbsent(URLDecoder.decode(kv.substring(0, eq), StandardCharsets.UTF_8), k -> new ArrayList<>())
+                        .add(URLDecoder.decode(kv.substring(eq + 1), StandardCharsets.UTF_8));
+            }
+            if (!q.containsKey("start_time") || !List.of("1m").equals(q.get("bucket_width"))
+                    || !q.getOrDefault("group_by[]", List.of()).containsAll(List.of("api_key_id", "model"))) {
+                send(x, 400, "{\"error\":{\"message\":\"start_time is required; this stub wants 1m buckets grouped by"
+                        + " api_key_id and model\"}}");
+                return;
+            }
+            long minute = System.currentTimeMillis() / 60_000 * 60;
+            boolean second = List.of("page2").equals(q.get("page"));
+            StringBuilder results = new StringBuilder();
+            if (second) {
+                usage.forEach((id, u) -> results.append(results.length() == 0 ? "" : ",").append(
+                        "{\"object\":\"organization.usage.completions.result\",\"input_tokens\":" + u[0]
+                                + ",\"output_tokens\":" + u[1] + ",\"num_model_requests\":" + u[2]
+                                + ",\"input_cached_tokens\":0,\"api_key_id\":\"" + id + "\",\"model\":\"gpt-4.1-mini\"}"));
+            }
+            // Page 1: an earlier, empty bucket; page 2: the current minute.
+            String bucket = "{\"object\":\"bucket\",\"start_time\":" + (second ? minute : minute - 60) + ",\"end_time\":"
+                    + (second ? minute + 60 : minute) + ",\"results\":[" + results + "]}";
+            send(x, 200, "{\"object\":\"page\",\"data\":[" + bucket + "],\"has_more\":" + !second + ",\"next_page\":"
+                    + (second ? "null" : "\"page2\"") + "}");
+        }
+    }
+
+    private static void send(HttpExchange x, int status, String json) throws IOException {
+        byte[] b = json.getBytes(StandardCharsets.UTF_8);
+        x.getResponseHeaders().set("Content-Type", "application/json");
+        x.sendResponseHeaders(status, b.length);
+        x.getResponseBody().write(b);
+    }
+
+    @Override
+    public void close() {
+        server.stop(0);
+    }
+}
