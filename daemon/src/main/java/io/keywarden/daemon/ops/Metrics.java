@@ -21,12 +21,27 @@ public final class Metrics {
         Duration.ofMillis(250), Duration.ofMillis(500), Duration.ofSeconds(1), Duration.ofMillis(2500),
         Duration.ofSeconds(5), Duration.ofSeconds(10)};
 
-    private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    private final PrometheusMeterRegistry prometheus = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    /** Every meter is registered here: /metrics (Prometheus) and the optional exports (StatsD, OTLP) join it. */
+    private final io.micrometer.core.instrument.composite.CompositeMeterRegistry registry =
+            new io.micrometer.core.instrument.composite.CompositeMeterRegistry();
+    private final java.util.List<io.micrometer.core.instrument.MeterRegistry> exports =
+            new java.util.concurrent.CopyOnWriteArrayList<>();
     private final Map<String, Boolean> gauges = new ConcurrentHashMap<>();
     /** The issuer instance of each key (the {@code issuer} label of issuance and refresh counters). */
     private final Map<String, String> issuerOfKey = new ConcurrentHashMap<>();
 
     public Metrics() {
+        this(java.util.List.of());
+    }
+
+    /** With {@code exports} (StatsD, OTLP) receiving every meter besides /metrics; closed by {@link #closeExports}. */
+    public Metrics(java.util.List<io.micrometer.core.instrument.MeterRegistry> exports) {
+        registry.add(prometheus);
+        for (var e : exports) {
+            this.exports.add(e);
+            registry.add(e);
+        }
         ledgerErrors();
     }
 
@@ -151,9 +166,13 @@ public final class Metrics {
         }
     }
 
-    /** The registry, for exports (StatsD, OTLP) that join it. */
-    public io.micrometer.core.instrument.MeterRegistry registry() {
-        return registry;
+    /** Publishes a last time and stops the exports. */
+    public void closeExports() {
+        for (var e : exports) {
+            registry.remove(e);
+            e.close();
+        }
+        exports.clear();
     }
 
     public void ledgerError() {
@@ -161,6 +180,6 @@ public final class Metrics {
     }
 
     public String scrape() {
-        return registry.scrape();
+        return prometheus.scrape();
     }
 }

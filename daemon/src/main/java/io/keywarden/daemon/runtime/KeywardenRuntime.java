@@ -70,7 +70,8 @@ public final class KeywardenRuntime implements AutoCloseable {
     public static final long LEDGER_SEGMENT_BYTES = 64L << 20;
     public static final Duration LEDGER_FSYNC = Duration.ofSeconds(1);
 
-    private final Metrics metrics = new Metrics();
+    /** Replaced once at boot when exports are configured, before any component holds it. */
+    private Metrics metrics = new Metrics();
     private final Readiness readiness = new Readiness();
     private final Components components = new Components(readiness);
     private final CountDownLatch stopped = new CountDownLatch(1);
@@ -116,6 +117,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         lockInstance(s);
         booted = true;
         readiness.notReady("delivery", "not mounted yet");
+        startExports(s);
         startLedger(s);
         scheduler = new SystemScheduler(clock, s.tuning().issuerThreads());
         components.add("scheduler", scheduler);
@@ -153,6 +155,51 @@ public final class KeywardenRuntime implements AutoCloseable {
         scheduler.every(clock, s.tuning().readinessInterval(), components::probe);
         ReadyBanner.print(out, s, delivery.startsWith("fuse") ? "KeyFS (FUSE)" : "tmpfs",
                 Path.of(delivery.substring(delivery.indexOf(' ') + 1)), !delivery.startsWith("fuse"));
+    }
+
+    /** StatsD (DogStatsD by default) and OTLP exports of every meter, when the config asks. */
+    private void startExports(Spec s) throws IOException {
+        Config.MetricsExport m = s.extensions().metrics();
+        List<io.micrometer.core.instrument.MeterRegistry> exports = new java.util.ArrayList<>();
+        if (m.statsd().isPresent()) {
+            Config.StatsD sd = m.statsd().get();
+            exports.add(new io.keywarden.daemon.ops.StatsdRegistry(sd.host(), sd.port(),
+                    io.keywarden.daemon.ops.StatsdRegistry.Flavor.valueOf(sd.flavor().toUpperCase(java.util.Locale.ROOT)),
+                    m.step(), io.micrometer.core.instrument.Clock.SYSTEM));
+            LOG.info("metrics: StatsD ({}) to {}:{} every {} s", sd.flavor(), sd.host(), sd.port(), m.step().toSeconds());
+        }
+        if (m.otlp().isPresent()) {
+            String url = m.otlp().get().toString();
+            java.time.Duration step = m.step();
+            exports.add(new io.micrometer.registry.otlp.OtlpMeterRegistry(new io.micrometer.registry.otlp.OtlpConfig() {
+                @Override
+                public String get(String key) {
+                    return null;
+                }
+
+                @Override
+                public String url() {
+                    return url;
+                }
+
+                @Override
+                public java.time.Duration step() {
+                    return step;
+                }
+
+                @Override
+                public Map<String, String> resourceAttributes() {
+                    return Map.of("service.name", "keywarden", "host.name", s.node());
+                }
+            }, io.micrometer.core.instrument.Clock.SYSTEM));
+            LOG.info("metrics: OTLP to {} every {} s", url, step.toSeconds());
+        }
+        if (!exports.isEmpty()) {
+            // Before anything registers a meter: every meter reaches every export from its first increment.
+            metrics = new Metrics(exports);
+            Metrics withExports = metrics;
+            components.add("metric exports", withExports::closeExports);
+        }
     }
 
     /** One daemon per mount, ledger and admin socket, decided before anything is touched. */

@@ -33,6 +33,9 @@ class GatewayIT {
     static int ops;
     static UpstreamStub upstream;
     static Daemon daemon;
+    static java.net.DatagramSocket statsd;
+    static com.sun.net.httpserver.HttpServer otlp;
+    static final java.util.List<byte[]> otlpPosts = new java.util.concurrent.CopyOnWriteArrayList<>();
 
     @BeforeAll
     static void start() throws Exception {
@@ -68,10 +71,35 @@ class GatewayIT {
                       onBreach: block
                 """.formatted(python));
         upstream = new UpstreamStub();
+        statsd = new java.net.DatagramSocket(0, java.net.InetAddress.getLoopbackAddress());
+        otlp = com.sun.net.httpserver.HttpServer.create(new java.net.InetSocketAddress(
+                java.net.InetAddress.getLoopbackAddress(), 0), 8);
+        otlp.createContext("/v1/metrics", x -> {
+            try (x) {
+                byte[] b = x.getRequestBody().readAllBytes();
+                if ("POST".equals(x.getRequestMethod())
+                        && "application/x-protobuf".equals(x.getRequestHeaders().getFirst("Content-Type"))) {
+                    otlpPosts.add(b);
+                    x.sendResponseHeaders(200, -1);
+                } else {
+                    x.sendResponseHeaders(415, -1);
+                }
+            }
+        });
+        otlp.start();
+        Files.writeString(dir.resolve("config.yaml"), """
+                policy: policy.yaml
+                issuers: {dev: {type: dev}}
+                metrics:
+                  statsd: {host: 127.0.0.1, port: %d, flavor: datadog}
+                  otlp: {url: "http://127.0.0.1:%d/v1/metrics"}
+                  step: 1s
+                """.formatted(statsd.getLocalPort(), otlp.getAddress().getPort()));
         gw = Ports.free();
         ops = Ports.free();
         daemon = Daemon.start(Map.of(), "dev", "--mount", mnt.toString(), "--policy", dir.resolve("policy.yaml").toString(),
                 "--audit", ledger.toString(), "--admin-socket", admin.toString(), "--listen", "127.0.0.1:" + ops,
+                "--config", dir.resolve("config.yaml").toString(),
                 "--gateway", "127.0.0.1:" + gw, "--gateway-socket", socket.toString(),
                 "--upstream", "openai=http://127.0.0.1:" + upstream.port());
         daemon.awaitOut("gateway socket", 30);
@@ -92,6 +120,12 @@ class GatewayIT {
         }
         if (upstream != null) {
             upstream.close();
+        }
+        if (statsd != null) {
+            statsd.close();
+        }
+        if (otlp != null) {
+            otlp.stop(0);
         }
         if (mnt != null && Mounts.at(mnt).isPresent()) {
             Mounts.detach(mnt);
@@ -223,5 +257,26 @@ class GatewayIT {
         assertTrue(Proc.as(1004, "cat", api).out().startsWith("sk-dev-"), "unblocked: the file serves again");
         assertEquals(429, status(curl(1004, "/openai/v1/chat/completions", CHAT)),
                 "the gateway still holds the hourly budget until the hour ends");
+    }
+
+    @Test
+    void everyMeterIsExportedToDogStatsdAndOtlp() throws Exception {
+        assertEquals(200, status(curl(1001, "/openai/v1/chat/completions", CHAT)));
+        statsd.setSoTimeout(5000);
+        StringBuilder got = new StringBuilder();
+        long end = System.currentTimeMillis() + 10_000;
+        java.util.regex.Pattern line = java.util.regex.Pattern.compile(
+                "keywarden\\.gateway\\.requests:[1-9]\\d*\\|c\\|#key:openai,outcome:ok,workload:reviewer");
+        while (!line.matcher(got).find() && System.currentTimeMillis() < end) {
+            java.net.DatagramPacket p = new java.net.DatagramPacket(new byte[4096], 4096);
+            statsd.receive(p);
+            got.append(new String(p.getData(), 0, p.getLength(), java.nio.charset.StandardCharsets.UTF_8)).append('\n');
+        }
+        assertTrue(line.matcher(got).find(), "a DogStatsD counter with the step's requests and its tags: " + got);
+        io.keywarden.tests.support.Await.until(java.time.Duration.ofSeconds(10), () -> !otlpPosts.isEmpty(),
+                () -> "no OTLP export");
+        String proto = new String(otlpPosts.get(otlpPosts.size() - 1), java.nio.charset.StandardCharsets.ISO_8859_1);
+        assertTrue(proto.contains("keywarden.tokens") && proto.contains("service.name") && proto.contains("keywarden"),
+                "an OTLP ExportMetricsServiceRequest with keywarden's meters");
     }
 }
