@@ -1,0 +1,77 @@
+package io.keywarden.tests.deploy;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.keywarden.daemon.ops.Metrics;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+
+/** The alerts and the Grafana dashboard only name metrics the daemon really exposes, with labels it sets. */
+class AlertsAndDashboardTest {
+    private static final Path DEPLOY = Path.of("..", "deploy");
+    private static final Pattern NAME = Pattern.compile("\\b(keywarden_[a-z_]+)");
+
+    /** Every series name /metrics can show, after one of each event. */
+    private static Set<String> exposed() {
+        Metrics m = new Metrics();
+        m.registerKey("openai", "dev");
+        m.registerGuard("reviewer");
+        m.tokens("reviewer", "openai", "gpt-4.1-mini", 1, 1);
+        m.gatewayRequest("reviewer", "openai", "ok");
+        m.breach("reviewer", "anomaly");
+        m.issuerRequest("dev", "issue", Duration.ofMillis(5));
+        m.leaseGauges("openai", new Object(), o -> 1, o -> 60);
+        m.revoked("openai", io.keywarden.daemon.lifecycle.RevokeReason.GUARD);
+        Set<String> names = new TreeSet<>();
+        for (String line : m.scrape().split("\n")) {
+            if (!line.startsWith("#") && !line.isBlank()) {
+                names.add(line.split("[{ ]")[0]);
+            }
+        }
+        return names;
+    }
+
+    private static Set<String> referenced(String text) {
+        Set<String> out = new TreeSet<>();
+        Matcher m = NAME.matcher(text);
+        while (m.find()) {
+            out.add(m.group(1));
+        }
+        return out;
+    }
+
+    @Test
+    void everyAlertNamesAnExposedMetric() throws Exception {
+        Set<String> exposed = exposed();
+        Set<String> used = referenced(Files.readString(DEPLOY.resolve("kubernetes/base/prometheusrule.yaml")));
+        assertTrue(used.contains("keywarden_guard_breaches_total") && used.contains("keywarden_tokens_total"), used.toString());
+        used.removeAll(exposed);
+        assertEquals(Set.of(), used, "alerts on metrics the daemon does not expose (exposed: " + exposed + ")");
+    }
+
+    @Test
+    void everyDashboardPanelQueriesAnExposedMetric() throws Exception {
+        JsonNode d = new ObjectMapper().readTree(DEPLOY.resolve("grafana/keywarden-guard.json").toFile());
+        Set<String> exposed = exposed();
+        int targets = 0;
+        for (JsonNode p : d.path("panels")) {
+            for (JsonNode t : p.path("targets")) {
+                targets++;
+                Set<String> used = referenced(t.path("expr").asText());
+                assertTrue(!used.isEmpty(), p.path("title") + " queries no keywarden metric");
+                used.removeAll(exposed);
+                assertEquals(Set.of(), used, "panel " + p.path("title") + " queries what the daemon does not expose");
+            }
+        }
+        assertTrue(targets >= 6, "the dashboard has its panels");
+    }
+}
