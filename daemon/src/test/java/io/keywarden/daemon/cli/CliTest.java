@@ -138,9 +138,19 @@ class CliTest {
         assertEquals("keywarden dev: --issuers must be dev or real, not 'vault'\n", r.err());
         Path c = dir.resolve("c.yaml");
         Files.writeString(c, "policy: p.yaml\nissuers: {d: {type: dev}}\n");
-        r = run("dev", "--config", c.toString());
+        // With dev issuers, --config contributes its gateway, usage, policyHook and metrics sections: checked as strictly.
+        Path bad = dir.resolve("bad.yaml");
+        Files.writeString(bad, "policy: p.yaml\nissuers: {d: {type: dev}}\ngateway: {listen: 0.0.0.0:8787}\n");
+        r = run("dev", "--config", bad.toString());
         assertEquals(2, r.code());
-        assertEquals("keywarden dev: --config is only used with --issuers real\n", r.err());
+        assertEquals(bad + ":3:10: gateway.listen 0.0.0.0:8787 is not a loopback address: the caller is found from the"
+                + " local TCP peer; remote callers need mTLS\n", r.err());
+        r = run("dev", "--upstream", "openai=http://127.0.0.1:1");
+        assertEquals(2, r.code());
+        assertEquals("keywarden dev: --upstream needs --gateway or --gateway-socket\n", r.err());
+        r = run("dev", "--gateway", "10.0.0.1:8787");
+        assertEquals(2, r.code());
+        assertEquals("keywarden dev: --gateway 10.0.0.1:8787 is not a loopback address\n", r.err());
         // A policy naming an instance the real config lacks is refused before anything starts.
         Path p = dir.resolve("p.yaml");
         Files.writeString(p, "keys:\n  openai: {issuer: bao}\nworkloads: []\n");
