@@ -25,7 +25,7 @@ import java.util.regex.Pattern;
  * chunk only when {@code stream_options.include_usage} is set — as OpenAI does.
  * Every request's credential headers are kept (as fingerprints and raw, for the test to compare).
  */
-final class UpstreamStub implements AutoCloseable {
+public final class UpstreamStub implements AutoCloseable {
     static final int PROMPT_TOKENS = 30;
     static final int COMPLETION_TOKENS = 20;
     static final int CHUNK_DELAY_MS = 50;
@@ -39,14 +39,14 @@ final class UpstreamStub implements AutoCloseable {
     final List<Seen> seen = new CopyOnWriteArrayList<>();
     private final HttpServer server;
 
-    UpstreamStub() throws IOException {
+    public UpstreamStub() throws IOException {
         server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 64);
         server.setExecutor(Executors.newFixedThreadPool(8));
         server.createContext("/", this::handle);
         server.start();
     }
 
-    int port() {
+    public int port() {
         return server.getAddress().getPort();
     }
 

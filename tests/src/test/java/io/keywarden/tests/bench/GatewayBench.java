@@ -1,0 +1,197 @@
+package io.keywarden.tests.bench;
+
+import io.keywarden.linux.Mounts;
+import io.keywarden.tests.support.Daemon;
+import io.keywarden.tests.support.Ports;
+import io.keywarden.tests.support.Proc;
+import io.keywarden.tests.support.Requirements;
+import java.io.InputStream;
+import java.net.Socket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Side by side in one run, on the same local upstream stub: direct, through keywarden's gateway,
+ * and through LiteLLM's proxy (with the same model allowlist and a proxy budget). A load generator
+ * of uid 1001 (the workload) sends chat completions over HTTP/1.1 keep-alive; prints added latency
+ * p50/p99 (non-streaming), time to the first streamed byte, and requests per second with 1 and 16
+ * connections. Asserts nothing about time.
+ *
+ * <p>LiteLLM comes from {@code $KW_LITELLM} or {@code ~/.cache/keywarden/litellm-venv/bin/litellm}
+ * (install: {@code python3 -m venv ~/.cache/keywarden/litellm-venv && ~/.cache/keywarden/litellm-venv/bin/pip
+ * install 'litellm[proxy]'}); without it the LiteLLM column is skipped and says so.
+ * Run: {@code ./mvnw -B -q install -DskipTests -DskipITs && ./mvnw -B -Pbench -pl tests verify -Dit.test=GatewayBench}
+ */
+class GatewayBench {
+    static final double SECONDS = Double.parseDouble(System.getProperty("bench.seconds", "8"));
+    static final double WARMUP = Double.parseDouble(System.getProperty("bench.warmup", "3"));
+    static final String CHAT = "{\"model\":\"gpt-4.1-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    static final String STREAM = CHAT.replace("}]}", "}],\"stream\":true}");
+    static final String DIRECT_KEY = "sk-dev-" + "B".repeat(48);
+
+    @Test
+    void directVersusKeywardenVersusLiteLlm() throws Exception {
+        Requirements.rootAndFuse();
+        Path dir = Files.createTempDirectory("kw-gwbench-");
+        Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
+        Path loadgen = dir.resolve("LoadGen.java");
+        try (InputStream in = GatewayBench.class.getResourceAsStream("/bench/LoadGen.java")) {
+            Files.copy(in, loadgen, StandardCopyOption.REPLACE_EXISTING);
+        }
+        Files.setPosixFilePermissions(loadgen, PosixFilePermissions.fromString("rw-r--r--"));
+        Path mnt = dir.resolve("mnt");
+        Files.writeString(dir.resolve("policy.yaml"), """
+                keys:
+                  openai: {}
+                workloads:
+                  - name: bench
+                    spiffeId: spiffe://example.org/bench
+                    selectors: [unix:uid:1001]
+                    keys: [openai]
+                    guard:
+                      models: ["gpt-4.1-mini"]
+                      budget: {tokensPerHour: 100000000000, requestsPerMinute: 100000000}
+                      onBreach: block
+                """);
+        Process litellm = null;
+        try (io.keywarden.tests.gateway.UpstreamStub upstream = new io.keywarden.tests.gateway.UpstreamStub()) {
+            int gw = Ports.free();
+            try (Daemon d = Daemon.start(Map.of(), "dev", "--mount", mnt.toString(), "--policy",
+                    dir.resolve("policy.yaml").toString(), "--audit", dir.resolve("audit.jsonl").toString(),
+                    "--admin-socket", dir.resolve("admin.sock").toString(), "--listen", "127.0.0.1:" + Ports.free(),
+                    "--gateway", "127.0.0.1:" + gw, "--upstream", "openai=http://127.0.0.1:" + upstream.port())) {
+                d.awaitOut("gateway:", 30);
+                Map<String, int[]> targets = new LinkedHashMap<>();
+                targets.put("direct", new int[] {upstream.port()});
+                targets.put("keywarden", new int[] {gw});
+                Path bin = litellmBinary();
+                int lp = Ports.free();
+                if (bin != null) {
+                    litellm = startLiteLlm(bin, dir, lp, upstream.port());
+                    targets.put("litellm", new int[] {lp});
+                } else {
+                    System.out.println("LiteLLM not installed (set KW_LITELLM or see the class comment): its column is skipped");
+                }
+                Map<String, String> paths = Map.of("direct", "/v1/chat/completions", "keywarden",
+                        "/openai/v1/chat/completions", "litellm", "/v1/chat/completions");
+                Map<String, String> auth = Map.of("direct", "Bearer " + DIRECT_KEY, "keywarden", "Bearer placeholder",
+                        "litellm", "Bearer sk-bench-master");
+                System.out.printf("== gateway: %d s per run after %d s warm-up; 2 vCPU shared by the load generator,"
+                        + " the stub upstream and the proxy ==%n", (int) SECONDS, (int) WARMUP);
+                System.out.printf("%-10s %-22s %9s %9s %9s %9s %9s %7s%n", "target", "run", "rps", "p50 µs", "p99 µs",
+                        "ttfb p50", "ttfb p99", "errors");
+                Map<String, Map<String, long[]>> results = new LinkedHashMap<>();
+                for (String run : new String[] {"1 conn", "16 conns", "stream, 1 conn"}) {
+                    for (String t : targets.keySet()) {
+                        int conns = run.startsWith("16") ? 16 : 1;
+                        String body = run.startsWith("stream") ? STREAM : CHAT;
+                        long[] r = load(dir, loadgen, targets.get(t)[0], paths.get(t), conns, body, auth.get(t));
+                        results.computeIfAbsent(run, k -> new LinkedHashMap<>()).put(t, r);
+                        System.out.printf("%-10s %-22s %9d %9d %9d %9d %9d %7d%n", t, run, r[1], r[2], r[3], r[4], r[5],
+                                r[6]);
+                    }
+                }
+                System.out.println("-- added over direct (µs) and throughput ratios --");
+                for (var e : results.entrySet()) {
+                    long[] direct = e.getValue().get("direct");
+                    for (var t : e.getValue().entrySet()) {
+                        if (t.getKey().equals("direct")) {
+                            continue;
+                        }
+                        long[] r = t.getValue();
+                        System.out.printf("%-10s %-22s added p50 %6d µs, p99 %6d µs, ttfb p50 %6d µs; rps %.2fx of direct%n",
+                                t.getKey(), e.getKey(), r[2] - direct[2], r[3] - direct[3], r[4] - direct[4],
+                                (double) r[1] / Math.max(1, direct[1]));
+                    }
+                    long[] kw = e.getValue().get("keywarden");
+                    long[] ll = e.getValue().get("litellm");
+                    if (ll != null) {
+                        System.out.printf("%-10s %-22s keywarden/litellm throughput %.1fx%n", "ratio", e.getKey(),
+                                (double) kw[1] / Math.max(1, ll[1]));
+                    }
+                }
+                d.stop();
+            }
+        } finally {
+            if (litellm != null) {
+                litellm.descendants().forEach(ProcessHandle::destroy);
+                litellm.destroy();
+                litellm.waitFor();
+            }
+            if (Mounts.at(mnt).isPresent()) {
+                Mounts.detach(mnt);
+            }
+            Proc.run("rm", "-rf", dir.toString());
+        }
+    }
+
+    /** {requests, rps, p50, p99, ttfb50, ttfb99, errors}. */
+    static long[] load(Path dir, Path loadgen, int port, String path, int conns, String body, String auth) {
+        Proc.Result r = Proc.as(1001, Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xss512k",
+                loadgen.toString(), "127.0.0.1", Integer.toString(port), path, Integer.toString(conns),
+                Double.toString(SECONDS), Double.toString(WARMUP), body, auth);
+        Map<String, Long> m = new LinkedHashMap<>();
+        for (String kv : r.out().trim().split(" ")) {
+            int eq = kv.indexOf('=');
+            if (eq > 0) {
+                m.put(kv.substring(0, eq), (long) Double.parseDouble(kv.substring(eq + 1)));
+            }
+        }
+        if (!m.containsKey("rps")) {
+            throw new AssertionError("load generator failed: " + r.out() + r.err());
+        }
+        return new long[] {m.get("requests"), m.get("rps"), m.get("p50_us"), m.get("p99_us"), m.get("ttfb_p50_us"),
+            m.get("ttfb_p99_us"), m.get("errors")};
+    }
+
+    static Path litellmBinary() {
+        String env = System.getenv("KW_LITELLM");
+        Path p = env != null ? Path.of(env)
+                : Path.of(System.getProperty("user.home"), ".cache/keywarden/litellm-venv/bin/litellm");
+        return Files.isExecutable(p) ? p : null;
+    }
+
+    static Process startLiteLlm(Path bin, Path dir, int port, int upstream) throws Exception {
+        Path cfg = dir.resolve("litellm.yaml");
+        Files.writeString(cfg, """
+                model_list:
+                  - model_name: gpt-4.1-mini
+                    litellm_params:
+                      model: openai/gpt-4.1-mini
+                      api_base: http://127.0.0.1:%d/v1
+                      api_key: %s
+                general_settings:
+                  master_key: sk-bench-master
+                litellm_settings:
+                  max_budget: 1000000
+                  budget_duration: 1h
+                  telemetry: false
+                """.formatted(upstream, DIRECT_KEY));
+        ProcessBuilder pb = new ProcessBuilder(bin.toString(), "--config", cfg.toString(), "--host", "127.0.0.1",
+                "--port", Integer.toString(port), "--num_workers", "2");
+        pb.environment().put("LITELLM_LOCAL_MODEL_COST_MAP", "True");
+        pb.environment().put("LITELLM_LOG", "ERROR");
+        pb.redirectErrorStream(true).redirectOutput(dir.resolve("litellm.log").toFile());
+        Process p = pb.start();
+        long end = System.currentTimeMillis() + 120_000;
+        while (System.currentTimeMillis() < end) {
+            try (Socket s = new Socket("127.0.0.1", port)) {
+                Thread.sleep(2000);
+                return p;
+            } catch (java.io.IOException e) {
+                if (!p.isAlive()) {
+                    throw new AssertionError("LiteLLM exited: " + Files.readString(dir.resolve("litellm.log")));
+                }
+                Thread.sleep(500);
+            }
+        }
+        throw new AssertionError("LiteLLM did not listen within 120 s: " + Files.readString(dir.resolve("litellm.log")));
+    }
+}
