@@ -1,5 +1,9 @@
 """An agent that gets its OpenAI key from keywarden: it reads the file for every request and
-re-reads it after an HTTP 401, because keys rotate. It never logs the key."""
+re-reads it after an HTTP 401, because keys rotate. It never logs the key.
+
+Gateway mode (KEYWARDEN_MODE=gateway): no key at all. OPENAI_BASE_URL points at keywarden's gateway
+(e.g. http://127.0.0.1:8787/openai/v1); keywarden finds this process, injects the workload's key on
+the wire and applies its guard. The agent sends a placeholder, as SDKs insist on some key."""
 import hashlib
 import json
 import os
@@ -11,6 +15,8 @@ KEY_FILE = os.environ.get("OPENAI_KEY_FILE", "/run/keywarden/openai/api_key")
 STATUS_FILE = os.path.join(os.path.dirname(KEY_FILE), "status")
 API = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
 INTERVAL = float(os.environ.get("AGENT_INTERVAL", "60"))
+MODE = os.environ.get("KEYWARDEN_MODE", "file")
+MODEL = os.environ.get("OPENAI_MODEL", "gpt-4.1-mini")
 ITERATIONS = int(os.environ.get("AGENT_ITERATIONS", "0"))  # 0: forever
 
 
@@ -54,12 +60,32 @@ def list_models():
     return None
 
 
+def chat_through_gateway():
+    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}]}).encode()
+    req = urllib.request.Request(API + "/chat/completions", data=body, method="POST",
+                                 headers={"Content-Type": "application/json", "Authorization": "Bearer keywarden"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            answer = json.load(resp)
+            usage = answer.get("usage", {})
+            print(f"gateway: {answer.get('model')} answered; tokens in {usage.get('prompt_tokens')}"
+                  f" out {usage.get('completion_tokens')}", flush=True)
+            return answer
+    except urllib.error.HTTPError as e:  # keywarden's refusals: {"error": {"type": "keywarden", "code", "message"}}
+        err = json.load(e).get("error", {})
+        print(f"gateway refused (HTTP {e.code}): {err.get('code')}: {err.get('message')}", flush=True)
+        return None
+
+
 if __name__ == "__main__":
     done = 0
     while True:
-        models = list_models()
-        if models is not None:
-            print(f"{len(models.get('data', []))} models visible", flush=True)
+        if MODE == "gateway":
+            chat_through_gateway()
+        else:
+            models = list_models()
+            if models is not None:
+                print(f"{len(models.get('data', []))} models visible", flush=True)
         done += 1
         if done == ITERATIONS:
             break

@@ -13,6 +13,10 @@ import java.util.HexFormat;
  * An agent that gets its OpenAI key from keywarden: the file is read for every request and read
  * again after an HTTP 401, because keys rotate. It never prints the key, only its fingerprint.
  * Run: java KeyReader.java (OPENAI_KEY_FILE and OPENAI_BASE_URL override the defaults).
+ *
+ * <p>Gateway mode ({@code KEYWARDEN_MODE=gateway}): no key at all; {@code OPENAI_BASE_URL} is
+ * keywarden's gateway (e.g. {@code http://127.0.0.1:8787/openai/v1}), which finds this process and
+ * injects the workload's key on the wire. A placeholder goes in the header, as SDKs insist on one.
  */
 public final class KeyReader {
     static final Path KEY = Path.of(System.getenv().getOrDefault("OPENAI_KEY_FILE", "/run/keywarden/openai/api_key"));
@@ -37,8 +41,24 @@ public final class KeyReader {
         }
     }
 
+    static int gateway(HttpClient http) throws Exception {
+        String model = System.getenv().getOrDefault("OPENAI_MODEL", "gpt-4.1-mini");
+        HttpRequest r = HttpRequest.newBuilder(URI.create(API + "/chat/completions"))
+                .header("Content-Type", "application/json").header("Authorization", "Bearer keywarden")
+                .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"" + model
+                        + "\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hello.\"}]}")).build();
+        HttpResponse<String> resp = http.send(r, HttpResponse.BodyHandlers.ofString());
+        // 200: the provider's answer; 403/429/503: keywarden's own {"error":{"type":"keywarden","code",...}}.
+        System.out.println("gateway: HTTP " + resp.statusCode() + (resp.statusCode() == 200 ? "" : " " + resp.body()));
+        return resp.statusCode() == 200 ? 0 : 1;
+    }
+
     public static void main(String[] args) throws Exception {
         HttpClient http = HttpClient.newHttpClient();
+        if ("gateway".equals(System.getenv("KEYWARDEN_MODE"))) {
+            System.exit(gateway(http));
+            return;
+        }
         for (int attempt = 0; attempt < 2; attempt++) {
             String key;
             try {

@@ -279,4 +279,31 @@ class GatewayIT {
         assertTrue(proto.contains("keywarden.tokens") && proto.contains("service.name") && proto.contains("keywarden"),
                 "an OTLP ExportMetricsServiceRequest with keywarden's meters");
     }
+
+    @Test
+    void theExampleAgentsRunInGatewayModeWithNoKeyAtAll() throws Exception {
+        Path deploy = Path.of(System.getProperty("keywarden.repo", ".."), "deploy").toAbsolutePath();
+        String base = "http://127.0.0.1:" + gw + "/openai/v1";
+        String javaBin = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        String[][] agents = {
+            {"python3", deploy.resolve("kubernetes/example-agent/agent.py").toString()},
+            {javaBin, deploy.resolve("examples/agents/java/KeyReader.java").toString()},
+            {"node", deploy.resolve("examples/agents/node/agent.mjs").toString()},
+        };
+        for (String[] a : agents) {
+            java.util.List<String> cmd = new java.util.ArrayList<>(java.util.List.of("env", "KEYWARDEN_MODE=gateway",
+                    "OPENAI_BASE_URL=" + base, "AGENT_ITERATIONS=1", "HOME=/tmp"));
+            cmd.addAll(java.util.List.of(a));
+            int before = upstream.seen.size();
+            Proc.Result r = Proc.as(1001, cmd.toArray(String[]::new));
+            assertEquals(0, r.code(), a[1] + ": " + r.out() + r.err());
+            assertTrue(r.out().contains("gateway: "), r.out());
+            assertFalse(r.out().contains("refused"), r.out());
+            assertEquals(before + 1, upstream.seen.size(), a[1] + " reached the upstream through the gateway");
+            assertTrue(upstream.seen.get(upstream.seen.size() - 1).authorization().startsWith("Bearer sk-dev-"));
+        }
+        Proc.Result refused = Proc.as(1001, "env", "KEYWARDEN_MODE=gateway", "OPENAI_BASE_URL=" + base,
+                "OPENAI_MODEL=gpt-5", "node", deploy.resolve("examples/agents/node/agent.mjs").toString());
+        assertTrue(refused.out().contains("gateway refused (HTTP 403): model_not_allowed"), refused.out());
+    }
 }
