@@ -39,6 +39,50 @@ class ConfigLoaderTest {
         assertEquals(Config.Tuning.DEFAULT, c.tuning());
         assertEquals(new HostPort("127.0.0.1", 9464), c.ops().listen());
         assertTrue(c.revokeOnShutdown());
+        Config.Gateway g = c.extensions().gateway().orElseThrow();
+        assertEquals(new HostPort("127.0.0.1", 8787), g.listen().orElseThrow());
+        assertEquals(Path.of("/run/keywarden-gw/gateway.sock"), g.socket().orElseThrow());
+        assertEquals(new Config.Upstream(java.net.URI.create("https://api.openai.com"), Config.UpstreamAuth.BEARER),
+                g.upstreams().get("openai"));
+        assertEquals(16L << 20, g.maxBodyBytes());
+        assertEquals(new Config.StatsD("127.0.0.1", 8125, "datadog"), c.extensions().metrics().statsd().orElseThrow());
+    }
+
+    @Test
+    void gatewayUsageHookAndMetricsSectionsAreCheckedStrictly() throws Exception {
+        Files.writeString(dir.resolve("admin.key"), "sk-admin-x\n");
+        Config c = ConfigLoader.load(write("""
+                policy: p
+                issuers: {d: {type: dev}}
+                gateway:
+                  socket: /run/gw.sock
+                  upstreams: {anthropic: {url: "https://api.anthropic.com", auth: x-api-key}}
+                usage: {openai: {adminKeyFile: admin.key, interval: 30s}}
+                policyHook: {opa: {url: "http://127.0.0.1:8181/v1/data/keywarden/allow"}}
+                metrics: {otlp: {}, step: 5s}
+                """), Map.of());
+        assertEquals(Config.UpstreamAuth.X_API_KEY, c.extensions().gateway().orElseThrow().upstreams().get("anthropic").auth());
+        assertEquals(dir.resolve("admin.key"), c.extensions().usage().orElseThrow().adminKeyFile());
+        assertEquals(java.net.URI.create("https://api.openai.com/v1"), c.extensions().usage().orElseThrow().url());
+        assertEquals(Duration.ofMillis(200), c.extensions().policyHook().orElseThrow().timeout());
+        assertTrue(c.extensions().policyHook().orElseThrow().failClosed());
+        assertEquals("http://127.0.0.1:4318/v1/metrics", c.extensions().metrics().otlp().orElseThrow().toString());
+        ProblemsException e = assertThrows(ProblemsException.class, () -> ConfigLoader.load(write("""
+                policy: p
+                issuers: {d: {type: dev}}
+                gateway: {listen: "0.0.0.0:8787", upstreams: {openai: "ftp://x", b: {url: "https://x", auth: basic}}}
+                usage: {openai: {adminKeyFile: missing.key}}
+                policyHook: {opa: {timeout: 1h}}
+                metrics: {statsd: {flavor: graphite}}
+                """), Map.of()));
+        String all = e.problems().stream().map(io.keywarden.policy.yaml.Problem::format)
+                .collect(java.util.stream.Collectors.joining("\n"));
+        assertTrue(all.contains("gateway.listen 0.0.0.0:8787 is not a loopback address"), all);
+        assertTrue(all.contains("gateway.upstreams.openai: 'ftp://x' must be an http:// or https:// URL"), all);
+        assertTrue(all.contains("gateway.upstreams.b.auth: 'basic' is not one of bearer | x-api-key | api-key"), all);
+        assertTrue(all.contains("usage.openai.adminKeyFile: " + dir.resolve("missing.key") + " is not a file"), all);
+        assertTrue(all.contains("policyHook.opa: missing required key 'url'"), all);
+        assertTrue(all.contains("metrics.statsd.flavor 'graphite' is not one of datadog | etsy | telegraf"), all);
     }
 
     @Test

@@ -115,6 +115,9 @@ class GatewayIT {
                     && text.contains("\"tokens_in\":"), text);
             assertFalse(text.contains("hello") || text.contains("messages") || text.contains("sk-dev-"),
                     "no prompt, completion or key in the ledger");
+            String logs = String.join("\n", daemon.out) + String.join("\n", daemon.err);
+            assertFalse(logs.contains("sk-dev-") || logs.contains("placeholder-key") || logs.contains("caller-secret"),
+                    "no credential, the workload's or the caller's, in the daemon's output");
             Proc.Result verify = Daemon.cli("audit", "verify", ledger.toString());
             assertEquals(0, verify.code(), verify.out() + verify.err());
         }
