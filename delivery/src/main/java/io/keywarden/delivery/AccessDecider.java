@@ -105,6 +105,33 @@ public final class AccessDecider {
         return attest(c).thenApply(a -> authorize(a, key, file));
     }
 
+    /**
+     * A caller with no local process: a remote peer whose X.509-SVID (verified by the TLS layer)
+     * names {@code spiffeId}. The policy decides by SPIFFE ID alone; a workload with {@code readers}
+     * conditions is refused remotely, since none of them can be checked without a local process.
+     * A denial is recorded; a permission is not (the grant is, when the key is obtained).
+     */
+    public Decision authorizeRemote(io.keywarden.policy.SpiffeId spiffeId, String key, String file) {
+        if (!exists(key)) {
+            return new Decision.NoSuchKey(key);
+        }
+        Optional<Workload> w = policy.get().workloadBySpiffeId(spiffeId);
+        if (w.isEmpty()) {
+            return deny(new Attestation.Unidentified(null, "no workload of the policy has SPIFFE ID " + spiffeId), Decision
+                    .DenyReason.UNIDENTIFIED, "no workload of the policy has SPIFFE ID " + spiffeId, key, file);
+        }
+        Attestation.Identified who = new Attestation.Identified(null, w.get(), spiffeId);
+        if (!w.get().grants(key)) {
+            return deny(who, Decision.DenyReason.NOT_GRANTED, "workload " + w.get().name() + " is not granted key " + key,
+                    key, file);
+        }
+        if (!w.get().readers().equals(io.keywarden.policy.Readers.ANY)) {
+            return deny(who, Decision.DenyReason.READERS, "workload " + w.get().name() + " has readers conditions, which a"
+                    + " remote caller cannot meet", key, file);
+        }
+        return new Decision.Granted(who, null);
+    }
+
     /** Whether {@code who} passes policy and readers for {@code key}, recording nothing (names, listings). */
     public boolean permits(Attestation a, String key) {
         return a instanceof Attestation.Identified who && who.workload().grants(key)
@@ -166,7 +193,7 @@ public final class AccessDecider {
             return unavailable(who, Decision.UnavailableReason.EXPIRED, "key expired at " + issued.expiresAt(), key, file);
         }
         // Attestation checked the start time just now; after a wait for issuance, check it again.
-        if (waited && !attestor.isAlive(who.process())) {
+        if (waited && who.process() != null && !attestor.isAlive(who.process())) {
             return deny(who, Decision.DenyReason.PROCESS_GONE, "process exited or its pid was reused", key, file);
         }
         return grant(who, key, file, issued);

@@ -62,7 +62,28 @@ public final class DelegatedIdentityClient implements AutoCloseable {
         if (pid <= 0) {
             throw new IdentityException("cannot attest pid " + pid + " with SPIRE", false);
         }
-        FetchJWTSVIDsRequest req = FetchJWTSVIDsRequest.newBuilder().addAllAudience(audience).setPid(pid).build();
+        return fetch(FetchJWTSVIDsRequest.newBuilder().addAllAudience(audience).setPid(pid).build(), "pid " + pid);
+    }
+
+    /**
+     * The JWT-SVIDs of the registration entries whose selectors are all among {@code selectors}
+     * (each {@code type:value}, as SPIRE writes them: {@code unix:uid:1001} is type {@code unix},
+     * value {@code uid:1001}) — for a workload with no local process, e.g. a remote mTLS caller.
+     */
+    public List<JwtSvid> fetchJwtSvidsForSelectors(List<String> selectors, List<String> audience) throws IdentityException {
+        FetchJWTSVIDsRequest.Builder b = FetchJWTSVIDsRequest.newBuilder().addAllAudience(audience);
+        for (String sel : selectors) {
+            int colon = sel.indexOf(':');
+            if (colon <= 0) {
+                throw new IdentityException("'" + sel + "' is not a SPIRE selector (type:value)", false);
+            }
+            b.addSelectors(io.keywarden.attestation.spire.proto.types.Selector.newBuilder()
+                    .setType(sel.substring(0, colon)).setValue(sel.substring(colon + 1)));
+        }
+        return fetch(b.build(), "selectors " + String.join(" ", selectors));
+    }
+
+    private List<JwtSvid> fetch(FetchJWTSVIDsRequest req, String pid) throws IdentityException {
         FetchJWTSVIDsResponse resp = null;
         io.grpc.Deadline until = io.grpc.Deadline.after(deadline.toMillis(), TimeUnit.MILLISECONDS);
         // After an agent restart the first call may meet the old, dead connection: one more try on
@@ -88,7 +109,7 @@ public final class DelegatedIdentityClient implements AutoCloseable {
             try {
                 id = new SpiffeId(s.getId().getTrustDomain(), s.getId().getPath());
             } catch (IllegalArgumentException e) {
-                throw new IdentityException("SPIRE agent returned an invalid SPIFFE ID for pid " + pid + ": "
+                throw new IdentityException("SPIRE agent returned an invalid SPIFFE ID for " + pid + ": "
                         + e.getMessage(), false);
             }
             if (s.getToken().isEmpty() || s.getExpiresAt() <= 0) {
@@ -99,18 +120,18 @@ public final class DelegatedIdentityClient implements AutoCloseable {
         return out;
     }
 
-    private IdentityException classify(Status st, int pid) {
+    private IdentityException classify(Status st, String pid) {
         String why = st.getDescription() == null ? "" : ": " + st.getDescription();
         return switch (st.getCode()) {
-            case PERMISSION_DENIED -> new IdentityException("SPIRE agent denied pid " + pid + why
+            case PERMISSION_DENIED -> new IdentityException("SPIRE agent denied " + pid + why
                     + " (keywarden is not an authorized delegate, or no registration entry matches the process)", false);
-            case INVALID_ARGUMENT -> new IdentityException("SPIRE agent rejected the request for pid " + pid + why, false);
+            case INVALID_ARGUMENT -> new IdentityException("SPIRE agent rejected the request for " + pid + why, false);
             case UNAVAILABLE -> new IdentityException("SPIRE agent unavailable at " + socket + why, true);
             case DEADLINE_EXCEEDED -> new IdentityException("SPIRE agent did not answer within " + deadline.toMillis()
                     + " ms", true);
             case UNIMPLEMENTED -> new IdentityException("SPIRE agent at " + socket + " has no Delegated Identity API"
                     + " (admin_socket_path must point at the admin socket; SPIRE >= 1.10.2)", false);
-            default -> new IdentityException("SPIRE agent failed for pid " + pid + ": " + st.getCode() + why, true);
+            default -> new IdentityException("SPIRE agent failed for " + pid + ": " + st.getCode() + why, true);
         };
     }
 

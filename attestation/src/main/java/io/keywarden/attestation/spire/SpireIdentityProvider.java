@@ -167,15 +167,25 @@ public final class SpireIdentityProvider implements IdentityProvider {
         if (cached != null && cached.isFreshAt(clock.instant())) {
             return cached;
         }
-        if (process == null || !proc.isAlive(process)) {
-            throw new IdentityException("no live process of workload " + workload.name() + " for SPIRE to attest", true);
+        List<JwtSvid> issued;
+        if (process != null && proc.isAlive(process)) {
+            issued = client.fetchJwtSvids(process.pid(), List.of(aud));
+        } else if (!workload.selectors().isEmpty()) {
+            // No local process (a remote mTLS caller, eager issuance): ask by the workload's
+            // selectors as its registration entry states them.
+            issued = client.fetchJwtSvidsForSelectors(workload.selectors().stream().map(Object::toString).toList(),
+                    List.of(aud));
+        } else {
+            throw new IdentityException("no live process of workload " + workload.name() + " for SPIRE to attest, and"
+                    + " no selectors in the policy to ask by", true);
         }
-        for (JwtSvid s : client.fetchJwtSvids(process.pid(), List.of(aud))) {
+        for (JwtSvid s : issued) {
             if (s.spiffeId().equals(workload.spiffeId())) {
                 svids.put(k, s);
                 return s;
             }
         }
-        throw new IdentityException("SPIRE issued no JWT-SVID for " + workload.spiffeId() + " to pid " + process.pid(), false);
+        throw new IdentityException("SPIRE issued no JWT-SVID for " + workload.spiffeId() + (process != null
+                ? " to pid " + process.pid() : " for the selectors " + workload.selectors()), false);
     }
 }

@@ -145,7 +145,9 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
             return;
         }
         ProcessInfo p = who.process();
-        GrantKey g = new GrantKey(p.pid(), p.startTime(), issued.leaseId(), key, file, who.spiffeId().toString(),
+        // A remote (mTLS) caller has no local process: its grants aggregate per SPIFFE ID and lease.
+        GrantKey g = p == null ? new GrantKey(-1, -1, issued.leaseId(), key, file, who.spiffeId().toString(), -1)
+                : new GrantKey(p.pid(), p.startTime(), issued.leaseId(), key, file, who.spiffeId().toString(),
                 Integer.toUnsignedLong(p.uid()));
         // Every open is on record: the first of a window at once (before the open is answered; if it
         // cannot be written the open fails), its repeats as one count when the window closes.
@@ -185,7 +187,7 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
         grants.drain((k, repeats) -> {
             Map<String, Object> f = new LinkedHashMap<>();
             f.put("pid", k.pid() < 0 ? null : k.pid());
-            f.put("uid", k.uid());
+            f.put("uid", k.uid() < 0 ? null : k.uid());
             f.put("spiffe_id", k.spiffeId());
             f.put("key", k.key());
             f.put("lease_id", k.leaseId());

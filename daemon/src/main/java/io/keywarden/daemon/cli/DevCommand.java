@@ -119,7 +119,7 @@ final class DevCommand implements Callable<Integer> {
             return e;
         }
         Config.Gateway base = e.gateway().orElse(new Config.Gateway(Optional.empty(), Optional.empty(), Map.of(),
-                Optional.empty(), Config.Gateway.DEFAULT_MAX_BODY, Config.Gateway.DEFAULT_TIMEOUT));
+                Optional.empty(), Config.Gateway.DEFAULT_MAX_BODY, Config.Gateway.DEFAULT_TIMEOUT, Optional.empty()));
         Optional<HostPort> listen = base.listen();
         if (gateway != null) {
             try {
@@ -150,6 +150,6 @@ final class DevCommand implements Callable<Integer> {
             }
         }
         return new Config.Extensions(Optional.of(new Config.Gateway(listen, socket, ups, base.caFile(),
-                base.maxBodyBytes(), base.timeout())), e.usage(), e.policyHook(), e.metrics());
+                base.maxBodyBytes(), base.timeout(), base.mtls())), e.usage(), e.policyHook(), e.metrics());
     }
 }

@@ -73,9 +73,16 @@ public record Config(String node, Path policy, Identity identity, Map<String, Is
      * one get their issuer type's default, {@link Upstream#defaultFor}); bodies up to {@code maxBodyBytes}.
      */
     public record Gateway(Optional<HostPort> listen, Optional<Path> socket, Map<String, Upstream> upstreams,
-                          Optional<Path> caFile, long maxBodyBytes, Duration timeout) {
+                          Optional<Path> caFile, long maxBodyBytes, Duration timeout, Optional<Mtls> mtls) {
         public static final long DEFAULT_MAX_BODY = 16L << 20;
         public static final Duration DEFAULT_TIMEOUT = Duration.ofMinutes(10);
+    }
+
+    /**
+     * Remote callers over mutual TLS: keywarden's own X.509-SVID and bundle from the SPIRE Workload
+     * API at {@code workloadApi} ({@code unix:///path}); the caller's SVID names its workload.
+     */
+    public record Mtls(HostPort listen, Path workloadApi) {
     }
 
     /** How an upstream takes the credential: {@code Authorization: Bearer}, {@code x-api-key} or {@code api-key}. */

@@ -501,8 +501,16 @@ public final class ConfigLoader {
             listen.filter(hp -> !isLoopback(hp.host())).ifPresent(hp -> problems.add(r.map(), "gateway.listen " + hp
                     + " is not a loopback address: the caller is found from the local TCP peer; remote callers need mTLS"));
             Optional<Path> socket = absolute(r, "gateway.socket", "socket");
-            if (listen.isEmpty() && socket.isEmpty()) {
-                problems.add(r.map(), "gateway: set listen (loopback HOST:PORT), socket (a Unix socket path), or both");
+            Optional<Config.Mtls> mtls = r.optional("mtls").map(m -> section(m, "gateway.mtls", mr -> {
+                Optional<HostPort> at = mr.required("listen").flatMap(ln -> mr.string(ln, "gateway.mtls.listen")
+                        .flatMap(t -> mr.parsed(ln.location(), "gateway.mtls.listen", t, HostPort::parse)));
+                Optional<Path> api = mr.required("workloadApi").flatMap(an -> mr.string(an, "gateway.mtls.workloadApi")
+                        .flatMap(t -> mr.parsed(an.location(), "gateway.mtls.workloadApi", t, ConfigLoader::unixAddress)));
+                return at.isPresent() && api.isPresent() ? new Config.Mtls(at.get(), api.get()) : null;
+            }));
+            if (listen.isEmpty() && socket.isEmpty() && mtls.isEmpty()) {
+                problems.add(r.map(), "gateway: set listen (loopback HOST:PORT), socket (a Unix socket path), mtls, or"
+                        + " several");
             }
             Map<String, Config.Upstream> upstreams = new LinkedHashMap<>();
             r.optional("upstreams").ifPresent(u -> MappingReader.of(u, "gateway.upstreams", problems).ifPresent(ur -> {
@@ -540,8 +548,16 @@ public final class ConfigLoader {
             if (timeout.isZero() || timeout.isNegative() || timeout.compareTo(Duration.ofHours(1)) > 0) {
                 problems.add(r.map(), "gateway.timeout must be more than 0 and at most 1h");
             }
-            return new Config.Gateway(listen, socket, upstreams, ca, max, timeout);
+            return new Config.Gateway(listen, socket, upstreams, ca, max, timeout, mtls);
         });
+    }
+
+    /** {@code unix:///abs/path} → the path. */
+    static Path unixAddress(String s) {
+        if (!s.startsWith("unix:///")) {
+            throw new IllegalArgumentException("'" + s + "' must be unix:///absolute/path");
+        }
+        return Path.of(s.substring("unix://".length())).normalize();
     }
 
     static Config.UpstreamAuth upstreamAuth(String s) {

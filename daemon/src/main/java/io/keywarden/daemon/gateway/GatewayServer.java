@@ -84,6 +84,9 @@ public final class GatewayServer implements AutoCloseable {
     private static final Set<String> STRIP_RESPONSE = Set.of("connection", "keep-alive", "proxy-connection", "te",
             "trailer", "transfer-encoding", "upgrade");
 
+    /** How a listener finds its callers. */
+    enum Via { LOOPBACK_TCP, UNIX_SOCKET, MTLS }
+
     private final Vertx vertx;
     private final Config.Gateway config;
     private final AccessDecider decider;
@@ -130,13 +133,14 @@ public final class GatewayServer implements AutoCloseable {
     public static GatewayServer start(Vertx vertx, Config.Gateway config, AccessDecider decider, Supplier<Policy> policy,
                                       Function<KeySpec, Optional<Config.Upstream>> upstreamOf, GuardEngine guard,
                                       io.keywarden.daemon.guard.GatewayTally tally, PolicyHook hook, Metrics metrics,
-                                      Executor blocking) throws IOException {
+                                      Executor blocking, io.keywarden.attestation.spire.X509SvidSource svids)
+            throws IOException {
         GatewayServer g = new GatewayServer(vertx, config, decider, policy, upstreamOf, guard, tally, hook, metrics,
                 blocking, PeerLookup.system());
         try {
             if (config.listen().isPresent()) {
                 var hp = config.listen().get();
-                g.listen(SocketAddress.inetSocketAddress(hp.port(), hp.host()), false, "gateway on " + hp);
+                g.listen(SocketAddress.inetSocketAddress(hp.port(), hp.host()), Via.LOOPBACK_TCP, "gateway on " + hp, null);
             }
             if (config.socket().isPresent()) {
                 Path sock = config.socket().get();
@@ -150,10 +154,15 @@ public final class GatewayServer implements AutoCloseable {
                             .fromString("rwxr-xr-x")));
                 }
                 Files.deleteIfExists(sock);
-                g.listen(SocketAddress.domainSocketAddress(sock.toAbsolutePath().toString()), true,
-                        "gateway socket " + sock);
+                g.listen(SocketAddress.domainSocketAddress(sock.toAbsolutePath().toString()), Via.UNIX_SOCKET,
+                        "gateway socket " + sock, null);
                 // Anyone may connect: who they are is decided per connection, as for an open().
                 Files.setPosixFilePermissions(sock, PosixFilePermissions.fromString("rw-rw-rw-"));
+            }
+            if (config.mtls().isPresent()) {
+                var hp = config.mtls().get().listen();
+                g.listen(SocketAddress.inetSocketAddress(hp.port(), hp.host()), Via.MTLS, "gateway mTLS on " + hp
+                        + " (callers by X.509-SVID)", svids);
             }
         } catch (IOException | RuntimeException e) {
             g.close();
@@ -162,11 +171,18 @@ public final class GatewayServer implements AutoCloseable {
         return g;
     }
 
-    private void listen(SocketAddress at, boolean unix, String what) throws IOException {
-        HttpServer s = vertx.createHttpServer(new HttpServerOptions().setMaxHeaderSize(64 * 1024)
+    private void listen(SocketAddress at, Via via, String what, io.keywarden.attestation.spire.X509SvidSource svids)
+            throws IOException {
+        HttpServerOptions o = new HttpServerOptions().setMaxHeaderSize(64 * 1024)
                 .setIdleTimeout((int) Math.min(Integer.MAX_VALUE, config.timeout().toSeconds()))
-                .setDecompressionSupported(false).setCompressionSupported(false))
-                .requestHandler(req -> handle(req, unix));
+                .setDecompressionSupported(false).setCompressionSupported(false);
+        if (via == Via.MTLS) {
+            // Our SVID as the server certificate; the caller must present an SVID of the bundle (both rotate).
+            o.setSsl(true).setClientAuth(io.vertx.core.http.ClientAuth.REQUIRED)
+                    .setKeyCertOptions(io.vertx.core.net.KeyCertOptions.wrap(svids.keyManager()))
+                    .setTrustOptions(io.vertx.core.net.TrustOptions.wrap(svids.trustManager()));
+        }
+        HttpServer s = vertx.createHttpServer(o).requestHandler(req -> handle(req, via));
         try {
             s.listen(at).await(10, TimeUnit.SECONDS);
         } catch (Exception e) {
@@ -194,7 +210,7 @@ public final class GatewayServer implements AutoCloseable {
         final Context ctx;
         final String key;
         final String rest;
-        final boolean unix;
+        final Via via;
         Buffer body = Buffer.buffer();
         boolean tooLarge;
         Attestation.Identified who;
@@ -202,25 +218,30 @@ public final class GatewayServer implements AutoCloseable {
         Config.Upstream upstream;
         String leaseId;
 
-        Exchange(HttpServerRequest req, Context ctx, String key, String rest, boolean unix) {
+        Exchange(HttpServerRequest req, Context ctx, String key, String rest, Via via) {
             this.req = req;
             this.ctx = ctx;
             this.key = key;
             this.rest = rest;
-            this.unix = unix;
+            this.via = via;
         }
 
         String workload() {
             return who == null ? "" : who.workload().name();
         }
+
+        /** How the ledger names what was accessed. */
+        String file() {
+            return via == Via.MTLS ? "gateway (mTLS)" : "gateway";
+        }
     }
 
-    private void handle(HttpServerRequest req, boolean unix) {
+    private void handle(HttpServerRequest req, Via via) {
         String path = req.path();
         int slash = path.indexOf('/', 1);
         String key = path.length() <= 1 ? "" : slash < 0 ? path.substring(1) : path.substring(1, slash);
         String rest = slash < 0 ? "" : path.substring(slash + 1);
-        Exchange x = new Exchange(req, vertx.getOrCreateContext(), key, rest, unix);
+        Exchange x = new Exchange(req, vertx.getOrCreateContext(), key, rest, via);
         KeySpec spec = policy.get().keys().get(key);
         if (spec == null) {
             refuse(x, 404, "no_such_key", key.isEmpty() ? "the path must start with /<key>/" : "no key named '" + key
@@ -263,8 +284,11 @@ public final class GatewayServer implements AutoCloseable {
         }));
     }
 
-    /** The access core's decision for every process that holds the connection. */
+    /** The access core's decision for every process that holds the connection, or for the mTLS peer's SVID. */
     private CompletionStage<Decision> decide(Exchange x, boolean fresh) {
+        if (x.via == Via.MTLS) {
+            return CompletableFuture.completedFuture(decideRemote(x));
+        }
         return callersOf(x, fresh).thenCompose(list -> {
             if (list.isEmpty()) {
                 return CompletableFuture.completedFuture((Decision) new Decision.Denied(null,
@@ -277,10 +301,10 @@ public final class GatewayServer implements AutoCloseable {
             return CompletableFuture.allOf(all.toArray(new CompletableFuture[0])).thenCompose(v -> {
                 Decision first = null;
                 for (CompletableFuture<Attestation> a : all) {
-                    Decision d = decider.authorize(a.join(), x.key, "gateway");
+                    Decision d = decider.authorize(a.join(), x.key, x.file());
                     if (!(d instanceof Decision.Granted)) {
                         boolean gone = d instanceof Decision.Denied den && den.code() == Decision.DenyReason.UNIDENTIFIED
-                                && !fresh && !x.unix;
+                                && !fresh && x.via == Via.LOOPBACK_TCP;
                         return gone ? decide(x, true) : CompletableFuture.completedFuture(d);
                     }
                     if (first == null) {
@@ -304,8 +328,27 @@ public final class GatewayServer implements AutoCloseable {
         }
         return callers.computeIfAbsent(conn, c -> {
             c.closeHandler(v -> callers.remove(c));
-            return CompletableFuture.supplyAsync(() -> lookup(c, x.unix), blocking);
+            return CompletableFuture.supplyAsync(() -> lookup(c, x.via == Via.UNIX_SOCKET), blocking);
         });
+    }
+
+    /**
+     * A remote caller: the TLS layer verified its chain to the bundle; its one {@code spiffe://} URI
+     * SAN names the workload. No /proc check applies.
+     */
+    private Decision decideRemote(Exchange x) {
+        try {
+            var certs = x.req.connection().peerCertificates();
+            if (certs != null && !certs.isEmpty() && certs.get(0) instanceof java.security.cert.X509Certificate leaf) {
+                var id = io.keywarden.attestation.spire.X509SvidSource.spiffeIdOf(leaf);
+                if (id.isPresent()) {
+                    return decider.authorizeRemote(io.keywarden.policy.SpiffeId.parse(id.get()), x.key, x.file());
+                }
+            }
+        } catch (javax.net.ssl.SSLPeerUnverifiedException | IllegalArgumentException e) {
+            // refused below
+        }
+        return new Decision.Denied(null, Decision.DenyReason.UNIDENTIFIED, "the peer presented no X.509-SVID");
     }
 
     private List<Caller> lookup(HttpConnection conn, boolean unix) {
@@ -381,7 +424,7 @@ public final class GatewayServer implements AutoCloseable {
                 refuse(x, 403, "not_permitted", e != null ? "policy hook failed" : v.reason());
                 return;
             }
-            decider.obtain(x.who, x.key, "gateway").whenComplete((d, err) -> x.ctx.runOnContext(i2 -> {
+            decider.obtain(x.who, x.key, x.file()).whenComplete((d, err) -> x.ctx.runOnContext(i2 -> {
                 if (err != null) {
                     refuse(x, 503, "credential_unavailable", "no credential: " + err.getClass().getSimpleName());
                 } else if (d instanceof Decision.Granted g && g.issued() != null) {

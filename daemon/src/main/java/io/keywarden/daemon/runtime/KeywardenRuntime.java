@@ -396,8 +396,23 @@ public final class KeywardenRuntime implements AutoCloseable {
         }
         if (s.extensions().gateway().isPresent()) {
             Config.Gateway gw = s.extensions().gateway().get();
+            io.keywarden.attestation.spire.X509SvidSource svids = null;
+            if (gw.mtls().isPresent()) {
+                io.keywarden.attestation.spire.X509SvidSource src = new io.keywarden.attestation.spire.X509SvidSource(
+                        gw.mtls().get().workloadApi());
+                components.add(Component.of("gateway mTLS identity", src, src::unavailable));
+                svids = src;
+                try {
+                    if (!src.awaitFirst(Duration.ofSeconds(10))) {
+                        LOG.warn("gateway mTLS: no X.509-SVID from {} yet ({}); handshakes fail until one arrives",
+                                gw.mtls().get().workloadApi(), src.unavailable().orElse(""));
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
             components.add("gateway", io.keywarden.daemon.gateway.GatewayServer.start(vertx, gw, access(s, identity),
-                    policy, k -> upstreamOf(gw, issuers, k), engine, tally, hook, metrics, attestPool));
+                    policy, k -> upstreamOf(gw, issuers, k), engine, tally, hook, metrics, attestPool, svids));
         }
     }
 

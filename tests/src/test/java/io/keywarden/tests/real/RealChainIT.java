@@ -268,4 +268,75 @@ class RealChainIT {
                 + " p50 %d us; warm open+read+close in one process p50 %.1f us, p99 %.1f us%n",
                 cold.get(10), cold.get(19), spawn.get(10), warm.medianNs() / 1000.0, warm.p99Ns() / 1000.0);
     }
+
+    /** A TLS client in Python: verifies the server's chain to the bundle and its SPIFFE ID; prints the status. */
+    static final String MTLS_CLIENT = """
+            import ssl, sys, http.client
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False          # SPIFFE: the server is named by its URI SAN, checked below
+            ctx.load_verify_locations(sys.argv[3])
+            if sys.argv[4] != "-":
+                ctx.load_cert_chain(sys.argv[4], sys.argv[5])
+            c = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[1]), context=ctx, timeout=30)
+            try:
+                c.request("GET", sys.argv[2], headers={"Authorization": "Bearer remote-placeholder"})
+                sans = [v for k, v in c.sock.getpeercert().get("subjectAltName", ()) if k == "URI"]
+                r = c.getresponse()   # with TLS 1.3 the server's refusal of our certificate arrives here
+            except (ssl.SSLError, ConnectionError, OSError) as e:
+                print("tls-refused", type(e).__name__); sys.exit(0)
+            print(r.status, sans[0] if sans else "no-uri-san", r.read(200).decode(errors="replace").replace("\\n", " "))
+            """;
+
+    @Test
+    void aRemoteCallerIsAcceptedByItsSvidOverMtlsAndAnUntrustedCertificateIsRefused() throws Exception {
+        chain.registerUid("rc-mtls", 1106);
+        chain.setup("10m", "1h");
+        int mtls = io.keywarden.tests.support.Ports.free();
+        Files.writeString(dir.resolve("policy.yaml"), policy("10m", "0.67", "60s", "rc-mtls")
+                .replace("\"spiffe://example.org/ns/agents/sa/rc-mtls\", keys", "\"spiffe://example.org/ns/agents/sa/rc-mtls\","
+                        + " selectors: [\"unix:uid:1106\"], keys"));
+        Path config = chain.keywardenConfig(dir, mnt, port);
+        Files.writeString(config, Files.readString(config) + """
+                gateway:
+                  mtls: {listen: "127.0.0.1:%d", workloadApi: "unix://%s"}
+                  upstreams: {openai: "%s"}
+                """.formatted(mtls, chain.get("SPIRE_AGENT_SOCKET"), chain.get("OPENAI_API_URL")));
+        daemon = Daemon.start(Map.of(), "run", "--config", config.toString());
+        daemon.awaitOut("serving KeyFS", 60);
+        Await.until(Duration.ofSeconds(30), () -> String.join("\n", daemon.err).contains("X.509-SVID spiffe://example.org/keywarden"),
+                () -> "keywarden never got its own X.509-SVID: " + daemon.err);
+        // The remote caller's own SVID, fetched from the real agent as its uid (another node's agent, in production).
+        Path svid = Files.createDirectories(dir.resolve("svid"));
+        Proc.run("chown", "1106", svid.toString());
+        Proc.Result fetched = Proc.as(1106, chain.get("SPIRE_BIN") + "/spire-agent", "api", "fetch", "x509", "-socketPath",
+                chain.get("SPIRE_AGENT_SOCKET"), "-write", svid.toString());
+        assertTrue(fetched.ok(), fetched.out() + fetched.err());
+        Path client = dir.resolve("client.py");
+        Files.writeString(client, MTLS_CLIENT);
+        String py = "/usr/bin/python3";
+        Proc.Result ok = Proc.as(1106, py, client.toString(), Integer.toString(mtls), "/openai/models",
+                svid.resolve("bundle.0.pem").toString(), svid.resolve("svid.0.pem").toString(),
+                svid.resolve("svid.0.key").toString());
+        assertTrue(ok.out().startsWith("200 spiffe://example.org/keywarden "), "accepted by SVID, the key injected: "
+                + ok.out() + ok.err());
+        assertTrue(ok.out().contains("gpt-stub"), ok.out());
+
+        // A certificate with the same SPIFFE ID, but not from the trust domain's CA: refused in the handshake.
+        Path fake = dir.resolve("fake");
+        Files.createDirectories(fake);
+        Proc.Result gen = Proc.run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                "-nodes", "-keyout", fake.resolve("key.pem").toString(), "-out", fake.resolve("cert.pem").toString(),
+                "-days", "1", "-subj", "/O=attacker", "-addext", "subjectAltName=URI:spiffe://example.org/ns/agents/sa/rc-mtls");
+        assertTrue(gen.ok(), gen.err());
+        Proc.run("chmod", "-R", "a+rX", fake.toString());
+        Proc.Result forged = Proc.as(1106, py, client.toString(), Integer.toString(mtls), "/openai/models",
+                svid.resolve("bundle.0.pem").toString(), fake.resolve("cert.pem").toString(), fake.resolve("key.pem").toString());
+        assertTrue(forged.out().startsWith("tls-refused"), "an untrusted certificate: " + forged.out() + forged.err());
+        Proc.Result none = Proc.as(1106, py, client.toString(), Integer.toString(mtls), "/openai/models",
+                svid.resolve("bundle.0.pem").toString(), "-", "-");
+        assertTrue(none.out().startsWith("tls-refused"), "no client certificate: " + none.out() + none.err());
+        List<String> ledger = ledger();
+        assertTrue(ledger.stream().anyMatch(l -> l.contains("\"event\":\"access.granted\"")
+                && l.contains("rc-mtls") && l.contains("gateway (mTLS)")), "the remote grant is on record");
+    }
 }
