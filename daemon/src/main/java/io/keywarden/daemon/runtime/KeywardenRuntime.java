@@ -365,11 +365,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         }
         recorder.resume();
         guard = engine;
-        for (Workload w : policy.get().workloads()) {
-            if (!w.guard().equals(io.keywarden.policy.Guard.NONE)) {
-                metrics.registerGuard(w.name());
-            }
-        }
+        guardMeters(policy.get());
         Runnable save = () -> {
             try {
                 io.keywarden.daemon.guard.GuardState.save(stateFile, engine.export());
@@ -417,6 +413,20 @@ public final class KeywardenRuntime implements AutoCloseable {
     }
 
     private volatile io.keywarden.daemon.guard.GuardEngine guard;
+
+    /** Breach counters at zero for every guarded workload; counters of workloads gone from the policy are dropped. */
+    private void guardMeters(Policy p) {
+        io.keywarden.daemon.guard.GuardEngine g = guard;
+        if (g == null) {
+            return;
+        }
+        for (Workload w : p.workloads()) {
+            if (!w.guard().equals(io.keywarden.policy.Guard.NONE)) {
+                metrics.registerGuard(w.name());
+            }
+        }
+        g.retain(p.workloads().stream().map(Workload::name).collect(java.util.stream.Collectors.toSet()));
+    }
     /** The OPA hook, when the config has one. */
     private io.keywarden.daemon.hook.PolicyHook hook;
 
@@ -462,6 +472,7 @@ public final class KeywardenRuntime implements AutoCloseable {
                     public void loaded(Policy p) {
                         audit.record("policy.loaded", Map.of("reason", policySummary(p)));
                         leaseGauges(leases, p);
+                        guardMeters(p);
                         applyBlocks(p);
                         if (eager) {
                             ensureAll(p);

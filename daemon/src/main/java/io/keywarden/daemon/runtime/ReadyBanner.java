@@ -31,6 +31,8 @@ final class ReadyBanner {
             g.listen().ifPresent(hp -> out.printf("  gateway: http://%s/<key>/ (e.g. OPENAI_BASE_URL=http://%s/%s/v1, any"
                     + " placeholder key)%n", hp, hp, first));
             g.socket().ifPresent(p -> out.printf("  gateway socket: %s (http over a Unix socket, path /<key>/...)%n", p));
+            g.mtls().ifPresent(m -> out.printf("  gateway mTLS: https://%s/<key>/ (remote callers by X.509-SVID; own SVID from"
+                    + " %s)%n", m.listen(), m.workloadApi()));
         });
         s.audit().file().ifPresent(a -> out.printf("  ledger: %s (keywarden audit show %s)%n", a, a));
         out.flush();
