@@ -32,6 +32,7 @@ class GatewayIT {
     static int gw;
     static int ops;
     static UpstreamStub upstream;
+    static UpstreamStub secure;
     static Daemon daemon;
     static java.net.DatagramSocket statsd;
     static com.sun.net.httpserver.HttpServer otlp;
@@ -50,11 +51,12 @@ class GatewayIT {
         Files.writeString(dir.resolve("policy.yaml"), """
                 keys:
                   openai: {}
+                  secure: {}
                 workloads:
                   - name: reviewer
                     spiffeId: spiffe://example.org/reviewer
                     selectors: [unix:uid:1001]
-                    keys: [openai]
+                    keys: [openai, secure]
                     guard:
                       models: ["gpt-4.1-mini", "gpt-4o-*"]
                   - name: scripted
@@ -71,6 +73,8 @@ class GatewayIT {
                       onBreach: block
                 """.formatted(python));
         upstream = new UpstreamStub();
+        secure = new UpstreamStub(tlsFor127(dir));
+        gw = Ports.free();
         statsd = new java.net.DatagramSocket(0, java.net.InetAddress.getLoopbackAddress());
         otlp = com.sun.net.httpserver.HttpServer.create(new java.net.InetSocketAddress(
                 java.net.InetAddress.getLoopbackAddress(), 0), 8);
@@ -90,17 +94,21 @@ class GatewayIT {
         Files.writeString(dir.resolve("config.yaml"), """
                 policy: policy.yaml
                 issuers: {dev: {type: dev}}
+                gateway:
+                  listen: 127.0.0.1:%d
+                  socket: %s
+                  caFile: ca.pem
+                  upstreams: {secure: "https://127.0.0.1:%d"}
                 metrics:
                   statsd: {host: 127.0.0.1, port: %d, flavor: datadog}
                   otlp: {url: "http://127.0.0.1:%d/v1/metrics"}
                   step: 1s
-                """.formatted(statsd.getLocalPort(), otlp.getAddress().getPort()));
-        gw = Ports.free();
+                """.formatted(gw, socket, secure.port(), statsd.getLocalPort(), otlp.getAddress().getPort()));
         ops = Ports.free();
         daemon = Daemon.start(Map.of(), "dev", "--mount", mnt.toString(), "--policy", dir.resolve("policy.yaml").toString(),
                 "--audit", ledger.toString(), "--admin-socket", admin.toString(), "--listen", "127.0.0.1:" + ops,
                 "--config", dir.resolve("config.yaml").toString(),
-                "--gateway", "127.0.0.1:" + gw, "--gateway-socket", socket.toString(),
+                // The listeners and the TLS upstream from the config, the plain upstream from the flag: merged.
                 "--upstream", "openai=http://127.0.0.1:" + upstream.port());
         daemon.awaitOut("gateway socket", 30);
     }
@@ -123,6 +131,9 @@ class GatewayIT {
         }
         if (upstream != null) {
             upstream.close();
+        }
+        if (secure != null) {
+            secure.close();
         }
         if (statsd != null) {
             statsd.close();
@@ -308,5 +319,42 @@ class GatewayIT {
         Proc.Result refused = Proc.as(1001, "env", "KEYWARDEN_MODE=gateway", "OPENAI_BASE_URL=" + base,
                 "OPENAI_MODEL=gpt-5", "node", deploy.resolve("examples/agents/node/agent.mjs").toString());
         assertTrue(refused.out().contains("gateway refused (HTTP 403): model_not_allowed"), refused.out());
+    }
+
+    /** A CA (its certificate at {@code dir/ca.pem}) and a server certificate for 127.0.0.1 it signed. */
+    static javax.net.ssl.SSLContext tlsFor127(Path dir) throws Exception {
+        String d = dir.toString();
+        for (String[] cmd : new String[][] {
+            {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                d + "/ca.key", "-out", d + "/ca.pem", "-days", "1", "-subj", "/CN=keywarden test CA"},
+            {"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                d + "/srv.key", "-out", d + "/srv.csr", "-subj", "/CN=upstream"},
+            {"sh", "-c", "printf 'subjectAltName=IP:127.0.0.1\\n' > " + d + "/san.ext && openssl x509 -req -in " + d
+                + "/srv.csr -CA " + d + "/ca.pem -CAkey " + d + "/ca.key -CAcreateserial -days 1 -extfile " + d
+                + "/san.ext -out " + d + "/srv.pem"},
+            {"openssl", "pkcs12", "-export", "-inkey", d + "/srv.key", "-in", d + "/srv.pem", "-out", d + "/srv.p12",
+                "-passout", "pass:test"},
+        }) {
+            Proc.Result r = Proc.run(cmd);
+            assertTrue(r.ok(), String.join(" ", cmd) + ": " + r.err());
+        }
+        java.security.KeyStore ks = java.security.KeyStore.getInstance("PKCS12");
+        try (var in = Files.newInputStream(dir.resolve("srv.p12"))) {
+            ks.load(in, "test".toCharArray());
+        }
+        javax.net.ssl.KeyManagerFactory kmf = javax.net.ssl.KeyManagerFactory.getInstance("SunX509");
+        kmf.init(ks, "test".toCharArray());
+        javax.net.ssl.SSLContext ctx = javax.net.ssl.SSLContext.getInstance("TLS");
+        ctx.init(kmf.getKeyManagers(), null, null);
+        return ctx;
+    }
+
+    @Test
+    void aTlsUpstreamIsVerifiedWithTheConfiguredCa() {
+        int before = secure.seen.size();
+        Proc.Result r = curl(1001, "/secure/v1/chat/completions", CHAT);
+        assertEquals(200, status(r), r.out());
+        assertEquals(before + 1, secure.seen.size(), "the request went over TLS to the upstream the CA vouches for");
+        assertTrue(secure.seen.get(secure.seen.size() - 1).authorization().startsWith("Bearer sk-dev-"));
     }
 }
