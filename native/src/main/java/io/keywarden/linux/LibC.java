@@ -91,6 +91,17 @@ public final class LibC {
     /** {@code optval} of {@code optlen[0]} bytes; {@code optlen} is updated to the length written. */
     public static native int getsockopt(int fd, int level, int optname, int[] optval, int[] optlen);
 
+    public static final int AF_NETLINK = 16;
+    public static final int SOCK_DGRAM = 2;
+    public static final int SOCK_CLOEXEC = 02000000;
+    public static final int NETLINK_SOCK_DIAG = 4;
+
+    public static native int socket(int domain, int type, int protocol);
+
+    public static native long send(int fd, byte[] buf, long len, int flags);
+
+    public static native long recv(int fd, byte[] buf, long len, int flags);
+
     public static native int getuid();
 
     public static native int geteuid();

@@ -20,9 +20,10 @@ import java.util.Optional;
  * <li>Unix socket: {@code SO_PEERCRED} on the accepted socket (pid, uid and gid of the process that
  * called {@code connect()}), from the kernel, nothing to race.</li>
  * <li>Loopback TCP: the peer socket is the one whose local address is the connection's remote
- * address and whose remote address is ours; {@code /proc/net/tcp} and {@code tcp6} give its inode
- * and owner uid, and the processes holding {@code socket:[inode]} among their descriptors are the
- * callers (the owner's processes are searched first). Every holder is returned: a socket shared by
+ * address and whose remote address is ours; the kernel's {@code sock_diag} netlink lookup (or,
+ * failing that, {@code /proc/net/tcp} and {@code tcp6}) gives its inode and owner uid, and the
+ * processes holding {@code socket:[inode]} among their descriptors are the
+ * callers. Every holder is returned: a socket shared by
  * several processes (inherited over fork, passed over SCM_RIGHTS) is decided for all of them.</li>
  * </ul>
  * Both read only what the kernel reports; a process cannot claim another's connection. Blocking
@@ -30,13 +31,20 @@ import java.util.Optional;
  */
 public final class PeerLookup {
     private final Path proc;
+    private final boolean sockDiag;
 
+    /** Reads {@code proc}'s tables only (tests, other roots). */
     public PeerLookup(Path proc) {
+        this(proc, false);
+    }
+
+    PeerLookup(Path proc, boolean sockDiag) {
         this.proc = proc;
+        this.sockDiag = sockDiag;
     }
 
     public static PeerLookup system() {
-        return new PeerLookup(Path.of("/proc"));
+        return new PeerLookup(Path.of("/proc"), true);
     }
 
     /** The peer of the connected Unix socket {@code fd}; empty when the kernel does not say. */
@@ -66,6 +74,14 @@ public final class PeerLookup {
     }
 
     Optional<TcpEntry> findTcp(InetSocketAddress client, InetSocketAddress server) throws IOException {
+        if (sockDiag) {
+            // The client's socket: its local end is the connection's remote address. The kernel's
+            // exact lookup first; the /proc tables (slow: a walk of the whole hash table) if it fails.
+            Optional<TcpEntry> exact = SockDiag.find(client, server);
+            if (exact.isPresent()) {
+                return exact;
+            }
+        }
         String local = hex(client);
         String remote = hex(server);
         for (String table : new String[] {"net/tcp", "net/tcp6"}) {
@@ -91,31 +107,20 @@ public final class PeerLookup {
         return Optional.empty();
     }
 
-    /** Every process with {@code socket:[inode]} open; processes of {@code uid} are looked at first. */
+    /**
+     * Every process with {@code socket:[inode]} open: one pass over /proc/PID/fd (the cost of a new
+     * TCP connection; keep-alive connections pay it once, the Unix socket never). {@code uid} is the
+     * socket's owner, used when a holder's status cannot be read.
+     */
     List<Caller> holders(long inode, int uid) throws IOException {
         String target = "socket:[" + inode + "]";
-        List<Path> owned = new ArrayList<>();
-        List<Path> others = new ArrayList<>();
+        List<Caller> out = new ArrayList<>();
         try (DirectoryStream<Path> pids = Files.newDirectoryStream(proc, p -> isPid(p.getFileName().toString()))) {
             for (Path p : pids) {
-                try {
-                    int owner = (int) Files.getAttribute(p, "unix:uid");
-                    (owner == uid ? owned : others).add(p);
-                } catch (IOException | RuntimeException gone) {
-                    // exited meanwhile
-                }
-            }
-        }
-        List<Caller> out = new ArrayList<>();
-        for (List<Path> group : List.of(owned, others)) {
-            for (Path p : group) {
                 if (holds(p, target)) {
                     int pid = Integer.parseInt(p.getFileName().toString());
                     gid(p).ifPresent(g -> out.add(new Caller(pid, uidOf(p).orElse(uid), g)));
                 }
-            }
-            if (!out.isEmpty()) {
-                return out;
             }
         }
         return out;

@@ -42,4 +42,20 @@ class PeerLookupTest {
         assertTrue(none.tcpPeers(new InetSocketAddress(InetAddress.getLoopbackAddress(), 5),
                 new InetSocketAddress(InetAddress.getLoopbackAddress(), 6)).isEmpty());
     }
+
+    @Test
+    void sockDiagFindsTheSameSocketAsTheProcTablesMuchFaster() throws Exception {
+        try (ServerSocket server = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
+             Socket client = new Socket(InetAddress.getLoopbackAddress(), server.getLocalPort());
+             Socket accepted = server.accept()) {
+            InetSocketAddress remote = (InetSocketAddress) accepted.getRemoteSocketAddress();
+            InetSocketAddress local = (InetSocketAddress) accepted.getLocalSocketAddress();
+            var fromTables = new PeerLookup(Path.of("/proc"), false).findTcp(remote, local).orElseThrow();
+            var fromNetlink = SockDiag.find(remote, local).orElseThrow();
+            assertEquals(fromTables, fromNetlink, "the same inode and owner");
+            assertEquals(0, fromNetlink.uid());
+            assertTrue(SockDiag.find(new InetSocketAddress(InetAddress.getLoopbackAddress(), 1), local).isEmpty(),
+                    "no such socket: nothing");
+        }
+    }
 }
