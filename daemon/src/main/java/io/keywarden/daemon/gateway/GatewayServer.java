@@ -244,8 +244,13 @@ public final class GatewayServer implements AutoCloseable {
         Exchange x = new Exchange(req, vertx.getOrCreateContext(), key, rest, via);
         KeySpec spec = policy.get().keys().get(key);
         if (spec == null) {
-            refuse(x, 404, "no_such_key", key.isEmpty() ? "the path must start with /<key>/" : "no key named '" + key
-                    + "' in the policy");
+            refuse(x, 404, "no_such_key", key.isEmpty() ? "the path must start with /<key>/" : "no key named '"
+                    + (key.length() > 64 ? key.substring(0, 64) + "…" : key) + "' in the policy");
+            return;
+        }
+        if (("/" + rest + "/").contains("/../") || ("/" + rest + "/").contains("/./") || rest.contains("%2e")
+                || rest.contains("%2E") || rest.contains("\\")) {
+            refuse(x, 400, "bad_request", "the path must not contain dot segments or backslashes");
             return;
         }
         Optional<Config.Upstream> up = upstreamOf.apply(spec);
@@ -572,7 +577,8 @@ public final class GatewayServer implements AutoCloseable {
     }
 
     private void refuse(Exchange x, int status, String code, String message) {
-        metrics.gatewayRequest(x.workload(), x.key, code);
+        // A key name the policy does not have is the caller's text: never a metric label.
+        metrics.gatewayRequest(x.workload(), policy.get().keys().containsKey(x.key) ? x.key : "", code);
         HttpServerResponse r = x.req.response();
         if (r.ended() || r.closed()) {
             return;

@@ -33,6 +33,10 @@ class GatewayIT {
     static int ops;
     static UpstreamStub upstream;
     static UpstreamStub secure;
+    /** An HTTP/2-only TLS upstream (Vert.x, ALPN h2): what protocol each request arrived with. */
+    static io.vertx.core.Vertx h2vertx;
+    static int h2port;
+    static final java.util.List<String> h2seen = new java.util.concurrent.CopyOnWriteArrayList<>();
     static Daemon daemon;
     static java.net.DatagramSocket statsd;
     static com.sun.net.httpserver.HttpServer otlp;
@@ -52,13 +56,15 @@ class GatewayIT {
                 keys:
                   openai: {}
                   secure: {}
+                  claude: {}
+                  h2: {}
                 workloads:
                   - name: reviewer
                     spiffeId: spiffe://example.org/reviewer
                     selectors: [unix:uid:1001]
-                    keys: [openai, secure]
+                    keys: [openai, secure, claude, h2]
                     guard:
-                      models: ["gpt-4.1-mini", "gpt-4o-*"]
+                      models: ["gpt-4.1-mini", "gpt-4o-*", "claude-sonnet-*"]
                   - name: scripted
                     spiffeId: spiffe://example.org/scripted
                     selectors: [unix:uid:1003]
@@ -74,6 +80,17 @@ class GatewayIT {
                 """.formatted(python));
         upstream = new UpstreamStub();
         secure = new UpstreamStub(tlsFor127(dir));
+        h2vertx = io.vertx.core.Vertx.vertx();
+        io.vertx.core.http.HttpServer h2 = h2vertx.createHttpServer(new io.vertx.core.http.HttpServerOptions()
+                .setSsl(true).setUseAlpn(true).setAlpnVersions(java.util.List.of(io.vertx.core.http.HttpVersion.HTTP_2))
+                .setKeyCertOptions(new io.vertx.core.net.PemKeyCertOptions().setCertPath(dir.resolve("srv.pem").toString())
+                        .setKeyPath(dir.resolve("srv.key").toString())))
+                .requestHandler(req -> req.body().onSuccess(b -> {
+                    h2seen.add(req.version() + " " + req.getHeader("authorization"));
+                    req.response().putHeader("content-type", "application/json").end("{\"model\":\"gpt-4.1-mini\","
+                            + "\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}");
+                }));
+        h2port = h2.listen(0, "127.0.0.1").await(10, java.util.concurrent.TimeUnit.SECONDS).actualPort();
         gw = Ports.free();
         statsd = new java.net.DatagramSocket(0, java.net.InetAddress.getLoopbackAddress());
         otlp = com.sun.net.httpserver.HttpServer.create(new java.net.InetSocketAddress(
@@ -98,12 +115,16 @@ class GatewayIT {
                   listen: 127.0.0.1:%d
                   socket: %s
                   caFile: ca.pem
-                  upstreams: {secure: "https://127.0.0.1:%d"}
+                  upstreams:
+                    secure: "https://127.0.0.1:%d"
+                    claude: {url: "http://127.0.0.1:%d", auth: x-api-key}
+                    h2: "https://127.0.0.1:%d"
                 metrics:
                   statsd: {host: 127.0.0.1, port: %d, flavor: datadog}
                   otlp: {url: "http://127.0.0.1:%d/v1/metrics"}
                   step: 1s
-                """.formatted(gw, socket, secure.port(), statsd.getLocalPort(), otlp.getAddress().getPort()));
+                """.formatted(gw, socket, secure.port(), upstream.port(), h2port, statsd.getLocalPort(),
+                otlp.getAddress().getPort()));
         ops = Ports.free();
         daemon = Daemon.start(Map.of(), "dev", "--mount", mnt.toString(), "--policy", dir.resolve("policy.yaml").toString(),
                 "--audit", ledger.toString(), "--admin-socket", admin.toString(), "--listen", "127.0.0.1:" + ops,
@@ -134,6 +155,9 @@ class GatewayIT {
         }
         if (secure != null) {
             secure.close();
+        }
+        if (h2vertx != null) {
+            h2vertx.close().await(10, java.util.concurrent.TimeUnit.SECONDS);
         }
         if (statsd != null) {
             statsd.close();
@@ -356,5 +380,42 @@ class GatewayIT {
         assertEquals(200, status(r), r.out());
         assertEquals(before + 1, secure.seen.size(), "the request went over TLS to the upstream the CA vouches for");
         assertTrue(secure.seen.get(secure.seen.size() - 1).authorization().startsWith("Bearer sk-dev-"));
+    }
+
+    @Test
+    void anAnthropicStyleUpstreamGetsTheKeyAsXApiKeyAndUsageIsCounted() throws Exception {
+        String body = "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":64,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+        Proc.Result r = curl(1001, "/claude/v1/messages", body, "-H", "anthropic-version: 2023-06-01");
+        assertEquals(200, status(r), r.out());
+        UpstreamStub.Seen s = upstream.seen.get(upstream.seen.size() - 1);
+        String key = Proc.as(1001, "cat", mnt.resolve("claude/api_key").toString()).out();
+        assertEquals(key, s.xApiKey(), "the workload's key in x-api-key, the caller's replaced");
+        assertEquals(null, s.authorization(), "the caller's Authorization is not forwarded");
+        String metrics = io.keywarden.tests.support.Http.get("http://127.0.0.1:" + ops + "/metrics");
+        assertTrue(metrics.contains("keywarden_tokens_total{direction=\"in\",key=\"claude\",model=\"claude-sonnet-4-5\","
+                + "workload=\"reviewer\"} 30.0"), metrics);
+    }
+
+    @Test
+    void anHttp2UpstreamIsSpokenToInHttp2() {
+        Proc.Result r = curl(1001, "/h2/v1/chat/completions", CHAT);
+        assertEquals(200, status(r), r.out());
+        assertTrue(h2seen.get(h2seen.size() - 1).startsWith("HTTP_2 Bearer sk-dev-"), h2seen.toString());
+    }
+
+    @Test
+    void unknownKeysAndDotSegmentsAreRefusedWithoutReachingTheUpstreamOrTheMetricLabels() throws Exception {
+        int before = upstream.seen.size();
+        Proc.Result nokey = curl(1001, "/nosuchkey-" + System.nanoTime() + "/v1/chat/completions", CHAT);
+        assertEquals(404, status(nokey), nokey.out());
+        assertTrue(nokey.out().contains("\"code\":\"no_such_key\""), nokey.out());
+        Proc.Result dots = curl(1001, "/openai/v1/%2e%2e/%2e%2e/admin", CHAT);
+        assertEquals(400, status(dots), dots.out());
+        Proc.Result raw = Proc.as(1001, "curl", "-sS", "--path-as-is", "-o", "-", "-w", "\n%{http_code}", "--data-binary",
+                CHAT, "http://127.0.0.1:" + gw + "/openai/v1/../../admin");
+        assertEquals(400, status(raw), raw.out());
+        assertEquals(before, upstream.seen.size(), "nothing reached the upstream");
+        String metrics = io.keywarden.tests.support.Http.get("http://127.0.0.1:" + ops + "/metrics");
+        assertFalse(metrics.contains("nosuchkey"), "a caller's key name is never a label");
     }
 }

@@ -68,6 +68,10 @@ public final class UpstreamStub implements AutoCloseable {
             String auth = x.getRequestHeaders().getFirst("Authorization");
             seen.add(new Seen(auth, x.getRequestHeaders().getFirst("x-api-key"), x.getRequestHeaders().getFirst("api-key"),
                     body, x.getRequestURI().toString()));
+            if (x.getRequestURI().getPath().equals("/v1/messages")) {
+                anthropic(x, body);
+                return;
+            }
             if (auth == null || !ISSUED.matcher(auth).matches()) {
                 send(x, 401, "{\"error\":{\"message\":\"Incorrect API key provided\",\"type\":\"invalid_request_error\","
                         + "\"code\":\"invalid_api_key\"}}");
@@ -112,6 +116,35 @@ public final class UpstreamStub implements AutoCloseable {
             out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
             out.flush();
         }
+    }
+
+    /**
+     * Anthropic's Messages API as strict as it is on what it receives: the key in {@code x-api-key}
+     * (401 {@code authentication_error} otherwise), an {@code anthropic-version} header (400
+     * otherwise), {@code model}, {@code max_tokens} and {@code messages}; usage as
+     * {@code input_tokens}/{@code output_tokens}.
+     */
+    private static void anthropic(HttpExchange x, String body) throws IOException {
+        String key = x.getRequestHeaders().getFirst("x-api-key");
+        if (key == null || !key.matches("sk-dev-[A-Za-z0-9]{48}")) {
+            send(x, 401, "{\"type\":\"error\",\"error\":{\"type\":\"authentication_error\",\"message\":\"invalid x-api-key\"}}");
+            return;
+        }
+        if (x.getRequestHeaders().getFirst("anthropic-version") == null) {
+            send(x, 400, "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\","
+                    + "\"message\":\"anthropic-version: header is required\"}}");
+            return;
+        }
+        JsonNode req = JSON.readTree(body);
+        if (!req.path("model").isTextual() || !req.path("max_tokens").isInt() || !req.path("messages").isArray()) {
+            send(x, 400, "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\","
+                    + "\"message\":\"model, max_tokens and messages are required\"}}");
+            return;
+        }
+        send(x, 200, "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\""
+                + req.get("model").asText() + "\",\"content\":[{\"type\":\"text\",\"text\":\"hello\"}],"
+                + "\"stop_reason\":\"end_turn\",\"usage\":{\"input_tokens\":" + PROMPT_TOKENS
+                + ",\"output_tokens\":" + COMPLETION_TOKENS + "}}");
     }
 
     private static void chunk(OutputStream out, String json) throws IOException {
