@@ -58,6 +58,10 @@ final class DevCommand implements Callable<Integer> {
     @Option(names = "--gateway-socket", paramLabel = "PATH", description = "Serve the LLM gateway on this Unix socket.")
     Path gatewaySocket;
 
+    @Option(names = "--csi-socket", paramLabel = "PATH", description = "Serve the CSI node plugin csi.keywarden.io on"
+            + " this Unix socket.")
+    Path csiSocket;
+
     @Option(names = "--upstream", paramLabel = "KEY=URL", description = "The gateway's upstream for a key (repeatable);"
             + " default: the provider of the key's issuer type (https://api.openai.com for dev keys).")
     java.util.List<String> upstreams = new java.util.ArrayList<>();
@@ -105,6 +109,9 @@ final class DevCommand implements Callable<Integer> {
         }
         Config.Extensions extensions = config != null ? RunCommand.loadConfig(config).extensions() : Config.Extensions.NONE;
         extensions = withGatewayFlags(extensions);
+        if (csiSocket != null) {
+            extensions = extensions.withCsi(Optional.of(new Config.Csi(csiSocket.toAbsolutePath(), Optional.empty())));
+        }
         KeywardenRuntime rt = KeywardenRuntime.start(DevSpec.of(mount, policy, keyTtl, ops, audit, adminSocket,
                 System.getenv(), fuseTimeout, real, extensions), spec.commandLine().getOut());
         Runtime.getRuntime().addShutdownHook(new Thread(rt::close, "keywarden-shutdown"));
@@ -150,6 +157,6 @@ final class DevCommand implements Callable<Integer> {
             }
         }
         return new Config.Extensions(Optional.of(new Config.Gateway(listen, socket, ups, base.caFile(),
-                base.maxBodyBytes(), base.timeout(), base.mtls())), e.usage(), e.policyHook(), e.metrics());
+                base.maxBodyBytes(), base.timeout(), base.mtls())), e.usage(), e.policyHook(), e.metrics(), e.csi());
     }
 }

@@ -63,9 +63,22 @@ public record Config(String node, Path policy, Identity identity, Map<String, Is
      * hook and the metric exports. {@link #NONE}: none of them.
      */
     public record Extensions(Optional<Gateway> gateway, Optional<UsageApi> usage, Optional<PolicyHook> policyHook,
-                             MetricsExport metrics) {
+                             MetricsExport metrics, Optional<Csi> csi) {
         public static final Extensions NONE = new Extensions(Optional.empty(), Optional.empty(), Optional.empty(),
-                MetricsExport.NONE);
+                MetricsExport.NONE, Optional.empty());
+
+        public Extensions(Optional<Gateway> gateway, Optional<UsageApi> usage, Optional<PolicyHook> policyHook,
+                          MetricsExport metrics) {
+            this(gateway, usage, policyHook, metrics, Optional.empty());
+        }
+
+        public Extensions withCsi(Optional<Csi> c) {
+            return new Extensions(gateway, usage, policyHook, metrics, c);
+        }
+    }
+
+    /** The CSI node plugin ({@code csi.keywarden.io}): its socket and the node id it reports (default: {@code node}). */
+    public record Csi(Path socket, Optional<String> nodeId) {
     }
 
     /**

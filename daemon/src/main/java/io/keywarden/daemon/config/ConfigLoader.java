@@ -91,6 +91,14 @@ public final class ConfigLoader {
         Optional<Config.UsageApi> usage = r.optional("usage").map(this::usage);
         Optional<Config.PolicyHook> hook = r.optional("policyHook").map(this::policyHook);
         Config.MetricsExport metrics = r.optional("metrics").map(this::metrics).orElse(Config.MetricsExport.NONE);
+        Optional<Config.Csi> csi = r.optional("csi").map(n -> section(n, "csi", cr -> {
+            Optional<Path> sock = absolute(cr, "csi.socket", "socket");
+            if (sock.isEmpty()) {
+                problems.add(cr.map(), "csi: missing required key 'socket' (e.g. /var/lib/kubelet/plugins/csi.keywarden.io/csi.sock)");
+            }
+            Optional<String> nodeId = cr.optionalString("nodeId");
+            return sock.map(p -> new Config.Csi(p, nodeId)).orElse(null);
+        }));
         r.rejectUnknown();
         if (node.isBlank()) {
             problems.add(r.map(), "node must not be empty");
@@ -98,7 +106,7 @@ public final class ConfigLoader {
         problems.throwIfAny();
         return new Config(node, policy.orElseThrow(), identity, issuers, delivery, audit, ops, admin, revokeOnShutdown,
                 tuning == null ? Config.Tuning.DEFAULT : tuning, new Config.Extensions(gateway, usage, hook,
-                metrics == null ? Config.MetricsExport.NONE : metrics));
+                metrics == null ? Config.MetricsExport.NONE : metrics, csi));
     }
 
     private String defaultNode() {

@@ -151,6 +151,9 @@ public final class KeywardenRuntime implements AutoCloseable {
         String delivery = startFrontEnd(s, identity, issuers, out);
         startAdmin(s, identity.name(), ReadyBanner.issuers(s), delivery);
         startGuardAndGateway(s, identity, issuers);
+        if (s.extensions().csi().isPresent()) {
+            startCsi(s, Path.of(delivery.substring(delivery.indexOf(' ') + 1)));
+        }
         s.policyFile().ifPresent(f -> startWatcher(s, f, issuers));
         scheduler.every(clock, s.tuning().readinessInterval(), components::probe);
         ReadyBanner.print(out, s, delivery.startsWith("fuse") ? "KeyFS (FUSE)" : "tmpfs",
@@ -429,6 +432,46 @@ public final class KeywardenRuntime implements AutoCloseable {
     }
     /** The OPA hook, when the config has one. */
     private io.keywarden.daemon.hook.PolicyHook hook;
+
+    /**
+     * The CSI node plugin: publishing bind-mounts {@code source} (the KeyFS mount, or the tmpfs
+     * directory) into the pod; each publish and unpublish is in the ledger, and a pod whose
+     * service account names a workload ({@code spiffe://<td>/ns/<namespace>/sa/<serviceAccount>},
+     * SPIRE's Kubernetes convention) gets that workload's keys issued ahead of its first read.
+     */
+    private void startCsi(Spec s, Path source) throws IOException {
+        Config.Csi c = s.extensions().csi().get();
+        components.add("csi", io.keywarden.daemon.csi.CsiServer.start(c.socket(), source, c.nodeId().orElse(s.node()),
+                BuildInfo.load().version(), () -> !closed, new io.keywarden.daemon.csi.CsiServer.Listener() {
+                    @Override
+                    public void published(String volumeId, Path target, Map<String, String> pod) {
+                        Map<String, Object> f = new java.util.LinkedHashMap<>();
+                        f.put("volume_id", volumeId);
+                        f.put("target", target.toString());
+                        f.putAll(pod);
+                        String ns = pod.get("pod.namespace");
+                        String sa = pod.get("serviceAccount.name");
+                        java.util.List<String> warmed = new java.util.ArrayList<>();
+                        if (ns != null && sa != null) {
+                            for (Workload w : policy.get().workloads()) {
+                                if (w.spiffeId().path().equals("/ns/" + ns + "/sa/" + sa)) {
+                                    for (String k : w.keys()) {
+                                        leases.ensure(w, k);
+                                        warmed.add(w.name() + "/" + k);
+                                    }
+                                }
+                            }
+                        }
+                        f.put("preissued", warmed);
+                        audit.record("csi.published", f);
+                    }
+
+                    @Override
+                    public void unpublished(String volumeId, Path target) {
+                        audit.record("csi.unpublished", Map.of("volume_id", volumeId, "target", target.toString()));
+                    }
+                }));
+    }
 
     /** The config's upstream for a key, else its issuer type's provider. */
     private static java.util.Optional<Config.Upstream> upstreamOf(Config.Gateway gw, IssuerRegistry issuers,
