@@ -1,0 +1,138 @@
+package io.keywarden.tests.deploy;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.fabric8.kubernetes.api.model.ConfigMap;
+import io.fabric8.kubernetes.api.model.Container;
+import io.fabric8.kubernetes.api.model.HasMetadata;
+import io.fabric8.kubernetes.api.model.PodSpec;
+import io.fabric8.kubernetes.api.model.Volume;
+import io.fabric8.kubernetes.api.model.VolumeMount;
+import io.fabric8.kubernetes.api.model.apps.DaemonSet;
+import io.fabric8.kubernetes.api.model.apps.Deployment;
+import io.fabric8.kubernetes.client.utils.Serialization;
+import io.keywarden.daemon.config.Config;
+import io.keywarden.daemon.config.ConfigLoader;
+import io.keywarden.tests.support.Proc;
+import java.io.ByteArrayInputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The Helm chart, rendered by the real helm (installed by .ci/run) and checked as the API server
+ * would read it; the CSI example agent checked against Pod Security "baseline".
+ */
+class HelmChartTest {
+    static final Path DEPLOY = Path.of(System.getProperty("keywarden.repo", ".."), "deploy").toAbsolutePath().normalize();
+    static final Path CHART = DEPLOY.resolve("helm/keywarden");
+
+    static String helm() {
+        String env = System.getenv("KW_HELM");
+        Path p = env != null ? Path.of(env) : Path.of(System.getProperty("user.home"), ".cache/keywarden/helm/v3.22.0/helm");
+        assumeTrue(Files.isExecutable(p), "helm is not installed at " + p + " (.ci/run installs it: go install"
+                + " helm.sh/helm/v3/cmd/helm@v3.22.0)");
+        return p.toString();
+    }
+
+    static List<HasMetadata> parse(String yaml) {
+        List<HasMetadata> out = new ArrayList<>();
+        for (String doc : yaml.split("(?m)^---\\s*$")) {
+            if (doc.lines().anyMatch(l -> l.startsWith("kind:"))) {
+                out.add((HasMetadata) Serialization.unmarshal(new ByteArrayInputStream(doc.getBytes(StandardCharsets.UTF_8))));
+            }
+        }
+        return out;
+    }
+
+    static <T> T one(List<HasMetadata> all, Class<T> type) {
+        List<T> of = all.stream().filter(type::isInstance).map(type::cast).toList();
+        assertEquals(1, of.size(), type.getSimpleName() + " count");
+        return of.get(0);
+    }
+
+    @Test
+    void lintsAndRendersADaemonSetWithTheCsiDriverAndItsRegistrar() throws Exception {
+        String helm = helm();
+        Proc.Result lint = Proc.run(helm, "lint", CHART.toString());
+        assertEquals(0, lint.code(), lint.out() + lint.err());
+        Proc.Result r = Proc.run(helm, "template", "kw", CHART.toString(), "--namespace", "keywarden");
+        assertEquals(0, r.code(), r.err());
+        List<HasMetadata> all = parse(r.out());
+        assertTrue(all.stream().noneMatch(h -> h.getKind().equals("ServiceMonitor") || h.getKind().equals("PrometheusRule")),
+                "no monitoring objects without their CRDs");
+        DaemonSet ds = one(all, DaemonSet.class);
+        assertEquals(1, ds.getSpec().getUpdateStrategy().getRollingUpdate().getMaxSurge().getIntVal());
+        assertEquals(0, ds.getSpec().getUpdateStrategy().getRollingUpdate().getMaxUnavailable().getIntVal());
+        PodSpec pod = ds.getSpec().getTemplate().getSpec();
+        assertTrue(pod.getHostPID());
+        Container kw = pod.getContainers().stream().filter(c -> c.getName().equals("keywarden")).findFirst().orElseThrow();
+        Container reg = pod.getContainers().stream().filter(c -> c.getName().equals("node-driver-registrar")).findFirst()
+                .orElseThrow();
+        assertTrue(reg.getArgs().contains("--kubelet-registration-path=/var/lib/kubelet/plugins/csi.keywarden.io/csi.sock"));
+        VolumeMount pods = kw.getVolumeMounts().stream().filter(m -> m.getMountPath().equals("/var/lib/kubelet/pods"))
+                .findFirst().orElseThrow();
+        assertEquals("Bidirectional", pods.getMountPropagation(), "bind mounts must reach the pods");
+        assertTrue(kw.getSecurityContext().getPrivileged());
+        for (Container c : pod.getContainers()) {
+            for (VolumeMount m : c.getVolumeMounts()) {
+                assertTrue(pod.getVolumes().stream().anyMatch(v -> v.getName().equals(m.getName())), c.getName() + " " + m);
+            }
+        }
+        HasMetadata driver = all.stream().filter(h -> h.getKind().equals("CSIDriver")).findFirst().orElseThrow();
+        var spec = ((io.fabric8.kubernetes.api.model.storage.CSIDriver) driver).getSpec();
+        assertEquals("csi.keywarden.io", driver.getMetadata().getName());
+        assertFalse(spec.getAttachRequired());
+        assertTrue(spec.getPodInfoOnMount());
+        assertEquals(List.of("Ephemeral"), spec.getVolumeLifecycleModes());
+        // The rendered config is one the daemon accepts.
+        ConfigMap cm = all.stream().filter(h -> h instanceof ConfigMap c && c.getData().containsKey("config.yaml"))
+                .map(ConfigMap.class::cast).findFirst().orElseThrow();
+        Path tmp = Files.createTempFile("kw-helm-config-", ".yaml");
+        try {
+            Files.writeString(tmp, cm.getData().get("config.yaml"));
+            Config c = ConfigLoader.load(tmp, Map.of("NODE_NAME", "n1"));
+            assertEquals(Path.of("/csi/csi.sock"), c.extensions().csi().orElseThrow().socket());
+            assertEquals("vault", c.issuers().get("bao").type());
+        } finally {
+            Files.delete(tmp);
+        }
+        Proc.Result withCrds = Proc.run(helm, "template", "kw", CHART.toString(), "--namespace", "keywarden",
+                "--api-versions", "monitoring.coreos.com/v1", "--set", "gateway.enabled=true");
+        assertEquals(0, withCrds.code(), withCrds.err());
+        List<HasMetadata> more = parse(withCrds.out());
+        assertTrue(more.stream().anyMatch(h -> h.getKind().equals("ServiceMonitor")));
+        String rule = more.stream().filter(h -> h.getKind().equals("PrometheusRule")).findFirst().map(Serialization::asYaml)
+                .orElseThrow();
+        assertTrue(rule.contains("KeywardenBudgetBreach") && rule.contains("{{ $labels.workload }}"),
+                "the base manifest's alerts, their templates kept literal");
+    }
+
+    @Test
+    void theCsiExampleAgentPassesPodSecurityBaseline() throws Exception {
+        List<HasMetadata> all = parse(Files.readString(DEPLOY.resolve("helm/examples/example-agent.yaml")));
+        PodSpec pod = one(all, Deployment.class).getSpec().getTemplate().getSpec();
+        // Pod Security "baseline": no host namespaces, no hostPath, no privileged, no added capabilities.
+        assertFalse(Boolean.TRUE.equals(pod.getHostPID()) || Boolean.TRUE.equals(pod.getHostNetwork())
+                || Boolean.TRUE.equals(pod.getHostIPC()));
+        for (Volume v : pod.getVolumes()) {
+            assertEquals(null, v.getHostPath(), v.getName() + " is a hostPath");
+        }
+        for (Container c : pod.getContainers()) {
+            assertFalse(c.getSecurityContext() != null && Boolean.TRUE.equals(c.getSecurityContext().getPrivileged()));
+            assertTrue(c.getSecurityContext().getCapabilities() == null
+                    || c.getSecurityContext().getCapabilities().getAdd() == null
+                    || c.getSecurityContext().getCapabilities().getAdd().isEmpty());
+        }
+        Volume keys = pod.getVolumes().stream().filter(v -> v.getCsi() != null).findFirst().orElseThrow();
+        assertEquals("csi.keywarden.io", keys.getCsi().getDriver());
+        assertTrue(keys.getCsi().getReadOnly());
+    }
+}
