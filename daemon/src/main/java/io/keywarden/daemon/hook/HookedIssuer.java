@@ -6,7 +6,6 @@ import io.keywarden.daemon.issuer.IssuerException;
 import io.keywarden.daemon.issuer.Lease;
 import io.keywarden.policy.KeySpec;
 import io.keywarden.policy.Workload;
-import java.util.Optional;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -17,30 +16,14 @@ import java.util.concurrent.TimeoutException;
  * retried sooner than the lease core's back-off; nothing is issued. Runs on the issuer pool, so
  * waiting for OPA (bounded by the hook's timeout) never blocks a FUSE worker or an event loop.
  */
-public final class HookedIssuer implements Issuer {
-    private final Issuer issuer;
+public final class HookedIssuer extends io.keywarden.daemon.issuer.ForwardingIssuer {
     private final PolicyHook hook;
     private final long waitMs;
 
     public HookedIssuer(Issuer issuer, PolicyHook hook, java.time.Duration timeout) {
-        this.issuer = issuer;
+        super(issuer);
         this.hook = hook;
         this.waitMs = timeout.toMillis() + 500;
-    }
-
-    @Override
-    public String name() {
-        return issuer.name();
-    }
-
-    @Override
-    public String type() {
-        return issuer.type();
-    }
-
-    @Override
-    public boolean revocable() {
-        return issuer.revocable();
     }
 
     @Override
@@ -58,16 +41,6 @@ public final class HookedIssuer implements Issuer {
         if (!v.allowed()) {
             throw new IssuerException(v.reason(), IssuerException.Kind.REFUSED, false, 403);
         }
-        return issuer.issue(workload, key, opener);
-    }
-
-    @Override
-    public void revoke(Lease lease) throws IssuerException {
-        issuer.revoke(lease);
-    }
-
-    @Override
-    public Optional<String> unavailable() {
-        return issuer.unavailable();
+        return delegate.issue(workload, key, opener);
     }
 }

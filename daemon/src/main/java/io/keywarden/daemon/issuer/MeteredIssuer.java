@@ -7,37 +7,21 @@ import io.keywarden.policy.Workload;
 import java.time.Duration;
 
 /** Times every issuer call into {@code keywarden_issuer_request_seconds{issuer,op}}. */
-public final class MeteredIssuer implements Issuer {
-    private final Issuer issuer;
+public final class MeteredIssuer extends ForwardingIssuer {
     private final Metrics metrics;
 
     public MeteredIssuer(Issuer issuer, Metrics metrics) {
-        this.issuer = issuer;
+        super(issuer);
         this.metrics = metrics;
-    }
-
-    @Override
-    public String name() {
-        return issuer.name();
-    }
-
-    @Override
-    public String type() {
-        return issuer.type();
-    }
-
-    @Override
-    public boolean revocable() {
-        return issuer.revocable();
     }
 
     @Override
     public Lease issue(Workload workload, KeySpec key, ProcessInfo opener) throws IssuerException {
         long t0 = System.nanoTime();
         try {
-            return issuer.issue(workload, key, opener);
+            return delegate.issue(workload, key, opener);
         } finally {
-            metrics.issuerRequest(issuer.name(), "issue", Duration.ofNanos(System.nanoTime() - t0));
+            metrics.issuerRequest(delegate.name(), "issue", Duration.ofNanos(System.nanoTime() - t0));
         }
     }
 
@@ -45,14 +29,9 @@ public final class MeteredIssuer implements Issuer {
     public void revoke(Lease lease) throws IssuerException {
         long t0 = System.nanoTime();
         try {
-            issuer.revoke(lease);
+            delegate.revoke(lease);
         } finally {
-            metrics.issuerRequest(issuer.name(), "revoke", Duration.ofNanos(System.nanoTime() - t0));
+            metrics.issuerRequest(delegate.name(), "revoke", Duration.ofNanos(System.nanoTime() - t0));
         }
-    }
-
-    @Override
-    public java.util.Optional<String> unavailable() {
-        return issuer.unavailable();
     }
 }
