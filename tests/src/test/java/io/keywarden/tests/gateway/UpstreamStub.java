@@ -161,10 +161,7 @@ public final class UpstreamStub implements AutoCloseable {
     }
 
     private static void send(HttpExchange x, int status, String json) throws IOException {
-        byte[] b = json.getBytes(StandardCharsets.UTF_8);
-        x.getResponseHeaders().set("Content-Type", "application/json");
-        x.sendResponseHeaders(status, b.length);
-        x.getResponseBody().write(b);
+        io.keywarden.tests.support.JsonReply.send(x, status, json);
     }
 
     Map<String, Integer> counts() {

@@ -74,10 +74,7 @@ final class UsageApiStub implements AutoCloseable {
     }
 
     private static void send(HttpExchange x, int status, String json) throws IOException {
-        byte[] b = json.getBytes(StandardCharsets.UTF_8);
-        x.getResponseHeaders().set("Content-Type", "application/json");
-        x.sendResponseHeaders(status, b.length);
-        x.getResponseBody().write(b);
+        io.keywarden.tests.support.JsonReply.send(x, status, json);
     }
 
     @Override
