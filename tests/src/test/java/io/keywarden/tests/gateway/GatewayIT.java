@@ -418,4 +418,38 @@ class GatewayIT {
         String metrics = io.keywarden.tests.support.Http.get("http://127.0.0.1:" + ops + "/metrics");
         assertFalse(metrics.contains("nosuchkey"), "a caller's key name is never a label");
     }
+
+    /**
+     * A connection made by one process and inherited by a process of another workload (fork, then
+     * each side drops to its own uid): both hold the socket, so the gateway refuses it.
+     */
+    @Test
+    void aSocketSharedByProcessesOfTwoWorkloadsIsRefused() {
+        String py = """
+                import os, socket, sys, time
+                s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+                pid = os.fork()
+                if pid == 0:
+                    os.setgid(1003); os.setuid(1003)    # workload scripted (python3 is its permitted exe)
+                    time.sleep(5); os._exit(0)
+                os.setgid(1001); os.setuid(1001)        # workload reviewer
+                time.sleep(0.5)
+                body = sys.argv[2].encode()
+                s.sendall(b"POST /openai/v1/chat/completions HTTP/1.1\\r\\nHost: gw\\r\\nContent-Type: application/json\\r\\n"
+                          + b"Content-Length: " + str(len(body)).encode() + b"\\r\\n\\r\\n" + body)
+                print(s.recv(65536).decode(errors="replace"))
+                os.kill(pid, 9)
+                """;
+        Proc.Result r = Proc.run("/usr/bin/python3", "-c", py, Integer.toString(gw), CHAT);
+        assertTrue(r.out().startsWith("HTTP/1.1 403"), r.out() + r.err());
+        assertTrue(r.out().contains("shared by processes of different workloads"), r.out());
+    }
+
+    @Test
+    void theUnixSocketAppliesTheReadersRulesToo() {
+        Proc.Result curlAsScripted = Proc.as(1003, "curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "--unix-socket",
+                socket.toString(), "-H", "Content-Type: application/json", "--data-binary", CHAT,
+                "http://gw/openai/v1/chat/completions");
+        assertEquals(403, status(curlAsScripted), "curl is not workload scripted's permitted exe: " + curlAsScripted.out());
+    }
 }
