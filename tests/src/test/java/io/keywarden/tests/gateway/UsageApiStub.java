@@ -21,10 +21,15 @@ import java.util.concurrent.CopyOnWriteArrayList;
  */
 final class UsageApiStub implements AutoCloseable {
     static final String ADMIN_KEY = "sk-admin-" + "Q".repeat(40);
-    /** api_key_id → {input, output, requests} in the current minute's bucket. */
+    /**
+     * api_key_id → {input, output, requests} in one bucket, the minute the stub started in: a bucket
+     * does not move when the clock passes a minute boundary during a test (the real API's buckets
+     * do not either), so the same usage is never reported under two minutes.
+     */
     final Map<String, long[]> usage = new ConcurrentHashMap<>();
     final List<String> queries = new CopyOnWriteArrayList<>();
     private final HttpServer server;
+    private final long minute = System.currentTimeMillis() / 60_000 * 60;
 
     UsageApiStub() throws IOException {
         server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 16);
@@ -56,7 +61,6 @@ final class UsageApiStub implements AutoCloseable {
                         + " api_key_id and model\"}}");
                 return;
             }
-            long minute = System.currentTimeMillis() / 60_000 * 60;
             boolean second = List.of("page2").equals(q.get("page"));
             StringBuilder results = new StringBuilder();
             if (second) {
@@ -65,7 +69,7 @@ final class UsageApiStub implements AutoCloseable {
                                 + ",\"output_tokens\":" + u[1] + ",\"num_model_requests\":" + u[2]
                                 + ",\"input_cached_tokens\":0,\"api_key_id\":\"" + id + "\",\"model\":\"gpt-4.1-mini\"}"));
             }
-            // Page 1: an earlier, empty bucket; page 2: the current minute.
+            // Page 1: an earlier, empty bucket; page 2: the stub's minute.
             String bucket = "{\"object\":\"bucket\",\"start_time\":" + (second ? minute : minute - 60) + ",\"end_time\":"
                     + (second ? minute + 60 : minute) + ",\"results\":[" + results + "]}";
             send(x, 200, "{\"object\":\"page\",\"data\":[" + bucket + "],\"has_more\":" + !second + ",\"next_page\":"
