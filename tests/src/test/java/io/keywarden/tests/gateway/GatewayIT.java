@@ -276,6 +276,7 @@ class GatewayIT {
 
     @Test
     void aBudgetBreachBlocksTheWorkloadUntilAnOperatorUnblocks() throws Exception {
+        io.keywarden.tests.support.Await.clearOfWindowEdge(java.time.Duration.ofHours(1), java.time.Duration.ofSeconds(30));
         String api = mnt.resolve("openai/api_key").toString();
         assertTrue(Proc.as(1004, "cat", api).out().startsWith("sk-dev-"));
         assertEquals(200, status(curl(1004, "/openai/v1/chat/completions", CHAT)), "50 of 100 tokens");

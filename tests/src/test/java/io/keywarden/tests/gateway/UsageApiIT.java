@@ -24,6 +24,7 @@ class UsageApiIT {
     @Test
     void usageReportedByTheProviderBlocksAFileModeWorkload() throws Exception {
         Requirements.rootAndFuse();
+        Await.clearOfWindowEdge(Duration.ofHours(1), Duration.ofSeconds(60));
         Path dir = Files.createTempDirectory("kw-usage-");
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
         Path mnt = dir.resolve("mnt");

@@ -23,6 +23,19 @@ public final class Await {
         }
     }
 
+    /**
+     * Returns once at least {@code needed} is left before the next UTC boundary of {@code window}
+     * (a guard's minute or hour), sleeping past the boundary first if not: a test that counts
+     * within one budget window must not see the window reset half-way.
+     */
+    public static void clearOfWindowEdge(Duration window, Duration needed) throws InterruptedException {
+        long w = window.toMillis();
+        long left = w - System.currentTimeMillis() % w;
+        if (left < needed.toMillis()) {
+            Thread.sleep(left + 50);
+        }
+    }
+
     private static boolean holds(Check check) {
         try {
             return check.holds();
