@@ -102,6 +102,32 @@ public final class LibC {
 
     public static native long recv(int fd, byte[] buf, long len, int flags);
 
+    public static final int AF_UNIX = 1;
+    public static final int SOCK_STREAM = 1;
+    public static final int SCM_RIGHTS = 1;
+    public static final int SO_RCVTIMEO = 20;
+    public static final int SO_SNDTIMEO = 21;
+    public static final int MSG_NOSIGNAL = 0x4000;
+    public static final int MSG_CTRUNC = 0x8;
+
+    /** {@code addr}: a {@code struct sockaddr_un} ({@link UnixSockets} builds it). */
+    public static native int bind(int fd, byte[] addr, int addrlen);
+
+    public static native int connect(int fd, byte[] addr, int addrlen);
+
+    public static native int listen(int fd, int backlog);
+
+    public static native int shutdown(int fd, int how);
+
+    public static native int accept4(int fd, Pointer addr, Pointer addrlen, int flags);
+
+    public static native int setsockopt(int fd, int level, int optname, long[] optval, int optlen);
+
+    /** {@code msg}: a {@code struct msghdr} in native memory. */
+    public static native long sendmsg(int fd, Pointer msg, int flags);
+
+    public static native long recvmsg(int fd, Pointer msg, int flags);
+
     public static native int getuid();
 
     public static native int geteuid();
