@@ -73,6 +73,52 @@ public final class KeyFs implements FuseOperations {
         this.mountTime = clock.instant().getEpochSecond();
     }
 
+    private KeyFs(AccessDecider access, long mountTime) {
+        this.access = access;
+        this.mountTime = mountTime;
+    }
+
+    /**
+     * Everything a successor daemon needs to answer the kernel as this one would: the node
+     * numbering (node ids the kernel caches stay valid), the open handles with their content (a
+     * reader in the middle of a file keeps reading it) and the next handle number. The file
+     * contents are off-heap copies the caller owns.
+     */
+    public record State(long mountTime, Map<String, Long> keyIndex, long nextKeyIndex, Map<String, Long> workloadSlot,
+                        long nextWorkloadSlot, Map<Long, Secret> openFiles, Map<Long, java.util.List<DirentList.Entry>> openDirs,
+                        long nextHandle) {
+    }
+
+    /** This file system's state for a handover; call once the session is paused. */
+    public State export() {
+        KeyFsInodes.Numbering n = inodes.numbering();
+        Map<Long, Secret> files = new java.util.HashMap<>();
+        openFiles.forEach((fh, content) -> {
+            if (!content.isClosed()) {
+                files.put(fh, content.duplicate());
+            }
+        });
+        Map<Long, java.util.List<DirentList.Entry>> dirs = new java.util.HashMap<>();
+        openDirs.forEach((fh, list) -> dirs.put(fh, list.entries()));
+        return new State(mountTime, n.keyIndex(), n.nextKeyIndex(), n.workloadSlot(), n.nextWorkloadSlot(), files, dirs,
+                nextHandle.get());
+    }
+
+    /** A file system that continues {@code s} (taking ownership of its contents) for the mount it was exported from. */
+    public static KeyFs continuing(AccessDecider access, State s) {
+        KeyFs fs = new KeyFs(access, s.mountTime());
+        fs.inodes.continueFrom(new KeyFsInodes.Numbering(s.keyIndex(), s.nextKeyIndex(), s.workloadSlot(),
+                s.nextWorkloadSlot()));
+        fs.openFiles.putAll(s.openFiles());
+        s.openDirs().forEach((fh, entries) -> {
+            DirentList l = new DirentList();
+            entries.forEach(e -> l.add(e.ino(), e.name(), e.type()));
+            fs.openDirs.put(fh, l);
+        });
+        fs.nextHandle.set(s.nextHandle());
+        return fs;
+    }
+
     /** Open handles (files and directories): for tests and status. */
     public int openHandles() {
         return openFiles.size() + openDirs.size();

@@ -33,6 +33,27 @@ final class KeyFsInodes {
     private final Map<String, Long> slotOfWorkload = new ConcurrentHashMap<>();
     private final AtomicLong nextWorkloadSlot = new AtomicLong(1);
 
+    /** The numbering so far, for a successor that serves the same mount: node ids the kernel holds stay valid. */
+    record Numbering(Map<String, Long> keyIndex, long nextKeyIndex, Map<String, Long> workloadSlot, long nextWorkloadSlot) {
+    }
+
+    Numbering numbering() {
+        Map<String, Long> keys = new java.util.HashMap<>();
+        inodeOfKey.forEach((k, ino) -> keys.put(k, ino >>> 4));
+        return new Numbering(keys, nextKeyIndex.get(), Map.copyOf(slotOfWorkload), nextWorkloadSlot.get());
+    }
+
+    /** Continues {@code n}; called before the first request is served. */
+    void continueFrom(Numbering n) {
+        n.keyIndex().forEach((k, index) -> {
+            inodeOfKey.put(k, index << 4);
+            keyOfInode.put(index << 4, k);
+        });
+        nextKeyIndex.set(n.nextKeyIndex());
+        slotOfWorkload.putAll(n.workloadSlot());
+        nextWorkloadSlot.set(n.nextWorkloadSlot());
+    }
+
     /** The directory node of {@code key}, assigned on first use. */
     long directory(String key) {
         return inodeOfKey.computeIfAbsent(key, k -> {

@@ -11,7 +11,8 @@ public final class DirentList {
     public static final int DT_DIR = 4;
     public static final int DT_REG = 8;
 
-    private record Entry(long ino, String name, int type) {
+    /** One entry: node id, name, {@code DT_} type. */
+    public record Entry(long ino, String name, int type) {
     }
 
     private final List<Entry> entries = new ArrayList<>();
@@ -19,6 +20,11 @@ public final class DirentList {
     public DirentList add(long ino, String name, int type) {
         entries.add(new Entry(ino, name, type));
         return this;
+    }
+
+    /** The entries in order (a listing handed over to a successor daemon). */
+    public List<Entry> entries() {
+        return List.copyOf(entries);
     }
 
     /** Entries from index {@code offset} that fit in {@code size} bytes. */

@@ -30,6 +30,11 @@ final class FuseDevice implements AutoCloseable {
         return new FuseDevice(fd);
     }
 
+    /** A descriptor of /dev/fuse received from the daemon that served the connection before. */
+    static FuseDevice adopt(int fd) {
+        return new FuseDevice(fd);
+    }
+
     int fd() {
         return fd;
     }

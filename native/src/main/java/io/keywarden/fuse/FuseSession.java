@@ -102,6 +102,8 @@ public final class FuseSession implements AutoCloseable {
     private final CountDownLatch initialised = new CountDownLatch(1);
     private volatile long connectionId = -1;
     private volatile boolean closing;
+    /** Set by {@link #pause}: workers finish the request they hold and stop reading. */
+    private volatile boolean paused;
     private volatile int kernelMinor;
 
     private final Options options;
@@ -152,6 +154,95 @@ public final class FuseSession implements AutoCloseable {
         }
     }
 
+    /**
+     * What a successor needs to serve this connection without mounting again: the open device
+     * descriptor and what INIT negotiated with the kernel (which is never sent twice).
+     */
+    public record Handoff(int fd, int kernelMinor, boolean requestTimeout, long connectionId) {
+    }
+
+    /**
+     * Serves the connection a predecessor handed over ({@link #handoff}): no mount, no INIT; the
+     * mount must still be at {@code mountPoint}. Requests that queued in the kernel meanwhile are
+     * read from the first moment the workers run.
+     */
+    public static FuseSession adopt(Path mountPoint, FuseOperations ops, Handoff h, Options options) throws IOException {
+        Path mp = mountPoint.toAbsolutePath().normalize();
+        var m = Mounts.at(mp);
+        if (m.isEmpty() || !m.get().fsType().equals("fuse." + options.fsName())) {
+            throw new IOException("no fuse." + options.fsName() + " mount at " + mp + " to take over ("
+                    + m.map(x -> "found " + x.fsType()).orElse("nothing mounted there") + ")");
+        }
+        FuseSession s = new FuseSession(mp, ops, FuseDevice.adopt(h.fd()), options);
+        s.kernelMinor = h.kernelMinor();
+        s.requestTimeoutAccepted = h.requestTimeout();
+        s.connectionId = h.connectionId();
+        s.initialised.countDown();
+        s.start(options.workers(), options.workerCpus());
+        return s;
+    }
+
+    /**
+     * Stops serving without unmounting, for a handover: every worker finishes the request it holds
+     * and stops reading (the ones blocked in read() are woken by a LOOKUP of a name that never
+     * exists, sent from a thread of our own), then replies still being worked out (an issuance in
+     * flight) are awaited. Requests that arrive meanwhile wait in the kernel's queue for whoever
+     * reads next. Returns how many requests were still unanswered when {@code max} ran out.
+     */
+    public int pause(java.time.Duration max) throws InterruptedException {
+        paused = true;
+        long end = System.nanoTime() + max.toNanos();
+        Thread waker = new Thread(() -> {
+            int n = 0;
+            while (paused && !closing && workers.stream().anyMatch(Thread::isAlive)) {
+                // Answered ENOENT by whichever worker reads it, which then sees `paused` and stops.
+                Files.exists(mountPoint.resolve(".keywarden-wake-" + n++));
+            }
+        }, "fuse-wake-" + mountPoint.getFileName());
+        waker.setDaemon(true);
+        waker.start();
+        for (Thread t : workers) {
+            t.join(Math.max(1, (end - System.nanoTime()) / 1_000_000));
+        }
+        while (!pending.isEmpty() && System.nanoTime() < end) {
+            Thread.sleep(5);
+        }
+        return pending.size() + (int) workers.stream().filter(Thread::isAlive).count();
+    }
+
+    /** Serves again after a {@link #pause} that was not followed by a handover. */
+    public synchronized void resume() {
+        if (!paused || closing) {
+            return;
+        }
+        for (Thread t : workers) {
+            if (t.isAlive()) {
+                throw new IllegalStateException("a FUSE worker of " + mountPoint + " has not stopped yet");
+            }
+        }
+        paused = false;
+        workers.clear();
+        start(options.workers(), options.workerCpus());
+    }
+
+    /** The connection as it stands, for a successor; call after {@link #pause}. */
+    public Handoff handoff() {
+        return new Handoff(device.fd(), kernelMinor, requestTimeoutAccepted, connectionId);
+    }
+
+    /**
+     * After a handover: forgets the connection without unmounting or aborting it; closing our
+     * descriptor leaves the successor's (the same open file) serving the mount.
+     */
+    public void release() {
+        if (closing) {
+            return;
+        }
+        closing = true;
+        notifier.shutdownNow();
+        device.close();
+    }
+
     /** Detaches a FUSE mount left at {@code mp} by a crashed daemon (its reads fail with ENOTCONN). */
     public static boolean detachStale(Path mp) throws IOException {
         var existing = Mounts.at(mp);
@@ -179,7 +270,7 @@ public final class FuseSession implements AutoCloseable {
      * READ a worker has yet to answer, so a worker must never send it.
      */
     public void invalidateInode(long ino) {
-        if (closing) {
+        if (closing || paused) {
             return;
         }
         notifier.execute(() -> {
@@ -246,7 +337,7 @@ public final class FuseSession implements AutoCloseable {
     private void work() {
         ByteBuffer buf = FuseDevice.direct(FuseDevice.BUFFER_SIZE);
         Pointer at = Native.getDirectBufferPointer(buf);
-        while (!closing) {
+        while (!closing && !paused) {
             int n;
             try {
                 n = device.read(buf, at);

@@ -66,6 +66,10 @@ final class DevCommand implements Callable<Integer> {
             + " default: the provider of the key's issuer type (https://api.openai.com for dev keys).")
     java.util.List<String> upstreams = new java.util.ArrayList<>();
 
+    @Option(names = "--takeover", description = "Take the mount and the leases over from the dev daemon running with"
+            + " the same --admin-socket (its handover socket is beside it); start normally if none answers.")
+    boolean takeover;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -112,12 +116,8 @@ final class DevCommand implements Callable<Integer> {
         if (csiSocket != null) {
             extensions = extensions.withCsi(Optional.of(new Config.Csi(csiSocket.toAbsolutePath(), Optional.empty())));
         }
-        KeywardenRuntime rt = KeywardenRuntime.start(DevSpec.of(mount, policy, keyTtl, ops, audit, adminSocket,
-                System.getenv(), fuseTimeout, real, extensions), spec.commandLine().getOut());
-        Runtime.getRuntime().addShutdownHook(new Thread(rt::close, "keywarden-shutdown"));
-        Signals.onStop(rt::close);
-        rt.awaitStop();
-        return rt.exitCode();
+        return Serving.serve(DevSpec.of(mount, policy, keyTtl, ops, audit, adminSocket, System.getenv(), fuseTimeout,
+                real, extensions), spec.commandLine().getOut(), takeover);
     }
 
     /** {@code --gateway}, {@code --gateway-socket} and {@code --upstream} over the config's gateway, if any. */

@@ -26,6 +26,10 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--config", required = true, paramLabel = "FILE", description = "The config file (YAML).")
     Path config;
 
+    @Option(names = "--takeover", description = "Take the mount and the leases over from the daemon running on"
+            + " admin.handoverSocket (an upgrade: nothing is unmounted or revoked); start normally if none answers.")
+    boolean takeover;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -43,17 +47,8 @@ final class RunCommand implements Callable<Integer> {
                 new Spec.AuditSpec(Optional.of(c.audit().file()), c.audit().stdout(),
                         new Ledger.Options(KeywardenRuntime.LEDGER_SEGMENT_BYTES, KeywardenRuntime.LEDGER_FSYNC,
                                 c.audit().retainBytes(), c.audit().retainAge(), c.audit().group())),
-                c.ops().listen(), c.admin().socket(), c.revokeOnShutdown(), c.tuning(), c.extensions());
-        KeywardenRuntime rt;
-        try {
-            rt = KeywardenRuntime.start(s, spec.commandLine().getOut());
-        } catch (IOException e) {
-            throw new IllegalStateException(e.getMessage());
-        }
-        Runtime.getRuntime().addShutdownHook(new Thread(rt::close, "keywarden-shutdown"));
-        Signals.onStop(rt::close);
-        rt.awaitStop();
-        return rt.exitCode();
+                c.ops().listen(), c.admin().socket(), c.admin().handoverSocket(), c.revokeOnShutdown(), c.tuning(), c.extensions());
+        return Serving.serve(s, spec.commandLine().getOut(), takeover);
     }
 
     static Config loadConfig(Path file) {

@@ -40,7 +40,14 @@ public record Config(String node, Path policy, Identity identity, Map<String, Is
     public record Ops(HostPort listen) {
     }
 
-    public record Admin(Path socket) {
+    /**
+     * The admin API's socket, and the handover socket a successor started with {@code --takeover}
+     * asks for the mount and the leases (root only; default: {@code handover.sock} beside the admin socket).
+     */
+    public record Admin(Path socket, Path handoverSocket) {
+        public Admin(Path socket) {
+            this(socket, socket.resolveSibling("handover.sock"));
+        }
     }
 
     /**

@@ -499,7 +499,11 @@ public final class ConfigLoader {
     }
 
     private Config.Admin admin(YamlNode n) {
-        return section(n, "admin", r -> new Config.Admin(absolute(r, "admin.socket", "socket").orElse(DEFAULT_ADMIN_SOCKET)));
+        return section(n, "admin", r -> {
+            Path socket = absolute(r, "admin.socket", "socket").orElse(DEFAULT_ADMIN_SOCKET);
+            return new Config.Admin(socket, absolute(r, "admin.handoverSocket", "handoverSocket")
+                    .orElse(socket.resolveSibling("handover.sock")));
+        });
     }
 
     /** {@code gateway:} listeners, upstreams per key, a CA for upstream TLS, limits. */

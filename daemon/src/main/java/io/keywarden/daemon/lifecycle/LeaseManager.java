@@ -430,6 +430,73 @@ public final class LeaseManager implements KeySource, AutoCloseable {
                             Instant expiresAt, Instant lastRefresh, String lastError, int openers, String issuer) {
     }
 
+    /**
+     * One slot as a successor daemon takes it over: its leases (keys included: this record is
+     * only ever passed in memory, never logged or written) and who holds them.
+     */
+    public record HandedSlot(String workload, String spiffeId, String key, boolean eager, Lease current, Lease previous,
+                             Instant lastRefresh, List<ProcessInfo> holders, List<ProcessInfo> previousHolders) {
+        @Override
+        public String toString() {
+            return "HandedSlot[" + workload + "/" + key + " " + current + "]";
+        }
+    }
+
+    /**
+     * Every slot with a lease, for a handover: call after {@link #shutdown shutdown(false)} so no
+     * timer changes them meanwhile. The leases stay this manager's until it is dropped; the
+     * successor gets them with {@link #adopt}.
+     */
+    public List<HandedSlot> export() {
+        List<HandedSlot> out = new ArrayList<>();
+        for (LeaseSlot s : slots.values()) {
+            synchronized (s) {
+                if (s.current != null || s.previous != null) {
+                    out.add(new HandedSlot(s.workloadName, s.workload.spiffeId().toString(), s.keyName, s.eager, s.current, s.previous, s.lastRefresh,
+                            s.openers.holders(false), s.openers.holders(true)));
+                }
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Continues the leases a predecessor daemon handed over, with their timers as if they had been
+     * issued here: refresh at the key's {@code refreshAt}, expiry, the previous lease revoked when
+     * its grace ends (counted from now). Slots whose workload or key left the policy meanwhile
+     * are revoked by the next sweep, as any other.
+     */
+    public void adopt(List<HandedSlot> handed) {
+        Policy p = policy.get();
+        Instant now = clock.instant();
+        for (HandedSlot h : handed) {
+            Optional<Workload> w = p.workload(h.workload());
+            KeySpec spec = p.keys().get(h.key());
+            // A workload the successor's policy no longer has keeps its identity until the sweep revokes it.
+            LeaseSlot s = new LeaseSlot(w.orElseGet(() -> new Workload(h.workload(), io.keywarden.policy.SpiffeId.parse(
+                    h.spiffeId()), List.of(), List.of(), io.keywarden.policy.Readers.ANY,
+                    new io.keywarden.policy.yaml.Location("(handed over)", 0, 0))), h.key(), h.eager());
+            synchronized (s) {
+                s.current = h.current();
+                s.previous = h.previous();
+                s.lastRefresh = h.lastRefresh();
+                s.openers.adopt(h.holders(), h.previousHolders());
+                Lease l = h.current();
+                if (l != null && spec != null) {
+                    s.refreshTask = scheduler.at(Timing.refreshTime(l.issuedAt(), l.expiresAt(), spec.refreshAt(), random),
+                            () -> refresh(s, l));
+                    s.expiryTask = scheduler.at(l.expiresAt(), () -> expire(s, l));
+                }
+                if (h.previous() != null) {
+                    Instant graceEnd = now.plus(spec == null ? Duration.ZERO : spec.grace());
+                    s.previousRevoke = scheduler.at(graceEnd.isBefore(h.previous().expiresAt()) ? graceEnd
+                            : h.previous().expiresAt(), () -> revokePrevious(s, "grace ended"));
+                }
+            }
+            slots.put(s.id(), s);
+        }
+    }
+
     /** Stops all timers; revokes every lease when {@code revokeAll}. */
     public void shutdown(boolean revokeAll) {
         closed = true;

@@ -1,5 +1,7 @@
 package io.keywarden.daemon.lifecycle;
 
+import java.util.List;
+
 import io.keywarden.attestation.ProcessInfo;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -46,6 +48,17 @@ final class Openers {
     void forgetDead(Predicate<ProcessInfo> alive) {
         previous.values().removeIf(alive.negate());
         current.values().removeIf(alive.negate());
+    }
+
+    /** The processes holding the current (or the previous) lease, for a successor daemon. */
+    List<ProcessInfo> holders(boolean ofPrevious) {
+        return List.copyOf((ofPrevious ? previous : current).values());
+    }
+
+    /** Takes over holders noted by a predecessor daemon. */
+    void adopt(List<ProcessInfo> currentHolders, List<ProcessInfo> previousHolders) {
+        currentHolders.forEach(p -> current.putIfAbsent(new Opener(p.pid(), p.startTime()), p));
+        previousHolders.forEach(p -> previous.putIfAbsent(new Opener(p.pid(), p.startTime()), p));
     }
 
     boolean previousEmpty() {

@@ -102,7 +102,8 @@ public final class DevSpec {
                         fuseRequestTimeout),
                 new Spec.AuditSpec(Optional.of(audit != null ? audit : defaultLedger(root, env)), false,
                         Ledger.Options.of(KeywardenRuntime.LEDGER_SEGMENT_BYTES, KeywardenRuntime.LEDGER_FSYNC)),
-                listen, admin, true, Config.Tuning.DEFAULT, extensions);
+                listen, admin, admin.resolveSibling(root ? "handover.sock" : "keywarden-handover.sock"), true,
+                Config.Tuning.DEFAULT, extensions);
     }
 
     /**

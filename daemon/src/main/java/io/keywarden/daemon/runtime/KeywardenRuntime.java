@@ -14,6 +14,8 @@ import io.keywarden.daemon.admin.Blocks;
 import io.keywarden.daemon.audit.AuditTrail;
 import io.keywarden.daemon.audit.Ledger;
 import io.keywarden.daemon.config.Config;
+import io.keywarden.daemon.handover.HandoverServer;
+import io.keywarden.daemon.handover.Inheritance;
 import io.keywarden.daemon.issuer.Issuer;
 import io.keywarden.daemon.issuer.IssuerRegistry;
 import io.keywarden.daemon.issuer.Lease;
@@ -92,22 +94,52 @@ public final class KeywardenRuntime implements AutoCloseable {
     private volatile boolean booted;
     private volatile int exitCode;
     private volatile String stopReason = "shutdown";
+    /** What a predecessor handed over (null: a fresh start). */
+    private final Inheritance inherited;
+    /** Set while handing over: the stopping components leave their state here instead of unmounting and revoking. */
+    private volatile Handing handing;
+    /** Set when a handover failed after this instance stopped: the caller starts again from it. */
+    private volatile Inheritance resumeWith;
+    private volatile FuseSession fuseSession;
+    private Spec spec;
 
-    private KeywardenRuntime() {
+    /** What the stopping components of a handover leave for the successor. */
+    private static final class Handing {
+        volatile FuseSession.Handoff fuse;
+        volatile KeyFs.State keyFs;
+        volatile List<LeaseManager.HandedSlot> leases = List.of();
+    }
+
+    private KeywardenRuntime(Inheritance inherited) {
+        this.inherited = inherited;
     }
 
     public static KeywardenRuntime start(Spec spec, PrintWriter out) throws IOException {
-        KeywardenRuntime rt = new KeywardenRuntime();
+        return start(spec, out, null);
+    }
+
+    /**
+     * Starts the daemon; with {@code inherited}, it serves the mount and the leases a predecessor
+     * handed over instead of mounting and issuing anew. If it fails to start, an inherited mount is
+     * left as it is (not unmounted, nothing revoked) for the predecessor to serve again.
+     */
+    public static KeywardenRuntime start(Spec spec, PrintWriter out, Inheritance inherited) throws IOException {
+        KeywardenRuntime rt = new KeywardenRuntime(inherited);
         try {
             rt.boot(spec, out);
             return rt;
         } catch (IOException | RuntimeException e) {
+            if (inherited != null) {
+                rt.handing = new Handing();
+                rt.stopReason = "could not take over: " + e.getMessage();
+            }
             rt.close();
             throw e;
         }
     }
 
     private void boot(Spec s, PrintWriter out) throws IOException {
+        spec = s;
         // Before any key exists: no core file, not dumpable (no /proc/PID/mem or ptrace for our own uid).
         String hardening = ProcessHardening.apply();
         if (!hardening.isEmpty()) {
@@ -155,6 +187,7 @@ public final class KeywardenRuntime implements AutoCloseable {
             startCsi(s, Path.of(delivery.substring(delivery.indexOf(' ') + 1)));
         }
         s.policyFile().ifPresent(f -> startWatcher(s, f, issuers));
+        components.add("handover", HandoverServer.start(s.handoverSocket(), handoverSide()));
         scheduler.every(clock, s.tuning().readinessInterval(), components::probe);
         ReadyBanner.print(out, s, delivery.startsWith("fuse") ? "KeyFS (FUSE)" : "tmpfs",
                 Path.of(delivery.substring(delivery.indexOf(' ') + 1)), !delivery.startsWith("fuse"));
@@ -234,7 +267,9 @@ public final class KeywardenRuntime implements AutoCloseable {
                 opened.close();
             }
         });
-        audit.record("daemon.started", Map.of("reason", s.label(), "version", BuildInfo.load().version()));
+        audit.record("daemon.started", Map.of("reason", inherited == null ? s.label() : s.label() + " (took over from pid "
+                + inherited.fromPid() + ", version " + inherited.fromVersion() + ": " + inherited.leases().size()
+                + " leases, " + inherited.keyFs().openFiles().size() + " open files)", "version", BuildInfo.load().version()));
         audit.record("policy.loaded", Map.of("reason", policySummary(s.policy())));
     }
 
@@ -266,11 +301,18 @@ public final class KeywardenRuntime implements AutoCloseable {
         String whyNoFuse = d.mode() == Config.DeliveryMode.TMPFS ? null
                 : !root ? "not running as root (mounting FUSE needs CAP_SYS_ADMIN)"
                 : !Files.exists(Path.of("/dev/fuse")) ? "/dev/fuse does not exist" : null;
+        if (inherited != null && (d.mode() != Config.DeliveryMode.FUSE || whyNoFuse != null)) {
+            throw new IOException("cannot take over the FUSE mount at " + inherited.mountPoint() + ": "
+                    + (whyNoFuse != null ? whyNoFuse : "this daemon is configured for tmpfs delivery"));
+        }
         if (d.mode() == Config.DeliveryMode.FUSE && whyNoFuse == null) {
             try {
                 startKeyFs(s, identity, issuers);
                 return "fuse " + d.path();
             } catch (IOException e) {
+                if (inherited != null) {
+                    throw e;
+                }
                 whyNoFuse = "mounting FUSE at " + d.path() + " failed: " + e.getMessage();
             }
         }
@@ -295,7 +337,16 @@ public final class KeywardenRuntime implements AutoCloseable {
         LeaseManager lm = new LeaseManager(issuers, policy, clock, scheduler, new Random(new SecureRandom().nextLong()),
                 LeaseEvents.of(new LoggingEvents(), audit, frontEnd), identity::isAlive, killSwitch).start();
         leaseGauges(lm, policy.get());
-        components.add("leases", () -> lm.shutdown(revokeOnShutdown));
+        components.add("leases", () -> {
+            Handing h = handing;
+            if (h == null) {
+                lm.shutdown(revokeOnShutdown);
+            } else {
+                // A handover: timers stop, nothing is revoked; the successor continues every lease.
+                lm.shutdown(false);
+                h.leases = lm.export();
+            }
+        });
         leases = lm;
         return lm;
     }
@@ -319,15 +370,44 @@ public final class KeywardenRuntime implements AutoCloseable {
                 fs[0].keyChanged(w.name(), key);
             }
         };
-        startLeases(issuers, identity, pageCache, s.revokeOnShutdown());
-        fs[0] = new KeyFs(access(s, identity), clock);
+        LeaseManager lm = startLeases(issuers, identity, pageCache, s.revokeOnShutdown());
         FuseSession.Options opts = FuseSession.Options.defaults("keywarden")
                 .withRequestTimeout((int) s.delivery().fuseRequestTimeout().toSeconds()).onLost(this::mountLost);
         if (s.tuning().fuseWorkers() > 0) {
             opts = opts.withWorkers(s.tuning().fuseWorkers());
         }
-        FuseSession session = FuseSession.mount(s.delivery().path(), fs[0], opts);
-        components.add(Component.of("delivery", session, () -> session.isLost()
+        FuseSession session;
+        if (inherited != null) {
+            Path here = s.delivery().path().toAbsolutePath().normalize();
+            if (!inherited.mountPoint().equals(here)) {
+                throw new IOException("the running daemon serves " + inherited.mountPoint() + ", this one is configured"
+                        + " for " + here + ": a takeover keeps the mount where it is");
+            }
+            lm.adopt(inherited.leases());
+            fs[0] = KeyFs.continuing(access(s, identity), inherited.keyFs());
+            session = FuseSession.adopt(here, fs[0], inherited.fuse(), opts);
+            LOG.info("took over {} from pid {}: {} leases, {} open files", here, inherited.fromPid(),
+                    inherited.leases().size(), inherited.keyFs().openFiles().size());
+        } else {
+            fs[0] = new KeyFs(access(s, identity), clock);
+            session = FuseSession.mount(s.delivery().path(), fs[0], opts);
+        }
+        fuseSession = session;
+        KeyFs keyFs = fs[0];
+        components.add(Component.of("delivery", () -> {
+            Handing h = handing;
+            if (h == null) {
+                session.close();
+                return;
+            }
+            // A handover: stop reading requests (they wait in the kernel), keep the mount and the descriptor.
+            int left = session.pause(Duration.ofSeconds(15));
+            if (left > 0) {
+                LOG.warn("handover: {} FUSE requests still being answered after 15 s; they are answered late", left);
+            }
+            h.fuse = session.handoff();
+            h.keyFs = keyFs.export();
+        }, () -> session.isLost()
                 ? java.util.Optional.of("the FUSE mount at " + s.delivery().path() + " is gone")
                 : java.util.Optional.empty()));
         fs[0].attach(session);
@@ -606,6 +686,73 @@ public final class KeywardenRuntime implements AutoCloseable {
                 LOG.warn("blocked SPIFFE ID {} is not in the policy (the block is kept for when it returns)", id);
             }
         });
+    }
+
+    /** This daemon's side of the handover protocol. */
+    private HandoverServer.Daemon handoverSide() {
+        return new HandoverServer.Daemon() {
+            @Override
+            public Inheritance handOver(long toPid) throws HandoverServer.Refused {
+                return KeywardenRuntime.this.handOver(toPid);
+            }
+
+            @Override
+            public void handedOver(long toPid) {
+                LOG.info("handed over to pid {}: exiting without unmounting or revoking", toPid);
+                exitCode = 0;
+                stopped.countDown();
+            }
+
+            @Override
+            public void resume(Inheritance kept, String why) {
+                LOG.warn("handover failed ({}): serving again", why);
+                resumeWith = kept;
+                stopped.countDown();
+            }
+
+            @Override
+            public void refused(io.keywarden.linux.UnixSocket.Peer peer, String why) {
+                LOG.warn("handover refused to pid {} (uid {}): {}", peer.pid(), peer.uid(), why);
+                if (!closed) {
+                    audit.record("handover.refused", Map.of("pid", peer.pid(), "uid", peer.uid(), "reason", why));
+                }
+            }
+        };
+    }
+
+    /**
+     * Stops serving for a successor: every component stops as at shutdown except that the FUSE
+     * session is paused (not unmounted) and the leases are exported (not revoked); the ledger
+     * records {@code daemon.stopped} with the successor's pid and is closed, the locks released.
+     */
+    private Inheritance handOver(long toPid) throws HandoverServer.Refused {
+        Handing h = new Handing();
+        synchronized (this) {
+            if (closed) {
+                throw new HandoverServer.Refused("this daemon is stopping");
+            }
+            if (fuseSession == null) {
+                throw new HandoverServer.Refused("this daemon serves tmpfs files, not a FUSE mount: stop it, then start"
+                        + " the new one");
+            }
+            handing = h;
+            closed = true;
+            stopReason = "handing over to pid " + toPid;
+        }
+        LOG.info("handing over {} to pid {}", spec.delivery().path(), toPid);
+        audit.record("daemon.handover", Map.of("to_pid", toPid, "leases", leases.view().size()));
+        components.stopAll();
+        if (h.fuse == null) {
+            // The delivery component did not hand over (it failed to stop): serve again.
+            throw new HandoverServer.Refused("the FUSE session could not be paused");
+        }
+        return new Inheritance(ProcessHandle.current().pid(), BuildInfo.load().version(),
+                spec.delivery().path().toAbsolutePath().normalize(), h.fuse, h.keyFs, h.leases);
+    }
+
+    /** After a handover that failed once this instance had stopped: start again from this. */
+    public java.util.Optional<Inheritance> resumeWith() {
+        return java.util.Optional.ofNullable(resumeWith);
     }
 
     public LeaseManager leases() {

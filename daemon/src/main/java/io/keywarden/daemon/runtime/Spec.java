@@ -13,11 +13,12 @@ import java.util.Optional;
 /**
  * What a daemon runs with, from {@code keywarden run}'s config or {@code keywarden dev}'s flags:
  * the policy as loaded ({@code policyFile}, when set, is watched), the identity provider, the
- * issuer instances by name, delivery, the ledger, the ops and admin endpoints, and the tunables.
+ * issuer instances by name, delivery, the ledger, the ops and admin endpoints (and the handover
+ * socket of upgrades), and the tunables.
  */
 public record Spec(String label, String node, Policy policy, Optional<Path> policyFile, Config.Identity identity,
                    Map<String, IssuerSpec> issuers, DeliverySpec delivery, AuditSpec audit, HostPort listen,
-                   Path adminSocket, boolean revokeOnShutdown, Config.Tuning tuning, Config.Extensions extensions) {
+                   Path adminSocket, Path handoverSocket, boolean revokeOnShutdown, Config.Tuning tuning, Config.Extensions extensions) {
 
     public Spec {
         issuers = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(issuers));

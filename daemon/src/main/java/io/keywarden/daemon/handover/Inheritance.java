@@ -1,0 +1,289 @@
+package io.keywarden.daemon.handover;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.keywarden.attestation.CgroupInfo;
+import io.keywarden.attestation.ProcessInfo;
+import io.keywarden.daemon.issuer.Lease;
+import io.keywarden.daemon.lifecycle.LeaseManager.HandedSlot;
+import io.keywarden.delivery.IssuedKey;
+import io.keywarden.delivery.KeyFs;
+import io.keywarden.fuse.DirentList;
+import io.keywarden.fuse.FuseSession;
+import io.keywarden.linux.Secret;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * What a daemon hands its successor: the FUSE connection (the descriptor travels beside the
+ * frame, {@code SCM_RIGHTS}), KeyFS's numbering and open handles, and the live leases with their
+ * holders. Encoded as one frame: a 4-byte length, a JSON description without any secret, then the
+ * secrets themselves as raw bytes the JSON points into ({@code {"at": n, "len": m}}), so no key
+ * ever becomes a Java string. The encoder's and decoder's arrays are wiped after use.
+ *
+ * @param fromPid     the daemon that handed over
+ * @param fromVersion its version
+ * @param mountPoint  the mount it served
+ * @param fuse        the connection (its {@code fd} is the receiver's copy once received)
+ * @param keyFs       KeyFS's state (the receiver owns the file contents)
+ * @param leases      the lease slots (the receiver owns the keys)
+ */
+public record Inheritance(long fromPid, String fromVersion, Path mountPoint, FuseSession.Handoff fuse, KeyFs.State keyFs,
+                          List<HandedSlot> leases) {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    /** Far above any real node (a thousand leases and handles are some hundred KB). */
+    public static final int MAX_BYTES = 64 << 20;
+
+    @Override
+    public String toString() {
+        return "Inheritance[from pid " + fromPid + ", " + mountPoint + ", " + leases.size() + " leases, "
+                + keyFs.openFiles().size() + " open files]";
+    }
+
+    /** Wipes every key and file content this inheritance holds (when it is not taken over after all). */
+    public void destroy() {
+        keyFs.openFiles().values().forEach(Secret::close);
+        for (HandedSlot s : leases) {
+            if (s.current() != null) {
+                s.current().key().destroy();
+            }
+            if (s.previous() != null) {
+                s.previous().key().destroy();
+            }
+        }
+    }
+
+    /** The frame's bytes (the caller sends them with {@code fuse.fd()} and wipes them). */
+    public byte[] encode() throws IOException {
+        int estimate = 4096;
+        for (Secret c : keyFs.openFiles().values()) {
+            estimate += c.length();
+        }
+        estimate += leases.size() * 2 * 8192;
+        // Sized so it does not grow (growing leaves copies of keys behind that nothing can wipe).
+        WipingBuffer blob = new WipingBuffer(estimate);
+        ObjectNode root = JSON.createObjectNode();
+        root.put("fromPid", fromPid).put("fromVersion", fromVersion).put("mountPoint", mountPoint.toString());
+        root.putObject("fuse").put("kernelMinor", fuse.kernelMinor()).put("requestTimeout", fuse.requestTimeout())
+                .put("connectionId", fuse.connectionId());
+        ObjectNode fs = root.putObject("keyFs");
+        fs.put("mountTime", keyFs.mountTime()).put("nextKeyIndex", keyFs.nextKeyIndex())
+                .put("nextWorkloadSlot", keyFs.nextWorkloadSlot()).put("nextHandle", keyFs.nextHandle());
+        ObjectNode keys = fs.putObject("keyIndex");
+        keyFs.keyIndex().forEach(keys::put);
+        ObjectNode slots = fs.putObject("workloadSlot");
+        keyFs.workloadSlot().forEach(slots::put);
+        ObjectNode files = fs.putObject("openFiles");
+        byte[][] wipe = new byte[1][];
+        try {
+            for (Map.Entry<Long, Secret> e : keyFs.openFiles().entrySet()) {
+                wipe[0] = e.getValue().toByteArray();
+                files.set(Long.toString(e.getKey()), secret(blob, wipe[0]));
+                Arrays.fill(wipe[0], (byte) 0);
+            }
+            ObjectNode dirs = fs.putObject("openDirs");
+            keyFs.openDirs().forEach((fh, entries) -> {
+                ArrayNode a = dirs.putArray(Long.toString(fh));
+                entries.forEach(d -> a.addObject().put("ino", d.ino()).put("name", d.name()).put("type", d.type()));
+            });
+            ArrayNode ls = root.putArray("leases");
+            for (HandedSlot s : leases) {
+                ObjectNode o = ls.addObject();
+                o.put("workload", s.workload()).put("spiffeId", s.spiffeId()).put("key", s.key()).put("eager", s.eager());
+                if (s.lastRefresh() != null) {
+                    o.put("lastRefresh", s.lastRefresh().toString());
+                }
+                if (s.current() != null) {
+                    o.set("current", lease(blob, s.current()));
+                }
+                if (s.previous() != null) {
+                    o.set("previous", lease(blob, s.previous()));
+                }
+                o.set("holders", processes(s.holders()));
+                o.set("previousHolders", processes(s.previousHolders()));
+            }
+            byte[] json = JSON.writeValueAsBytes(root);
+            byte[] secrets = blob.toByteArray();
+            byte[] out = ByteBuffer.allocate(4 + json.length + secrets.length).order(ByteOrder.LITTLE_ENDIAN)
+                    .putInt(json.length).put(json).put(secrets).array();
+            Arrays.fill(secrets, (byte) 0);
+            return out;
+        } finally {
+            if (wipe[0] != null) {
+                Arrays.fill(wipe[0], (byte) 0);
+            }
+            blob.wipe();
+        }
+    }
+
+    /** A byte buffer whose array is zeroed after use. */
+    private static final class WipingBuffer extends ByteArrayOutputStream {
+        WipingBuffer(int size) {
+            super(size);
+        }
+
+        void wipe() {
+            Arrays.fill(buf, (byte) 0);
+            count = 0;
+        }
+    }
+
+    private static ObjectNode secret(ByteArrayOutputStream blob, byte[] bytes) {
+        ObjectNode o = JSON.createObjectNode().put("at", blob.size()).put("len", bytes.length);
+        blob.write(bytes, 0, bytes.length);
+        return o;
+    }
+
+    private static ObjectNode lease(ByteArrayOutputStream blob, Lease l) {
+        byte[] k = l.key().secretCopy();
+        try {
+            ObjectNode o = JSON.createObjectNode();
+            o.set("secret", secret(blob, k));
+            o.put("expiresAt", l.expiresAt().toString()).put("leaseId", l.leaseId()).put("headers", l.key().headers())
+                    .put("issuedAt", l.issuedAt().toString()).put("renewable", l.renewable())
+                    .put("issuer", l.issuer()).put("revocable", l.revocable());
+            l.providerKeyId().ifPresent(id -> o.put("providerKeyId", id));
+            return o;
+        } finally {
+            Arrays.fill(k, (byte) 0);
+        }
+    }
+
+    private static ArrayNode processes(List<ProcessInfo> ps) {
+        ArrayNode a = JSON.createArrayNode();
+        ps.forEach(p -> a.addObject().put("pid", p.pid()).put("startTime", p.startTime()).put("uid", p.uid())
+                .put("gid", p.gid()));
+        return a;
+    }
+
+    /**
+     * Reads a frame from a predecessor; {@code fd} is the descriptor that came with it. Wipes
+     * {@code frame}. A malformed frame is an {@link IOException} naming what is wrong, and
+     * whatever was decoded so far is wiped.
+     */
+    public static Inheritance decode(byte[] frame, int fd) throws IOException {
+        List<Secret> made = new ArrayList<>();
+        try {
+            if (frame.length < 4) {
+                throw new IOException("the handover frame is " + frame.length + " bytes");
+            }
+            int jsonLength = ByteBuffer.wrap(frame).order(ByteOrder.LITTLE_ENDIAN).getInt();
+            if (jsonLength < 2 || jsonLength > frame.length - 4) {
+                throw new IOException("the handover frame's description length " + jsonLength + " does not fit its "
+                        + frame.length + " bytes");
+            }
+            int blobAt = 4 + jsonLength;
+            JsonNode root = JSON.readTree(frame, 4, jsonLength);
+            Reader r = new Reader(frame, blobAt, made);
+            JsonNode f = r.object(root, "fuse");
+            JsonNode fs = r.object(root, "keyFs");
+            Map<String, Long> keyIndex = new HashMap<>();
+            r.object(fs, "keyIndex").fields().forEachRemaining(e -> keyIndex.put(e.getKey(), e.getValue().asLong()));
+            Map<String, Long> slots = new HashMap<>();
+            r.object(fs, "workloadSlot").fields().forEachRemaining(e -> slots.put(e.getKey(), e.getValue().asLong()));
+            Map<Long, Secret> files = new HashMap<>();
+            var it = r.object(fs, "openFiles").fields();
+            while (it.hasNext()) {
+                var e = it.next();
+                files.put(Long.parseLong(e.getKey()), r.secret(e.getValue()));
+            }
+            Map<Long, List<DirentList.Entry>> dirs = new HashMap<>();
+            var dit = r.object(fs, "openDirs").fields();
+            while (dit.hasNext()) {
+                var e = dit.next();
+                List<DirentList.Entry> entries = new ArrayList<>();
+                for (JsonNode d : e.getValue()) {
+                    entries.add(new DirentList.Entry(d.path("ino").asLong(), d.path("name").asText(), d.path("type").asInt()));
+                }
+                dirs.put(Long.parseLong(e.getKey()), entries);
+            }
+            KeyFs.State state = new KeyFs.State(fs.path("mountTime").asLong(), keyIndex, r.number(fs, "nextKeyIndex"),
+                    slots, r.number(fs, "nextWorkloadSlot"), files, dirs, r.number(fs, "nextHandle"));
+            List<HandedSlot> leases = new ArrayList<>();
+            for (JsonNode o : root.path("leases")) {
+                leases.add(new HandedSlot(r.text(o, "workload"), r.text(o, "spiffeId"), r.text(o, "key"),
+                        o.path("eager").asBoolean(), o.has("current") ? r.lease(o.get("current")) : null,
+                        o.has("previous") ? r.lease(o.get("previous")) : null,
+                        o.hasNonNull("lastRefresh") ? Instant.parse(o.get("lastRefresh").asText()) : null,
+                        processes(o.path("holders")), processes(o.path("previousHolders"))));
+            }
+            Inheritance in = new Inheritance(root.path("fromPid").asLong(), root.path("fromVersion").asText(""),
+                    Path.of(r.text(root, "mountPoint")), new FuseSession.Handoff(fd, f.path("kernelMinor").asInt(),
+                    f.path("requestTimeout").asBoolean(), f.path("connectionId").asLong(-1)), state, leases);
+            made.clear();
+            return in;
+        } catch (RuntimeException e) {
+            throw new IOException("the handover frame is malformed: " + e.getMessage());
+        } finally {
+            made.forEach(Secret::close);
+            Arrays.fill(frame, (byte) 0);
+        }
+    }
+
+    private static List<ProcessInfo> processes(JsonNode a) {
+        List<ProcessInfo> out = new ArrayList<>();
+        for (JsonNode p : a) {
+            out.add(new ProcessInfo(p.path("pid").asInt(), p.path("startTime").asLong(), p.path("uid").asInt(),
+                    p.path("gid").asInt(), 0, Optional.empty(), Optional.empty(), CgroupInfo.NONE, Optional::empty));
+        }
+        return out;
+    }
+
+    /** Reads fields of the description, and secrets from the blob after it. */
+    private record Reader(byte[] frame, int blobAt, List<Secret> made) {
+        JsonNode object(JsonNode n, String field) throws IOException {
+            JsonNode v = n.get(field);
+            if (v == null || !v.isObject()) {
+                throw new IOException("'" + field + "' is missing");
+            }
+            return v;
+        }
+
+        String text(JsonNode n, String field) throws IOException {
+            JsonNode v = n.get(field);
+            if (v == null || !v.isTextual()) {
+                throw new IOException("'" + field + "' is missing");
+            }
+            return v.asText();
+        }
+
+        long number(JsonNode n, String field) throws IOException {
+            JsonNode v = n.get(field);
+            if (v == null || !v.isIntegralNumber()) {
+                throw new IOException("'" + field + "' is missing");
+            }
+            return v.asLong();
+        }
+
+        Secret secret(JsonNode ref) throws IOException {
+            long at = ref.path("at").asLong(-1);
+            long len = ref.path("len").asLong(-1);
+            if (at < 0 || len < 0 || blobAt + at + len > frame.length) {
+                throw new IOException("a secret points outside the frame");
+            }
+            Secret s = Secret.copyOf(frame, (int) (blobAt + at), (int) len);
+            made.add(s);
+            return s;
+        }
+
+        Lease lease(JsonNode o) throws IOException {
+            IssuedKey k = new IssuedKey(secret(object(o, "secret")), Instant.parse(text(o, "expiresAt")),
+                    text(o, "leaseId"), o.path("headers").asText(""));
+            return new Lease(k, Instant.parse(text(o, "issuedAt")), o.path("renewable").asBoolean(),
+                    Optional.ofNullable(o.hasNonNull("providerKeyId") ? o.get("providerKeyId").asText() : null),
+                    o.path("issuer").asText(""), o.path("revocable").asBoolean(true));
+        }
+    }
+}
