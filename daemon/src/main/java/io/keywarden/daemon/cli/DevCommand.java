@@ -70,6 +70,11 @@ final class DevCommand implements Callable<Integer> {
             + " the same --admin-socket (its handover socket is beside it); start normally if none answers.")
     boolean takeover;
 
+    @Option(names = "--after-handover", paramLabel = "exit|idle", defaultValue = "exit",
+            description = "Once this daemon handed over to a successor: exit (default), or idle until stopped, answering"
+                    + " /healthz (for a Kubernetes pod, whose container would otherwise be restarted).")
+    Serving.AfterHandover afterHandover;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -117,7 +122,7 @@ final class DevCommand implements Callable<Integer> {
             extensions = extensions.withCsi(Optional.of(new Config.Csi(csiSocket.toAbsolutePath(), Optional.empty())));
         }
         return Serving.serve(DevSpec.of(mount, policy, keyTtl, ops, audit, adminSocket, System.getenv(), fuseTimeout,
-                real, extensions), spec.commandLine().getOut(), takeover);
+                real, extensions), spec.commandLine().getOut(), takeover, afterHandover);
     }
 
     /** {@code --gateway}, {@code --gateway-socket} and {@code --upstream} over the config's gateway, if any. */

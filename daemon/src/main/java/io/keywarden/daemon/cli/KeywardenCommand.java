@@ -35,6 +35,7 @@ public final class KeywardenCommand implements Runnable {
     public static CommandLine commandLine(PrintWriter out, PrintWriter err) {
         CommandLine cl = new CommandLine(new KeywardenCommand());
         addHelpOptions(cl);
+        cl.setCaseInsensitiveEnumValuesAllowed(true);
         cl.setOut(out);
         cl.setErr(err);
         cl.setExitCodeExceptionMapper(t -> ExitCode.RUNTIME);

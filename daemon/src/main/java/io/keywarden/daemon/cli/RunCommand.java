@@ -30,6 +30,11 @@ final class RunCommand implements Callable<Integer> {
             + " admin.handoverSocket (an upgrade: nothing is unmounted or revoked); start normally if none answers.")
     boolean takeover;
 
+    @Option(names = "--after-handover", paramLabel = "exit|idle", defaultValue = "exit",
+            description = "Once this daemon handed over to a successor: exit (default), or idle until stopped, answering"
+                    + " /healthz (for a Kubernetes pod, whose container would otherwise be restarted).")
+    Serving.AfterHandover afterHandover;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -48,7 +53,7 @@ final class RunCommand implements Callable<Integer> {
                         new Ledger.Options(KeywardenRuntime.LEDGER_SEGMENT_BYTES, KeywardenRuntime.LEDGER_FSYNC,
                                 c.audit().retainBytes(), c.audit().retainAge(), c.audit().group())),
                 c.ops().listen(), c.admin().socket(), c.admin().handoverSocket(), c.revokeOnShutdown(), c.tuning(), c.extensions());
-        return Serving.serve(s, spec.commandLine().getOut(), takeover);
+        return Serving.serve(s, spec.commandLine().getOut(), takeover, afterHandover);
     }
 
     static Config loadConfig(Path file) {

@@ -20,11 +20,17 @@ final class Serving {
     private Serving() {
     }
 
-    static int serve(Spec s, PrintWriter out, boolean takeover) throws InterruptedException {
+    /** What the old daemon does once it handed over: exit, or idle until stopped (a Kubernetes pod, see below). */
+    enum AfterHandover { EXIT, IDLE }
+
+    static int serve(Spec s, PrintWriter out, boolean takeover, AfterHandover after) throws InterruptedException {
         Inheritance inherited = null;
         HandoverClient client = null;
         try {
             if (takeover) {
+                if (java.nio.file.Files.exists(s.handoverSocket())) {
+                    io.keywarden.daemon.handover.Warmup.libraries();
+                }
                 client = HandoverClient.connect(s.handoverSocket()).orElse(null);
                 if (client == null) {
                     out.println("keywarden: --takeover: no daemon answers on " + s.handoverSocket() + "; starting normally");
@@ -55,8 +61,10 @@ final class Serving {
         }
         AtomicReference<KeywardenRuntime> current = new AtomicReference<>(rt);
         AtomicBoolean stopping = new AtomicBoolean();
+        java.util.concurrent.CountDownLatch stopAsked = new java.util.concurrent.CountDownLatch(1);
         Runnable stop = () -> {
             stopping.set(true);
+            stopAsked.countDown();
             current.get().close();
         };
         Runtime.getRuntime().addShutdownHook(new Thread(stop, "keywarden-shutdown"));
@@ -65,6 +73,9 @@ final class Serving {
             rt.awaitStop();
             Optional<Inheritance> again = rt.resumeWith();
             if (again.isEmpty()) {
+                if (rt.handedOverTo().isPresent() && after == AfterHandover.IDLE && !stopping.get()) {
+                    idle(s, out, rt.handedOverTo().getAsLong(), stopAsked);
+                }
                 return rt.exitCode();
             }
             try {
@@ -76,6 +87,33 @@ final class Serving {
             if (stopping.get()) {
                 rt.close();
             }
+        }
+    }
+
+    /**
+     * In a pod, a container that exits is restarted, and a restarted keywarden with
+     * {@code --takeover} would take the mount back from its successor. So the old pod's process
+     * stays, holding nothing, until Kubernetes deletes the pod (once the new one is ready):
+     * {@code /healthz} answers (the liveness probe must not restart it either), {@code /readyz} says
+     * it handed over. Without the ops address (taken), it just waits.
+     */
+    private static void idle(Spec s, PrintWriter out, long successor, java.util.concurrent.CountDownLatch stopAsked)
+            throws InterruptedException {
+        out.println("keywarden: handed over to pid " + successor + "; idle until stopped (--after-handover idle)");
+        out.flush();
+        io.vertx.core.Vertx vertx = io.vertx.core.Vertx.vertx(new io.vertx.core.VertxOptions().setEventLoopPoolSize(1)
+                .setWorkerPoolSize(1));
+        try {
+            io.keywarden.daemon.ops.Readiness r = new io.keywarden.daemon.ops.Readiness();
+            r.notReady("handover", "handed over to pid " + successor);
+            try {
+                io.keywarden.daemon.ops.OpsServer.start(vertx, s.listen(), r, new io.keywarden.daemon.ops.Metrics(), null, null);
+            } catch (IOException e) {
+                out.println("keywarden: idle without health endpoints: " + e.getMessage());
+            }
+            stopAsked.await();
+        } finally {
+            vertx.close();
         }
     }
 }

@@ -65,6 +65,7 @@ public final class HandoverServer implements AutoCloseable {
 
     public static HandoverServer start(Path socket, Daemon daemon) throws IOException {
         HandoverServer s = new HandoverServer(UnixSocket.listen(socket), socket, daemon);
+        Warmup.codec();
         Thread t = new Thread(s::serve, "keywarden-handover");
         t.setDaemon(true);
         t.start();

@@ -698,7 +698,8 @@ public final class KeywardenRuntime implements AutoCloseable {
 
             @Override
             public void handedOver(long toPid) {
-                LOG.info("handed over to pid {}: exiting without unmounting or revoking", toPid);
+                LOG.info("handed over to pid {}: stopped without unmounting or revoking", toPid);
+                handedOverTo = toPid;
                 exitCode = 0;
                 stopped.countDown();
             }
@@ -748,6 +749,13 @@ public final class KeywardenRuntime implements AutoCloseable {
         }
         return new Inheritance(ProcessHandle.current().pid(), BuildInfo.load().version(),
                 spec.delivery().path().toAbsolutePath().normalize(), h.fuse, h.keyFs, h.leases);
+    }
+
+    private volatile long handedOverTo = -1;
+
+    /** The successor's pid once this instance handed over. */
+    public java.util.OptionalLong handedOverTo() {
+        return handedOverTo < 0 ? java.util.OptionalLong.empty() : java.util.OptionalLong.of(handedOverTo);
     }
 
     /** After a handover that failed once this instance had stopped: start again from this. */

@@ -81,6 +81,12 @@ class HelmChartTest {
                 .findFirst().orElseThrow();
         assertEquals("Bidirectional", pods.getMountPropagation(), "bind mounts must reach the pods");
         assertTrue(kw.getSecurityContext().getPrivileged());
+        // Upgrades hand the mount over: --takeover, the old pod idles, the handover socket on the host.
+        assertTrue(kw.getArgs().containsAll(List.of("--takeover", "--after-handover", "idle")), kw.getArgs().toString());
+        VolumeMount adminMount = kw.getVolumeMounts().stream().filter(m -> m.getName().equals("admin")).findFirst().orElseThrow();
+        Volume adminVolume = pod.getVolumes().stream().filter(v -> v.getName().equals("admin")).findFirst().orElseThrow();
+        assertEquals("/run/keywarden-admin", adminVolume.getHostPath().getPath(), "both pods see the handover socket");
+        assertEquals("/run/keywarden-admin", adminMount.getMountPath());
         for (Container c : pod.getContainers()) {
             for (VolumeMount m : c.getVolumeMounts()) {
                 assertTrue(pod.getVolumes().stream().anyMatch(v -> v.getName().equals(m.getName())), c.getName() + " " + m);
@@ -104,6 +110,12 @@ class HelmChartTest {
         } finally {
             Files.delete(tmp);
         }
+        Proc.Result noTakeover = Proc.run(helm, "template", "kw", CHART.toString(), "--namespace", "keywarden",
+                "--set", "upgrade.takeover=false");
+        assertEquals(0, noTakeover.code(), noTakeover.err());
+        PodSpec plain = one(parse(noTakeover.out()), DaemonSet.class).getSpec().getTemplate().getSpec();
+        assertFalse(plain.getContainers().get(0).getArgs().contains("--takeover"));
+        assertTrue(plain.getVolumes().stream().anyMatch(v -> v.getName().equals("admin") && v.getEmptyDir() != null));
         Proc.Result withCrds = Proc.run(helm, "template", "kw", CHART.toString(), "--namespace", "keywarden",
                 "--api-versions", "monitoring.coreos.com/v1", "--set", "gateway.enabled=true");
         assertEquals(0, withCrds.code(), withCrds.err());

@@ -61,7 +61,10 @@ class HandoverIT {
         }
     }
 
+    private int opsPort;
+
     private Path writeConfig(String name, Path mount) throws IOException {
+        opsPort = Ports.free();
         return Files.writeString(dir.resolve(name), """
                 node: it-node
                 policy: policy.yaml
@@ -73,7 +76,7 @@ class HandoverIT {
                 ops: {listen: "127.0.0.1:%d"}
                 admin: {socket: %s}
                 revokeOnShutdown: true
-                """.formatted(mount, Ports.free(), admin));
+                """.formatted(mount, opsPort, admin));
     }
 
     @AfterEach
@@ -207,6 +210,33 @@ class HandoverIT {
             assertFalse(text.contains("\"event\":\"key.revoked\""), text);
             assertEquals(0, old.stop());
             assertTrue(Files.readString(ledger).contains("\"event\":\"key.revoked\""), "revoked at the final stop");
+        }
+    }
+
+    @Test
+    void inAPodTheOldDaemonIdlesAnsweringHealthUntilStopped() throws Exception {
+        int oldPort = opsPort;
+        try (Daemon old = Daemon.start(Map.of(), "run", "--config", config.toString(), "--after-handover", "idle")) {
+            old.awaitOut("serving KeyFS", 30);
+            String before = fingerprintAs1001();
+            // Its own ops address, as a pod has its own network namespace.
+            Path next = writeConfig("next.yaml", mnt);
+            try (Daemon successor = Daemon.start(Map.of(), "run", "--config", next.toString(), "--takeover")) {
+                successor.awaitOut("took over", 60);
+                old.awaitOut("idle until stopped", 30);
+                assertTrue(old.isAlive(), "a pod's container that exits is restarted: the old one stays");
+                io.keywarden.tests.support.Await.until(java.time.Duration.ofSeconds(10),
+                        () -> io.keywarden.tests.support.Http.get("http://127.0.0.1:" + oldPort + "/healthz").equals("ok\n"),
+                        () -> "the idle daemon answers its liveness probe");
+                String ready = io.keywarden.tests.support.Http.get("http://127.0.0.1:" + oldPort + "/readyz");
+                assertTrue(ready.contains("\"ready\":false") && ready.contains("handed over to pid " + successor.pid()), ready);
+                assertEquals(before, fingerprintAs1001(), "the successor serves the same lease");
+                assertEquals(0, old.stop(), "SIGTERM ends the idle daemon");
+                assertTrue(Mounts.at(mnt).isPresent(), "the idle daemon's stop leaves the mount to the successor");
+                assertEquals(before, fingerprintAs1001());
+                assertFalse(Files.readString(ledger).contains("\"event\":\"key.revoked\""), "nothing revoked");
+                assertEquals(0, successor.stop());
+            }
         }
     }
 
