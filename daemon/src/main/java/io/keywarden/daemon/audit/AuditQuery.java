@@ -16,7 +16,8 @@ public record AuditQuery(String spiffeId, String key, String event, Instant sinc
                          String fingerprint, Long pid) {
     static final Set<String> EVENTS = Set.of("daemon.started", "daemon.stopped", "policy.loaded", "policy.rejected",
             "key.issued", "key.refreshed", "key.revoked", "key.expired", "issue.failed", "access.granted", "access.denied",
-            "admin.revoke", "admin.block", "admin.unblock", "ledger.pruned");
+            "admin.revoke", "admin.block", "admin.unblock", "ledger.pruned", "guard.breach", "guard.unblock", "usage",
+            "csi.published", "csi.unpublished", "daemon.handover", "handover.refused");
 
     public static AuditQuery of(String spiffeId, String key, String event, String since, Clock clock) {
         return of(spiffeId, key, event, since, null, null, null, null, clock);

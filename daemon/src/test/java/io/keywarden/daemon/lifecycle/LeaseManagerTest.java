@@ -249,6 +249,31 @@ class LeaseManagerTest {
         assertEquals(1, issuer.issueCount());
     }
 
+    /** A handover: the successor serves the same keys, revokes the overlap's old one when its holder moves, refreshes on time. */
+    @Test
+    void aSuccessorContinuesHandedLeasesWithoutIssuingOrRevoking() throws Exception {
+        ProcessInfo a = proc(10);
+        open(a);
+        scheduler.advance(Duration.ofSeconds(56));
+        assertEquals(2, issuer.issueCount(), "refreshed: lease-2 current, lease-1 still held by a");
+        leases.shutdown(false);
+        List<LeaseManager.HandedSlot> handed = leases.export();
+        assertEquals(1, handed.size());
+        assertEquals(List.of(), issuer.revoked, "a handover revokes nothing");
+        assertEquals(10, handed.get(0).previousHolders().get(0).pid());
+        LeaseManager successor = new LeaseManager(issuer, () -> policy, clock, scheduler, new Random(seed), LeaseEvents.NONE,
+                p -> alivePids.contains(p.pid()));
+        successor.adopt(handed);
+        leases = successor;
+        assertEquals("sk-test-alice-2", open(a), "the same key, not issued again");
+        assertEquals(2, issuer.issueCount());
+        scheduler.runPending();
+        assertEquals(List.of("lease-1"), issuer.revoked, "a moved to the new key: the old one goes, as before the handover");
+        Instant issued2 = issuer.attempts.get(1);
+        scheduler.advance(Duration.between(clock.instant(), issued2.plusSeconds(56)));
+        assertEquals(3, issuer.issueCount(), "the successor refreshes at the key's refreshAt");
+    }
+
     @Test
     void shutdownRevokesEveryLease() throws Exception {
         open(proc(10));

@@ -1,0 +1,106 @@
+package io.keywarden.daemon.handover;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.keywarden.attestation.CgroupInfo;
+import io.keywarden.attestation.ProcessInfo;
+import io.keywarden.daemon.issuer.Lease;
+import io.keywarden.daemon.lifecycle.LeaseManager.HandedSlot;
+import io.keywarden.delivery.IssuedKey;
+import io.keywarden.delivery.KeyFs;
+import io.keywarden.fuse.DirentList;
+import io.keywarden.fuse.FuseSession;
+import io.keywarden.linux.Secret;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import org.junit.jupiter.api.Test;
+
+class InheritanceTest {
+    private static final String KEY = "sk-test-" + "K".repeat(40);
+    private static final String OLD_KEY = "sk-test-" + "O".repeat(40);
+
+    private static Lease lease(String key, String id, boolean revocable) {
+        return new Lease(new IssuedKey(Secret.copyOf(key.getBytes(StandardCharsets.UTF_8)),
+                Instant.parse("2026-12-01T00:00:00Z"), id, revocable ? "" : "anthropic-beta: oauth-2025-04-20\n"),
+                Instant.parse("2026-11-30T23:00:00Z"), true, revocable ? Optional.of("key_abc") : Optional.empty(), "bao",
+                revocable);
+    }
+
+    private static Inheritance sample() {
+        ProcessInfo holder = new ProcessInfo(4242, 987654, 1001, 1001, 0, Optional.empty(), Optional.empty(),
+                CgroupInfo.NONE, Optional::empty);
+        HandedSlot slot = new HandedSlot("agent", "spiffe://example.org/agent", "openai", false, lease(KEY, "lease/1", true),
+                lease(OLD_KEY, "lease/0", false), Instant.parse("2026-11-30T23:00:00Z"), List.of(holder), List.of());
+        KeyFs.State fs = new KeyFs.State(1700000000L, Map.of("openai", 1L), 2, Map.of("agent", 1L), 2,
+                Map.of(7L, Secret.copyOf(KEY.getBytes(StandardCharsets.UTF_8))),
+                Map.of(8L, List.of(new DirentList.Entry(1, ".", DirentList.DT_DIR))), 9);
+        return new Inheritance(100, "0.1.0", Path.of("/run/keywarden"), new FuseSession.Handoff(5, 41, true, 77), fs,
+                List.of(slot));
+    }
+
+    @Test
+    void roundTripsEverythingAndKeepsKeysOutOfTheDescription() throws IOException {
+        byte[] frame = sample().encode();
+        int jsonLength = ByteBuffer.wrap(frame).order(ByteOrder.LITTLE_ENDIAN).getInt();
+        String description = new String(frame, 4, jsonLength, StandardCharsets.UTF_8);
+        assertFalse(description.contains("sk-test-"), "no key in the JSON part");
+        Inheritance in = Inheritance.decode(frame, 9);
+        assertTrue(allZero(frame), "the frame is wiped after decoding");
+        assertEquals(9, in.fuse().fd());
+        assertEquals(41, in.fuse().kernelMinor());
+        assertTrue(in.fuse().requestTimeout());
+        assertEquals(Path.of("/run/keywarden"), in.mountPoint());
+        assertEquals(1L, in.keyFs().keyIndex().get("openai"));
+        assertEquals(9, in.keyFs().nextHandle());
+        assertEquals(KEY, new String(in.keyFs().openFiles().get(7L).toByteArray(), StandardCharsets.UTF_8));
+        assertEquals(".", in.keyFs().openDirs().get(8L).get(0).name());
+        HandedSlot s = in.leases().get(0);
+        assertEquals("spiffe://example.org/agent", s.spiffeId());
+        assertTrue(s.current().key().sameSecretAs(lease(KEY, "x", true).key()));
+        assertEquals(IssuedKey.fingerprint(KEY), s.current().key().fingerprint());
+        assertEquals(Optional.of("key_abc"), s.current().providerKeyId());
+        assertEquals("bao", s.current().issuer());
+        assertFalse(s.previous().revocable());
+        assertEquals("anthropic-beta: oauth-2025-04-20\n", s.previous().key().headers());
+        assertEquals(4242, s.holders().get(0).pid());
+        assertEquals(987654, s.holders().get(0).startTime());
+        assertFalse(in.toString().contains("sk-test-") || s.toString().contains("sk-test-"));
+        in.destroy();
+        assertTrue(s.current().key().isDestroyed());
+    }
+
+    @Test
+    void aMalformedFrameIsAnErrorNamingWhatIsWrong() throws IOException {
+        assertTrue(assertThrows(IOException.class, () -> Inheritance.decode(new byte[3], -1)).getMessage().contains("3 bytes"));
+        byte[] frame = sample().encode();
+        byte[] cut = Arrays.copyOf(frame, frame.length - 20);
+        assertTrue(assertThrows(IOException.class, () -> Inheritance.decode(cut, -1)).getMessage()
+                .contains("a secret points outside the frame"));
+        byte[] lying = sample().encode();
+        ByteBuffer.wrap(lying).order(ByteOrder.LITTLE_ENDIAN).putInt(0, lying.length);
+        assertTrue(assertThrows(IOException.class, () -> Inheritance.decode(lying, -1)).getMessage()
+                .contains("does not fit"));
+        byte[] notJson = ByteBuffer.allocate(10).order(ByteOrder.LITTLE_ENDIAN).putInt(6).put("{nope}".getBytes()).array();
+        assertThrows(IOException.class, () -> Inheritance.decode(notJson, -1));
+    }
+
+    private static boolean allZero(byte[] b) {
+        for (byte x : b) {
+            if (x != 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+}
