@@ -251,7 +251,21 @@ class HandoverIT {
             Proc.Result r = Proc.as(1001, "/usr/bin/python3", "-c", "import socket,sys\n"
                     + "s=socket.socket(socket.AF_UNIX)\ntry:\n s.connect(sys.argv[1]); print('connected')\n"
                     + "except OSError as e:\n print('errno', e.errno)", sock.toString());
-            assertTrue(r.out().contains("errno 13") || r.out().contains("errno 2"), r.out() + r.err());
+            assertTrue(r.out().contains("errno 13"), r.out() + r.err());
+            // Even with the socket's mode loosened, SO_PEERCRED says uid 1001: refused, nothing stops.
+            Files.setPosixFilePermissions(sock, PosixFilePermissions.fromString("rw-rw-rw-"));
+            Files.setPosixFilePermissions(admin.getParent(), PosixFilePermissions.fromString("rwxr-xr-x"));
+            Proc.Result asked = Proc.as(1001, "/usr/bin/python3", "-c", "import json,os,socket,struct,sys\n"
+                    + "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+                    + "m=json.dumps({'op':'takeover','pid':os.getpid(),'version':'x'}).encode()\n"
+                    + "s.sendall(struct.pack('<I',len(m))+m)\n"
+                    + "msg,anc,flags,addr=s.recvmsg(65536, socket.CMSG_SPACE(4))\n"
+                    + "print('got', len(msg), 'bytes', len(anc), 'descriptors')", sock.toString());
+            assertTrue(asked.out().contains("got 0 bytes 0 descriptors"), asked.out() + asked.err());
+            io.keywarden.tests.support.Await.until(java.time.Duration.ofSeconds(5),
+                    () -> Files.readString(ledger).contains("\"event\":\"handover.refused\""), () -> "recorded");
+            assertTrue(Files.readString(ledger).contains("uid 1001 is not root"));
+            assertTrue(fingerprintAs1001().startsWith("sha256:"), "still serving");
             assertEquals(0, d.stop());
         }
     }

@@ -145,6 +145,33 @@ class RealChainIT {
         assertEquals(401, atProvider(b));
     }
 
+    /** An upgrade against the real chain: the OpenBao lease (and the provider's key) live on across it, one issuance. */
+    @Test
+    void aTakeoverKeepsTheOpenBaoLeaseAndTheNextStopRevokesIt() throws Exception {
+        chain.registerUid("rc-erin", 1105);
+        chain.setup("10m", "1h");
+        Daemon old = keywarden(policy("10m", "0.67", "60s", "rc-erin"));
+        String a = Proc.as(1105, "cat", key()).out();
+        assertEquals(200, atProvider(a));
+        long posts = chain.count("POST /v1/organization/projects/");
+        long deletes = chain.count("DELETE ");
+        Daemon successor = Daemon.start(Map.of(), "run", "--config", dir.resolve("config.yaml").toString(), "--takeover");
+        daemon = successor;
+        try {
+            successor.awaitOut("took over", 60);
+            assertEquals(0, old.waitFor(30), "the old daemon exits after handing over");
+        } finally {
+            old.close();
+        }
+        assertEquals(a, Proc.as(1105, "cat", key()).out(), "the same key through the successor (attested anew by SPIRE)");
+        assertEquals(200, atProvider(a), "its service account lives");
+        assertEquals(posts, chain.count("POST /v1/organization/projects/"), "no issuance for the takeover");
+        assertEquals(deletes, chain.count("DELETE "), "no revocation for the takeover");
+        assertEquals(0, successor.stop());
+        Await.until(Duration.ofSeconds(20), () -> chain.count("DELETE ") > deletes, () -> "the final stop revokes");
+        assertEquals(401, atProvider(a), "the lease the successor inherited is revoked at its stop");
+    }
+
     @Test
     void aShortTtlKeyIsRefreshedWithOneIssuanceAndTheOldServiceAccountDies() throws Exception {
         chain.registerUid("rc-carol", 1104);
