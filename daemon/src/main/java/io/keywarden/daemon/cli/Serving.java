@@ -28,6 +28,8 @@ final class Serving {
         HandoverClient client = null;
         try {
             if (takeover) {
+                // Keys arrive with the handover: not dumpable, no core, before they do.
+                io.keywarden.linux.ProcessHardening.apply();
                 if (java.nio.file.Files.exists(s.handoverSocket())) {
                     io.keywarden.daemon.handover.Warmup.libraries();
                 }

@@ -206,7 +206,9 @@ class DaemonAbuseIT {
             long ms = (System.nanoTime() - t0) / 1_000_000;
             System.out.println("revoke --block with 10 idle admin clients connected: answered in " + ms + " ms");
             assertTrue(answer.path("ok").asBoolean(), answer.toString());
-            assertTrue(ms < 1000, "the kill switch answered in " + ms + " ms");
+            // Waiting behind even one idle client costs its 2 s read timeout; a loaded 2-CPU machine
+            // takes over 1 s for the first revoke (issuer call, ledger fsync), so the bound is below 2 s.
+            assertTrue(ms < 1900, "the kill switch answered in " + ms + " ms: it waited for an idle client");
             assertTrue(Proc.as(1001, "cat", api).err().contains("Permission denied"));
         } finally {
             for (SocketChannel c : idle) {
