@@ -39,9 +39,10 @@ import java.util.Optional;
  * @param fuse        the connection (its {@code fd} is the receiver's copy once received)
  * @param keyFs       KeyFS's state (the receiver owns the file contents)
  * @param leases      the lease slots (the receiver owns the keys)
+ * @param issuerState each issuer instance's {@code handoverState()} by name (secret: Vault tokens)
  */
 public record Inheritance(long fromPid, String fromVersion, Path mountPoint, FuseSession.Handoff fuse, KeyFs.State keyFs,
-                          List<HandedSlot> leases) {
+                          List<HandedSlot> leases, Map<String, byte[]> issuerState) {
     private static final ObjectMapper JSON = new ObjectMapper();
     /** Far above any real node (a thousand leases and handles are some hundred KB). */
     public static final int MAX_BYTES = 64 << 20;
@@ -55,6 +56,7 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
     /** Wipes every key and file content this inheritance holds (when it is not taken over after all). */
     public void destroy() {
         keyFs.openFiles().values().forEach(Secret::close);
+        issuerState.values().forEach(b -> Arrays.fill(b, (byte) 0));
         for (HandedSlot s : leases) {
             if (s.current() != null) {
                 s.current().key().destroy();
@@ -72,6 +74,9 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
             estimate += c.length();
         }
         estimate += leases.size() * 2 * 8192;
+        for (byte[] b : issuerState.values()) {
+            estimate += b.length;
+        }
         // Sized so it does not grow (growing leaves copies of keys behind that nothing can wipe).
         WipingBuffer blob = new WipingBuffer(estimate);
         ObjectNode root = JSON.createObjectNode();
@@ -113,6 +118,10 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
                 }
                 o.set("holders", processes(s.holders()));
                 o.set("previousHolders", processes(s.previousHolders()));
+            }
+            ObjectNode issuers = root.putObject("issuerState");
+            for (Map.Entry<String, byte[]> e : issuerState.entrySet()) {
+                issuers.set(e.getKey(), secret(blob, e.getValue()));
             }
             byte[] json = JSON.writeValueAsBytes(root);
             byte[] secrets = blob.toByteArray();
@@ -219,9 +228,15 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
                         o.hasNonNull("lastRefresh") ? Instant.parse(o.get("lastRefresh").asText()) : null,
                         processes(o.path("holders")), processes(o.path("previousHolders"))));
             }
+            Map<String, byte[]> issuers = new HashMap<>();
+            var iit = root.path("issuerState").fields();
+            while (iit.hasNext()) {
+                var e = iit.next();
+                issuers.put(e.getKey(), r.bytes(e.getValue()));
+            }
             Inheritance in = new Inheritance(root.path("fromPid").asLong(), root.path("fromVersion").asText(""),
                     Path.of(r.text(root, "mountPoint")), new FuseSession.Handoff(fd, f.path("kernelMinor").asInt(),
-                    f.path("requestTimeout").asBoolean(), f.path("connectionId").asLong(-1)), state, leases);
+                    f.path("requestTimeout").asBoolean(), f.path("connectionId").asLong(-1)), state, leases, issuers);
             made.clear();
             return in;
         } catch (RuntimeException e) {
@@ -265,6 +280,16 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
                 throw new IOException("'" + field + "' is missing");
             }
             return v.asLong();
+        }
+
+        /** A heap copy, for issuer state (the issuer's own format); the receiver wipes it after use. */
+        byte[] bytes(JsonNode ref) throws IOException {
+            long at = ref.path("at").asLong(-1);
+            long len = ref.path("len").asLong(-1);
+            if (at < 0 || len < 0 || blobAt + at + len > frame.length) {
+                throw new IOException("issuer state points outside the frame");
+            }
+            return Arrays.copyOfRange(frame, (int) (blobAt + at), (int) (blobAt + at + len));
         }
 
         Secret secret(JsonNode ref) throws IOException {

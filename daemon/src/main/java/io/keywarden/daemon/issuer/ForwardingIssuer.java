@@ -42,6 +42,16 @@ public abstract class ForwardingIssuer implements Issuer {
     }
 
     @Override
+    public byte[] handoverState() {
+        return delegate.handoverState();
+    }
+
+    @Override
+    public void adoptHandoverState(byte[] state) throws IssuerException {
+        delegate.adoptHandoverState(state);
+    }
+
+    @Override
     public Optional<String> unavailable() {
         return delegate.unavailable();
     }

@@ -33,6 +33,18 @@ public interface Issuer {
     void revoke(Lease lease) throws IssuerException;
 
     /** Why this issuer cannot serve any workload right now (for /readyz), or empty when it can. Blocking, bounded. */
+    /**
+     * What a successor daemon needs to revoke and refresh the leases this instance issued (Vault:
+     * the tokens that hold them), for a handover; secret, passed only in memory. Empty: nothing.
+     */
+    default byte[] handoverState() {
+        return new byte[0];
+    }
+
+    /** Takes over {@link #handoverState()} of the same instance in the daemon that handed over. */
+    default void adoptHandoverState(byte[] state) throws IssuerException {
+    }
+
     default java.util.Optional<String> unavailable() {
         return java.util.Optional.empty();
     }

@@ -198,6 +198,43 @@ public final class VaultIssuer implements Issuer {
         forget(lease.leaseId(), token);
     }
 
+    /** The tokens: of each lease, each role's login, how many leases each holds, the current logins. */
+    @Override
+    public byte[] handoverState() {
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        com.fasterxml.jackson.databind.node.ObjectNode root = json.createObjectNode();
+        tokenOfLease.forEach(root.putObject("tokenOfLease")::put);
+        com.fasterxml.jackson.databind.node.ObjectNode roles = root.putObject("tokenOfRole");
+        tokenOfRole.forEach((role, t) -> roles.putObject(role).put("id", t.id()).put("issued", t.issued().toString())
+                .put("expires", t.expires().toString()));
+        leasesOfToken.forEach(root.putObject("leasesOfToken")::put);
+        currentTokens.forEach(root.putArray("currentTokens")::add);
+        try {
+            return json.writeValueAsBytes(root);
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalStateException("vault issuer state: " + e.getOriginalMessage());
+        }
+    }
+
+    @Override
+    public void adoptHandoverState(byte[] state) throws IssuerException {
+        if (state.length == 0) {
+            return;
+        }
+        try {
+            com.fasterxml.jackson.databind.JsonNode root = new com.fasterxml.jackson.databind.ObjectMapper().readTree(state);
+            root.path("tokenOfLease").fields().forEachRemaining(e -> tokenOfLease.put(e.getKey(), e.getValue().asText()));
+            root.path("tokenOfRole").fields().forEachRemaining(e -> tokenOfRole.put(e.getKey(), new Token(
+                    e.getValue().path("id").asText(), Instant.parse(e.getValue().path("issued").asText()),
+                    Instant.parse(e.getValue().path("expires").asText()))));
+            root.path("leasesOfToken").fields().forEachRemaining(e -> leasesOfToken.put(e.getKey(), e.getValue().asInt()));
+            root.path("currentTokens").forEach(t -> currentTokens.add(t.asText()));
+        } catch (java.io.IOException | RuntimeException e) {
+            throw new IssuerException("the handed-over state of issuer " + name + " is malformed",
+                    IssuerException.Kind.CONFIG);
+        }
+    }
+
     private void forget(String leaseId, String token) {
         if (tokenOfLease.remove(leaseId, token)) {
             leasesOfToken.computeIfPresent(token, (k, n) -> n <= 1 ? null : n - 1);

@@ -176,6 +176,21 @@ public final class KeywardenRuntime implements AutoCloseable {
         IssuerRegistry issuers = IssuerFactory.build(s.issuers(), identity, clock, metrics, nodeKey, hook,
                 s.extensions().policyHook().map(Config.PolicyHook::timeout).orElse(Duration.ZERO));
         issuerRegistry = issuers;
+        if (inherited != null) {
+            for (Map.Entry<String, byte[]> e : inherited.issuerState().entrySet()) {
+                java.util.Optional<Issuer> i = issuers.named(e.getKey());
+                try {
+                    if (i.isPresent()) {
+                        i.get().adoptHandoverState(e.getValue());
+                    } else {
+                        LOG.warn("issuer {} of the daemon that handed over is not configured here: its leases are left"
+                                + " to expire", e.getKey());
+                    }
+                } catch (io.keywarden.daemon.issuer.IssuerException x) {
+                    throw new IOException(x.getMessage());
+                }
+            }
+        }
         for (Issuer i : issuers.all()) {
             components.add(Component.of("issuer " + i.name(), () -> { }, i::unavailable));
         }
@@ -747,8 +762,16 @@ public final class KeywardenRuntime implements AutoCloseable {
             // The delivery component did not hand over (it failed to stop): serve again.
             throw new HandoverServer.Refused("the FUSE session could not be paused");
         }
+        // After every component stopped: no issuance or revocation changes an issuer's state any more.
+        Map<String, byte[]> issuerState = new java.util.HashMap<>();
+        for (Issuer i : issuerRegistry.all()) {
+            byte[] st = i.handoverState();
+            if (st.length > 0) {
+                issuerState.put(i.name(), st);
+            }
+        }
         return new Inheritance(ProcessHandle.current().pid(), BuildInfo.load().version(),
-                spec.delivery().path().toAbsolutePath().normalize(), h.fuse, h.keyFs, h.leases);
+                spec.delivery().path().toAbsolutePath().normalize(), h.fuse, h.keyFs, h.leases, issuerState);
     }
 
     private volatile long handedOverTo = -1;

@@ -46,7 +46,7 @@ class InheritanceTest {
                 Map.of(7L, Secret.copyOf(KEY.getBytes(StandardCharsets.UTF_8))),
                 Map.of(8L, List.of(new DirentList.Entry(1, ".", DirentList.DT_DIR))), 9);
         return new Inheritance(100, "0.1.0", Path.of("/run/keywarden"), new FuseSession.Handoff(5, 41, true, 77), fs,
-                List.of(slot));
+                List.of(slot), Map.of("bao", "{\"tokenOfLease\":{\"lease/1\":\"hvs.SECRET\"}}".getBytes(StandardCharsets.UTF_8)));
     }
 
     @Test
@@ -54,7 +54,7 @@ class InheritanceTest {
         byte[] frame = sample().encode();
         int jsonLength = ByteBuffer.wrap(frame).order(ByteOrder.LITTLE_ENDIAN).getInt();
         String description = new String(frame, 4, jsonLength, StandardCharsets.UTF_8);
-        assertFalse(description.contains("sk-test-"), "no key in the JSON part");
+        assertFalse(description.contains("sk-test-") || description.contains("hvs."), "no key or token in the JSON part");
         Inheritance in = Inheritance.decode(frame, 9);
         assertTrue(allZero(frame), "the frame is wiped after decoding");
         assertEquals(9, in.fuse().fd());
@@ -74,6 +74,8 @@ class InheritanceTest {
         assertFalse(s.previous().revocable());
         assertEquals("anthropic-beta: oauth-2025-04-20\n", s.previous().key().headers());
         assertEquals(4242, s.holders().get(0).pid());
+        assertEquals("{\"tokenOfLease\":{\"lease/1\":\"hvs.SECRET\"}}", new String(in.issuerState().get("bao"),
+                StandardCharsets.UTF_8));
         assertEquals(987654, s.holders().get(0).startTime());
         assertFalse(in.toString().contains("sk-test-") || s.toString().contains("sk-test-"));
         in.destroy();
@@ -86,7 +88,7 @@ class InheritanceTest {
         byte[] frame = sample().encode();
         byte[] cut = Arrays.copyOf(frame, frame.length - 20);
         assertTrue(assertThrows(IOException.class, () -> Inheritance.decode(cut, -1)).getMessage()
-                .contains("a secret points outside the frame"));
+                .contains("points outside the frame"));
         byte[] lying = sample().encode();
         ByteBuffer.wrap(lying).order(ByteOrder.LITTLE_ENDIAN).putInt(0, lying.length);
         assertTrue(assertThrows(IOException.class, () -> Inheritance.decode(lying, -1)).getMessage()
