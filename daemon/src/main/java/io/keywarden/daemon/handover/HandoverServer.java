@@ -23,6 +23,10 @@ import org.slf4j.LoggerFactory;
  * <p>Protocol (frames of {@link UnixSocket}): successor → {@code {"op":"takeover","pid":N,"version":V}};
  * daemon → {@code {"ok":true}} then the inheritance frame with the descriptor, or
  * {@code {"refused":"why"}}; successor → {@code {"ready":true}} once its workers read the device.
+ *
+ * <p>Not closed: a successor whose "ready" arrives just after {@link #READY_WITHIN} ran out (the
+ * old daemon then serves again) would leave two daemons reading one mount. A successor boots in
+ * well under a second; a third message would move the window, not remove it.
  */
 public final class HandoverServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(HandoverServer.class);

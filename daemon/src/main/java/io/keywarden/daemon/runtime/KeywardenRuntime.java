@@ -195,6 +195,8 @@ public final class KeywardenRuntime implements AutoCloseable {
             components.add(Component.of("issuer " + i.name(), () -> { }, i::unavailable));
         }
         components.probe();
+        // Before the first request can be served: a blocked workload stays blocked across a restart or a takeover.
+        loadBlocks(s);
         String delivery = startFrontEnd(s, identity, issuers, out);
         startAdmin(s, identity.name(), ReadyBanner.issuers(s), delivery);
         startGuardAndGateway(s, identity, issuers);
@@ -675,12 +677,15 @@ public final class KeywardenRuntime implements AutoCloseable {
         }
     }
 
-    private void startAdmin(Spec s, String identity, String issuers, String delivery) throws IOException {
-        // Blocks survive restarts: beside the ledger when there is one, else beside the admin socket.
+    /** Blocks survive restarts: beside the ledger when there is one, else beside the admin socket. */
+    private void loadBlocks(Spec s) throws IOException {
         Path blocksFile = s.audit().file().map(a -> a.resolveSibling("blocks.json"))
                 .orElse(s.adminSocket().resolveSibling("blocks.json"));
         blocks = Blocks.load(blocksFile);
         applyBlocks(policy.get());
+    }
+
+    private void startAdmin(Spec s, String identity, String issuers, String delivery) throws IOException {
         components.add("admin", AdminServer.start(vertx, s.adminSocket(), leases, policy, Map.of("node", s.node(),
                 "identity", identity, "issuer", issuers, "delivery", delivery), blocks, audit::record));
         LOG.info("admin API on {}", s.adminSocket());

@@ -65,7 +65,7 @@ class SingleInstanceIT {
             // The owner dies without unmounting: its mount is stale, its lock gone with it.
             Proc.run("kill", "-KILL", Long.toString(first.pid()));
             first.waitFor(10);
-            try (Daemon next = Daemon.start(Map.of("SUDO_UID", "1001"), dev(mnt, ledger, sock, port + 2)
+            try (Daemon next = Daemon.start(Map.of("SUDO_UID", "1001"), dev(mnt, ledger, sock, io.keywarden.tests.support.Ports.free())
                     .toArray(String[]::new))) {
                 next.awaitOut("serving KeyFS", 30);
                 assertTrue(Proc.as(1001, "cat", api).out().startsWith("sk-dev-"), "the stale mount was taken over");
