@@ -764,8 +764,13 @@ public final class KeywardenRuntime implements AutoCloseable {
         audit.record("daemon.handover", Map.of("to_pid", toPid, "leases", leases.view().size()));
         components.stopAll();
         if (h.fuse == null) {
-            // The delivery component did not hand over (it failed to stop): serve again.
-            throw new HandoverServer.Refused("the FUSE session could not be paused");
+            // The delivery component failed to pause, and everything else has stopped: nothing is left to
+            // hand over or to serve with. Stop for good (unmount) and let the supervisor start us again.
+            fuseSession.close();
+            stopReason = "handover failed: the FUSE session could not be paused";
+            exitCode = 3;
+            stopped.countDown();
+            throw new HandoverServer.Refused("the FUSE session could not be paused; this daemon stopped");
         }
         // After every component stopped: no issuance or revocation changes an issuer's state any more.
         Map<String, byte[]> issuerState = new java.util.HashMap<>();
@@ -826,7 +831,8 @@ public final class KeywardenRuntime implements AutoCloseable {
         }
         closed = true;
         if (booted) {
-            LOG.info("keywarden stopping: unmounting, revoking leases");
+            LOG.info(handing != null ? "keywarden stopping for a handover: the mount and the leases stay"
+                    : "keywarden stopping: unmounting, revoking leases");
         }
         components.stopAll();
         if (booted) {
