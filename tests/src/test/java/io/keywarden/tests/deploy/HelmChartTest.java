@@ -123,6 +123,9 @@ class HelmChartTest {
         assertTrue(more.stream().anyMatch(h -> h.getKind().equals("ServiceMonitor")));
         String rule = more.stream().filter(h -> h.getKind().equals("PrometheusRule")).findFirst().map(Serialization::asYaml)
                 .orElseThrow();
+        assertTrue(rule.contains("KeywardenRestarted") && rule.contains("kube_pod_container_status_restarts_total")
+                && rule.replace("\\\"", "\"").contains("namespace=\"keywarden\""),
+                "a keywarden restart (not a handover) is alerted on");
         assertTrue(rule.contains("KeywardenBudgetBreach") && rule.contains("{{ $labels.workload }}"),
                 "the base manifest's alerts, their templates kept literal");
     }
