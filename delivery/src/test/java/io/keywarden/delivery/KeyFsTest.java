@@ -53,7 +53,8 @@ class KeyFsTest {
     private final Map<Integer, Attestation> who = Map.of(
             1, identified(1, 1001, "alice"), 2, identified(2, 1002, "bob"),
             3, new Attestation.Unidentified(null, "no workload matches uid 7"));
-    private final KeyFs fs;
+    private KeyFs fs;
+    private final AccessDecider decider;
     private long unique;
 
     KeyFsTest() {
@@ -92,8 +93,8 @@ class KeyFsTest {
             }
         };
         Clock clock = Clock.fixed(NOW, ZoneOffset.UTC);
-        fs = new KeyFs(new AccessDecider(() -> policy, attestor, keys, listener, clock, Duration.ofSeconds(1), timer,
-                timer), clock);
+        decider = new AccessDecider(() -> policy, attestor, keys, listener, clock, Duration.ofSeconds(1), timer, timer);
+        fs = new KeyFs(decider, clock);
     }
 
     @AfterEach
@@ -202,6 +203,31 @@ class KeyFsTest {
         assertEquals("error: vault is sealed\n", read(1, lookup(1, dir, "status")));
         assertEquals("spiffe://t/alice\n", read(1, lookup(1, dir, "spiffe_id")));
         assertEquals("2026-11-30T12:05:00Z\n", read(1, lookup(1, dir, "expires_at")));
+    }
+
+    /** A handover: the successor answers with the same node ids, and handles opened before it read on. */
+    @Test
+    void aSuccessorContinuesTheNodeIdsAndTheOpenHandles() {
+        long dir = lookup(1, 1, "openai");
+        long alice = lookup(1, dir, "api_key");
+        Captured open = call(FuseOpcode.OPEN, 1, (req, reply) -> fs.open(req, alice, 0, reply));
+        long fh = FuseStructs.OpenOut.decode(open.payload(), 0).fh();
+        Captured opendir = call(FuseOpcode.OPENDIR, 1, (req, reply) -> fs.opendir(req, 1, 0, reply));
+        long dh = FuseStructs.OpenOut.decode(opendir.payload(), 0).fh();
+        KeyFs.State state = fs.export();
+        fs = KeyFs.continuing(decider, state);
+        Captured data = call(FuseOpcode.READ, 1, (req, reply) -> fs.read(req, alice, fh, 0, 4096, reply));
+        byte[] bytes = new byte[data.payload().remaining()];
+        data.payload().get(bytes);
+        assertEquals("sk-alice-key", new String(bytes, StandardCharsets.US_ASCII), "a handle opened before reads on");
+        Captured list = call(FuseOpcode.READDIR, 1, (req, reply) -> fs.readdir(req, 1, dh, 0, 4096, reply));
+        assertEquals("openai", new String(FuseStructs.Dirent.decode(list.payload(), 64).name(), StandardCharsets.UTF_8));
+        assertEquals(dir, lookup(1, 1, "openai"), "the same directory node");
+        assertEquals(alice, lookup(1, dir, "api_key"), "the same api_key inode for the same workload");
+        assertNotEquals(alice, lookup(2, dir, "api_key"), "a workload seen first by the successor gets a slot of its own");
+        Captured again = call(FuseOpcode.OPEN, 1, (req, reply) -> fs.open(req, alice, 0, reply));
+        assertTrue(FuseStructs.OpenOut.decode(again.payload(), 0).fh() > dh, "handle numbers continue, never reused");
+        assertEquals(3, fs.openHandles(), "both handed-over handles are open, plus the new one");
     }
 
     @Test
