@@ -250,6 +250,29 @@ class HandoverIT {
     }
 
     @Test
+    void aTmpfsDaemonRefusesAndKeepsServing() throws Exception {
+        Path files = dir.resolve("files");
+        Path tmpfsConfig = Files.writeString(dir.resolve("tmpfs.yaml"), Files.readString(config)
+                .replace("delivery: {mode: fuse, path: " + mnt + "}", "delivery: {mode: tmpfs, path: " + files + "}"));
+        assertTrue(Files.readString(tmpfsConfig).contains("mode: tmpfs"));
+        try (Daemon old = Daemon.start(Map.of(), "run", "--config", tmpfsConfig.toString())) {
+            old.awaitOut("serving", 30);
+            Path key = files.resolve("agent/openai/api_key");
+            io.keywarden.tests.support.Await.until(java.time.Duration.ofSeconds(10),
+                    () -> Proc.as(1001, "cat", key.toString()).out().startsWith("sk-dev-"), () -> "tmpfs publishes the key");
+            try (Daemon successor = Daemon.start(Map.of(), "run", "--config", tmpfsConfig.toString(), "--takeover")) {
+                assertEquals(2, successor.waitFor(60), "refused: " + successor.err);
+                assertTrue(String.join("\n", successor.err).contains("refused the handover: this daemon serves tmpfs files"),
+                        String.join("\n", successor.err));
+            }
+            assertTrue(old.isAlive(), "nothing stopped");
+            assertTrue(Proc.as(1001, "cat", key.toString()).out().startsWith("sk-dev-"), "still serving");
+            assertTrue(Files.readString(ledger).contains("\"event\":\"handover.refused\""));
+            assertEquals(0, old.stop());
+        }
+    }
+
+    @Test
     void onlyRootMayAskAndWithoutADaemonTakeoverStartsNormally() throws Exception {
         try (Daemon d = Daemon.start(Map.of(), "run", "--config", config.toString(), "--takeover")) {
             d.awaitOut("serving KeyFS", 30);
