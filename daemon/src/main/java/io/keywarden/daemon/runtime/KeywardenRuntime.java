@@ -188,6 +188,8 @@ public final class KeywardenRuntime implements AutoCloseable {
                     }
                 } catch (io.keywarden.daemon.issuer.IssuerException x) {
                     throw new IOException(x.getMessage());
+                } finally {
+                    java.util.Arrays.fill(e.getValue(), (byte) 0);
                 }
             }
         }
