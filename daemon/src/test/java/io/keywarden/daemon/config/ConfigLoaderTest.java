@@ -39,6 +39,7 @@ class ConfigLoaderTest {
         assertEquals(Config.Tuning.DEFAULT, c.tuning());
         assertEquals(new HostPort("127.0.0.1", 9464), c.ops().listen());
         assertTrue(c.revokeOnShutdown());
+        assertEquals(Path.of("/run/keywarden-admin/handover.sock"), c.admin().handoverSocket());
         Config.Gateway g = c.extensions().gateway().orElseThrow();
         assertEquals(new HostPort("127.0.0.1", 8787), g.listen().orElseThrow());
         assertEquals(Path.of("/run/keywarden-gw/gateway.sock"), g.socket().orElseThrow());
@@ -46,6 +47,23 @@ class ConfigLoaderTest {
                 g.upstreams().get("openai"));
         assertEquals(16L << 20, g.maxBodyBytes());
         assertEquals(new Config.StatsD("127.0.0.1", 8125, "datadog"), c.extensions().metrics().statsd().orElseThrow());
+    }
+
+    @Test
+    void theHandoverSocketDefaultsBesideTheAdminSocketAndMustBeAbsolute() throws Exception {
+        Config c = ConfigLoader.load(write("""
+                policy: p
+                issuers: {d: {type: dev}}
+                admin: {socket: /run/kw/admin.sock}
+                """), Map.of());
+        assertEquals(Path.of("/run/kw/handover.sock"), c.admin().handoverSocket());
+        io.keywarden.policy.yaml.ProblemsException e = org.junit.jupiter.api.Assertions.assertThrows(
+                io.keywarden.policy.yaml.ProblemsException.class, () -> ConfigLoader.load(write("""
+                        policy: p
+                        issuers: {d: {type: dev}}
+                        admin: {socket: /run/kw/admin.sock, handoverSocket: relative.sock}
+                        """), Map.of()));
+        assertTrue(e.getMessage().contains("admin.handoverSocket"), e.getMessage());
     }
 
     @Test
