@@ -88,8 +88,11 @@ class HandoverIT {
         if (dir == null) {
             return;
         }
-        if (Mounts.at(mnt).isPresent()) {
-            Mounts.detach(mnt);
+        // Also the tmpfs a daemon killed by a failing test would leave behind.
+        for (Path m : List.of(mnt, dir.resolve("files"))) {
+            if (Mounts.at(m).isPresent()) {
+                Mounts.detach(m);
+            }
         }
         Proc.run("rm", "-rf", dir.toString());
     }
