@@ -35,6 +35,10 @@ public final class CProgram {
                 Files.copy(in, src);
             }
             Path bin = dir.resolve(name);
+            // Removed when the test JVM exits (deleteOnExit runs last-registered first: files, then the directory).
+            for (Path p : new Path[] {dir, src, bin}) {
+                p.toFile().deleteOnExit();
+            }
             Proc.Result r = Proc.run("cc", "-O2", "-pthread", "-o", bin.toString(), src.toString());
             if (!r.ok()) {
                 throw new AssertionError("cannot compile " + name + ": " + r.err());
