@@ -66,14 +66,8 @@ final class DevCommand implements Callable<Integer> {
             + " default: the provider of the key's issuer type (https://api.openai.com for dev keys).")
     java.util.List<String> upstreams = new java.util.ArrayList<>();
 
-    @Option(names = "--takeover", description = "Take the mount and the leases over from the dev daemon running with"
-            + " the same --admin-socket (its handover socket is beside it); start normally if none answers.")
-    boolean takeover;
-
-    @Option(names = "--after-handover", paramLabel = "exit|idle", defaultValue = "exit",
-            description = "Once this daemon handed over to a successor: exit (default), or idle until stopped, answering"
-                    + " /healthz (for a Kubernetes pod, whose container would otherwise be restarted).")
-    Serving.AfterHandover afterHandover;
+    @CommandLine.Mixin
+    UpgradeOptions upgrade = new UpgradeOptions();
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -122,7 +116,7 @@ final class DevCommand implements Callable<Integer> {
             extensions = extensions.withCsi(Optional.of(new Config.Csi(csiSocket.toAbsolutePath(), Optional.empty())));
         }
         return Serving.serve(DevSpec.of(mount, policy, keyTtl, ops, audit, adminSocket, System.getenv(), fuseTimeout,
-                real, extensions), spec.commandLine().getOut(), takeover, afterHandover);
+                real, extensions), spec.commandLine().getOut(), upgrade.takeover, upgrade.afterHandover);
     }
 
     /** {@code --gateway}, {@code --gateway-socket} and {@code --upstream} over the config's gateway, if any. */

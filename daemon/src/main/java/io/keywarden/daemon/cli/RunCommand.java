@@ -26,14 +26,8 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--config", required = true, paramLabel = "FILE", description = "The config file (YAML).")
     Path config;
 
-    @Option(names = "--takeover", description = "Take the mount and the leases over from the daemon running on"
-            + " admin.handoverSocket (an upgrade: nothing is unmounted or revoked); start normally if none answers.")
-    boolean takeover;
-
-    @Option(names = "--after-handover", paramLabel = "exit|idle", defaultValue = "exit",
-            description = "Once this daemon handed over to a successor: exit (default), or idle until stopped, answering"
-                    + " /healthz (for a Kubernetes pod, whose container would otherwise be restarted).")
-    Serving.AfterHandover afterHandover;
+    @CommandLine.Mixin
+    UpgradeOptions upgrade = new UpgradeOptions();
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -53,7 +47,7 @@ final class RunCommand implements Callable<Integer> {
                         new Ledger.Options(KeywardenRuntime.LEDGER_SEGMENT_BYTES, KeywardenRuntime.LEDGER_FSYNC,
                                 c.audit().retainBytes(), c.audit().retainAge(), c.audit().group())),
                 c.ops().listen(), c.admin().socket(), c.admin().handoverSocket(), c.revokeOnShutdown(), c.tuning(), c.extensions());
-        return Serving.serve(s, spec.commandLine().getOut(), takeover, afterHandover);
+        return Serving.serve(s, spec.commandLine().getOut(), upgrade.takeover, upgrade.afterHandover);
     }
 
     static Config loadConfig(Path file) {

@@ -282,23 +282,25 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
             return v.asLong();
         }
 
-        /** A heap copy, for issuer state (the issuer's own format); the receiver wipes it after use. */
-        byte[] bytes(JsonNode ref) throws IOException {
+        /** {start, length} in the frame of a blob reference {@code {"at", "len"}}, checked to lie inside it. */
+        int[] range(JsonNode ref, String what) throws IOException {
             long at = ref.path("at").asLong(-1);
             long len = ref.path("len").asLong(-1);
             if (at < 0 || len < 0 || blobAt + at + len > frame.length) {
-                throw new IOException("issuer state points outside the frame");
+                throw new IOException(what + " points outside the frame");
             }
-            return Arrays.copyOfRange(frame, (int) (blobAt + at), (int) (blobAt + at + len));
+            return new int[] {(int) (blobAt + at), (int) len};
+        }
+
+        /** A heap copy, for issuer state (the issuer's own format); the receiver wipes it after use. */
+        byte[] bytes(JsonNode ref) throws IOException {
+            int[] r = range(ref, "issuer state");
+            return Arrays.copyOfRange(frame, r[0], r[0] + r[1]);
         }
 
         Secret secret(JsonNode ref) throws IOException {
-            long at = ref.path("at").asLong(-1);
-            long len = ref.path("len").asLong(-1);
-            if (at < 0 || len < 0 || blobAt + at + len > frame.length) {
-                throw new IOException("a secret points outside the frame");
-            }
-            Secret s = Secret.copyOf(frame, (int) (blobAt + at), (int) len);
+            int[] r = range(ref, "a secret");
+            Secret s = Secret.copyOf(frame, r[0], r[1]);
             made.add(s);
             return s;
         }
