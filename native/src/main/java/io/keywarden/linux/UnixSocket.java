@@ -66,17 +66,25 @@ public final class UnixSocket implements AutoCloseable {
      * mode 0600: only root (the owner) can connect, and the peer is checked again on accept.
      */
     public static UnixSocket listen(Path path) throws IOException {
-        byte[] addr = address(path);
-        Files.createDirectories(path.toAbsolutePath().getParent());
-        Files.deleteIfExists(path);
-        int fd = newSocket();
-        if (LibC.bind(fd, addr, addr.length) != 0 || LibC.listen(fd, 8) != 0) {
-            int e = Errno.last();
-            LibC.close(fd);
-            throw new NativeException("bind/listen(" + path + ")", e);
+        address(path);
+        SafePaths.directory(path.toAbsolutePath().getParent(), SafePaths.PRIVATE, "the socket " + path);
+        int[] bound = {-1};
+        try {
+            SafePaths.placeSocket(path, PosixFilePermissions.fromString("rw-------"), "the socket " + path, at -> {
+                byte[] addr = address(at);
+                int fd = newSocket();
+                bound[0] = fd;
+                if (LibC.bind(fd, addr, addr.length) != 0 || LibC.listen(fd, 8) != 0) {
+                    throw new NativeException("bind/listen(" + path + ")", Errno.last());
+                }
+            });
+        } catch (IOException | RuntimeException e) {
+            if (bound[0] >= 0) {
+                LibC.close(bound[0]);
+            }
+            throw e;
         }
-        Files.setPosixFilePermissions(path, PosixFilePermissions.fromString("rw-------"));
-        return new UnixSocket(fd);
+        return new UnixSocket(bound[0]);
     }
 
     /** Connects to {@code path}; a {@link NativeException} with ENOENT or ECONNREFUSED means nobody listens there. */

@@ -83,20 +83,19 @@ public final class AdminServer implements AutoCloseable {
 
     public static AdminServer start(Vertx vertx, Path socket, LeaseManager leases, Supplier<Policy> policy,
                                     Map<String, String> info, Blocks blocks, Recorder recorder) throws IOException {
-        Path dir = socket.toAbsolutePath().getParent();
-        if (!Files.isDirectory(dir)) {
-            Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
-        }
-        Files.deleteIfExists(socket);
+        io.keywarden.linux.SafePaths.directory(socket.toAbsolutePath().getParent(), io.keywarden.linux.SafePaths.PRIVATE,
+                "the admin socket " + socket);
         AdminServer s = new AdminServer(vertx, socket, leases, policy, info, blocks, recorder);
         NetServer server = vertx.createNetServer().connectHandler(s::connected);
-        try {
-            server.listen(SocketAddress.domainSocketAddress(socket.toAbsolutePath().toString())).await(10, TimeUnit.SECONDS);
-        } catch (Exception e) {
-            throw new IOException("cannot listen on the admin socket " + socket + ": " + e.getMessage());
-        }
+        io.keywarden.linux.SafePaths.placeSocket(socket, PosixFilePermissions.fromString("rw-------"),
+                "the admin socket " + socket, at -> {
+                    try {
+                        server.listen(SocketAddress.domainSocketAddress(at.toString())).await(10, TimeUnit.SECONDS);
+                    } catch (Exception e) {
+                        throw new IOException("cannot listen on the admin socket " + socket + ": " + e.getMessage());
+                    }
+                });
         s.server = server;
-        Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------"));
         return s;
     }
 

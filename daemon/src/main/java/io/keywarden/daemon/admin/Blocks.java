@@ -27,6 +27,8 @@ public final class Blocks {
     /** Loads {@code file} (absent: no blocks). A file that cannot be read is an error: blocks are never dropped silently. */
     public static Blocks load(Path file) throws IOException {
         Blocks b = new Blocks(file);
+        io.keywarden.linux.SafePaths.directory(file.toAbsolutePath().getParent(), io.keywarden.linux.SafePaths.PRIVATE,
+                "the block list " + file);
         if (Files.exists(file)) {
             try {
                 b.bySpiffeId.putAll(JSON.readValue(file.toFile(), new TypeReference<Map<String, String>>() {
@@ -55,7 +57,8 @@ public final class Blocks {
     }
 
     private void save() throws IOException {
-        Files.createDirectories(file.toAbsolutePath().getParent());
+        io.keywarden.linux.SafePaths.directory(file.toAbsolutePath().getParent(), io.keywarden.linux.SafePaths.PRIVATE,
+                "the state file " + file);
         Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
         Files.deleteIfExists(tmp);
         Files.createFile(tmp, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));

@@ -105,7 +105,8 @@ public final class Ledger implements AutoCloseable {
 
     /** Finds where the chain stands, repairing a torn last line by starting a new segment. */
     private void recover() throws IOException {
-        Files.createDirectories(file.getParent());
+        io.keywarden.linux.SafePaths.directory(file.toAbsolutePath().getParent(), PosixFilePermissions.fromString(
+                options.group().isPresent() ? "rwxr-x---" : "rwx------"), "the audit ledger " + file);
         List<Path> segments = LedgerFiles.segments(file);
         seq = 0;
         prev = Canonical.GENESIS;
@@ -116,8 +117,9 @@ public final class Ledger implements AutoCloseable {
             if (end > 0 && all[end - 1] != '\n') {
                 int lastNl = lastIndexOf(all, end);
                 Path aside = seg.resolveSibling(seg.getFileName() + ".partial-" + clock.millis());
-                Files.write(aside, java.util.Arrays.copyOfRange(all, lastNl + 1, end));
-                try (FileChannel ch = FileChannel.open(seg, StandardOpenOption.WRITE)) {
+                Files.write(aside, java.util.Arrays.copyOfRange(all, lastNl + 1, end), StandardOpenOption.CREATE_NEW,
+                        StandardOpenOption.WRITE, java.nio.file.LinkOption.NOFOLLOW_LINKS);
+                try (FileChannel ch = FileChannel.open(seg, StandardOpenOption.WRITE, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
                     ch.truncate(lastNl + 1);
                 }
                 LOG.warn("audit ledger {} ended with a partial record (crash mid-write); moved it to {}, starting a new"
@@ -143,16 +145,27 @@ public final class Ledger implements AutoCloseable {
     private FileChannel openSegment() throws IOException {
         boolean group = options.group().isPresent();
         Set<PosixFilePermission> perms = PosixFilePermissions.fromString(group ? "rw-r-----" : "rw-------");
-        if (!Files.exists(file)) {
+        java.nio.file.LinkOption nofollow = java.nio.file.LinkOption.NOFOLLOW_LINKS;
+        if (!Files.exists(file, nofollow)) {
             Files.createFile(file, PosixFilePermissions.asFileAttribute(perms));
         }
-        Files.setPosixFilePermissions(file, perms);
-        if (group) {
-            GroupPrincipal g = file.getFileSystem().getUserPrincipalLookupService()
-                    .lookupPrincipalByGroupName(options.group().get());
-            Files.getFileAttributeView(file, PosixFileAttributeView.class).setGroup(g);
+        if (!Files.isRegularFile(file, nofollow)) {
+            throw new IOException("the audit ledger " + file + " is not a regular file (a link or something else is there)");
         }
-        return FileChannel.open(file, StandardOpenOption.WRITE, StandardOpenOption.APPEND);
+        // Opened first without following a link, then changed through what was opened.
+        FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE, StandardOpenOption.APPEND, nofollow);
+        try {
+            Files.getFileAttributeView(file, PosixFileAttributeView.class, nofollow).setPermissions(perms);
+            if (group) {
+                GroupPrincipal g = file.getFileSystem().getUserPrincipalLookupService()
+                        .lookupPrincipalByGroupName(options.group().get());
+                Files.getFileAttributeView(file, PosixFileAttributeView.class, nofollow).setGroup(g);
+            }
+        } catch (IOException | RuntimeException e) {
+            ch.close();
+            throw e;
+        }
+        return ch;
     }
 
     private static int lastIndexOf(byte[] b, int before) {
@@ -324,7 +337,8 @@ public final class Ledger implements AutoCloseable {
     private void writeHead() {
         try {
             if (head == null) {
-                head = FileChannel.open(headFileOf(file), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+                head = FileChannel.open(headFileOf(file), StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                        java.nio.file.LinkOption.NOFOLLOW_LINKS);
             }
             byte[] b = String.format("%020d:%s\n", seq, prev).getBytes(StandardCharsets.US_ASCII);
             head.write(ByteBuffer.wrap(b), 0);

@@ -92,25 +92,24 @@ public final class CsiServer implements AutoCloseable {
     public static CsiServer start(Path socket, Path source, String nodeId, String version, BooleanSupplier ready,
                                   Listener listener) throws IOException {
         CsiServer s = new CsiServer(socket, source, nodeId, version, ready, listener);
-        Path dir = socket.toAbsolutePath().getParent();
-        if (!Files.isDirectory(dir)) {
-            Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwxr-x---")));
-        }
-        Files.deleteIfExists(socket);
+        io.keywarden.linux.SafePaths.directory(socket.toAbsolutePath().getParent(),
+                PosixFilePermissions.fromString("rwxr-x---"), "the CSI socket " + socket);
         java.util.concurrent.atomic.AtomicInteger n = new java.util.concurrent.atomic.AtomicInteger();
         java.util.concurrent.ThreadFactory acceptor = r -> daemon(r, "csi-accept");
         java.util.concurrent.ThreadFactory worker = r -> daemon(r, "csi-" + n.incrementAndGet());
         s.boss = new MultiThreadIoEventLoopGroup(1, acceptor, NioIoHandler.newFactory());
         s.workers = new MultiThreadIoEventLoopGroup(2, worker, NioIoHandler.newFactory());
         try {
-            s.server = NettyServerBuilder.forAddress(java.net.UnixDomainSocketAddress.of(socket))
-                    .channelType(NioServerDomainSocketChannel.class).bossEventLoopGroup(s.boss)
-                    .workerEventLoopGroup(s.workers).addService(s.new Identity()).addService(s.new Node()).build().start();
+            io.keywarden.linux.SafePaths.placeSocket(socket, PosixFilePermissions.fromString("rw-------"),
+                    "the CSI socket " + socket, at -> s.server = NettyServerBuilder
+                            .forAddress(java.net.UnixDomainSocketAddress.of(at))
+                            .channelType(NioServerDomainSocketChannel.class).bossEventLoopGroup(s.boss)
+                            .workerEventLoopGroup(s.workers).addService(s.new Identity()).addService(s.new Node()).build()
+                            .start());
         } catch (IOException | RuntimeException e) {
             s.close();
             throw new IOException("cannot serve CSI on " + socket + ": " + e.getMessage());
         }
-        Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------"));
         LOG.info("CSI node plugin {} on {} (node {})", NAME, socket, nodeId);
         return s;
     }

@@ -28,6 +28,8 @@ public final class GuardState {
     }
 
     public static Map<String, WorkloadState> load(Path file) throws IOException {
+        io.keywarden.linux.SafePaths.directory(file.toAbsolutePath().getParent(), io.keywarden.linux.SafePaths.PRIVATE,
+                "the guard state " + file);
         if (!Files.exists(file)) {
             return Map.of();
         }
@@ -48,7 +50,8 @@ public final class GuardState {
     }
 
     public static void save(Path file, Map<String, WorkloadState> state) throws IOException {
-        Files.createDirectories(file.toAbsolutePath().getParent());
+        io.keywarden.linux.SafePaths.directory(file.toAbsolutePath().getParent(), io.keywarden.linux.SafePaths.PRIVATE,
+                "the state file " + file);
         Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
         Files.deleteIfExists(tmp);
         Files.createFile(tmp, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));

@@ -39,8 +39,10 @@ public final class InstanceLock implements AutoCloseable {
     /** Takes the lock of {@code resource} ({@code what} names it in messages), or refuses with exit 2. */
     public static InstanceLock acquire(Path resource, String what) throws IOException {
         Path file = lockFileOf(resource);
-        Files.createDirectories(file.getParent());
-        FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
+        io.keywarden.linux.SafePaths.directory(file.getParent(), io.keywarden.linux.SafePaths.PRIVATE,
+                "the lock of " + what + " " + resource);
+        FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE,
+                java.nio.file.LinkOption.NOFOLLOW_LINKS);
         FileLock lock;
         try {
             lock = ch.tryLock();
