@@ -9,13 +9,27 @@ import java.util.Set;
 /**
  * Where cgroup directories are (from {@code /proc/self/mountinfo}) and whether one is owned by
  * root: a cgroup a user was delegated (systemd {@code Delegate=}, a chowned directory) is the
- * user's to name, so it cannot vouch for a pod or a container.
+ * user's to name, so it cannot vouch for a pod or a container; so is one whose {@code cgroup.procs}
+ * (or {@code tasks}) another user may write.
  */
 @FunctionalInterface
 public interface CgroupFs {
 
     /** Whether the cgroup {@code path} of hierarchy {@code controllers} ("" for v2) is a root-owned directory. */
     boolean rootOwned(String controllers, String path);
+
+    /**
+     * Whether only root can move processes into a cgroup through {@code file} ({@code cgroup.procs}
+     * or v1's {@code tasks}): absent, or owned by root and writable by neither its group nor others.
+     * A root-owned cgroup whose {@code cgroup.procs} was handed to a user ({@code cgcreate -t}) lets
+     * that user put any process of theirs in it.
+     */
+    static boolean onlyRootMoves(String file) {
+        if (!new java.io.File(file).exists()) {
+            return true;
+        }
+        return FileIdentity.of(file).map(f -> f.uid() == 0 && (f.mode() & 0022) == 0).orElse(false);
+    }
 
     /** The host's cgroup file systems as this process sees them. */
     static CgroupFs system() {
@@ -42,8 +56,9 @@ public interface CgroupFs {
                 boolean fits = controllers.isEmpty() ? m.v2()
                         : !m.v2() && m.options().containsAll(Set.of(controllers.split(",")));
                 if (fits) {
-                    return FileIdentity.of(m.point() + path)
-                            .map(f -> f.isDirectory() && f.uid() == 0).orElse(false);
+                    String dir = m.point() + path;
+                    return FileIdentity.of(dir).map(f -> f.isDirectory() && f.uid() == 0).orElse(false)
+                            && onlyRootMoves(dir + "/cgroup.procs") && onlyRootMoves(dir + "/tasks");
                 }
             }
             return false;

@@ -174,12 +174,21 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
         String spiffe = who instanceof Attestation.Identified i ? i.spiffeId().toString() : null;
         ProcessInfo p = who.process();
         DenialKey k = new DenialKey(p == null ? -1 : Integer.toUnsignedLong(p.uid()),
-                p == null ? null : p.exe().orElse(null), key, reason);
+                p == null ? null : p.exe().orElse(null), key, stable(reason));
         if (denials.first(k)) {
             LOG.warn("denied: uid {} pid {} exe {} key {}/{}: {}", p == null ? "?" : Integer.toUnsignedString(p.uid()),
                     p == null ? "?" : p.pid(), p == null ? "?" : p.exe().orElse("?"), key, file, reason);
             record("access.denied", accessFields(p, spiffe, key, null, reason + " (" + file + ")"));
         }
+    }
+
+    /**
+     * A denial's reason as its aggregation key: numbers (a tracer's pid, the pids holding a
+     * connection, counts) vary from one attempt to the next and would keep every repeat apart; the
+     * first record of a window keeps them.
+     */
+    static String stable(String reason) {
+        return reason == null ? null : reason.replaceAll("[0-9]+", "#");
     }
 
     /** Writes the repeat counts of closed aggregation windows; the runtime calls this on a timer. */

@@ -254,6 +254,13 @@ class EnforcementIT {
                     + UID + " --regid=" + UID + " --clear-groups cat " + key());
             assertRefused(owned, "no workload's selectors match");
 
+            // 2b. The directory is root's, but its cgroup.procs was handed to the user (cgcreate -t style):
+            //     the user can move any process of theirs into it, so it names no pod either.
+            Proc.run("chown", "0:0", rootPod.toString());
+            Proc.Result delegatedProcs = Proc.run("sh", "-c", "echo $$ > " + rootPod + "/cgroup.procs && exec setpriv"
+                    + " --reuid=" + UID + " --regid=" + UID + " --clear-groups cat " + key());
+            assertRefused(delegatedProcs, "no workload's selectors match");
+
             // 3. Control: the same layout owned by root is the pod, and its process gets the key.
             Proc.run("chown", "0:0", rootPod.toString(), rootPod.resolve("cgroup.procs").toString());
             Proc.Result legit = Proc.run("sh", "-c", "echo $$ > " + rootPod + "/cgroup.procs && exec setpriv --reuid="
