@@ -117,7 +117,13 @@ public final class ProcAttestor {
 
     /** Field 22 of /proc/PID/stat, read after the last ')' because the command name may hold anything. */
     public long startTime(int pid) throws ProcessGoneException {
-        String stat = read(pid, "stat");
+        return startTimeOf(proc, pid);
+    }
+
+    /** {@link #startTime} of the process {@code pid} under the proc root {@code proc}. */
+    public static long startTimeOf(String proc, int pid) throws ProcessGoneException {
+        String stat = ProcFiles.read(proc + "/" + pid + "/stat")
+                .orElseThrow(() -> new ProcessGoneException(pid, "is gone (stat unreadable)"));
         int close = stat.lastIndexOf(')');
         if (close < 0 || close + 2 > stat.length()) {
             throw new ProcessGoneException(pid, "has an unreadable stat line");

@@ -93,9 +93,27 @@ public record Config(String node, Path policy, Identity identity, Map<String, Is
      * one get their issuer type's default, {@link Upstream#defaultFor}); bodies up to {@code maxBodyBytes}.
      */
     public record Gateway(Optional<HostPort> listen, Optional<Path> socket, Map<String, Upstream> upstreams,
-                          Optional<Path> caFile, long maxBodyBytes, Duration timeout, Optional<Mtls> mtls) {
-        public static final long DEFAULT_MAX_BODY = 16L << 20;
+                          Optional<Path> caFile, long maxBodyBytes, Duration timeout, Optional<Mtls> mtls,
+                          GatewayLimits limits) {
+        public static final long DEFAULT_MAX_BODY = 4L << 20;
         public static final Duration DEFAULT_TIMEOUT = Duration.ofMinutes(10);
+
+        public Gateway(Optional<HostPort> listen, Optional<Path> socket, Map<String, Upstream> upstreams,
+                       Optional<Path> caFile, long maxBodyBytes, Duration timeout, Optional<Mtls> mtls) {
+            this(listen, socket, upstreams, caFile, maxBodyBytes, timeout, mtls, GatewayLimits.DEFAULT);
+        }
+    }
+
+    /**
+     * What bounds the gateway whatever its callers do: open connections in all and per uid (the
+     * socket's owner), how long a connection may sit with no request in progress, the request bodies
+     * held in memory at once (each up to {@code maxBodyBytes}), HTTP/2 streams per connection, and
+     * the output tokens reserved for a request that names no limit of its own.
+     */
+    public record GatewayLimits(int maxConnections, int maxConnectionsPerUid, Duration idleTimeout,
+                                long maxBufferedBytes, int maxStreamsPerConnection, long defaultMaxOutputTokens) {
+        public static final GatewayLimits DEFAULT = new GatewayLimits(1024, 128, Duration.ofSeconds(30), 64L << 20, 16,
+                4096);
     }
 
     /**

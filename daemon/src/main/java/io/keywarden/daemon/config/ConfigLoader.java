@@ -560,8 +560,33 @@ public final class ConfigLoader {
             if (timeout.isZero() || timeout.isNegative() || timeout.compareTo(Duration.ofHours(1)) > 0) {
                 problems.add(r.map(), "gateway.timeout must be more than 0 and at most 1h");
             }
-            return new Config.Gateway(listen, socket, upstreams, ca, max, timeout, mtls);
+            Config.GatewayLimits d = Config.GatewayLimits.DEFAULT;
+            int conns = (int) bounded(r, "maxConnections", d.maxConnections(), 1, 100_000);
+            int perUid = (int) bounded(r, "maxConnectionsPerUid", d.maxConnectionsPerUid(), 1, 100_000);
+            Duration idle = r.optionalParsed("idleTimeout", Durations::parse).orElse(d.idleTimeout());
+            if (idle.isZero() || idle.isNegative() || idle.compareTo(Duration.ofHours(1)) > 0) {
+                problems.add(r.map(), "gateway.idleTimeout must be more than 0 and at most 1h");
+            }
+            long buffered = r.optionalParsed("maxBufferedBytes", Sizes::parse).orElse(d.maxBufferedBytes());
+            if (buffered < max || buffered > (4L << 30)) {
+                problems.add(r.map(), "gateway.maxBufferedBytes must be at least gateway.maxBodyBytes (" + max
+                        + ") and at most 4GiB");
+            }
+            int streams = (int) bounded(r, "maxStreamsPerConnection", d.maxStreamsPerConnection(), 1, 1000);
+            long outTokens = bounded(r, "defaultMaxOutputTokens", d.defaultMaxOutputTokens(), 1, 10_000_000);
+            return new Config.Gateway(listen, socket, upstreams, ca, max, timeout, mtls, new Config.GatewayLimits(conns,
+                    perUid, idle, buffered, streams, outTokens));
         });
+    }
+
+    /** An optional whole number of {@code gateway.<name>} within [min, max], else {@code dflt}. */
+    private long bounded(MappingReader r, String name, long dflt, long min, long max) {
+        long v = r.optionalLong(name).orElse(dflt);
+        if (v < min || v > max) {
+            problems.add(r.map(), "gateway." + name + " must be between " + min + " and " + max);
+            return dflt;
+        }
+        return v;
     }
 
     /** {@code unix:///abs/path} → the path. */

@@ -98,9 +98,15 @@ public final class GatewayServer implements AutoCloseable {
     private final Metrics metrics;
     private final Executor blocking;
     private final PeerLookup peers;
-    private final HttpClient plain;
-    private final HttpClient tls;
-    private final Map<HttpConnection, CompletableFuture<List<Caller>>> callers = new ConcurrentHashMap<>();
+    /** One client (one connection pool) per key and scheme: a stuck upstream exchange stalls only its own key. */
+    private final Map<String, HttpClient> clients = new ConcurrentHashMap<>();
+    private final Config.GatewayLimits limits;
+    /** Open connections, in all and per uid of the socket's owner. */
+    private final java.util.concurrent.atomic.AtomicInteger openConnections = new java.util.concurrent.atomic.AtomicInteger();
+    private final Map<Integer, java.util.concurrent.atomic.AtomicInteger> connectionsByUid = new ConcurrentHashMap<>();
+    /** Request-body bytes held in memory right now, in all and per uid. */
+    private final java.util.concurrent.atomic.AtomicLong buffered = new java.util.concurrent.atomic.AtomicLong();
+    private final Map<Integer, java.util.concurrent.atomic.AtomicLong> bufferedByUid = new ConcurrentHashMap<>();
     private final List<HttpServer> servers = new ArrayList<>();
 
     private GatewayServer(Vertx vertx, Config.Gateway config, AccessDecider decider, Supplier<Policy> policy,
@@ -118,15 +124,24 @@ public final class GatewayServer implements AutoCloseable {
         this.metrics = metrics;
         this.blocking = blocking;
         this.peers = peers;
-        int idle = (int) Math.min(Integer.MAX_VALUE, config.timeout().toSeconds());
-        PoolOptions pool = new PoolOptions().setHttp1MaxSize(256).setHttp2MaxSize(8);
-        this.plain = vertx.httpClientBuilder().with(new HttpClientOptions().setKeepAlive(true).setIdleTimeout(idle)
-                .setProtocolVersion(HttpVersion.HTTP_1_1).setDecompressionSupported(false)).with(pool).build();
-        HttpClientOptions tlsOptions = new HttpClientOptions().setKeepAlive(true).setIdleTimeout(idle).setSsl(true)
-                .setUseAlpn(true).setProtocolVersion(HttpVersion.HTTP_2).setVerifyHost(true)
-                .setDecompressionSupported(false);
-        config.caFile().ifPresent(ca -> tlsOptions.setTrustOptions(new PemTrustOptions().addCertPath(ca.toString())));
-        this.tls = vertx.httpClientBuilder().with(tlsOptions).with(pool).build();
+        this.limits = config.limits();
+    }
+
+    /** The client for {@code key}'s upstream over {@code https} or plain HTTP, made on first use. */
+    private HttpClient clientFor(String key, boolean https) {
+        return clients.computeIfAbsent(key + (https ? "|tls" : "|plain"), k -> {
+            int idle = (int) Math.min(Integer.MAX_VALUE, config.timeout().toSeconds());
+            PoolOptions pool = new PoolOptions().setHttp1MaxSize(64).setHttp2MaxSize(4).setMaxWaitQueueSize(1024);
+            HttpClientOptions o = new HttpClientOptions().setKeepAlive(true).setIdleTimeout(idle).setConnectTimeout(10_000)
+                    .setDecompressionSupported(false);
+            if (https) {
+                o.setSsl(true).setUseAlpn(true).setProtocolVersion(HttpVersion.HTTP_2).setVerifyHost(true);
+                config.caFile().ifPresent(ca -> o.setTrustOptions(new PemTrustOptions().addCertPath(ca.toString())));
+            } else {
+                o.setProtocolVersion(HttpVersion.HTTP_1_1);
+            }
+            return vertx.httpClientBuilder().with(o).with(pool).build();
+        });
     }
 
     /** Starts the listeners the config names; {@code hook} may be null. */
@@ -148,16 +163,13 @@ public final class GatewayServer implements AutoCloseable {
                 if (why != null) {
                     throw new IOException("the gateway socket " + sock + " cannot find its callers: " + why);
                 }
-                Path dir = sock.toAbsolutePath().getParent();
-                if (!Files.isDirectory(dir)) {
-                    Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions
-                            .fromString("rwxr-xr-x")));
-                }
-                Files.deleteIfExists(sock);
-                g.listen(SocketAddress.domainSocketAddress(sock.toAbsolutePath().toString()), Via.UNIX_SOCKET,
-                        "gateway socket " + sock, null);
-                // Anyone may connect: who they are is decided per connection, as for an open().
-                Files.setPosixFilePermissions(sock, PosixFilePermissions.fromString("rw-rw-rw-"));
+                io.keywarden.linux.SafePaths.directory(sock.toAbsolutePath().getParent(),
+                        io.keywarden.linux.SafePaths.SHARED, "the gateway socket " + sock);
+                // Anyone may connect: who they are is decided per connection, as for an open(). The
+                // mode is set before the socket is reachable at its name.
+                io.keywarden.linux.SafePaths.placeSocket(sock, PosixFilePermissions.fromString("rw-rw-rw-"),
+                        "the gateway socket " + sock, at -> g.listen(SocketAddress.domainSocketAddress(at.toString()),
+                                Via.UNIX_SOCKET, "gateway socket " + sock, null));
             }
             if (config.mtls().isPresent()) {
                 var hp = config.mtls().get().listen();
@@ -173,16 +185,22 @@ public final class GatewayServer implements AutoCloseable {
 
     private void listen(SocketAddress at, Via via, String what, io.keywarden.attestation.spire.X509SvidSource svids)
             throws IOException {
-        HttpServerOptions o = new HttpServerOptions().setMaxHeaderSize(64 * 1024)
+        HttpServerOptions o = new HttpServerOptions().setMaxHeaderSize(64 * 1024).setMaxInitialLineLength(16 * 1024)
                 .setIdleTimeout((int) Math.min(Integer.MAX_VALUE, config.timeout().toSeconds()))
-                .setDecompressionSupported(false).setCompressionSupported(false);
+                .setDecompressionSupported(false).setCompressionSupported(false)
+                // HTTP/1.1 toward agents: with h2c on, Vert.x configures a connection (and calls the
+                // connection handler that bounds it) only once its first bytes arrive, so connections
+                // that never send any could not be counted. Upstreams are still spoken to in HTTP/2.
+                .setHttp2ClearTextEnabled(false)
+                .setInitialSettings(new io.vertx.core.http.Http2Settings()
+                        .setMaxConcurrentStreams(limits.maxStreamsPerConnection()).setMaxHeaderListSize(64 * 1024));
         if (via == Via.MTLS) {
             // Our SVID as the server certificate; the caller must present an SVID of the bundle (both rotate).
             o.setSsl(true).setClientAuth(io.vertx.core.http.ClientAuth.REQUIRED)
                     .setKeyCertOptions(io.vertx.core.net.KeyCertOptions.wrap(svids.keyManager()))
                     .setTrustOptions(io.vertx.core.net.TrustOptions.wrap(svids.trustManager()));
         }
-        HttpServer s = vertx.createHttpServer(o).requestHandler(req -> handle(req, via));
+        HttpServer s = vertx.createHttpServer(o).connectionHandler(c -> opened(c, via)).requestHandler(req -> handle(req, via));
         try {
             s.listen(at).await(10, TimeUnit.SECONDS);
         } catch (Exception e) {
@@ -209,21 +227,35 @@ public final class GatewayServer implements AutoCloseable {
         final HttpServerRequest req;
         final Context ctx;
         final String key;
-        final String rest;
         final Via via;
+        final Conn conn;
+        String rest;
         Buffer body = Buffer.buffer();
-        boolean tooLarge;
+        /** Body bytes this exchange holds against the gateway's memory bounds. */
+        long held;
         Attestation.Identified who;
         String model;
         Config.Upstream upstream;
         String leaseId;
+        /** Hostile (a connection changing hands, a malformed request): closed once answered. */
+        boolean closeAfter;
+        io.keywarden.daemon.guard.Reservation reservation;
+        long bodyBytes;
+        /** The request reached the upstream (it may bill for it). */
+        boolean sent;
+        /** The agent asked for no usage chunk; the gateway asked for one on its behalf. */
+        boolean dropUsageChunk;
+        KeyRedactor redactor;
+        io.vertx.core.http.HttpClientRequest upstreamRequest;
+        boolean finished;
 
-        Exchange(HttpServerRequest req, Context ctx, String key, String rest, Via via) {
+        Exchange(HttpServerRequest req, Context ctx, String key, String rest, Via via, Conn conn) {
             this.req = req;
             this.ctx = ctx;
             this.key = key;
             this.rest = rest;
             this.via = via;
+            this.conn = conn;
         }
 
         String workload() {
@@ -236,22 +268,155 @@ public final class GatewayServer implements AutoCloseable {
         }
     }
 
+    /**
+     * One accepted connection: the uid that owns its client socket (for the per-uid bounds; -1 for
+     * mTLS), requests in progress and the idle timer, and what its caller is pinned to.
+     */
+    private static final class Conn {
+        final int uid;
+        /** Over a connection bound: closed, never counted, never served. */
+        boolean refused;
+        int inFlight;
+        long idleTimer = -1;
+        volatile long inode = -1;
+        PeerLookup.Holder holder;
+        io.keywarden.linux.FileIdentity exe;
+
+        Conn(int uid) {
+            this.uid = uid;
+        }
+    }
+
+    private final Map<HttpConnection, Conn> conns = new ConcurrentHashMap<>();
+    private final java.util.concurrent.atomic.AtomicLong lastLimitLog = new java.util.concurrent.atomic.AtomicLong();
+
+    /** A new connection: counted against the bounds (closed at once beyond them), idle-timed until its first request. */
+    private Conn opened(HttpConnection c, Via via) {
+        Conn existing = conns.get(c);
+        if (existing != null) {
+            return existing;
+        }
+        int uid = via == Via.MTLS ? -1 : ownerUid(c, via == Via.UNIX_SOCKET);
+        Conn conn = new Conn(uid);
+        conns.put(c, conn);
+        // The uid's own bound first: a connection refused by it is never counted in the total, so
+        // one uid's flood, closed as fast as it comes, cannot crowd out the others.
+        java.util.concurrent.atomic.AtomicInteger mine = connectionsByUid.computeIfAbsent(uid,
+                u -> new java.util.concurrent.atomic.AtomicInteger());
+        int own = mine.incrementAndGet();
+        int total = openConnections.incrementAndGet();
+        boolean overUid = uid != -1 && own > limits.maxConnectionsPerUid();
+        boolean overTotal = !overUid && total > limits.maxConnections();
+        if (overUid || overTotal) {
+            mine.decrementAndGet();
+            openConnections.decrementAndGet();
+            conn.refused = true;
+            c.closeHandler(v -> conns.remove(c));
+            limitReached(overTotal ? "gateway: " + total + " connections, over gateway.maxConnections ("
+                    + limits.maxConnections() + "): new ones are closed" : "gateway: uid " + uid + " holds " + own
+                    + " connections, over gateway.maxConnectionsPerUid (" + limits.maxConnectionsPerUid()
+                    + "): its new ones are closed");
+            metrics.gatewayRequest("", "", "connection_limit");
+            c.close();
+            return conn;
+        }
+        c.closeHandler(v -> {
+            if (conns.remove(c) != null) {
+                openConnections.decrementAndGet();
+                connectionsByUid.computeIfPresent(uid, (u, n) -> n.decrementAndGet() <= 0 ? null : n);
+            }
+            if (conn.idleTimer >= 0) {
+                vertx.cancelTimer(conn.idleTimer);
+            }
+        });
+        armIdle(c, conn);
+        return conn;
+    }
+
+    private void limitReached(String what) {
+        long now = System.nanoTime();
+        long last = lastLimitLog.get();
+        if (now - last > 10_000_000_000L && lastLimitLog.compareAndSet(last, now)) {
+            LOG.warn("{} (said at most every 10 s)", what);
+        }
+    }
+
+    /** The uid that owns the client's socket: SO_PEERCRED, or the loopback TCP socket's owner; -2 when unknown. */
+    private int ownerUid(HttpConnection c, boolean unix) {
+        try {
+            if (unix) {
+                OptionalInt fd = ChannelFd.of(((ConnectionBase) c).channel());
+                return fd.isPresent() ? PeerLookup.unixPeer(fd.getAsInt()).map(Caller::uid).orElse(-2) : -2;
+            }
+            SocketAddress remote = c.remoteAddress();
+            SocketAddress local = c.localAddress();
+            return peers.tcpOwner(new InetSocketAddress(InetAddress.getByName(remote.hostAddress()), remote.port()),
+                    new InetSocketAddress(InetAddress.getByName(local.hostAddress()), local.port())).orElse(-2);
+        } catch (IOException | RuntimeException e) {
+            return -2;
+        }
+    }
+
+    /** Closes {@code c} when no request starts within {@code gateway.idleTimeout}. */
+    private void armIdle(HttpConnection c, Conn conn) {
+        if (conn.idleTimer >= 0) {
+            vertx.cancelTimer(conn.idleTimer);
+        }
+        conn.idleTimer = vertx.setTimer(limits.idleTimeout().toMillis(), id -> {
+            if (conn.inFlight == 0 && conn.idleTimer == id) {
+                c.close();
+            }
+        });
+    }
+
     private void handle(HttpServerRequest req, Via via) {
-        String path = req.path();
+        HttpConnection hc = req.connection();
+        Conn conn = conns.get(hc);
+        if (conn == null) {
+            conn = opened(hc, via);
+        }
+        if (conn.refused) {
+            hc.close();
+            return;
+        }
+        conn.inFlight++;
+        if (conn.idleTimer >= 0) {
+            vertx.cancelTimer(conn.idleTimer);
+            conn.idleTimer = -1;
+        }
+        String path = req.path() == null ? "" : req.path();
         int slash = path.indexOf('/', 1);
         String key = path.length() <= 1 ? "" : slash < 0 ? path.substring(1) : path.substring(1, slash);
         String rest = slash < 0 ? "" : path.substring(slash + 1);
-        Exchange x = new Exchange(req, vertx.getOrCreateContext(), key, rest, via);
+        Exchange x = new Exchange(req, vertx.getOrCreateContext(), key, rest, via, conn);
+        req.response().endHandler(v -> finish(x, false));
+        req.response().closeHandler(v -> finish(x, true));
+        if (!path.startsWith("/")) {
+            refuse(x, 400, "bad_request", "the request target must be a path (origin form)");
+            return;
+        }
         KeySpec spec = policy.get().keys().get(key);
         if (spec == null) {
             refuse(x, 404, "no_such_key", key.isEmpty() ? "the path must start with /<key>/" : "no key named '"
                     + (key.length() > 64 ? key.substring(0, 64) + "…" : key) + "' in the policy");
             return;
         }
-        if (("/" + rest + "/").contains("/../") || ("/" + rest + "/").contains("/./") || rest.contains("%2e")
-                || rest.contains("%2E") || rest.contains("\\")) {
-            refuse(x, 400, "bad_request", "the path must not contain dot segments or backslashes");
+        try {
+            x.rest = ForwardPath.normalise(rest);
+            ForwardPath.checkQuery(req.query());
+        } catch (ForwardPath.Refused e) {
+            refuse(x, 400, "bad_request", e.getMessage());
             return;
+        }
+        if (!ForwardPath.validMethod(req.method().name())) {
+            refuse(x, 400, "bad_request", "the request method is not an HTTP token");
+            return;
+        }
+        for (Map.Entry<String, String> h : req.headers()) {
+            if (!ForwardPath.validHeader(h.getKey(), h.getValue())) {
+                refuse(x, 400, "bad_request", "a request header has a malformed name or value");
+                return;
+            }
         }
         Optional<Config.Upstream> up = upstreamOf.apply(spec);
         if (up.isEmpty()) {
@@ -266,75 +431,208 @@ public final class GatewayServer implements AutoCloseable {
         }
         CompletableFuture<Void> bodyDone = new CompletableFuture<>();
         req.handler(chunk -> {
-            if (x.tooLarge) {
+            if (x.finished || req.response().ended()) {
                 return;
             }
             if (x.body.length() + chunk.length() > config.maxBodyBytes()) {
-                x.tooLarge = true;
-                x.body = Buffer.buffer();
-            } else {
-                x.body.appendBuffer(chunk);
+                refuse(x, 413, "request_too_large", "the request body is larger than " + config.maxBodyBytes() + " bytes");
+                release(x);
+                return;
             }
+            if (!hold(x, chunk.length())) {
+                x.closeAfter = true;
+                refuse(x, 503, "gateway_busy", "the gateway holds as many request bodies as it may"
+                        + " (gateway.maxBufferedBytes); retry later");
+                release(x);
+                return;
+            }
+            x.body.appendBuffer(chunk);
         });
         req.endHandler(v -> bodyDone.complete(null));
         req.exceptionHandler(bodyDone::completeExceptionally);
-        decide(x, false).thenCombine(bodyDone, (d, v) -> d).whenComplete((d, e) -> x.ctx.runOnContext(ignored -> {
-            if (e != null) {
-                if (!req.response().ended() && !req.response().closed()) {
-                    refuse(x, 400, "bad_request", "the request could not be read");
-                }
+        // A caller that may not use the key is answered at once, without reading its body.
+        decide(x).whenComplete((d, e) -> x.ctx.runOnContext(ignored -> {
+            if (req.response().ended() || req.response().closed()) {
                 return;
             }
-            decided(x, d);
+            if (e != null || !(d instanceof Decision.Granted)) {
+                x.closeAfter = true;
+                if (e != null) {
+                    refuse(x, 403, "not_permitted", "the caller could not be attested");
+                } else {
+                    decided(x, d);
+                }
+                release(x);
+                return;
+            }
+            bodyDone.whenComplete((v, be) -> x.ctx.runOnContext(i2 -> {
+                if (req.response().ended() || req.response().closed()) {
+                    return;
+                }
+                if (be != null) {
+                    refuse(x, 400, "bad_request", "the request could not be read");
+                    return;
+                }
+                decided(x, d);
+            }));
         }));
     }
 
-    /** The access core's decision for every process that holds the connection, or for the mTLS peer's SVID. */
-    private CompletionStage<Decision> decide(Exchange x, boolean fresh) {
+    /** Counts {@code n} more body bytes against the total and the caller's uid's share (a quarter); false if over. */
+    private boolean hold(Exchange x, long n) {
+        long total = buffered.addAndGet(n);
+        java.util.concurrent.atomic.AtomicLong mine = bufferedByUid.computeIfAbsent(x.conn.uid,
+                u -> new java.util.concurrent.atomic.AtomicLong());
+        long own = mine.addAndGet(n);
+        x.held += n;
+        boolean ok = total <= limits.maxBufferedBytes() && (x.conn.uid == -1 || own <= Math.max(config.maxBodyBytes(),
+                limits.maxBufferedBytes() / 4));
+        if (!ok) {
+            limitReached("gateway: request bodies in memory reached gateway.maxBufferedBytes (" + limits.maxBufferedBytes()
+                    + " bytes, a quarter per uid): requests over it are refused with 503");
+        }
+        return ok;
+    }
+
+    private void release(Exchange x) {
+        if (x.held > 0) {
+            buffered.addAndGet(-x.held);
+            bufferedByUid.computeIfPresent(x.conn.uid, (u, n) -> n.addAndGet(-x.held) <= 0 ? null : n);
+            x.held = 0;
+        }
+        x.body = null;
+    }
+
+    /**
+     * The end of an exchange, answered or cut: its memory is released, the connection's idle timer
+     * rearmed, and a reservation still open settled: to nothing when the request never reached the
+     * upstream, else to its worst case (the agent hung up: the upstream may bill what it generated).
+     */
+    private void finish(Exchange x, boolean cut) {
+        if (x.finished) {
+            return;
+        }
+        x.finished = true;
+        release(x);
+        if (cut && x.upstreamRequest != null) {
+            x.upstreamRequest.reset();
+        }
+        if (x.reservation != null && x.who != null) {
+            long charge = x.sent ? x.reservation.tokens() : 0;
+            guard.settle(x.who.workload(), x.reservation, x.model, charge, 0, "gateway");
+        }
+        if (x.redactor != null) {
+            x.redactor.wipe();
+        }
+        Conn conn = x.conn;
+        conn.inFlight = Math.max(0, conn.inFlight - 1);
+        if (conn.inFlight == 0) {
+            armIdle(x.req.connection(), conn);
+        }
+    }
+
+    /** The holder found for one request, or why there is none to attest. */
+    private record HolderNow(PeerLookup.Holder holder, String refusal) {
+    }
+
+    /**
+     * The access core's decision for the one process that holds the connection now, or for the mTLS
+     * peer's SVID. A connection held by several processes, held by another process than the one it
+     * was pinned to, or whose process executed another program since, is refused and closed.
+     */
+    private CompletionStage<Decision> decide(Exchange x) {
         if (x.via == Via.MTLS) {
             return CompletableFuture.completedFuture(decideRemote(x));
         }
-        return callersOf(x, fresh).thenCompose(list -> {
-            if (list.isEmpty()) {
-                return CompletableFuture.completedFuture((Decision) new Decision.Denied(null,
-                        Decision.DenyReason.UNIDENTIFIED, "the process behind this connection could not be found"));
-            }
-            List<CompletableFuture<Attestation>> all = new ArrayList<>();
-            for (Caller c : list) {
-                all.add(decider.attest(c).toCompletableFuture());
-            }
-            return CompletableFuture.allOf(all.toArray(new CompletableFuture[0])).thenCompose(v -> {
-                Decision first = null;
-                for (CompletableFuture<Attestation> a : all) {
-                    Decision d = decider.authorize(a.join(), x.key, x.file());
-                    if (!(d instanceof Decision.Granted)) {
-                        boolean gone = d instanceof Decision.Denied den && den.code() == Decision.DenyReason.UNIDENTIFIED
-                                && !fresh && x.via == Via.LOOPBACK_TCP;
-                        return gone ? decide(x, true) : CompletableFuture.completedFuture(d);
+        HttpConnection conn = x.req.connection();
+        Conn pin = x.conn;
+        return CompletableFuture.supplyAsync(() -> holderNow(conn, pin, x.via == Via.UNIX_SOCKET), blocking)
+                .thenCompose(h -> {
+                    if (h.refusal() != null) {
+                        return CompletableFuture.completedFuture(hostile(x, null, h.refusal()));
                     }
-                    if (first == null) {
-                        first = d;
-                    } else if (!((Decision.Granted) first).who().workload().name()
-                            .equals(((Decision.Granted) d).who().workload().name())) {
-                        return CompletableFuture.completedFuture((Decision) new Decision.Denied(a.join(),
-                                Decision.DenyReason.UNIDENTIFIED, "the connection is shared by processes of different"
-                                + " workloads"));
-                    }
-                }
-                return CompletableFuture.completedFuture(first);
-            });
-        });
+                    return decider.attest(h.holder().caller()).thenApply(a -> pinned(x, pin, h.holder(), a));
+                });
     }
 
-    private CompletableFuture<List<Caller>> callersOf(Exchange x, boolean fresh) {
-        HttpConnection conn = x.req.connection();
-        if (fresh) {
-            callers.remove(conn);
+    /** Blocking (/proc): the process holding the connection's client socket now, checked against the pin. */
+    private HolderNow holderNow(HttpConnection conn, Conn pin, boolean unix) {
+        long inode = pin.inode;
+        if (inode < 0) {
+            java.util.OptionalLong found = clientInode(conn, unix);
+            if (found.isEmpty()) {
+                return new HolderNow(null, "the process behind this connection could not be found");
+            }
+            inode = found.getAsLong();
+            pin.inode = inode;
         }
-        return callers.computeIfAbsent(conn, c -> {
-            c.closeHandler(v -> callers.remove(c));
-            return CompletableFuture.supplyAsync(() -> lookup(c, x.via == Via.UNIX_SOCKET), blocking);
-        });
+        List<PeerLookup.Holder> holders = peers.holdersOf(inode);
+        if (holders.isEmpty()) {
+            return new HolderNow(null, "the process behind this connection could not be found (it exited, or passed"
+                    + " the socket to a process this daemon cannot see)");
+        }
+        if (holders.size() > 1) {
+            StringBuilder pids = new StringBuilder();
+            for (PeerLookup.Holder h : holders) {
+                pids.append(pids.length() == 0 ? "" : ", ").append(h.pid()).append(" (uid ").append(h.uid()).append(')');
+            }
+            return new HolderNow(null, "the connection is held by " + holders.size() + " processes (pids " + pids
+                    + "): a gateway connection must be held by the one process that uses it");
+        }
+        PeerLookup.Holder now = holders.get(0);
+        synchronized (pin) {
+            if (pin.holder == null) {
+                pin.holder = now;
+            } else if (pin.holder.pid() != now.pid() || pin.holder.startTime() != now.startTime()) {
+                return new HolderNow(null, "the connection changed hands: it was first used by pid " + pin.holder.pid()
+                        + " and is held now by pid " + now.pid() + (pin.holder.pid() == now.pid() ? " (a reused pid)" : ""));
+            }
+        }
+        return new HolderNow(now, null);
+    }
+
+    private java.util.OptionalLong clientInode(HttpConnection conn, boolean unix) {
+        try {
+            if (unix) {
+                OptionalInt fd = ChannelFd.of(((ConnectionBase) conn).channel());
+                return fd.isPresent() ? PeerLookup.unixPeerInode(fd.getAsInt()) : java.util.OptionalLong.empty();
+            }
+            SocketAddress remote = conn.remoteAddress();
+            SocketAddress local = conn.localAddress();
+            return peers.tcpInode(new InetSocketAddress(InetAddress.getByName(remote.hostAddress()), remote.port()),
+                    new InetSocketAddress(InetAddress.getByName(local.hostAddress()), local.port()));
+        } catch (IOException | RuntimeException e) {
+            LOG.warn("gateway: cannot find the socket behind a connection: {}", e.toString());
+            return java.util.OptionalLong.empty();
+        }
+    }
+
+    /** The attested holder, checked against the pin (same start time; same executable as at its first request). */
+    private Decision pinned(Exchange x, Conn pin, PeerLookup.Holder holder, Attestation a) {
+        io.keywarden.attestation.ProcessInfo p = a.process();
+        if (p == null || p.pid() != holder.pid() || p.startTime() != holder.startTime()) {
+            return hostile(x, a, "the process holding the connection was replaced while it was attested");
+        }
+        if (p.exeFile().isEmpty()) {
+            return hostile(x, a, "the executable of pid " + p.pid() + " cannot be identified");
+        }
+        synchronized (pin) {
+            if (pin.exe == null) {
+                pin.exe = p.exeFile().get();
+            } else if (!pin.exe.equals(p.exeFile().get())) {
+                return hostile(x, a, "pid " + p.pid() + " runs another executable than at its first request on this"
+                        + " connection (" + p.exe().orElse("?") + ")");
+            }
+        }
+        return decider.authorize(a, x.key, x.file());
+    }
+
+    /** A refusal recorded like any denial; the connection is closed once it is answered. */
+    private Decision hostile(Exchange x, Attestation a, String reason) {
+        x.closeAfter = true;
+        io.keywarden.attestation.ProcessInfo p = a == null ? null : a.process();
+        Decision d = decider.authorize(new Attestation.Unidentified(p, reason), x.key, x.file());
+        return d instanceof Decision.NoSuchKey ? new Decision.Denied(a, Decision.DenyReason.UNIDENTIFIED, reason) : d;
     }
 
     /**
@@ -356,22 +654,6 @@ public final class GatewayServer implements AutoCloseable {
         return new Decision.Denied(null, Decision.DenyReason.UNIDENTIFIED, "the peer presented no X.509-SVID");
     }
 
-    private List<Caller> lookup(HttpConnection conn, boolean unix) {
-        try {
-            if (unix) {
-                OptionalInt fd = ChannelFd.of(((ConnectionBase) conn).channel());
-                return fd.isPresent() ? PeerLookup.unixPeer(fd.getAsInt()).map(List::of).orElse(List.of()) : List.of();
-            }
-            SocketAddress remote = conn.remoteAddress();
-            SocketAddress local = conn.localAddress();
-            return peers.tcpPeers(new InetSocketAddress(InetAddress.getByName(remote.hostAddress()), remote.port()),
-                    new InetSocketAddress(InetAddress.getByName(local.hostAddress()), local.port()));
-        } catch (IOException | RuntimeException e) {
-            LOG.warn("gateway: cannot find the process behind a connection: {}", e.toString());
-            return List.of();
-        }
-    }
-
     private void decided(Exchange x, Decision d) {
         if (d instanceof Decision.Granted g) {
             x.who = g.who();
@@ -385,12 +667,8 @@ public final class GatewayServer implements AutoCloseable {
         }
     }
 
-    /** The workload's guard, then the policy hook, then the credential. */
+    /** The workload's guard (model, then the request's worst case reserved), then the policy hook, then the credential. */
     private void guarded(Exchange x) {
-        if (x.tooLarge) {
-            refuse(x, 413, "request_too_large", "the request body is larger than " + config.maxBodyBytes() + " bytes");
-            return;
-        }
         Workload w = x.who.workload();
         ObjectNode json = null;
         if (x.body.length() > 0 && looksJson(x)) {
@@ -404,7 +682,8 @@ public final class GatewayServer implements AutoCloseable {
         if (json != null && json.hasNonNull("model") && json.get("model").isTextual()) {
             x.model = json.get("model").asText();
         }
-        Admission a = guard.admit(w, x.model);
+        x.bodyBytes = x.body.length();
+        Admission a = guard.reserve(w, x.model, worstCase(json, x.bodyBytes, limits.defaultMaxOutputTokens()));
         if (a instanceof Admission.ModelRefused m) {
             refuse(x, 403, "model_not_allowed", "workload " + w.name() + " may not use model "
                     + (m.model() == null ? "(none named in the request)" : "'" + m.model() + "'") + "; allowed: "
@@ -415,11 +694,18 @@ public final class GatewayServer implements AutoCloseable {
             long secs = Math.max(1, (o.retryAfter().toMillis() + 999) / 1000);
             x.req.response().putHeader("retry-after", Long.toString(secs));
             refuse(x, 429, "budget_exceeded", "workload " + w.name() + " is over its " + o.kind().label().replace('_', ' ')
-                    + " budget (" + o.observed() + " of " + o.limit() + "); retry after " + secs + " s");
+                    + " budget (" + o.observed() + " of " + o.limit() + " with this request's worst case and those in"
+                    + " flight); retry after " + secs + " s");
             return;
         }
-        if (json != null && addStreamUsage(x, json)) {
-            x.body = Buffer.buffer(json.toString());
+        x.reservation = ((Admission.Allowed) a).reservation();
+        if (json != null && forceStreamUsage(x, json)) {
+            Buffer forced = Buffer.buffer(json.toString());
+            if (forced.length() > x.held && !hold(x, forced.length() - x.held)) {
+                refuse(x, 503, "gateway_busy", "the gateway holds as many request bodies as it may; retry later");
+                return;
+            }
+            x.body = forced;
         }
         CompletionStage<PolicyHook.Verdict> verdict = hook == null
                 ? CompletableFuture.completedFuture(new PolicyHook.Verdict(true, ""))
@@ -445,27 +731,59 @@ public final class GatewayServer implements AutoCloseable {
         }));
     }
 
+    /** The fields in which the APIs the gateway fronts bound a request's output tokens. */
+    private static final String[] OUTPUT_LIMITS = {"max_tokens", "max_completion_tokens", "max_output_tokens"};
+
+    /**
+     * A request's worst case in tokens: its body's size in bytes (a token covers at least one byte of
+     * the text it encodes, and the JSON around the text is larger than the few tokens a message
+     * costs) plus its output limit times its number of choices ({@code n}), or {@code defaultOut} for
+     * a request that names no limit.
+     */
+    static long worstCase(JsonNode json, long bodyBytes, long defaultOut) {
+        long out = -1;
+        if (json != null) {
+            for (String f : OUTPUT_LIMITS) {
+                JsonNode v = json.get(f);
+                if (v != null && v.canConvertToLong() && v.asLong() > 0) {
+                    out = Math.max(out, v.asLong());
+                }
+            }
+        }
+        if (out < 0) {
+            out = defaultOut;
+        }
+        long n = 1;
+        if (json != null && json.path("n").canConvertToInt() && json.path("n").asInt() > 1) {
+            n = Math.min(128, json.path("n").asInt());
+        }
+        return bodyBytes + Math.min(out, 100_000_000L) * n;
+    }
+
     private static boolean looksJson(Exchange x) {
         String ct = x.req.getHeader("content-type");
         return (ct != null && ct.toLowerCase(Locale.ROOT).contains("json")) || x.body.getByte(0) == '{';
     }
 
     /**
-     * OpenAI-style streams report usage only when asked: add {@code stream_options.include_usage}
-     * when the caller streams and did not set it (the agent then sees one more, usage-only chunk).
+     * OpenAI-style streams (chat completions, legacy completions) report usage only when asked: the
+     * gateway always asks ({@code stream_options.include_usage: true}) so that every stream can be
+     * counted, and drops the usage-only chunk toward an agent that did not ask for it.
      */
-    private static boolean addStreamUsage(Exchange x, ObjectNode json) {
-        if (!json.path("stream").asBoolean(false) || !x.rest.endsWith("chat/completions")) {
+    private static boolean forceStreamUsage(Exchange x, ObjectNode json) {
+        if (!json.path("stream").asBoolean(false)
+                || !(x.rest.endsWith("chat/completions") || x.rest.endsWith("/completions") || x.rest.equals("completions"))) {
             return false;
         }
         JsonNode opts = json.get("stream_options");
-        if (opts != null && opts.isObject() && opts.has("include_usage")) {
+        if (opts != null && !opts.isObject() && !opts.isNull()) {
             return false;
         }
-        if (opts != null && !opts.isObject()) {
+        if (opts != null && opts.isObject() && opts.path("include_usage").asBoolean(false)) {
             return false;
         }
-        (opts == null ? json.putObject("stream_options") : (ObjectNode) opts).put("include_usage", true);
+        x.dropUsageChunk = true;
+        (opts == null || opts.isNull() ? json.putObject("stream_options") : (ObjectNode) opts).put("include_usage", true);
         return true;
     }
 
@@ -475,11 +793,17 @@ public final class GatewayServer implements AutoCloseable {
         String basePath = base.getRawPath() == null ? "" : base.getRawPath().replaceAll("/+$", "");
         String target = base.getScheme() + "://" + base.getRawAuthority() + basePath + "/" + x.rest
                 + (x.req.query() == null ? "" : "?" + x.req.query());
-        RequestOptions o = new RequestOptions().setMethod(x.req.method()).setAbsoluteURI(target)
-                .setIdleTimeout(config.timeout().toMillis());
+        RequestOptions o;
+        try {
+            o = new RequestOptions().setMethod(x.req.method()).setAbsoluteURI(target)
+                    .setIdleTimeout(config.timeout().toMillis()).setConnectTimeout(10_000);
+        } catch (RuntimeException e) {
+            refuse(x, 400, "bad_request", "the request cannot be formed for the upstream");
+            return;
+        }
         MultiMap h = o.getHeaders() == null ? MultiMap.caseInsensitiveMultiMap() : o.getHeaders();
         for (Map.Entry<String, String> e : x.req.headers()) {
-            if (!STRIP_REQUEST.contains(e.getKey().toLowerCase(Locale.ROOT))) {
+            if (!STRIP_REQUEST.contains(e.getKey().toLowerCase(Locale.ROOT)) && !e.getKey().startsWith(":")) {
                 h.add(e.getKey(), e.getValue());
             }
         }
@@ -492,6 +816,7 @@ public final class GatewayServer implements AutoCloseable {
                 case API_KEY -> h.set("api-key", cred);
                 default -> throw new IllegalStateException();
             }
+            x.redactor = new KeyRedactor(secret);
         } finally {
             Arrays.fill(secret, (byte) 0);
         }
@@ -506,15 +831,24 @@ public final class GatewayServer implements AutoCloseable {
         }
         h.set("accept-encoding", "identity");
         o.setHeaders(h);
-        HttpClient client = "https".equals(base.getScheme()) ? tls : plain;
-        Buffer body = x.body;
+        HttpClient client = clientFor(x.key, "https".equals(base.getScheme()));
+        Buffer body = x.body == null ? Buffer.buffer() : x.body;
         x.body = null;
+        x.sent = true;
         client.request(o).compose(creq -> {
-            x.req.response().closeHandler(v -> creq.reset());
+            if (x.finished) {
+                creq.reset();
+                return io.vertx.core.Future.failedFuture("the agent hung up");
+            }
+            x.upstreamRequest = creq;
             return creq.send(body);
         }).onComplete(ar -> {
             if (ar.failed()) {
-                LOG.warn("gateway: upstream {} for key {} failed: {}", base.getHost(), x.key, ar.cause().toString());
+                if (!x.finished) {
+                    LOG.warn("gateway: upstream {} for key {} failed: {}", base.getHost(), x.key,
+                            ar.cause().getClass().getSimpleName());
+                }
+                settleUnmetered(x, 502, 0, false);
                 refuse(x, 502, "upstream_unreachable", "the upstream for key " + x.key + " did not answer: "
                         + ar.cause().getClass().getSimpleName());
                 return;
@@ -525,55 +859,114 @@ public final class GatewayServer implements AutoCloseable {
 
     private void relay(Exchange x, HttpClientResponse in) {
         HttpServerResponse out = x.req.response();
+        if (out.ended() || out.closed()) {
+            in.request().reset();
+            return;
+        }
         out.setStatusCode(in.statusCode());
         if (in.statusMessage() != null) {
-            out.setStatusMessage(in.statusMessage());
+            out.setStatusMessage(x.redactor.redact(in.statusMessage()));
         }
         for (Map.Entry<String, String> e : in.headers()) {
             if (!STRIP_RESPONSE.contains(e.getKey().toLowerCase(Locale.ROOT))) {
-                out.headers().add(e.getKey(), e.getValue());
+                out.headers().add(e.getKey(), x.redactor.redact(e.getValue()));
             }
         }
-        if (in.getHeader("content-length") == null) {
+        UsageSensor sensor = new UsageSensor(in.getHeader("content-type"));
+        UsageChunkFilter filter = x.dropUsageChunk && sensor.isStream() ? new UsageChunkFilter() : null;
+        if (in.getHeader("content-length") == null || filter != null) {
+            out.headers().remove("content-length");
             out.setChunked(true);
         }
-        UsageSensor sensor = new UsageSensor(in.getHeader("content-type"));
+        long[] relayed = {0};
         boolean[] done = {false};
         in.handler(chunk -> {
-            sensor.feed(chunk.getBytes());
-            out.write(chunk);
+            byte[] bytes = chunk.getBytes();
+            sensor.feed(bytes);
+            relayed[0] += bytes.length;
+            if (filter != null) {
+                bytes = filter.feed(bytes);
+            }
+            bytes = x.redactor.feed(bytes);
+            if (bytes.length > 0 && !out.closed()) {
+                out.write(Buffer.buffer(bytes));
+            }
             if (out.writeQueueFull()) {
                 in.pause();
                 out.drainHandler(v -> in.resume());
             }
         });
         in.endHandler(v -> {
-            out.end();
-            if (!done[0]) {
-                done[0] = true;
-                account(x, in.statusCode(), sensor);
+            if (done[0]) {
+                return;
+            }
+            done[0] = true;
+            byte[] rest = filter == null ? new byte[0] : filter.end();
+            rest = x.redactor.feed(rest);
+            byte[] tail = x.redactor.end();
+            // Settled before the answer ends: ending it finishes the exchange.
+            account(x, in.statusCode(), sensor, relayed[0], true);
+            if (!out.closed()) {
+                if (rest.length > 0) {
+                    out.write(Buffer.buffer(rest));
+                }
+                out.end(Buffer.buffer(tail));
             }
         });
         in.exceptionHandler(e -> {
             if (!done[0]) {
                 done[0] = true;
-                account(x, in.statusCode(), sensor);
+                account(x, in.statusCode(), sensor, relayed[0], false);
                 x.req.connection().close();
             }
         });
     }
 
-    /** Usage reaches the guard and the meters; nothing of the content does. */
-    private void account(Exchange x, int status, UsageSensor sensor) {
+    /**
+     * Usage reaches the guard and the meters; nothing of the content does. The reservation settles to
+     * the metered usage; with none (a stream cut short, an upstream error mid-answer, an API that does
+     * not report it) to what {@link #settleUnmetered} charges.
+     */
+    private void account(Exchange x, int status, UsageSensor sensor, long relayed, boolean complete) {
         sensor.end();
         Workload w = x.who.workload();
         String model = sensor.model() != null ? sensor.model() : x.model;
-        tally.add(x.leaseId, java.time.Instant.now(), sensor.inputTokens(), sensor.outputTokens(), 1);
-        guard.record(w, model, sensor.inputTokens(), sensor.outputTokens(), 1, "gateway");
         if (sensor.found()) {
+            tally.add(x.leaseId, java.time.Instant.now(), sensor.inputTokens(), sensor.outputTokens(), 1);
+            guard.settle(w, x.reservation, model, sensor.inputTokens(), sensor.outputTokens(), "gateway");
             metrics.tokens(w.name(), x.key, model, sensor.inputTokens(), sensor.outputTokens());
+        } else {
+            settleUnmetered(x, status, relayed, complete);
         }
+        x.reservation = null;
         metrics.gatewayRequest(w.name(), x.key, status < 400 ? "ok" : "upstream_" + (status / 100) + "xx");
+    }
+
+    /**
+     * A request whose usage could not be read: a complete error answer (4xx/5xx, not billed by
+     * providers) or a request the upstream never received is charged nothing; a complete answer
+     * without usage is charged the smaller of its reservation and its body plus the bytes relayed
+     * (each an upper bound of its tokens); an answer cut short is charged its whole reservation (the
+     * upstream may have generated more than reached us), or that upper bound when nothing was reserved.
+     */
+    private void settleUnmetered(Exchange x, int status, long relayed, boolean complete) {
+        if (x.who == null) {
+            return;
+        }
+        long bound = x.bodyBytes + relayed;
+        long reserved = x.reservation == null ? bound : x.reservation.tokens();
+        long charge;
+        if (status >= 400 && complete || status == 502 && relayed == 0 && !complete && x.upstreamRequest == null) {
+            charge = 0;
+        } else if (complete) {
+            charge = Math.min(reserved, bound);
+        } else {
+            charge = reserved;
+        }
+        long in = Math.min(charge, x.bodyBytes);
+        tally.add(x.leaseId, java.time.Instant.now(), in, charge - in, 1);
+        guard.settle(x.who.workload(), x.reservation, x.model, in, charge - in, "gateway");
+        x.reservation = null;
     }
 
     private void refuse(Exchange x, int status, String code, String message) {
@@ -586,7 +979,7 @@ public final class GatewayServer implements AutoCloseable {
         ObjectNode err = JSON.createObjectNode();
         err.putObject("error").put("type", "keywarden").put("code", code).put("message", message);
         r.setStatusCode(status).putHeader("content-type", "application/json").end(err.toString());
-        if (status == 413 || status == 400) {
+        if (status == 413 || status == 400 || x.closeAfter) {
             // What is left of the body is not read: the connection cannot be reused.
             x.req.connection().close();
         }
@@ -610,8 +1003,9 @@ public final class GatewayServer implements AutoCloseable {
             }
         }
         try {
-            plain.close().await(5, TimeUnit.SECONDS);
-            tls.close().await(5, TimeUnit.SECONDS);
+            for (HttpClient c : clients.values()) {
+                c.close().await(5, TimeUnit.SECONDS);
+            }
         } catch (Exception e) {
             LOG.debug("gateway clients did not close cleanly: {}", e.toString());
         }

@@ -57,6 +57,97 @@ public final class PeerLookup {
         return Optional.of(new Caller(ucred[0], ucred[1], ucred[2]));
     }
 
+    /**
+     * A process that holds a socket: its pid and start time (the pair a reused pid never repeats),
+     * its real uid and gid.
+     */
+    public record Holder(int pid, long startTime, int uid, int gid) {
+        public Caller caller() {
+            return new Caller(pid, uid, gid);
+        }
+    }
+
+    /**
+     * The inode of the client's end of the Unix connection whose server end is our descriptor
+     * {@code fd}: our end's inode from {@code /proc/self/fd}, its peer from the kernel's
+     * {@code unix_diag}. Empty when either cannot be read.
+     */
+    public static java.util.OptionalLong unixPeerInode(int fd) {
+        Optional<String> link = io.keywarden.linux.ProcFiles.readlink("/proc/self/fd/" + fd);
+        if (link.isEmpty() || !link.get().startsWith("socket:[") || !link.get().endsWith("]")) {
+            return java.util.OptionalLong.empty();
+        }
+        try {
+            long ours = Long.parseLong(link.get().substring(8, link.get().length() - 1));
+            return SockDiag.unixPeer(ours);
+        } catch (NumberFormatException e) {
+            return java.util.OptionalLong.empty();
+        }
+    }
+
+    /** The uid that owns the client's end of a loopback TCP connection, from the kernel's socket tables. */
+    public Optional<Integer> tcpOwner(InetSocketAddress client, InetSocketAddress server) throws IOException {
+        return findTcp(client, server).map(TcpEntry::uid);
+    }
+
+    /** The inode of the client's end of a loopback TCP connection (see {@link #tcpPeers}). */
+    public java.util.OptionalLong tcpInode(InetSocketAddress client, InetSocketAddress server) throws IOException {
+        Optional<TcpEntry> e = findTcp(client, server);
+        return e.isPresent() ? java.util.OptionalLong.of(e.get().inode()) : java.util.OptionalLong.empty();
+    }
+
+    /**
+     * Every process that holds {@code socket:[inode]} right now, each with the start time read before
+     * its descriptors were looked at and found unchanged after (so a pid that exited and was reused
+     * during the look is not reported as the holder). One pass over every /proc/PID/fd: the price of
+     * knowing that nobody else holds the socket.
+     */
+    public List<Holder> holdersOf(long inode) {
+        String target = "socket:[" + inode + "]";
+        String root = proc.toString();
+        List<Holder> out = new ArrayList<>(2);
+        String[] pids = proc.toFile().list();
+        if (pids == null) {
+            return out;
+        }
+        for (String name : pids) {
+            if (!isPid(name)) {
+                continue;
+            }
+            int pid = Integer.parseInt(name);
+            try {
+                long start = io.keywarden.attestation.ProcAttestor.startTimeOf(root, pid);
+                if (!holdsFd(root + "/" + name + "/fd", target)) {
+                    continue;
+                }
+                Path dir = proc.resolve(name);
+                Optional<Integer> uid = uidOf(dir);
+                Optional<Integer> gid = gid(dir);
+                if (uid.isPresent() && gid.isPresent()
+                        && io.keywarden.attestation.ProcAttestor.startTimeOf(root, pid) == start) {
+                    out.add(new Holder(pid, start, uid.get(), gid.get()));
+                }
+            } catch (io.keywarden.attestation.ProcessGoneException gone) {
+                // exited meanwhile: not a holder
+            }
+        }
+        return out;
+    }
+
+    private static boolean holdsFd(String fdDir, String target) {
+        String[] fds = new java.io.File(fdDir).list();
+        if (fds == null) {
+            return false;
+        }
+        for (String fd : fds) {
+            Optional<String> link = io.keywarden.linux.ProcFiles.readlink(fdDir + "/" + fd);
+            if (link.isPresent() && link.get().equals(target)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** A TCP socket as /proc/net/tcp lists it. */
     record TcpEntry(long inode, int uid) {
     }

@@ -76,6 +76,69 @@ final class SockDiag {
         return out;
     }
 
+    private static final byte AF_UNIX = 1;
+    private static final int UDIAG_SHOW_PEER = 0x4;
+    private static final short UNIX_DIAG_PEER = 2;
+    /** nlmsghdr (16) + unix_diag_req (24). */
+    static final int UNIX_REQUEST_LENGTH = 40;
+
+    /**
+     * The inode of the socket at the other end of the Unix socket {@code inode}, by the kernel's exact
+     * {@code unix_diag} lookup with {@code UDIAG_SHOW_PEER}; empty when the kernel does not say (no
+     * {@code unix_diag}, or the socket is gone). Layouts from {@code linux/unix_diag.h}.
+     */
+    static java.util.OptionalLong unixPeer(long inode) {
+        ByteBuffer b = ByteBuffer.allocate(UNIX_REQUEST_LENGTH).order(ByteOrder.nativeOrder());
+        b.putInt(UNIX_REQUEST_LENGTH).putShort(SOCK_DIAG_BY_FAMILY).putShort(NLM_F_REQUEST).putInt(1).putInt(0);
+        b.put(AF_UNIX).put((byte) 0).putShort((short) 0);
+        b.putInt(0xffffffff);                                 // every state
+        b.putInt((int) inode);
+        b.putInt(UDIAG_SHOW_PEER);
+        b.putInt(0xffffffff).putInt(0xffffffff);              // no cookie
+        byte[] req = b.array();
+        int fd = LibC.socket(LibC.AF_NETLINK, LibC.SOCK_DGRAM | LibC.SOCK_CLOEXEC, LibC.NETLINK_SOCK_DIAG);
+        if (fd < 0) {
+            return java.util.OptionalLong.empty();
+        }
+        try {
+            if (LibC.send(fd, req, req.length, 0) != req.length) {
+                return java.util.OptionalLong.empty();
+            }
+            byte[] buf = new byte[8192];
+            long n = LibC.recv(fd, buf, buf.length, 0);
+            return parseUnixPeer(buf, (int) n, inode);
+        } finally {
+            LibC.close(fd);
+        }
+    }
+
+    /** unix_diag_msg (16 bytes) after the netlink header, then attributes: UNIX_DIAG_PEER's u32. */
+    static java.util.OptionalLong parseUnixPeer(byte[] buf, int n, long inode) {
+        if (n < 32) {
+            return java.util.OptionalLong.empty();
+        }
+        ByteBuffer b = ByteBuffer.wrap(buf, 0, n).order(ByteOrder.nativeOrder());
+        int len = Math.min(b.getInt(0), n);
+        short type = b.getShort(4);
+        if (type != SOCK_DIAG_BY_FAMILY || len < 32 || Integer.toUnsignedLong(b.getInt(16 + 4)) != inode) {
+            return java.util.OptionalLong.empty();
+        }
+        int at = 32;
+        while (at + 4 <= len) {
+            int alen = Short.toUnsignedInt(b.getShort(at));
+            int atype = Short.toUnsignedInt(b.getShort(at + 2)) & 0x3fff;
+            if (alen < 4 || at + alen > len) {
+                break;
+            }
+            if (atype == UNIX_DIAG_PEER && alen >= 8) {
+                long peer = Integer.toUnsignedLong(b.getInt(at + 4));
+                return peer == 0 ? java.util.OptionalLong.empty() : java.util.OptionalLong.of(peer);
+            }
+            at += (alen + 3) & ~3;
+        }
+        return java.util.OptionalLong.empty();
+    }
+
     /** inet_diag_msg after the netlink header: uid at 16+64, inode at 16+68. */
     static Optional<PeerLookup.TcpEntry> parse(byte[] buf, int n) {
         if (n < 16) {

@@ -34,6 +34,11 @@ final class UsageSensor {
         this.sse = ct.startsWith("text/event-stream");
     }
 
+    /** Whether the answer is a server-sent event stream. */
+    boolean isStream() {
+        return sse;
+    }
+
     void feed(byte[] chunk) {
         if (!sse) {
             if (!overflow && buf.size() + chunk.length <= MAX_JSON) {

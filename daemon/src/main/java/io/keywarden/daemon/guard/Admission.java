@@ -4,9 +4,10 @@ import java.time.Duration;
 
 /** The guard's answer before a request is sent upstream. */
 public sealed interface Admission {
-    Allowed ALLOWED = new Allowed();
+    Allowed ALLOWED = new Allowed(null);
 
-    record Allowed() implements Admission {
+    /** Admitted; {@code reservation} holds the request's worst case until it settles (null: nothing reserved). */
+    record Allowed(Reservation reservation) implements Admission {
     }
 
     /** The request's model is not in the workload's {@code models}. */

@@ -33,7 +33,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * <p>Threads: any; each workload's counters are guarded by their own monitor, and the listener is
  * called outside it.
  */
-public final class GuardEngine {
+public final class GuardEngine implements TokenBudgets {
     /** Hours of baseline kept when a workload's anomaly rule does not say (so one added later has history). */
     static final int DEFAULT_BASELINE_HOURS = 168;
     /** Distinct refused models remembered per minute (beyond that, refusals are still counted, not recorded). */
@@ -56,6 +56,8 @@ public final class GuardEngine {
         long tokensHour;
         long day = -1;
         long tokensDay;
+        /** Tokens reserved by requests in flight (their worst cases), not yet settled. */
+        long reserved;
         final ArrayDeque<Long> baseline = new ArrayDeque<>();
         /** The window (minute, hour or day number) in which each kind last fired. */
         final EnumMap<BreachKind, Long> fired = new EnumMap<>(BreachKind.class);
@@ -81,6 +83,12 @@ public final class GuardEngine {
      * budget when it is allowed.
      */
     public Admission admit(Workload w, String model) {
+        return reserve(w, model, 0);
+    }
+
+    @Override
+    public Admission reserve(Workload w, String model, long worstCase) {
+        long need = Math.max(0, worstCase);
         Guard g = w.guard();
         Instant now = clock.instant();
         Counters c = counters(w.name());
@@ -110,20 +118,60 @@ public final class GuardEngine {
                     fire = new Fire(BreachKind.REQUESTS_PER_MINUTE, Long.toString(c.requestsMinute + 1),
                             Long.toString(b.requestsPerMinute().getAsLong()), end);
                 }
-            } else if (b.tokensPerHour().isPresent() && c.tokensHour >= b.tokensPerHour().getAsLong()) {
-                answer = new Admission.OverBudget(BreachKind.TOKENS_PER_HOUR, c.tokensHour, b.tokensPerHour().getAsLong(),
-                        until(now, Instant.ofEpochSecond((c.hour + 1) * 3600)));
-            } else if (b.tokensPerDay().isPresent() && c.tokensDay >= b.tokensPerDay().getAsLong()) {
-                answer = new Admission.OverBudget(BreachKind.TOKENS_PER_DAY, c.tokensDay, b.tokensPerDay().getAsLong(),
-                        until(now, Instant.ofEpochSecond((c.day + 1) * 86_400)));
+            } else if (b.tokensPerHour().isPresent() && overBy(c.tokensHour, c.reserved, need, b.tokensPerHour().getAsLong())) {
+                Instant end = Instant.ofEpochSecond((c.hour + 1) * 3600);
+                answer = new Admission.OverBudget(BreachKind.TOKENS_PER_HOUR, c.tokensHour + c.reserved + need,
+                        b.tokensPerHour().getAsLong(), until(now, end));
+                // A breach: this request's worst case cannot fit beside what is used (not merely beside
+                // what is in flight, which may settle lower).
+                if (c.tokensHour + Math.max(1, need) > b.tokensPerHour().getAsLong()
+                        && firstIn(c, BreachKind.TOKENS_PER_HOUR, c.hour)) {
+                    fire = new Fire(BreachKind.TOKENS_PER_HOUR, (c.tokensHour + need) + " (used " + c.tokensHour
+                            + " + this request's worst case " + need + ")", Long.toString(b.tokensPerHour().getAsLong()), end);
+                }
+            } else if (b.tokensPerDay().isPresent() && overBy(c.tokensDay, c.reserved, need, b.tokensPerDay().getAsLong())) {
+                Instant end = Instant.ofEpochSecond((c.day + 1) * 86_400);
+                answer = new Admission.OverBudget(BreachKind.TOKENS_PER_DAY, c.tokensDay + c.reserved + need,
+                        b.tokensPerDay().getAsLong(), until(now, end));
+                if (c.tokensDay + Math.max(1, need) > b.tokensPerDay().getAsLong()
+                        && firstIn(c, BreachKind.TOKENS_PER_DAY, c.day)) {
+                    fire = new Fire(BreachKind.TOKENS_PER_DAY, (c.tokensDay + need) + " (used " + c.tokensDay
+                            + " + this request's worst case " + need + ")", Long.toString(b.tokensPerDay().getAsLong()), end);
+                }
             } else {
                 c.requestsMinute++;
+                if (need > 0 && (b.tokensPerHour().isPresent() || b.tokensPerDay().isPresent())) {
+                    c.reserved += need;
+                    answer = new Admission.Allowed(new Reservation(w.name(), need));
+                }
             }
         }
         if (fire != null) {
             act(w, fire, "gateway");
         }
         return answer;
+    }
+
+    /**
+     * Whether a window that has {@code used} tokens and {@code reserved} in flight cannot take
+     * {@code need} more: with no worst case given (0), only a used-up budget refuses.
+     */
+    private static boolean overBy(long used, long reserved, long need, long limit) {
+        return need == 0 ? used >= limit : used + reserved + need > limit;
+    }
+
+    @Override
+    public void settle(Workload w, Reservation r, String model, long tokensIn, long tokensOut, String sensor) {
+        if (r != null) {
+            if (!r.claim()) {
+                return;
+            }
+            Counters c = counters(r.workload());
+            synchronized (c) {
+                c.reserved = Math.max(0, c.reserved - r.tokens());
+            }
+        }
+        record(w, model, tokensIn, tokensOut, 1, sensor);
     }
 
     /**
@@ -209,11 +257,12 @@ public final class GuardEngine {
     public Snapshot snapshot(String workload) {
         Counters c = counters(workload);
         synchronized (c) {
-            return new Snapshot(c.requestsMinute, c.tokensHour, c.tokensDay, List.copyOf(c.baseline));
+            return new Snapshot(c.requestsMinute, c.tokensHour, c.tokensDay, List.copyOf(c.baseline), c.reserved);
         }
     }
 
-    public record Snapshot(long requestsThisMinute, long tokensThisHour, long tokensToday, List<Long> baselineHours) {
+    public record Snapshot(long requestsThisMinute, long tokensThisHour, long tokensToday, List<Long> baselineHours,
+                           long reserved) {
     }
 
     /** Forgets workloads the policy no longer has. */

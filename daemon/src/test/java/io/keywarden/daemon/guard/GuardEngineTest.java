@@ -192,4 +192,45 @@ class GuardEngineTest {
                 () -> GuardState.load(file));
         assertTrue(e.getMessage().contains(file.toString()) && e.getMessage().contains("fix or remove it"), e.getMessage());
     }
+
+    @Test
+    void reservationsHoldUnderConcurrencyAndSettleToWhatWasUsed() throws Exception {
+        GuardEngine g = new GuardEngine(clock, listener);
+        Workload w = workload(guard(List.of(), new Guard.Budget(OptionalLong.of(1000), OptionalLong.empty(),
+                OptionalLong.empty()), null, Guard.OnBreach.ALERT));
+        // 64 threads reserve a worst case of 120 at once: no more than 1000 / 120 = 8 are admitted.
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(16);
+        java.util.concurrent.CountDownLatch go = new java.util.concurrent.CountDownLatch(1);
+        List<java.util.concurrent.Future<Admission>> all = new ArrayList<>();
+        for (int i = 0; i < 64; i++) {
+            all.add(pool.submit(() -> {
+                go.await();
+                return g.reserve(w, "m", 120);
+            }));
+        }
+        go.countDown();
+        List<Reservation> held = new ArrayList<>();
+        for (var f : all) {
+            if (f.get() instanceof Admission.Allowed a) {
+                held.add(a.reservation());
+            }
+        }
+        pool.shutdown();
+        assertEquals(8, held.size(), "1000 tokens hold 8 worst cases of 120");
+        assertEquals(960, g.snapshot("reviewer").reserved());
+        for (Reservation r : held) {
+            g.settle(w, r, "m", 30, 20, "gateway");
+            g.settle(w, r, "m", 30, 20, "gateway");
+        }
+        assertEquals(0, g.snapshot("reviewer").reserved(), "each settled once");
+        assertEquals(400, g.snapshot("reviewer").tokensThisHour(), "settled to what was used, counted once each");
+        assertInstanceOf(Admission.Allowed.class, g.reserve(w, "m", 600), "400 used + 600 fits 1000");
+        Admission.OverBudget over = assertInstanceOf(Admission.OverBudget.class, g.reserve(w, "m", 1));
+        assertEquals(1001, over.observed(), "used + reserved + this one");
+        assertTrue(events.isEmpty(), "refused only because of what is in flight: no breach yet " + events);
+        g.settle(w, null, "m", 0, 0, "gateway");
+        Admission.OverBudget breach = assertInstanceOf(Admission.OverBudget.class, g.reserve(w, "m", 700));
+        assertTrue(events.stream().anyMatch(e -> e.startsWith("breach reviewer tokens_per_hour")), "400 used + 700 can"
+                + " never fit: a breach " + events + " " + breach);
+    }
 }

@@ -75,6 +75,21 @@ public final class MappingReader {
         });
     }
 
+    /** A whole number (YAML integer) at {@code key}. */
+    public Optional<Long> optionalLong(String key) {
+        return optional(key).flatMap(n -> {
+            if (n instanceof YamlScalar s && s.kind() == YamlScalar.Kind.INTEGER) {
+                try {
+                    return Optional.of(Long.parseLong(s.text().replace("_", "")));
+                } catch (NumberFormatException e) {
+                    // too large: reported below
+                }
+            }
+            problems.add(n, where + "." + key + " must be a whole number, not " + n.describe());
+            return Optional.empty();
+        });
+    }
+
     /** Parses a string value with {@code parse}; its IllegalArgumentException message is reported. */
     public <T> Optional<T> optionalParsed(String key, Function<String, T> parse) {
         return optionalString(key).flatMap(s -> parsed(optionalNodeLocation(key), where + "." + key, s, parse));

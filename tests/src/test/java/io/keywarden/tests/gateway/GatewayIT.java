@@ -75,7 +75,7 @@ class GatewayIT {
                     selectors: [unix:uid:1004]
                     keys: [openai]
                     guard:
-                      budget: {tokensPerHour: 100}
+                      budget: {tokensPerHour: 300}
                       onBreach: block
                 """.formatted(python));
         upstream = new UpstreamStub();
@@ -262,9 +262,13 @@ class GatewayIT {
             assertTrue(out.contains("\"content\":\"" + w + " \""), out);
         }
         assertTrue(out.contains("data: [DONE]"), out);
-        assertTrue(out.contains("\"usage\":{\"prompt_tokens\":30"), "include_usage was added, the usage chunk relayed");
+        assertFalse(out.contains("\"usage\""), "the usage chunk the gateway asked for is not passed to an agent that"
+                + " asked for none: " + out);
         UpstreamStub.Seen s = upstream.seen.get(upstream.seen.size() - 1);
         assertTrue(s.body().contains("\"stream_options\":{\"include_usage\":true}"), s.body());
+        Proc.Result asked = curl(1001, "/openai/v1/chat/completions",
+                CHAT.replace("}]}", "}],\"stream\":true,\"stream_options\":{\"include_usage\":true}}"));
+        assertTrue(asked.out().contains("\"usage\":{\"prompt_tokens\":30"), "an agent that asked gets it: " + asked.out());
         String metrics = io.keywarden.tests.support.Http.get("http://127.0.0.1:" + ops + "/metrics");
         assertTrue(metrics.contains("keywarden_tokens_total{direction=\"out\",key=\"openai\",model=\"gpt-4.1-mini\","
                 + "workload=\"reviewer\"}"), metrics);
@@ -279,9 +283,16 @@ class GatewayIT {
         io.keywarden.tests.support.Await.clearOfWindowEdge(java.time.Duration.ofHours(1), java.time.Duration.ofSeconds(30));
         String api = mnt.resolve("openai/api_key").toString();
         assertTrue(Proc.as(1004, "cat", api).out().startsWith("sk-dev-"));
-        assertEquals(200, status(curl(1004, "/openai/v1/chat/completions", CHAT)), "50 of 100 tokens");
-        assertEquals(200, status(curl(1004, "/openai/v1/chat/completions", CHAT)), "100 of 100: used up, a breach");
-        Proc.Result r = curl(1004, "/openai/v1/chat/completions", CHAT, "-D", "-");
+        // Each request reserves its worst case (body bytes + max_tokens) and settles to the 50 tokens used:
+        // admitted while used + worst case fits the 300 tokens, then refused, which is the breach.
+        String body = CHAT.replace("}]}", "}],\"max_tokens\":20}");
+        long worst = body.getBytes(java.nio.charset.StandardCharsets.UTF_8).length + 20;
+        long admitted = 1 + (300 - worst) / 50;
+        for (int i = 0; i < admitted; i++) {
+            assertEquals(200, status(curl(1004, "/openai/v1/chat/completions", body)), "request " + (i + 1) + ": "
+                    + (i * 50) + " used + " + worst + " worst case fits 300");
+        }
+        Proc.Result r = curl(1004, "/openai/v1/chat/completions", body, "-D", "-");
         assertEquals(429, status(r), r.out());
         assertTrue(r.out().contains("\"code\":\"budget_exceeded\""), r.out());
         assertTrue(r.out().toLowerCase().contains("retry-after: "), r.out());
@@ -294,7 +305,7 @@ class GatewayIT {
                 "spiffe://example.org/spender");
         assertEquals(0, unblock.code(), unblock.err());
         assertTrue(Proc.as(1004, "cat", api).out().startsWith("sk-dev-"), "unblocked: the file serves again");
-        assertEquals(429, status(curl(1004, "/openai/v1/chat/completions", CHAT)),
+        assertEquals(429, status(curl(1004, "/openai/v1/chat/completions", body)),
                 "the gateway still holds the hourly budget until the hour ends");
     }
 
@@ -443,7 +454,7 @@ class GatewayIT {
                 """;
         Proc.Result r = Proc.run("/usr/bin/python3", "-c", py, Integer.toString(gw), CHAT);
         assertTrue(r.out().startsWith("HTTP/1.1 403"), r.out() + r.err());
-        assertTrue(r.out().contains("shared by processes of different workloads"), r.out());
+        assertTrue(r.out().contains("held by 2 processes"), r.out());
     }
 
     @Test

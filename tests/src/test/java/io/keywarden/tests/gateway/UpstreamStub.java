@@ -93,8 +93,11 @@ public final class UpstreamStub implements AutoCloseable {
                 return;
             }
             String model = req.get("model").asText();
-            String usage = "{\"prompt_tokens\":" + PROMPT_TOKENS + ",\"completion_tokens\":" + COMPLETION_TOKENS
-                    + ",\"total_tokens\":" + (PROMPT_TOKENS + COMPLETION_TOKENS) + "}";
+            // As the provider does: no more output tokens than the request's limit.
+            long limit = req.path("max_completion_tokens").asLong(req.path("max_tokens").asLong(Long.MAX_VALUE));
+            long completion = Math.min(COMPLETION_TOKENS, limit);
+            String usage = "{\"prompt_tokens\":" + PROMPT_TOKENS + ",\"completion_tokens\":" + completion
+                    + ",\"total_tokens\":" + (PROMPT_TOKENS + completion) + "}";
             if (!req.path("stream").asBoolean(false)) {
                 send(x, 200, "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"model\":\"" + model + "\","
                         + "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"hello\"},"
