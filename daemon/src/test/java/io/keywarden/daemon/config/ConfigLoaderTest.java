@@ -45,8 +45,37 @@ class ConfigLoaderTest {
         assertEquals(Path.of("/run/keywarden-gw/gateway.sock"), g.socket().orElseThrow());
         assertEquals(new Config.Upstream(java.net.URI.create("https://api.openai.com"), Config.UpstreamAuth.BEARER),
                 g.upstreams().get("openai"));
-        assertEquals(16L << 20, g.maxBodyBytes());
+        assertEquals(4L << 20, g.maxBodyBytes());
+        assertEquals(Config.GatewayLimits.DEFAULT, g.limits(), "the example spells out the defaults");
         assertEquals(new Config.StatsD("127.0.0.1", 8125, "datadog"), c.extensions().metrics().statsd().orElseThrow());
+    }
+
+    @Test
+    void gatewayLimitsAreReadAndBadOnesNamed() throws Exception {
+        Config c = ConfigLoader.load(write("""
+                policy: p
+                issuers: {d: {type: dev}}
+                gateway: {listen: 127.0.0.1:8787, maxConnectionsPerUid: 8, idleTimeout: 5s, maxBufferedBytes: 32MiB,
+                          defaultMaxOutputTokens: 256}
+                """), Map.of());
+        Config.GatewayLimits l = c.extensions().gateway().orElseThrow().limits();
+        assertEquals(8, l.maxConnectionsPerUid());
+        assertEquals(Duration.ofSeconds(5), l.idleTimeout());
+        assertEquals(32L << 20, l.maxBufferedBytes());
+        assertEquals(256, l.defaultMaxOutputTokens());
+        assertEquals(1024, l.maxConnections());
+        io.keywarden.policy.yaml.ProblemsException e = org.junit.jupiter.api.Assertions.assertThrows(
+                io.keywarden.policy.yaml.ProblemsException.class, () -> ConfigLoader.load(write("""
+                        policy: p
+                        issuers: {d: {type: dev}}
+                        gateway: {listen: 127.0.0.1:8787, maxConnectionsPerUid: 0, maxConnections: "many",
+                                  maxBufferedBytes: 1KiB}
+                        """), Map.of()));
+        String all = e.problems().stream().map(io.keywarden.policy.yaml.Problem::format)
+                .collect(java.util.stream.Collectors.joining("\n"));
+        assertTrue(all.contains("gateway.maxConnectionsPerUid must be between 1 and 100000"), all);
+        assertTrue(all.contains("gateway.maxConnections must be a whole number"), all);
+        assertTrue(all.contains("gateway.maxBufferedBytes must be at least gateway.maxBodyBytes"), all);
     }
 
     @Test

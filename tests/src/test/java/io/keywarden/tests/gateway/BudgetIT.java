@@ -83,7 +83,7 @@ class BudgetIT {
                 """.formatted(gw, upstreamPort));
         daemon = Daemon.start(Map.of(), "dev", "--mount", mnt.toString(), "--policy", dir.resolve("policy.yaml").toString(),
                 "--audit", dir.resolve("audit.jsonl").toString(), "--admin-socket", dir.resolve("admin/admin.sock")
-                        .toString(), "--config", dir.resolve("config.yaml").toString());
+                        .toString(), "--listen", "127.0.0.1:" + Ports.free(), "--config", dir.resolve("config.yaml").toString());
         daemon.awaitOut("gateway: http", 30);
     }
 

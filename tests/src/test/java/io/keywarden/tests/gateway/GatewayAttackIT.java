@@ -438,6 +438,7 @@ class GatewayAttackIT {
             double[] reads = victimReads(20);
             Proc.Result served = curl(1001, "--unix-socket", socket.toString(), "http://gw/openai/v1/chat/completions");
             assertEquals(200, status(served), "another uid is served during the flood: " + served.out());
+            printHeap("during the connection flood");
             String alive = in.readLine();
             assertTrue(flood.waitFor(30, TimeUnit.SECONDS));
             int kept = Integer.parseInt(alive.replaceAll("\\D+", " ").trim().split(" ")[0]);
@@ -487,6 +488,7 @@ class GatewayAttackIT {
             double[] reads = victimReads(20);
             Proc.Result served = curl(1001, "--unix-socket", socket.toString(), "http://gw/openai/v1/chat/completions");
             assertEquals(200, status(served), "another uid is served during the flood: " + served.out());
+            printHeap("during the body flood");
             assertTrue(flood.waitFor(60, TimeUnit.SECONDS), "the flood ended");
             String out = new String(flood.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
             System.out.println("body flood answers: " + out);
@@ -498,16 +500,21 @@ class GatewayAttackIT {
         printHeap("after the body flood");
     }
 
+    /** The daemon's heap after a full GC (jcmd), printed: what a flood left behind, against its 160 MB. */
     static void printHeap(String when) throws Exception {
-        String m = io.keywarden.tests.support.Http.get("http://127.0.0.1:" + ops + "/metrics");
-        double used = 0;
-        for (String line : m.split("\n")) {
-            if (line.startsWith("jvm_memory_used_bytes{") && line.contains("area=\"heap\"")) {
-                used += Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
-            }
+        String jcmd = Path.of(System.getProperty("java.home"), "bin", "jcmd").toString();
+        if (!Files.isExecutable(Path.of(jcmd))) {
+            System.out.println("daemon heap " + when + ": not measured (no jcmd in this JDK)");
+            return;
         }
-        if (used > 0) {
-            System.out.printf("daemon heap used %s: %.1f MB (max 160 MB)%n", when, used / (1 << 20));
+        Proc.run(jcmd, Long.toString(daemon.pid()), "GC.run");
+        Proc.Result info = Proc.run(jcmd, Long.toString(daemon.pid()), "GC.heap_info");
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("total (\\d+)K, used (\\d+)K").matcher(info.out());
+        if (m.find()) {
+            System.out.printf("daemon heap %s: %d MB used of %d MB committed (-Xmx160m)%n", when,
+                    Long.parseLong(m.group(2)) / 1024, Long.parseLong(m.group(1)) / 1024);
+        } else {
+            System.out.println("daemon heap " + when + ": " + info.out().lines().findFirst().orElse(info.err()));
         }
     }
 
