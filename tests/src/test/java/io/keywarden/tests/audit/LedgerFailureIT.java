@@ -40,7 +40,7 @@ class LedgerFailureIT {
         Path mnt = dir.resolve("mnt");
         Files.createDirectories(disk);
         Proc.run("chmod", "755", dir.toString());
-        Mounts.mount("kw-test", disk, "tmpfs", LibC.MS_NOSUID | LibC.MS_NODEV | LibC.MS_NOEXEC, "size=16k");
+        Mounts.mount("kw-test", disk, "tmpfs", LibC.MS_NOSUID | LibC.MS_NODEV | LibC.MS_NOEXEC, "size=16k,mode=0755");
         try (Ledger ledger = Ledger.open(disk.resolve("audit.jsonl"), "n1", Clock.systemUTC(), Long.MAX_VALUE,
                 Duration.ZERO, null)) {
             Metrics metrics = new Metrics();

@@ -278,7 +278,7 @@ class DaemonAbuseIT {
     void aLedgerOnAFullDiskKeepsNoPartialRecordAndVerifiesOnceSpaceReturns() throws Exception {
         Path disk = dir.resolve("disk");
         Files.createDirectories(disk);
-        Mounts.mount("kw-test", disk, "tmpfs", 6, "size=64k");
+        Mounts.mount("kw-test", disk, "tmpfs", 6, "size=64k,mode=0755");
         try {
             Path small = disk.resolve("audit.jsonl");
             Daemon d = Daemon.start(Map.of("SUDO_UID", "1001"), "dev", "--mount", mnt.toString(), "--audit",
