@@ -70,6 +70,42 @@ public final class AdminServer implements AutoCloseable {
         void record(String event, Map<String, Object> fields);
     }
 
+    /** Where {@code --fleet} blocks and unblocks go: the fleet's store, which every node follows. */
+    public interface FleetBlocks {
+        java.util.concurrent.CompletionStage<Void> block(String spiffeId, String reason);
+
+        java.util.concurrent.CompletionStage<Void> unblock(String spiffeId);
+    }
+
+    /** Set when the daemon has a fleet; null otherwise. */
+    private volatile FleetBlocks fleet;
+
+    public void fleet(FleetBlocks f) {
+        this.fleet = f;
+    }
+
+    /** Waits (bounded) for the fleet to take a block or unblock; the error, or null. */
+    private String toFleet(boolean fleetWide, java.util.function.Function<FleetBlocks,
+            java.util.concurrent.CompletionStage<Void>> op) {
+        if (!fleetWide) {
+            return null;
+        }
+        FleetBlocks f = fleet;
+        if (f == null) {
+            return "this node has no fleet (no fleet: in its config): applied on this node only";
+        }
+        try {
+            op.apply(f).toCompletableFuture().get(5, java.util.concurrent.TimeUnit.SECONDS);
+            return null;
+        } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+            return "not stored in the fleet (" + (e.getCause() == null ? e : e.getCause()).toString()
+                    + "): applied on this node only";
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return "interrupted before the fleet took it";
+        }
+    }
+
     private AdminServer(Vertx vertx, Path socket, LeaseManager leases, Supplier<Policy> policy, Map<String, String> info,
                         Blocks blocks, Recorder recorder) {
         this.vertx = vertx;
@@ -258,6 +294,13 @@ public final class AdminServer implements AutoCloseable {
             }
             leases.block(w.name(), reason);
         }
+        boolean fleetWide = req.path("fleet").asBoolean(false);
+        if (block && fleetWide) {
+            String notFleet = toFleet(true, fb -> fb.block(w.spiffeId().toString(), reason));
+            if (notFleet != null) {
+                unrecorded = (unrecorded == null ? "" : unrecorded + "; ") + notFleet;
+            }
+        }
         int n = leases.revokeNow(w.name(), key, io.keywarden.daemon.lifecycle.RevokeReason.OPERATOR, (block ? "blocked by " : "revoked by ") + reason);
         LOG.warn("{} {} of {}{} ({})", block ? "blocked and revoked" : "revoked", n + " lease(s)", w.name(),
                 key == null ? "" : "/" + key, reason);
@@ -281,7 +324,9 @@ public final class AdminServer implements AutoCloseable {
         }
         was |= leases.unblock(w.name());
         LOG.warn("unblocked {} by {}", w.name(), who);
-        return JSON.createObjectNode().put("ok", true).put("was_blocked", was);
+        ObjectNode o = JSON.createObjectNode().put("ok", true).put("was_blocked", was);
+        String notFleet = toFleet(req.path("fleet").asBoolean(false), f -> f.unblock(w.spiffeId().toString()));
+        return notFleet == null ? o : o.put("warning", notFleet);
     }
 
     private static Map<String, Object> fields(Workload w, String who, String reason) {

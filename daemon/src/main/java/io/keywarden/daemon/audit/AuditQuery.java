@@ -17,7 +17,8 @@ public record AuditQuery(String spiffeId, String key, String event, Instant sinc
     static final Set<String> EVENTS = Set.of("daemon.started", "daemon.stopped", "policy.loaded", "policy.rejected",
             "key.issued", "key.refreshed", "key.revoked", "key.expired", "issue.failed", "access.granted", "access.denied",
             "admin.revoke", "admin.block", "admin.unblock", "ledger.pruned", "guard.breach", "guard.unblock", "usage",
-            "csi.published", "csi.unpublished", "daemon.handover", "handover.refused");
+            "csi.published", "csi.unpublished", "daemon.handover", "handover.refused", "fleet.block.applied",
+            "fleet.unblock.applied");
 
     public static AuditQuery of(String spiffeId, String key, String event, String since, Clock clock) {
         return of(spiffeId, key, event, since, null, null, null, null, clock);

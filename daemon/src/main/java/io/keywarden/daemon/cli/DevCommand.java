@@ -156,6 +156,7 @@ final class DevCommand implements Callable<Integer> {
             }
         }
         return new Config.Extensions(Optional.of(new Config.Gateway(listen, socket, ups, base.caFile(),
-                base.maxBodyBytes(), base.timeout(), base.mtls(), base.limits())), e.usage(), e.policyHook(), e.metrics(), e.csi());
+                base.maxBodyBytes(), base.timeout(), base.mtls(), base.limits())), e.usage(), e.policyHook(), e.metrics(), e.csi(),
+                e.fleet());
     }
 }

@@ -26,19 +26,32 @@ final class RevokeCommand implements Callable<Integer> {
     @Option(names = "--reason", paramLabel = "TEXT")
     String reason;
 
+    @Option(names = "--fleet", description = "With --block: block the workload on every node of the fleet (fleet: in the config).")
+    boolean fleet;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
     @Override
     public Integer call() {
         ObjectNode req = which.into(AdminCall.request("revoke")).put("block", block)
-                .put("reason", reason == null ? "kill switch" : reason);
+                .put("reason", reason == null ? "kill switch" : reason)
+                .put("fleet", fleet);
         if (key != null) {
             req.put("key", key);
         }
+        if (fleet && !block) {
+            spec.commandLine().getErr().println("keywarden revoke: --fleet needs --block (a revoke is per node)");
+            return 2;
+        }
         JsonNode a = AdminCall.send(admin.socket, req);
         spec.commandLine().getOut().printf("revoked %d lease(s) of %s%s%n", a.path("revoked").asInt(), which.describe(),
-                block ? "; blocked until `keywarden unblock`" : "; a fresh key is issued on the next open");
+                block ? "; blocked until `keywarden unblock`" + (fleet ? " --fleet, on every node" : "")
+                        : "; a fresh key is issued on the next open");
+        if (a.hasNonNull("warning")) {
+            spec.commandLine().getErr().println("keywarden revoke: " + a.get("warning").asText());
+            return fleet ? 1 : 0;
+        }
         return 0;
     }
 }

@@ -17,14 +17,21 @@ final class UnblockCommand implements Callable<Integer> {
     @picocli.CommandLine.ArgGroup(exclusive = true, multiplicity = "1")
     WhichWorkload which;
 
+    @picocli.CommandLine.Option(names = "--fleet", description = "Lift the block on every node of the fleet.")
+    boolean fleet;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
     @Override
     public Integer call() {
-        JsonNode a = AdminCall.send(admin.socket, which.into(AdminCall.request("unblock")));
+        JsonNode a = AdminCall.send(admin.socket, which.into(AdminCall.request("unblock")).put("fleet", fleet));
         spec.commandLine().getOut().println(a.path("was_blocked").asBoolean() ? "unblocked " + which.describe()
                 : which.describe() + " was not blocked");
+        if (a.hasNonNull("warning")) {
+            spec.commandLine().getErr().println("keywarden unblock: " + a.get("warning").asText());
+            return 1;
+        }
         return 0;
     }
 }

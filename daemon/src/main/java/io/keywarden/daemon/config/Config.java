@@ -70,18 +70,30 @@ public record Config(String node, Path policy, Identity identity, Map<String, Is
      * hook and the metric exports. {@link #NONE}: none of them.
      */
     public record Extensions(Optional<Gateway> gateway, Optional<UsageApi> usage, Optional<PolicyHook> policyHook,
-                             MetricsExport metrics, Optional<Csi> csi) {
+                             MetricsExport metrics, Optional<Csi> csi, Optional<Fleet> fleet) {
         public static final Extensions NONE = new Extensions(Optional.empty(), Optional.empty(), Optional.empty(),
-                MetricsExport.NONE, Optional.empty());
+                MetricsExport.NONE, Optional.empty(), Optional.empty());
 
         public Extensions(Optional<Gateway> gateway, Optional<UsageApi> usage, Optional<PolicyHook> policyHook,
                           MetricsExport metrics) {
-            this(gateway, usage, policyHook, metrics, Optional.empty());
+            this(gateway, usage, policyHook, metrics, Optional.empty(), Optional.empty());
         }
 
         public Extensions withCsi(Optional<Csi> c) {
-            return new Extensions(gateway, usage, policyHook, metrics, c);
+            return new Extensions(gateway, usage, policyHook, metrics, c, fleet);
         }
+    }
+
+    /** Fleet unavailable: each node enforces alone ({@code LOCAL}) or guarded gateway requests get 503 ({@code CLOSED}). */
+    public enum FleetUnavailable { LOCAL, CLOSED }
+
+    /**
+     * Shared state across nodes on Redis ({@code redis://} or {@code rediss://}; an ACL user and a
+     * password read from a file): fleet-wide token budgets and blocks. {@code opTimeout} bounds
+     * each Redis operation a request waits for.
+     */
+    public record Fleet(java.net.URI redis, Optional<String> user, Optional<Path> passwordFile, String keyPrefix,
+                        FleetUnavailable onUnavailable, Duration heartbeat, long reserveDefaultTokens, Duration opTimeout) {
     }
 
     /** The CSI node plugin ({@code csi.keywarden.io}): its socket and the node id it reports (default: {@code node}). */

@@ -99,6 +99,7 @@ public final class ConfigLoader {
             Optional<String> nodeId = cr.optionalString("nodeId");
             return sock.map(p -> new Config.Csi(p, nodeId)).orElse(null);
         }));
+        Optional<Config.Fleet> fleet = r.optional("fleet").map(this::fleet);
         r.rejectUnknown();
         if (node.isBlank()) {
             problems.add(r.map(), "node must not be empty");
@@ -106,7 +107,7 @@ public final class ConfigLoader {
         problems.throwIfAny();
         return new Config(node, policy.orElseThrow(), identity, issuers, delivery, audit, ops, admin, revokeOnShutdown,
                 tuning == null ? Config.Tuning.DEFAULT : tuning, new Config.Extensions(gateway, usage, hook,
-                metrics == null ? Config.MetricsExport.NONE : metrics, csi));
+                metrics == null ? Config.MetricsExport.NONE : metrics, csi, fleet));
     }
 
     private String defaultNode() {
@@ -577,6 +578,44 @@ public final class ConfigLoader {
             return new Config.Gateway(listen, socket, upstreams, ca, max, timeout, mtls, new Config.GatewayLimits(conns,
                     perUid, idle, buffered, streams, outTokens));
         });
+    }
+
+    /** {@code fleet:}: Redis, its credentials, the key prefix, and what a node does when Redis is unreachable. */
+    private Config.Fleet fleet(YamlNode n) {
+        return section(n, "fleet", r -> {
+            Optional<URI> redis = r.required("redis").flatMap(x -> r.string(x, "fleet.redis").flatMap(t -> r.parsed(
+                    x.location(), "fleet.redis", t, ConfigLoader::redisUri)));
+            Optional<String> user = r.optionalString("user");
+            Optional<Path> password = r.optional("passwordFile").flatMap(c -> r.string(c, "fleet.passwordFile")
+                    .map(this::path).filter(p -> readable(c.location(), "fleet.passwordFile", p)));
+            String prefix = r.optionalString("keyPrefix").orElse("kw:");
+            if (prefix.contains("{") || prefix.contains("}") || prefix.length() > 64) {
+                problems.add(r.map(), "fleet.keyPrefix must hold no braces (they are the hash tags) and at most 64 characters");
+            }
+            Config.FleetUnavailable on = choice(r, "fleet", "onUnavailable", Config.FleetUnavailable.class,
+                    Config.FleetUnavailable.LOCAL).orElse(Config.FleetUnavailable.LOCAL);
+            Duration heartbeat = r.optionalParsed("heartbeat", Durations::parse).orElse(Duration.ofSeconds(5));
+            Duration timeout = r.optionalParsed("opTimeout", Durations::parse).orElse(Duration.ofMillis(500));
+            if (timeout.isZero() || timeout.isNegative() || timeout.compareTo(Duration.ofSeconds(30)) > 0) {
+                problems.add(r.map(), "fleet.opTimeout must be more than 0 and at most 30s");
+            }
+            long reserve = r.optionalLong("reserveDefaultTokens").orElse(4096L);
+            if (reserve < 1) {
+                problems.add(r.map(), "fleet.reserveDefaultTokens must be at least 1");
+            }
+            return redis.map(u -> new Config.Fleet(u, user, password, prefix, on, heartbeat, reserve, timeout)).orElse(null);
+        });
+    }
+
+    static URI redisUri(String s) {
+        URI u = URI.create(s.trim());
+        if (!"redis".equals(u.getScheme()) && !"rediss".equals(u.getScheme()) || u.getHost() == null) {
+            throw new IllegalArgumentException("'" + s + "' must be redis://HOST:PORT or rediss://HOST:PORT");
+        }
+        if (u.getUserInfo() != null) {
+            throw new IllegalArgumentException("put no credentials in the URL: use fleet.user and fleet.passwordFile");
+        }
+        return u;
     }
 
     /** An optional whole number of {@code gateway.<name>} within [min, max], else {@code dflt}. */

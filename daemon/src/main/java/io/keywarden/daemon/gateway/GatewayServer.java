@@ -93,6 +93,8 @@ public final class GatewayServer implements AutoCloseable {
     private final Supplier<Policy> policy;
     private final Function<KeySpec, Optional<Config.Upstream>> upstreamOf;
     private final GuardEngine guard;
+    /** Token budgets: {@code guard} itself on one node, the fleet's store across nodes. */
+    private final io.keywarden.daemon.guard.TokenBudgets budgets;
     private final io.keywarden.daemon.guard.GatewayTally tally;
     private final PolicyHook hook;
     private final Metrics metrics;
@@ -111,8 +113,10 @@ public final class GatewayServer implements AutoCloseable {
 
     private GatewayServer(Vertx vertx, Config.Gateway config, AccessDecider decider, Supplier<Policy> policy,
                           Function<KeySpec, Optional<Config.Upstream>> upstreamOf, GuardEngine guard,
+                          io.keywarden.daemon.guard.TokenBudgets budgets,
                           io.keywarden.daemon.guard.GatewayTally tally, PolicyHook hook, Metrics metrics, Executor blocking,
                           PeerLookup peers) {
+        this.budgets = budgets;
         this.tally = tally;
         this.vertx = vertx;
         this.config = config;
@@ -147,10 +151,11 @@ public final class GatewayServer implements AutoCloseable {
     /** Starts the listeners the config names; {@code hook} may be null. */
     public static GatewayServer start(Vertx vertx, Config.Gateway config, AccessDecider decider, Supplier<Policy> policy,
                                       Function<KeySpec, Optional<Config.Upstream>> upstreamOf, GuardEngine guard,
+                                      io.keywarden.daemon.guard.TokenBudgets budgets,
                                       io.keywarden.daemon.guard.GatewayTally tally, PolicyHook hook, Metrics metrics,
                                       Executor blocking, io.keywarden.attestation.spire.X509SvidSource svids)
             throws IOException {
-        GatewayServer g = new GatewayServer(vertx, config, decider, policy, upstreamOf, guard, tally, hook, metrics,
+        GatewayServer g = new GatewayServer(vertx, config, decider, policy, upstreamOf, guard, budgets, tally, hook, metrics,
                 blocking, PeerLookup.system());
         try {
             if (config.listen().isPresent()) {
@@ -519,7 +524,7 @@ public final class GatewayServer implements AutoCloseable {
         }
         if (x.reservation != null && x.who != null) {
             long charge = x.sent ? x.reservation.tokens() : 0;
-            guard.settle(x.who.workload(), x.reservation, x.model, charge, 0, "gateway");
+            budgets.settle(x.who.workload(), x.reservation, x.model, charge, 0, "gateway");
         }
         if (x.redactor != null) {
             x.redactor.wipe();
@@ -683,11 +688,29 @@ public final class GatewayServer implements AutoCloseable {
             x.model = json.get("model").asText();
         }
         x.bodyBytes = x.body.length();
-        Admission a = guard.reserve(w, x.model, worstCase(json, x.bodyBytes, limits.defaultMaxOutputTokens()));
+        ObjectNode parsed = json;
+        budgets.reserve(w, x.model, worstCase(json, x.bodyBytes, limits.defaultMaxOutputTokens()))
+                .whenComplete((a, e) -> x.ctx.runOnContext(ignored -> admitted(x, parsed,
+                        e != null ? new Admission.Unavailable("the budget could not be checked") : a)));
+    }
+
+    /** The guard's answer; then the policy hook and the credential. */
+    private void admitted(Exchange x, ObjectNode json, Admission a) {
+        Workload w = x.who.workload();
+        if (x.finished || x.req.response().ended() || x.req.response().closed()) {
+            if (a instanceof Admission.Allowed ok && ok.reservation() != null) {
+                budgets.settle(w, ok.reservation(), x.model, 0, 0, "gateway");
+            }
+            return;
+        }
         if (a instanceof Admission.ModelRefused m) {
             refuse(x, 403, "model_not_allowed", "workload " + w.name() + " may not use model "
                     + (m.model() == null ? "(none named in the request)" : "'" + m.model() + "'") + "; allowed: "
                     + String.join(", ", m.allowed()));
+            return;
+        }
+        if (a instanceof Admission.Unavailable u) {
+            refuse(x, 503, "fleet_unavailable", u.reason());
             return;
         }
         if (a instanceof Admission.OverBudget o) {
@@ -933,7 +956,7 @@ public final class GatewayServer implements AutoCloseable {
         String model = sensor.model() != null ? sensor.model() : x.model;
         if (sensor.found()) {
             tally.add(x.leaseId, java.time.Instant.now(), sensor.inputTokens(), sensor.outputTokens(), 1);
-            guard.settle(w, x.reservation, model, sensor.inputTokens(), sensor.outputTokens(), "gateway");
+            budgets.settle(w, x.reservation, model, sensor.inputTokens(), sensor.outputTokens(), "gateway");
             metrics.tokens(w.name(), x.key, model, sensor.inputTokens(), sensor.outputTokens());
         } else {
             settleUnmetered(x, status, relayed, complete);
@@ -965,7 +988,7 @@ public final class GatewayServer implements AutoCloseable {
         }
         long in = Math.min(charge, x.bodyBytes);
         tally.add(x.leaseId, java.time.Instant.now(), in, charge - in, 1);
-        guard.settle(x.who.workload(), x.reservation, x.model, in, charge - in, "gateway");
+        budgets.settle(x.who.workload(), x.reservation, x.model, in, charge - in, "gateway");
         x.reservation = null;
     }
 

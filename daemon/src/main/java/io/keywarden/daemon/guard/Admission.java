@@ -14,6 +14,10 @@ public sealed interface Admission {
     record ModelRefused(String model, java.util.List<String> allowed) implements Admission {
     }
 
+    /** The budget store could not answer and the fleet is configured to refuse then ({@code onUnavailable: closed}). */
+    record Unavailable(String reason) implements Admission {
+    }
+
     /** A budget is used up; {@code retryAfter} is when its window frees again. */
     record OverBudget(BreachKind kind, long observed, long limit, Duration retryAfter) implements Admission {
     }

@@ -83,11 +83,16 @@ public final class GuardEngine implements TokenBudgets {
      * budget when it is allowed.
      */
     public Admission admit(Workload w, String model) {
-        return reserve(w, model, 0);
+        return reserveNow(w, model, 0);
     }
 
     @Override
-    public Admission reserve(Workload w, String model, long worstCase) {
+    public java.util.concurrent.CompletionStage<Admission> reserve(Workload w, String model, long worstCase) {
+        return java.util.concurrent.CompletableFuture.completedFuture(reserveNow(w, model, worstCase));
+    }
+
+    /** {@link #reserve}, answered on the caller's thread. */
+    public Admission reserveNow(Workload w, String model, long worstCase) {
         long need = Math.max(0, worstCase);
         Guard g = w.guard();
         Instant now = clock.instant();
@@ -150,6 +155,22 @@ public final class GuardEngine implements TokenBudgets {
             act(w, fire, "gateway");
         }
         return answer;
+    }
+
+    /**
+     * A token budget the fleet found breached (used fleet-wide + this request's worst case over the
+     * limit): fired once per window on this node, with the workload's action, like a local breach.
+     */
+    public void fleetBreach(Workload w, BreachKind kind, long observed, long limit, Instant windowEnd, String detail) {
+        Counters c = counters(w.name());
+        boolean first;
+        synchronized (c) {
+            roll(c, clock.instant(), w.guard());
+            first = firstIn(c, kind, kind == BreachKind.TOKENS_PER_DAY ? c.day : c.hour);
+        }
+        if (first) {
+            act(w, new Fire(kind, observed + " (" + detail + ")", Long.toString(limit), windowEnd), "gateway");
+        }
     }
 
     /**

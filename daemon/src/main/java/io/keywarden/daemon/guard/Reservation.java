@@ -10,11 +10,32 @@ import java.util.concurrent.atomic.AtomicBoolean;
 public final class Reservation {
     private final String workload;
     private final long tokens;
+    private final String fleetId;
     private final AtomicBoolean settled = new AtomicBoolean();
 
     Reservation(String workload, long tokens) {
+        this(workload, tokens, null);
+    }
+
+    private Reservation(String workload, long tokens, String fleetId) {
         this.workload = workload;
         this.tokens = tokens;
+        this.fleetId = fleetId;
+    }
+
+    /** A reservation held in the fleet's store under {@code id}. */
+    public static Reservation fleet(String workload, long tokens, String id) {
+        return new Reservation(workload, tokens, id);
+    }
+
+    /** The fleet store's id of this reservation, or null for one held on this node. */
+    public String fleetId() {
+        return fleetId;
+    }
+
+    /** True the first time only: whoever gets true settles it. */
+    public boolean claimSettlement() {
+        return claim();
     }
 
     public String workload() {

@@ -14,7 +14,7 @@ public interface TokenBudgets {
      * reserves them; or says why not (model not allowed, a budget that cannot cover the worst case
      * beside what is used and reserved already).
      */
-    Admission reserve(Workload w, String model, long worstCase);
+    java.util.concurrent.CompletionStage<Admission> reserve(Workload w, String model, long worstCase);
 
     /**
      * Replaces {@code r} by the usage of its request (exactly once; later calls do nothing). The

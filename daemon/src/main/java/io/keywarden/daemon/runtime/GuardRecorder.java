@@ -85,9 +85,25 @@ final class GuardRecorder implements GuardListener {
         }
     }
 
+    /** Where the guard's blocks go besides this node, when there is a fleet. */
+    private volatile java.util.function.BiFunction<String, String, java.util.concurrent.CompletionStage<Void>> fleet;
+
+    void fleet(java.util.function.BiFunction<String, String, java.util.concurrent.CompletionStage<Void>> publish) {
+        this.fleet = publish;
+    }
+
     @Override
     public void block(Workload w, String reason, Instant until) {
         String text = reason + " (until " + until + ")";
+        var f = fleet;
+        if (f != null) {
+            f.apply(w.spiffeId().toString(), text).whenComplete((v, e) -> {
+                if (e != null) {
+                    LOG.warn("guard: the block of {} is not stored in the fleet ({}): it holds on this node", w.name(),
+                            e.toString());
+                }
+            });
+        }
         Blocks b = blocks.get();
         if (b != null) {
             try {

@@ -202,6 +202,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         String delivery = startFrontEnd(s, identity, issuers, out);
         startAdmin(s, identity.name(), ReadyBanner.issuers(s), delivery);
         startGuardAndGateway(s, identity, issuers);
+        startFleet(s);
         if (s.extensions().csi().isPresent()) {
             startCsi(s, Path.of(delivery.substring(delivery.indexOf(' ') + 1)));
         }
@@ -456,6 +457,21 @@ public final class KeywardenRuntime implements AutoCloseable {
      * gateway when the config has one.
      */
     private void startGuardAndGateway(Spec s, IdentityProvider identity, IssuerRegistry issuers) throws IOException {
+        if (s.extensions().fleet().isPresent() && fleet == null) {
+            io.keywarden.daemon.fleet.FleetRedis f = new io.keywarden.daemon.fleet.FleetRedis(vertx,
+                    s.extensions().fleet().get(), s.node());
+            components.add(Component.of("fleet", f));
+            fleet = f;
+            try {
+                f.warm().toCompletableFuture().get(5, java.util.concurrent.TimeUnit.SECONDS);
+            } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+                LOG.warn("fleet: Redis {} does not answer yet ({}); guarded requests follow fleet.onUnavailable ({}) until"
+                        + " it does", s.extensions().fleet().get().redis(), e.getCause() == null ? e : e.getCause(),
+                        s.extensions().fleet().get().onUnavailable().name().toLowerCase(java.util.Locale.ROOT));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
         Path stateFile = s.audit().file().map(a -> a.resolveSibling("guard-state.json"))
                 .orElse(s.adminSocket().resolveSibling("guard-state.json"));
         GuardRecorder recorder = new GuardRecorder(audit, metrics, () -> leases, () -> blocks, policy, scheduler, clock);
@@ -466,6 +482,10 @@ public final class KeywardenRuntime implements AutoCloseable {
             throw new UserError("keywarden: " + e.getMessage());
         }
         recorder.resume();
+        if (fleet != null) {
+            io.keywarden.daemon.fleet.FleetRedis f = fleet;
+            recorder.fleet((spiffeId, reason) -> f.publish(spiffeId, reason, clock.millis()));
+        }
         guard = engine;
         guardMeters(policy.get());
         Runnable save = () -> {
@@ -509,12 +529,104 @@ public final class KeywardenRuntime implements AutoCloseable {
                     Thread.currentThread().interrupt();
                 }
             }
+            io.keywarden.daemon.guard.TokenBudgets budgets = fleet == null ? engine
+                    : new io.keywarden.daemon.fleet.FleetBudgets(fleet, engine, clock, gw.timeout());
             components.add("gateway", io.keywarden.daemon.gateway.GatewayServer.start(vertx, gw, access(s, identity),
-                    policy, k -> upstreamOf(gw, issuers, k), engine, tally, hook, metrics, attestPool, svids));
+                    policy, k -> upstreamOf(gw, issuers, k), engine, budgets, tally, hook, metrics, attestPool, svids));
         }
     }
 
     private volatile io.keywarden.daemon.guard.GuardEngine guard;
+    private volatile AdminServer admin;
+    private volatile io.keywarden.daemon.fleet.FleetRedis fleet;
+    /** When each SPIFFE ID was last blocked by the fleet: an older unblock never lifts a newer block. */
+    private final Map<String, Long> fleetBlockedAt = new java.util.concurrent.ConcurrentHashMap<>();
+
+    /**
+     * The fleet (when the config has {@code fleet:}): blocks set with {@code --fleet} (or by the
+     * guard) are stored in Redis and published; this node applies every block and unblock it hears
+     * of, and all stored blocks at each (re)subscription, each with a ledger record.
+     */
+    private void startFleet(Spec s) {
+        if (fleet == null) {
+            return;
+        }
+        io.keywarden.daemon.fleet.FleetRedis f = fleet;
+        AdminServer a = admin;
+        if (a != null) {
+            a.fleet(new AdminServer.FleetBlocks() {
+                @Override
+                public java.util.concurrent.CompletionStage<Void> block(String spiffeId, String reason) {
+                    return f.publish(spiffeId, reason, clock.millis());
+                }
+
+                @Override
+                public java.util.concurrent.CompletionStage<Void> unblock(String spiffeId) {
+                    return f.publish(spiffeId, null, clock.millis());
+                }
+            });
+        }
+        f.subscribe((b, stored) -> scheduler.execute(() -> applyFleet(b)),
+                () -> f.blocks().whenComplete((all, e) -> {
+                    if (e != null) {
+                        LOG.warn("fleet: the stored blocks cannot be read: {}", e.toString());
+                        return;
+                    }
+                    all.values().forEach(b -> scheduler.execute(() -> applyFleet(b)));
+                }));
+        LOG.info("fleet: node {} on {} (blocks and token budgets across nodes; onUnavailable {})", f.node(),
+                f.config().redis(), f.config().onUnavailable().name().toLowerCase(java.util.Locale.ROOT));
+    }
+
+    /** One fleet block (reason set) or unblock (reason null), applied here as an operator's would be. */
+    private void applyFleet(io.keywarden.daemon.fleet.FleetRedis.Block b) {
+        Policy p = policy.get();
+        var w = p.workloadBySpiffeId(SpiffeId.parse(b.spiffeId()));
+        Blocks bl = blocks;
+        String reason = "fleet: " + b.reason() + " (from node " + b.node() + ")";
+        Map<String, Object> f = new java.util.LinkedHashMap<>();
+        f.put("spiffe_id", b.spiffeId());
+        f.put("workload", w.map(Workload::name).orElse(null));
+        f.put("from_node", b.node());
+        f.put("at", java.time.Instant.ofEpochMilli(b.at()).toString());
+        try {
+            if (b.reason() != null) {
+                fleetBlockedAt.merge(b.spiffeId(), b.at(), Math::max);
+                if (bl != null && reason.equals(bl.all().get(b.spiffeId()))) {
+                    return;
+                }
+                f.put("reason", b.reason());
+                audit.record("fleet.block.applied", f);
+                if (bl != null) {
+                    bl.put(b.spiffeId(), reason);
+                }
+                if (w.isPresent() && leases != null) {
+                    leases.block(w.get().name(), reason);
+                    leases.revokeNow(w.get().name(), null, io.keywarden.daemon.lifecycle.RevokeReason.OPERATOR,
+                            "blocked by " + reason);
+                }
+                LOG.warn("fleet: {} blocked here by node {}: {}", b.spiffeId(), b.node(), b.reason());
+            } else {
+                Long last = fleetBlockedAt.get(b.spiffeId());
+                if (last != null && last > b.at()) {
+                    LOG.warn("fleet: an unblock of {} older than its block ignored", b.spiffeId());
+                    return;
+                }
+                if (bl == null || !bl.all().containsKey(b.spiffeId())) {
+                    return;
+                }
+                audit.record("fleet.unblock.applied", f);
+                bl.remove(b.spiffeId());
+                if (w.isPresent() && leases != null) {
+                    leases.unblock(w.get().name());
+                }
+                LOG.warn("fleet: {} unblocked here by node {}", b.spiffeId(), b.node());
+            }
+        } catch (IOException | RuntimeException e) {
+            LOG.warn("fleet: {} of {} not applied here: {}", b.reason() != null ? "block" : "unblock", b.spiffeId(),
+                    e.toString());
+        }
+    }
 
     /** Breach counters at zero for every guarded workload; counters of workloads gone from the policy are dropped. */
     private void guardMeters(Policy p) {
@@ -688,8 +800,10 @@ public final class KeywardenRuntime implements AutoCloseable {
     }
 
     private void startAdmin(Spec s, String identity, String issuers, String delivery) throws IOException {
-        components.add("admin", AdminServer.start(vertx, s.adminSocket(), leases, policy, Map.of("node", s.node(),
-                "identity", identity, "issuer", issuers, "delivery", delivery), blocks, audit::record));
+        AdminServer a = AdminServer.start(vertx, s.adminSocket(), leases, policy, Map.of("node", s.node(),
+                "identity", identity, "issuer", issuers, "delivery", delivery), blocks, audit::record);
+        admin = a;
+        components.add("admin", a);
         LOG.info("admin API on {}", s.adminSocket());
     }
 

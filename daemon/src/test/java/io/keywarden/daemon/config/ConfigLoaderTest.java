@@ -51,6 +51,32 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void aFleetIsReadAndItsMistakesNamed() throws Exception {
+        Config c = ConfigLoader.load(write("""
+                policy: p
+                issuers: {d: {type: dev}}
+                fleet: {redis: "rediss://redis.kw.svc:6380", user: keywarden, onUnavailable: closed, keyPrefix: "prod:"}
+                """), Map.of());
+        Config.Fleet f = c.extensions().fleet().orElseThrow();
+        assertEquals("rediss://redis.kw.svc:6380", f.redis().toString());
+        assertEquals(java.util.Optional.of("keywarden"), f.user());
+        assertEquals(Config.FleetUnavailable.CLOSED, f.onUnavailable());
+        assertEquals("prod:", f.keyPrefix());
+        io.keywarden.policy.yaml.ProblemsException e = org.junit.jupiter.api.Assertions.assertThrows(
+                io.keywarden.policy.yaml.ProblemsException.class, () -> ConfigLoader.load(write("""
+                        policy: p
+                        issuers: {d: {type: dev}}
+                        fleet: {redis: "redis://u:secret@h:6379", keyPrefix: "a{b}", onUnavailable: maybe}
+                        """), Map.of()));
+        String all = e.problems().stream().map(io.keywarden.policy.yaml.Problem::format)
+                .collect(java.util.stream.Collectors.joining("\n"));
+        assertTrue(all.contains("put no credentials in the URL"), all);
+        assertTrue(all.contains("fleet.keyPrefix must hold no braces"), all);
+        assertTrue(all.contains("fleet.onUnavailable"), all);
+        org.junit.jupiter.api.Assertions.assertFalse(all.contains("secret"), "the password in the URL is not echoed");
+    }
+
+    @Test
     void gatewayLimitsAreReadAndBadOnesNamed() throws Exception {
         Config c = ConfigLoader.load(write("""
                 policy: p

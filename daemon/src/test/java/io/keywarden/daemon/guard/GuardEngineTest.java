@@ -205,7 +205,7 @@ class GuardEngineTest {
         for (int i = 0; i < 64; i++) {
             all.add(pool.submit(() -> {
                 go.await();
-                return g.reserve(w, "m", 120);
+                return g.reserveNow(w, "m", 120);
             }));
         }
         go.countDown();
@@ -224,12 +224,12 @@ class GuardEngineTest {
         }
         assertEquals(0, g.snapshot("reviewer").reserved(), "each settled once");
         assertEquals(400, g.snapshot("reviewer").tokensThisHour(), "settled to what was used, counted once each");
-        assertInstanceOf(Admission.Allowed.class, g.reserve(w, "m", 600), "400 used + 600 fits 1000");
-        Admission.OverBudget over = assertInstanceOf(Admission.OverBudget.class, g.reserve(w, "m", 1));
+        assertInstanceOf(Admission.Allowed.class, g.reserveNow(w, "m", 600), "400 used + 600 fits 1000");
+        Admission.OverBudget over = assertInstanceOf(Admission.OverBudget.class, g.reserveNow(w, "m", 1));
         assertEquals(1001, over.observed(), "used + reserved + this one");
         assertTrue(events.isEmpty(), "refused only because of what is in flight: no breach yet " + events);
         g.settle(w, null, "m", 0, 0, "gateway");
-        Admission.OverBudget breach = assertInstanceOf(Admission.OverBudget.class, g.reserve(w, "m", 700));
+        Admission.OverBudget breach = assertInstanceOf(Admission.OverBudget.class, g.reserveNow(w, "m", 700));
         assertTrue(events.stream().anyMatch(e -> e.startsWith("breach reviewer tokens_per_hour")), "400 used + 700 can"
                 + " never fit: a breach " + events + " " + breach);
     }

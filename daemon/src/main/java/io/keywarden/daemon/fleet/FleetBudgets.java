@@ -1,0 +1,127 @@
+package io.keywarden.daemon.fleet;
+
+import io.keywarden.daemon.config.Config;
+import io.keywarden.daemon.guard.Admission;
+import io.keywarden.daemon.guard.BreachKind;
+import io.keywarden.daemon.guard.GuardEngine;
+import io.keywarden.daemon.guard.Reservation;
+import io.keywarden.daemon.guard.TokenBudgets;
+import io.keywarden.policy.Guard;
+import io.keywarden.policy.Workload;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Token budgets held across the fleet: the node's {@link GuardEngine} still decides models and
+ * requests per minute and keeps its own counts (for the ledger's usage records and the anomaly
+ * rule), and a workload's token windows and in-flight reservations live in Redis, per SPIFFE ID,
+ * checked and reserved in one atomic script. Reservations carry a lifetime (the gateway's answer
+ * timeout and a minute): a node that dies leaks none for longer. When Redis cannot answer within
+ * {@code fleet.opTimeout}: {@code onUnavailable: local} reserves against this node's own counts
+ * (as without a fleet) and counts it in {@link #localFallbacks}; {@code closed} refuses with
+ * {@link Admission.Unavailable}.
+ */
+public final class FleetBudgets implements TokenBudgets {
+    private static final Logger LOG = LoggerFactory.getLogger(FleetBudgets.class);
+
+    private final FleetRedis redis;
+    private final GuardEngine local;
+    private final Clock clock;
+    private final Duration lifetime;
+    private final AtomicLong fallbacks = new AtomicLong();
+    private final AtomicLong lastWarn = new AtomicLong();
+
+    public FleetBudgets(FleetRedis redis, GuardEngine local, Clock clock, Duration answerTimeout) {
+        this.redis = redis;
+        this.local = local;
+        this.clock = clock;
+        this.lifetime = answerTimeout.plusMinutes(1);
+    }
+
+    /** Requests decided on this node's counts alone because Redis did not answer. */
+    public long localFallbacks() {
+        return fallbacks.get();
+    }
+
+    @Override
+    public CompletionStage<Admission> reserve(Workload w, String model, long worstCase) {
+        Guard.Budget b = w.guard().budget();
+        boolean tokens = b.tokensPerHour().isPresent() || b.tokensPerDay().isPresent();
+        // Models and requests per minute on this node first (no worst case: nothing reserved locally).
+        Admission first = local.reserveNow(w, model, 0);
+        if (!(first instanceof Admission.Allowed) || !tokens || worstCase <= 0) {
+            return CompletableFuture.completedFuture(first);
+        }
+        Instant now = clock.instant();
+        long hour = now.getEpochSecond() / 3600;
+        long day = now.getEpochSecond() / 86_400;
+        String id = redis.node() + ":" + UUID.randomUUID();
+        String spiffe = w.spiffeId().toString();
+        return redis.reserve(spiffe, hour, day, worstCase, b.tokensPerHour().orElse(-1), b.tokensPerDay().orElse(-1), id,
+                lifetime.toMillis(), now.toEpochMilli()).handle((a, e) -> {
+                    if (e != null) {
+                        return unavailable(w, model, worstCase, e);
+                    }
+                    if (a.admitted()) {
+                        return (Admission) new Admission.Allowed(Reservation.fleet(w.name(), worstCase, id));
+                    }
+                    boolean perHour = a.window().equals("h");
+                    long limit = perHour ? b.tokensPerHour().getAsLong() : b.tokensPerDay().getAsLong();
+                    Instant end = perHour ? Instant.ofEpochSecond((hour + 1) * 3600) : Instant.ofEpochSecond((day + 1) * 86_400);
+                    BreachKind kind = perHour ? BreachKind.TOKENS_PER_HOUR : BreachKind.TOKENS_PER_DAY;
+                    if (a.used() + Math.max(1, worstCase) > limit) {
+                        local.fleetBreach(w, kind, a.used() + worstCase, limit, end, "used fleet-wide " + a.used()
+                                + " + this request's worst case " + worstCase);
+                    }
+                    Duration retry = Duration.between(now, end);
+                    return new Admission.OverBudget(kind, a.used() + a.reserved() + worstCase, limit,
+                            retry.isNegative() ? Duration.ZERO : retry);
+                });
+    }
+
+    private Admission unavailable(Workload w, String model, long worstCase, Throwable e) {
+        long t = System.nanoTime();
+        long last = lastWarn.get();
+        if (t - last > 10_000_000_000L && lastWarn.compareAndSet(last, t)) {
+            LOG.warn("fleet: no reservation from Redis ({}); {} (said at most every 10 s)", e.toString(),
+                    redis.config().onUnavailable() == Config.FleetUnavailable.LOCAL
+                            ? "this node enforces the budget alone (fleet.onUnavailable: local)"
+                            : "guarded gateway requests are refused (fleet.onUnavailable: closed)");
+        }
+        if (redis.config().onUnavailable() == Config.FleetUnavailable.CLOSED) {
+            return new Admission.Unavailable("the fleet's budget store did not answer (fleet.onUnavailable: closed)");
+        }
+        fallbacks.incrementAndGet();
+        return local.reserveNow(w, model, worstCase);
+    }
+
+    @Override
+    public void settle(Workload w, Reservation r, String model, long tokensIn, long tokensOut, String sensor) {
+        if (r == null || r.fleetId() == null) {
+            local.settle(w, r, model, tokensIn, tokensOut, sensor);
+            return;
+        }
+        if (!r.claimSettlement()) {
+            return;
+        }
+        local.settle(w, null, model, tokensIn, tokensOut, sensor);
+        Instant now = clock.instant();
+        long used = Math.max(0, tokensIn) + Math.max(0, tokensOut);
+        // Counted in the windows it settles in, as on one node.
+        redis.settle(w.spiffeId().toString(), now.getEpochSecond() / 3600, now.getEpochSecond() / 86_400, r.fleetId(), used)
+                .whenComplete((v, e) -> {
+                    if (e != null) {
+                        // The reservation expires by itself; the usage is counted on this node all the same.
+                        LOG.warn("fleet: {} tokens of {} not settled in Redis ({}); its reservation expires within {} s",
+                                used, w.name(), e.toString(), lifetime.toSeconds());
+                    }
+                });
+    }
+}

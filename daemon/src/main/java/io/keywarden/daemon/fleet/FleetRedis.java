@@ -1,0 +1,355 @@
+package io.keywarden.daemon.fleet;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.keywarden.daemon.config.Config;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
+import io.vertx.redis.client.Command;
+import io.vertx.redis.client.Redis;
+import io.vertx.redis.client.RedisConnection;
+import io.vertx.redis.client.RedisOptions;
+import io.vertx.redis.client.Request;
+import io.vertx.redis.client.Response;
+import io.vertx.redis.client.ResponseType;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BiConsumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The fleet's state on Redis, through Vert.x's Redis client on the daemon's Netty: token windows
+ * and in-flight reservations per SPIFFE ID (one atomic script each to check-and-reserve and to
+ * settle), and the fleet's blocks (a hash, and a channel every node subscribes to).
+ *
+ * <p>Keys: {@code <prefix>{<spiffe id>}:…} for a workload's windows and reservations (the hash tag
+ * keeps one workload's atomic operations in one Cluster slot), {@code <prefix>blocks} and the
+ * channel {@code <prefix>blocks} for blocks. Every value read back is checked: a malformed or
+ * hostile one (wrong type, not a number, not JSON, huge) is refused with a log line, never lifts a
+ * block and never crashes the node. Every operation a request waits for is bounded by
+ * {@code fleet.opTimeout}; a failure is reported to the caller, which applies
+ * {@code fleet.onUnavailable}.
+ */
+public final class FleetRedis implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(FleetRedis.class);
+    private static final ObjectMapper JSON = new ObjectMapper();
+    /** Largest block record accepted from Redis. */
+    static final int MAX_BLOCK_JSON = 4096;
+
+    /**
+     * Check-and-reserve. KEYS: hour window, day window, reservations hash. ARGV: now (ms), tokens
+     * needed, hour limit (-1: none), day limit (-1: none), reservation id, reservation lifetime (ms).
+     * Expired or malformed reservations are dropped first. Answers {1|0, which window refused
+     * ("" / "h" / "d"), tokens used in it, tokens reserved}.
+     */
+    static final String RESERVE = """
+            local now = tonumber(ARGV[1])
+            local need = tonumber(ARGV[2])
+            local lh = tonumber(ARGV[3])
+            local ld = tonumber(ARGV[4])
+            local reserved = 0
+            if redis.call('TYPE', KEYS[3]).ok == 'hash' then
+              local all = redis.call('HGETALL', KEYS[3])
+              for i = 1, #all, 2 do
+                local v = all[i + 1]
+                local sep = string.find(v, ':', 1, true)
+                local tok = sep and tonumber(string.sub(v, 1, sep - 1))
+                local exp = sep and tonumber(string.sub(v, sep + 1))
+                if tok == nil or exp == nil or exp <= now or tok < 0 then
+                  redis.call('HDEL', KEYS[3], all[i])
+                else
+                  reserved = reserved + tok
+                end
+              end
+            elseif redis.call('EXISTS', KEYS[3]) == 1 then
+              redis.call('DEL', KEYS[3])
+            end
+            local function used(k)
+              local t = redis.call('TYPE', k).ok
+              if t == 'none' then return 0 end
+              if t ~= 'string' then redis.call('DEL', k) return 0 end
+              return tonumber(redis.call('GET', k)) or 0
+            end
+            local uh = used(KEYS[1])
+            local ud = used(KEYS[2])
+            if lh >= 0 and uh + reserved + need > lh then return {0, 'h', uh, reserved} end
+            if ld >= 0 and ud + reserved + need > ld then return {0, 'd', ud, reserved} end
+            redis.call('HSET', KEYS[3], ARGV[5], need .. ':' .. (now + tonumber(ARGV[6])))
+            redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[6]) * 2)
+            return {1, '', uh, reserved}
+            """;
+
+    /**
+     * Settle. KEYS: hour window, day window, reservations hash. ARGV: reservation id (may be ""),
+     * tokens used, hour window lifetime (s), day window lifetime (s).
+     */
+    static final String SETTLE = """
+            if ARGV[1] ~= '' and redis.call('TYPE', KEYS[3]).ok == 'hash' then redis.call('HDEL', KEYS[3], ARGV[1]) end
+            local t = tonumber(ARGV[2])
+            if t > 0 then
+              for i = 1, 2 do
+                local ty = redis.call('TYPE', KEYS[i]).ok
+                if ty ~= 'none' and ty ~= 'string' then redis.call('DEL', KEYS[i]) end
+                if ty == 'string' and tonumber(redis.call('GET', KEYS[i])) == nil then redis.call('DEL', KEYS[i]) end
+                redis.call('INCRBY', KEYS[i], t)
+                redis.call('EXPIRE', KEYS[i], tonumber(ARGV[2 + i]))
+              end
+            end
+            return 1
+            """;
+
+    /** One fleet block: who set it, where and when, and why. {@code at} orders a block against an unblock. */
+    public record Block(String spiffeId, String reason, String node, long at) {
+    }
+
+    private final Vertx vertx;
+    private final Config.Fleet config;
+    private final String node;
+    private final Redis client;
+    private volatile RedisConnection subscriber;
+    private volatile boolean closed;
+    private volatile boolean up;
+    private volatile String reserveSha;
+    private volatile String settleSha;
+
+    public FleetRedis(Vertx vertx, Config.Fleet config, String node) throws IOException {
+        this.vertx = vertx;
+        this.config = config;
+        this.node = node;
+        RedisOptions o = new RedisOptions().setConnectionString(config.redis().toString()).setMaxPoolSize(16)
+                .setMaxPoolWaiting(4096).setMaxWaitingHandlers(4096);
+        config.user().ifPresent(o::setUser);
+        if (config.passwordFile().isPresent()) {
+            o.setPassword(Files.readString(config.passwordFile().get(), StandardCharsets.UTF_8).strip());
+        }
+        this.client = Redis.createClient(vertx, o);
+    }
+
+    public String node() {
+        return node;
+    }
+
+    public Config.Fleet config() {
+        return config;
+    }
+
+    /** Whether the last operation reached Redis. */
+    public boolean isUp() {
+        return up;
+    }
+
+    /**
+     * Connects and loads the scripts before the first request needs them (a request must not pay
+     * for a connection and two script loads within {@code fleet.opTimeout}).
+     */
+    public CompletionStage<Void> warm() {
+        return client.send(Request.cmd(Command.PING)).compose(v -> load(RESERVE, true)).compose(v -> load(SETTLE, false))
+                .andThen(ar -> up = ar.succeeded()).<Void>mapEmpty().toCompletionStage();
+    }
+
+    /** The keys of {@code spiffeId}'s windows and reservations; the hour and day are UTC window numbers. */
+    List<String> budgetKeys(String spiffeId, long hour, long day) {
+        String tag = config.keyPrefix() + "{" + spiffeId + "}:";
+        return List.of(tag + "tok:h:" + hour, tag + "tok:d:" + day, tag + "res");
+    }
+
+    String blocksKey() {
+        return config.keyPrefix() + "blocks";
+    }
+
+    /** Runs {@code script} by its SHA, loading it the first time (and again after a Redis restart). */
+    private Future<Response> eval(String script, boolean reserve, List<String> keys, List<String> args) {
+        String sha = reserve ? reserveSha : settleSha;
+        Future<Response> f;
+        if (sha == null) {
+            f = load(script, reserve).compose(s -> client.send(call(Command.EVALSHA, s, keys, args)));
+        } else {
+            f = client.send(call(Command.EVALSHA, sha, keys, args)).recover(e -> {
+                if (String.valueOf(e.getMessage()).startsWith("NOSCRIPT")) {
+                    return load(script, reserve).compose(s -> client.send(call(Command.EVALSHA, s, keys, args)));
+                }
+                return Future.failedFuture(e);
+            });
+        }
+        return timed(f);
+    }
+
+    private Future<String> load(String script, boolean reserve) {
+        return client.send(Request.cmd(Command.SCRIPT).arg("LOAD").arg(script)).map(r -> {
+            String sha = r.toString();
+            if (reserve) {
+                reserveSha = sha;
+            } else {
+                settleSha = sha;
+            }
+            return sha;
+        });
+    }
+
+    private static Request call(Command c, String sha, List<String> keys, List<String> args) {
+        Request r = Request.cmd(c).arg(sha).arg(keys.size());
+        keys.forEach(r::arg);
+        args.forEach(r::arg);
+        return r;
+    }
+
+    private <T> Future<T> timed(Future<T> f) {
+        return f.timeout(config.opTimeout().toMillis(), TimeUnit.MILLISECONDS).andThen(ar -> {
+            if (ar.succeeded() != up) {
+                up = ar.succeeded();
+                if (up) {
+                    LOG.info("fleet: Redis {} reachable", config.redis());
+                } else {
+                    LOG.warn("fleet: Redis {} unreachable: {}", config.redis(), ar.cause().toString());
+                }
+            }
+        });
+    }
+
+    /** The answer of the reserve script: admitted, which window refused, its use and what is reserved fleet-wide. */
+    public record ReserveAnswer(boolean admitted, String window, long used, long reserved) {
+    }
+
+    /** Check-and-reserve {@code need} tokens for {@code spiffeId} as reservation {@code id}; limits -1 when absent. */
+    public CompletionStage<ReserveAnswer> reserve(String spiffeId, long hour, long day, long need, long hourLimit,
+                                                  long dayLimit, String id, long lifetimeMillis, long nowMillis) {
+        List<String> args = List.of(Long.toString(nowMillis), Long.toString(need), Long.toString(hourLimit),
+                Long.toString(dayLimit), id, Long.toString(lifetimeMillis));
+        return eval(RESERVE, true, budgetKeys(spiffeId, hour, day), args).map(r -> {
+            if (r == null || r.type() != ResponseType.MULTI || r.size() != 4) {
+                throw new IllegalStateException("the reserve script answered " + (r == null ? "nothing" : r.type()));
+            }
+            return new ReserveAnswer(r.get(0).toLong() == 1, r.get(1).toString(), r.get(2).toLong(), r.get(3).toLong());
+        }).toCompletionStage();
+    }
+
+    /** Replaces reservation {@code id} (may be empty) by {@code tokens} used in the windows it settles in. */
+    public CompletionStage<Void> settle(String spiffeId, long hour, long day, String id, long tokens) {
+        List<String> args = List.of(id == null ? "" : id, Long.toString(Math.max(0, tokens)), "7200", "172800");
+        return eval(SETTLE, false, budgetKeys(spiffeId, hour, day), args).<Void>mapEmpty().toCompletionStage();
+    }
+
+    // ---- blocks ----
+
+    /** Stores and publishes a block (or, with {@code reason} null, an unblock) of {@code spiffeId}. */
+    public CompletionStage<Void> publish(String spiffeId, String reason, long at) {
+        ObjectNode o = JSON.createObjectNode().put("spiffe_id", spiffeId).put("node", node).put("at", at);
+        if (reason != null) {
+            o.put("op", "block").put("reason", reason);
+        } else {
+            o.put("op", "unblock");
+        }
+        String text = o.toString();
+        Request store = reason != null ? Request.cmd(Command.HSET).arg(blocksKey()).arg(spiffeId).arg(text)
+                : Request.cmd(Command.HDEL).arg(blocksKey()).arg(spiffeId);
+        return timed(client.send(store).compose(v -> client.send(Request.cmd(Command.PUBLISH).arg(blocksKey()).arg(text))))
+                .<Void>mapEmpty().toCompletionStage();
+    }
+
+    /** Every block stored in Redis, malformed entries left out (each with a log line). */
+    public CompletionStage<Map<String, Block>> blocks() {
+        return timed(client.send(Request.cmd(Command.HGETALL).arg(blocksKey()))).map(r -> {
+            Map<String, Block> out = new LinkedHashMap<>();
+            if (r == null) {
+                return out;
+            }
+            List<String> flat = new ArrayList<>();
+            if (r.isMap()) {
+                for (String k : r.getKeys()) {
+                    flat.add(k);
+                    flat.add(String.valueOf(r.get(k)));
+                }
+            } else if (r.type() == ResponseType.MULTI) {
+                for (int i = 0; i < r.size(); i++) {
+                    flat.add(String.valueOf(r.get(i)));
+                }
+            }
+            for (int i = 0; i + 1 < flat.size(); i += 2) {
+                parse(flat.get(i + 1)).filter(b -> b.reason() != null).ifPresent(b -> out.put(b.spiffeId(), b));
+            }
+            return out;
+        }).toCompletionStage();
+    }
+
+    /** A block or unblock message as stored or published; empty (with a log line) when malformed. */
+    static java.util.Optional<Block> parse(String text) {
+        if (text == null || text.length() > MAX_BLOCK_JSON) {
+            LOG.warn("fleet: a block record of {} characters refused", text == null ? 0 : text.length());
+            return java.util.Optional.empty();
+        }
+        try {
+            JsonNode n = JSON.readTree(text);
+            String id = n.path("spiffe_id").asText("");
+            String op = n.path("op").asText("");
+            if (!id.startsWith("spiffe://") || !(op.equals("block") || op.equals("unblock")) || !n.path("at").canConvertToLong()) {
+                LOG.warn("fleet: a malformed block record refused");
+                return java.util.Optional.empty();
+            }
+            return java.util.Optional.of(new Block(id, op.equals("block") ? n.path("reason").asText("fleet block") : null,
+                    n.path("node").asText("?"), n.path("at").asLong()));
+        } catch (IOException e) {
+            LOG.warn("fleet: a block record that is not JSON refused");
+            return java.util.Optional.empty();
+        }
+    }
+
+    /**
+     * Subscribes to the blocks channel; {@code onMessage} gets each block (reason set) or unblock
+     * (reason null). {@code onConnected} runs after each (re)subscription, to resynchronise from the
+     * stored blocks. Reconnects every second while Redis is away.
+     */
+    public void subscribe(BiConsumer<Block, Boolean> onMessage, Runnable onConnected) {
+        if (closed) {
+            return;
+        }
+        client.connect().onSuccess(conn -> {
+            subscriber = conn;
+            conn.handler(msg -> {
+                if (msg != null && (msg.type() == ResponseType.PUSH || msg.type() == ResponseType.MULTI) && msg.size() >= 3
+                        && "message".equals(msg.get(0).toString())) {
+                    parse(msg.get(2).toString()).ifPresent(b -> onMessage.accept(b, false));
+                }
+            });
+            Runnable again = () -> {
+                subscriber = null;
+                if (!closed) {
+                    LOG.warn("fleet: lost the blocks subscription; resubscribing");
+                    vertx.setTimer(1000, t -> subscribe(onMessage, onConnected));
+                }
+            };
+            conn.exceptionHandler(e -> conn.close());
+            conn.endHandler(v -> again.run());
+            conn.send(Request.cmd(Command.SUBSCRIBE).arg(blocksKey())).onSuccess(v -> {
+                up = true;
+                onConnected.run();
+            }).onFailure(e -> conn.close());
+        }).onFailure(e -> {
+            if (up) {
+                up = false;
+            }
+            LOG.warn("fleet: cannot subscribe to {} ({}); retrying", config.redis(), e.toString());
+            if (!closed) {
+                vertx.setTimer(1000, t -> subscribe(onMessage, onConnected));
+            }
+        });
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        RedisConnection s = subscriber;
+        if (s != null) {
+            s.close();
+        }
+        client.close();
+    }
+}

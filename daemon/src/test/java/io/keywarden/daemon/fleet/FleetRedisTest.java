@@ -1,0 +1,132 @@
+package io.keywarden.daemon.fleet;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.keywarden.daemon.config.Config;
+import io.vertx.core.Vertx;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Optional;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** The fleet's scripts against the real redis-server (Debian's), on a loopback port of its own. */
+class FleetRedisTest {
+    static Process server;
+    static int port;
+    static Vertx vertx;
+    static FleetRedis redis;
+
+    @BeforeAll
+    static void start() throws Exception {
+        assumeTrue(Files.isExecutable(Path.of("/usr/bin/redis-server")), "needs Debian's redis-server");
+        try (ServerSocket s = new ServerSocket(0)) {
+            port = s.getLocalPort();
+        }
+        server = new ProcessBuilder("/usr/bin/redis-server", "--port", Integer.toString(port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no").redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                .start();
+        vertx = Vertx.vertx();
+        redis = new FleetRedis(vertx, new Config.Fleet(URI.create("redis://127.0.0.1:" + port), Optional.empty(),
+                Optional.empty(), "t:", Config.FleetUnavailable.LOCAL, Duration.ofSeconds(5), 4096, Duration.ofSeconds(5)),
+                "n1");
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (true) {
+            try {
+                get(redis.warm());
+                break;
+            } catch (Exception e) {
+                if (System.nanoTime() > end) {
+                    throw e;
+                }
+                Thread.sleep(100);
+            }
+        }
+    }
+
+    @AfterAll
+    static void stop() throws Exception {
+        if (redis != null) {
+            redis.close();
+        }
+        if (vertx != null) {
+            vertx.close().await(10, TimeUnit.SECONDS);
+        }
+        if (server != null) {
+            server.destroy();
+            server.waitFor(10, TimeUnit.SECONDS);
+        }
+    }
+
+    static <T> T get(CompletionStage<T> f) throws Exception {
+        return f.toCompletableFuture().get(10, TimeUnit.SECONDS);
+    }
+
+    static String cli(String... args) throws Exception {
+        java.util.List<String> cmd = new java.util.ArrayList<>(java.util.List.of("redis-cli", "-p", Integer.toString(port)));
+        cmd.addAll(java.util.List.of(args));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes()).trim();
+        p.waitFor(10, TimeUnit.SECONDS);
+        return out;
+    }
+
+    @Test
+    void reservationsAreCheckedAgainstUseAndWhatIsInFlightThenSettled() throws Exception {
+        String id = "spiffe://t/a";
+        long now = System.currentTimeMillis();
+        assertTrue(get(redis.reserve(id, 1, 1, 400, 1000, -1, "r1", 60_000, now)).admitted());
+        assertTrue(get(redis.reserve(id, 1, 1, 400, 1000, -1, "r2", 60_000, now)).admitted());
+        FleetRedis.ReserveAnswer third = get(redis.reserve(id, 1, 1, 400, 1000, -1, "r3", 60_000, now));
+        assertFalse(third.admitted(), "800 in flight + 400 > 1000");
+        assertEquals("h", third.window());
+        assertEquals(800, third.reserved());
+        get(redis.settle(id, 1, 1, "r1", 50));
+        get(redis.settle(id, 1, 1, "r2", 50));
+        FleetRedis.ReserveAnswer after = get(redis.reserve(id, 1, 1, 900, 1000, -1, "r4", 60_000, now));
+        assertTrue(after.admitted(), "100 used + 900 fits: " + after);
+        assertEquals(100, after.used());
+        assertEquals("{t:{spiffe://t/a}:tok:h:1", "{" + redis.budgetKeys(id, 1, 1).get(0), "hash-tagged per SPIFFE ID");
+    }
+
+    @Test
+    void aDeadNodesReservationsExpireAndHostileValuesAreDropped() throws Exception {
+        String id = "spiffe://t/b";
+        long now = System.currentTimeMillis();
+        assertTrue(get(redis.reserve(id, 2, 2, 900, 1000, -1, "dead", 1_000, now)).admitted());
+        assertFalse(get(redis.reserve(id, 2, 2, 900, 1000, -1, "x", 1_000, now)).admitted());
+        assertTrue(get(redis.reserve(id, 2, 2, 900, 1000, -1, "y", 1_000, now + 2_000)).admitted(),
+                "the first reservation's lifetime ended: it no longer counts");
+        // Hostile writes: the hour window as a list, garbage reservations.
+        String keys = redis.budgetKeys("spiffe://t/c", 3, 3).get(0);
+        cli("RPUSH", keys, "x");
+        cli("HSET", redis.budgetKeys("spiffe://t/c", 3, 3).get(2), "evil", "not-a-number", "evil2", "99999999:x");
+        FleetRedis.ReserveAnswer a = get(redis.reserve("spiffe://t/c", 3, 3, 10, 1000, -1, "ok", 60_000, now));
+        assertTrue(a.admitted(), "malformed values count as nothing and are removed: " + a);
+        assertEquals(0, a.reserved());
+        get(redis.settle("spiffe://t/c", 3, 3, "ok", 10));
+        assertEquals("10", cli("GET", keys));
+    }
+
+    @Test
+    void blocksAreStoredAndMalformedOnesRefused() throws Exception {
+        get(redis.publish("spiffe://t/blocked", "test", 1234));
+        assertEquals("test", get(redis.blocks()).get("spiffe://t/blocked").reason());
+        cli("HSET", redis.blocksKey(), "spiffe://t/evil", "not json");
+        cli("HSET", redis.blocksKey(), "spiffe://t/evil2", "{\"op\":\"block\",\"spiffe_id\":\"nope\",\"at\":1}");
+        var all = get(redis.blocks());
+        assertEquals(1, all.size(), "only the well-formed block: " + all);
+        assertTrue(FleetRedis.parse("x".repeat(FleetRedis.MAX_BLOCK_JSON + 1)).isEmpty());
+        get(redis.publish("spiffe://t/blocked", null, 2000));
+        assertTrue(get(redis.blocks()).isEmpty());
+    }
+}

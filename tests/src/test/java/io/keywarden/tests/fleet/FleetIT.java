@@ -1,0 +1,255 @@
+package io.keywarden.tests.fleet;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.keywarden.linux.Mounts;
+import io.keywarden.tests.support.Await;
+import io.keywarden.tests.support.Daemon;
+import io.keywarden.tests.support.Ports;
+import io.keywarden.tests.support.Proc;
+import io.keywarden.tests.support.Requirements;
+import io.vertx.core.Vertx;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Three "nodes" (three real {@code keywarden dev} daemons: three mounts, three gateways, three
+ * ledgers) and one real Redis ({@code redis-server} on a loopback port): a workload's token budget
+ * holds across the three gateways under parallel load, and a block set on node A reaches B and C.
+ */
+class FleetIT {
+    static final ObjectMapper JSON = new ObjectMapper();
+    static final long BUDGET = 1000;
+    static Path dir;
+    static Process redis;
+    static int redisPort;
+    static Vertx vertx;
+    static int upstreamPort;
+    static final AtomicLong billed = new AtomicLong();
+    static final String[] NODES = {"a", "b", "c"};
+    static final List<Daemon> daemons = new ArrayList<>();
+    static final int[] gateways = new int[3];
+    static String python;
+
+    @BeforeAll
+    static void start() throws Exception {
+        Requirements.rootAndFuse();
+        assumeTrue(Files.isExecutable(Path.of("/usr/bin/redis-server")), "needs Debian's redis-server (.ci/run installs it)");
+        Await.clearOfWindowEdge(Duration.ofHours(1), Duration.ofMinutes(2));
+        dir = Files.createTempDirectory("kw-fleet-");
+        Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
+        python = Path.of("/usr/bin/python3").toRealPath().toString();
+        redisPort = Ports.free();
+        redis = new ProcessBuilder("/usr/bin/redis-server", "--port", Integer.toString(redisPort), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", dir.toString()).redirectErrorStream(true)
+                .redirectOutput(dir.resolve("redis.log").toFile()).start();
+        Await.until(Duration.ofSeconds(20), () -> Proc.run("redis-cli", "-p", Integer.toString(redisPort), "ping").out()
+                .contains("PONG"), () -> "redis-server did not start");
+        vertx = Vertx.vertx();
+        upstreamPort = vertx.createHttpServer().requestHandler(req -> req.body().onSuccess(b -> {
+            JsonNode r;
+            try {
+                r = JSON.readTree(b.getBytes());
+            } catch (java.io.IOException e) {
+                req.response().setStatusCode(400).end();
+                return;
+            }
+            long out = Math.min(20, r.path("max_tokens").asLong(Long.MAX_VALUE));
+            billed.addAndGet(30 + out);
+            vertx.setTimer(300, t -> req.response().putHeader("content-type", "application/json")
+                    .end("{\"model\":\"gpt-4.1-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":"
+                            + out + "}}"));
+        })).listen(0, "127.0.0.1").await(10, TimeUnit.SECONDS).actualPort();
+        Files.writeString(dir.resolve("policy.yaml"), """
+                keys:
+                  openai: {}
+                workloads:
+                  - name: spender
+                    spiffeId: spiffe://example.org/spender
+                    selectors: [unix:uid:1001]
+                    keys: [openai]
+                    guard:
+                      budget: {tokensPerHour: %d}
+                  - name: other
+                    spiffeId: spiffe://example.org/other
+                    selectors: [unix:uid:1002]
+                    keys: [openai]
+                """.formatted(BUDGET));
+        for (int i = 0; i < 3; i++) {
+            Path n = dir.resolve(NODES[i]);
+            Files.createDirectories(n);
+            gateways[i] = Ports.free();
+            Files.writeString(n.resolve("config.yaml"), """
+                    policy: ../policy.yaml
+                    issuers: {dev: {type: dev}}
+                    gateway:
+                      listen: 127.0.0.1:%d
+                      upstreams: {openai: "http://127.0.0.1:%d"}
+                    fleet:
+                      redis: redis://127.0.0.1:%d
+                      keyPrefix: "kwtest:"
+                      onUnavailable: closed
+                      opTimeout: 3s
+                    """.formatted(gateways[i], upstreamPort, redisPort));
+            Daemon d = Daemon.start(Map.of("NODE_NAME", NODES[i]), "dev", "--mount", n.resolve("mnt").toString(),
+                    "--policy", dir.resolve("policy.yaml").toString(), "--audit", n.resolve("audit.jsonl").toString(),
+                    "--admin-socket", n.resolve("admin/admin.sock").toString(), "--listen", "127.0.0.1:" + Ports.free(),
+                    "--config", n.resolve("config.yaml").toString());
+            daemons.add(d);
+            d.awaitOut("gateway: http", 30);
+        }
+    }
+
+    @AfterAll
+    static void stop() throws Exception {
+        for (Daemon d : daemons) {
+            assertEquals(0, d.stop());
+            d.err.stream().filter(l -> l.contains("fleet")).limit(20).forEach(l -> System.out.println("  daemon: " + l));
+        }
+        if (vertx != null) {
+            vertx.close().await(10, TimeUnit.SECONDS);
+        }
+        if (redis != null) {
+            redis.destroy();
+            redis.waitFor(10, TimeUnit.SECONDS);
+        }
+        if (dir != null) {
+            for (String n : NODES) {
+                Path m = dir.resolve(n).resolve("mnt");
+                if (Mounts.at(m).isPresent()) {
+                    Mounts.detach(m);
+                }
+            }
+            Proc.run("rm", "-rf", dir.toString());
+        }
+    }
+
+    /** {@code n} requests at once by uid 1001, request i to gateway i mod 3: each answer's status, a line each. */
+    static String burst(int n) {
+        String py = """
+                import http.client, sys, threading
+                ports = [int(p) for p in sys.argv[1].split(",")]
+                n, body = int(sys.argv[2]), sys.argv[3]
+                out = []
+                go = threading.Barrier(n)
+                def one(i):
+                    c = http.client.HTTPConnection("127.0.0.1", ports[i % len(ports)], timeout=30)
+                    go.wait()
+                    c.request("POST", "/openai/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
+                    r = c.getresponse()
+                    r.read()
+                    out.append(str(r.status))
+                ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+                [t.start() for t in ts]
+                [t.join() for t in ts]
+                print("\\n".join(out))
+                """;
+        String body = "{\"model\":\"gpt-4.1-mini\",\"max_tokens\":20,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+        Proc.Result r = Proc.as(1001, python, "-c", py, gateways[0] + "," + gateways[1] + "," + gateways[2],
+                Integer.toString(n), body);
+        assertTrue(r.ok(), r.err());
+        return r.out();
+    }
+
+    @Test
+    void aBudgetHoldsAcrossThreeGatewaysUnderParallelLoad() {
+        long admitted = 0;
+        for (int round = 1; round <= 3; round++) {
+            String out = burst(30);
+            long ok = out.lines().filter(l -> l.equals("200")).count();
+            long refused = out.lines().filter(l -> l.equals("429")).count();
+            long unavailable = out.lines().filter(l -> l.equals("503")).count();
+            admitted += ok;
+            System.out.printf("fleet budget: round %d, 30 requests spread over 3 gateways: %d admitted, %d refused"
+                    + "%s; billed %d of %d tokens%n", round, ok, refused, unavailable == 0 ? ""
+                    : " (" + unavailable + " fleet_unavailable: Redis slower than opTimeout)", billed.get(), BUDGET);
+            assertEquals(30, ok + refused + unavailable, out);
+        }
+        assertTrue(admitted > 0);
+        assertTrue(billed.get() <= BUDGET, "billed " + billed.get() + " <= the fleet budget " + BUDGET
+                + " (each node alone would admit up to " + BUDGET + ")");
+    }
+
+    /** The time of the first {@code event} record of a ledger. */
+    static java.time.Instant ts(Path ledger, String event) throws Exception {
+        for (String line : Files.readAllLines(ledger)) {
+            JsonNode r = JSON.readTree(line);
+            if (event.equals(r.path("event").asText())) {
+                return java.time.Instant.parse(r.path("ts").asText());
+            }
+        }
+        throw new AssertionError("no " + event + " in " + ledger);
+    }
+
+    static boolean refusedOn(int node) {
+        Path key = dir.resolve(NODES[node]).resolve("mnt/openai/api_key");
+        return Proc.as(1002, "cat", key.toString()).err().contains("Permission denied");
+    }
+
+    static int gatewayStatus(int node) {
+        Proc.Result r = Proc.as(1002, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-m", "10",
+                "-H", "Content-Type: application/json", "--data-binary",
+                "{\"model\":\"gpt-4.1-mini\",\"max_tokens\":5,\"messages\":[]}",
+                "http://127.0.0.1:" + gateways[node] + "/openai/v1/chat/completions");
+        return Integer.parseInt(r.out().trim());
+    }
+
+    @Test
+    void aBlockOnOneNodeReachesTheOthersAndSoDoesItsUnblock() throws Exception {
+        for (int i = 0; i < 3; i++) {
+            assertTrue(Proc.as(1002, "cat", dir.resolve(NODES[i]).resolve("mnt/openai/api_key").toString()).out()
+                    .startsWith("sk-dev-"), "node " + NODES[i] + " serves workload other");
+        }
+        long t0 = System.nanoTime();
+        Proc.Result block = Daemon.cli("revoke", "--admin-socket", dir.resolve("a/admin/admin.sock").toString(),
+                "--spiffe-id", "spiffe://example.org/other", "--block", "--fleet", "--reason", "fleet test");
+        assertEquals(0, block.code(), block.out() + block.err());
+        long[] seen = new long[3];
+        Await.until(Duration.ofSeconds(5), () -> {
+            for (int i = 1; i < 3; i++) {
+                if (seen[i] == 0 && refusedOn(i)) {
+                    seen[i] = System.nanoTime();
+                }
+            }
+            return seen[1] > 0 && seen[2] > 0;
+        }, () -> "the block reached node b: " + (seen[1] > 0) + ", node c: " + (seen[2] > 0));
+        System.out.printf("fleet block: refused on b after %.0f ms, on c after %.0f ms (the CLI's JVM start included)%n",
+                (seen[1] - t0) / 1e6, (seen[2] - t0) / 1e6);
+        // Propagation by the ledgers' own clocks (one host): node a's admin.block to b's and c's fleet.block.applied.
+        java.time.Instant blockedOnA = ts(dir.resolve("a/audit.jsonl"), "admin.block");
+        for (String n : new String[] {"b", "c"}) {
+            long ms = java.time.Duration.between(blockedOnA, ts(dir.resolve(n).resolve("audit.jsonl"), "fleet.block.applied"))
+                    .toMillis();
+            System.out.printf("fleet block: recorded on a, applied on %s %d ms later%n", n, ms);
+            assertTrue(ms < 1000, "a block reaches node " + n + " within 1 s: " + ms + " ms");
+        }
+        assertTrue(refusedOn(0), "and on a");
+        for (int i = 0; i < 3; i++) {
+            assertEquals(403, gatewayStatus(i), "the gateway of node " + NODES[i] + " refuses the blocked workload");
+        }
+        for (String n : new String[] {"b", "c"}) {
+            String ledger = Files.readString(dir.resolve(n).resolve("audit.jsonl"));
+            assertTrue(ledger.contains("\"event\":\"fleet.block.applied\"") && ledger.contains("\"from_node\":\"a\""),
+                    "node " + n + " records the block it applied");
+        }
+        Proc.Result unblock = Daemon.cli("unblock", "--admin-socket", dir.resolve("b/admin/admin.sock").toString(),
+                "--spiffe-id", "spiffe://example.org/other", "--fleet");
+        assertEquals(0, unblock.code(), unblock.out() + unblock.err());
+        Await.until(Duration.ofSeconds(5), () -> !refusedOn(0) && !refusedOn(2), () -> "the unblock reached a and c");
+        assertTrue(Files.readString(dir.resolve("a/audit.jsonl")).contains("\"event\":\"fleet.unblock.applied\""));
+    }
+}
