@@ -36,7 +36,10 @@ class DevCommandIT {
     @Test
     void servesTheInvokingUserRefusesOthersRefreshesAndCleansUp() throws Exception {
         Requirements.rootAndFuse();
-        Path mnt = Files.createTempDirectory("kw-dev-");
+        // The mount point in a directory only root can write: its lock file goes beside it (/tmp itself is refused).
+        Path base = Files.createTempDirectory("kw-dev-");
+        Files.setPosixFilePermissions(base, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+        Path mnt = base.resolve("mnt");
         Path ledger = Files.createTempDirectory("kw-dev-audit-").resolve("audit.jsonl");
         int port = io.keywarden.tests.support.Ports.free();
         try (Daemon d = Daemon.start(Map.of("SUDO_UID", "1001"), "dev", "--mount", mnt.toString(), "--ttl", "12s",
@@ -96,7 +99,7 @@ class DevCommandIT {
             if (Mounts.at(mnt).isPresent()) {
                 Mounts.detach(mnt);
             }
-            Files.deleteIfExists(mnt);
+            Proc.run("rm", "-rf", base.toString());
             try (var files = Files.list(ledger.getParent())) {
                 for (Path f : (Iterable<Path>) files::iterator) {
                     Files.delete(f);
