@@ -484,7 +484,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         recorder.resume();
         if (fleet != null) {
             io.keywarden.daemon.fleet.FleetRedis f = fleet;
-            recorder.fleet((spiffeId, reason) -> f.publish(spiffeId, reason, clock.millis()));
+            recorder.fleet((spiffeId, reason) -> publishFleet(f, spiffeId, reason));
         }
         guard = engine;
         guardMeters(policy.get());
@@ -541,6 +541,52 @@ public final class KeywardenRuntime implements AutoCloseable {
     private volatile io.keywarden.daemon.fleet.FleetRedis fleet;
     /** When each SPIFFE ID was last blocked by the fleet: an older unblock never lifts a newer block. */
     private final Map<String, Long> fleetBlockedAt = new java.util.concurrent.ConcurrentHashMap<>();
+    /**
+     * Fleet blocks and unblocks made here while Redis could not take them, the latest per SPIFFE ID:
+     * pushed when the node reaches Redis again (a block is never lost; an unblock is dropped when
+     * the fleet holds a later block).
+     */
+    private final Map<String, io.keywarden.daemon.fleet.FleetRedis.Block> fleetPending =
+            new java.util.concurrent.ConcurrentHashMap<>();
+
+    /** Publishes a block (reason set) or unblock; kept for later when Redis does not take it. */
+    private java.util.concurrent.CompletionStage<Void> publishFleet(io.keywarden.daemon.fleet.FleetRedis f,
+                                                                    String spiffeId, String reason) {
+        long at = clock.millis();
+        if (reason != null) {
+            fleetBlockedAt.merge(spiffeId, at, Math::max);
+        }
+        return f.publish(spiffeId, reason, at).whenComplete((v, e) -> {
+            if (e != null) {
+                fleetPending.put(spiffeId, new io.keywarden.daemon.fleet.FleetRedis.Block(spiffeId, reason, f.node(), at));
+                LOG.warn("fleet: the {} of {} is kept to be published when Redis answers again ({})",
+                        reason != null ? "block" : "unblock", spiffeId, e.toString());
+            } else {
+                fleetPending.remove(spiffeId);
+            }
+        });
+    }
+
+    /** After a (re)subscription: what the fleet holds is applied here, and what this node made meanwhile is pushed. */
+    private void resync(io.keywarden.daemon.fleet.FleetRedis f, Map<String, io.keywarden.daemon.fleet.FleetRedis.Block> held) {
+        held.values().forEach(b -> scheduler.execute(() -> applyFleet(b)));
+        for (io.keywarden.daemon.fleet.FleetRedis.Block p : List.copyOf(fleetPending.values())) {
+            io.keywarden.daemon.fleet.FleetRedis.Block stored = held.get(p.spiffeId());
+            if (p.reason() == null && stored != null && stored.at() > p.at()) {
+                fleetPending.remove(p.spiffeId());
+                LOG.warn("fleet: this node's unblock of {} made while Redis was away is dropped: the fleet blocked it"
+                        + " later", p.spiffeId());
+                continue;
+            }
+            f.publish(p.spiffeId(), p.reason(), p.at()).whenComplete((v, e) -> {
+                if (e == null) {
+                    fleetPending.remove(p.spiffeId(), p);
+                    LOG.warn("fleet: the {} of {} made while Redis was away is published", p.reason() != null ? "block"
+                            : "unblock", p.spiffeId());
+                }
+            });
+        }
+    }
 
     /**
      * The fleet (when the config has {@code fleet:}): blocks set with {@code --fleet} (or by the
@@ -557,12 +603,12 @@ public final class KeywardenRuntime implements AutoCloseable {
             a.fleet(new AdminServer.FleetBlocks() {
                 @Override
                 public java.util.concurrent.CompletionStage<Void> block(String spiffeId, String reason) {
-                    return f.publish(spiffeId, reason, clock.millis());
+                    return publishFleet(f, spiffeId, reason);
                 }
 
                 @Override
                 public java.util.concurrent.CompletionStage<Void> unblock(String spiffeId) {
-                    return f.publish(spiffeId, null, clock.millis());
+                    return publishFleet(f, spiffeId, null);
                 }
             });
         }
@@ -572,7 +618,7 @@ public final class KeywardenRuntime implements AutoCloseable {
                         LOG.warn("fleet: the stored blocks cannot be read: {}", e.toString());
                         return;
                     }
-                    all.values().forEach(b -> scheduler.execute(() -> applyFleet(b)));
+                    resync(f, all);
                 }));
         LOG.info("fleet: node {} on {} (blocks and token budgets across nodes; onUnavailable {})", f.node(),
                 f.config().redis(), f.config().onUnavailable().name().toLowerCase(java.util.Locale.ROOT));

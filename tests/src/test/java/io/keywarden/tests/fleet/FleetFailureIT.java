@@ -254,4 +254,24 @@ class FleetFailureIT {
         }
         Await.until(Duration.ofSeconds(10), () -> status(gateway(1001, 1)) == 200, () -> "node b serves once Redis wakes");
     }
+
+    @Test
+    void aBlockMadeWhileRedisIsAwayIsPushedToTheFleetWhenItReturns() throws Exception {
+        redis.destroyForcibly();
+        redis.waitFor(10, TimeUnit.SECONDS);
+        Proc.Result block = Daemon.cli("revoke", "--admin-socket", dir.resolve("a/admin/admin.sock").toString(),
+                "--spiffe-id", "spiffe://example.org/other", "--block", "--fleet", "--reason", "during the partition");
+        assertEquals(1, block.code(), "blocked here, but not stored in the fleet: " + block.out() + block.err());
+        assertTrue(block.err().contains("applied on this node only"), block.err());
+        assertTrue(read(1002, 0) < 0, "node a holds its block");
+        assertTrue(read(1002, 1) >= 0, "node b has not heard of it");
+        redis = startRedis(null);
+        Await.until(Duration.ofSeconds(15), () -> read(1002, 1) < 0, () -> "node a pushed its block when Redis came back,"
+                + " and node b applied it");
+        assertTrue(Files.readString(dir.resolve("b/audit.jsonl")).contains("during the partition"));
+        Proc.Result unblock = Daemon.cli("unblock", "--admin-socket", dir.resolve("b/admin/admin.sock").toString(),
+                "--spiffe-id", "spiffe://example.org/other", "--fleet");
+        assertEquals(0, unblock.code(), unblock.out() + unblock.err());
+        Await.until(Duration.ofSeconds(5), () -> read(1002, 0) >= 0 && read(1002, 1) >= 0, () -> "unblocked on both");
+    }
 }
