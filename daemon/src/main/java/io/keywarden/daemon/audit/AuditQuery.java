@@ -80,10 +80,35 @@ public record AuditQuery(String spiffeId, String key, String event, Instant sinc
         if (!v.ok()) {
             throw new IllegalArgumentException(file + " does not verify (" + v.describe() + "); refusing to show it");
         }
-        List<Map<String, Object>> rows = Ledger.readAll(file).stream().filter(this::matches).toList();
+        printRows(Ledger.readAll(file), json, out, false);
+    }
+
+    /**
+     * Prints the matching records of a merged stream of several nodes' records, after every node's
+     * chain in it verified ({@link MergedLedger}); in time order, with each record's node.
+     */
+    public void printMerged(Path stream, boolean json, PrintWriter out) throws IOException {
+        List<String> broken = new java.util.ArrayList<>();
+        MergedLedger.verify(stream).values().forEach(n -> {
+            if (!n.ok()) {
+                broken.add(n.describe());
+            }
+        });
+        if (!broken.isEmpty()) {
+            throw new IllegalArgumentException(stream + " does not verify (" + String.join("; ", broken)
+                    + "); refusing to show it");
+        }
+        printRows(MergedLedger.records(stream), json, out, true);
+    }
+
+    private void printRows(List<Map<String, Object>> all, boolean json, PrintWriter out, boolean withNode) {
+        List<Map<String, Object>> rows = all.stream().filter(this::matches).toList();
         if (json) {
             rows.forEach(r -> out.println(Canonical.json(r)));
             return;
+        }
+        if (withNode) {
+            out.printf("%-12s ", "NODE");
         }
         out.printf("%-6s %-24s %-15s %-10s %-8s %-20s %-20s %-45s %s%n", "SEQ", "TIME", "EVENT", "WORKLOAD", "KEY",
                 "FINGERPRINT", "PROVIDER KEY", "SPIFFE ID", "DETAIL");
@@ -92,6 +117,9 @@ public record AuditQuery(String spiffeId, String key, String event, Instant sinc
                     + (r.get("reason") != null ? " — " + r.get("reason") : "")
                     : (r.get("lease_id") != null ? "lease " + r.get("lease_id") + " " : "") + (r.get("reason") == null ? ""
                     : r.get("reason"));
+            if (withNode) {
+                out.printf("%-12s ", str(r.get("node")));
+            }
             out.printf("%-6s %-24s %-15s %-10s %-8s %-20s %-20s %-45s %s%n", r.get("seq"), r.get("ts"), r.get("event"),
                     str(r.get("workload")), str(r.get("key")), str(r.get("fingerprint")), str(r.get("provider_key_id")),
                     str(r.get("spiffe_id")), detail.trim());

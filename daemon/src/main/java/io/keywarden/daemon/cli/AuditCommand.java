@@ -34,11 +34,36 @@ final class AuditCommand implements Runnable {
                 description = "The head an auditor recorded elsewhere (from an earlier verify).")
         String expectHead;
 
+        @Option(names = "--merged", description = "FILE holds several nodes' records in any order (a log pipeline's"
+                + " export): verify each node's chain on its own and report each node.")
+        boolean merged;
+
         @CommandLine.Spec
         CommandLine.Model.CommandSpec spec;
 
         @Override
         public Integer call() throws IOException {
+            if (merged) {
+                if (expectHead != null) {
+                    throw new UserError("keywarden audit verify: --expect-head names one chain; not with --merged");
+                }
+                java.util.Map<String, io.keywarden.daemon.audit.MergedLedger.NodeResult> all;
+                try {
+                    all = io.keywarden.daemon.audit.MergedLedger.verify(file);
+                } catch (NoSuchFileException e) {
+                    throw new UserError("keywarden audit verify: " + file + ": no such file");
+                }
+                if (all.isEmpty()) {
+                    spec.commandLine().getOut().println("no records");
+                    return 1;
+                }
+                boolean ok = true;
+                for (var n : all.values()) {
+                    spec.commandLine().getOut().println(n.describe());
+                    ok &= n.ok();
+                }
+                return ok ? 0 : 1;
+            }
             LedgerVerifier.Result r;
             LedgerVerifier.Head head = null;
             try {
@@ -93,6 +118,10 @@ final class AuditCommand implements Runnable {
         @Option(names = "--json")
         boolean json;
 
+        @Option(names = "--merged", description = "FILE holds several nodes' records in any order: each node's chain is"
+                + " verified, then the records are shown in time order with their node.")
+        boolean merged;
+
         @CommandLine.Spec
         CommandLine.Model.CommandSpec spec;
 
@@ -105,7 +134,11 @@ final class AuditCommand implements Runnable {
                 throw new UserError("keywarden audit show: " + e.getMessage());
             }
             try {
-                q.print(file, json, spec.commandLine().getOut());
+                if (merged) {
+                    q.printMerged(file, json, spec.commandLine().getOut());
+                } else {
+                    q.print(file, json, spec.commandLine().getOut());
+                }
             } catch (NoSuchFileException e) {
                 throw new UserError("keywarden audit show: " + file + ": no such file");
             } catch (IllegalArgumentException e) {

@@ -252,4 +252,40 @@ class FleetIT {
         Await.until(Duration.ofSeconds(5), () -> !refusedOn(0) && !refusedOn(2), () -> "the unblock reached a and c");
         assertTrue(Files.readString(dir.resolve("a/audit.jsonl")).contains("\"event\":\"fleet.unblock.applied\""));
     }
+
+    /** Complete lines of a live ledger (a line being written is left out). */
+    static List<String> completeLines(Path ledger) throws Exception {
+        String text = Files.readString(ledger);
+        return List.of(text.substring(0, text.lastIndexOf('\n') + 1).split("\n"));
+    }
+
+    @Test
+    void theThreeLedgersMergedInAnyOrderVerifyPerNodeAndACutRecordIsNamed() throws Exception {
+        for (int i = 0; i < 3; i++) {
+            Proc.as(1001, "cat", dir.resolve(NODES[i]).resolve("mnt/openai/api_key").toString());
+        }
+        List<String> all = new ArrayList<>();
+        for (String n : NODES) {
+            all.addAll(completeLines(dir.resolve(n).resolve("audit.jsonl")));
+        }
+        java.util.Collections.shuffle(all, new java.util.Random(11));
+        Path merged = dir.resolve("merged.jsonl");
+        Files.write(merged, all);
+        Proc.Result ok = Daemon.cli("audit", "verify", "--merged", merged.toString());
+        System.out.println("merged ledger of 3 nodes (" + all.size() + " records, shuffled):\n" + ok.out().trim());
+        assertEquals(0, ok.code(), ok.out() + ok.err());
+        for (String n : NODES) {
+            assertTrue(ok.out().contains("node " + n + ": OK: "), ok.out());
+        }
+        String cut = all.stream().filter(l -> l.contains("\"node\":\"b\"") && l.contains("\"seq\":3,")).findFirst()
+                .orElseThrow();
+        all.remove(cut);
+        Files.write(merged, all);
+        Proc.Result gap = Daemon.cli("audit", "verify", "--merged", merged.toString());
+        assertEquals(1, gap.code(), gap.out());
+        assertTrue(gap.out().contains("node b: BROKEN") && gap.out().contains("record 3 is missing"), gap.out());
+        assertTrue(gap.out().contains("node a: OK") && gap.out().contains("node c: OK"), gap.out());
+        Proc.Result show = Daemon.cli("audit", "show", "--merged", merged.toString());
+        assertEquals(1, show.code(), "a merged stream that does not verify is not shown: " + show.out());
+    }
 }
