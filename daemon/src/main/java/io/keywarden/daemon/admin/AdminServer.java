@@ -75,6 +75,33 @@ public final class AdminServer implements AutoCloseable {
         java.util.concurrent.CompletionStage<Void> block(String spiffeId, String reason);
 
         java.util.concurrent.CompletionStage<Void> unblock(String spiffeId);
+
+        /** Every node's last inventory entry ({@code keywarden fleet status}). */
+        java.util.concurrent.CompletionStage<java.util.List<ObjectNode>> inventory();
+    }
+
+    /** This node's {@code status}: its leases and blocks, never secrets (also its fleet inventory entry). */
+    public ObjectNode statusJson() {
+        return status();
+    }
+
+    private ObjectNode fleetInventory() {
+        FleetBlocks f = fleet;
+        if (f == null) {
+            return JSON.createObjectNode().put("ok", false).put("error", "this node has no fleet (no fleet: in its config)");
+        }
+        try {
+            java.util.List<ObjectNode> nodes = f.inventory().toCompletableFuture().get(5, java.util.concurrent.TimeUnit.SECONDS);
+            ObjectNode o = JSON.createObjectNode().put("ok", true);
+            nodes.forEach(o.putArray("nodes")::add);
+            return o;
+        } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+            return JSON.createObjectNode().put("ok", false).put("error", "the fleet's store did not answer: "
+                    + (e.getCause() == null ? e : e.getCause()));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return JSON.createObjectNode().put("ok", false).put("error", "interrupted");
+        }
     }
 
     /** Set when the daemon has a fleet; null otherwise. */
@@ -233,6 +260,7 @@ public final class AdminServer implements AutoCloseable {
         String op = req.path("op").asText("");
         return switch (op) {
             case "status" -> status();
+            case "fleet" -> fleetInventory();
             case "revoke" -> revoke(req, who);
             case "unblock" -> unblock(req, who);
             default -> JSON.createObjectNode().put("ok", false).put("error", "unknown op '" + op + "'");

@@ -15,7 +15,8 @@ import picocli.CommandLine.ScopeType;
         mixinStandardHelpOptions = true,
         versionProvider = KeywardenCommand.Version.class,
         subcommands = {RunCommand.class, DevCommand.class, PolicyCommand.class, AuditCommand.class, StatusCommand.class,
-                RevokeCommand.class, UnblockCommand.class, VersionCommand.class, CommandLine.HelpCommand.class},
+                RevokeCommand.class, UnblockCommand.class, FleetCommand.class, VersionCommand.class,
+                CommandLine.HelpCommand.class},
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {"0:ok", "1:the check failed", "2:bad input or usage", "3:runtime failure"})
 public final class KeywardenCommand implements Runnable {

@@ -238,6 +238,65 @@ public final class FleetRedis implements AutoCloseable {
         return eval(SETTLE, false, budgetKeys(spiffeId, hour, day), args).<Void>mapEmpty().toCompletionStage();
     }
 
+    // ---- inventory ----
+
+    /**
+     * This node's entry: {@code status} (its leases, never secrets: what {@code keywarden status}
+     * shows) with the time, stored with a lifetime of three heartbeats, and its name in the set of
+     * nodes.
+     */
+    public CompletionStage<Void> heartbeat(ObjectNode status, long nowMillis) {
+        status.put("node", node).put("heartbeat_at", nowMillis);
+        long ttl = config.heartbeat().toMillis() * 3;
+        return timed(client.send(Request.cmd(Command.SET).arg(config.keyPrefix() + "node:" + node).arg(status.toString())
+                .arg("PX").arg(ttl)).compose(v -> client.send(Request.cmd(Command.SADD).arg(config.keyPrefix() + "nodes")
+                .arg(node)))).<Void>mapEmpty().toCompletionStage();
+    }
+
+    /**
+     * Every node that ever joined: its last entry, or {@code {"node":N,"stale":true}} for one whose
+     * entry expired (silent for three heartbeats) or cannot be read.
+     */
+    public CompletionStage<List<ObjectNode>> inventory() {
+        return timed(client.send(Request.cmd(Command.SMEMBERS).arg(config.keyPrefix() + "nodes")).compose(members -> {
+            List<String> names = new ArrayList<>();
+            if (members != null) {
+                for (Response m : members) {
+                    names.add(m.toString());
+                }
+            }
+            java.util.Collections.sort(names);
+            if (names.isEmpty()) {
+                return Future.succeededFuture(List.<ObjectNode>of());
+            }
+            Request get = Request.cmd(Command.MGET);
+            names.forEach(n -> get.arg(config.keyPrefix() + "node:" + n));
+            return client.send(get).map(values -> {
+                List<ObjectNode> out = new ArrayList<>();
+                for (int i = 0; i < names.size(); i++) {
+                    Response v = values == null ? null : values.get(i);
+                    ObjectNode entry = null;
+                    if (v != null && v.toString().length() <= (1 << 22)) {
+                        try {
+                            JsonNode n = JSON.readTree(v.toString());
+                            entry = n instanceof ObjectNode o ? o : null;
+                        } catch (IOException e) {
+                            LOG.warn("fleet: the inventory entry of node {} is not JSON", names.get(i));
+                        }
+                    }
+                    long age = entry == null ? Long.MAX_VALUE
+                            : System.currentTimeMillis() - entry.path("heartbeat_at").asLong(0);
+                    if (entry == null) {
+                        entry = JSON.createObjectNode().put("node", names.get(i));
+                    }
+                    entry.put("stale", age > config.heartbeat().toMillis() * 3);
+                    out.add(entry);
+                }
+                return out;
+            });
+        })).toCompletionStage();
+    }
+
     // ---- blocks ----
 
     /** Stores and publishes a block (or, with {@code reason} null, an unblock) of {@code spiffeId}. */

@@ -610,7 +610,22 @@ public final class KeywardenRuntime implements AutoCloseable {
                 public java.util.concurrent.CompletionStage<Void> unblock(String spiffeId) {
                     return publishFleet(f, spiffeId, null);
                 }
+
+                @Override
+                public java.util.concurrent.CompletionStage<java.util.List<com.fasterxml.jackson.databind.node.ObjectNode>>
+                        inventory() {
+                    return f.inventory();
+                }
             });
+            // The inventory: this node's leases (never secrets), every heartbeat, alive for three.
+            Runnable beat = () -> f.heartbeat(a.statusJson().put("version", BuildInfo.load().version()), clock.millis())
+                    .whenComplete((v, e) -> {
+                        if (e != null) {
+                            LOG.debug("fleet: heartbeat not stored: {}", e.toString());
+                        }
+                    });
+            beat.run();
+            scheduler.every(clock, f.config().heartbeat(), beat);
         }
         f.subscribe((b, stored) -> scheduler.execute(() -> applyFleet(b)),
                 () -> f.blocks().whenComplete((all, e) -> {

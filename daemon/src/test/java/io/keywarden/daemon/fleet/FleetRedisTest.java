@@ -129,4 +129,26 @@ class FleetRedisTest {
         get(redis.publish("spiffe://t/blocked", null, 2000));
         assertTrue(get(redis.blocks()).isEmpty());
     }
+
+    @Test
+    void aNodeSilentForThreeHeartbeatsIsStale() throws Exception {
+        FleetRedis quick = new FleetRedis(vertx, new Config.Fleet(URI.create("redis://127.0.0.1:" + port), Optional.empty(),
+                Optional.empty(), "inv:", Config.FleetUnavailable.LOCAL, Duration.ofMillis(200), 4096,
+                Duration.ofSeconds(5)), "n2");
+        try {
+            var status = com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode();
+            status.putArray("leases").addObject().put("workload", "w").put("fingerprint", "sha256:0123456789abcdef");
+            get(quick.heartbeat(status, System.currentTimeMillis()));
+            var live = get(quick.inventory());
+            assertEquals(1, live.size());
+            assertFalse(live.get(0).path("stale").asBoolean(), live.toString());
+            assertEquals("w", live.get(0).path("leases").get(0).path("workload").asText());
+            Thread.sleep(800);
+            var later = get(quick.inventory());
+            assertTrue(later.get(0).path("stale").asBoolean(), "silent for three heartbeats: " + later);
+            assertEquals("n2", later.get(0).path("node").asText());
+        } finally {
+            quick.close();
+        }
+    }
 }

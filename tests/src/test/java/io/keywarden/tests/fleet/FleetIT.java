@@ -104,6 +104,7 @@ class FleetIT {
                       keyPrefix: "kwtest:"
                       onUnavailable: closed
                       opTimeout: 3s
+                      heartbeat: 1s
                     """.formatted(gateways[i], upstreamPort, redisPort));
             Daemon d = Daemon.start(Map.of("NODE_NAME", NODES[i]), "dev", "--mount", n.resolve("mnt").toString(),
                     "--policy", dir.resolve("policy.yaml").toString(), "--audit", n.resolve("audit.jsonl").toString(),
@@ -287,5 +288,33 @@ class FleetIT {
         assertTrue(gap.out().contains("node a: OK") && gap.out().contains("node c: OK"), gap.out());
         Proc.Result show = Daemon.cli("audit", "show", "--merged", merged.toString());
         assertEquals(1, show.code(), "a merged stream that does not verify is not shown: " + show.out());
+    }
+
+    @Test
+    void fleetStatusListsTheLeasesOfEveryNode() throws Exception {
+        java.util.Map<String, String> fingerprints = new java.util.HashMap<>();
+        for (int i = 0; i < 3; i++) {
+            assertTrue(Proc.as(1001, "cat", dir.resolve(NODES[i]).resolve("mnt/openai/api_key").toString()).out()
+                    .startsWith("sk-dev-"));
+        }
+        Await.until(Duration.ofSeconds(10), () -> {
+            Proc.Result r = Daemon.cli("fleet", "status", "--admin-socket", dir.resolve("c/admin/admin.sock").toString(),
+                    "--workload", "spender", "--json");
+            JsonNode leases = JSON.readTree(r.out());
+            fingerprints.clear();
+            for (JsonNode l : leases) {
+                fingerprints.put(l.path("node").asText(), l.path("fingerprint").asText());
+            }
+            return fingerprints.keySet().containsAll(List.of("a", "b", "c"));
+        }, () -> "fleet status on node c lists spender's leases on a, b and c: " + fingerprints);
+        assertTrue(fingerprints.values().stream().allMatch(f -> f.matches("sha256:[0-9a-f]{16}")), fingerprints.toString());
+        Proc.Result table = Daemon.cli("fleet", "status", "--admin-socket", dir.resolve("a/admin/admin.sock").toString());
+        System.out.println("fleet status:\n" + table.out());
+        assertTrue(!table.out().contains("sk-dev-"), "never a key");
+        Proc.Result nodes = Daemon.cli("fleet", "nodes", "--admin-socket", dir.resolve("b/admin/admin.sock").toString());
+        System.out.println("fleet nodes:\n" + nodes.out());
+        for (String n : NODES) {
+            assertTrue(nodes.out().lines().anyMatch(l -> l.startsWith(n + " ") && l.endsWith("live")), nodes.out());
+        }
     }
 }
