@@ -67,41 +67,19 @@ class FleetFailureIT {
                     keys: [openai]
                 """);
         for (int i = 0; i < 2; i++) {
-            Path n = dir.resolve(NODES[i]);
-            Files.createDirectories(n);
             gateways[i] = Ports.free();
-            Files.writeString(n.resolve("config.yaml"), """
-                    policy: ../policy.yaml
-                    issuers: {dev: {type: dev}}
-                    gateway:
-                      listen: 127.0.0.1:%d
-                      upstreams: {openai: "http://127.0.0.1:%d"}
-                    fleet:
+            daemons.add(io.keywarden.tests.support.FleetNode.start(dir, NODES[i], gateways[i], upstreamPort, """
                       redis: redis://127.0.0.1:%d
                       keyPrefix: "kwfail:"
                       onUnavailable: %s
                       opTimeout: 300ms
-                    """.formatted(gateways[i], upstreamPort, redisPort, i == 0 ? "local" : "closed"));
-            Daemon d = Daemon.start(Map.of("NODE_NAME", NODES[i]), "dev", "--mount", n.resolve("mnt").toString(),
-                    "--policy", dir.resolve("policy.yaml").toString(), "--audit", n.resolve("audit.jsonl").toString(),
-                    "--admin-socket", n.resolve("admin/admin.sock").toString(), "--listen", "127.0.0.1:" + Ports.free(),
-                    "--config", n.resolve("config.yaml").toString());
-            daemons.add(d);
-            d.awaitOut("gateway: http", 30);
+                    """.formatted(redisPort, i == 0 ? "local" : "closed")));
         }
     }
 
     /** redis-server on the test's port; with {@code rdb}, starting from that snapshot. */
     static Process startRedis(Path rdb) throws Exception {
-        List<String> cmd = new ArrayList<>(List.of("/usr/bin/redis-server", "--port", Integer.toString(redisPort), "--bind",
-                "127.0.0.1", "--appendonly", "no", "--save", "", "--enable-debug-command", "local"));
-        if (rdb != null) {
-            cmd.addAll(List.of("--dir", rdb.getParent().toString(), "--dbfilename", rdb.getFileName().toString()));
-        }
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
-        Await.until(Duration.ofSeconds(20), () -> Proc.run("redis-cli", "-p", Integer.toString(redisPort), "ping").out()
-                .contains("PONG"), () -> "redis-server did not start");
-        return p;
+        return io.keywarden.tests.support.FleetNode.redis(redisPort, rdb);
     }
 
     @AfterAll
@@ -157,19 +135,14 @@ class FleetFailureIT {
         Path snap = dir.resolve("snap");
         Files.createDirectories(snap);
         int tmpPort = Ports.free();
-        Process tmp = new ProcessBuilder("/usr/bin/redis-server", "--port", Integer.toString(tmpPort), "--bind", "127.0.0.1",
-                "--dir", snap.toString(), "--dbfilename", "dump.rdb", "--appendonly", "no").redirectErrorStream(true)
-                .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+        Process tmp = io.keywarden.tests.support.FleetNode.redis(tmpPort, snap.resolve("dump.rdb"));
         try {
-            Await.until(Duration.ofSeconds(20), () -> Proc.run("redis-cli", "-p", Integer.toString(tmpPort), "ping").out()
-                    .contains("PONG"), () -> "the snapshot's redis-server did not start");
             Proc.run("redis-cli", "-p", Integer.toString(tmpPort), "HSET", "kwfail:blocks", "spiffe://example.org/other",
                     "{\"op\":\"block\",\"spiffe_id\":\"spiffe://example.org/other\",\"reason\":\"made during the outage\","
                     + "\"node\":\"z\",\"at\":" + System.currentTimeMillis() + "}");
             assertTrue(Proc.run("redis-cli", "-p", Integer.toString(tmpPort), "SAVE").out().contains("OK"));
         } finally {
-            tmp.destroy();
-            tmp.waitFor(10, TimeUnit.SECONDS);
+            io.keywarden.tests.support.FleetNode.stop(tmp, false);
         }
 
         redis.destroyForcibly();

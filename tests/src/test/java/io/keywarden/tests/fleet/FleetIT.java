@@ -54,11 +54,7 @@ class FleetIT {
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
         python = Path.of("/usr/bin/python3").toRealPath().toString();
         redisPort = Ports.free();
-        redis = new ProcessBuilder("/usr/bin/redis-server", "--port", Integer.toString(redisPort), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", dir.toString()).redirectErrorStream(true)
-                .redirectOutput(dir.resolve("redis.log").toFile()).start();
-        Await.until(Duration.ofSeconds(20), () -> Proc.run("redis-cli", "-p", Integer.toString(redisPort), "ping").out()
-                .contains("PONG"), () -> "redis-server did not start");
+        redis = io.keywarden.tests.support.FleetNode.redis(redisPort, null);
         vertx = Vertx.vertx();
         upstreamPort = vertx.createHttpServer().requestHandler(req -> req.body().onSuccess(b -> {
             JsonNode r;
@@ -90,28 +86,14 @@ class FleetIT {
                     keys: [openai]
                 """.formatted(BUDGET));
         for (int i = 0; i < 3; i++) {
-            Path n = dir.resolve(NODES[i]);
-            Files.createDirectories(n);
             gateways[i] = Ports.free();
-            Files.writeString(n.resolve("config.yaml"), """
-                    policy: ../policy.yaml
-                    issuers: {dev: {type: dev}}
-                    gateway:
-                      listen: 127.0.0.1:%d
-                      upstreams: {openai: "http://127.0.0.1:%d"}
-                    fleet:
+            daemons.add(io.keywarden.tests.support.FleetNode.start(dir, NODES[i], gateways[i], upstreamPort, """
                       redis: redis://127.0.0.1:%d
                       keyPrefix: "kwtest:"
                       onUnavailable: closed
                       opTimeout: 3s
                       heartbeat: 1s
-                    """.formatted(gateways[i], upstreamPort, redisPort));
-            Daemon d = Daemon.start(Map.of("NODE_NAME", NODES[i]), "dev", "--mount", n.resolve("mnt").toString(),
-                    "--policy", dir.resolve("policy.yaml").toString(), "--audit", n.resolve("audit.jsonl").toString(),
-                    "--admin-socket", n.resolve("admin/admin.sock").toString(), "--listen", "127.0.0.1:" + Ports.free(),
-                    "--config", n.resolve("config.yaml").toString());
-            daemons.add(d);
-            d.awaitOut("gateway: http", 30);
+                    """.formatted(redisPort)));
         }
     }
 
@@ -124,10 +106,7 @@ class FleetIT {
         if (vertx != null) {
             vertx.close().await(10, TimeUnit.SECONDS);
         }
-        if (redis != null) {
-            redis.destroy();
-            redis.waitFor(10, TimeUnit.SECONDS);
-        }
+        io.keywarden.tests.support.FleetNode.stop(redis, false);
         if (dir != null) {
             for (String n : NODES) {
                 Path m = dir.resolve(n).resolve("mnt");
