@@ -131,6 +131,48 @@ class HelmChartTest {
     }
 
     @Test
+    void theFleetRendersItsConfigThePasswordAsAFileAndABundledRedisOnlyTheDaemonSetReaches() throws Exception {
+        String helm = helm();
+        Proc.Result none = Proc.run(helm, "template", "kw", CHART.toString(), "--namespace", "keywarden");
+        assertFalse(none.out().contains("fleet:") || none.out().contains("keywarden-redis"), "no fleet by default");
+        Proc.Result r = Proc.run(helm, "template", "kw", CHART.toString(), "--namespace", "keywarden", "--set",
+                "fleet.enabled=true", "--set", "fleet.bundled.enabled=true", "--set", "fleet.passwordSecret.name=kw-redis",
+                "--set", "fleet.onUnavailable=closed");
+        assertEquals(0, r.code(), r.err());
+        List<HasMetadata> all = parse(r.out());
+        ConfigMap cm = all.stream().filter(h -> h instanceof ConfigMap c && c.getData().containsKey("config.yaml"))
+                .map(ConfigMap.class::cast).findFirst().orElseThrow();
+        String config = cm.getData().get("config.yaml");
+        assertTrue(config.contains("redis: \"redis://keywarden-redis.keywarden.svc:6379\"")
+                && config.contains("passwordFile: /etc/keywarden/redis/password") && config.contains("onUnavailable: closed"),
+                config);
+        // The rendered fleet section is one the daemon accepts (with a password file where the Secret is mounted).
+        Path tmp = Files.createTempDirectory("kw-helm-fleet-");
+        try {
+            Path pw = tmp.resolve("password");
+            Files.writeString(pw, "test");
+            Files.writeString(tmp.resolve("config.yaml"), config.replace("/etc/keywarden/redis/password", pw.toString()));
+            Config c = ConfigLoader.load(tmp.resolve("config.yaml"), Map.of("NODE_NAME", "n1"));
+            assertEquals("keywarden-redis.keywarden.svc", c.extensions().fleet().orElseThrow().redis().getHost());
+        } finally {
+            Proc.run("rm", "-rf", tmp.toString());
+        }
+        PodSpec pod = one(all, DaemonSet.class).getSpec().getTemplate().getSpec();
+        Volume secret = pod.getVolumes().stream().filter(v -> v.getName().equals("redis-password")).findFirst().orElseThrow();
+        assertEquals("kw-redis", secret.getSecret().getSecretName());
+        assertEquals(0400, secret.getSecret().getDefaultMode());
+        assertTrue(pod.getContainers().get(0).getVolumeMounts().stream().anyMatch(m -> m.getName().equals("redis-password")
+                && m.getMountPath().equals("/etc/keywarden/redis") && Boolean.TRUE.equals(m.getReadOnly())));
+        var policy = all.stream().filter(h -> h instanceof io.fabric8.kubernetes.api.model.networking.v1.NetworkPolicy)
+                .map(io.fabric8.kubernetes.api.model.networking.v1.NetworkPolicy.class::cast).findFirst().orElseThrow();
+        assertEquals(Map.of("app.kubernetes.io/name", "keywarden", "app.kubernetes.io/instance", "kw"),
+                policy.getSpec().getIngress().get(0).getFrom().get(0).getPodSelector().getMatchLabels(),
+                "only the DaemonSet's pods reach the bundled Redis");
+        assertTrue(all.stream().anyMatch(h -> h.getKind().equals("Deployment") && h.getMetadata().getName()
+                .equals("keywarden-redis")));
+    }
+
+    @Test
     void theCsiExampleAgentPassesPodSecurityBaseline() throws Exception {
         List<HasMetadata> all = parse(Files.readString(DEPLOY.resolve("helm/examples/example-agent.yaml")));
         PodSpec pod = one(all, Deployment.class).getSpec().getTemplate().getSpec();
