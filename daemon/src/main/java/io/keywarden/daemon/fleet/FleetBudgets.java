@@ -38,7 +38,11 @@ public final class FleetBudgets implements TokenBudgets {
     private final AtomicLong fallbacks = new AtomicLong();
     private final AtomicLong lastWarn = new AtomicLong();
 
-    public FleetBudgets(FleetRedis redis, GuardEngine local, Clock clock, Duration answerTimeout) {
+    private final io.keywarden.daemon.ops.Metrics metrics;
+
+    public FleetBudgets(FleetRedis redis, GuardEngine local, Clock clock, Duration answerTimeout,
+                        io.keywarden.daemon.ops.Metrics metrics) {
+        this.metrics = metrics;
         this.redis = redis;
         this.local = local;
         this.clock = clock;
@@ -64,11 +68,16 @@ public final class FleetBudgets implements TokenBudgets {
         long day = now.getEpochSecond() / 86_400;
         String id = redis.node() + ":" + UUID.randomUUID();
         String spiffe = w.spiffeId().toString();
+        long started = System.nanoTime();
         return redis.reserve(spiffe, hour, day, worstCase, b.tokensPerHour().orElse(-1), b.tokensPerDay().orElse(-1), id,
                 lifetime.toMillis(), now.toEpochMilli()).handle((a, e) -> {
+                    Duration took = Duration.ofNanos(System.nanoTime() - started);
                     if (e != null) {
-                        return unavailable(w, model, worstCase, e);
+                        Admission fallback = unavailable(w, model, worstCase, e);
+                        count(fallback instanceof Admission.Unavailable ? "unavailable" : "local", took);
+                        return fallback;
                     }
+                    count(a.admitted() ? "admitted" : "refused", took);
                     if (a.admitted()) {
                         return (Admission) new Admission.Allowed(Reservation.fleet(w.name(), worstCase, id));
                     }
@@ -84,6 +93,12 @@ public final class FleetBudgets implements TokenBudgets {
                     return new Admission.OverBudget(kind, a.used() + a.reserved() + worstCase, limit,
                             retry.isNegative() ? Duration.ZERO : retry);
                 });
+    }
+
+    private void count(String outcome, Duration took) {
+        if (metrics != null) {
+            metrics.fleetReservation(outcome, took);
+        }
     }
 
     private Admission unavailable(Workload w, String model, long worstCase, Throwable e) {

@@ -158,6 +158,26 @@ public final class Metrics {
                 .tag("workload", workload).tag("kind", kind).register(registry).increment();
     }
 
+    /** {@code keywarden_fleet_up}: 1 while the last operation on the fleet's Redis succeeded. */
+    public void fleetUp(java.util.function.BooleanSupplier up) {
+        Gauge.builder("keywarden.fleet.up", up, u -> u.getAsBoolean() ? 1 : 0)
+                .description("1 while the fleet's Redis answers, 0 when this node decides alone (or refuses)")
+                .strongReference(true)
+                .register(registry);
+        for (String outcome : new String[] {"admitted", "refused", "unavailable", "local"}) {
+            Counter.builder("keywarden.fleet.reservations").description("Fleet budget reservations, by outcome")
+                    .tag("outcome", outcome).register(registry);
+        }
+    }
+
+    /** One fleet reservation: its outcome and how long Redis took. */
+    public void fleetReservation(String outcome, Duration took) {
+        Counter.builder("keywarden.fleet.reservations").description("Fleet budget reservations, by outcome")
+                .tag("outcome", outcome).register(registry).increment();
+        Timer.builder("keywarden.fleet.op").description("Operations on the fleet's Redis a request waited for")
+                .tag("op", "reserve").register(registry).record(took);
+    }
+
     /** Breach counters at zero for a guarded workload, so an alert sees the first breach. */
     public void registerGuard(String workload) {
         for (String kind : new String[] {"model", "tokens_per_hour", "tokens_per_day", "requests_per_minute", "anomaly"}) {

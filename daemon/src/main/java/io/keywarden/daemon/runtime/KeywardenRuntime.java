@@ -462,6 +462,7 @@ public final class KeywardenRuntime implements AutoCloseable {
                     s.extensions().fleet().get(), s.node());
             components.add(Component.of("fleet", f));
             fleet = f;
+            metrics.fleetUp(f::isUp);
             try {
                 f.warm().toCompletableFuture().get(5, java.util.concurrent.TimeUnit.SECONDS);
             } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
@@ -530,7 +531,7 @@ public final class KeywardenRuntime implements AutoCloseable {
                 }
             }
             io.keywarden.daemon.guard.TokenBudgets budgets = fleet == null ? engine
-                    : new io.keywarden.daemon.fleet.FleetBudgets(fleet, engine, clock, gw.timeout());
+                    : new io.keywarden.daemon.fleet.FleetBudgets(fleet, engine, clock, gw.timeout(), metrics);
             components.add("gateway", io.keywarden.daemon.gateway.GatewayServer.start(vertx, gw, access(s, identity),
                     policy, k -> upstreamOf(gw, issuers, k), engine, budgets, tally, hook, metrics, attestPool, svids));
         }

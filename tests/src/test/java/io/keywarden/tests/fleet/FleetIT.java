@@ -43,6 +43,7 @@ class FleetIT {
     static final String[] NODES = {"a", "b", "c"};
     static final List<Daemon> daemons = new ArrayList<>();
     static final int[] gateways = new int[3];
+    static final int[] ops = new int[3];
     static String python;
 
     @BeforeAll
@@ -87,13 +88,14 @@ class FleetIT {
                 """.formatted(BUDGET));
         for (int i = 0; i < 3; i++) {
             gateways[i] = Ports.free();
+            ops[i] = Ports.free();
             daemons.add(io.keywarden.tests.support.FleetNode.start(dir, NODES[i], gateways[i], upstreamPort, """
                       redis: redis://127.0.0.1:%d
                       keyPrefix: "kwtest:"
                       onUnavailable: closed
                       opTimeout: 3s
                       heartbeat: 1s
-                    """.formatted(redisPort)));
+                    """.formatted(redisPort), ops[i]));
         }
     }
 
@@ -160,6 +162,13 @@ class FleetIT {
             assertEquals(30, ok + refused + unavailable, out);
         }
         assertTrue(admitted > 0);
+        String m = io.keywarden.tests.support.Http.get("http://127.0.0.1:" + ops[0] + "/metrics");
+        assertTrue(m.contains("keywarden_fleet_up 1.0"), "the fleet's Redis is up: " + m);
+        assertTrue(m.lines().anyMatch(l -> l.startsWith("keywarden_fleet_reservations_total{outcome=\"admitted\"}")
+                && !l.endsWith(" 0.0")), "node a counted its admitted reservations");
+        m.lines().filter(l -> l.startsWith("keywarden_fleet_op_seconds") && l.contains("quantile") || l.startsWith(
+                "keywarden_fleet_op_seconds_sum") || l.startsWith("keywarden_fleet_op_seconds_count")).forEach(l ->
+                System.out.println("node a: " + l));
         assertTrue(billed.get() <= BUDGET, "billed " + billed.get() + " <= the fleet budget " + BUDGET
                 + " (each node alone would admit up to " + BUDGET + ")");
     }

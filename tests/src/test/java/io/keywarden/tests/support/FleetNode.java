@@ -47,6 +47,11 @@ public final class FleetNode {
      * fleet section (indented lines); returns once its gateway serves.
      */
     public static Daemon start(Path dir, String name, int gateway, int upstream, String fleet) throws Exception {
+        return start(dir, name, gateway, upstream, fleet, Ports.free());
+    }
+
+    /** {@link #start}, with its ops endpoints (metrics) on {@code ops}. */
+    public static Daemon start(Path dir, String name, int gateway, int upstream, String fleet, int ops) throws Exception {
         Path n = dir.resolve(name);
         Files.createDirectories(n);
         Files.writeString(n.resolve("config.yaml"), """
@@ -59,7 +64,7 @@ public final class FleetNode {
                 %s""".formatted(gateway, upstream, fleet));
         Daemon d = Daemon.start(Map.of("NODE_NAME", name), "dev", "--mount", n.resolve("mnt").toString(),
                 "--policy", dir.resolve("policy.yaml").toString(), "--audit", n.resolve("audit.jsonl").toString(),
-                "--admin-socket", n.resolve("admin/admin.sock").toString(), "--listen", "127.0.0.1:" + Ports.free(),
+                "--admin-socket", n.resolve("admin/admin.sock").toString(), "--listen", "127.0.0.1:" + ops,
                 "--config", n.resolve("config.yaml").toString());
         d.awaitOut("gateway: http", 30);
         return d;
