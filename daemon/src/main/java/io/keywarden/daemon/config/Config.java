@@ -139,7 +139,11 @@ public record Config(String node, Path policy, Identity identity, Map<String, Is
     public enum UpstreamAuth { BEARER, X_API_KEY, API_KEY }
 
     /** One upstream: its base URL (the key's path after {@code /<key>/} is appended) and how it takes a credential. */
-    public record Upstream(URI url, UpstreamAuth auth) {
+    public record Upstream(URI url, UpstreamAuth auth, java.util.OptionalLong maxBodyBytes) {
+        public Upstream(URI url, UpstreamAuth auth) {
+            this(url, auth, java.util.OptionalLong.empty());
+        }
+
         /** The provider an issuer type mints for, when the config names no upstream for the key. */
         public static Optional<Upstream> defaultFor(String issuerType) {
             return switch (issuerType) {

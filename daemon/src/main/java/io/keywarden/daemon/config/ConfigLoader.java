@@ -543,7 +543,11 @@ public final class ConfigLoader {
                                         .flatMap(t -> er.parsed(a.location(), where + ".url", t, ConfigLoader::httpUri)));
                                 Optional<Config.UpstreamAuth> auth = er.optionalString("auth").flatMap(a -> er.parsed(
                                         er.map().location(), where + ".auth", a, ConfigLoader::upstreamAuth));
-                                return url.map(x -> new Config.Upstream(x, auth.orElse(Config.UpstreamAuth.BEARER)))
+                                Optional<Long> body = er.optionalParsed("maxBodyBytes", Sizes::parse);
+                                body.filter(b -> b < 1024 || b > (1L << 30)).ifPresent(b -> problems.add(er.map(), where
+                                        + ".maxBodyBytes must be between 1KiB and 1GiB"));
+                                return url.map(x -> new Config.Upstream(x, auth.orElse(Config.UpstreamAuth.BEARER),
+                                        body.map(java.util.OptionalLong::of).orElse(java.util.OptionalLong.empty())))
                                         .orElse(null);
                             });
                     if (up != null) {

@@ -429,9 +429,10 @@ public final class GatewayServer implements AutoCloseable {
             return;
         }
         x.upstream = up.get();
+        long maxBody = x.upstream.maxBodyBytes().orElse(config.maxBodyBytes());
         String length = req.getHeader("content-length");
-        if (length != null && parseLong(length) > config.maxBodyBytes()) {
-            refuse(x, 413, "request_too_large", "the request body is larger than " + config.maxBodyBytes() + " bytes");
+        if (length != null && parseLong(length) > maxBody) {
+            refuse(x, 413, "request_too_large", "the request body is larger than " + maxBody + " bytes");
             return;
         }
         CompletableFuture<Void> bodyDone = new CompletableFuture<>();
@@ -439,8 +440,8 @@ public final class GatewayServer implements AutoCloseable {
             if (x.finished || req.response().ended()) {
                 return;
             }
-            if (x.body.length() + chunk.length() > config.maxBodyBytes()) {
-                refuse(x, 413, "request_too_large", "the request body is larger than " + config.maxBodyBytes() + " bytes");
+            if (x.body.length() + chunk.length() > maxBody) {
+                refuse(x, 413, "request_too_large", "the request body is larger than " + maxBody + " bytes");
                 release(x);
                 return;
             }
@@ -490,8 +491,8 @@ public final class GatewayServer implements AutoCloseable {
                 u -> new java.util.concurrent.atomic.AtomicLong());
         long own = mine.addAndGet(n);
         x.held += n;
-        boolean ok = total <= limits.maxBufferedBytes() && (x.conn.uid == -1 || own <= Math.max(config.maxBodyBytes(),
-                limits.maxBufferedBytes() / 4));
+        boolean ok = total <= limits.maxBufferedBytes() && (x.conn.uid == -1 || own <= Math.max(Math.min(config.maxBodyBytes(),
+                limits.maxBufferedBytes()), limits.maxBufferedBytes() / 4));
         if (!ok) {
             limitReached("gateway: request bodies in memory reached gateway.maxBufferedBytes (" + limits.maxBufferedBytes()
                     + " bytes, a quarter per uid): requests over it are refused with 503");

@@ -86,6 +86,7 @@ class ConfigLoaderTest {
                 """), Map.of());
         Config.GatewayLimits l = c.extensions().gateway().orElseThrow().limits();
         assertEquals(8, l.maxConnectionsPerUid());
+        org.junit.jupiter.api.Assertions.assertTrue(c.extensions().gateway().orElseThrow().upstreams().isEmpty());
         assertEquals(Duration.ofSeconds(5), l.idleTimeout());
         assertEquals(32L << 20, l.maxBufferedBytes());
         assertEquals(256, l.defaultMaxOutputTokens());

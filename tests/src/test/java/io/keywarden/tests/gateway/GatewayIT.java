@@ -117,7 +117,7 @@ class GatewayIT {
                   caFile: ca.pem
                   upstreams:
                     secure: "https://127.0.0.1:%d"
-                    claude: {url: "http://127.0.0.1:%d", auth: x-api-key}
+                    claude: {url: "http://127.0.0.1:%d", auth: x-api-key, maxBodyBytes: 64KiB}
                     h2: "https://127.0.0.1:%d"
                 metrics:
                   statsd: {host: 127.0.0.1, port: %d, flavor: datadog}
@@ -406,6 +406,22 @@ class GatewayIT {
         String metrics = io.keywarden.tests.support.Http.get("http://127.0.0.1:" + ops + "/metrics");
         assertTrue(metrics.contains("keywarden_tokens_total{direction=\"in\",key=\"claude\",model=\"claude-sonnet-4-5\","
                 + "workload=\"reviewer\"} 30.0"), metrics);
+    }
+
+    @Test
+    void aKeysOwnBodyLimitIsHeldAndTheDefaultElsewhere() throws Exception {
+        String big = "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":8,\"messages\":[{\"role\":\"user\",\"content\":\""
+                + "x".repeat(100_000) + "\"}]}";
+        Path f = dir.resolve("big.json");
+        Files.writeString(f, big);
+        Files.setPosixFilePermissions(f, PosixFilePermissions.fromString("rw-r--r--"));
+        int before = upstream.seen.size();
+        Proc.Result claude = curl(1001, "/claude/v1/messages", "@" + f, "-H", "anthropic-version: 2023-06-01");
+        assertEquals(413, status(claude), "100 KB over the claude key's 64 KiB: " + claude.out());
+        assertTrue(claude.out().contains("larger than 65536 bytes"), claude.out());
+        assertEquals(before, upstream.seen.size(), "nothing forwarded");
+        Proc.Result openai = curl(1001, "/openai/v1/chat/completions", "@" + f);
+        assertEquals(200, status(openai), "the openai key has the default 4 MiB: " + openai.out());
     }
 
     @Test
