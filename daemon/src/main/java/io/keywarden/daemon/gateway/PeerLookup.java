@@ -97,9 +97,9 @@ public final class PeerLookup {
     }
 
     /**
-     * Every process that holds {@code socket:[inode]} right now, each with the start time read before
-     * its descriptors were looked at and found unchanged after (so a pid that exited and was reused
-     * during the look is not reported as the holder). One pass over every /proc/PID/fd: the price of
+     * Every process that holds {@code socket:[inode]} right now, each with its start time: read after
+     * the descriptor was seen, the descriptor seen again after it and the start time unchanged after
+     * that (so a pid that exited and was reused during the look is not reported as the holder). One pass over every /proc/PID/fd: the price of
      * knowing that nobody else holds the socket.
      */
     public List<Holder> holdersOf(long inode) {
@@ -115,15 +115,18 @@ public final class PeerLookup {
                 continue;
             }
             int pid = Integer.parseInt(name);
+            String fdDir = root + "/" + name + "/fd";
+            if (!holdsFd(fdDir, target)) {
+                continue;
+            }
             try {
+                // The process seen holding it is the one with this start time: it still holds it after
+                // the start time was read, and the start time is unchanged after that.
                 long start = io.keywarden.attestation.ProcAttestor.startTimeOf(root, pid);
-                if (!holdsFd(root + "/" + name + "/fd", target)) {
-                    continue;
-                }
                 Path dir = proc.resolve(name);
                 Optional<Integer> uid = uidOf(dir);
                 Optional<Integer> gid = gid(dir);
-                if (uid.isPresent() && gid.isPresent()
+                if (holdsFd(fdDir, target) && uid.isPresent() && gid.isPresent()
                         && io.keywarden.attestation.ProcAttestor.startTimeOf(root, pid) == start) {
                     out.add(new Holder(pid, start, uid.get(), gid.get()));
                 }
