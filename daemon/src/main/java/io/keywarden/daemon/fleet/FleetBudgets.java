@@ -58,19 +58,21 @@ public final class FleetBudgets implements TokenBudgets {
     public CompletionStage<Admission> reserve(Workload w, String model, long worstCase) {
         Guard.Budget b = w.guard().budget();
         boolean tokens = b.tokensPerHour().isPresent() || b.tokensPerDay().isPresent();
+        boolean perMinute = b.requestsPerMinute().isPresent();
         // Models and requests per minute on this node first (no worst case: nothing reserved locally).
         Admission first = local.reserveNow(w, model, 0);
-        if (!(first instanceof Admission.Allowed) || !tokens || worstCase <= 0) {
+        if (!(first instanceof Admission.Allowed) || !(tokens || perMinute)) {
             return CompletableFuture.completedFuture(first);
         }
+        long need = tokens ? Math.max(0, worstCase) : 0;
         Instant now = clock.instant();
         long hour = now.getEpochSecond() / 3600;
         long day = now.getEpochSecond() / 86_400;
         String id = redis.node() + ":" + UUID.randomUUID();
         String spiffe = w.spiffeId().toString();
         long started = System.nanoTime();
-        return redis.reserve(spiffe, hour, day, worstCase, b.tokensPerHour().orElse(-1), b.tokensPerDay().orElse(-1), id,
-                lifetime.toMillis(), now.toEpochMilli()).handle((a, e) -> {
+        return redis.reserve(spiffe, hour, day, need, b.tokensPerHour().orElse(-1), b.tokensPerDay().orElse(-1),
+                b.requestsPerMinute().orElse(-1), id, lifetime.toMillis(), now.toEpochMilli()).handle((a, e) -> {
                     Duration took = Duration.ofNanos(System.nanoTime() - started);
                     if (e != null) {
                         Admission fallback = unavailable(w, model, worstCase, e);
@@ -79,7 +81,15 @@ public final class FleetBudgets implements TokenBudgets {
                     }
                     count(a.admitted() ? "admitted" : "refused", took);
                     if (a.admitted()) {
-                        return (Admission) new Admission.Allowed(Reservation.fleet(w.name(), worstCase, id));
+                        return (Admission) new Admission.Allowed(Reservation.fleet(w.name(), need, id));
+                    }
+                    if (a.window().equals("m")) {
+                        long minute = now.getEpochSecond() / 60;
+                        Duration retry = Duration.between(now, Instant.ofEpochSecond((minute + 1) * 60));
+                        local.fleetBreach(w, BreachKind.REQUESTS_PER_MINUTE, a.used() + 1, b.requestsPerMinute().getAsLong(),
+                                Instant.ofEpochSecond((minute + 1) * 60), "requests this minute fleet-wide");
+                        return new Admission.OverBudget(BreachKind.REQUESTS_PER_MINUTE, a.used() + 1,
+                                b.requestsPerMinute().getAsLong(), retry.isNegative() ? Duration.ZERO : retry);
                     }
                     boolean perHour = a.window().equals("h");
                     long limit = perHour ? b.tokensPerHour().getAsLong() : b.tokensPerDay().getAsLong();

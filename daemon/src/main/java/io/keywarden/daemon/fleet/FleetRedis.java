@@ -46,10 +46,11 @@ public final class FleetRedis implements AutoCloseable {
     static final int MAX_BLOCK_JSON = 4096;
 
     /**
-     * Check-and-reserve. KEYS: hour window, day window, reservations hash. ARGV: now (ms), tokens
-     * needed, hour limit (-1: none), day limit (-1: none), reservation id, reservation lifetime (ms).
-     * Expired or malformed reservations are dropped first. Answers {1|0, which window refused
-     * ("" / "h" / "d"), tokens used in it, tokens reserved}.
+     * Check-and-reserve. KEYS: hour window, day window, reservations hash, minute's request count.
+     * ARGV: now (ms), tokens needed, hour limit (-1: none), day limit (-1: none), reservation id,
+     * reservation lifetime (ms), requests per minute (-1: none). Expired or malformed reservations
+     * are dropped first. Answers {1|0, which window refused ("" / "h" / "d" / "m"), what is used in
+     * it, tokens reserved}.
      */
     static final String RESERVE = """
             local now = tonumber(ARGV[1])
@@ -81,8 +82,15 @@ public final class FleetRedis implements AutoCloseable {
             end
             local uh = used(KEYS[1])
             local ud = used(KEYS[2])
+            local rm = tonumber(ARGV[7])
+            local um = used(KEYS[4])
+            if rm >= 0 and um + 1 > rm then return {0, 'm', um, reserved} end
             if lh >= 0 and uh + reserved + need > lh then return {0, 'h', uh, reserved} end
             if ld >= 0 and ud + reserved + need > ld then return {0, 'd', ud, reserved} end
+            if rm >= 0 then
+              redis.call('INCR', KEYS[4])
+              redis.call('PEXPIRE', KEYS[4], 120000)
+            end
             redis.call('HSET', KEYS[3], ARGV[5], need .. ':' .. (now + tonumber(ARGV[6])))
             redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[6]) * 2)
             return {1, '', uh, reserved}
@@ -162,6 +170,12 @@ public final class FleetRedis implements AutoCloseable {
         return List.of(tag + "tok:h:" + hour, tag + "tok:d:" + day, tag + "res");
     }
 
+    /** {@link #budgetKeys} and the minute's request count (minute: UTC minute number). */
+    List<String> reserveKeys(String spiffeId, long hour, long day, long minute) {
+        return List.of(budgetKeys(spiffeId, hour, day).get(0), budgetKeys(spiffeId, hour, day).get(1),
+                budgetKeys(spiffeId, hour, day).get(2), config.keyPrefix() + "{" + spiffeId + "}:req:m:" + minute);
+    }
+
     String blocksKey() {
         return config.keyPrefix() + "blocks";
     }
@@ -222,9 +236,16 @@ public final class FleetRedis implements AutoCloseable {
     /** Check-and-reserve {@code need} tokens for {@code spiffeId} as reservation {@code id}; limits -1 when absent. */
     public CompletionStage<ReserveAnswer> reserve(String spiffeId, long hour, long day, long need, long hourLimit,
                                                   long dayLimit, String id, long lifetimeMillis, long nowMillis) {
+        return reserve(spiffeId, hour, day, need, hourLimit, dayLimit, -1, id, lifetimeMillis, nowMillis);
+    }
+
+    /** {@link #reserve}, counting the request against {@code perMinute} requests of the fleet (-1: none). */
+    public CompletionStage<ReserveAnswer> reserve(String spiffeId, long hour, long day, long need, long hourLimit,
+                                                  long dayLimit, long perMinute, String id, long lifetimeMillis,
+                                                  long nowMillis) {
         List<String> args = List.of(Long.toString(nowMillis), Long.toString(need), Long.toString(hourLimit),
-                Long.toString(dayLimit), id, Long.toString(lifetimeMillis));
-        return eval(RESERVE, true, budgetKeys(spiffeId, hour, day), args).map(r -> {
+                Long.toString(dayLimit), id, Long.toString(lifetimeMillis), Long.toString(perMinute));
+        return eval(RESERVE, true, reserveKeys(spiffeId, hour, day, nowMillis / 60_000), args).map(r -> {
             if (r == null || r.type() != ResponseType.MULTI || r.size() != 4) {
                 throw new IllegalStateException("the reserve script answered " + (r == null ? "nothing" : r.type()));
             }

@@ -166,7 +166,8 @@ public final class GuardEngine implements TokenBudgets {
         boolean first;
         synchronized (c) {
             roll(c, clock.instant(), w.guard());
-            first = firstIn(c, kind, kind == BreachKind.TOKENS_PER_DAY ? c.day : c.hour);
+            first = firstIn(c, kind, kind == BreachKind.TOKENS_PER_DAY ? c.day
+                    : kind == BreachKind.REQUESTS_PER_MINUTE ? c.minute : c.hour);
         }
         if (first) {
             act(w, new Fire(kind, observed + " (" + detail + ")", Long.toString(limit), windowEnd), "gateway");

@@ -151,4 +151,17 @@ class FleetRedisTest {
             quick.close();
         }
     }
+
+    @Test
+    void requestsPerMinuteAreCountedFleetWide() throws Exception {
+        String id = "spiffe://t/rpm";
+        long now = System.currentTimeMillis();
+        assertTrue(get(redis.reserve(id, 5, 5, 0, -1, -1, 2, "q1", 60_000, now)).admitted());
+        assertTrue(get(redis.reserve(id, 5, 5, 0, -1, -1, 2, "q2", 60_000, now)).admitted());
+        FleetRedis.ReserveAnswer third = get(redis.reserve(id, 5, 5, 0, -1, -1, 2, "q3", 60_000, now));
+        assertFalse(third.admitted());
+        assertEquals("m", third.window());
+        assertEquals(2, third.used());
+        assertTrue(get(redis.reserve(id, 5, 5, 0, -1, -1, 2, "q4", 60_000, now + 60_000)).admitted(), "a new minute");
+    }
 }

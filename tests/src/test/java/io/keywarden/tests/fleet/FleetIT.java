@@ -85,6 +85,12 @@ class FleetIT {
                     spiffeId: spiffe://example.org/other
                     selectors: [unix:uid:1002]
                     keys: [openai]
+                  - name: paced
+                    spiffeId: spiffe://example.org/paced
+                    selectors: [unix:uid:1003]
+                    keys: [openai]
+                    guard:
+                      budget: {requestsPerMinute: 4}
                 """.formatted(BUDGET));
         for (int i = 0; i < 3; i++) {
             gateways[i] = Ports.free();
@@ -304,5 +310,22 @@ class FleetIT {
         for (String n : NODES) {
             assertTrue(nodes.out().lines().anyMatch(l -> l.startsWith(n + " ") && l.endsWith("live")), nodes.out());
         }
+    }
+
+    @Test
+    void requestsPerMinuteHoldAcrossTheThreeGateways() throws Exception {
+        Await.clearOfWindowEdge(Duration.ofMinutes(1), Duration.ofSeconds(20));
+        int ok = 0;
+        StringBuilder seen = new StringBuilder();
+        for (int i = 0; i < 9; i++) {
+            Proc.Result r = Proc.as(1003, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-m", "10", "-H",
+                    "Content-Type: application/json", "--data-binary",
+                    "{\"model\":\"gpt-4.1-mini\",\"max_tokens\":5,\"messages\":[]}",
+                    "http://127.0.0.1:" + gateways[i % 3] + "/openai/v1/chat/completions");
+            seen.append(r.out().trim()).append(' ');
+            ok += r.out().trim().equals("200") ? 1 : 0;
+        }
+        System.out.println("fleet requests per minute (4), 9 requests round-robin over 3 gateways: " + seen.toString().trim());
+        assertEquals(4, ok, "4 per minute for the fleet, not 4 per node: " + seen);
     }
 }
