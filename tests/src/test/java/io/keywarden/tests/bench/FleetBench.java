@@ -1,0 +1,208 @@
+package io.keywarden.tests.bench;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.keywarden.linux.Mounts;
+import io.keywarden.tests.support.Daemon;
+import io.keywarden.tests.support.FleetNode;
+import io.keywarden.tests.support.Ports;
+import io.keywarden.tests.support.Proc;
+import io.keywarden.tests.support.Requirements;
+import io.vertx.core.Vertx;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The fleet on one host: {@code bench.nodes} daemons (default 5) and one redis-server, plus one
+ * daemon without a fleet for comparison. Prints: tokens billed against a fleet budget under
+ * parallel bursts spread over every gateway (the overshoot), block propagation from one node to the
+ * others by the ledgers' clocks (p50, p99), the gateway's added latency with the fleet's
+ * reservation against the same gateway without a fleet (p50, one connection), and Redis operations
+ * per request. Asserts nothing about time. LiteLLM's side of the issue's comparison is not run here.
+ * Run: {@code ./mvnw -B -q install -DskipTests -DskipITs && ./mvnw -B -Pbench -pl tests verify -Dit.test=FleetBench}
+ */
+class FleetBench {
+    static final ObjectMapper JSON = new ObjectMapper();
+    static final int NODES = Integer.getInteger("bench.nodes", 5);
+    static final long BUDGET = 5000;
+
+    @Test
+    void budgetsBlocksAndLatencyAcrossNodes() throws Exception {
+        Requirements.rootAndFuse();
+        Path dir = Files.createTempDirectory("kw-fleetbench-");
+        Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
+        Path loadgen = dir.resolve("LoadGen.java");
+        try (InputStream in = FleetBench.class.getResourceAsStream("/bench/LoadGen.java")) {
+            Files.copy(in, loadgen, StandardCopyOption.REPLACE_EXISTING);
+        }
+        Files.setPosixFilePermissions(loadgen, PosixFilePermissions.fromString("rw-r--r--"));
+        Files.writeString(dir.resolve("policy.yaml"), """
+                keys:
+                  openai: {}
+                workloads:
+                  - {name: fast, spiffeId: "spiffe://example.org/fast", selectors: [unix:uid:1001], keys: [openai],
+                     guard: {budget: {tokensPerHour: 100000000000}}}
+                  - {name: blocked, spiffeId: "spiffe://example.org/blocked", selectors: [unix:uid:1002], keys: [openai]}
+                  - {name: spender, spiffeId: "spiffe://example.org/spender", selectors: [unix:uid:1003], keys: [openai],
+                     guard: {budget: {tokensPerHour: %d}}}
+                """.formatted(BUDGET));
+        int redisPort = Ports.free();
+        Process redis = FleetNode.redis(redisPort, null);
+        Vertx vertx = Vertx.vertx();
+        AtomicLong billed = new AtomicLong();
+        List<Daemon> daemons = new ArrayList<>();
+        int[] gateways = new int[NODES];
+        try {
+            int upstream = vertx.createHttpServer().requestHandler(req -> req.body().onSuccess(b -> {
+                if (b.toString().contains("\"spender\"")) {
+                    billed.addAndGet(50);
+                }
+                req.response().putHeader("content-type", "application/json").end("{\"model\":\"gpt-4.1-mini\","
+                        + "\"choices\":[],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":20}}");
+            })).listen(0, "127.0.0.1").await(10, TimeUnit.SECONDS).actualPort();
+            for (int i = 0; i < NODES; i++) {
+                gateways[i] = Ports.free();
+                daemons.add(FleetNode.start(dir, "n" + i, gateways[i], upstream, """
+                          redis: redis://127.0.0.1:%d
+                          keyPrefix: "bench:"
+                          opTimeout: 2s
+                        """.formatted(redisPort)));
+            }
+            // The same gateway without a fleet, for the added latency.
+            int plainGw = Ports.free();
+            Path plain = dir.resolve("plain");
+            Files.createDirectories(plain);
+            Files.writeString(plain.resolve("config.yaml"), """
+                    policy: ../policy.yaml
+                    issuers: {dev: {type: dev}}
+                    gateway: {listen: 127.0.0.1:%d, upstreams: {openai: "http://127.0.0.1:%d"}}
+                    """.formatted(plainGw, upstream));
+            Daemon p = Daemon.start(Map.of("NODE_NAME", "plain"), "dev", "--mount", plain.resolve("mnt").toString(),
+                    "--policy", dir.resolve("policy.yaml").toString(), "--audit", plain.resolve("audit.jsonl").toString(),
+                    "--admin-socket", plain.resolve("admin/admin.sock").toString(), "--listen", "127.0.0.1:" + Ports.free(),
+                    "--config", plain.resolve("config.yaml").toString());
+            daemons.add(p);
+            p.awaitOut("gateway: http", 30);
+            String info = Proc.run("redis-cli", "-p", Integer.toString(redisPort), "INFO", "commandstats").out();
+            System.out.printf("== fleet: %d nodes + 1 without a fleet, one redis-server, one 2-vCPU host ==%n", NODES);
+
+            // 1. Added latency: one connection, the fleet's reservation against none.
+            String body = "{\"model\":\"gpt-4.1-mini\",\"max_tokens\":20,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+            long[] withFleet = GatewayBench.load(dir, loadgen, gateways[0], "/openai/v1/chat/completions", 1, body,
+                    "Bearer x");
+            long[] without = GatewayBench.load(dir, loadgen, plainGw, "/openai/v1/chat/completions", 1, body, "Bearer x");
+            System.out.printf("latency, 1 conn: with the fleet p50 %d µs p99 %d µs (%d rps); without p50 %d µs p99 %d µs"
+                    + " (%d rps); the reservation adds %d µs at the median%n", withFleet[2], withFleet[3], withFleet[1],
+                    without[2], without[3], without[1], withFleet[2] - without[2]);
+            long calls = calls(redisPort) - calls(info);
+            System.out.printf("Redis commands per fleet request: %.2f (%d over %d requests)%n",
+                    (double) calls / Math.max(1, withFleet[0]), calls, withFleet[0]);
+
+            // 2. Overshoot: bursts of 60 spread over every gateway against one fleet budget.
+            long admitted = 0;
+            for (int round = 0; round < 5; round++) {
+                String py = """
+                        import http.client, sys, threading
+                        ports = [int(p) for p in sys.argv[1].split(",")]
+                        out = []
+                        go = threading.Barrier(60)
+                        def one(i):
+                            c = http.client.HTTPConnection("127.0.0.1", ports[i % len(ports)], timeout=30)
+                            go.wait()
+                            c.request("POST", "/openai/v1/chat/completions", body=sys.argv[2], headers={"Content-Type": "application/json"})
+                            r = c.getresponse(); r.read(); out.append(r.status)
+                        ts = [threading.Thread(target=one, args=(i,)) for i in range(60)]
+                        [t.start() for t in ts]; [t.join() for t in ts]
+                        print(sum(1 for s in out if s == 200))
+                        """;
+                StringBuilder ports = new StringBuilder();
+                for (int g : gateways) {
+                    ports.append(ports.length() == 0 ? "" : ",").append(g);
+                }
+                Proc.Result r = Proc.as(1003, "/usr/bin/python3", "-c", py, ports.toString(),
+                        body.replace("\"model\"", "\"user\":\"spender\",\"model\""));
+                admitted += Long.parseLong(r.out().trim());
+            }
+            System.out.printf("budget %d tokens/hour, 5 bursts of 60 over %d gateways: %d admitted, billed %d (overshoot"
+                    + " %d tokens, %.1f%%)%n", BUDGET, NODES, admitted, billed.get(), Math.max(0, billed.get() - BUDGET),
+                    100.0 * Math.max(0, billed.get() - BUDGET) / BUDGET);
+
+            // 3. Block propagation by the ledgers' clocks.
+            List<Long> ms = new ArrayList<>();
+            for (int i = 0; i < 10; i++) {
+                Daemon.cli("revoke", "--admin-socket", dir.resolve("n0/admin/admin.sock").toString(), "--spiffe-id",
+                        "spiffe://example.org/blocked", "--block", "--fleet", "--reason", "bench " + i);
+                Thread.sleep(300);
+                Instant at = last(dir.resolve("n0/audit.jsonl"), "admin.block", null);
+                for (int n = 1; n < NODES; n++) {
+                    Instant applied = last(dir.resolve("n" + n).resolve("audit.jsonl"), "fleet.block.applied", "bench " + i);
+                    if (applied != null && at != null) {
+                        ms.add(java.time.Duration.between(at, applied).toMillis());
+                    }
+                }
+                Daemon.cli("unblock", "--admin-socket", dir.resolve("n0/admin/admin.sock").toString(), "--spiffe-id",
+                        "spiffe://example.org/blocked", "--fleet");
+            }
+            java.util.Collections.sort(ms);
+            System.out.printf("block propagation, %d applies on %d nodes: p50 %d ms, p99 %d ms, max %d ms%n", ms.size(),
+                    NODES - 1, ms.isEmpty() ? -1 : ms.get(ms.size() / 2), ms.isEmpty() ? -1 : ms.get((ms.size() * 99) / 100),
+                    ms.isEmpty() ? -1 : ms.get(ms.size() - 1));
+        } finally {
+            for (Daemon d : daemons) {
+                d.stop();
+            }
+            vertx.close().await(10, TimeUnit.SECONDS);
+            FleetNode.stop(redis, false);
+            for (int i = 0; i < NODES; i++) {
+                Path m = dir.resolve("n" + i).resolve("mnt");
+                if (Mounts.at(m).isPresent()) {
+                    Mounts.detach(m);
+                }
+            }
+            if (Mounts.at(dir.resolve("plain/mnt")).isPresent()) {
+                Mounts.detach(dir.resolve("plain/mnt"));
+            }
+            Proc.run("rm", "-rf", dir.toString());
+        }
+    }
+
+    /** Commands the server has run in all (INFO commandstats, summed). */
+    static long calls(int port) {
+        return calls(Proc.run("redis-cli", "-p", Integer.toString(port), "INFO", "commandstats").out());
+    }
+
+    static long calls(String info) {
+        long n = 0;
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("calls=(\\d+)").matcher(info);
+        while (m.find()) {
+            n += Long.parseLong(m.group(1));
+        }
+        return n;
+    }
+
+    /** The time of the last {@code event} record of a ledger (whose reason contains {@code reason}, if given). */
+    static Instant last(Path ledger, String event, String reason) throws Exception {
+        Instant out = null;
+        String text = Files.readString(ledger);
+        for (String line : text.substring(0, text.lastIndexOf('\n') + 1).split("\n")) {
+            if (line.isBlank()) {
+                continue;
+            }
+            JsonNode r = JSON.readTree(line);
+            if (event.equals(r.path("event").asText()) && (reason == null || line.contains(reason))) {
+                out = Instant.parse(r.path("ts").asText());
+            }
+        }
+        return out;
+    }
+}
