@@ -23,13 +23,29 @@ final class FleetCommand implements Runnable {
         throw new CommandLine.ParameterException(spec.commandLine(), "a subcommand is required (status, nodes)");
     }
 
-    static JsonNode inventory(AdminSocketOption admin, PrintWriter err) {
-        JsonNode a = AdminCall.send(admin.socket, AdminCall.request("fleet"));
-        if (!a.path("ok").asBoolean(false)) {
-            err.println("keywarden fleet: " + a.path("error").asText("no answer"));
-            return null;
+    /** What both subcommands share: the admin socket, {@code --json}, and the daemon's inventory answer. */
+    abstract static class Inventory implements Callable<Integer> {
+        @Mixin
+        AdminSocketOption admin;
+
+        @Option(names = "--json")
+        boolean json;
+
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Override
+        public Integer call() {
+            JsonNode a = AdminCall.send(admin.socket, AdminCall.request("fleet"));
+            if (!a.path("ok").asBoolean(false)) {
+                spec.commandLine().getErr().println("keywarden fleet: " + a.path("error").asText("no answer"));
+                return 3;
+            }
+            print(a, spec.commandLine().getOut());
+            return 0;
         }
-        return a;
+
+        abstract void print(JsonNode inventory, PrintWriter out);
     }
 
     static void table(PrintWriter out, List<String[]> rows) {
@@ -50,25 +66,12 @@ final class FleetCommand implements Runnable {
 
     @Command(name = "status", description = "Every lease held in the fleet: SPIFFE ID, workload, key, fingerprint, provider"
             + " key id, expiry, openers, node; stale nodes marked.")
-    static final class Status implements Callable<Integer> {
-        @Mixin
-        AdminSocketOption admin;
-
+    static final class Status extends Inventory {
         @Option(names = "--workload", paramLabel = "NAME")
         String workload;
 
-        @Option(names = "--json")
-        boolean json;
-
-        @CommandLine.Spec
-        CommandLine.Model.CommandSpec spec;
-
         @Override
-        public Integer call() {
-            JsonNode a = inventory(admin, spec.commandLine().getErr());
-            if (a == null) {
-                return 3;
-            }
+        void print(JsonNode a, PrintWriter out) {
             List<String[]> rows = new ArrayList<>();
             rows.add(new String[] {"NODE", "SPIFFE ID", "WORKLOAD", "KEY", "FINGERPRINT", "PROVIDER KEY", "EXPIRES", "OPENERS"});
             com.fasterxml.jackson.databind.node.ArrayNode leases = com.fasterxml.jackson.databind.node.JsonNodeFactory
@@ -87,34 +90,20 @@ final class FleetCommand implements Runnable {
                 }
             }
             if (json) {
-                spec.commandLine().getOut().println(leases.toPrettyString());
+                out.println(leases.toPrettyString());
             } else {
-                table(spec.commandLine().getOut(), rows);
+                table(out, rows);
             }
-            return 0;
         }
     }
 
     @Command(name = "nodes", description = "Every node of the fleet: version, last heartbeat, leases held, stale or not.")
-    static final class Nodes implements Callable<Integer> {
-        @Mixin
-        AdminSocketOption admin;
-
-        @Option(names = "--json")
-        boolean json;
-
-        @CommandLine.Spec
-        CommandLine.Model.CommandSpec spec;
-
+    static final class Nodes extends Inventory {
         @Override
-        public Integer call() {
-            JsonNode a = inventory(admin, spec.commandLine().getErr());
-            if (a == null) {
-                return 3;
-            }
+        void print(JsonNode a, PrintWriter out) {
             if (json) {
-                spec.commandLine().getOut().println(a.path("nodes").toPrettyString());
-                return 0;
+                out.println(a.path("nodes").toPrettyString());
+                return;
             }
             List<String[]> rows = new ArrayList<>();
             rows.add(new String[] {"NODE", "VERSION", "LAST HEARTBEAT", "LEASES", "STATE"});
@@ -124,8 +113,7 @@ final class FleetCommand implements Runnable {
                     at == 0 ? "-" : Instant.ofEpochMilli(at).toString(), Integer.toString(n.path("leases").size()),
                     n.path("stale").asBoolean() ? "stale" : "live"});
             }
-            table(spec.commandLine().getOut(), rows);
-            return 0;
+            table(out, rows);
         }
     }
 }

@@ -142,7 +142,15 @@ class FleetBench {
             for (int i = 0; i < 10; i++) {
                 Daemon.cli("revoke", "--admin-socket", dir.resolve("n0/admin/admin.sock").toString(), "--spiffe-id",
                         "spiffe://example.org/blocked", "--block", "--fleet", "--reason", "bench " + i);
-                Thread.sleep(300);
+                String reason = "bench " + i;
+                io.keywarden.tests.support.Await.until(java.time.Duration.ofSeconds(10), () -> {
+                    for (int n = 1; n < NODES; n++) {
+                        if (last(dir.resolve("n" + n).resolve("audit.jsonl"), "fleet.block.applied", reason) == null) {
+                            return false;
+                        }
+                    }
+                    return true;
+                }, () -> "block " + reason + " applied on every node");
                 Instant at = last(dir.resolve("n0/audit.jsonl"), "admin.block", null);
                 for (int n = 1; n < NODES; n++) {
                     Instant applied = last(dir.resolve("n" + n).resolve("audit.jsonl"), "fleet.block.applied", "bench " + i);

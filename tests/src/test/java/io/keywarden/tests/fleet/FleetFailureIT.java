@@ -212,7 +212,9 @@ class FleetFailureIT {
         Process sleep = new ProcessBuilder("redis-cli", "-p", Integer.toString(redisPort), "DEBUG", "SLEEP", "3")
                 .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
         try {
-            Thread.sleep(200); // let the sleep begin: Redis answers nothing until it ends
+            // Once the sleep has begun, Redis answers nothing until it ends.
+            Await.until(Duration.ofSeconds(5), () -> Proc.run("timeout", "0.3", "redis-cli", "-p",
+                    Integer.toString(redisPort), "ping").code() != 0, () -> "Redis did not start its DEBUG SLEEP");
             long t = System.nanoTime();
             String local = gateway(1001, 0);
             long localMs = (System.nanoTime() - t) / 1_000_000;
