@@ -188,8 +188,10 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
      * first record of a window keeps them.
      */
     static String stable(String reason) {
-        return reason == null ? null : reason.replaceAll("[0-9]+", "#");
+        return reason == null ? null : DIGITS.matcher(reason).replaceAll("#");
     }
+
+    private static final java.util.regex.Pattern DIGITS = java.util.regex.Pattern.compile("[0-9]+");
 
     /** Writes the repeat counts of closed aggregation windows; the runtime calls this on a timer. */
     public void flushDenials() {

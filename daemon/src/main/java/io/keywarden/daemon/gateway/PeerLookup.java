@@ -85,9 +85,13 @@ public final class PeerLookup {
         }
     }
 
-    /** The uid that owns the client's end of a loopback TCP connection, from the kernel's socket tables. */
-    public Optional<Integer> tcpOwner(InetSocketAddress client, InetSocketAddress server) throws IOException {
-        return findTcp(client, server).map(TcpEntry::uid);
+    /**
+     * The uid that owns the client's end of a loopback TCP connection, by {@code sock_diag}'s exact
+     * lookup only (microseconds: it runs on the event loop for every new connection; the slow
+     * /proc/net/tcp walk is never done there). Empty when the kernel does not say.
+     */
+    public Optional<Integer> tcpOwner(InetSocketAddress client, InetSocketAddress server) {
+        return sockDiag ? SockDiag.find(client, server).map(TcpEntry::uid) : Optional.empty();
     }
 
     /** The inode of the client's end of a loopback TCP connection (see {@link #tcpPeers}). */
