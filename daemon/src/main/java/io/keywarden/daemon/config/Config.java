@@ -3,6 +3,7 @@ package io.keywarden.daemon.config;
 import java.net.URI;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 
@@ -92,9 +93,36 @@ public record Config(String node, Path policy, Identity identity, Map<String, Is
      * password read from a file): fleet-wide token budgets and blocks. {@code opTimeout} bounds
      * each Redis operation a request waits for.
      */
-    public record Fleet(java.net.URI redis, Optional<String> user, Optional<Path> passwordFile, String keyPrefix,
+    public record Fleet(RedisTarget redis, Optional<String> user, Optional<Path> passwordFile, String keyPrefix,
                         FleetUnavailable onUnavailable, Duration heartbeat, long reserveDefaultTokens, Duration opTimeout) {
     }
+
+    /**
+     * Where the fleet's Redis is: one server ({@code STANDALONE}, one endpoint), a master found
+     * through Sentinel ({@code SENTINEL}: the sentinels' endpoints and the master's name) or a
+     * Cluster ({@code CLUSTER}: seed endpoints, the rest found from them).
+     */
+    public record RedisTarget(RedisKind kind, List<java.net.URI> endpoints, Optional<String> master) {
+        public RedisTarget {
+            endpoints = List.copyOf(endpoints);
+        }
+
+        public static RedisTarget standalone(java.net.URI uri) {
+            return new RedisTarget(RedisKind.STANDALONE, List.of(uri), Optional.empty());
+        }
+
+        /** For log lines and {@code fleet status}: never a credential (URLs hold none). */
+        @Override
+        public String toString() {
+            return switch (kind) {
+                case STANDALONE -> endpoints.get(0).toString();
+                case SENTINEL -> "master " + master.orElse("?") + " via sentinels " + endpoints;
+                case CLUSTER -> "cluster " + endpoints;
+            };
+        }
+    }
+
+    public enum RedisKind { STANDALONE, SENTINEL, CLUSTER }
 
     /** The CSI node plugin ({@code csi.keywarden.io}): its socket and the node id it reports (default: {@code node}). */
     public record Csi(Path socket, Optional<String> nodeId) {

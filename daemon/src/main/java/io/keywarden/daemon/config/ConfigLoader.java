@@ -6,7 +6,10 @@ import io.keywarden.policy.yaml.Location;
 import io.keywarden.policy.yaml.MappingReader;
 import io.keywarden.policy.yaml.Problems;
 import io.keywarden.policy.yaml.ProblemsException;
+import io.keywarden.policy.yaml.YamlList;
+import io.keywarden.policy.yaml.YamlMap;
 import io.keywarden.policy.yaml.YamlNode;
+import io.keywarden.policy.yaml.YamlScalar;
 import io.keywarden.policy.yaml.YamlReader;
 import java.net.InetAddress;
 import java.net.URI;
@@ -15,7 +18,9 @@ import java.net.UnknownHostException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
@@ -469,7 +474,7 @@ public final class ConfigLoader {
 
     private int count(MappingReader r, String key, int dflt, int min, int max) {
         return r.optional(key).map(v -> {
-            if (v instanceof io.keywarden.policy.yaml.YamlScalar s && s.kind() == io.keywarden.policy.yaml.YamlScalar.Kind.INTEGER) {
+            if (v instanceof YamlScalar s && s.kind() == YamlScalar.Kind.INTEGER) {
                 try {
                     int i = Integer.parseInt(s.text());
                     if (i >= min && i <= max) {
@@ -534,7 +539,7 @@ public final class ConfigLoader {
                         problems.add(e.keyLocation(), where + ": not a key name");
                         continue;
                     }
-                    Config.Upstream up = e.value() instanceof io.keywarden.policy.yaml.YamlScalar
+                    Config.Upstream up = e.value() instanceof YamlScalar
                             ? ur.string(e.value(), where).flatMap(t -> ur.parsed(e.value().location(), where, t,
                                     ConfigLoader::httpUri)).map(uri -> new Config.Upstream(uri, Config.UpstreamAuth.BEARER))
                                     .orElse(null)
@@ -587,8 +592,7 @@ public final class ConfigLoader {
     /** {@code fleet:}: Redis, its credentials, the key prefix, and what a node does when Redis is unreachable. */
     private Config.Fleet fleet(YamlNode n) {
         return section(n, "fleet", r -> {
-            Optional<URI> redis = r.required("redis").flatMap(x -> r.string(x, "fleet.redis").flatMap(t -> r.parsed(
-                    x.location(), "fleet.redis", t, ConfigLoader::redisUri)));
+            Optional<Config.RedisTarget> redis = r.required("redis").flatMap(this::redisTarget);
             Optional<String> user = r.optionalString("user");
             Optional<Path> password = r.optional("passwordFile").flatMap(c -> r.string(c, "fleet.passwordFile")
                     .map(this::path).filter(p -> readable(c.location(), "fleet.passwordFile", p)));
@@ -609,6 +613,74 @@ public final class ConfigLoader {
             }
             return redis.map(u -> new Config.Fleet(u, user, password, prefix, on, heartbeat, reserve, timeout)).orElse(null);
         });
+    }
+
+    /**
+     * {@code fleet.redis}: a URL (one server), {@code {sentinel: [URL, …], master: NAME}} or
+     * {@code {cluster: [URL, …]}} (seed nodes).
+     */
+    private Optional<Config.RedisTarget> redisTarget(YamlNode x) {
+        if (!(x instanceof YamlMap)) {
+            return standaloneTarget(x);
+        }
+        return Optional.ofNullable(section(x, "fleet.redis", r -> {
+            Optional<YamlNode> sentinel = r.optional("sentinel");
+            Optional<YamlNode> cluster = r.optional("cluster");
+            Optional<String> master = r.optionalString("master");
+            if (sentinel.isPresent() == cluster.isPresent()) {
+                problems.add(r.map(), "fleet.redis must name either 'sentinel' (with 'master') or 'cluster', not "
+                        + (sentinel.isPresent() ? "both" : "neither"));
+                return null;
+            }
+            if (cluster.isPresent()) {
+                if (master.isPresent()) {
+                    problems.add(r.map(), "fleet.redis.master belongs with 'sentinel', not 'cluster'");
+                }
+                List<URI> seeds = redisList(cluster.get(), "fleet.redis.cluster");
+                return seeds.isEmpty() ? null : new Config.RedisTarget(Config.RedisKind.CLUSTER, seeds, Optional.empty());
+            }
+            if (master.isEmpty() || master.get().isBlank()) {
+                problems.add(r.map(), "fleet.redis.sentinel needs 'master': the name the sentinels monitor");
+                return null;
+            }
+            List<URI> sentinels = redisList(sentinel.get(), "fleet.redis.sentinel");
+            return sentinels.isEmpty() ? null : new Config.RedisTarget(Config.RedisKind.SENTINEL, sentinels, master);
+        }));
+    }
+
+    private Optional<Config.RedisTarget> standaloneTarget(YamlNode x) {
+        if (!(x instanceof YamlScalar sc)) {
+            problems.add(x, "fleet.redis must be a redis:// URL, {sentinel: [...], master: NAME} or {cluster: [...]}; found "
+                    + x.describe());
+            return Optional.empty();
+        }
+        try {
+            return Optional.of(Config.RedisTarget.standalone(redisUri(sc.text())));
+        } catch (IllegalArgumentException e) {
+            problems.add(x, "fleet.redis: " + e.getMessage());
+            return Optional.empty();
+        }
+    }
+
+    /** A non-empty list of redis:// URLs at {@code where}; empty (with a problem) when it is not one. */
+    private List<URI> redisList(YamlNode n, String where) {
+        if (!(n instanceof YamlList l) || l.items().isEmpty()) {
+            problems.add(n, where + " must be a non-empty list of redis:// URLs; found " + n.describe());
+            return List.of();
+        }
+        List<URI> out = new ArrayList<>();
+        for (YamlNode item : l.items()) {
+            if (!(item instanceof YamlScalar sc)) {
+                problems.add(item, where + ": each entry must be a redis:// URL; found " + item.describe());
+                continue;
+            }
+            try {
+                out.add(redisUri(sc.text()));
+            } catch (IllegalArgumentException e) {
+                problems.add(item, where + ": " + e.getMessage());
+            }
+        }
+        return out.size() == l.items().size() ? out : List.of();
     }
 
     static URI redisUri(String s) {

@@ -8,8 +8,11 @@ import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.redis.client.Command;
 import io.vertx.redis.client.Redis;
+import io.vertx.redis.client.RedisClientType;
 import io.vertx.redis.client.RedisConnection;
 import io.vertx.redis.client.RedisOptions;
+import io.vertx.redis.client.RedisReplicas;
+import io.vertx.redis.client.RedisRole;
 import io.vertx.redis.client.Request;
 import io.vertx.redis.client.Response;
 import io.vertx.redis.client.ResponseType;
@@ -123,23 +126,46 @@ public final class FleetRedis implements AutoCloseable {
     private final Config.Fleet config;
     private final String node;
     private final Redis client;
+    private final String password;
+    /** Cluster only: the seed the blocks subscription uses next (any node hears a PUBLISH). */
+    private int subscribeSeed;
     private volatile RedisConnection subscriber;
+    /** Cluster only: the one-connection client {@link #subscriber} came from. */
+    private volatile Redis subscriberClient;
     private volatile boolean closed;
     private volatile boolean up;
-    private volatile String reserveSha;
-    private volatile String settleSha;
+    private static final String RESERVE_SHA = sha1(RESERVE);
+    private static final String SETTLE_SHA = sha1(SETTLE);
 
     public FleetRedis(Vertx vertx, Config.Fleet config, String node) throws IOException {
         this.vertx = vertx;
         this.config = config;
         this.node = node;
-        RedisOptions o = new RedisOptions().setConnectionString(config.redis().toString()).setMaxPoolSize(16)
-                .setMaxPoolWaiting(4096).setMaxWaitingHandlers(4096);
-        config.user().ifPresent(o::setUser);
-        if (config.passwordFile().isPresent()) {
-            o.setPassword(Files.readString(config.passwordFile().get(), StandardCharsets.UTF_8).strip());
+        this.password = config.passwordFile().isPresent()
+                ? Files.readString(config.passwordFile().get(), StandardCharsets.UTF_8).strip() : null;
+        this.client = Redis.createClient(vertx, options(config.redis()));
+    }
+
+    /**
+     * The client's options for {@code target}: one server; the master the sentinels name (the client
+     * follows a failover); or a Cluster from its seeds (slots learnt from them, MOVED followed, never
+     * a replica read). The pool holds one connection per Cluster node at least.
+     */
+    private RedisOptions options(Config.RedisTarget target) {
+        RedisOptions o = new RedisOptions().setMaxPoolSize(64).setMaxPoolWaiting(4096).setMaxWaitingHandlers(4096);
+        switch (target.kind()) {
+            case STANDALONE -> o.setType(RedisClientType.STANDALONE);
+            case SENTINEL -> o.setType(RedisClientType.SENTINEL).setRole(RedisRole.MASTER).setAutoFailover(true)
+                    .setMasterName(target.master().orElseThrow());
+            case CLUSTER -> o.setType(RedisClientType.CLUSTER).setUseReplicas(RedisReplicas.NEVER);
+            default -> throw new IllegalStateException(target.kind().name());
         }
-        this.client = Redis.createClient(vertx, o);
+        target.endpoints().forEach(u -> o.addConnectionString(u.toString()));
+        config.user().ifPresent(o::setUser);
+        if (password != null) {
+            o.setPassword(password);
+        }
+        return o;
     }
 
     public String node() {
@@ -160,8 +186,8 @@ public final class FleetRedis implements AutoCloseable {
      * for a connection and two script loads within {@code fleet.opTimeout}).
      */
     public CompletionStage<Void> warm() {
-        return client.send(Request.cmd(Command.PING)).compose(v -> load(RESERVE, true)).compose(v -> load(SETTLE, false))
-                .andThen(ar -> up = ar.succeeded()).<Void>mapEmpty().toCompletionStage();
+        return timed(client.send(Request.cmd(Command.PING))).andThen(ar -> up = ar.succeeded()).<Void>mapEmpty()
+                .toCompletionStage();
     }
 
     /** The keys of {@code spiffeId}'s windows and reservations; the hour and day are UTC window numbers. */
@@ -180,33 +206,28 @@ public final class FleetRedis implements AutoCloseable {
         return config.keyPrefix() + "blocks";
     }
 
-    /** Runs {@code script} by its SHA, loading it the first time (and again after a Redis restart). */
-    private Future<Response> eval(String script, boolean reserve, List<String> keys, List<String> args) {
-        String sha = reserve ? reserveSha : settleSha;
-        Future<Response> f;
-        if (sha == null) {
-            f = load(script, reserve).compose(s -> client.send(call(Command.EVALSHA, s, keys, args)));
-        } else {
-            f = client.send(call(Command.EVALSHA, sha, keys, args)).recover(e -> {
-                if (String.valueOf(e.getMessage()).startsWith("NOSCRIPT")) {
-                    return load(script, reserve).compose(s -> client.send(call(Command.EVALSHA, s, keys, args)));
-                }
-                return Future.failedFuture(e);
-            });
-        }
+    /**
+     * Runs {@code script} by its SHA; a server that does not have it yet (a first call, a restarted
+     * server, a Cluster master met for the first time, a promoted replica) gets the text once with
+     * EVAL, which also caches it there.
+     */
+    private Future<Response> eval(String script, String sha, List<String> keys, List<String> args) {
+        Future<Response> f = client.send(call(Command.EVALSHA, sha, keys, args)).recover(e -> {
+            if (String.valueOf(e.getMessage()).startsWith("NOSCRIPT")) {
+                return client.send(call(Command.EVAL, script, keys, args));
+            }
+            return Future.failedFuture(e);
+        });
         return timed(f);
     }
 
-    private Future<String> load(String script, boolean reserve) {
-        return client.send(Request.cmd(Command.SCRIPT).arg("LOAD").arg(script)).map(r -> {
-            String sha = r.toString();
-            if (reserve) {
-                reserveSha = sha;
-            } else {
-                settleSha = sha;
-            }
-            return sha;
-        });
+    static String sha1(String script) {
+        try {
+            return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-1")
+                    .digest(script.getBytes(StandardCharsets.UTF_8)));
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     private static Request call(Command c, String sha, List<String> keys, List<String> args) {
@@ -245,7 +266,7 @@ public final class FleetRedis implements AutoCloseable {
                                                   long nowMillis) {
         List<String> args = List.of(Long.toString(nowMillis), Long.toString(need), Long.toString(hourLimit),
                 Long.toString(dayLimit), id, Long.toString(lifetimeMillis), Long.toString(perMinute));
-        return eval(RESERVE, true, reserveKeys(spiffeId, hour, day, nowMillis / 60_000), args).map(r -> {
+        return eval(RESERVE, RESERVE_SHA, reserveKeys(spiffeId, hour, day, nowMillis / 60_000), args).map(r -> {
             if (r == null || r.type() != ResponseType.MULTI || r.size() != 4) {
                 throw new IllegalStateException("the reserve script answered " + (r == null ? "nothing" : r.type()));
             }
@@ -256,7 +277,7 @@ public final class FleetRedis implements AutoCloseable {
     /** Replaces reservation {@code id} (may be empty) by {@code tokens} used in the windows it settles in. */
     public CompletionStage<Void> settle(String spiffeId, long hour, long day, String id, long tokens) {
         List<String> args = List.of(id == null ? "" : id, Long.toString(Math.max(0, tokens)), "7200", "172800");
-        return eval(SETTLE, false, budgetKeys(spiffeId, hour, day), args).<Void>mapEmpty().toCompletionStage();
+        return eval(SETTLE, SETTLE_SHA, budgetKeys(spiffeId, hour, day), args).<Void>mapEmpty().toCompletionStage();
     }
 
     // ---- inventory ----
@@ -391,7 +412,7 @@ public final class FleetRedis implements AutoCloseable {
         if (closed) {
             return;
         }
-        client.connect().onSuccess(conn -> {
+        subscriberConnection().onSuccess(conn -> {
             subscriber = conn;
             conn.handler(msg -> {
                 if (msg != null && (msg.type() == ResponseType.PUSH || msg.type() == ResponseType.MULTI) && msg.size() >= 3
@@ -401,6 +422,7 @@ public final class FleetRedis implements AutoCloseable {
             });
             Runnable again = () -> {
                 subscriber = null;
+                closeSubscriberClient();
                 if (!closed) {
                     LOG.warn("fleet: lost the blocks subscription; resubscribing");
                     vertx.setTimer(1000, t -> subscribe(onMessage, onConnected));
@@ -423,6 +445,34 @@ public final class FleetRedis implements AutoCloseable {
         });
     }
 
+    /**
+     * The connection the blocks channel is heard on: the pool's for one server or Sentinel's master;
+     * for a Cluster, a plain connection to one seed after another (a PUBLISH reaches every node of a
+     * Cluster, so any that answers will do; the next seed is tried when it goes away).
+     */
+    private Future<RedisConnection> subscriberConnection() {
+        if (config.redis().kind() != Config.RedisKind.CLUSTER) {
+            return client.connect();
+        }
+        List<java.net.URI> seeds = config.redis().endpoints();
+        java.net.URI seed = seeds.get(Math.floorMod(subscribeSeed++, seeds.size()));
+        Redis one = Redis.createClient(vertx, options(Config.RedisTarget.standalone(seed)).setMaxPoolSize(1));
+        subscriberClient = one;
+        return one.connect().andThen(ar -> {
+            if (ar.failed()) {
+                one.close();
+            }
+        });
+    }
+
+    private void closeSubscriberClient() {
+        Redis one = subscriberClient;
+        subscriberClient = null;
+        if (one != null) {
+            one.close();
+        }
+    }
+
     @Override
     public void close() {
         closed = true;
@@ -430,6 +480,7 @@ public final class FleetRedis implements AutoCloseable {
         if (s != null) {
             s.close();
         }
+        closeSubscriberClient();
         client.close();
     }
 }

@@ -36,7 +36,7 @@ class FleetRedisTest {
                 "--save", "", "--appendonly", "no").redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD)
                 .start();
         vertx = Vertx.vertx();
-        redis = new FleetRedis(vertx, new Config.Fleet(URI.create("redis://127.0.0.1:" + port), Optional.empty(),
+        redis = new FleetRedis(vertx, new Config.Fleet(Config.RedisTarget.standalone(URI.create("redis://127.0.0.1:" + port)), Optional.empty(),
                 Optional.empty(), "t:", Config.FleetUnavailable.LOCAL, Duration.ofSeconds(5), 4096, Duration.ofSeconds(5)),
                 "n1");
         long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
@@ -132,7 +132,7 @@ class FleetRedisTest {
 
     @Test
     void aNodeSilentForThreeHeartbeatsIsStale() throws Exception {
-        FleetRedis quick = new FleetRedis(vertx, new Config.Fleet(URI.create("redis://127.0.0.1:" + port), Optional.empty(),
+        FleetRedis quick = new FleetRedis(vertx, new Config.Fleet(Config.RedisTarget.standalone(URI.create("redis://127.0.0.1:" + port)), Optional.empty(),
                 Optional.empty(), "inv:", Config.FleetUnavailable.LOCAL, Duration.ofMillis(200), 4096,
                 Duration.ofSeconds(5)), "n2");
         try {

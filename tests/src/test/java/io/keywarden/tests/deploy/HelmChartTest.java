@@ -153,7 +153,7 @@ class HelmChartTest {
             Files.writeString(pw, "test");
             Files.writeString(tmp.resolve("config.yaml"), config.replace("/etc/keywarden/redis/password", pw.toString()));
             Config c = ConfigLoader.load(tmp.resolve("config.yaml"), Map.of("NODE_NAME", "n1"));
-            assertEquals("keywarden-redis.keywarden.svc", c.extensions().fleet().orElseThrow().redis().getHost());
+            assertEquals("keywarden-redis.keywarden.svc", c.extensions().fleet().orElseThrow().redis().endpoints().get(0).getHost());
         } finally {
             Proc.run("rm", "-rf", tmp.toString());
         }

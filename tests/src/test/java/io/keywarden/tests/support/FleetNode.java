@@ -29,6 +29,113 @@ public final class FleetNode {
         return p;
     }
 
+    /**
+     * A Redis Cluster on loopback: {@code masters} masters, each with one replica (node timeout
+     * 1 s, so a replica takes over about two seconds after its master dies), created with
+     * {@code redis-cli --cluster create}; returns once every node says {@code cluster_state:ok}.
+     * The processes are in port order; {@link #stop} each.
+     */
+    public static Map<Integer, Process> cluster(Path dir, int masters) throws Exception {
+        Map<Integer, Process> nodes = new java.util.LinkedHashMap<>();
+        List<String> create = new ArrayList<>(List.of("redis-cli", "--cluster", "create"));
+        try {
+            for (int i = 0; i < masters * 2; i++) {
+                int port = Ports.free();
+                Path d = dir.resolve("redis-" + port);
+                Files.createDirectories(d);
+                Process p = new ProcessBuilder("/usr/bin/redis-server", "--port", Integer.toString(port), "--bind", "127.0.0.1",
+                        "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000",
+                        "--cluster-port", Integer.toString(Ports.free()), "--dir", d.toString(), "--appendonly", "no",
+                        "--save", "", "--enable-debug-command", "local").redirectErrorStream(true)
+                        .redirectOutput(d.resolve("log").toFile()).start();
+                nodes.put(port, p);
+                Await.until(java.time.Duration.ofSeconds(20), () -> Proc.run("redis-cli", "-p", Integer.toString(port), "ping")
+                        .out().contains("PONG"), () -> "redis-server (cluster) did not start on port " + port);
+                create.add("127.0.0.1:" + port);
+            }
+            create.addAll(List.of("--cluster-replicas", "1", "--cluster-yes"));
+            Proc.Result made = Proc.run(create.toArray(String[]::new));
+            if (!made.ok()) {
+                throw new IllegalStateException("redis-cli --cluster create failed: " + made.out() + made.err());
+            }
+            for (int port : nodes.keySet()) {
+                Await.until(java.time.Duration.ofSeconds(30), () -> Proc.run("redis-cli", "-p", Integer.toString(port),
+                        "cluster", "info").out().contains("cluster_state:ok"), () -> "the cluster is not ok on " + port);
+            }
+            return nodes;
+        } catch (Exception | AssertionError e) {
+            for (Process p : nodes.values()) {
+                stop(p, true);
+            }
+            throw e;
+        }
+    }
+
+    /**
+     * A master, its replica and three sentinels watching it as {@code name} (quorum 2, down after
+     * 1 s): the processes by port, the master's first, then the replica's, then the sentinels'.
+     */
+    public static Map<Integer, Process> sentinels(Path dir, String name) throws Exception {
+        Map<Integer, Process> all = new java.util.LinkedHashMap<>();
+        try {
+            int master = Ports.free();
+            all.put(master, redis(master, null));
+            int replica = Ports.free();
+            Process r = new ProcessBuilder("/usr/bin/redis-server", "--port", Integer.toString(replica), "--bind", "127.0.0.1",
+                    "--appendonly", "no", "--save", "", "--replicaof", "127.0.0.1", Integer.toString(master))
+                    .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+            all.put(replica, r);
+            Await.until(java.time.Duration.ofSeconds(20), () -> Proc.run("redis-cli", "-p", Integer.toString(replica), "info",
+                    "replication").out().contains("master_link_status:up"), () -> "the replica did not sync");
+            for (int i = 0; i < 3; i++) {
+                int port = Ports.free();
+                Path d = dir.resolve("sentinel-" + port);
+                Files.createDirectories(d);
+                Files.writeString(d.resolve("sentinel.conf"), """
+                        port %d
+                        bind 127.0.0.1
+                        dir %s
+                        sentinel monitor %s 127.0.0.1 %d 2
+                        sentinel down-after-milliseconds %s 1000
+                        sentinel failover-timeout %s 10000
+                        """.formatted(port, d, name, master, name, name));
+                Process s = new ProcessBuilder("/usr/bin/redis-server", d.resolve("sentinel.conf").toString(), "--sentinel")
+                        .redirectErrorStream(true).redirectOutput(d.resolve("log").toFile()).start();
+                all.put(port, s);
+                Await.until(java.time.Duration.ofSeconds(20), () -> Proc.run("redis-cli", "-p", Integer.toString(port),
+                        "sentinel", "replicas", name).out().contains(Integer.toString(replica)),
+                        () -> "sentinel " + port + " did not find the replica");
+            }
+            return all;
+        } catch (Exception | AssertionError e) {
+            for (Process p : all.values()) {
+                stop(p, true);
+            }
+            throw e;
+        }
+    }
+
+    /** The port of the Cluster master that serves {@code key}'s slot, asked of the node on {@code anyPort}. */
+    public static int clusterMasterOf(int anyPort, String key) {
+        int slot = Integer.parseInt(Proc.run("redis-cli", "-p", Integer.toString(anyPort), "cluster", "keyslot", key).out()
+                .trim());
+        for (String line : Proc.run("redis-cli", "-p", Integer.toString(anyPort), "cluster", "nodes").out().split("\n")) {
+            String[] f = line.trim().split(" ");
+            if (f.length < 9 || !f[2].contains("master") || f[2].contains("fail")) {
+                continue;
+            }
+            for (int i = 8; i < f.length; i++) {
+                String[] range = f[i].split("-");
+                int lo = Integer.parseInt(range[0]);
+                int hi = range.length > 1 ? Integer.parseInt(range[1]) : lo;
+                if (slot >= lo && slot <= hi) {
+                    return Integer.parseInt(f[1].substring(f[1].indexOf(':') + 1, f[1].indexOf('@')));
+                }
+            }
+        }
+        throw new IllegalStateException("no live master serves slot " + slot);
+    }
+
     /** Stops a redis-server (SIGKILL with {@code kill}). */
     public static void stop(Process redis, boolean kill) throws InterruptedException {
         if (redis != null) {
