@@ -683,10 +683,21 @@ public final class ConfigLoader {
         return out.size() == l.items().size() ? out : List.of();
     }
 
+    /** {@code s} with anything between "//" and "@" cut out (a URL's credentials never reach an error). */
+    static String withoutCredentials(String s) {
+        return s.replaceAll("//[^/@]*@", "//…@");
+    }
+
     static URI redisUri(String s) {
-        URI u = URI.create(s.trim());
+        URI u;
+        try {
+            u = new URI(s.trim());
+        } catch (URISyntaxException e) {
+            throw new IllegalArgumentException("'" + withoutCredentials(s) + "' is not a URL: must be redis://HOST:PORT or"
+                    + " rediss://HOST:PORT");
+        }
         if (!"redis".equals(u.getScheme()) && !"rediss".equals(u.getScheme()) || u.getHost() == null) {
-            throw new IllegalArgumentException("'" + s + "' must be redis://HOST:PORT or rediss://HOST:PORT");
+            throw new IllegalArgumentException("'" + withoutCredentials(s) + "' must be redis://HOST:PORT or rediss://HOST:PORT");
         }
         if (u.getUserInfo() != null) {
             throw new IllegalArgumentException("put no credentials in the URL: use fleet.user and fleet.passwordFile");

@@ -77,6 +77,46 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void aFleetOnSentinelOrClusterIsReadAndItsMistakesNamed() throws Exception {
+        Config.Fleet s = ConfigLoader.load(write("""
+                policy: p
+                issuers: {d: {type: dev}}
+                fleet: {redis: {sentinel: ["redis://s1:26379", "redis://s2:26379"], master: kw}}
+                """), Map.of()).extensions().fleet().orElseThrow();
+        assertEquals(Config.RedisKind.SENTINEL, s.redis().kind());
+        assertEquals(2, s.redis().endpoints().size());
+        assertEquals(java.util.Optional.of("kw"), s.redis().master());
+        Config.Fleet c = ConfigLoader.load(write("""
+                policy: p
+                issuers: {d: {type: dev}}
+                fleet:
+                  redis:
+                    cluster: ["rediss://a:7000", "rediss://b:7000", "rediss://c:7000"]
+                """), Map.of()).extensions().fleet().orElseThrow();
+        assertEquals(Config.RedisKind.CLUSTER, c.redis().kind());
+        assertEquals("cluster [rediss://a:7000, rediss://b:7000, rediss://c:7000]", c.redis().toString());
+        for (String[] bad : new String[][] {
+                {"{sentinel: [\"redis://s1:26379\"]}", "needs 'master'"},
+                {"{sentinel: [\"redis://s:1\"], cluster: [\"redis://c:1\"], master: m}", "either 'sentinel'"},
+                {"{cluster: []}", "non-empty list of redis:// URLs"},
+                {"{cluster: [\"http://c:1\", \"redis://p:secret@c:2\"]}", "must be redis://HOST:PORT"},
+                {"{cluster: \"redis://c:1\"}", "non-empty list"},
+                {"[redis://a:1]", "must be a redis:// URL, {sentinel"},
+                {"{cluster: [\"redis://c:1\"], tls: yes}", "tls"}}) {
+            io.keywarden.policy.yaml.ProblemsException e = org.junit.jupiter.api.Assertions.assertThrows(
+                    io.keywarden.policy.yaml.ProblemsException.class, () -> ConfigLoader.load(write("""
+                            policy: p
+                            issuers: {d: {type: dev}}
+                            fleet: {redis: %s}
+                            """.formatted(bad[0])), Map.of()), bad[0]);
+            String all = e.problems().stream().map(io.keywarden.policy.yaml.Problem::format)
+                    .collect(java.util.stream.Collectors.joining("\n"));
+            assertTrue(all.contains(bad[1]), bad[0] + " -> " + all);
+            org.junit.jupiter.api.Assertions.assertFalse(all.contains("secret"), "no password echoed: " + all);
+        }
+    }
+
+    @Test
     void gatewayLimitsAreReadAndBadOnesNamed() throws Exception {
         Config c = ConfigLoader.load(write("""
                 policy: p
