@@ -69,6 +69,23 @@ public final class SafePaths {
         return abs;
     }
 
+    /**
+     * Replaces {@code file} by {@code content} atomically (a 0600 temporary beside it, written and
+     * synced, then renamed over it), in a private directory checked first: a crash leaves the old
+     * file or the new one, never half of one. {@code what} names it for an error.
+     */
+    public static void replaceFile(Path file, byte[] content, String what) throws IOException {
+        directory(file.toAbsolutePath().getParent(), PRIVATE, what + " " + file);
+        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+        Files.deleteIfExists(tmp);
+        Files.createFile(tmp, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+        try (var ch = java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.WRITE)) {
+            ch.write(java.nio.ByteBuffer.wrap(content));
+            ch.force(true);
+        }
+        Files.move(tmp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    }
+
     /** Refuses {@code dir} (with its path and why) unless only root or this daemon's uid can change what is in it. */
     public static void check(Path dir, String what) throws IOException {
         check(dir.toAbsolutePath().normalize(), what, 0);

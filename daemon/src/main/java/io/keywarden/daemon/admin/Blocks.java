@@ -5,8 +5,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -57,12 +55,7 @@ public final class Blocks {
     }
 
     private void save() throws IOException {
-        io.keywarden.linux.SafePaths.directory(file.toAbsolutePath().getParent(), io.keywarden.linux.SafePaths.PRIVATE,
-                "the state file " + file);
-        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
-        Files.deleteIfExists(tmp);
-        Files.createFile(tmp, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
-        Files.write(tmp, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(bySpiffeId));
-        Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        io.keywarden.linux.SafePaths.replaceFile(file, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(bySpiffeId),
+                "the block list");
     }
 }

@@ -159,9 +159,14 @@ public final class Metrics {
     }
 
     /** {@code keywarden_fleet_up}: 1 while the last operation on the fleet's Redis succeeded. */
-    public void fleetUp(java.util.function.BooleanSupplier up) {
+    public void fleetUp(java.util.function.BooleanSupplier up, boolean local) {
         Gauge.builder("keywarden.fleet.up", up, u -> u.getAsBoolean() ? 1 : 0)
                 .description("1 while the fleet's Redis answers, 0 when this node decides alone (or refuses)")
+                .strongReference(true)
+                .register(registry);
+        Gauge.builder("keywarden.fleet.deciding.alone", up, u -> local && !u.getAsBoolean() ? 1 : 0)
+                .description("1 while Redis does not answer and this node enforces budgets on its own counts"
+                        + " (fleet.onUnavailable: local)")
                 .strongReference(true)
                 .register(registry);
         for (String outcome : new String[] {"admitted", "refused", "unavailable", "local"}) {

@@ -30,7 +30,8 @@ public final class OpsServer implements AutoCloseable {
         router.get("/readyz").handler(ctx -> {
             boolean ready = readiness.isReady();
             ctx.response().setStatusCode(ready ? 200 : 503).putHeader("content-type", "application/json")
-                    .end(new JsonObject().put("ready", ready).put("reasons", new JsonArray(readiness.reasons())).encode());
+                    .end(new JsonObject().put("ready", ready).put("reasons", new JsonArray(readiness.reasons()))
+                            .put("degraded", new JsonArray(readiness.degradations())).encode());
         });
         router.get("/metrics").handler(ctx -> ctx.response()
                 .putHeader("content-type", "text/plain; version=0.0.4; charset=utf-8").end(metrics.scrape()));

@@ -462,7 +462,9 @@ public final class KeywardenRuntime implements AutoCloseable {
                     s.extensions().fleet().get(), s.node());
             components.add(Component.of("fleet", f));
             fleet = f;
-            metrics.fleetUp(f::isUp);
+            fleetBlocks = io.keywarden.daemon.fleet.FleetBlockSync.open(f, stateFile(s, "fleet-pending.json"), clock,
+                    scheduler::execute, this::applyFleet);
+            metrics.fleetUp(f::isUp, s.extensions().fleet().get().onUnavailable() == Config.FleetUnavailable.LOCAL);
             try {
                 f.warm().toCompletableFuture().get(5, java.util.concurrent.TimeUnit.SECONDS);
             } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
@@ -473,8 +475,7 @@ public final class KeywardenRuntime implements AutoCloseable {
                 Thread.currentThread().interrupt();
             }
         }
-        Path stateFile = s.audit().file().map(a -> a.resolveSibling("guard-state.json"))
-                .orElse(s.adminSocket().resolveSibling("guard-state.json"));
+        Path stateFile = stateFile(s, "guard-state.json");
         GuardRecorder recorder = new GuardRecorder(audit, metrics, () -> leases, () -> blocks, policy, scheduler, clock);
         io.keywarden.daemon.guard.GuardEngine engine = new io.keywarden.daemon.guard.GuardEngine(clock, recorder);
         try {
@@ -485,7 +486,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         recorder.resume();
         if (fleet != null) {
             io.keywarden.daemon.fleet.FleetRedis f = fleet;
-            recorder.fleet((spiffeId, reason) -> publishFleet(f, spiffeId, reason));
+            recorder.fleet((spiffeId, reason) -> fleetBlocks.publish(spiffeId, reason));
         }
         guard = engine;
         guardMeters(policy.get());
@@ -540,54 +541,8 @@ public final class KeywardenRuntime implements AutoCloseable {
     private volatile io.keywarden.daemon.guard.GuardEngine guard;
     private volatile AdminServer admin;
     private volatile io.keywarden.daemon.fleet.FleetRedis fleet;
-    /** When each SPIFFE ID was last blocked by the fleet: an older unblock never lifts a newer block. */
-    private final Map<String, Long> fleetBlockedAt = new java.util.concurrent.ConcurrentHashMap<>();
-    /**
-     * Fleet blocks and unblocks made here while Redis could not take them, the latest per SPIFFE ID:
-     * pushed when the node reaches Redis again (a block is never lost; an unblock is dropped when
-     * the fleet holds a later block).
-     */
-    private final Map<String, io.keywarden.daemon.fleet.FleetRedis.Block> fleetPending =
-            new java.util.concurrent.ConcurrentHashMap<>();
-
-    /** Publishes a block (reason set) or unblock; kept for later when Redis does not take it. */
-    private java.util.concurrent.CompletionStage<Void> publishFleet(io.keywarden.daemon.fleet.FleetRedis f,
-                                                                    String spiffeId, String reason) {
-        long at = clock.millis();
-        if (reason != null) {
-            fleetBlockedAt.merge(spiffeId, at, Math::max);
-        }
-        return f.publish(spiffeId, reason, at).whenComplete((v, e) -> {
-            if (e != null) {
-                fleetPending.put(spiffeId, new io.keywarden.daemon.fleet.FleetRedis.Block(spiffeId, reason, f.node(), at));
-                LOG.warn("fleet: the {} of {} is kept to be published when Redis answers again ({})",
-                        reason != null ? "block" : "unblock", spiffeId, e.toString());
-            } else {
-                fleetPending.remove(spiffeId);
-            }
-        });
-    }
-
-    /** After a (re)subscription: what the fleet holds is applied here, and what this node made meanwhile is pushed. */
-    private void resync(io.keywarden.daemon.fleet.FleetRedis f, Map<String, io.keywarden.daemon.fleet.FleetRedis.Block> held) {
-        held.values().forEach(b -> scheduler.execute(() -> applyFleet(b)));
-        for (io.keywarden.daemon.fleet.FleetRedis.Block p : List.copyOf(fleetPending.values())) {
-            io.keywarden.daemon.fleet.FleetRedis.Block stored = held.get(p.spiffeId());
-            if (p.reason() == null && stored != null && stored.at() > p.at()) {
-                fleetPending.remove(p.spiffeId());
-                LOG.warn("fleet: this node's unblock of {} made while Redis was away is dropped: the fleet blocked it"
-                        + " later", p.spiffeId());
-                continue;
-            }
-            f.publish(p.spiffeId(), p.reason(), p.at()).whenComplete((v, e) -> {
-                if (e == null) {
-                    fleetPending.remove(p.spiffeId(), p);
-                    LOG.warn("fleet: the {} of {} made while Redis was away is published", p.reason() != null ? "block"
-                            : "unblock", p.spiffeId());
-                }
-            });
-        }
-    }
+    /** The fleet's kill switch on this node (with {@link #fleet}). */
+    private volatile io.keywarden.daemon.fleet.FleetBlockSync fleetBlocks;
 
     /**
      * The fleet (when the config has {@code fleet:}): blocks set with {@code --fleet} (or by the
@@ -599,17 +554,18 @@ public final class KeywardenRuntime implements AutoCloseable {
             return;
         }
         io.keywarden.daemon.fleet.FleetRedis f = fleet;
+        io.keywarden.daemon.fleet.FleetBlockSync sync = fleetBlocks;
         AdminServer a = admin;
         if (a != null) {
             a.fleet(new AdminServer.FleetBlocks() {
                 @Override
                 public java.util.concurrent.CompletionStage<Void> block(String spiffeId, String reason) {
-                    return publishFleet(f, spiffeId, reason);
+                    return sync.publish(spiffeId, reason);
                 }
 
                 @Override
                 public java.util.concurrent.CompletionStage<Void> unblock(String spiffeId) {
-                    return publishFleet(f, spiffeId, null);
+                    return sync.publish(spiffeId, null);
                 }
 
                 @Override
@@ -628,19 +584,35 @@ public final class KeywardenRuntime implements AutoCloseable {
             beat.run();
             scheduler.every(clock, f.config().heartbeat(), beat);
         }
-        f.subscribe((b, stored) -> scheduler.execute(() -> applyFleet(b)),
+        // Ready either way (opens never depend on Redis), but /readyz says how this node decides meanwhile.
+        String alone = f.config().onUnavailable() == Config.FleetUnavailable.LOCAL
+                ? "Redis does not answer: this node enforces token budgets and requests per minute on its own counts"
+                        + " (fleet.onUnavailable: local); blocks set elsewhere meanwhile do not reach it"
+                : "Redis does not answer: guarded gateway requests are refused with 503 fleet_unavailable"
+                        + " (fleet.onUnavailable: closed); blocks set elsewhere meanwhile do not reach it";
+        scheduler.every(clock, Duration.ofSeconds(1), () -> {
+            if (f.isUp()) {
+                readiness.notDegraded("fleet");
+            } else {
+                readiness.degraded("fleet", alone);
+            }
+        });
+        f.subscribe((b, stored) -> sync.heard(b),
                 () -> f.blocks().whenComplete((all, e) -> {
                     if (e != null) {
                         LOG.warn("fleet: the stored blocks cannot be read: {}", e.toString());
                         return;
                     }
-                    resync(f, all);
+                    sync.resync(all);
                 }));
         LOG.info("fleet: node {} on {} (blocks and token budgets across nodes; onUnavailable {})", f.node(),
                 f.config().redis(), f.config().onUnavailable().name().toLowerCase(java.util.Locale.ROOT));
     }
 
-    /** One fleet block (reason set) or unblock (reason null), applied here as an operator's would be. */
+    /**
+     * One fleet block (reason set) or unblock (reason null), applied here as an operator's would be
+     * (ordered by {@link io.keywarden.daemon.fleet.FleetBlockSync} first).
+     */
     private void applyFleet(io.keywarden.daemon.fleet.FleetRedis.Block b) {
         Policy p = policy.get();
         var w = p.workloadBySpiffeId(SpiffeId.parse(b.spiffeId()));
@@ -653,7 +625,6 @@ public final class KeywardenRuntime implements AutoCloseable {
         f.put("at", java.time.Instant.ofEpochMilli(b.at()).toString());
         try {
             if (b.reason() != null) {
-                fleetBlockedAt.merge(b.spiffeId(), b.at(), Math::max);
                 if (bl != null && reason.equals(bl.all().get(b.spiffeId()))) {
                     return;
                 }
@@ -669,11 +640,6 @@ public final class KeywardenRuntime implements AutoCloseable {
                 }
                 LOG.warn("fleet: {} blocked here by node {}: {}", b.spiffeId(), b.node(), b.reason());
             } else {
-                Long last = fleetBlockedAt.get(b.spiffeId());
-                if (last != null && last > b.at()) {
-                    LOG.warn("fleet: an unblock of {} older than its block ignored", b.spiffeId());
-                    return;
-                }
                 if (bl == null || !bl.all().containsKey(b.spiffeId())) {
                     return;
                 }
@@ -853,10 +819,14 @@ public final class KeywardenRuntime implements AutoCloseable {
         }
     }
 
-    /** Blocks survive restarts: beside the ledger when there is one, else beside the admin socket. */
+    /** A file of state that survives restarts: beside the ledger when there is one, else beside the admin socket. */
+    private static Path stateFile(Spec s, String name) {
+        return s.audit().file().map(a -> a.resolveSibling(name)).orElse(s.adminSocket().resolveSibling(name));
+    }
+
+    /** Blocks survive restarts (see {@link #stateFile}). */
     private void loadBlocks(Spec s) throws IOException {
-        Path blocksFile = s.audit().file().map(a -> a.resolveSibling("blocks.json"))
-                .orElse(s.adminSocket().resolveSibling("blocks.json"));
+        Path blocksFile = stateFile(s, "blocks.json");
         blocks = Blocks.load(blocksFile);
         applyBlocks(policy.get());
     }

@@ -36,6 +36,7 @@ class FleetFailureIT {
     static int upstreamPort;
     static final List<Daemon> daemons = new ArrayList<>();
     static final int[] gateways = new int[2];
+    static final int[] ops = new int[2];
     static final String[] NODES = {"a", "b"};
 
     @BeforeAll
@@ -68,13 +69,23 @@ class FleetFailureIT {
                 """);
         for (int i = 0; i < 2; i++) {
             gateways[i] = Ports.free();
-            daemons.add(io.keywarden.tests.support.FleetNode.start(dir, NODES[i], gateways[i], upstreamPort, """
-                      redis: redis://127.0.0.1:%d
-                      keyPrefix: "kwfail:"
-                      onUnavailable: %s
-                      opTimeout: 300ms
-                    """.formatted(redisPort, i == 0 ? "local" : "closed")));
+            ops[i] = Ports.free();
+            daemons.add(startNode(i));
         }
+    }
+
+    /** Node {@code i} (a: onUnavailable local, b: closed) on its gateway and ops ports. */
+    static Daemon startNode(int i) throws Exception {
+        return io.keywarden.tests.support.FleetNode.start(dir, NODES[i], gateways[i], upstreamPort, """
+                  redis: redis://127.0.0.1:%d
+                  keyPrefix: "kwfail:"
+                  onUnavailable: %s
+                  opTimeout: 300ms
+                """.formatted(redisPort, i == 0 ? "local" : "closed"), ops[i]);
+    }
+
+    static String readyz(int node) {
+        return io.keywarden.tests.support.Http.get("http://127.0.0.1:" + ops[node] + "/readyz");
     }
 
     /** redis-server on the test's port; with {@code rdb}, starting from that snapshot. */
@@ -154,6 +165,12 @@ class FleetFailureIT {
         assertEquals(200, status(local), "onUnavailable local: the node enforces alone: " + local);
         assertEquals(503, status(closed), closed);
         assertTrue(closed.contains("\"code\":\"fleet_unavailable\""), closed);
+        Await.until(Duration.ofSeconds(10), () -> readyz(0).contains("on its own counts") && readyz(1).contains(
+                "503 fleet_unavailable"), () -> "/readyz says how each node decides: " + readyz(0) + " / " + readyz(1));
+        System.out.println("Redis down: node a /readyz " + readyz(0));
+        assertTrue(readyz(0).contains("\"ready\":true"), "still ready: opens never depend on Redis");
+        String m = io.keywarden.tests.support.Http.get("http://127.0.0.1:" + ops[0] + "/metrics");
+        assertTrue(m.contains("keywarden_fleet_deciding_alone 1.0") && m.contains("keywarden_fleet_up 0.0"), m);
         for (int node = 0; node < 2; node++) {
             for (int uid : new int[] {1001, 1002}) {
                 long ms = read(uid, node);
@@ -166,6 +183,8 @@ class FleetFailureIT {
         Await.until(Duration.ofSeconds(15), () -> read(1002, 0) < 0 && read(1002, 1) < 0,
                 () -> "both nodes applied the block stored while they could not hear it");
         Await.until(Duration.ofSeconds(15), () -> status(gateway(1001, 1)) == 200, () -> "node b serves again");
+        Await.until(Duration.ofSeconds(10), () -> readyz(0).contains("\"degraded\":[]"), () -> "no longer alone: "
+                + readyz(0));
         assertEquals(403, status(gateway(1002, 0)));
         for (String n : NODES) {
             assertTrue(Files.readString(dir.resolve(n).resolve("audit.jsonl")).contains("made during the outage"),
@@ -240,10 +259,17 @@ class FleetFailureIT {
         assertTrue(block.err().contains("applied on this node only"), block.err());
         assertTrue(read(1002, 0) < 0, "node a holds its block");
         assertTrue(read(1002, 1) >= 0, "node b has not heard of it");
+        // Node a restarts before Redis returns: its block is still to be pushed (fleet-pending.json).
+        assertEquals(0, daemons.get(0).stop());
+        assertTrue(Files.readString(dir.resolve("a/fleet-pending.json")).contains("during the partition"));
+        daemons.set(0, startNode(0));
+        assertTrue(read(1002, 0) < 0, "node a still holds its block after the restart");
         redis = startRedis(null);
         Await.until(Duration.ofSeconds(15), () -> read(1002, 1) < 0, () -> "node a pushed its block when Redis came back,"
                 + " and node b applied it");
         assertTrue(Files.readString(dir.resolve("b/audit.jsonl")).contains("during the partition"));
+        Await.until(Duration.ofSeconds(5), () -> Files.readString(dir.resolve("a/fleet-pending.json")).equals("[]"),
+                () -> "nothing left pending on node a");
         Proc.Result unblock = Daemon.cli("unblock", "--admin-socket", dir.resolve("b/admin/admin.sock").toString(),
                 "--spiffe-id", "spiffe://example.org/other", "--fleet");
         assertEquals(0, unblock.code(), unblock.out() + unblock.err());
