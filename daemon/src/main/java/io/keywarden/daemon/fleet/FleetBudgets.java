@@ -28,7 +28,7 @@ import org.slf4j.LoggerFactory;
  * (as without a fleet) and counts it in {@link #localFallbacks}; {@code closed} refuses with
  * {@link Admission.Unavailable}.
  */
-public final class FleetBudgets implements TokenBudgets {
+public final class FleetBudgets implements TokenBudgets, io.keywarden.daemon.guard.SlotCounter {
     private static final Logger LOG = LoggerFactory.getLogger(FleetBudgets.class);
 
     private final FleetRedis redis;
@@ -47,7 +47,14 @@ public final class FleetBudgets implements TokenBudgets {
         this.local = local;
         this.clock = clock;
         this.lifetime = answerTimeout.plusMinutes(1);
+        local.decidedElsewhere();
     }
+
+    /** A workload's fleet-wide baseline, fetched once per hour (complete hours do not change). */
+    private record CachedBaseline(long hour, FleetRedis.Baseline baseline) {
+    }
+
+    private final java.util.Map<String, CachedBaseline> baselines = new java.util.concurrent.ConcurrentHashMap<>();
 
     /** Requests decided on this node's counts alone because Redis did not answer. */
     public long localFallbacks() {
@@ -86,8 +93,9 @@ public final class FleetBudgets implements TokenBudgets {
                     if (a.window().equals("m")) {
                         long minute = now.getEpochSecond() / 60;
                         Duration retry = Duration.between(now, Instant.ofEpochSecond((minute + 1) * 60));
-                        local.fleetBreach(w, BreachKind.REQUESTS_PER_MINUTE, a.used() + 1, b.requestsPerMinute().getAsLong(),
-                                Instant.ofEpochSecond((minute + 1) * 60), "requests this minute fleet-wide");
+                        once(w, BreachKind.REQUESTS_PER_MINUTE, () -> local.fleetBreach(w, BreachKind.REQUESTS_PER_MINUTE,
+                                a.used() + 1, b.requestsPerMinute().getAsLong(), Instant.ofEpochSecond((minute + 1) * 60),
+                                "requests this minute fleet-wide"));
                         return new Admission.OverBudget(BreachKind.REQUESTS_PER_MINUTE, a.used() + 1,
                                 b.requestsPerMinute().getAsLong(), retry.isNegative() ? Duration.ZERO : retry);
                     }
@@ -96,8 +104,8 @@ public final class FleetBudgets implements TokenBudgets {
                     Instant end = perHour ? Instant.ofEpochSecond((hour + 1) * 3600) : Instant.ofEpochSecond((day + 1) * 86_400);
                     BreachKind kind = perHour ? BreachKind.TOKENS_PER_HOUR : BreachKind.TOKENS_PER_DAY;
                     if (a.used() + Math.max(1, worstCase) > limit) {
-                        local.fleetBreach(w, kind, a.used() + worstCase, limit, end, "used fleet-wide " + a.used()
-                                + " + this request's worst case " + worstCase);
+                        once(w, kind, () -> local.fleetBreach(w, kind, a.used() + worstCase, limit, end, "used fleet-wide "
+                                + a.used() + " + this request's worst case " + worstCase));
                     }
                     Duration retry = Duration.between(now, end);
                     return new Admission.OverBudget(kind, a.used() + a.reserved() + worstCase, limit,
@@ -129,24 +137,105 @@ public final class FleetBudgets implements TokenBudgets {
 
     @Override
     public void settle(Workload w, Reservation r, String model, long tokensIn, long tokensOut, String sensor) {
-        if (r == null || r.fleetId() == null) {
-            local.settle(w, r, model, tokensIn, tokensOut, sensor);
+        if (r != null && !r.claimSettlement()) {
             return;
         }
-        if (!r.claimSettlement()) {
+        boolean inFleet = r != null && r.fleetId() != null;
+        local.settleClaimed(w, inFleet ? null : r, model, tokensIn, tokensOut, sensor);
+        Guard g = w.guard();
+        if (!inFleet && g.budget().tokensPerHour().isEmpty() && g.budget().tokensPerDay().isEmpty() && g.anomaly().isEmpty()) {
             return;
         }
-        local.settle(w, null, model, tokensIn, tokensOut, sensor);
+        // Reserved on this node alone (Redis was away), or no tokens reserved (an anomaly rule only):
+        // counted in the fleet all the same, with no reservation to replace.
+        String id = inFleet ? r.fleetId() : "";
         Instant now = clock.instant();
         long used = Math.max(0, tokensIn) + Math.max(0, tokensOut);
         // Counted in the windows it settles in, as on one node.
-        redis.settle(w.spiffeId().toString(), now.getEpochSecond() / 3600, now.getEpochSecond() / 86_400, r.fleetId(), used)
-                .whenComplete((v, e) -> {
+        redis.settle(w.spiffeId().toString(), now.getEpochSecond() / 3600, now.getEpochSecond() / 86_400, id, used, keep(w))
+                .whenComplete((totals, e) -> {
                     if (e != null) {
                         // The reservation expires by itself; the usage is counted on this node all the same.
                         LOG.warn("fleet: {} tokens of {} not settled in Redis ({}); its reservation expires within {} s",
                                 used, w.name(), e.toString(), lifetime.toSeconds());
+                        return;
                     }
+                    checkTotals(w, totals, now, sensor);
                 });
+    }
+
+    @Override
+    public CompletionStage<long[]> count(Workload w, String slot, long in, long out, long requests, String sensor) {
+        Instant now = clock.instant();
+        return redis.countSlot(w.spiffeId().toString(), now.getEpochSecond() / 3600, now.getEpochSecond() / 86_400, slot,
+                in, out, requests, keep(w)).thenApply(c -> {
+                    checkTotals(w, c.totals(), now, sensor);
+                    return new long[] {c.in(), c.out(), c.requests()};
+                });
+    }
+
+    /** Hours of fleet history a workload keeps: its anomaly baseline's (168 without a rule, so one added later has some). */
+    private static int keep(Workload w) {
+        return w.guard().anomaly().map(Guard.Anomaly::baselineHours).orElse(168);
+    }
+
+    /**
+     * The fleet's totals after a count: a used-up token budget fires its breach (once per window on
+     * this node), and the hour's total is checked against the fleet's anomaly baseline.
+     */
+    private void checkTotals(Workload w, FleetRedis.Totals t, Instant now, String sensor) {
+        Guard.Budget b = w.guard().budget();
+        long hour = now.getEpochSecond() / 3600;
+        long day = now.getEpochSecond() / 86_400;
+        if (b.tokensPerHour().isPresent() && t.hour() >= b.tokensPerHour().getAsLong()) {
+            once(w, BreachKind.TOKENS_PER_HOUR, () -> local.fleetBreach(w, BreachKind.TOKENS_PER_HOUR, t.hour(),
+                    b.tokensPerHour().getAsLong(), Instant.ofEpochSecond((hour + 1) * 3600), "used fleet-wide, by " + sensor));
+        }
+        if (b.tokensPerDay().isPresent() && t.day() >= b.tokensPerDay().getAsLong()) {
+            once(w, BreachKind.TOKENS_PER_DAY, () -> local.fleetBreach(w, BreachKind.TOKENS_PER_DAY, t.day(),
+                    b.tokensPerDay().getAsLong(), Instant.ofEpochSecond((day + 1) * 86_400), "used fleet-wide, by " + sensor));
+        }
+        Guard.Anomaly a = w.guard().anomaly().orElse(null);
+        if (a == null || t.hour() < a.minTokensPerHour()) {
+            return;
+        }
+        CachedBaseline cached = baselines.get(w.name());
+        if (cached != null && cached.hour() == hour) {
+            anomaly(w, a, t.hour(), cached.baseline(), sensor);
+            return;
+        }
+        redis.baseline(w.spiffeId().toString(), hour, a.baselineHours()).whenComplete((base, e) -> {
+            if (e != null) {
+                LOG.warn("fleet: the anomaly baseline of {} cannot be read ({}); checked at its next usage", w.name(),
+                        e.toString());
+                return;
+            }
+            baselines.put(w.name(), new CachedBaseline(hour, base));
+            anomaly(w, a, t.hour(), base, sensor);
+        });
+    }
+
+    private void anomaly(Workload w, Guard.Anomaly a, long hourTokens, FleetRedis.Baseline base, String sensor) {
+        if (base.hours() > 0 && hourTokens > a.factor() * base.mean()) {
+            once(w, BreachKind.ANOMALY, () -> local.fleetAnomaly(w, hourTokens, base.hours(), base.tokens(), sensor));
+        }
+    }
+
+    /**
+     * Fires a fleet-wide breach once for the fleet: the first node to claim it in Redis acts (its
+     * ledger record, its action); the others note it as fired. When Redis cannot say, this node acts
+     * (twice rather than never).
+     */
+    private void once(Workload w, BreachKind kind, Runnable fire) {
+        if (local.firedThisWindow(w, kind)) {
+            return;
+        }
+        redis.claimBreach(w.spiffeId().toString(), kind.label(), local.currentWindow(kind)).whenComplete((won, e) -> {
+            if (e != null || Boolean.TRUE.equals(won)) {
+                fire.run();
+            } else {
+                local.markFired(w, kind);
+            }
+        });
     }
 }

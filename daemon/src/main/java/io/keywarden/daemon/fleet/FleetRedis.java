@@ -100,22 +100,80 @@ public final class FleetRedis implements AutoCloseable {
             """;
 
     /**
-     * Settle. KEYS: hour window, day window, reservations hash. ARGV: reservation id (may be ""),
-     * tokens used, hour window lifetime (s), day window lifetime (s).
+     * Counts {@code t} tokens (ARGV[1] of the caller's choosing) in a workload's hour and day windows
+     * and in its history (one hash: hour number → tokens, and {@code first}, the hour it began).
+     * Values of the wrong type are dropped first. Answers the hour's and the day's totals.
      */
-    static final String SETTLE = """
+    static final String COUNT = """
+            local function count(hk, dk, histk, t, hour, keep)
+              local totals = {}
+              for i, k in ipairs({hk, dk}) do
+                local ty = redis.call('TYPE', k).ok
+                if ty ~= 'none' and (ty ~= 'string' or tonumber(redis.call('GET', k)) == nil) then redis.call('DEL', k) end
+                if t > 0 then
+                  totals[i] = redis.call('INCRBY', k, t)
+                  redis.call('EXPIRE', k, i == 1 and 7200 or 172800)
+                else
+                  totals[i] = tonumber(redis.call('GET', k) or '0') or 0
+                end
+              end
+              local ty = redis.call('TYPE', histk).ok
+              if ty ~= 'none' and ty ~= 'hash' then redis.call('DEL', histk) end
+              if tonumber(redis.call('HGET', histk, 'first') or '0') == nil then redis.call('HDEL', histk, 'first') end
+              redis.call('HSETNX', histk, 'first', hour)
+              if t > 0 then
+                if tonumber(redis.call('HGET', histk, hour) or '0') == nil then redis.call('HDEL', histk, hour) end
+                redis.call('HINCRBY', histk, hour, t)
+              end
+              redis.call('EXPIRE', histk, (keep + 1) * 3600)
+              if redis.call('HLEN', histk) > keep + 2 then
+                for _, f in ipairs(redis.call('HKEYS', histk)) do
+                  local h = tonumber(f)
+                  if f ~= 'first' and (h == nil or h < tonumber(hour) - keep) then redis.call('HDEL', histk, f) end
+                end
+              end
+              return totals
+            end
+            """;
+
+    /**
+     * Settle. KEYS: hour window, day window, reservations hash, history. ARGV: reservation id (may
+     * be ""), tokens used, hour number, hours of history kept. Answers the hour's and day's totals.
+     */
+    static final String SETTLE = COUNT + """
             if ARGV[1] ~= '' and redis.call('TYPE', KEYS[3]).ok == 'hash' then redis.call('HDEL', KEYS[3], ARGV[1]) end
-            local t = tonumber(ARGV[2])
-            if t > 0 then
-              for i = 1, 2 do
-                local ty = redis.call('TYPE', KEYS[i]).ok
-                if ty ~= 'none' and ty ~= 'string' then redis.call('DEL', KEYS[i]) end
-                if ty == 'string' and tonumber(redis.call('GET', KEYS[i])) == nil then redis.call('DEL', KEYS[i]) end
-                redis.call('INCRBY', KEYS[i], t)
-                redis.call('EXPIRE', KEYS[i], tonumber(ARGV[2 + i]))
+            return count(KEYS[1], KEYS[2], KEYS[4], math.max(0, tonumber(ARGV[2]) or 0), ARGV[3], tonumber(ARGV[4]))
+            """;
+
+    /**
+     * A late sensor's usage, counted once for the fleet. KEYS: hour window, day window, history,
+     * the slots seen (a hash: slot → "in:out:requests" counted so far). ARGV: slot, in, out,
+     * requests (the slot's totals now), hour number, hours of history kept. Counts only what grew
+     * since any node last reported the slot; answers {in, out, requests counted now, hour total,
+     * day total}.
+     */
+    static final String USAGE = COUNT + """
+            local ty = redis.call('TYPE', KEYS[4]).ok
+            if ty ~= 'none' and ty ~= 'hash' then redis.call('DEL', KEYS[4]) end
+            local before = {0, 0, 0}
+            local prev = redis.call('HGET', KEYS[4], ARGV[1])
+            if prev then
+              local i = 1
+              for v in string.gmatch(prev, '[^:]+') do
+                if i <= 3 then before[i] = tonumber(v) or 0 end
+                i = i + 1
               end
             end
-            return 1
+            local now = {}
+            local add = {}
+            for i = 1, 3 do
+              now[i] = math.max(before[i], math.max(0, tonumber(ARGV[1 + i]) or 0))
+              add[i] = now[i] - before[i]
+            end
+            redis.call('HSET', KEYS[4], ARGV[1], now[1] .. ':' .. now[2] .. ':' .. now[3])
+            redis.call('EXPIRE', KEYS[4], 10800)
+            local totals = count(KEYS[1], KEYS[2], KEYS[3], add[1] + add[2], ARGV[5], tonumber(ARGV[6]))
+            return {add[1], add[2], add[3], totals[1], totals[2]}
             """;
 
     /** One fleet block: who set it, where and when, and why. {@code at} orders a block against an unblock. */
@@ -136,6 +194,7 @@ public final class FleetRedis implements AutoCloseable {
     private volatile boolean up;
     private static final String RESERVE_SHA = sha1(RESERVE);
     private static final String SETTLE_SHA = sha1(SETTLE);
+    private static final String USAGE_SHA = sha1(USAGE);
 
     public FleetRedis(Vertx vertx, Config.Fleet config, String node) throws IOException {
         this.vertx = vertx;
@@ -274,10 +333,105 @@ public final class FleetRedis implements AutoCloseable {
         }).toCompletionStage();
     }
 
-    /** Replaces reservation {@code id} (may be empty) by {@code tokens} used in the windows it settles in. */
-    public CompletionStage<Void> settle(String spiffeId, long hour, long day, String id, long tokens) {
-        List<String> args = List.of(id == null ? "" : id, Long.toString(Math.max(0, tokens)), "7200", "172800");
-        return eval(SETTLE, SETTLE_SHA, budgetKeys(spiffeId, hour, day), args).<Void>mapEmpty().toCompletionStage();
+    /** The hour's and the day's fleet-wide totals after a settle or a late count. */
+    public record Totals(long hour, long day) {
+    }
+
+    /**
+     * Replaces reservation {@code id} (may be empty) by {@code tokens} used in the windows it settles
+     * in; the workload's history keeps {@code keepHours} hours (its anomaly baseline's).
+     */
+    public CompletionStage<Totals> settle(String spiffeId, long hour, long day, String id, long tokens, int keepHours) {
+        List<String> keys = new ArrayList<>(budgetKeys(spiffeId, hour, day));
+        keys.add(historyKey(spiffeId));
+        List<String> args = List.of(id == null ? "" : id, Long.toString(Math.max(0, tokens)), Long.toString(hour),
+                Long.toString(keepHours));
+        return eval(SETTLE, SETTLE_SHA, keys, args).map(r -> {
+            if (r == null || r.type() != ResponseType.MULTI || r.size() != 2) {
+                throw new IllegalStateException("the settle script answered " + (r == null ? "nothing" : r.type()));
+            }
+            return new Totals(r.get(0).toLong(), r.get(1).toLong());
+        }).toCompletionStage();
+    }
+
+    /** What {@link #countSlot} counted now, and the totals after it. */
+    public record SlotCount(long in, long out, long requests, Totals totals) {
+    }
+
+    /**
+     * A late sensor's totals so far for {@code slot} (one bucket of one provider key): what grew
+     * since any node last reported it is counted in the windows, once for the fleet.
+     */
+    public CompletionStage<SlotCount> countSlot(String spiffeId, long hour, long day, String slot, long in, long out,
+                                                long requests, int keepHours) {
+        List<String> b = budgetKeys(spiffeId, hour, day);
+        List<String> keys = List.of(b.get(0), b.get(1), historyKey(spiffeId), config.keyPrefix() + "{" + spiffeId + "}:slots");
+        List<String> args = List.of(slot, Long.toString(in), Long.toString(out), Long.toString(requests), Long.toString(hour),
+                Long.toString(keepHours));
+        return eval(USAGE, USAGE_SHA, keys, args).map(r -> {
+            if (r == null || r.type() != ResponseType.MULTI || r.size() != 5) {
+                throw new IllegalStateException("the usage script answered " + (r == null ? "nothing" : r.type()));
+            }
+            return new SlotCount(r.get(0).toLong(), r.get(1).toLong(), r.get(2).toLong(),
+                    new Totals(r.get(3).toLong(), r.get(4).toLong()));
+        }).toCompletionStage();
+    }
+
+    String historyKey(String spiffeId) {
+        return config.keyPrefix() + "{" + spiffeId + "}:hist";
+    }
+
+    /** A workload's fleet-wide baseline for {@code hour}: its complete hours in the last {@code hours}, and their tokens. */
+    public record Baseline(int hours, long tokens) {
+        public double mean() {
+            return hours == 0 ? 0 : (double) tokens / hours;
+        }
+    }
+
+    /**
+     * The complete hours before {@code hour} (at most {@code hours}, none before the fleet first
+     * counted the workload; an hour without use counts as zero) and their tokens. Malformed values
+     * count as zero.
+     */
+    public CompletionStage<Baseline> baseline(String spiffeId, long hour, int hours) {
+        Request get = Request.cmd(Command.HMGET).arg(historyKey(spiffeId)).arg("first");
+        for (int i = 1; i <= hours; i++) {
+            get.arg(Long.toString(hour - i));
+        }
+        return timed(client.send(get)).map(r -> {
+            if (r == null || r.type() != ResponseType.MULTI || r.size() != hours + 1) {
+                return new Baseline(0, 0);
+            }
+            long first = number(r.get(0), hour);
+            int n = 0;
+            long sum = 0;
+            for (int i = 1; i <= hours && hour - i >= first; i++) {
+                n++;
+                sum += Math.max(0, number(r.get(i), 0));
+            }
+            return new Baseline(n, sum);
+        }).toCompletionStage();
+    }
+
+    private static long number(Response v, long dflt) {
+        if (v == null) {
+            return dflt;
+        }
+        try {
+            return Long.parseLong(v.toString());
+        } catch (NumberFormatException e) {
+            return dflt;
+        }
+    }
+
+    /**
+     * Claims the breach {@code kind} of {@code spiffeId} in {@code window} for this node: true for
+     * the first node to ask (which acts on it), false for every other (the fleet acts once).
+     */
+    public CompletionStage<Boolean> claimBreach(String spiffeId, String kind, long window) {
+        return timed(client.send(Request.cmd(Command.SET).arg(config.keyPrefix() + "{" + spiffeId + "}:fired:" + kind + ":"
+                + window).arg(node).arg("NX").arg("EX").arg(172_800))).map(r -> r != null && "OK".equals(r.toString()))
+                .toCompletionStage();
     }
 
     // ---- inventory ----

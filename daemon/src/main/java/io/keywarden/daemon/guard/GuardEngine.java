@@ -48,6 +48,45 @@ public final class GuardEngine implements TokenBudgets {
         this.listener = listener;
     }
 
+    /**
+     * Set when the fleet decides on fleet-wide counts: usage counted here then never fires a token
+     * budget or the anomaly rule on this node's own counts (a refusal here still does).
+     */
+    private volatile boolean decidedElsewhere;
+
+    /** Token budgets and the anomaly rule are decided on the fleet's counts: see {@link #fleetBreach}, {@link #fleetAnomaly}. */
+    public void decidedElsewhere() {
+        decidedElsewhere = true;
+    }
+
+    /**
+     * The fleet's anomaly check: {@code hourTokens} used this hour fleet-wide against the mean of the
+     * fleet's last {@code hours} complete hours ({@code baselineTokens} in all). Fires once per hour on
+     * this node, with the workload's action, like a local breach.
+     */
+    public void fleetAnomaly(Workload w, long hourTokens, int hours, long baselineTokens, String sensor) {
+        Guard.Anomaly a = w.guard().anomaly().orElse(null);
+        if (a == null || hours == 0) {
+            return;
+        }
+        double mean = (double) baselineTokens / hours;
+        double threshold = a.factor() * mean;
+        if (hourTokens < a.minTokensPerHour() || hourTokens <= threshold) {
+            return;
+        }
+        Counters c = counters(w.name());
+        boolean first;
+        synchronized (c) {
+            roll(c, clock.instant(), w.guard());
+            first = firstIn(c, BreachKind.ANOMALY, c.hour);
+        }
+        if (first) {
+            act(w, new Fire(BreachKind.ANOMALY, hourTokens + " (fleet-wide)", String.format(java.util.Locale.ROOT,
+                    "%.0f (%.2f x %.0f over %d h, fleet-wide)", threshold, a.factor(), mean, hours),
+                    Instant.ofEpochSecond((c.hour + 1) * 3600)), sensor);
+        }
+    }
+
     /** One workload's windows. Every field is guarded by the instance's monitor. */
     static final class Counters {
         long minute = -1;
@@ -166,12 +205,41 @@ public final class GuardEngine implements TokenBudgets {
         boolean first;
         synchronized (c) {
             roll(c, clock.instant(), w.guard());
-            first = firstIn(c, kind, kind == BreachKind.TOKENS_PER_DAY ? c.day
-                    : kind == BreachKind.REQUESTS_PER_MINUTE ? c.minute : c.hour);
+            first = firstIn(c, kind, windowOf(c, kind));
         }
         if (first) {
             act(w, new Fire(kind, observed + " (" + detail + ")", Long.toString(limit), windowEnd), "gateway");
         }
+    }
+
+    /** Whether {@code kind} already fired for {@code w} in its current window on this node. */
+    public boolean firedThisWindow(Workload w, BreachKind kind) {
+        Counters c = counters(w.name());
+        synchronized (c) {
+            roll(c, clock.instant(), w.guard());
+            Long last = c.fired.get(kind);
+            return last != null && last == windowOf(c, kind);
+        }
+    }
+
+    /** Marks {@code kind} fired for {@code w} in its current window without acting (another node acted). */
+    public void markFired(Workload w, BreachKind kind) {
+        Counters c = counters(w.name());
+        synchronized (c) {
+            roll(c, clock.instant(), w.guard());
+            c.fired.put(kind, windowOf(c, kind));
+        }
+    }
+
+    /** The window number {@code kind} fires once in: the minute, the day or (tokens per hour, anomaly) the hour. */
+    public long currentWindow(BreachKind kind) {
+        long second = clock.instant().getEpochSecond();
+        return kind == BreachKind.REQUESTS_PER_MINUTE ? second / 60 : kind == BreachKind.TOKENS_PER_DAY ? second / 86_400
+                : second / 3600;
+    }
+
+    private static long windowOf(Counters c, BreachKind kind) {
+        return kind == BreachKind.REQUESTS_PER_MINUTE ? c.minute : kind == BreachKind.TOKENS_PER_DAY ? c.day : c.hour;
     }
 
     /**
@@ -184,10 +252,18 @@ public final class GuardEngine implements TokenBudgets {
 
     @Override
     public void settle(Workload w, Reservation r, String model, long tokensIn, long tokensOut, String sensor) {
+        if (r != null && !r.claim()) {
+            return;
+        }
+        settleClaimed(w, r, model, tokensIn, tokensOut, sensor);
+    }
+
+    /**
+     * {@link #settle} for a caller that already claimed {@code r}'s settlement (or has none): its
+     * tokens leave what is in flight here, and the usage is counted.
+     */
+    public void settleClaimed(Workload w, Reservation r, String model, long tokensIn, long tokensOut, String sensor) {
         if (r != null) {
-            if (!r.claim()) {
-                return;
-            }
             Counters c = counters(r.workload());
             synchronized (c) {
                 c.reserved = Math.max(0, c.reserved - r.tokens());
@@ -217,17 +293,17 @@ public final class GuardEngine implements TokenBudgets {
                 c.usageModels.merge(model, Math.max(0, requests), Long::sum);
             }
             Guard.Budget b = g.budget();
-            if (b.tokensPerHour().isPresent() && c.tokensHour >= b.tokensPerHour().getAsLong()
+            if (!decidedElsewhere && b.tokensPerHour().isPresent() && c.tokensHour >= b.tokensPerHour().getAsLong()
                     && firstIn(c, BreachKind.TOKENS_PER_HOUR, c.hour)) {
                 fires.add(new Fire(BreachKind.TOKENS_PER_HOUR, Long.toString(c.tokensHour),
                         Long.toString(b.tokensPerHour().getAsLong()), Instant.ofEpochSecond((c.hour + 1) * 3600)));
             }
-            if (b.tokensPerDay().isPresent() && c.tokensDay >= b.tokensPerDay().getAsLong()
+            if (!decidedElsewhere && b.tokensPerDay().isPresent() && c.tokensDay >= b.tokensPerDay().getAsLong()
                     && firstIn(c, BreachKind.TOKENS_PER_DAY, c.day)) {
                 fires.add(new Fire(BreachKind.TOKENS_PER_DAY, Long.toString(c.tokensDay),
                         Long.toString(b.tokensPerDay().getAsLong()), Instant.ofEpochSecond((c.day + 1) * 86_400)));
             }
-            if (g.anomaly().isPresent() && !c.baseline.isEmpty()) {
+            if (!decidedElsewhere && g.anomaly().isPresent() && !c.baseline.isEmpty()) {
                 Guard.Anomaly a = g.anomaly().get();
                 double mean = c.baseline.stream().mapToLong(Long::longValue).average().orElse(0);
                 double threshold = a.factor() * mean;

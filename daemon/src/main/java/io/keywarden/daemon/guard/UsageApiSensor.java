@@ -62,9 +62,21 @@ public final class UsageApiSensor {
     private record Owner(String workload, String key, String leaseId, Instant seen) {
     }
 
+    /** With a fleet: where each slot is counted once for every node (else this node's {@link #counted}). */
+    private final SlotCounter fleet;
+    /** Why the fleet did not count a slot in this poll (readiness shows it). */
+    private String fleetProblem;
+
     public UsageApiSensor(Config.UsageApi config, GuardEngine guard, Supplier<List<LeaseManager.LeaseView>> leases,
                           Supplier<Policy> policy, GatewayTally tally, io.keywarden.daemon.ops.Metrics metrics,
                           Clock clock) {
+        this(config, guard, leases, policy, tally, metrics, clock, null);
+    }
+
+    public UsageApiSensor(Config.UsageApi config, GuardEngine guard, Supplier<List<LeaseManager.LeaseView>> leases,
+                          Supplier<Policy> policy, GatewayTally tally, io.keywarden.daemon.ops.Metrics metrics,
+                          Clock clock, SlotCounter fleet) {
+        this.fleet = fleet;
         this.metrics = metrics;
         this.config = config;
         this.guard = guard;
@@ -96,12 +108,13 @@ public final class UsageApiSensor {
         Instant start = Instant.ofEpochSecond(now.minus(LOOKBACK).getEpochSecond() / 60 * 60);
         try {
             Map<String, Bucket> buckets = fetch(start);
+            fleetProblem = null;
             for (Map.Entry<String, Bucket> e : buckets.entrySet()) {
                 apply(e.getKey(), e.getValue());
             }
             counted.keySet().removeIf(k -> Long.parseLong(k.substring(0, k.indexOf('/'))) < start.getEpochSecond());
             tally.dropBefore(start);
-            lastError = null;
+            lastError = fleetProblem;
         } catch (IOException e) {
             lastError = "usage API: " + e.getMessage();
             LOG.warn("{}", lastError);
@@ -206,6 +219,10 @@ public final class UsageApiSensor {
         long in = Math.max(0, b.in - gw[0]);
         long out = Math.max(0, b.out - gw[1]);
         long req = Math.max(0, b.requests - gw[2]);
+        if (fleet != null) {
+            countInFleet(w.get(), o, b, slot, in, out, req);
+            return;
+        }
         long[] before = counted.getOrDefault(slot, new long[3]);
         long dIn = Math.max(0, in - before[0]);
         long dOut = Math.max(0, out - before[1]);
@@ -214,6 +231,29 @@ public final class UsageApiSensor {
         if (dIn + dOut + dReq > 0) {
             metrics.tokens(w.get().name(), o.key(), b.model(), dIn, dOut);
             guard.record(w.get(), b.model(), dIn, dOut, dReq, "usage-api");
+        }
+    }
+
+    /**
+     * The slot's totals to the fleet, which counts what grew since any node reported them (a key
+     * seen by two nodes, or a node restarted within the look-back, is not counted twice); this node
+     * records what was counted now. When the fleet does not answer, nothing is counted: the next
+     * poll reports the slot again.
+     */
+    private void countInFleet(Workload w, Owner o, Bucket b, String slot, long in, long out, long req) {
+        try {
+            long[] d = fleet.count(w, slot, in, out, req, "usage-api").toCompletableFuture().get(30,
+                    java.util.concurrent.TimeUnit.SECONDS);
+            if (d[0] + d[1] + d[2] > 0) {
+                metrics.tokens(w.name(), o.key(), b.model(), d[0], d[1]);
+                guard.record(w, b.model(), d[0], d[1], d[2], "usage-api");
+            }
+        } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+            fleetProblem = "usage API: the fleet did not count the usage of " + w.name() + " (" + (e.getCause() == null ? e
+                    : e.getCause()) + "); reported again at the next poll";
+            LOG.warn("{}", fleetProblem);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 }

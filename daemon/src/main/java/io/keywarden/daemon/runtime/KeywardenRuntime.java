@@ -506,10 +506,14 @@ public final class KeywardenRuntime implements AutoCloseable {
             save.run();
         });
         io.keywarden.daemon.guard.GatewayTally tally = new io.keywarden.daemon.guard.GatewayTally();
+        // With a fleet, budgets, requests per minute and the anomaly rule are decided on the fleet's counts.
+        io.keywarden.daemon.fleet.FleetBudgets fleetBudgets = fleet == null ? null
+                : new io.keywarden.daemon.fleet.FleetBudgets(fleet, engine, clock, s.extensions().gateway()
+                        .map(Config.Gateway::timeout).orElse(Duration.ofMinutes(1)), metrics);
         if (s.extensions().usage().isPresent()) {
             Config.UsageApi u = s.extensions().usage().get();
             io.keywarden.daemon.guard.UsageApiSensor sensor = new io.keywarden.daemon.guard.UsageApiSensor(u, engine,
-                    () -> leases.view(), policy, tally, metrics, clock);
+                    () -> leases.view(), policy, tally, metrics, clock, fleetBudgets);
             var polling = scheduler.every(clock, u.interval(), sensor::poll);
             components.add("usage sensor", polling::cancel);
             LOG.info("usage sensor: polling {} every {} s", u.url().getHost(), u.interval().toSeconds());
@@ -531,8 +535,7 @@ public final class KeywardenRuntime implements AutoCloseable {
                     Thread.currentThread().interrupt();
                 }
             }
-            io.keywarden.daemon.guard.TokenBudgets budgets = fleet == null ? engine
-                    : new io.keywarden.daemon.fleet.FleetBudgets(fleet, engine, clock, gw.timeout(), metrics);
+            io.keywarden.daemon.guard.TokenBudgets budgets = fleetBudgets == null ? engine : fleetBudgets;
             components.add("gateway", io.keywarden.daemon.gateway.GatewayServer.start(vertx, gw, access(s, identity),
                     policy, k -> upstreamOf(gw, issuers, k), engine, budgets, tally, hook, metrics, attestPool, svids));
         }

@@ -90,8 +90,8 @@ class FleetRedisTest {
         assertFalse(third.admitted(), "800 in flight + 400 > 1000");
         assertEquals("h", third.window());
         assertEquals(800, third.reserved());
-        get(redis.settle(id, 1, 1, "r1", 50));
-        get(redis.settle(id, 1, 1, "r2", 50));
+        get(redis.settle(id, 1, 1, "r1", 50, 168));
+        assertEquals(new FleetRedis.Totals(100, 100), get(redis.settle(id, 1, 1, "r2", 50, 168)));
         FleetRedis.ReserveAnswer after = get(redis.reserve(id, 1, 1, 900, 1000, -1, "r4", 60_000, now));
         assertTrue(after.admitted(), "100 used + 900 fits: " + after);
         assertEquals(100, after.used());
@@ -113,7 +113,7 @@ class FleetRedisTest {
         FleetRedis.ReserveAnswer a = get(redis.reserve("spiffe://t/c", 3, 3, 10, 1000, -1, "ok", 60_000, now));
         assertTrue(a.admitted(), "malformed values count as nothing and are removed: " + a);
         assertEquals(0, a.reserved());
-        get(redis.settle("spiffe://t/c", 3, 3, "ok", 10));
+        get(redis.settle("spiffe://t/c", 3, 3, "ok", 10, 168));
         assertEquals("10", cli("GET", keys));
     }
 
@@ -167,5 +167,55 @@ class FleetRedisTest {
         assertEquals("m", third.window());
         assertEquals(2, third.used());
         assertTrue(get(redis.reserve(id, 5, 5, 0, -1, -1, 2, "q4", 60_000, now + 60_000)).admitted(), "a new minute");
+    }
+
+    @Test
+    void aLateSensorsSlotIsCountedOnceForTheFleet() throws Exception {
+        String id = "spiffe://t/usage";
+        FleetRedis other = new FleetRedis(vertx, new Config.Fleet(Config.RedisTarget.standalone(URI.create(
+                "redis://127.0.0.1:" + port)), Optional.empty(), Optional.empty(), "t:", Config.FleetUnavailable.LOCAL,
+                Duration.ofSeconds(5), 4096, Duration.ofSeconds(5)), "n2");
+        try {
+            FleetRedis.SlotCount first = get(redis.countSlot(id, 7, 7, "60/key_1", 100, 20, 2, 168));
+            assertEquals(120, first.in() + first.out());
+            assertEquals(new FleetRedis.Totals(120, 120), first.totals());
+            FleetRedis.SlotCount again = get(other.countSlot(id, 7, 7, "60/key_1", 100, 20, 2, 168));
+            assertEquals(0, again.in() + again.out() + again.requests(), "another node (or a restart) reporting the same"
+                    + " totals counts nothing");
+            FleetRedis.SlotCount grew = get(other.countSlot(id, 7, 7, "60/key_1", 150, 20, 3, 168));
+            assertEquals(50, grew.in());
+            assertEquals(1, grew.requests());
+            assertEquals(170, grew.totals().hour());
+            FleetRedis.SlotCount shrank = get(redis.countSlot(id, 7, 7, "60/key_1", 10, 0, 0, 168));
+            assertEquals(0, shrank.in() + shrank.out(), "a late answer that is lower takes nothing back");
+            cli("HSET", "t:{" + id + "}:slots", "120/key_1", "x:y:z");
+            assertEquals(5, get(redis.countSlot(id, 7, 7, "120/key_1", 5, 0, 1, 168)).in(), "a malformed slot counts from 0");
+        } finally {
+            other.close();
+        }
+    }
+
+    @Test
+    void theAnomalyBaselineIsTheFleetsCompleteHours() throws Exception {
+        String id = "spiffe://t/baseline";
+        assertEquals(new FleetRedis.Baseline(0, 0), get(redis.baseline(id, 100, 3)), "no history: no baseline");
+        get(redis.settle(id, 97, 4, "", 300, 3));
+        assertEquals(new FleetRedis.Baseline(0, 0), get(redis.baseline(id, 97, 3)), "the first hour is not complete");
+        get(redis.settle(id, 98, 4, "", 90, 3));
+        // Hour 99 had no use: it counts as zero.
+        FleetRedis.Baseline b = get(redis.baseline(id, 100, 3));
+        assertEquals(3, b.hours());
+        assertEquals(390, b.tokens());
+        assertEquals(130.0, b.mean());
+        assertEquals(new FleetRedis.Baseline(2, 390), get(redis.baseline(id, 99, 3)), "history begins at hour 97");
+        cli("HSET", redis.historyKey(id), "98", "lots");
+        assertEquals(300, get(redis.baseline(id, 100, 3)).tokens(), "a malformed hour counts as zero");
+        get(redis.settle(id, 98, 4, "", 10, 3));
+        assertEquals("10", cli("HGET", redis.historyKey(id), "98"), "and is replaced at the next count");
+        for (long h = 101; h < 110; h++) {
+            get(redis.settle(id, h, 4, "", 1, 3));
+        }
+        long fields = Long.parseLong(cli("HLEN", redis.historyKey(id)));
+        assertTrue(fields <= 3 + 3, "old hours are pruned: " + fields + " fields");
     }
 }

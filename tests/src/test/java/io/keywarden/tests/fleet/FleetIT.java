@@ -91,6 +91,12 @@ class FleetIT {
                     keys: [openai]
                     guard:
                       budget: {requestsPerMinute: 4}
+                  - name: bursty
+                    spiffeId: spiffe://example.org/bursty
+                    selectors: [unix:uid:1004]
+                    keys: [openai]
+                    guard:
+                      anomaly: {factor: 3, baselineHours: 3, minTokensPerHour: 100}
                 """.formatted(BUDGET));
         for (int i = 0; i < 3; i++) {
             gateways[i] = Ports.free();
@@ -327,5 +333,44 @@ class FleetIT {
         }
         System.out.println("fleet requests per minute (4), 9 requests round-robin over 3 gateways: " + seen.toString().trim());
         assertEquals(4, ok, "4 per minute for the fleet, not 4 per node: " + seen);
+    }
+
+    @Test
+    void theAnomalyRuleSeesTheFleetsHourNotOneNodes() throws Exception {
+        // Three complete hours of 100 tokens each in the fleet's history: the rule fires above 3 x 100.
+        long hour = System.currentTimeMillis() / 3_600_000;
+        Proc.Result seeded = Proc.run("redis-cli", "-p", Integer.toString(redisPort), "HSET",
+                "kwtest:{spiffe://example.org/bursty}:hist", "first", Long.toString(hour - 3), Long.toString(hour - 1), "100",
+                Long.toString(hour - 2), "100", Long.toString(hour - 3), "100");
+        assertTrue(seeded.ok(), seeded.err());
+        // 8 requests of 50 tokens round-robin: 400 fleet-wide (over 300), at most 150 on any one node.
+        for (int i = 0; i < 8; i++) {
+            Proc.Result r = Proc.as(1004, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-m", "10", "-H",
+                    "Content-Type: application/json", "--data-binary",
+                    "{\"model\":\"gpt-4.1-mini\",\"max_tokens\":20,\"messages\":[]}",
+                    "http://127.0.0.1:" + gateways[i % 3] + "/openai/v1/chat/completions");
+            assertEquals("200", r.out().trim(), "the anomaly rule alerts, it does not refuse");
+        }
+        List<String> breaches = new ArrayList<>();
+        Await.until(Duration.ofSeconds(10), () -> {
+            breaches.clear();
+            for (String n : NODES) {
+                for (String line : completeLines(dir.resolve(n).resolve("audit.jsonl"))) {
+                    if (line.contains("\"event\":\"guard.breach\"") && line.contains("\"workload\":\"bursty\"")) {
+                        breaches.add(n + ": " + line);
+                    }
+                }
+            }
+            return !breaches.isEmpty();
+        }, () -> "an anomaly breach recorded by a node on the fleet's counts");
+        breaches.forEach(b -> System.out.println("fleet anomaly: " + b.replaceAll(",\"(prev|hash)\":\"[^\"]*\"", "")));
+        assertEquals(1, breaches.size(), "one breach for the fleet, recorded by the node that claimed it: " + breaches);
+        assertTrue(breaches.get(0).contains("\"kind\":\"anomaly\"") && breaches.get(0).contains("fleet-wide"),
+                breaches.toString());
+        String claimed = Proc.run("redis-cli", "-p", Integer.toString(redisPort), "GET",
+                "kwtest:{spiffe://example.org/bursty}:fired:anomaly:" + hour).out().trim();
+        assertTrue(breaches.get(0).startsWith(claimed + ": "), "the claimant " + claimed + " recorded it");
+        Await.until(Duration.ofSeconds(10), () -> "400".equals(Proc.run("redis-cli", "-p", Integer.toString(redisPort), "GET",
+                "kwtest:{spiffe://example.org/bursty}:tok:h:" + hour).out().trim()), () -> "the fleet counted all 8 requests");
     }
 }
