@@ -23,8 +23,9 @@ import java.util.TreeMap;
 public final class MergedLedger {
     private static final TypeReference<Map<String, Object>> MAP = new TypeReference<>() {
     };
-    /** A line longer than this is not a ledger record. */
-    static final int MAX_LINE = 1 << 20;
+    /** A line longer than this is not a ledger record (log shippers must pass lines this long whole). */
+    public static final int MAX_LINE_BYTES = 1 << 20;
+    static final int MAX_LINE = MAX_LINE_BYTES;
 
     private MergedLedger() {
     }

@@ -261,4 +261,35 @@ class DeployManifestsTest {
             }
         }
     }
+
+    /** A nested value of a parsed YAML document, by keys and list indexes. */
+    @SuppressWarnings("unchecked")
+    static Object at(Object doc, Object... path) {
+        Object o = doc;
+        for (Object k : path) {
+            o = k instanceof Integer i ? ((List<Object>) o).get(i) : ((Map<String, Object>) o).get(k);
+        }
+        return o;
+    }
+
+    @Test
+    void theLogPipelinesShipTheLedgerTheChartWritesLineForLine() throws Exception {
+        Object values = Serialization.unmarshal(Files.readString(DEPLOY.resolve("helm/keywarden/values.yaml")), Map.class);
+        String ledger = at(values, "audit", "hostPath") + "/audit.jsonl";
+        Object fb = Serialization.unmarshal(Files.readString(DEPLOY.resolve("logging/fluent-bit.yaml")), Map.class);
+        assertEquals("tail", at(fb, "pipeline", "inputs", 0, "name"));
+        assertEquals(ledger, at(fb, "pipeline", "inputs", 0, "path"), "Fluent Bit tails the ledger the chart writes");
+        assertEquals("off", String.valueOf(at(fb, "pipeline", "inputs", 0, "skip_long_lines")), "no record is cut");
+        assertEquals("raw", at(fb, "pipeline", "outputs", 0, "drop_single_key"), "the line is sent as written");
+        assertEquals(at(fb, "pipeline", "inputs", 0, "tag"), at(fb, "pipeline", "outputs", 0, "match"));
+        Object vector = Serialization.unmarshal(Files.readString(DEPLOY.resolve("logging/vector.yaml")), Map.class);
+        assertEquals(List.of(ledger), at(vector, "sources", "keywarden_audit", "include"));
+        assertEquals("text", at(vector, "sinks", "loki", "encoding", "codec"), "the line is sent as written");
+        assertEquals(List.of("keywarden_audit"), at(vector, "sinks", "loki", "inputs"));
+        assertTrue(((Number) at(vector, "sources", "keywarden_audit", "max_line_bytes")).longValue()
+                >= io.keywarden.daemon.audit.MergedLedger.MAX_LINE_BYTES, "Vector never cuts a record keywarden writes");
+        for (Object cfg : List.of(fb, vector)) {
+            assertTrue(Serialization.asJson(cfg).contains("keywarden-audit"), "the stream the README's query reads");
+        }
+    }
 }
