@@ -23,17 +23,20 @@ import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
 
 /**
- * The fleet on one host: {@code bench.nodes} daemons (default 5) and one redis-server, plus one
+ * The fleet on one host: {@code bench.nodes} daemons (default 10) and one redis-server, plus one
  * daemon without a fleet for comparison. Prints: tokens billed against a fleet budget under
  * parallel bursts spread over every gateway (the overshoot), block propagation from one node to the
  * others by the ledgers' clocks (p50, p99), the gateway's added latency with the fleet's
  * reservation against the same gateway without a fleet (p50, one connection), and Redis operations
- * per request. Asserts nothing about time. LiteLLM's side of the issue's comparison is not run here.
+ * per request. Side by side, when LiteLLM is installed ({@link GatewayBench#litellmBinary}): two
+ * LiteLLM proxies sharing the same Redis (its documented way to share limits across instances:
+ * {@code router_settings.redis_*}, usage-based routing), one deployment whose {@code tpm} is the
+ * same budget, under the same bursts: what it lets through and its latency. Asserts nothing about time.
  * Run: {@code ./mvnw -B -q install -DskipTests -DskipITs && ./mvnw -B -Pbench -pl tests verify -Dit.test=FleetBench}
  */
 class FleetBench {
     static final ObjectMapper JSON = new ObjectMapper();
-    static final int NODES = Integer.getInteger("bench.nodes", 5);
+    static final int NODES = Integer.getInteger("bench.nodes", 10);
     static final long BUDGET = 5000;
 
     @Test
@@ -111,31 +114,14 @@ class FleetBench {
             // 2. Overshoot: bursts of 60 spread over every gateway against one fleet budget.
             long admitted = 0;
             for (int round = 0; round < 5; round++) {
-                String py = """
-                        import http.client, sys, threading
-                        ports = [int(p) for p in sys.argv[1].split(",")]
-                        out = []
-                        go = threading.Barrier(60)
-                        def one(i):
-                            c = http.client.HTTPConnection("127.0.0.1", ports[i % len(ports)], timeout=30)
-                            go.wait()
-                            c.request("POST", "/openai/v1/chat/completions", body=sys.argv[2], headers={"Content-Type": "application/json"})
-                            r = c.getresponse(); r.read(); out.append(r.status)
-                        ts = [threading.Thread(target=one, args=(i,)) for i in range(60)]
-                        [t.start() for t in ts]; [t.join() for t in ts]
-                        print(sum(1 for s in out if s == 200))
-                        """;
-                StringBuilder ports = new StringBuilder();
-                for (int g : gateways) {
-                    ports.append(ports.length() == 0 ? "" : ",").append(g);
-                }
-                Proc.Result r = Proc.as(1003, "/usr/bin/python3", "-c", py, ports.toString(),
-                        body.replace("\"model\"", "\"user\":\"spender\",\"model\""));
-                admitted += Long.parseLong(r.out().trim());
+                admitted += burst(1003, gateways, "/openai/v1/chat/completions", body.replace("\"model\"",
+                        "\"user\":\"spender\",\"model\""), "");
             }
             System.out.printf("budget %d tokens/hour, 5 bursts of 60 over %d gateways: %d admitted, billed %d (overshoot"
                     + " %d tokens, %.1f%%)%n", BUDGET, NODES, admitted, billed.get(), Math.max(0, billed.get() - BUDGET),
                     100.0 * Math.max(0, billed.get() - BUDGET) / BUDGET);
+
+            liteLlm(dir, loadgen, redisPort, body);
 
             // 3. Block propagation by the ledgers' clocks.
             List<Long> ms = new ArrayList<>();
@@ -181,6 +167,104 @@ class FleetBench {
                 Mounts.detach(dir.resolve("plain/mnt"));
             }
             Proc.run("rm", "-rf", dir.toString());
+        }
+    }
+
+    /** 60 parallel requests by {@code uid}, request i to {@code ports[i mod n]}: how many were answered 200. */
+    static long burst(int uid, int[] ports, String path, String body, String authorization) {
+        String py = """
+                import http.client, sys, threading
+                ports = [int(p) for p in sys.argv[1].split(",")]
+                headers = {"Content-Type": "application/json"}
+                if sys.argv[4]:
+                    headers["Authorization"] = sys.argv[4]
+                out = []
+                go = threading.Barrier(60)
+                def one(i):
+                    c = http.client.HTTPConnection("127.0.0.1", ports[i % len(ports)], timeout=60)
+                    go.wait()
+                    c.request("POST", sys.argv[3], body=sys.argv[2], headers=headers)
+                    r = c.getresponse(); r.read(); out.append(r.status)
+                ts = [threading.Thread(target=one, args=(i,)) for i in range(60)]
+                [t.start() for t in ts]; [t.join() for t in ts]
+                print(sum(1 for s in out if s == 200))
+                """;
+        StringBuilder list = new StringBuilder();
+        for (int g : ports) {
+            list.append(list.length() == 0 ? "" : ",").append(g);
+        }
+        Proc.Result r = Proc.as(uid, "/usr/bin/python3", "-c", py, list.toString(), body, path, authorization);
+        if (!r.ok()) {
+            throw new AssertionError("the burst failed: " + r.err());
+        }
+        return Long.parseLong(r.out().trim());
+    }
+
+    /**
+     * Two LiteLLM proxies (one worker each) sharing the fleet's Redis, one deployment limited to
+     * {@link #BUDGET} tokens per minute (its closest equivalent of a token budget without a
+     * database), under the same five bursts; and its latency on one connection.
+     */
+    static void liteLlm(Path dir, Path loadgen, int redisPort, String body) throws Exception {
+        Path bin = GatewayBench.litellmBinary();
+        if (bin == null) {
+            System.out.println("litellm: not installed (python3 -m venv ~/.cache/keywarden/litellm-venv &&"
+                    + " ~/.cache/keywarden/litellm-venv/bin/pip install 'litellm[proxy]'): its side is skipped");
+            return;
+        }
+        Vertx vertx = Vertx.vertx();
+        AtomicLong billed = new AtomicLong();
+        List<Process> proxies = new ArrayList<>();
+        try {
+            int upstream = vertx.createHttpServer().requestHandler(req -> req.body().onSuccess(b -> {
+                if (b.toString().contains("budgeted")) {
+                    billed.addAndGet(50);
+                }
+                req.response().putHeader("content-type", "application/json").end("{\"id\":\"x\",\"object\":"
+                        + "\"chat.completion\",\"created\":1,\"model\":\"gpt-4.1-mini\",\"choices\":[{\"index\":0,"
+                        + "\"message\":{\"role\":\"assistant\",\"content\":\"ok\"},\"finish_reason\":\"stop\"}],"
+                        + "\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":20,\"total_tokens\":50}}");
+            })).listen(0, "127.0.0.1").await(10, TimeUnit.SECONDS).actualPort();
+            String config = """
+                    model_list:
+                      - model_name: gpt-4.1-mini
+                        litellm_params: {model: openai/gpt-4.1-mini, api_base: "http://127.0.0.1:%1$d/v1", api_key: sk-up}
+                      - model_name: budgeted
+                        litellm_params: {model: openai/budgeted, api_base: "http://127.0.0.1:%1$d/v1", api_key: sk-up,
+                                         tpm: %2$d, rpm: 1000000}
+                    router_settings:
+                      routing_strategy: usage-based-routing-v2
+                      redis_host: 127.0.0.1
+                      redis_port: %3$d
+                      enable_pre_call_checks: true
+                    general_settings:
+                      master_key: sk-bench-master
+                    litellm_settings:
+                      telemetry: false
+                    """.formatted(upstream, BUDGET, redisPort);
+            int[] ports = {Ports.free(), Ports.free()};
+            for (int i = 0; i < 2; i++) {
+                proxies.add(GatewayBench.startLiteLlm(bin, dir, "litellm-" + i, ports[i], 1, config));
+            }
+            String auth = "Bearer sk-bench-master";
+            long[] lat = GatewayBench.load(dir, loadgen, ports[0], "/v1/chat/completions", 1, body, auth);
+            System.out.printf("litellm latency, 1 conn (one of two proxies on the same Redis): p50 %d µs p99 %d µs (%d rps)%n",
+                    lat[2], lat[3], lat[1]);
+            long admitted = 0;
+            String budgeted = body.replace("gpt-4.1-mini", "budgeted");
+            for (int round = 0; round < 5; round++) {
+                admitted += burst(1003, ports, "/v1/chat/completions", budgeted, auth);
+            }
+            System.out.printf("litellm: tpm %d on one deployment, 2 proxies on one Redis, 5 bursts of 60 over both: %d"
+                    + " admitted, billed %d (overshoot %d tokens, %.1f%%)%n", BUDGET, admitted, billed.get(),
+                    Math.max(0, billed.get() - BUDGET), 100.0 * Math.max(0, billed.get() - BUDGET) / BUDGET);
+        } finally {
+            for (Process p : proxies) {
+                p.descendants().forEach(ProcessHandle::destroy);
+                p.destroy();
+                p.waitFor(30, TimeUnit.SECONDS);
+            }
+            vertx.close().await(10, TimeUnit.SECONDS);
         }
     }
 

@@ -159,8 +159,7 @@ class GatewayBench {
     }
 
     static Process startLiteLlm(Path bin, Path dir, int port, int upstream) throws Exception {
-        Path cfg = dir.resolve("litellm.yaml");
-        Files.writeString(cfg, """
+        return startLiteLlm(bin, dir, "litellm", port, 2, """
                 model_list:
                   - model_name: gpt-4.1-mini
                     litellm_params:
@@ -174,11 +173,18 @@ class GatewayBench {
                   budget_duration: 1h
                   telemetry: false
                 """.formatted(upstream, DIRECT_KEY));
+    }
+
+    /** LiteLLM's proxy on {@code port} with {@code config} (YAML) and {@code workers} workers; its log in {@code dir/name.log}. */
+    static Process startLiteLlm(Path bin, Path dir, String name, int port, int workers, String config) throws Exception {
+        Path cfg = dir.resolve(name + ".yaml");
+        Path log = dir.resolve(name + ".log");
+        Files.writeString(cfg, config);
         ProcessBuilder pb = new ProcessBuilder(bin.toString(), "--config", cfg.toString(), "--host", "127.0.0.1",
-                "--port", Integer.toString(port), "--num_workers", "2");
+                "--port", Integer.toString(port), "--num_workers", Integer.toString(workers));
         pb.environment().put("LITELLM_LOCAL_MODEL_COST_MAP", "True");
         pb.environment().put("LITELLM_LOG", "ERROR");
-        pb.redirectErrorStream(true).redirectOutput(dir.resolve("litellm.log").toFile());
+        pb.redirectErrorStream(true).redirectOutput(log.toFile());
         Process p = pb.start();
         long end = System.currentTimeMillis() + 120_000;
         while (System.currentTimeMillis() < end) {
@@ -187,11 +193,11 @@ class GatewayBench {
                 return p;
             } catch (java.io.IOException e) {
                 if (!p.isAlive()) {
-                    throw new AssertionError("LiteLLM exited: " + Files.readString(dir.resolve("litellm.log")));
+                    throw new AssertionError("LiteLLM exited: " + Files.readString(log));
                 }
                 Thread.sleep(500);
             }
         }
-        throw new AssertionError("LiteLLM did not listen within 120 s: " + Files.readString(dir.resolve("litellm.log")));
+        throw new AssertionError("LiteLLM did not listen within 120 s: " + Files.readString(log));
     }
 }
