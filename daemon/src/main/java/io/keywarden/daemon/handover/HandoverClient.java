@@ -44,7 +44,7 @@ public final class HandoverClient implements AutoCloseable {
     public Inheritance receive() throws IOException {
         socket.timeout(Duration.ofSeconds(60));
         HandoverServer.send(socket, Map.of("op", "takeover", "pid", ProcessHandle.current().pid(),
-                "version", io.keywarden.daemon.BuildInfo.load().version()));
+                "version", io.keywarden.daemon.BuildInfo.load().version(), "formats", Inheritance.FORMATS));
         JsonNode answer = JSON.readTree(socket.receive(4096).data());
         if (answer.has("refused")) {
             throw new UserError("keywarden: the daemon on " + path + " refused the handover: "

@@ -20,9 +20,11 @@ import org.slf4j.LoggerFactory;
  * {@link Inheritance} with the {@code /dev/fuse} descriptor, and exits once the successor says it
  * serves. If the successor fails before that, the daemon serves again from what it kept.
  *
- * <p>Protocol (frames of {@link UnixSocket}): successor → {@code {"op":"takeover","pid":N,"version":V}};
- * daemon → {@code {"ok":true}} then the inheritance frame with the descriptor, or
- * {@code {"refused":"why"}}; successor → {@code {"ready":true}} once its workers read the device.
+ * <p>Protocol (frames of {@link UnixSocket}): successor → {@code {"op":"takeover","pid":N,"version":V,
+ * "formats":[1,2]}} (the {@link Inheritance} formats it reads; none said: format 1, as the builds
+ * before formats); daemon → {@code {"ok":true,"format":F}} then the inheritance frame in format F
+ * (the newest both know) with the descriptor, or {@code {"refused":"why"}} before anything stopped
+ * when they share none; successor → {@code {"ready":true}} once its workers read the device.
  *
  * <p>Not closed: a successor whose "ready" arrives just after {@link #READY_WITHIN} ran out (the
  * old daemon then serves again) would leave two daemons reading one mount. A successor boots in
@@ -108,6 +110,15 @@ public final class HandoverServer implements AutoCloseable {
                 daemon.refused(peer, "not a takeover request from the connected process");
                 return false;
             }
+            int format = format(hello);
+            if (format < 0) {
+                String why = "the successor (keywarden " + hello.path("version").asText("?") + ") reads handover formats "
+                        + hello.path("formats") + ", none of " + Inheritance.FORMATS + " that this daemon writes; nothing"
+                        + " was stopped: stop this daemon and start the new one without --takeover (keys are issued anew)";
+                daemon.refused(peer, why);
+                send(c, Map.of("refused", why));
+                return false;
+            }
             Inheritance in;
             try {
                 in = daemon.handOver(peer.pid());
@@ -117,8 +128,8 @@ public final class HandoverServer implements AutoCloseable {
                 return false;
             }
             try {
-                send(c, Map.of("ok", true));
-                byte[] frame = in.encode();
+                send(c, Map.of("ok", true, "format", format));
+                byte[] frame = in.encode(format);
                 try {
                     c.send(frame, in.fuse().fd());
                 } finally {
@@ -140,6 +151,20 @@ public final class HandoverServer implements AutoCloseable {
                     e.getMessage());
             return false;
         }
+    }
+
+    /** The newest format both sides know, or -1; a hello that names none reads format 1. */
+    static int format(JsonNode hello) {
+        java.util.Set<Integer> theirs = new java.util.HashSet<>();
+        if (!hello.has("formats")) {
+            theirs.add(1);
+        }
+        for (JsonNode f : hello.path("formats")) {
+            if (f.canConvertToInt()) {
+                theirs.add(f.asInt());
+            }
+        }
+        return Inheritance.FORMATS.stream().filter(theirs::contains).max(Integer::compare).orElse(-1);
     }
 
     static void send(UnixSocket c, Map<String, ?> message) throws IOException {

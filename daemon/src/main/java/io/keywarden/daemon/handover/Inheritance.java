@@ -33,6 +33,12 @@ import java.util.Optional;
  * secrets themselves as raw bytes the JSON points into ({@code {"at": n, "len": m}}), so no key
  * ever becomes a Java string. The encoder's and decoder's arrays are wiped after use.
  *
+ * <p>Versioned: the description carries {@code format} ({@link #FORMAT}; a frame without it is
+ * format 1, what the builds before formats wrote: the same fields). The successor says which
+ * formats it reads, the daemon writes the newest both know or refuses before stopping anything,
+ * and the decoder refuses a format it does not know and any missing field, naming it: a rolling
+ * upgrade across a format change never loses state silently.
+ *
  * @param fromPid     the daemon that handed over
  * @param fromVersion its version
  * @param mountPoint  the mount it served
@@ -44,6 +50,12 @@ import java.util.Optional;
 public record Inheritance(long fromPid, String fromVersion, Path mountPoint, FuseSession.Handoff fuse, KeyFs.State keyFs,
                           List<HandedSlot> leases, Map<String, byte[]> issuerState) {
     private static final ObjectMapper JSON = new ObjectMapper();
+    /** The frame format this build writes by default; bump it with any change of fields or meaning. */
+    public static final int FORMAT = 2;
+    /** The formats this build writes and reads: 1 (no {@code format} field) and 2 carry the same fields. */
+    public static final java.util.SortedSet<Integer> FORMATS = java.util.Collections.unmodifiableSortedSet(
+            new java.util.TreeSet<>(List.of(1, 2)));
+
     /** Far above any real node (a thousand leases and handles are some hundred KB). */
     public static final int MAX_BYTES = 64 << 20;
 
@@ -67,8 +79,16 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
         }
     }
 
-    /** The frame's bytes (the caller sends them with {@code fuse.fd()} and wipes them). */
+    /** The frame's bytes in {@link #FORMAT} (the caller sends them with {@code fuse.fd()} and wipes them). */
     public byte[] encode() throws IOException {
+        return encode(FORMAT);
+    }
+
+    /** The frame's bytes in {@code format}, one of {@link #FORMATS}. */
+    public byte[] encode(int format) throws IOException {
+        if (!FORMATS.contains(format)) {
+            throw new IllegalArgumentException("handover format " + format + " is not one this build writes " + FORMATS);
+        }
         int estimate = 4096;
         for (Secret c : keyFs.openFiles().values()) {
             estimate += c.length();
@@ -80,6 +100,9 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
         // Sized so it does not grow (growing leaves copies of keys behind that nothing can wipe).
         WipingBuffer blob = new WipingBuffer(estimate);
         ObjectNode root = JSON.createObjectNode();
+        if (format > 1) {
+            root.put("format", format);
+        }
         root.put("fromPid", fromPid).put("fromVersion", fromVersion).put("mountPoint", mountPoint.toString());
         root.putObject("fuse").put("kernelMinor", fuse.kernelMinor()).put("requestTimeout", fuse.requestTimeout())
                 .put("connectionId", fuse.connectionId());
@@ -196,6 +219,11 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
             int blobAt = 4 + jsonLength;
             JsonNode root = JSON.readTree(frame, 4, jsonLength);
             Reader r = new Reader(frame, blobAt, made);
+            long format = root.has("format") ? r.number(root, "format") : 1;
+            if (!FORMATS.contains((int) format) || format != (int) format) {
+                throw new IOException("the handover frame is format " + format + "; this build reads formats " + FORMATS
+                        + " (the predecessor is newer than this successor knows)");
+            }
             JsonNode f = r.object(root, "fuse");
             JsonNode fs = r.object(root, "keyFs");
             Map<String, Long> keyIndex = new HashMap<>();
@@ -214,29 +242,29 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
                 var e = dit.next();
                 List<DirentList.Entry> entries = new ArrayList<>();
                 for (JsonNode d : e.getValue()) {
-                    entries.add(new DirentList.Entry(d.path("ino").asLong(), d.path("name").asText(), d.path("type").asInt()));
+                    entries.add(new DirentList.Entry(r.number(d, "ino"), r.text(d, "name"), (int) r.number(d, "type")));
                 }
                 dirs.put(Long.parseLong(e.getKey()), entries);
             }
-            KeyFs.State state = new KeyFs.State(fs.path("mountTime").asLong(), keyIndex, r.number(fs, "nextKeyIndex"),
+            KeyFs.State state = new KeyFs.State(r.number(fs, "mountTime"), keyIndex, r.number(fs, "nextKeyIndex"),
                     slots, r.number(fs, "nextWorkloadSlot"), files, dirs, r.number(fs, "nextHandle"));
             List<HandedSlot> leases = new ArrayList<>();
-            for (JsonNode o : root.path("leases")) {
+            for (JsonNode o : r.array(root, "leases")) {
                 leases.add(new HandedSlot(r.text(o, "workload"), r.text(o, "spiffeId"), r.text(o, "key"),
-                        o.path("eager").asBoolean(), o.has("current") ? r.lease(o.get("current")) : null,
+                        r.bool(o, "eager"), o.has("current") ? r.lease(o.get("current")) : null,
                         o.has("previous") ? r.lease(o.get("previous")) : null,
                         o.hasNonNull("lastRefresh") ? Instant.parse(o.get("lastRefresh").asText()) : null,
-                        processes(o.path("holders")), processes(o.path("previousHolders"))));
+                        processes(r, r.array(o, "holders")), processes(r, r.array(o, "previousHolders"))));
             }
             Map<String, byte[]> issuers = new HashMap<>();
-            var iit = root.path("issuerState").fields();
+            var iit = r.object(root, "issuerState").fields();
             while (iit.hasNext()) {
                 var e = iit.next();
                 issuers.put(e.getKey(), r.bytes(e.getValue()));
             }
-            Inheritance in = new Inheritance(root.path("fromPid").asLong(), root.path("fromVersion").asText(""),
-                    Path.of(r.text(root, "mountPoint")), new FuseSession.Handoff(fd, f.path("kernelMinor").asInt(),
-                    f.path("requestTimeout").asBoolean(), f.path("connectionId").asLong(-1)), state, leases, issuers);
+            Inheritance in = new Inheritance(r.number(root, "fromPid"), r.text(root, "fromVersion"),
+                    Path.of(r.text(root, "mountPoint")), new FuseSession.Handoff(fd, (int) r.number(f, "kernelMinor"),
+                    r.bool(f, "requestTimeout"), r.number(f, "connectionId")), state, leases, issuers);
             made.clear();
             return in;
         } catch (RuntimeException e) {
@@ -247,11 +275,11 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
         }
     }
 
-    private static List<ProcessInfo> processes(JsonNode a) {
+    private static List<ProcessInfo> processes(Reader r, JsonNode a) throws IOException {
         List<ProcessInfo> out = new ArrayList<>();
         for (JsonNode p : a) {
-            out.add(new ProcessInfo(p.path("pid").asInt(), p.path("startTime").asLong(), p.path("uid").asInt(),
-                    p.path("gid").asInt(), 0, Optional.empty(), Optional.empty(), CgroupInfo.NONE, Optional::empty));
+            out.add(new ProcessInfo((int) r.number(p, "pid"), r.number(p, "startTime"), (int) r.number(p, "uid"),
+                    (int) r.number(p, "gid"), 0, Optional.empty(), Optional.empty(), CgroupInfo.NONE, Optional::empty));
         }
         return out;
     }
@@ -264,6 +292,22 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
                 throw new IOException("'" + field + "' is missing");
             }
             return v;
+        }
+
+        JsonNode array(JsonNode n, String field) throws IOException {
+            JsonNode v = n.get(field);
+            if (v == null || !v.isArray()) {
+                throw new IOException("'" + field + "' is missing");
+            }
+            return v;
+        }
+
+        boolean bool(JsonNode n, String field) throws IOException {
+            JsonNode v = n.get(field);
+            if (v == null || !v.isBoolean()) {
+                throw new IOException("'" + field + "' is missing");
+            }
+            return v.asBoolean();
         }
 
         String text(JsonNode n, String field) throws IOException {
@@ -307,10 +351,10 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
 
         Lease lease(JsonNode o) throws IOException {
             IssuedKey k = new IssuedKey(secret(object(o, "secret")), Instant.parse(text(o, "expiresAt")),
-                    text(o, "leaseId"), o.path("headers").asText(""));
-            return new Lease(k, Instant.parse(text(o, "issuedAt")), o.path("renewable").asBoolean(),
+                    text(o, "leaseId"), text(o, "headers"));
+            return new Lease(k, Instant.parse(text(o, "issuedAt")), bool(o, "renewable"),
                     Optional.ofNullable(o.hasNonNull("providerKeyId") ? o.get("providerKeyId").asText() : null),
-                    o.path("issuer").asText(""), o.path("revocable").asBoolean(true));
+                    text(o, "issuer"), bool(o, "revocable"));
         }
     }
 }

@@ -97,6 +97,37 @@ class InheritanceTest {
         assertThrows(IOException.class, () -> Inheritance.decode(notJson, -1));
     }
 
+    /** {@code frame} with its JSON description replaced by what {@code edit} makes of it. */
+    private static byte[] withDescription(byte[] frame, java.util.function.UnaryOperator<String> edit) {
+        int jsonLength = ByteBuffer.wrap(frame).order(ByteOrder.LITTLE_ENDIAN).getInt();
+        byte[] json = edit.apply(new String(frame, 4, jsonLength, StandardCharsets.UTF_8)).getBytes(StandardCharsets.UTF_8);
+        return ByteBuffer.allocate(4 + json.length + frame.length - 4 - jsonLength).order(ByteOrder.LITTLE_ENDIAN)
+                .putInt(json.length).put(json).put(frame, 4 + jsonLength, frame.length - 4 - jsonLength).array();
+    }
+
+    @Test
+    void theFrameIsVersionedAndAFormatOrFieldItDoesNotKnowIsRefused() throws IOException {
+        byte[] now = sample().encode();
+        assertTrue(new String(now, 4, 200, StandardCharsets.UTF_8).startsWith("{\"format\":" + Inheritance.FORMAT + ","));
+        // Format 1 (the builds before formats: no marker, the same fields) still decodes.
+        byte[] old = sample().encode(1);
+        assertFalse(new String(old, StandardCharsets.ISO_8859_1).contains("\"format\""));
+        Inheritance in = Inheritance.decode(old, 9);
+        assertEquals("spiffe://example.org/agent", in.leases().get(0).spiffeId());
+        in.destroy();
+        byte[] future = withDescription(sample().encode(), d -> d.replace("\"format\":2", "\"format\":99"));
+        String why = assertThrows(IOException.class, () -> Inheritance.decode(future, -1)).getMessage();
+        assertTrue(why.contains("format 99") && why.contains("[1, 2]"), why);
+        for (String field : List.of("\"kernelMinor\":41,", "\"eager\":false,", "\"revocable\":true", "\"holders\":",
+                "\"fromVersion\":\"0.1.0\",")) {
+            byte[] missing = withDescription(sample().encode(), d -> field.equals("\"holders\":")
+                    ? d.replace("\"holders\":", "\"holderz\":") : d.replace(field, field.endsWith(",") ? "" : "\"x\":1"));
+            String what = assertThrows(IOException.class, () -> Inheritance.decode(missing, -1), field).getMessage();
+            assertTrue(what.contains("is missing"), field + " -> " + what);
+        }
+        assertThrows(IllegalArgumentException.class, () -> sample().encode(3));
+    }
+
     private static boolean allZero(byte[] b) {
         for (byte x : b) {
             if (x != 0) {
