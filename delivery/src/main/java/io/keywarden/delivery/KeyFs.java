@@ -46,7 +46,7 @@ import java.util.function.Consumer;
  * the decisions are {@link AccessDecider}'s and the node ids {@link KeyFsInodes}'.
  */
 public final class KeyFs implements FuseOperations {
-    private static final System.Logger LOG = System.getLogger(KeyFs.class.getName());
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(KeyFs.class);
 
     /** Names are caller-independent, so caching them is safe; decisions are never cached. */
     private static final long ENTRY_VALID_NANOS = 5_000_000_000L;
@@ -155,14 +155,14 @@ public final class KeyFs implements FuseOperations {
     private void withCaller(FuseRequest req, FuseReply reply, Consumer<Attestation> answer) {
         access.attest(caller(req)).whenComplete((a, err) -> {
             if (err != null) {
-                LOG.log(System.Logger.Level.ERROR, "attesting " + req + " failed", err);
+                LOG.error("attesting " + req + " failed", err);
                 reply.error(Errno.EIO);
                 return;
             }
             try {
                 answer.accept(a);
             } catch (RuntimeException e) {
-                LOG.log(System.Logger.Level.ERROR, "answering " + req + " failed", e);
+                LOG.error("answering " + req + " failed", e);
                 reply.error(Errno.EIO);
             }
         });
@@ -264,7 +264,7 @@ public final class KeyFs implements FuseOperations {
                         text(access.status(who.workload(), key).line() + "\n"));
                 default -> access.obtain(who, key, name).whenComplete((decided, err) -> {
                     if (err != null) {
-                        LOG.log(System.Logger.Level.ERROR, "answering open of " + key + "/" + name + " failed", err);
+                        LOG.error("answering open of " + key + "/" + name + " failed", err);
                         reply.error(Errno.EIO);
                     } else if (decided instanceof Decision.Granted kg) {
                         answer(reply, decided, file == API_KEY ? kg.issued().secretDuplicate()

@@ -32,7 +32,7 @@ import java.util.UUID;
  * tmpfs at the root; otherwise it refuses a directory that is not memory-backed.
  */
 public final class TmpfsDelivery implements AutoCloseable {
-    private static final System.Logger LOG = System.getLogger(TmpfsDelivery.class.getName());
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(TmpfsDelivery.class);
     private static final Set<String> MEMORY_FS = Set.of("tmpfs", "ramfs");
 
     private final Path root;
@@ -231,7 +231,7 @@ public final class TmpfsDelivery implements AutoCloseable {
                 try {
                     Mounts.detach(root);
                 } catch (NativeException e) {
-                    LOG.log(System.Logger.Level.WARNING, "unmounting " + root + " failed: " + e.getMessage());
+                    LOG.warn("unmounting " + root + " failed: " + e.getMessage());
                 }
             }
         }

@@ -32,7 +32,7 @@ public record SpiffeId(String trustDomain, String path) {
         try {
             return new SpiffeId(td, path);
         } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("'" + text + "' is not a SPIFFE ID: " + e.getMessage());
+            throw new IllegalArgumentException("'" + text + "' is not a SPIFFE ID: " + e.getMessage(), e);
         }
     }
 

@@ -312,7 +312,7 @@ public final class X509SvidSource implements AutoCloseable {
             CertificateFactory cf = CertificateFactory.getInstance("X.509");
             CertPathValidator.getInstance("PKIX").validate(cf.generateCertPath(List.of(chain)), p);
         } catch (GeneralSecurityException e) {
-            throw new CertificateException("the peer's SVID does not chain to the trust bundle: " + e.getMessage());
+            throw new CertificateException("the peer's SVID does not chain to the trust bundle: " + e.getMessage(), e);
         }
     }
 

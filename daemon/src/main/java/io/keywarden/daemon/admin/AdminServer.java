@@ -155,7 +155,7 @@ public final class AdminServer implements AutoCloseable {
                     try {
                         server.listen(SocketAddress.domainSocketAddress(at.toString())).await(10, TimeUnit.SECONDS);
                     } catch (Exception e) {
-                        throw new IOException("cannot listen on the admin socket " + socket + ": " + e.getMessage());
+                        throw new IOException("cannot listen on the admin socket " + socket + ": " + e.getMessage(), e);
                     }
                 });
         s.server = server;

@@ -73,7 +73,7 @@ public record AuditQuery(String spiffeId, String key, String event, Instant sinc
             try {
                 head = LedgerVerifier.Head.parse(java.nio.file.Files.readString(headFile));
             } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException(headFile + ": " + e.getMessage());
+                throw new IllegalArgumentException(headFile + ": " + e.getMessage(), e);
             }
         }
         LedgerVerifier.Result v = LedgerVerifier.verify(file, head);

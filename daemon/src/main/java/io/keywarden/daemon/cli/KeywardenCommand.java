@@ -2,7 +2,6 @@ package io.keywarden.daemon.cli;
 
 import io.keywarden.daemon.BuildInfo;
 import io.keywarden.daemon.ExitCode;
-import io.keywarden.daemon.NotYetAvailable;
 import io.keywarden.daemon.UserError;
 import java.io.PrintWriter;
 import picocli.CommandLine;
@@ -54,10 +53,6 @@ public final class KeywardenCommand implements Runnable {
             }
             if (ex instanceof io.keywarden.daemon.RuntimeFailure) {
                 e.println(ex.getMessage());
-                return ExitCode.RUNTIME;
-            }
-            if (ex instanceof NotYetAvailable) {
-                e.println("keywarden " + c.getCommandName() + ": " + ex.getMessage());
                 return ExitCode.RUNTIME;
             }
             // Our own exceptions never carry secrets; say what failed, not a class name or a stack trace.

@@ -44,7 +44,7 @@ final class Serving {
             if (client != null) {
                 client.close();
             }
-            throw new IllegalStateException("--takeover: " + s.handoverSocket() + ": " + e.getMessage());
+            throw new IllegalStateException("--takeover: " + s.handoverSocket() + ": " + e.getMessage(), e);
         }
         KeywardenRuntime rt;
         try {
@@ -55,7 +55,7 @@ final class Serving {
                 out.flush();
             }
         } catch (IOException e) {
-            throw new IllegalStateException(e.getMessage());
+            throw new IllegalStateException(e.getMessage(), e);
         } finally {
             if (client != null) {
                 client.close();
@@ -83,7 +83,7 @@ final class Serving {
             try {
                 rt = KeywardenRuntime.start(s, out, again.get());
             } catch (IOException e) {
-                throw new IllegalStateException("serving again after a failed handover: " + e.getMessage());
+                throw new IllegalStateException("serving again after a failed handover: " + e.getMessage(), e);
             }
             current.set(rt);
             if (stopping.get()) {

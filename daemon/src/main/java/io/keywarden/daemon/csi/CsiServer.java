@@ -108,7 +108,7 @@ public final class CsiServer implements AutoCloseable {
                             .start());
         } catch (IOException | RuntimeException e) {
             s.close();
-            throw new IOException("cannot serve CSI on " + socket + ": " + e.getMessage());
+            throw new IOException("cannot serve CSI on " + socket + ": " + e.getMessage(), e);
         }
         LOG.info("CSI node plugin {} on {} (node {})", NAME, socket, nodeId);
         return s;

@@ -41,140 +41,15 @@ import org.slf4j.LoggerFactory;
  * block and never crashes the node. Every operation a request waits for is bounded by
  * {@code fleet.opTimeout}; a failure is reported to the caller, which applies
  * {@code fleet.onUnavailable}.
+ *
+ * <p>Over 400 lines: one client for four concerns (budgets, history, inventory, blocks) that share
+ * its connection, timeouts and checks of what Redis answers.
  */
 public final class FleetRedis implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(FleetRedis.class);
     private static final ObjectMapper JSON = new ObjectMapper();
     /** Largest block record accepted from Redis. */
     static final int MAX_BLOCK_JSON = 4096;
-
-    /**
-     * Check-and-reserve. KEYS: hour window, day window, reservations hash, minute's request count.
-     * ARGV: now (ms), tokens needed, hour limit (-1: none), day limit (-1: none), reservation id,
-     * reservation lifetime (ms), requests per minute (-1: none). Expired or malformed reservations
-     * are dropped first. Answers {1|0, which window refused ("" / "h" / "d" / "m"), what is used in
-     * it, tokens reserved}.
-     */
-    static final String RESERVE = """
-            local now = tonumber(ARGV[1])
-            local need = tonumber(ARGV[2])
-            local lh = tonumber(ARGV[3])
-            local ld = tonumber(ARGV[4])
-            local reserved = 0
-            if redis.call('TYPE', KEYS[3]).ok == 'hash' then
-              local all = redis.call('HGETALL', KEYS[3])
-              for i = 1, #all, 2 do
-                local v = all[i + 1]
-                local sep = string.find(v, ':', 1, true)
-                local tok = sep and tonumber(string.sub(v, 1, sep - 1))
-                local exp = sep and tonumber(string.sub(v, sep + 1))
-                if tok == nil or exp == nil or exp <= now or tok < 0 then
-                  redis.call('HDEL', KEYS[3], all[i])
-                else
-                  reserved = reserved + tok
-                end
-              end
-            elseif redis.call('EXISTS', KEYS[3]) == 1 then
-              redis.call('DEL', KEYS[3])
-            end
-            local function used(k)
-              local t = redis.call('TYPE', k).ok
-              if t == 'none' then return 0 end
-              if t ~= 'string' then redis.call('DEL', k) return 0 end
-              return tonumber(redis.call('GET', k)) or 0
-            end
-            local uh = used(KEYS[1])
-            local ud = used(KEYS[2])
-            local rm = tonumber(ARGV[7])
-            local um = used(KEYS[4])
-            if rm >= 0 and um + 1 > rm then return {0, 'm', um, reserved} end
-            if lh >= 0 and uh + reserved + need > lh then return {0, 'h', uh, reserved} end
-            if ld >= 0 and ud + reserved + need > ld then return {0, 'd', ud, reserved} end
-            if rm >= 0 then
-              redis.call('INCR', KEYS[4])
-              redis.call('PEXPIRE', KEYS[4], 120000)
-            end
-            redis.call('HSET', KEYS[3], ARGV[5], need .. ':' .. (now + tonumber(ARGV[6])))
-            redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[6]) * 2)
-            return {1, '', uh, reserved}
-            """;
-
-    /**
-     * Counts {@code t} tokens (ARGV[1] of the caller's choosing) in a workload's hour and day windows
-     * and in its history (one hash: hour number → tokens, and {@code first}, the hour it began).
-     * Values of the wrong type are dropped first. Answers the hour's and the day's totals.
-     */
-    static final String COUNT = """
-            local function count(hk, dk, histk, t, hour, keep)
-              local totals = {}
-              for i, k in ipairs({hk, dk}) do
-                local ty = redis.call('TYPE', k).ok
-                if ty ~= 'none' and (ty ~= 'string' or tonumber(redis.call('GET', k)) == nil) then redis.call('DEL', k) end
-                if t > 0 then
-                  totals[i] = redis.call('INCRBY', k, t)
-                  redis.call('EXPIRE', k, i == 1 and 7200 or 172800)
-                else
-                  totals[i] = tonumber(redis.call('GET', k) or '0') or 0
-                end
-              end
-              local ty = redis.call('TYPE', histk).ok
-              if ty ~= 'none' and ty ~= 'hash' then redis.call('DEL', histk) end
-              if tonumber(redis.call('HGET', histk, 'first') or '0') == nil then redis.call('HDEL', histk, 'first') end
-              redis.call('HSETNX', histk, 'first', hour)
-              if t > 0 then
-                if tonumber(redis.call('HGET', histk, hour) or '0') == nil then redis.call('HDEL', histk, hour) end
-                redis.call('HINCRBY', histk, hour, t)
-              end
-              redis.call('EXPIRE', histk, (keep + 1) * 3600)
-              if redis.call('HLEN', histk) > keep + 2 then
-                for _, f in ipairs(redis.call('HKEYS', histk)) do
-                  local h = tonumber(f)
-                  if f ~= 'first' and (h == nil or h < tonumber(hour) - keep) then redis.call('HDEL', histk, f) end
-                end
-              end
-              return totals
-            end
-            """;
-
-    /**
-     * Settle. KEYS: hour window, day window, reservations hash, history. ARGV: reservation id (may
-     * be ""), tokens used, hour number, hours of history kept. Answers the hour's and day's totals.
-     */
-    static final String SETTLE = COUNT + """
-            if ARGV[1] ~= '' and redis.call('TYPE', KEYS[3]).ok == 'hash' then redis.call('HDEL', KEYS[3], ARGV[1]) end
-            return count(KEYS[1], KEYS[2], KEYS[4], math.max(0, tonumber(ARGV[2]) or 0), ARGV[3], tonumber(ARGV[4]))
-            """;
-
-    /**
-     * A late sensor's usage, counted once for the fleet. KEYS: hour window, day window, history,
-     * the slots seen (a hash: slot → "in:out:requests" counted so far). ARGV: slot, in, out,
-     * requests (the slot's totals now), hour number, hours of history kept. Counts only what grew
-     * since any node last reported the slot; answers {in, out, requests counted now, hour total,
-     * day total}.
-     */
-    static final String USAGE = COUNT + """
-            local ty = redis.call('TYPE', KEYS[4]).ok
-            if ty ~= 'none' and ty ~= 'hash' then redis.call('DEL', KEYS[4]) end
-            local before = {0, 0, 0}
-            local prev = redis.call('HGET', KEYS[4], ARGV[1])
-            if prev then
-              local i = 1
-              for v in string.gmatch(prev, '[^:]+') do
-                if i <= 3 then before[i] = tonumber(v) or 0 end
-                i = i + 1
-              end
-            end
-            local now = {}
-            local add = {}
-            for i = 1, 3 do
-              now[i] = math.max(before[i], math.max(0, tonumber(ARGV[1 + i]) or 0))
-              add[i] = now[i] - before[i]
-            end
-            redis.call('HSET', KEYS[4], ARGV[1], now[1] .. ':' .. now[2] .. ':' .. now[3])
-            redis.call('EXPIRE', KEYS[4], 10800)
-            local totals = count(KEYS[1], KEYS[2], KEYS[3], add[1] + add[2], ARGV[5], tonumber(ARGV[6]))
-            return {add[1], add[2], add[3], totals[1], totals[2]}
-            """;
 
     /** One fleet block: who set it, where and when, and why. {@code at} orders a block against an unblock. */
     public record Block(String spiffeId, String reason, String node, long at) {
@@ -192,9 +67,9 @@ public final class FleetRedis implements AutoCloseable {
     private volatile Redis subscriberClient;
     private volatile boolean closed;
     private volatile boolean up;
-    private static final String RESERVE_SHA = sha1(RESERVE);
-    private static final String SETTLE_SHA = sha1(SETTLE);
-    private static final String USAGE_SHA = sha1(USAGE);
+    private static final String RESERVE_SHA = sha1(FleetScripts.RESERVE);
+    private static final String SETTLE_SHA = sha1(FleetScripts.SETTLE);
+    private static final String USAGE_SHA = sha1(FleetScripts.USAGE);
 
     public FleetRedis(Vertx vertx, Config.Fleet config, String node) throws IOException {
         this.vertx = vertx;
@@ -325,7 +200,7 @@ public final class FleetRedis implements AutoCloseable {
                                                   long nowMillis) {
         List<String> args = List.of(Long.toString(nowMillis), Long.toString(need), Long.toString(hourLimit),
                 Long.toString(dayLimit), id, Long.toString(lifetimeMillis), Long.toString(perMinute));
-        return eval(RESERVE, RESERVE_SHA, reserveKeys(spiffeId, hour, day, nowMillis / 60_000), args).map(r -> {
+        return eval(FleetScripts.RESERVE, RESERVE_SHA, reserveKeys(spiffeId, hour, day, nowMillis / 60_000), args).map(r -> {
             if (r == null || r.type() != ResponseType.MULTI || r.size() != 4) {
                 throw new IllegalStateException("the reserve script answered " + (r == null ? "nothing" : r.type()));
             }
@@ -346,7 +221,7 @@ public final class FleetRedis implements AutoCloseable {
         keys.add(historyKey(spiffeId));
         List<String> args = List.of(id == null ? "" : id, Long.toString(Math.max(0, tokens)), Long.toString(hour),
                 Long.toString(keepHours));
-        return eval(SETTLE, SETTLE_SHA, keys, args).map(r -> {
+        return eval(FleetScripts.SETTLE, SETTLE_SHA, keys, args).map(r -> {
             if (r == null || r.type() != ResponseType.MULTI || r.size() != 2) {
                 throw new IllegalStateException("the settle script answered " + (r == null ? "nothing" : r.type()));
             }
@@ -368,7 +243,7 @@ public final class FleetRedis implements AutoCloseable {
         List<String> keys = List.of(b.get(0), b.get(1), historyKey(spiffeId), config.keyPrefix() + "{" + spiffeId + "}:slots");
         List<String> args = List.of(slot, Long.toString(in), Long.toString(out), Long.toString(requests), Long.toString(hour),
                 Long.toString(keepHours));
-        return eval(USAGE, USAGE_SHA, keys, args).map(r -> {
+        return eval(FleetScripts.USAGE, USAGE_SHA, keys, args).map(r -> {
             if (r == null || r.type() != ResponseType.MULTI || r.size() != 5) {
                 throw new IllegalStateException("the usage script answered " + (r == null ? "nothing" : r.type()));
             }

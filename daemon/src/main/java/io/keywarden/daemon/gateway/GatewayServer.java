@@ -209,7 +209,7 @@ public final class GatewayServer implements AutoCloseable {
         try {
             s.listen(at).await(10, TimeUnit.SECONDS);
         } catch (Exception e) {
-            throw new IOException("cannot listen: " + what + ": " + e.getMessage());
+            throw new IOException("cannot listen: " + what + ": " + e.getMessage(), e);
         }
         servers.add(s);
         LOG.info("{}", what);

@@ -268,7 +268,7 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
             made.clear();
             return in;
         } catch (RuntimeException e) {
-            throw new IOException("the handover frame is malformed: " + e.getMessage());
+            throw new IOException("the handover frame is malformed: " + e.getMessage(), e);
         } finally {
             made.forEach(Secret::close);
             Arrays.fill(frame, (byte) 0);

@@ -45,7 +45,7 @@ import java.util.random.RandomGenerator;
  * {@link LeaseSlot}, {@link Openers} and {@link KillSwitch}.
  */
 public final class LeaseManager implements KeySource, AutoCloseable {
-    private static final System.Logger LOG = System.getLogger(LeaseManager.class.getName());
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(LeaseManager.class);
     static final Duration SWEEP = Duration.ofSeconds(1);
 
     private final IssuerRegistry issuers;
@@ -175,7 +175,7 @@ public final class LeaseManager implements KeySource, AutoCloseable {
         } catch (IssuerException e) {
             fail(s, f, e.getMessage(), e.retryable());
         } catch (RuntimeException e) {
-            LOG.log(System.Logger.Level.ERROR, "issuer " + (issuer == null ? "?" : issuer.name())
+            LOG.error("issuer " + (issuer == null ? "?" : issuer.name())
                     + " failed unexpectedly", e);
             fail(s, f, "issuer error: " + e.getClass().getSimpleName(), true);
         }
@@ -291,14 +291,14 @@ public final class LeaseManager implements KeySource, AutoCloseable {
         try {
             Optional<Issuer> from = issuers.named(lease.issuer());
             if (from.isEmpty()) {
-                LOG.log(System.Logger.Level.WARNING, "lease " + lease.leaseId() + " names issuer '" + lease.issuer()
+                LOG.warn("lease " + lease.leaseId() + " names issuer '" + lease.issuer()
                         + "', which is not configured: left to expire");
                 return;
             }
             from.get().revoke(lease);
             events.revoked(s.workload, s.keyName, lease, code, reason);
         } catch (IssuerException e) {
-            LOG.log(System.Logger.Level.WARNING, "revoking " + lease.leaseId() + " failed: " + e.getMessage());
+            LOG.warn("revoking " + lease.leaseId() + " failed: " + e.getMessage());
         } finally {
             // Dropped from its slot: nothing serves it again, so its bytes are wiped now.
             lease.key().destroy();

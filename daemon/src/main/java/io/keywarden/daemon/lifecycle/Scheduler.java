@@ -29,8 +29,7 @@ public interface Scheduler {
             try {
                 task.run();
             } catch (RuntimeException e) {
-                System.getLogger(Scheduler.class.getName()).log(System.Logger.Level.WARNING,
-                        "periodic task failed: " + e);
+                org.slf4j.LoggerFactory.getLogger(Scheduler.class).warn("periodic task failed: " + e);
             }
             if (!cancelled.get()) {
                 next.set(at(clock.instant().plus(period), run[0]));

@@ -51,7 +51,7 @@ public final class OpsServer implements AutoCloseable {
                     .await(10, TimeUnit.SECONDS);
             return new OpsServer(server);
         } catch (Exception e) {
-            throw new IOException("cannot listen on " + listen + ": " + e.getMessage());
+            throw new IOException("cannot listen on " + listen + ": " + e.getMessage(), e);
         }
     }
 
