@@ -113,7 +113,7 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
     @Override
     public void revoked(Workload w, String key, Lease lease, io.keywarden.daemon.lifecycle.RevokeReason code,
                         String reason) {
-        metrics.revoked(key, code);
+        metrics.revoked(key, code.label());
         record("key.revoked", keyFields(w, key, lease, reason));
     }
 

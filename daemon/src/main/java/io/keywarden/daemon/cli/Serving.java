@@ -109,7 +109,8 @@ final class Serving {
             io.keywarden.daemon.ops.Readiness r = new io.keywarden.daemon.ops.Readiness();
             r.notReady("handover", "handed over to pid " + successor);
             try {
-                io.keywarden.daemon.ops.OpsServer.start(vertx, s.listen(), r, new io.keywarden.daemon.ops.Metrics(), null, null);
+                io.keywarden.daemon.ops.OpsServer.start(vertx, s.listen().host(), s.listen().port(), r,
+                        new io.keywarden.daemon.ops.Metrics(), java.util.Map.of());
             } catch (IOException e) {
                 out.println("keywarden: idle without health endpoints: " + e.getMessage());
             }

@@ -82,9 +82,10 @@ public final class Metrics {
         refreshCounter(key, outcome).increment();
     }
 
-    public void revoked(String key, io.keywarden.daemon.lifecycle.RevokeReason reason) {
+    /** A lease revoked at the issuer; {@code reason}: the revoke reason's label. */
+    public void revoked(String key, String reason) {
         Counter.builder("keywarden.keys.revoked").description("Leases revoked at the issuer, by reason")
-                .tag("key", key).tag("reason", reason.label()).register(registry).increment();
+                .tag("key", key).tag("reason", reason).register(registry).increment();
     }
 
     public void access(String key, String decision) {

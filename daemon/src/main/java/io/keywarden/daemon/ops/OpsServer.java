@@ -1,7 +1,5 @@
 package io.keywarden.daemon.ops;
 
-import io.keywarden.attestation.dev.JwtSigner;
-import io.keywarden.daemon.config.HostPort;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.json.JsonArray;
@@ -22,9 +20,13 @@ public final class OpsServer implements AutoCloseable {
         this.server = server;
     }
 
-    /** Serves on the daemon's Vert.x (shared with the admin API); closing stops this server only. */
-    public static OpsServer start(Vertx vertx, HostPort listen, Readiness readiness, Metrics metrics, JwtSigner devSigner,
-                                  java.util.function.Supplier<String> clientJwks) throws IOException {
+    /**
+     * Serves on the daemon's Vert.x (shared with the admin API); closing stops this server only.
+     * {@code documents}: further JSON documents by path (the dev identity provider's OpenID
+     * configuration and JWKS, keywarden's own client JWKS), each computed when asked.
+     */
+    public static OpsServer start(Vertx vertx, String host, int port, Readiness readiness, Metrics metrics,
+                                  java.util.Map<String, java.util.function.Supplier<String>> documents) throws IOException {
         Router router = Router.router(vertx);
         router.get("/healthz").handler(ctx -> ctx.response().putHeader("content-type", "text/plain").end("ok\n"));
         router.get("/readyz").handler(ctx -> {
@@ -35,23 +37,14 @@ public final class OpsServer implements AutoCloseable {
         });
         router.get("/metrics").handler(ctx -> ctx.response()
                 .putHeader("content-type", "text/plain; version=0.0.4; charset=utf-8").end(metrics.scrape()));
-        if (clientJwks != null) {
-            // keywarden's own client key (private_key_jwt, e.g. Okta), by kid.
-            router.get(io.keywarden.daemon.issuer.federation.NodeKey.PATH).handler(ctx -> ctx.response()
-                    .putHeader("content-type", "application/json").end(clientJwks.get()));
-        }
-        if (devSigner != null) {
-            router.get("/.well-known/openid-configuration").handler(ctx -> ctx.response()
-                    .putHeader("content-type", "application/json").end(devSigner.openidConfigurationJson()));
-            router.get("/.well-known/jwks.json").handler(ctx -> ctx.response()
-                    .putHeader("content-type", "application/json").end(devSigner.jwksJson()));
-        }
+        documents.forEach((path, body) -> router.get(path).handler(ctx -> ctx.response()
+                .putHeader("content-type", "application/json").end(body.get())));
         try {
-            HttpServer server = vertx.createHttpServer().requestHandler(router).listen(listen.port(), listen.host())
+            HttpServer server = vertx.createHttpServer().requestHandler(router).listen(port, host)
                     .await(10, TimeUnit.SECONDS);
             return new OpsServer(server);
         } catch (Exception e) {
-            throw new IOException("cannot listen on " + listen + ": " + e.getMessage(), e);
+            throw new IOException("cannot listen on " + host + ":" + port + ": " + e.getMessage(), e);
         }
     }
 

@@ -169,8 +169,16 @@ public final class KeywardenRuntime implements AutoCloseable {
         components.add("vertx", () -> v.close().await(5, java.util.concurrent.TimeUnit.SECONDS));
         io.keywarden.daemon.issuer.federation.NodeKey nodeKey = IssuerFactory.needsNodeKey(s.issuers())
                 ? new io.keywarden.daemon.issuer.federation.NodeKey(clock) : null;
-        components.add("ops", OpsServer.start(vertx, s.listen(), readiness, metrics, devSigner,
-                nodeKey == null ? null : nodeKey::jwksJson));
+        Map<String, java.util.function.Supplier<String>> documents = new java.util.LinkedHashMap<>();
+        if (nodeKey != null) {
+            // keywarden's own client key (private_key_jwt, e.g. Okta), by kid.
+            documents.put(io.keywarden.daemon.issuer.federation.NodeKey.PATH, nodeKey::jwksJson);
+        }
+        if (devSigner != null) {
+            documents.put("/.well-known/openid-configuration", devSigner::openidConfigurationJson);
+            documents.put("/.well-known/jwks.json", devSigner::jwksJson);
+        }
+        components.add("ops", OpsServer.start(vertx, s.listen().host(), s.listen().port(), readiness, metrics, documents));
         hook = s.extensions().policyHook().map(h -> new io.keywarden.daemon.hook.PolicyHook(vertx.createHttpClient(), h))
                 .orElse(null);
         IssuerRegistry issuers = IssuerFactory.build(s.issuers(), identity, clock, metrics, nodeKey, hook,

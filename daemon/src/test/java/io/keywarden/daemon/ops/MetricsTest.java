@@ -14,7 +14,7 @@ class MetricsTest {
         Metrics m = new Metrics();
         m.registerKey("openai", "bao");
         m.issuerRequest("vault", "issue", Duration.ofMillis(30));
-        m.revoked("openai", io.keywarden.daemon.lifecycle.RevokeReason.OPERATOR);
+        m.revoked("openai", io.keywarden.daemon.lifecycle.RevokeReason.OPERATOR.label());
         String text = m.scrape();
         for (String line : text.lines().filter(l -> l.startsWith("# HELP")).toList()) {
             assertTrue(line.split(" ", 4).length == 4 && line.split(" ", 4)[3].length() > 10, "HELP text: " + line);

@@ -30,7 +30,7 @@ class AlertsAndDashboardTest {
         m.breach("reviewer", "anomaly");
         m.issuerRequest("dev", "issue", Duration.ofMillis(5));
         m.leaseGauges("openai", new Object(), o -> 1, o -> 60);
-        m.revoked("openai", io.keywarden.daemon.lifecycle.RevokeReason.GUARD);
+        m.revoked("openai", io.keywarden.daemon.lifecycle.RevokeReason.GUARD.label());
         Set<String> names = new TreeSet<>();
         for (String line : m.scrape().split("\n")) {
             if (!line.startsWith("#") && !line.isBlank()) {

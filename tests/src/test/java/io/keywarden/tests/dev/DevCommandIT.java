@@ -66,7 +66,7 @@ class DevCommandIT {
             assertEquals("ok\n", Proc.as(1001, "cat", mnt.resolve("openai/status").toString()).out());
 
             assertEquals("200 ok\n", get(port, "/healthz"));
-            assertEquals("200 {\"ready\":true,\"reasons\":[]}", get(port, "/readyz"));
+            assertEquals("200 {\"ready\":true,\"reasons\":[],\"degraded\":[]}", get(port, "/readyz"));
             String jwks = get(port, "/.well-known/jwks.json");
             assertTrue(jwks.startsWith("200 {\"keys\":[{\"kty\":\"EC\""), jwks);
             String metrics = get(port, "/metrics");
