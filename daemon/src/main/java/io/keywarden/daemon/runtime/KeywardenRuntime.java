@@ -210,7 +210,10 @@ public final class KeywardenRuntime implements AutoCloseable {
         String delivery = startFrontEnd(s, identity, issuers, out);
         startAdmin(s, identity.name(), ReadyBanner.issuers(s), delivery);
         startGuardAndGateway(s, identity, issuers);
-        startFleet(s);
+        if (fleet != null) {
+            AdminServer a = admin;
+            fleet.join(a, readiness, () -> a.statusJson().put("version", BuildInfo.load().version()));
+        }
         if (s.extensions().csi().isPresent()) {
             startCsi(s, Path.of(delivery.substring(delivery.indexOf(' ') + 1)));
         }
@@ -466,22 +469,8 @@ public final class KeywardenRuntime implements AutoCloseable {
      */
     private void startGuardAndGateway(Spec s, IdentityProvider identity, IssuerRegistry issuers) throws IOException {
         if (s.extensions().fleet().isPresent() && fleet == null) {
-            io.keywarden.daemon.fleet.FleetRedis f = new io.keywarden.daemon.fleet.FleetRedis(vertx,
-                    s.extensions().fleet().get(), s.node());
-            components.add(Component.of("fleet", f));
-            fleet = f;
-            fleetBlocks = io.keywarden.daemon.fleet.FleetBlockSync.open(f, stateFile(s, "fleet-pending.json"), clock,
-                    scheduler::execute, this::applyFleet);
-            metrics.fleetUp(f::isUp, s.extensions().fleet().get().onUnavailable() == Config.FleetUnavailable.LOCAL);
-            try {
-                f.warm().toCompletableFuture().get(5, java.util.concurrent.TimeUnit.SECONDS);
-            } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
-                LOG.warn("fleet: Redis {} does not answer yet ({}); guarded requests follow fleet.onUnavailable ({}) until"
-                        + " it does", s.extensions().fleet().get().redis(), e.getCause() == null ? e : e.getCause(),
-                        s.extensions().fleet().get().onUnavailable().name().toLowerCase(java.util.Locale.ROOT));
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
+            fleet = FleetAssembly.start(vertx, s.extensions().fleet().get(), s.node(), stateFile(s, "fleet-pending.json"),
+                    clock, scheduler, metrics, components, new FleetAssembly.Local(policy, () -> blocks, () -> leases, audit));
         }
         Path stateFile = stateFile(s, "guard-state.json");
         GuardRecorder recorder = new GuardRecorder(audit, metrics, () -> leases, () -> blocks, policy, scheduler, clock);
@@ -493,8 +482,8 @@ public final class KeywardenRuntime implements AutoCloseable {
         }
         recorder.resume();
         if (fleet != null) {
-            io.keywarden.daemon.fleet.FleetRedis f = fleet;
-            recorder.fleet((spiffeId, reason) -> fleetBlocks.publish(spiffeId, reason));
+            io.keywarden.daemon.fleet.FleetBlockSync sync = fleet.blocks();
+            recorder.fleet(sync::publish);
         }
         guard = engine;
         guardMeters(policy.get());
@@ -516,7 +505,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         io.keywarden.daemon.guard.GatewayTally tally = new io.keywarden.daemon.guard.GatewayTally();
         // With a fleet, budgets, requests per minute and the anomaly rule are decided on the fleet's counts.
         io.keywarden.daemon.fleet.FleetBudgets fleetBudgets = fleet == null ? null
-                : new io.keywarden.daemon.fleet.FleetBudgets(fleet, engine, clock, s.extensions().gateway()
+                : new io.keywarden.daemon.fleet.FleetBudgets(fleet.redis(), engine, clock, s.extensions().gateway()
                         .map(Config.Gateway::timeout).orElse(Duration.ofMinutes(1)), metrics);
         if (s.extensions().usage().isPresent()) {
             Config.UsageApi u = s.extensions().usage().get();
@@ -551,121 +540,8 @@ public final class KeywardenRuntime implements AutoCloseable {
 
     private volatile io.keywarden.daemon.guard.GuardEngine guard;
     private volatile AdminServer admin;
-    private volatile io.keywarden.daemon.fleet.FleetRedis fleet;
-    /** The fleet's kill switch on this node (with {@link #fleet}). */
-    private volatile io.keywarden.daemon.fleet.FleetBlockSync fleetBlocks;
-
-    /**
-     * The fleet (when the config has {@code fleet:}): blocks set with {@code --fleet} (or by the
-     * guard) are stored in Redis and published; this node applies every block and unblock it hears
-     * of, and all stored blocks at each (re)subscription, each with a ledger record.
-     */
-    private void startFleet(Spec s) {
-        if (fleet == null) {
-            return;
-        }
-        io.keywarden.daemon.fleet.FleetRedis f = fleet;
-        io.keywarden.daemon.fleet.FleetBlockSync sync = fleetBlocks;
-        AdminServer a = admin;
-        if (a != null) {
-            a.fleet(new AdminServer.FleetBlocks() {
-                @Override
-                public java.util.concurrent.CompletionStage<Void> block(String spiffeId, String reason) {
-                    return sync.publish(spiffeId, reason);
-                }
-
-                @Override
-                public java.util.concurrent.CompletionStage<Void> unblock(String spiffeId) {
-                    return sync.publish(spiffeId, null);
-                }
-
-                @Override
-                public java.util.concurrent.CompletionStage<java.util.List<com.fasterxml.jackson.databind.node.ObjectNode>>
-                        inventory() {
-                    return f.inventory();
-                }
-            });
-            // The inventory: this node's leases (never secrets), every heartbeat, alive for three.
-            Runnable beat = () -> f.heartbeat(a.statusJson().put("version", BuildInfo.load().version()), clock.millis())
-                    .whenComplete((v, e) -> {
-                        if (e != null) {
-                            LOG.debug("fleet: heartbeat not stored: {}", e.toString());
-                        }
-                    });
-            beat.run();
-            scheduler.every(clock, f.config().heartbeat(), beat);
-        }
-        // Ready either way (opens never depend on Redis), but /readyz says how this node decides meanwhile.
-        String alone = f.config().onUnavailable() == Config.FleetUnavailable.LOCAL
-                ? "Redis does not answer: this node enforces token budgets and requests per minute on its own counts"
-                        + " (fleet.onUnavailable: local); blocks set elsewhere meanwhile do not reach it"
-                : "Redis does not answer: guarded gateway requests are refused with 503 fleet_unavailable"
-                        + " (fleet.onUnavailable: closed); blocks set elsewhere meanwhile do not reach it";
-        scheduler.every(clock, Duration.ofSeconds(1), () -> {
-            if (f.isUp()) {
-                readiness.notDegraded("fleet");
-            } else {
-                readiness.degraded("fleet", alone);
-            }
-        });
-        f.subscribe((b, stored) -> sync.heard(b),
-                () -> f.blocks().whenComplete((all, e) -> {
-                    if (e != null) {
-                        LOG.warn("fleet: the stored blocks cannot be read: {}", e.toString());
-                        return;
-                    }
-                    sync.resync(all);
-                }));
-        LOG.info("fleet: node {} on {} (blocks and token budgets across nodes; onUnavailable {})", f.node(),
-                f.config().redis(), f.config().onUnavailable().name().toLowerCase(java.util.Locale.ROOT));
-    }
-
-    /**
-     * One fleet block (reason set) or unblock (reason null), applied here as an operator's would be
-     * (ordered by {@link io.keywarden.daemon.fleet.FleetBlockSync} first).
-     */
-    private void applyFleet(io.keywarden.daemon.fleet.FleetRedis.Block b) {
-        Policy p = policy.get();
-        var w = p.workloadBySpiffeId(SpiffeId.parse(b.spiffeId()));
-        Blocks bl = blocks;
-        String reason = "fleet: " + b.reason() + " (from node " + b.node() + ")";
-        Map<String, Object> f = new java.util.LinkedHashMap<>();
-        f.put("spiffe_id", b.spiffeId());
-        f.put("workload", w.map(Workload::name).orElse(null));
-        f.put("from_node", b.node());
-        f.put("at", java.time.Instant.ofEpochMilli(b.at()).toString());
-        try {
-            if (b.reason() != null) {
-                if (bl != null && reason.equals(bl.all().get(b.spiffeId()))) {
-                    return;
-                }
-                f.put("reason", b.reason());
-                audit.record("fleet.block.applied", f);
-                if (bl != null) {
-                    bl.put(b.spiffeId(), reason);
-                }
-                if (w.isPresent() && leases != null) {
-                    leases.block(w.get().name(), reason);
-                    leases.revokeNow(w.get().name(), null, io.keywarden.daemon.lifecycle.RevokeReason.OPERATOR,
-                            "blocked by " + reason);
-                }
-                LOG.warn("fleet: {} blocked here by node {}: {}", b.spiffeId(), b.node(), b.reason());
-            } else {
-                if (bl == null || !bl.all().containsKey(b.spiffeId())) {
-                    return;
-                }
-                audit.record("fleet.unblock.applied", f);
-                bl.remove(b.spiffeId());
-                if (w.isPresent() && leases != null) {
-                    leases.unblock(w.get().name());
-                }
-                LOG.warn("fleet: {} unblocked here by node {}", b.spiffeId(), b.node());
-            }
-        } catch (IOException | RuntimeException e) {
-            LOG.warn("fleet: {} of {} not applied here: {}", b.reason() != null ? "block" : "unblock", b.spiffeId(),
-                    e.toString());
-        }
-    }
+    /** This node's part in the fleet, when the config has {@code fleet:}. */
+    private volatile FleetAssembly fleet;
 
     /** Breach counters at zero for every guarded workload; counters of workloads gone from the policy are dropped. */
     private void guardMeters(Policy p) {
