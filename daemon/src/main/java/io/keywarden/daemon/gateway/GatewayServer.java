@@ -3,20 +3,17 @@ package io.keywarden.daemon.gateway;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.keywarden.attestation.Attestation;
 import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.guard.Admission;
 import io.keywarden.daemon.guard.GuardEngine;
 import io.keywarden.daemon.hook.PolicyHook;
 import io.keywarden.daemon.ops.Metrics;
 import io.keywarden.delivery.AccessDecider;
-import io.keywarden.delivery.Caller;
 import io.keywarden.delivery.Decision;
 import io.keywarden.delivery.IssuedKey;
 import io.keywarden.policy.KeySpec;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.Workload;
-import io.vertx.core.Context;
 import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
@@ -33,10 +30,7 @@ import io.vertx.core.http.PoolOptions;
 import io.vertx.core.http.RequestOptions;
 import io.vertx.core.net.PemTrustOptions;
 import io.vertx.core.net.SocketAddress;
-import io.vertx.core.net.impl.ConnectionBase;
 import java.io.IOException;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -103,12 +97,8 @@ public final class GatewayServer implements AutoCloseable {
     /** One client (one connection pool) per key and scheme: a stuck upstream exchange stalls only its own key. */
     private final Map<String, HttpClient> clients = new ConcurrentHashMap<>();
     private final Config.GatewayLimits limits;
-    /** Open connections, in all and per uid of the socket's owner. */
-    private final java.util.concurrent.atomic.AtomicInteger openConnections = new java.util.concurrent.atomic.AtomicInteger();
-    private final Map<Integer, java.util.concurrent.atomic.AtomicInteger> connectionsByUid = new ConcurrentHashMap<>();
-    /** Request-body bytes held in memory right now, in all and per uid. */
-    private final java.util.concurrent.atomic.AtomicLong buffered = new java.util.concurrent.atomic.AtomicLong();
-    private final Map<Integer, java.util.concurrent.atomic.AtomicLong> bufferedByUid = new ConcurrentHashMap<>();
+    private final GatewayConnections connections;
+    private final CallerProof callers;
     private final List<HttpServer> servers = new ArrayList<>();
 
     private GatewayServer(Vertx vertx, Config.Gateway config, AccessDecider decider, Supplier<Policy> policy,
@@ -129,6 +119,8 @@ public final class GatewayServer implements AutoCloseable {
         this.blocking = blocking;
         this.peers = peers;
         this.limits = config.limits();
+        this.connections = new GatewayConnections(vertx, config, metrics, peers);
+        this.callers = new CallerProof(decider, peers, blocking);
     }
 
     /** The client for {@code key}'s upstream over {@code https} or plain HTTP, made on first use. */
@@ -205,7 +197,7 @@ public final class GatewayServer implements AutoCloseable {
                     .setKeyCertOptions(io.vertx.core.net.KeyCertOptions.wrap(svids.keyManager()))
                     .setTrustOptions(io.vertx.core.net.TrustOptions.wrap(svids.trustManager()));
         }
-        HttpServer s = vertx.createHttpServer(o).connectionHandler(c -> opened(c, via)).requestHandler(req -> handle(req, via));
+        HttpServer s = vertx.createHttpServer(o).connectionHandler(c -> connections.opened(c, via)).requestHandler(req -> handle(req, via));
         try {
             s.listen(at).await(10, TimeUnit.SECONDS);
         } catch (Exception e) {
@@ -227,158 +219,11 @@ public final class GatewayServer implements AutoCloseable {
 
     // ---- one request ----
 
-    /** What a request has learned so far, as it moves through its stages. */
-    private static final class Exchange {
-        final HttpServerRequest req;
-        final Context ctx;
-        final String key;
-        final Via via;
-        final Conn conn;
-        String rest;
-        Buffer body = Buffer.buffer();
-        /** Body bytes this exchange holds against the gateway's memory bounds. */
-        long held;
-        Attestation.Identified who;
-        String model;
-        Config.Upstream upstream;
-        String leaseId;
-        /** Hostile (a connection changing hands, a malformed request): closed once answered. */
-        boolean closeAfter;
-        io.keywarden.daemon.guard.Reservation reservation;
-        long bodyBytes;
-        /** The request reached the upstream (it may bill for it). */
-        boolean sent;
-        /** The agent asked for no usage chunk; the gateway asked for one on its behalf. */
-        boolean dropUsageChunk;
-        KeyRedactor redactor;
-        io.vertx.core.http.HttpClientRequest upstreamRequest;
-        boolean finished;
-
-        Exchange(HttpServerRequest req, Context ctx, String key, String rest, Via via, Conn conn) {
-            this.req = req;
-            this.ctx = ctx;
-            this.key = key;
-            this.rest = rest;
-            this.via = via;
-            this.conn = conn;
-        }
-
-        String workload() {
-            return who == null ? "" : who.workload().name();
-        }
-
-        /** How the ledger names what was accessed. */
-        String file() {
-            return via == Via.MTLS ? "gateway (mTLS)" : "gateway";
-        }
-    }
-
-    /**
-     * One accepted connection: the uid that owns its client socket (for the per-uid bounds; -1 for
-     * mTLS), requests in progress and the idle timer, and what its caller is pinned to.
-     */
-    private static final class Conn {
-        final int uid;
-        /** Over a connection bound: closed, never counted, never served. */
-        boolean refused;
-        int inFlight;
-        long idleTimer = -1;
-        volatile long inode = -1;
-        PeerLookup.Holder holder;
-        io.keywarden.linux.FileIdentity exe;
-
-        Conn(int uid) {
-            this.uid = uid;
-        }
-    }
-
-    private final Map<HttpConnection, Conn> conns = new ConcurrentHashMap<>();
-    private final java.util.concurrent.atomic.AtomicLong lastLimitLog = new java.util.concurrent.atomic.AtomicLong();
-
-    /** A new connection: counted against the bounds (closed at once beyond them), idle-timed until its first request. */
-    private Conn opened(HttpConnection c, Via via) {
-        Conn existing = conns.get(c);
-        if (existing != null) {
-            return existing;
-        }
-        int uid = via == Via.MTLS ? -1 : ownerUid(c, via == Via.UNIX_SOCKET);
-        Conn conn = new Conn(uid);
-        conns.put(c, conn);
-        // The uid's own bound first: a connection refused by it is never counted in the total, so
-        // one uid's flood, closed as fast as it comes, cannot crowd out the others.
-        java.util.concurrent.atomic.AtomicInteger mine = connectionsByUid.computeIfAbsent(uid,
-                u -> new java.util.concurrent.atomic.AtomicInteger());
-        int own = mine.incrementAndGet();
-        int total = openConnections.incrementAndGet();
-        boolean overUid = uid != -1 && own > limits.maxConnectionsPerUid();
-        boolean overTotal = !overUid && total > limits.maxConnections();
-        if (overUid || overTotal) {
-            mine.decrementAndGet();
-            openConnections.decrementAndGet();
-            conn.refused = true;
-            c.closeHandler(v -> conns.remove(c));
-            limitReached(overTotal ? "gateway: " + total + " connections, over gateway.maxConnections ("
-                    + limits.maxConnections() + "): new ones are closed" : "gateway: uid " + uid + " holds " + own
-                    + " connections, over gateway.maxConnectionsPerUid (" + limits.maxConnectionsPerUid()
-                    + "): its new ones are closed");
-            metrics.gatewayRequest("", "", "connection_limit");
-            c.close();
-            return conn;
-        }
-        c.closeHandler(v -> {
-            if (conns.remove(c) != null) {
-                openConnections.decrementAndGet();
-                connectionsByUid.computeIfPresent(uid, (u, n) -> n.decrementAndGet() <= 0 ? null : n);
-            }
-            if (conn.idleTimer >= 0) {
-                vertx.cancelTimer(conn.idleTimer);
-            }
-        });
-        armIdle(c, conn);
-        return conn;
-    }
-
-    private void limitReached(String what) {
-        long now = System.nanoTime();
-        long last = lastLimitLog.get();
-        if (now - last > 10_000_000_000L && lastLimitLog.compareAndSet(last, now)) {
-            LOG.warn("{} (said at most every 10 s)", what);
-        }
-    }
-
-    /** The uid that owns the client's socket: SO_PEERCRED, or the loopback TCP socket's owner; -2 when unknown. */
-    private int ownerUid(HttpConnection c, boolean unix) {
-        try {
-            if (unix) {
-                OptionalInt fd = ChannelFd.of(((ConnectionBase) c).channel());
-                return fd.isPresent() ? PeerLookup.unixPeer(fd.getAsInt()).map(Caller::uid).orElse(-2) : -2;
-            }
-            SocketAddress remote = c.remoteAddress();
-            SocketAddress local = c.localAddress();
-            return peers.tcpOwner(new InetSocketAddress(InetAddress.getByName(remote.hostAddress()), remote.port()),
-                    new InetSocketAddress(InetAddress.getByName(local.hostAddress()), local.port())).orElse(-2);
-        } catch (IOException | RuntimeException e) {
-            return -2;
-        }
-    }
-
-    /** Closes {@code c} when no request starts within {@code gateway.idleTimeout}. */
-    private void armIdle(HttpConnection c, Conn conn) {
-        if (conn.idleTimer >= 0) {
-            vertx.cancelTimer(conn.idleTimer);
-        }
-        conn.idleTimer = vertx.setTimer(limits.idleTimeout().toMillis(), id -> {
-            if (conn.inFlight == 0 && conn.idleTimer == id) {
-                c.close();
-            }
-        });
-    }
-
     private void handle(HttpServerRequest req, Via via) {
         HttpConnection hc = req.connection();
-        Conn conn = conns.get(hc);
+        Conn conn = connections.get(hc);
         if (conn == null) {
-            conn = opened(hc, via);
+            conn = connections.opened(hc, via);
         }
         if (conn.refused) {
             hc.close();
@@ -442,14 +287,14 @@ public final class GatewayServer implements AutoCloseable {
             }
             if (x.body.length() + chunk.length() > maxBody) {
                 refuse(x, 413, "request_too_large", "the request body is larger than " + maxBody + " bytes");
-                release(x);
+                connections.release(x);
                 return;
             }
-            if (!hold(x, chunk.length())) {
+            if (!connections.hold(x, chunk.length())) {
                 x.closeAfter = true;
                 refuse(x, 503, "gateway_busy", "the gateway holds as many request bodies as it may"
                         + " (gateway.maxBufferedBytes); retry later");
-                release(x);
+                connections.release(x);
                 return;
             }
             x.body.appendBuffer(chunk);
@@ -457,7 +302,7 @@ public final class GatewayServer implements AutoCloseable {
         req.endHandler(v -> bodyDone.complete(null));
         req.exceptionHandler(bodyDone::completeExceptionally);
         // A caller that may not use the key is answered at once, without reading its body.
-        decide(x).whenComplete((d, e) -> x.ctx.runOnContext(ignored -> {
+        callers.decide(x).whenComplete((d, e) -> x.ctx.runOnContext(ignored -> {
             if (req.response().ended() || req.response().closed()) {
                 return;
             }
@@ -468,7 +313,7 @@ public final class GatewayServer implements AutoCloseable {
                 } else {
                     decided(x, d);
                 }
-                release(x);
+                connections.release(x);
                 return;
             }
             bodyDone.whenComplete((v, be) -> x.ctx.runOnContext(i2 -> {
@@ -484,31 +329,6 @@ public final class GatewayServer implements AutoCloseable {
         }));
     }
 
-    /** Counts {@code n} more body bytes against the total and the caller's uid's share (a quarter); false if over. */
-    private boolean hold(Exchange x, long n) {
-        long total = buffered.addAndGet(n);
-        java.util.concurrent.atomic.AtomicLong mine = bufferedByUid.computeIfAbsent(x.conn.uid,
-                u -> new java.util.concurrent.atomic.AtomicLong());
-        long own = mine.addAndGet(n);
-        x.held += n;
-        boolean ok = total <= limits.maxBufferedBytes() && (x.conn.uid == -1 || own <= Math.max(Math.min(config.maxBodyBytes(),
-                limits.maxBufferedBytes()), limits.maxBufferedBytes() / 4));
-        if (!ok) {
-            limitReached("gateway: request bodies in memory reached gateway.maxBufferedBytes (" + limits.maxBufferedBytes()
-                    + " bytes, a quarter per uid): requests over it are refused with 503");
-        }
-        return ok;
-    }
-
-    private void release(Exchange x) {
-        if (x.held > 0) {
-            buffered.addAndGet(-x.held);
-            bufferedByUid.computeIfPresent(x.conn.uid, (u, n) -> n.addAndGet(-x.held) <= 0 ? null : n);
-            x.held = 0;
-        }
-        x.body = null;
-    }
-
     /**
      * The end of an exchange, answered or cut: its memory is released, the connection's idle timer
      * rearmed, and a reservation still open settled: to nothing when the request never reached the
@@ -519,7 +339,7 @@ public final class GatewayServer implements AutoCloseable {
             return;
         }
         x.finished = true;
-        release(x);
+        connections.release(x);
         if (cut && x.upstreamRequest != null) {
             x.upstreamRequest.reset();
         }
@@ -533,133 +353,11 @@ public final class GatewayServer implements AutoCloseable {
         Conn conn = x.conn;
         conn.inFlight = Math.max(0, conn.inFlight - 1);
         if (conn.inFlight == 0) {
-            armIdle(x.req.connection(), conn);
+            connections.armIdle(x.req.connection(), conn);
         }
     }
 
     /** The holder found for one request, or why there is none to attest. */
-    private record HolderNow(PeerLookup.Holder holder, String refusal) {
-    }
-
-    /**
-     * The access core's decision for the one process that holds the connection now, or for the mTLS
-     * peer's SVID. A connection held by several processes, held by another process than the one it
-     * was pinned to, or whose process executed another program since, is refused and closed.
-     */
-    private CompletionStage<Decision> decide(Exchange x) {
-        if (x.via == Via.MTLS) {
-            return CompletableFuture.completedFuture(decideRemote(x));
-        }
-        HttpConnection conn = x.req.connection();
-        Conn pin = x.conn;
-        return CompletableFuture.supplyAsync(() -> holderNow(conn, pin, x.via == Via.UNIX_SOCKET), blocking)
-                .thenCompose(h -> {
-                    if (h.refusal() != null) {
-                        return CompletableFuture.completedFuture(hostile(x, null, h.refusal()));
-                    }
-                    return decider.attest(h.holder().caller()).thenApply(a -> pinned(x, pin, h.holder(), a));
-                });
-    }
-
-    /** Blocking (/proc): the process holding the connection's client socket now, checked against the pin. */
-    private HolderNow holderNow(HttpConnection conn, Conn pin, boolean unix) {
-        long inode = pin.inode;
-        if (inode < 0) {
-            java.util.OptionalLong found = clientInode(conn, unix);
-            if (found.isEmpty()) {
-                return new HolderNow(null, "the process behind this connection could not be found");
-            }
-            inode = found.getAsLong();
-            pin.inode = inode;
-        }
-        List<PeerLookup.Holder> holders = peers.holdersOf(inode);
-        if (holders.isEmpty()) {
-            return new HolderNow(null, "the process behind this connection could not be found (it exited, or passed"
-                    + " the socket to a process this daemon cannot see)");
-        }
-        if (holders.size() > 1) {
-            StringBuilder pids = new StringBuilder();
-            for (PeerLookup.Holder h : holders) {
-                pids.append(pids.length() == 0 ? "" : ", ").append(h.pid()).append(" (uid ").append(h.uid()).append(')');
-            }
-            return new HolderNow(null, "the connection is held by " + holders.size() + " processes (pids " + pids
-                    + "): a gateway connection must be held by the one process that uses it");
-        }
-        PeerLookup.Holder now = holders.get(0);
-        synchronized (pin) {
-            if (pin.holder == null) {
-                pin.holder = now;
-            } else if (pin.holder.pid() != now.pid() || pin.holder.startTime() != now.startTime()) {
-                return new HolderNow(null, "the connection changed hands: it was first used by pid " + pin.holder.pid()
-                        + " and is held now by pid " + now.pid() + (pin.holder.pid() == now.pid() ? " (a reused pid)" : ""));
-            }
-        }
-        return new HolderNow(now, null);
-    }
-
-    private java.util.OptionalLong clientInode(HttpConnection conn, boolean unix) {
-        try {
-            if (unix) {
-                OptionalInt fd = ChannelFd.of(((ConnectionBase) conn).channel());
-                return fd.isPresent() ? PeerLookup.unixPeerInode(fd.getAsInt()) : java.util.OptionalLong.empty();
-            }
-            SocketAddress remote = conn.remoteAddress();
-            SocketAddress local = conn.localAddress();
-            return peers.tcpInode(new InetSocketAddress(InetAddress.getByName(remote.hostAddress()), remote.port()),
-                    new InetSocketAddress(InetAddress.getByName(local.hostAddress()), local.port()));
-        } catch (IOException | RuntimeException e) {
-            LOG.warn("gateway: cannot find the socket behind a connection: {}", e.toString());
-            return java.util.OptionalLong.empty();
-        }
-    }
-
-    /** The attested holder, checked against the pin (same start time; same executable as at its first request). */
-    private Decision pinned(Exchange x, Conn pin, PeerLookup.Holder holder, Attestation a) {
-        io.keywarden.attestation.ProcessInfo p = a.process();
-        if (p == null || p.pid() != holder.pid() || p.startTime() != holder.startTime()) {
-            return hostile(x, a, "the process holding the connection was replaced while it was attested");
-        }
-        if (p.exeFile().isEmpty()) {
-            return hostile(x, a, "the executable of pid " + p.pid() + " cannot be identified");
-        }
-        synchronized (pin) {
-            if (pin.exe == null) {
-                pin.exe = p.exeFile().get();
-            } else if (!pin.exe.equals(p.exeFile().get())) {
-                return hostile(x, a, "pid " + p.pid() + " runs another executable than at its first request on this"
-                        + " connection (" + p.exe().orElse("?") + ")");
-            }
-        }
-        return decider.authorize(a, x.key, x.file());
-    }
-
-    /** A refusal recorded like any denial; the connection is closed once it is answered. */
-    private Decision hostile(Exchange x, Attestation a, String reason) {
-        x.closeAfter = true;
-        io.keywarden.attestation.ProcessInfo p = a == null ? null : a.process();
-        Decision d = decider.authorize(new Attestation.Unidentified(p, reason), x.key, x.file());
-        return d instanceof Decision.NoSuchKey ? new Decision.Denied(a, Decision.DenyReason.UNIDENTIFIED, reason) : d;
-    }
-
-    /**
-     * A remote caller: the TLS layer verified its chain to the bundle; its one {@code spiffe://} URI
-     * SAN names the workload. No /proc check applies.
-     */
-    private Decision decideRemote(Exchange x) {
-        try {
-            var certs = x.req.connection().peerCertificates();
-            if (certs != null && !certs.isEmpty() && certs.get(0) instanceof java.security.cert.X509Certificate leaf) {
-                var id = io.keywarden.attestation.spire.X509SvidSource.spiffeIdOf(leaf);
-                if (id.isPresent()) {
-                    return decider.authorizeRemote(io.keywarden.policy.SpiffeId.parse(id.get()), x.key, x.file());
-                }
-            }
-        } catch (javax.net.ssl.SSLPeerUnverifiedException | IllegalArgumentException e) {
-            // refused below
-        }
-        return new Decision.Denied(null, Decision.DenyReason.UNIDENTIFIED, "the peer presented no X.509-SVID");
-    }
-
     private void decided(Exchange x, Decision d) {
         if (d instanceof Decision.Granted g) {
             x.who = g.who();
@@ -725,7 +423,7 @@ public final class GatewayServer implements AutoCloseable {
         x.reservation = ((Admission.Allowed) a).reservation();
         if (json != null && forceStreamUsage(x, json)) {
             Buffer forced = Buffer.buffer(json.toString());
-            if (forced.length() > x.held && !hold(x, forced.length() - x.held)) {
+            if (forced.length() > x.held && !connections.hold(x, forced.length() - x.held)) {
                 refuse(x, 503, "gateway_busy", "the gateway holds as many request bodies as it may; retry later");
                 return;
             }

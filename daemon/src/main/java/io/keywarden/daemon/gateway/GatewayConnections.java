@@ -1,0 +1,159 @@
+package io.keywarden.daemon.gateway;
+
+import io.keywarden.daemon.config.Config;
+import io.keywarden.daemon.ops.Metrics;
+import io.keywarden.delivery.Caller;
+import io.vertx.core.Vertx;
+import io.vertx.core.http.HttpConnection;
+import io.vertx.core.net.SocketAddress;
+import io.vertx.core.net.impl.ConnectionBase;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.util.Map;
+import java.util.OptionalInt;
+import java.util.concurrent.ConcurrentHashMap;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The gateway's accepted connections and what they may hold: the bounds on connections (in all
+ * and per uid of the client socket's owner, refused ones never counted), the idle timer, and the
+ * request-body bytes in memory (in all, and a quarter per uid). A bound reached is said at most
+ * every 10 s.
+ */
+final class GatewayConnections {
+    private static final Logger LOG = LoggerFactory.getLogger(GatewayConnections.class);
+
+    private final Vertx vertx;
+    private final Config.GatewayLimits limits;
+    private final long maxBodyBytes;
+    private final Metrics metrics;
+    private final PeerLookup peers;
+    /** Open connections, in all and per uid of the socket's owner. */
+    private final java.util.concurrent.atomic.AtomicInteger openConnections = new java.util.concurrent.atomic.AtomicInteger();
+    private final Map<Integer, java.util.concurrent.atomic.AtomicInteger> connectionsByUid = new ConcurrentHashMap<>();
+    /** Request-body bytes held in memory right now, in all and per uid. */
+    private final java.util.concurrent.atomic.AtomicLong buffered = new java.util.concurrent.atomic.AtomicLong();
+    private final Map<Integer, java.util.concurrent.atomic.AtomicLong> bufferedByUid = new ConcurrentHashMap<>();
+
+    GatewayConnections(Vertx vertx, Config.Gateway config, Metrics metrics, PeerLookup peers) {
+        this.vertx = vertx;
+        this.limits = config.limits();
+        this.maxBodyBytes = config.maxBodyBytes();
+        this.metrics = metrics;
+        this.peers = peers;
+    }
+
+    /** The connection's state, or null when it was never {@link #opened}. */
+    Conn get(HttpConnection c) {
+        return conns.get(c);
+    }
+
+    private final Map<HttpConnection, Conn> conns = new ConcurrentHashMap<>();
+    private final java.util.concurrent.atomic.AtomicLong lastLimitLog = new java.util.concurrent.atomic.AtomicLong();
+
+    /** A new connection: counted against the bounds (closed at once beyond them), idle-timed until its first request. */
+    Conn opened(HttpConnection c, GatewayServer.Via via) {
+        Conn existing = conns.get(c);
+        if (existing != null) {
+            return existing;
+        }
+        int uid = via == GatewayServer.Via.MTLS ? -1 : ownerUid(c, via == GatewayServer.Via.UNIX_SOCKET);
+        Conn conn = new Conn(uid);
+        conns.put(c, conn);
+        // The uid's own bound first: a connection refused by it is never counted in the total, so
+        // one uid's flood, closed as fast as it comes, cannot crowd out the others.
+        java.util.concurrent.atomic.AtomicInteger mine = connectionsByUid.computeIfAbsent(uid,
+                u -> new java.util.concurrent.atomic.AtomicInteger());
+        int own = mine.incrementAndGet();
+        int total = openConnections.incrementAndGet();
+        boolean overUid = uid != -1 && own > limits.maxConnectionsPerUid();
+        boolean overTotal = !overUid && total > limits.maxConnections();
+        if (overUid || overTotal) {
+            mine.decrementAndGet();
+            openConnections.decrementAndGet();
+            conn.refused = true;
+            c.closeHandler(v -> conns.remove(c));
+            limitReached(overTotal ? "gateway: " + total + " connections, over gateway.maxConnections ("
+                    + limits.maxConnections() + "): new ones are closed" : "gateway: uid " + uid + " holds " + own
+                    + " connections, over gateway.maxConnectionsPerUid (" + limits.maxConnectionsPerUid()
+                    + "): its new ones are closed");
+            metrics.gatewayRequest("", "", "connection_limit");
+            c.close();
+            return conn;
+        }
+        c.closeHandler(v -> {
+            if (conns.remove(c) != null) {
+                openConnections.decrementAndGet();
+                connectionsByUid.computeIfPresent(uid, (u, n) -> n.decrementAndGet() <= 0 ? null : n);
+            }
+            if (conn.idleTimer >= 0) {
+                vertx.cancelTimer(conn.idleTimer);
+            }
+        });
+        armIdle(c, conn);
+        return conn;
+    }
+
+    void limitReached(String what) {
+        long now = System.nanoTime();
+        long last = lastLimitLog.get();
+        if (now - last > 10_000_000_000L && lastLimitLog.compareAndSet(last, now)) {
+            LOG.warn("{} (said at most every 10 s)", what);
+        }
+    }
+
+    /** The uid that owns the client's socket: SO_PEERCRED, or the loopback TCP socket's owner; -2 when unknown. */
+    private int ownerUid(HttpConnection c, boolean unix) {
+        try {
+            if (unix) {
+                OptionalInt fd = ChannelFd.of(((ConnectionBase) c).channel());
+                return fd.isPresent() ? PeerLookup.unixPeer(fd.getAsInt()).map(Caller::uid).orElse(-2) : -2;
+            }
+            SocketAddress remote = c.remoteAddress();
+            SocketAddress local = c.localAddress();
+            return peers.tcpOwner(new InetSocketAddress(InetAddress.getByName(remote.hostAddress()), remote.port()),
+                    new InetSocketAddress(InetAddress.getByName(local.hostAddress()), local.port())).orElse(-2);
+        } catch (IOException | RuntimeException e) {
+            return -2;
+        }
+    }
+
+    /** Closes {@code c} when no request starts within {@code gateway.idleTimeout}. */
+    void armIdle(HttpConnection c, Conn conn) {
+        if (conn.idleTimer >= 0) {
+            vertx.cancelTimer(conn.idleTimer);
+        }
+        conn.idleTimer = vertx.setTimer(limits.idleTimeout().toMillis(), id -> {
+            if (conn.inFlight == 0 && conn.idleTimer == id) {
+                c.close();
+            }
+        });
+    }
+
+    /** Counts {@code n} more body bytes against the total and the caller's uid's share (a quarter); false if over. */
+    boolean hold(Exchange x, long n) {
+        long total = buffered.addAndGet(n);
+        java.util.concurrent.atomic.AtomicLong mine = bufferedByUid.computeIfAbsent(x.conn.uid,
+                u -> new java.util.concurrent.atomic.AtomicLong());
+        long own = mine.addAndGet(n);
+        x.held += n;
+        boolean ok = total <= limits.maxBufferedBytes() && (x.conn.uid == -1 || own <= Math.max(Math.min(maxBodyBytes,
+                limits.maxBufferedBytes()), limits.maxBufferedBytes() / 4));
+        if (!ok) {
+            limitReached("gateway: request bodies in memory reached gateway.maxBufferedBytes (" + limits.maxBufferedBytes()
+                    + " bytes, a quarter per uid): requests over it are refused with 503");
+        }
+        return ok;
+    }
+
+    void release(Exchange x) {
+        if (x.held > 0) {
+            buffered.addAndGet(-x.held);
+            bufferedByUid.computeIfPresent(x.conn.uid, (u, n) -> n.addAndGet(-x.held) <= 0 ? null : n);
+            x.held = 0;
+        }
+        x.body = null;
+    }
+}
