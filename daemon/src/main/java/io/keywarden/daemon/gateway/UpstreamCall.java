@@ -1,0 +1,277 @@
+package io.keywarden.daemon.gateway;
+
+import io.keywarden.daemon.config.Config;
+import io.keywarden.daemon.ops.Metrics;
+import io.keywarden.delivery.IssuedKey;
+import io.keywarden.policy.Workload;
+import io.vertx.core.MultiMap;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpClient;
+import io.vertx.core.http.HttpClientOptions;
+import io.vertx.core.http.HttpClientResponse;
+import io.vertx.core.http.HttpServerResponse;
+import io.vertx.core.http.HttpVersion;
+import io.vertx.core.http.PoolOptions;
+import io.vertx.core.http.RequestOptions;
+import io.vertx.core.net.PemTrustOptions;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A granted request on its way to the provider and back: the upstream request with the issued
+ * key injected (the caller's own credentials and hop-by-hop headers stripped), the answer relayed
+ * with the key redacted from anything the upstream echoes, the usage read from it (streams
+ * included) and settled against the reservation, or charged as {@link #settleUnmetered} says when
+ * it cannot be read. One client (one connection pool) per key and scheme: a stuck upstream
+ * exchange stalls only its own key.
+ */
+final class UpstreamCall {
+    private static final Logger LOG = LoggerFactory.getLogger(UpstreamCall.class);
+    /** Never forwarded upstream: hop-by-hop headers, and every header that may carry the caller's credential. */
+    private static final Set<String> STRIP_REQUEST = Set.of("authorization", "x-api-key", "api-key", "proxy-authorization",
+            "host", "content-length", "connection", "keep-alive", "proxy-connection", "te", "trailer",
+            "transfer-encoding", "upgrade", "accept-encoding", "cookie");
+    private static final Set<String> STRIP_RESPONSE = Set.of("connection", "keep-alive", "proxy-connection", "te",
+            "trailer", "transfer-encoding", "upgrade");
+
+    /** How a refusal is answered (the gateway's one error mapping). */
+    interface Refusal {
+        void refuse(Exchange x, int status, String code, String message);
+    }
+
+    private final Vertx vertx;
+    private final Config.Gateway config;
+    private final io.keywarden.daemon.guard.TokenBudgets budgets;
+    private final io.keywarden.daemon.guard.GatewayTally tally;
+    private final Metrics metrics;
+    private final Refusal refuse;
+    private final Map<String, HttpClient> clients = new ConcurrentHashMap<>();
+
+    UpstreamCall(Vertx vertx, Config.Gateway config, io.keywarden.daemon.guard.TokenBudgets budgets,
+                 io.keywarden.daemon.guard.GatewayTally tally, Metrics metrics, Refusal refuse) {
+        this.vertx = vertx;
+        this.config = config;
+        this.budgets = budgets;
+        this.tally = tally;
+        this.metrics = metrics;
+        this.refuse = refuse;
+    }
+
+    /** The client for {@code key}'s upstream over {@code https} or plain HTTP, made on first use. */
+    private HttpClient clientFor(String key, boolean https) {
+        return clients.computeIfAbsent(key + (https ? "|tls" : "|plain"), k -> {
+            int idle = (int) Math.min(Integer.MAX_VALUE, config.timeout().toSeconds());
+            PoolOptions pool = new PoolOptions().setHttp1MaxSize(64).setHttp2MaxSize(4).setMaxWaitQueueSize(1024);
+            HttpClientOptions o = new HttpClientOptions().setKeepAlive(true).setIdleTimeout(idle).setConnectTimeout(10_000)
+                    .setDecompressionSupported(false);
+            if (https) {
+                o.setSsl(true).setUseAlpn(true).setProtocolVersion(HttpVersion.HTTP_2).setVerifyHost(true);
+                config.caFile().ifPresent(ca -> o.setTrustOptions(new PemTrustOptions().addCertPath(ca.toString())));
+            } else {
+                o.setProtocolVersion(HttpVersion.HTTP_1_1);
+            }
+            return vertx.httpClientBuilder().with(o).with(pool).build();
+        });
+    }
+
+    void forward(Exchange x, IssuedKey issued) {
+        x.leaseId = issued.leaseId();
+        URI base = x.upstream.url();
+        String basePath = base.getRawPath() == null ? "" : base.getRawPath().replaceAll("/+$", "");
+        String target = base.getScheme() + "://" + base.getRawAuthority() + basePath + "/" + x.rest
+                + (x.req.query() == null ? "" : "?" + x.req.query());
+        RequestOptions o;
+        try {
+            o = new RequestOptions().setMethod(x.req.method()).setAbsoluteURI(target)
+                    .setIdleTimeout(config.timeout().toMillis()).setConnectTimeout(10_000);
+        } catch (RuntimeException e) {
+            refuse.refuse(x, 400, "bad_request", "the request cannot be formed for the upstream");
+            return;
+        }
+        MultiMap h = o.getHeaders() == null ? MultiMap.caseInsensitiveMultiMap() : o.getHeaders();
+        for (Map.Entry<String, String> e : x.req.headers()) {
+            if (!STRIP_REQUEST.contains(e.getKey().toLowerCase(Locale.ROOT)) && !e.getKey().startsWith(":")) {
+                h.add(e.getKey(), e.getValue());
+            }
+        }
+        byte[] secret = issued.secretCopy();
+        try {
+            String cred = new String(secret, StandardCharsets.US_ASCII);
+            switch (x.upstream.auth()) {
+                case BEARER -> h.set("authorization", "Bearer " + cred);
+                case X_API_KEY -> h.set("x-api-key", cred);
+                case API_KEY -> h.set("api-key", cred);
+                default -> throw new IllegalStateException();
+            }
+            x.redactor = new KeyRedactor(secret);
+        } finally {
+            Arrays.fill(secret, (byte) 0);
+        }
+        for (String line : issued.headers().split("\n")) {
+            int colon = line.indexOf(':');
+            if (colon > 0) {
+                String name = line.substring(0, colon).trim();
+                String value = line.substring(colon + 1).trim();
+                String theirs = h.get(name);
+                h.set(name, theirs == null || theirs.contains(value) ? value : theirs + "," + value);
+            }
+        }
+        h.set("accept-encoding", "identity");
+        o.setHeaders(h);
+        HttpClient client = clientFor(x.key, "https".equals(base.getScheme()));
+        Buffer body = x.body == null ? Buffer.buffer() : x.body;
+        x.body = null;
+        x.sent = true;
+        client.request(o).compose(creq -> {
+            if (x.finished) {
+                creq.reset();
+                return io.vertx.core.Future.failedFuture("the agent hung up");
+            }
+            x.upstreamRequest = creq;
+            return creq.send(body);
+        }).onComplete(ar -> {
+            if (ar.failed()) {
+                if (!x.finished) {
+                    LOG.warn("gateway: upstream {} for key {} failed: {}", base.getHost(), x.key,
+                            ar.cause().getClass().getSimpleName());
+                }
+                settleUnmetered(x, 502, 0, false);
+                refuse.refuse(x, 502, "upstream_unreachable", "the upstream for key " + x.key + " did not answer: "
+                        + ar.cause().getClass().getSimpleName());
+                return;
+            }
+            relay(x, ar.result());
+        });
+    }
+
+    private void relay(Exchange x, HttpClientResponse in) {
+        HttpServerResponse out = x.req.response();
+        if (out.ended() || out.closed()) {
+            in.request().reset();
+            return;
+        }
+        out.setStatusCode(in.statusCode());
+        if (in.statusMessage() != null) {
+            out.setStatusMessage(x.redactor.redact(in.statusMessage()));
+        }
+        for (Map.Entry<String, String> e : in.headers()) {
+            if (!STRIP_RESPONSE.contains(e.getKey().toLowerCase(Locale.ROOT))) {
+                out.headers().add(e.getKey(), x.redactor.redact(e.getValue()));
+            }
+        }
+        UsageSensor sensor = new UsageSensor(in.getHeader("content-type"));
+        UsageChunkFilter filter = x.dropUsageChunk && sensor.isStream() ? new UsageChunkFilter() : null;
+        if (in.getHeader("content-length") == null || filter != null) {
+            out.headers().remove("content-length");
+            out.setChunked(true);
+        }
+        long[] relayed = {0};
+        boolean[] done = {false};
+        in.handler(chunk -> {
+            byte[] bytes = chunk.getBytes();
+            sensor.feed(bytes);
+            relayed[0] += bytes.length;
+            if (filter != null) {
+                bytes = filter.feed(bytes);
+            }
+            bytes = x.redactor.feed(bytes);
+            if (bytes.length > 0 && !out.closed()) {
+                out.write(Buffer.buffer(bytes));
+            }
+            if (out.writeQueueFull()) {
+                in.pause();
+                out.drainHandler(v -> in.resume());
+            }
+        });
+        in.endHandler(v -> {
+            if (done[0]) {
+                return;
+            }
+            done[0] = true;
+            byte[] rest = filter == null ? new byte[0] : filter.end();
+            rest = x.redactor.feed(rest);
+            byte[] tail = x.redactor.end();
+            // Settled before the answer ends: ending it finishes the exchange.
+            account(x, in.statusCode(), sensor, relayed[0], true);
+            if (!out.closed()) {
+                if (rest.length > 0) {
+                    out.write(Buffer.buffer(rest));
+                }
+                out.end(Buffer.buffer(tail));
+            }
+        });
+        in.exceptionHandler(e -> {
+            if (!done[0]) {
+                done[0] = true;
+                account(x, in.statusCode(), sensor, relayed[0], false);
+                x.req.connection().close();
+            }
+        });
+    }
+
+    /**
+     * Usage reaches the guard and the meters; nothing of the content does. The reservation settles to
+     * the metered usage; with none (a stream cut short, an upstream error mid-answer, an API that does
+     * not report it) to what {@link #settleUnmetered} charges.
+     */
+    private void account(Exchange x, int status, UsageSensor sensor, long relayed, boolean complete) {
+        sensor.end();
+        Workload w = x.who.workload();
+        String model = sensor.model() != null ? sensor.model() : x.model;
+        if (sensor.found()) {
+            tally.add(x.leaseId, java.time.Instant.now(), sensor.inputTokens(), sensor.outputTokens(), 1);
+            budgets.settle(w, x.reservation, model, sensor.inputTokens(), sensor.outputTokens(), "gateway");
+            metrics.tokens(w.name(), x.key, model, sensor.inputTokens(), sensor.outputTokens());
+        } else {
+            settleUnmetered(x, status, relayed, complete);
+        }
+        x.reservation = null;
+        metrics.gatewayRequest(w.name(), x.key, status < 400 ? "ok" : "upstream_" + (status / 100) + "xx");
+    }
+
+    /**
+     * A request whose usage could not be read: a complete error answer (4xx/5xx, not billed by
+     * providers) or a request the upstream never received is charged nothing; a complete answer
+     * without usage is charged the smaller of its reservation and its body plus the bytes relayed
+     * (each an upper bound of its tokens); an answer cut short is charged its whole reservation (the
+     * upstream may have generated more than reached us), or that upper bound when nothing was reserved.
+     */
+    private void settleUnmetered(Exchange x, int status, long relayed, boolean complete) {
+        if (x.who == null) {
+            return;
+        }
+        long bound = x.bodyBytes + relayed;
+        long reserved = x.reservation == null ? bound : x.reservation.tokens();
+        long charge;
+        if (status >= 400 && complete || status == 502 && relayed == 0 && !complete && x.upstreamRequest == null) {
+            charge = 0;
+        } else if (complete) {
+            charge = Math.min(reserved, bound);
+        } else {
+            charge = reserved;
+        }
+        long in = Math.min(charge, x.bodyBytes);
+        tally.add(x.leaseId, java.time.Instant.now(), in, charge - in, 1);
+        budgets.settle(x.who.workload(), x.reservation, x.model, in, charge - in, "gateway");
+        x.reservation = null;
+    }
+
+    void close() {
+        try {
+            for (HttpClient c : clients.values()) {
+                c.close().await(5, TimeUnit.SECONDS);
+            }
+        } catch (Exception e) {
+            LOG.debug("gateway clients did not close cleanly: {}", e.toString());
+        }
+    }
+}
