@@ -224,45 +224,10 @@ public final class KeywardenRuntime implements AutoCloseable {
                 Path.of(delivery.substring(delivery.indexOf(' ') + 1)), !delivery.startsWith("fuse"));
     }
 
-    /** StatsD (DogStatsD by default) and OTLP exports of every meter, when the config asks. */
+    /** StatsD and OTLP exports of every meter, when the config asks: before anything registers a meter. */
     private void startExports(Spec s) throws IOException {
-        Config.MetricsExport m = s.extensions().metrics();
-        List<io.micrometer.core.instrument.MeterRegistry> exports = new java.util.ArrayList<>();
-        if (m.statsd().isPresent()) {
-            Config.StatsD sd = m.statsd().get();
-            exports.add(new io.keywarden.daemon.ops.StatsdRegistry(sd.host(), sd.port(),
-                    io.keywarden.daemon.ops.StatsdRegistry.Flavor.valueOf(sd.flavor().toUpperCase(java.util.Locale.ROOT)),
-                    m.step(), io.micrometer.core.instrument.Clock.SYSTEM));
-            LOG.info("metrics: StatsD ({}) to {}:{} every {} s", sd.flavor(), sd.host(), sd.port(), m.step().toSeconds());
-        }
-        if (m.otlp().isPresent()) {
-            String url = m.otlp().get().toString();
-            java.time.Duration step = m.step();
-            exports.add(new io.micrometer.registry.otlp.OtlpMeterRegistry(new io.micrometer.registry.otlp.OtlpConfig() {
-                @Override
-                public String get(String key) {
-                    return null;
-                }
-
-                @Override
-                public String url() {
-                    return url;
-                }
-
-                @Override
-                public java.time.Duration step() {
-                    return step;
-                }
-
-                @Override
-                public Map<String, String> resourceAttributes() {
-                    return Map.of("service.name", "keywarden", "host.name", s.node());
-                }
-            }, io.micrometer.core.instrument.Clock.SYSTEM));
-            LOG.info("metrics: OTLP to {} every {} s", url, step.toSeconds());
-        }
+        List<io.micrometer.core.instrument.MeterRegistry> exports = MetricExports.of(s.extensions().metrics(), s.node());
         if (!exports.isEmpty()) {
-            // Before anything registers a meter: every meter reaches every export from its first increment.
             metrics = new Metrics(exports);
             Metrics withExports = metrics;
             components.add("metric exports", withExports::closeExports);
@@ -559,44 +524,11 @@ public final class KeywardenRuntime implements AutoCloseable {
     /** The OPA hook, when the config has one. */
     private io.keywarden.daemon.hook.PolicyHook hook;
 
-    /**
-     * The CSI node plugin: publishing bind-mounts {@code source} (the KeyFS mount, or the tmpfs
-     * directory) into the pod; each publish and unpublish is in the ledger, and a pod whose
-     * service account names a workload ({@code spiffe://<td>/ns/<namespace>/sa/<serviceAccount>},
-     * SPIRE's Kubernetes convention) gets that workload's keys issued ahead of its first read.
-     */
+    /** The CSI node plugin ({@link CsiPublisher}) over {@code source}. */
     private void startCsi(Spec s, Path source) throws IOException {
         Config.Csi c = s.extensions().csi().get();
         components.add("csi", io.keywarden.daemon.csi.CsiServer.start(c.socket(), source, c.nodeId().orElse(s.node()),
-                BuildInfo.load().version(), () -> !closed, new io.keywarden.daemon.csi.CsiServer.Listener() {
-                    @Override
-                    public void published(String volumeId, Path target, Map<String, String> pod) {
-                        Map<String, Object> f = new java.util.LinkedHashMap<>();
-                        f.put("volume_id", volumeId);
-                        f.put("target", target.toString());
-                        f.putAll(pod);
-                        String ns = pod.get("pod.namespace");
-                        String sa = pod.get("serviceAccount.name");
-                        java.util.List<String> warmed = new java.util.ArrayList<>();
-                        if (ns != null && sa != null) {
-                            for (Workload w : policy.get().workloads()) {
-                                if (w.spiffeId().path().equals("/ns/" + ns + "/sa/" + sa)) {
-                                    for (String k : w.keys()) {
-                                        leases.ensure(w, k);
-                                        warmed.add(w.name() + "/" + k);
-                                    }
-                                }
-                            }
-                        }
-                        f.put("preissued", warmed);
-                        audit.record("csi.published", f);
-                    }
-
-                    @Override
-                    public void unpublished(String volumeId, Path target) {
-                        audit.record("csi.unpublished", Map.of("volume_id", volumeId, "target", target.toString()));
-                    }
-                }));
+                BuildInfo.load().version(), () -> !closed, new CsiPublisher(policy, () -> leases, audit)));
     }
 
     /** The config's upstream for a key, else its issuer type's provider. */
