@@ -207,21 +207,20 @@ public final class KeywardenRuntime implements AutoCloseable {
         components.probe();
         // Before the first request can be served: a blocked workload stays blocked across a restart or a takeover.
         loadBlocks(s);
-        String delivery = startFrontEnd(s, identity, issuers, out);
-        startAdmin(s, identity.name(), ReadyBanner.issuers(s), delivery);
+        FrontEnd delivery = startFrontEnd(s, identity, issuers, out);
+        startAdmin(s, identity.name(), ReadyBanner.issuers(s), delivery.toString());
         startGuardAndGateway(s, identity, issuers);
         if (fleet != null) {
             AdminServer a = admin;
             fleet.join(a, readiness, () -> a.statusJson().put("version", BuildInfo.load().version()));
         }
         if (s.extensions().csi().isPresent()) {
-            startCsi(s, Path.of(delivery.substring(delivery.indexOf(' ') + 1)));
+            startCsi(s, delivery.path());
         }
         s.policyFile().ifPresent(f -> startWatcher(s, f, issuers));
         components.add("handover", HandoverServer.start(s.handoverSocket(), handoverSide()));
         scheduler.every(clock, s.tuning().readinessInterval(), components::probe);
-        ReadyBanner.print(out, s, delivery.startsWith("fuse") ? "KeyFS (FUSE)" : "tmpfs",
-                Path.of(delivery.substring(delivery.indexOf(' ') + 1)), !delivery.startsWith("fuse"));
+        ReadyBanner.print(out, s, delivery.fuse() ? "KeyFS (FUSE)" : "tmpfs", delivery.path(), !delivery.fuse());
     }
 
     /** StatsD and OTLP exports of every meter, when the config asks: before anything registers a meter. */
@@ -286,11 +285,17 @@ public final class KeywardenRuntime implements AutoCloseable {
         return identity;
     }
 
-    /**
-     * KeyFS over FUSE when possible; tmpfs when configured, or as {@code keywarden dev}'s fallback.
-     * Returns "fuse PATH" or "tmpfs PATH".
-     */
-    private String startFrontEnd(Spec s, IdentityProvider identity, IssuerRegistry issuers, PrintWriter out)
+    /** Where keys are served: KeyFS over FUSE, or tmpfs files, at {@code path}. */
+    record FrontEnd(boolean fuse, Path path) {
+        /** As the admin API's status says it: {@code fuse PATH} or {@code tmpfs PATH}. */
+        @Override
+        public String toString() {
+            return (fuse ? "fuse " : "tmpfs ") + path;
+        }
+    }
+
+    /** KeyFS over FUSE when possible; tmpfs when configured, or as {@code keywarden dev}'s fallback. */
+    private FrontEnd startFrontEnd(Spec s, IdentityProvider identity, IssuerRegistry issuers, PrintWriter out)
             throws IOException {
         boolean root = LibC.geteuid() == 0;
         Spec.DeliverySpec d = s.delivery();
@@ -304,7 +309,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         if (d.mode() == Config.DeliveryMode.FUSE && whyNoFuse == null) {
             try {
                 startKeyFs(s, identity, issuers);
-                return "fuse " + d.path();
+                return new FrontEnd(true, d.path());
             } catch (IOException e) {
                 if (inherited != null) {
                     throw e;
@@ -325,7 +330,7 @@ public final class KeywardenRuntime implements AutoCloseable {
             out.println("keywarden: " + whyNoFuse + "; falling back to tmpfs delivery in " + dir);
         }
         startTmpfs(s, identity, issuers, dir, root, out);
-        return "tmpfs " + dir;
+        return new FrontEnd(false, dir);
     }
 
     private LeaseManager startLeases(IssuerRegistry issuers, IdentityProvider identity, LeaseEvents frontEnd,
