@@ -44,6 +44,9 @@ import java.util.function.Consumer;
  *
  * <p>Over 300 lines on purpose: one method per FUSE operation, each a few lines of translation;
  * the decisions are {@link AccessDecider}'s and the node ids {@link KeyFsInodes}'.
+ *
+ * <p>Over 400 lines: every FUSE operation KeyFS answers, each a few lines, beside the inode and
+ * handle tables they share.
  */
 public final class KeyFs implements FuseOperations {
     private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(KeyFs.class);

@@ -25,6 +25,9 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>Over 300 lines on purpose: mounting, the workers, dispatch, INIT and teardown share the
  * device and the pending-reply table; the wire structures themselves are in {@link FuseStructs}.
+ *
+ * <p>Over 400 lines: the FUSE connection's whole life (mount, INIT, workers, notify, pause for a
+ * handover, adopt, unmount) around one descriptor.
  */
 public final class FuseSession implements AutoCloseable {
     /** Replies go to /dev/fuse; the session forgets the request as answered first. */

@@ -32,6 +32,9 @@ import java.util.concurrent.ConcurrentHashMap;
  *
  * <p>Threads: any; each workload's counters are guarded by their own monitor, and the listener is
  * called outside it.
+ *
+ * <p>Over 400 lines: one workload's counters and every rule that reads them (models, three budget
+ * windows, the anomaly rule, their fleet-wide forms) under one monitor.
  */
 public final class GuardEngine implements TokenBudgets {
     /** Hours of baseline kept when a workload's anomaly rule does not say (so one added later has history). */

@@ -43,6 +43,9 @@ import java.util.random.RandomGenerator;
  * <p>Over 300 lines on purpose: it is the state machine's transitions, which share one locking
  * discipline and read best side by side; the parts with state of their own live in
  * {@link LeaseSlot}, {@link Openers} and {@link KillSwitch}.
+ *
+ * <p>Over 400 lines: the lease state machine (issue, refresh, overlap, revoke, expiry, sweep,
+ * handover export and adoption) on one set of slots.
  */
 public final class LeaseManager implements KeySource, AutoCloseable {
     private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(LeaseManager.class);
