@@ -323,17 +323,30 @@ public final class GatewayServer implements AutoCloseable {
         }
     }
 
-    /** The holder found for one request, or why there is none to attest. */
+    /** The access core's decision on the caller: a grant goes on to the guard, anything else is refused. */
     private void decided(Exchange x, Decision d) {
         if (d instanceof Decision.Granted g) {
             x.who = g.who();
             guarded(x);
-        } else if (d instanceof Decision.Denied den) {
+        } else {
+            refuse(x, d);
+        }
+    }
+
+    /**
+     * The gateway's one mapping of a decision that serves nothing to its answer: denied 403
+     * {@code not_permitted}, unavailable (or a grant without a key) 503 {@code credential_unavailable},
+     * no such key 404 {@code no_such_key}.
+     */
+    private void refuse(Exchange x, Decision d) {
+        if (d instanceof Decision.Denied den) {
             refuse(x, 403, "not_permitted", den.reason());
         } else if (d instanceof Decision.Unavailable u) {
             refuse(x, 503, "credential_unavailable", u.reason());
-        } else {
+        } else if (d instanceof Decision.NoSuchKey) {
             refuse(x, 404, "no_such_key", "no key named '" + x.key + "' in the policy");
+        } else {
+            refuse(x, 503, "credential_unavailable", "no credential for key " + x.key);
         }
     }
 
@@ -408,12 +421,8 @@ public final class GatewayServer implements AutoCloseable {
                     refuse(x, 503, "credential_unavailable", "no credential: " + err.getClass().getSimpleName());
                 } else if (d instanceof Decision.Granted g && g.issued() != null) {
                     upstreams.forward(x, g.issued());
-                } else if (d instanceof Decision.Denied den) {
-                    refuse(x, 403, "not_permitted", den.reason());
-                } else if (d instanceof Decision.Unavailable u) {
-                    refuse(x, 503, "credential_unavailable", u.reason());
                 } else {
-                    refuse(x, 503, "credential_unavailable", "no credential for key " + x.key);
+                    refuse(x, d);
                 }
             }));
         }));

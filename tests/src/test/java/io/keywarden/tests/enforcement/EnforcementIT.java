@@ -158,7 +158,9 @@ class EnforcementIT {
         // The running binary is replaced at its path while it waits: it now runs a deleted file.
         var running = java.util.concurrent.CompletableFuture.supplyAsync(
                 () -> Proc.as(UID, agent.toString(), fifo.toString(), key()));
-        Thread.sleep(300);
+        // Running and waiting on the fifo before its binary is replaced.
+        io.keywarden.tests.support.Await.until(Duration.ofSeconds(10), () -> Proc.run("pgrep", "-f", fifo.toString()).ok(),
+                () -> "the agent did not start");
         assertTrue(Proc.as(UID, "sh", "-c", "cp " + agent + " " + agent + ".new && mv " + agent + ".new " + agent).ok());
         assertTrue(Proc.run("sh", "-c", "echo go > " + fifo).ok());
         Proc.Result old = running.get(30, java.util.concurrent.TimeUnit.SECONDS);
