@@ -76,14 +76,25 @@ public final class VaultIssuer implements Issuer {
         return "vault";
     }
 
-    /** {@code sys/health}: 200 (active) or 429 (standby) serve; sealed, uninitialised or unreachable do not. */
+    /**
+     * {@code sys/health}: 200 (active), 429 (standby) and 473 (Vault Enterprise performance standby,
+     * which serves reads and forwards writes) serve; 472 (a DR secondary: no client requests until
+     * promoted), 501 (not initialised), 503 (sealed), 530 (removed from its Raft cluster), any other
+     * status, or no answer, do not.
+     */
     @Override
     public Optional<String> unavailable() {
         try {
             int status = http.status("sys/health", java.time.Duration.ofSeconds(2));
-            return status == 200 || status == 429 ? Optional.empty()
+            return status == 200 || status == 429 || status == 473 ? Optional.empty()
                     : Optional.of("vault at " + config.address() + " answers sys/health with HTTP " + status
-                    + (status == 503 ? " (sealed)" : status == 501 ? " (not initialised)" : ""));
+                    + switch (status) {
+                        case 503 -> " (sealed)";
+                        case 501 -> " (not initialised)";
+                        case 472 -> " (a disaster-recovery secondary: it serves no client until promoted)";
+                        case 530 -> " (removed from its Raft cluster)";
+                        default -> "";
+                    });
         } catch (IssuerException e) {
             return Optional.of("vault at " + config.address() + ": " + e.getMessage());
         }

@@ -36,6 +36,9 @@ import java.util.function.Supplier;
  * their token; revoke, renew and lookup; and injectable failures.
  */
 public final class FakeVault implements AutoCloseable {
+    /** What {@code sys/health} answers (Vault's codes: 200 active, 429 standby, 472 DR secondary, 473 performance standby …). */
+    public volatile int healthStatus = 200;
+
     public enum Failure { NONE, SEALED, ENGINE_ERROR, BAD_TOKEN, MALFORMED }
 
     record Role(String name, String boundSubject, String boundAudience, Duration tokenTtl, Duration ttl, Duration maxTtl) {
@@ -126,7 +129,7 @@ public final class FakeVault implements AutoCloseable {
                 return;
             }
             if (path.equals("/v1/sys/health")) {
-                send(ex, 200, "{\"initialized\":true,\"sealed\":false,\"standby\":false}");
+                send(ex, healthStatus, "{\"initialized\":true,\"sealed\":false,\"standby\":" + (healthStatus != 200) + "}");
                 return;
             }
             if (path.matches("/v1/auth/[^/]+/login") && method.equals("POST")) {

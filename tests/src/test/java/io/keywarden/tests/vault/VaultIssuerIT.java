@@ -68,6 +68,22 @@ class VaultIssuerIT {
     }
 
     @Test
+    void readinessFollowsVaultsHealthCodesEnterpriseOnesIncluded() {
+        for (int up : new int[] {200, 429, 473}) {
+            vault.healthStatus = up;
+            assertTrue(issuer.unavailable().isEmpty(), "HTTP " + up + " serves");
+        }
+        for (int down : new int[] {472, 501, 503, 530, 500}) {
+            vault.healthStatus = down;
+            String why = issuer.unavailable().orElseThrow();
+            assertTrue(why.contains("HTTP " + down), why);
+        }
+        vault.healthStatus = 472;
+        assertTrue(issuer.unavailable().orElseThrow().contains("disaster-recovery secondary"));
+        vault.healthStatus = 200;
+    }
+
+    @Test
     void issuesARealLeaseHonouringTheTtlAndRevokesIt() throws Exception {
         Lease l = issuer.issue(reviewer, policy.keys().get("openai"), null);
         assertTrue(new String(l.key().secretCopy(), StandardCharsets.UTF_8).startsWith("sk-vault-"));
