@@ -14,11 +14,9 @@ import java.util.List;
 import java.util.Optional;
 
 /** The config's {@code fleet:} section, read with the loader's problems and helpers. */
-final class FleetSection {
-    private final ConfigLoader loader;
-
+final class FleetSection extends ConfigSection {
     FleetSection(ConfigLoader loader) {
-        this.loader = loader;
+        super(loader);
     }
 
     /** {@code fleet:}: Redis, its credentials, the key prefix, and what a node does when Redis is unreachable. */

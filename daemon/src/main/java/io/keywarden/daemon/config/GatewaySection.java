@@ -13,11 +13,9 @@ import java.util.Map;
 import java.util.Optional;
 
 /** The config's {@code gateway:} section: listeners, upstreams per key, limits; read with the loader's problems and helpers. */
-final class GatewaySection {
-    private final ConfigLoader loader;
-
+final class GatewaySection extends ConfigSection {
     GatewaySection(ConfigLoader loader) {
-        this.loader = loader;
+        super(loader);
     }
 
     /** {@code gateway:} listeners, upstreams per key, a CA for upstream TLS, limits. */

@@ -14,11 +14,9 @@ import java.util.Optional;
  * The config's {@code issuers:} (and the older single {@code issuer:}): each instance's type and
  * its settings, read with the loader's problems and helpers.
  */
-final class IssuersSection {
-    private final ConfigLoader loader;
-
+final class IssuersSection extends ConfigSection {
     IssuersSection(ConfigLoader loader) {
-        this.loader = loader;
+        super(loader);
     }
 
     /** The older single-issuer form: one instance named after its provider ({@code vault} or {@code dev}). */

@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import io.keywarden.linux.Mounts;
 import io.keywarden.tests.support.Await;
 import io.keywarden.tests.support.Daemon;
 import io.keywarden.tests.support.FleetNode;
@@ -117,15 +116,7 @@ abstract class FleetFailover {
                 FleetNode.stop(p, true);
             }
         }
-        if (dir != null) {
-            for (String n : NODES) {
-                Path m = dir.resolve(n).resolve("mnt");
-                if (Mounts.at(m).isPresent()) {
-                    Mounts.detach(m);
-                }
-            }
-            Proc.run("rm", "-rf", dir.toString());
-        }
+        io.keywarden.tests.support.FleetNode.removeNodes(dir, NODES);
     }
 
     String spend(int node) {

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.keywarden.linux.Mounts;
 import io.keywarden.tests.support.Await;
 import io.keywarden.tests.support.Daemon;
 import io.keywarden.tests.support.Ports;
@@ -121,15 +120,7 @@ class FleetIT {
             vertx.close().await(10, TimeUnit.SECONDS);
         }
         io.keywarden.tests.support.FleetNode.stop(redis, false);
-        if (dir != null) {
-            for (String n : NODES) {
-                Path m = dir.resolve(n).resolve("mnt");
-                if (Mounts.at(m).isPresent()) {
-                    Mounts.detach(m);
-                }
-            }
-            Proc.run("rm", "-rf", dir.toString());
-        }
+        io.keywarden.tests.support.FleetNode.removeNodes(dir, NODES);
     }
 
     /** {@code n} requests at once by uid 1001, request i to gateway i mod 3: each answer's status, a line each. */

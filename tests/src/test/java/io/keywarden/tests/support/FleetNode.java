@@ -136,6 +136,20 @@ public final class FleetNode {
         throw new IllegalStateException("no live master serves slot " + slot);
     }
 
+    /** Unmounts what nodes {@code names} under {@code dir} still have mounted, then removes {@code dir} (null: nothing). */
+    public static void removeNodes(Path dir, String... names) throws Exception {
+        if (dir == null) {
+            return;
+        }
+        for (String n : names) {
+            Path m = dir.resolve(n).resolve("mnt");
+            if (io.keywarden.linux.Mounts.at(m).isPresent()) {
+                io.keywarden.linux.Mounts.detach(m);
+            }
+        }
+        Proc.run("rm", "-rf", dir.toString());
+    }
+
     /** Stops a redis-server (SIGKILL with {@code kill}). */
     public static void stop(Process redis, boolean kill) throws InterruptedException {
         if (redis != null) {
