@@ -118,6 +118,16 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
     }
 
     @Override
+    public void revokeFailed(Workload w, String key, Lease lease, String error, int attempt, java.time.Instant retryAt) {
+        metrics.revokeFailed(key);
+        Map<String, Object> f = keyFields(w, key, lease, error);
+        f.put("attempt", attempt);
+        f.put("retry_at", retryAt == null ? null : retryAt.toString());
+        f.put("expires_at", lease.expiresAt().toString());
+        record("key.revoke_failed", f);
+    }
+
+    @Override
     public void expired(Workload w, String key, Lease lease) {
         record("key.expired", keyFields(w, key, lease, "not refreshed before expiry"));
     }

@@ -23,6 +23,13 @@ public interface LeaseEvents {
     default void expired(Workload w, String key, Lease lease) {
     }
 
+    /**
+     * Revoking {@code lease} failed ({@code error}) on attempt {@code attempt}; {@code retryAt} is when
+     * it is tried again, or null when it is not (the key then lives at the issuer until it expires).
+     */
+    default void revokeFailed(Workload w, String key, Lease lease, String error, int attempt, java.time.Instant retryAt) {
+    }
+
     /** Tells each of {@code all}, in order. */
     static LeaseEvents of(LeaseEvents... all) {
         return new LeaseEvents() {
@@ -51,6 +58,14 @@ public interface LeaseEvents {
             public void expired(Workload w, String key, Lease lease) {
                 for (LeaseEvents e : all) {
                     e.expired(w, key, lease);
+                }
+            }
+
+            @Override
+            public void revokeFailed(Workload w, String key, Lease lease, String error, int attempt,
+                                     java.time.Instant retryAt) {
+                for (LeaseEvents e : all) {
+                    e.revokeFailed(w, key, lease, error, attempt, retryAt);
                 }
             }
         };

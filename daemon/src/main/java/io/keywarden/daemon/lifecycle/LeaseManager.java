@@ -292,19 +292,44 @@ public final class LeaseManager implements KeySource, AutoCloseable {
     /** Revokes at the issuer instance that issued it; the key's bytes are wiped whatever happens. */
     private void revoke(LeaseSlot s, Lease lease, RevokeReason code, String reason) {
         try {
-            Optional<Issuer> from = issuers.named(lease.issuer());
-            if (from.isEmpty()) {
-                LOG.warn("lease " + lease.leaseId() + " names issuer '" + lease.issuer()
-                        + "', which is not configured: left to expire");
-                return;
-            }
+            revokeAttempt(s, lease, code, reason, 1);
+        } finally {
+            // Dropped from its slot: nothing serves it again, so its bytes are wiped now (a revoke needs
+            // only the lease's id and the issuer's own state).
+            lease.key().destroy();
+        }
+    }
+
+    /** The wait before revoke attempt {@code attempt + 1}: 2 s, doubling, at most 5 minutes. */
+    static java.time.Duration revokeBackoff(int attempt) {
+        return java.time.Duration.ofSeconds(Math.min(300, 1L << Math.min(attempt, 9)));
+    }
+
+    /**
+     * One attempt to revoke {@code lease}. A failure is never only logged: it is an event (the ledger's
+     * {@code key.revoke_failed}, a metric) and the revoke is tried again with backoff while the lease
+     * is alive and this daemon runs (a key the issuer still honours must not be forgotten); after the
+     * last attempt the record says the key lives until its expiry.
+     */
+    private void revokeAttempt(LeaseSlot s, Lease lease, RevokeReason code, String reason, int attempt) {
+        Optional<Issuer> from = issuers.named(lease.issuer());
+        if (from.isEmpty()) {
+            LOG.warn("lease " + lease.leaseId() + " names issuer '" + lease.issuer()
+                    + "', which is not configured: left to expire");
+            return;
+        }
+        try {
             from.get().revoke(lease);
             events.revoked(s.workload, s.keyName, lease, code, reason);
         } catch (IssuerException e) {
-            LOG.warn("revoking " + lease.leaseId() + " failed: " + e.getMessage());
-        } finally {
-            // Dropped from its slot: nothing serves it again, so its bytes are wiped now.
-            lease.key().destroy();
+            Instant next = clock.instant().plus(revokeBackoff(attempt));
+            boolean again = !closed && next.isBefore(lease.expiresAt());
+            LOG.warn("revoking " + lease.leaseId() + " failed (attempt " + attempt + "): " + e.getMessage()
+                    + (again ? "; tried again at " + next : "; the key lives until it expires at " + lease.expiresAt()));
+            events.revokeFailed(s.workload, s.keyName, lease, e.getMessage(), attempt, again ? next : null);
+            if (again) {
+                scheduler.at(next, () -> revokeAttempt(s, lease, code, reason, attempt + 1));
+            }
         }
     }
 

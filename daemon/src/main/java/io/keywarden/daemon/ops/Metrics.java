@@ -88,6 +88,12 @@ public final class Metrics {
                 .tag("key", key).tag("reason", reason).register(registry).increment();
     }
 
+    /** A revoke the issuer did not take (it is tried again while the lease lives). */
+    public void revokeFailed(String key) {
+        Counter.builder("keywarden.keys.revoke.failures").description("Revokes the issuer did not take, by key")
+                .tag("key", key).register(registry).increment();
+    }
+
     public void access(String key, String decision) {
         accessCounter(key, decision).increment();
     }

@@ -291,4 +291,49 @@ class LeaseManagerTest {
         assertEquals(List.of("lease-1"), issuer.revoked);
         assertEquals("sk-test-alice-2", open(a));
     }
+
+    @Test
+    void aRevokeTheIssuerRefusesIsRecordedAndTriedAgainWhileTheLeaseLives() throws Exception {
+        List<String> failures = new java.util.concurrent.CopyOnWriteArrayList<>();
+        leases = new LeaseManager(issuer, () -> policy, clock, scheduler, new Random(seed), new LeaseEvents() {
+            @Override
+            public void revokeFailed(Workload w, String key, io.keywarden.daemon.issuer.Lease lease, String error,
+                                     int attempt, Instant retryAt) {
+                failures.add(lease.leaseId() + " #" + attempt + " " + (retryAt == null ? "last" : "again at " + retryAt));
+            }
+        }, p -> alivePids.contains(p.pid()));
+        ProcessInfo a = proc(10);
+        open(a);
+        issuer.refuseRevokes = 2;
+        assertEquals(1, leases.revokeNow("alice", null, RevokeReason.OPERATOR, "kill switch"));
+        assertEquals(List.of("lease-1 #1 again at " + T0.plusSeconds(2)), failures);
+        assertEquals(List.of(), issuer.revoked);
+        scheduler.advance(java.time.Duration.ofSeconds(2));
+        assertEquals(List.of("lease-1 #1 again at " + T0.plusSeconds(2), "lease-1 #2 again at " + T0.plusSeconds(6)),
+                failures);
+        scheduler.advance(java.time.Duration.ofSeconds(4));
+        assertEquals(List.of("lease-1"), issuer.revoked, "the third attempt is taken");
+        assertEquals(2, failures.size());
+        assertEquals(java.time.Duration.ofSeconds(300), LeaseManager.revokeBackoff(20), "at most five minutes apart");
+    }
+
+    @Test
+    void aRevokeIsNotTriedPastItsLeasesExpiry() throws Exception {
+        List<String> failures = new java.util.concurrent.CopyOnWriteArrayList<>();
+        issuer.ttl = java.time.Duration.ofSeconds(5);
+        leases = new LeaseManager(issuer, () -> policy, clock, scheduler, new Random(seed), new LeaseEvents() {
+            @Override
+            public void revokeFailed(Workload w, String key, io.keywarden.daemon.issuer.Lease lease, String error,
+                                     int attempt, Instant retryAt) {
+                failures.add("#" + attempt + " " + (retryAt == null ? "last" : "again"));
+            }
+        }, p -> alivePids.contains(p.pid()));
+        open(proc(10));
+        issuer.refuseRevokes = 100;
+        leases.revokeNow("alice", null, RevokeReason.OPERATOR, "kill switch");
+        for (int i = 0; i < 5; i++) {
+            scheduler.advance(java.time.Duration.ofSeconds(10));
+        }
+        assertEquals(List.of("#1 again", "#2 last"), failures, "2 s, then 4 s would pass the lease's 5 s: the last try says so");
+    }
 }

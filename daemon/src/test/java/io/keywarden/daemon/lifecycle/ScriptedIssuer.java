@@ -49,8 +49,15 @@ final class ScriptedIssuer implements Issuer {
         return l;
     }
 
+    /** Revokes to refuse before one is taken (as OpenBao answers 400 when the provider's delete fails). */
+    volatile int refuseRevokes;
+
     @Override
-    public synchronized void revoke(Lease lease) {
+    public synchronized void revoke(Lease lease) throws IssuerException {
+        if (refuseRevokes > 0) {
+            refuseRevokes--;
+            throw IssuerException.http("400 failed to revoke entry: the provider answered 500", 400);
+        }
         revoked.add(lease.leaseId());
     }
 
