@@ -72,6 +72,7 @@ public final class Metrics {
         }
         accessCounter(key, "granted");
         accessCounter(key, "denied");
+        revokeFailures(key);
     }
 
     public void issued(String key, String outcome) {
@@ -90,8 +91,12 @@ public final class Metrics {
 
     /** A revoke the issuer did not take (it is tried again while the lease lives). */
     public void revokeFailed(String key) {
-        Counter.builder("keywarden.keys.revoke.failures").description("Revokes the issuer did not take, by key")
-                .tag("key", key).register(registry).increment();
+        revokeFailures(key).increment();
+    }
+
+    private Counter revokeFailures(String key) {
+        return Counter.builder("keywarden.keys.revoke.failures").description("Revokes the issuer did not take, by key")
+                .tag("key", key).register(registry);
     }
 
     public void access(String key, String decision) {
