@@ -41,7 +41,12 @@ public final class KeywardenCommand implements Runnable {
         cl.setExitCodeExceptionMapper(t -> ExitCode.RUNTIME);
         cl.setParameterExceptionHandler((ex, args) -> {
             CommandLine c = ex.getCommandLine();
-            c.getErr().println(c.getCommandName() + ": " + ex.getMessage());
+            // One prefix for every usage error: the command as typed ("keywarden audit show: …").
+            c.getErr().println(c.getCommandSpec().qualifiedName() + ": " + ex.getMessage());
+            if (ex instanceof CommandLine.UnmatchedArgumentException u && !u.getSuggestions().isEmpty()) {
+                c.getErr().println("Did you mean: " + String.join(" or ", u.getSuggestions().stream()
+                        .map(x -> c.getCommandSpec().qualifiedName() + " " + x).toList()) + "?");
+            }
             c.getErr().println("Try '" + c.getCommandSpec().qualifiedName() + " --help'.");
             return ExitCode.BAD_INPUT;
         });

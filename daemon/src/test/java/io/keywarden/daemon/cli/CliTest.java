@@ -31,6 +31,20 @@ class CliTest {
     }
 
     @Test
+    void aMistypedCommandIsBadInputWithASuggestionAndOnePrefix() {
+        Result top = run("stauts");
+        assertEquals(2, top.code());
+        assertTrue(top.err().startsWith("keywarden: Unmatched argument") && top.err().contains("Did you mean: keywarden status"),
+                top.err());
+        Result sub = run("audit", "shwo");
+        assertTrue(sub.err().startsWith("keywarden audit: ") && sub.err().contains("Did you mean: keywarden audit show?"),
+                sub.err());
+        Result opt = run("status", "--bogus");
+        assertTrue(opt.err().startsWith("keywarden status: Unknown option: '--bogus'"), opt.err());
+        assertTrue(opt.err().contains("Try 'keywarden status --help'."), opt.err());
+    }
+
+    @Test
     void helpNamesACommandAndAnUnreachableDaemonIsARuntimeFailure(@TempDir Path dir) {
         Result help = run("help", "revoke");
         assertEquals(0, help.code(), help.err());
