@@ -70,6 +70,10 @@ public final class Ledger implements AutoCloseable {
     private long seq;
     private String prev;
     private Instant lastSync = Instant.EPOCH;
+    /** The last record found when this ledger was opened (null: a new ledger). */
+    private Map<String, Object> lastAtOpen;
+    /** Whether a torn last line (a crash mid-write) was found and moved aside when this ledger was opened. */
+    private boolean tornAtOpen;
     private volatile boolean broken;
     private boolean dirty;
     private boolean pendingPrune;
@@ -93,6 +97,16 @@ public final class Ledger implements AutoCloseable {
         Ledger l = new Ledger(file.toAbsolutePath(), node, clock, options, copy);
         l.recover();
         return l;
+    }
+
+    /** The last record found when this ledger was opened, before anything this run appended. */
+    public java.util.Optional<Map<String, Object>> lastAtOpen() {
+        return java.util.Optional.ofNullable(lastAtOpen);
+    }
+
+    /** Whether a torn last line was moved aside when this ledger was opened. */
+    public boolean tornAtOpen() {
+        return tornAtOpen;
     }
 
     public Path file() {
@@ -122,6 +136,7 @@ public final class Ledger implements AutoCloseable {
                 try (FileChannel ch = FileChannel.open(seg, StandardOpenOption.WRITE, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
                     ch.truncate(lastNl + 1);
                 }
+                tornAtOpen = true;
                 LOG.warn("audit ledger {} ended with a partial record (crash mid-write); moved it to {}, starting a new"
                         + " segment", seg, aside);
                 if (seg.equals(file)) {
@@ -135,6 +150,7 @@ public final class Ledger implements AutoCloseable {
                         StandardCharsets.UTF_8), MAP);
                 seq = ((Number) last.get("seq")).longValue();
                 prev = (String) last.get("hash");
+                lastAtOpen = last;
             }
         }
         channel = openSegment();

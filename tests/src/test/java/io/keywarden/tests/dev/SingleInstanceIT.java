@@ -71,6 +71,33 @@ class SingleInstanceIT {
                 assertTrue(Proc.as(1001, "cat", api).out().startsWith("sk-dev-"), "the stale mount was taken over");
                 assertEquals(0, next.stop());
             }
+            // The killed run's end is in the ledger: its last record, and the lease it left valid at the issuer.
+            String issuedLease = null;
+            int started = 0;
+            for (String l : Files.readAllLines(ledger)) {
+                if (l.contains("\"event\":\"daemon.started\"")) {
+                    started++;
+                }
+                if (started == 1 && l.contains("\"event\":\"key.issued\"")) {
+                    issuedLease = l.replaceAll(".*\"lease_id\":\"([^\"]+)\".*", "$1");
+                }
+            }
+            List<String> after = Files.readAllLines(ledger);
+            String lease = issuedLease;
+            assertTrue(lease != null, "the first run issued a lease");
+            int unclean = -1;
+            for (int i = 0; i < after.size(); i++) {
+                if (after.get(i).contains("\"event\":\"daemon.unclean_stop\"")) {
+                    unclean = i;
+                }
+            }
+            assertTrue(unclean > 0 && after.get(unclean).contains("\"leases_left\":1"), "daemon.unclean_stop recorded: "
+                    + (unclean < 0 ? "none" : after.get(unclean)));
+            assertTrue(after.get(unclean + 1).contains("\"event\":\"key.orphaned\"") && after.get(unclean + 1)
+                    .contains("\"lease_id\":\"" + lease + "\""), after.get(unclean + 1));
+            assertTrue(after.get(unclean + 2).contains("\"event\":\"daemon.started\""), "then the new run starts");
+            Proc.Result verify = Daemon.cli("audit", "verify", ledger.toString());
+            assertEquals(0, verify.code(), verify.out() + verify.err());
         } finally {
             if (Mounts.at(mnt).isPresent()) {
                 Mounts.detach(mnt);
