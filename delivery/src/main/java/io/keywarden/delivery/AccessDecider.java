@@ -232,7 +232,7 @@ public final class AccessDecider {
 
     private Decision deny(Attestation a, Decision.DenyReason code, String reason, String key, String file) {
         try {
-            listener.denied(a, key, file, reason);
+            listener.denied(a, key, file, code, reason);
         } catch (RuntimeException e) {
             // A denial that cannot be recorded is still a denial.
         }
@@ -242,7 +242,7 @@ public final class AccessDecider {
     private Decision unavailable(Attestation.Identified who, Decision.UnavailableReason code, String reason, String key,
                                  String file) {
         try {
-            listener.denied(who, key, file, reason);
+            listener.denied(who, key, file, code, reason);
         } catch (RuntimeException e) {
             // Nothing is served either way.
         }

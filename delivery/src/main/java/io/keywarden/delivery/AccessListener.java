@@ -13,12 +13,13 @@ public interface AccessListener {
         }
 
         @Override
-        public void denied(Attestation who, String key, String file, String reason) {
+        public void denied(Attestation who, String key, String file, Decision.Refusal code, String reason) {
         }
     };
 
     /** {@code issued} is null for files that carry no key ({@code spiffe_id}, {@code status}). */
     void granted(Attestation.Identified who, String key, String file, IssuedKey issued);
 
-    void denied(Attestation who, String key, String file, String reason);
+    /** Nothing was served: {@code code} says why in a word, {@code reason} in a sentence. */
+    void denied(Attestation who, String key, String file, Decision.Refusal code, String reason);
 }

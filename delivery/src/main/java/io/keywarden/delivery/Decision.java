@@ -25,8 +25,15 @@ public sealed interface Decision {
     record NoSuchKey(String key) implements Decision {
     }
 
+    /** Why nothing was served, as the ledger's {@code code} field says it ({@code not_granted}, {@code issuer_timeout} …). */
+    sealed interface Refusal permits DenyReason, UnavailableReason {
+        default String label() {
+            return ((Enum<?>) this).name().toLowerCase(java.util.Locale.ROOT);
+        }
+    }
+
     /** Why a caller was refused. */
-    enum DenyReason {
+    enum DenyReason implements Refusal {
         /** No workload of the policy (unknown, ambiguous, traced, vanished, not in SPIRE). */
         UNIDENTIFIED,
         /** The workload exists but the key is not granted to it. */
@@ -40,7 +47,7 @@ public sealed interface Decision {
     }
 
     /** Why a permitted caller gets no key now. */
-    enum UnavailableReason {
+    enum UnavailableReason implements Refusal {
         /** The issuer failed or is backing off; {@code status} says why. */
         ISSUER_FAILED,
         /** The issuer did not answer within the open timeout. */

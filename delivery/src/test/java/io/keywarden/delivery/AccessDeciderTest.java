@@ -119,7 +119,8 @@ class AccessDeciderTest {
         }
 
         @Override
-        public void denied(Attestation who, String key, String file, String reason) {
+        public void denied(Attestation who, String key, String file, io.keywarden.delivery.Decision.Refusal code,
+                           String reason) {
             records.add("denied " + key + "/" + file + ": " + reason);
         }
     }

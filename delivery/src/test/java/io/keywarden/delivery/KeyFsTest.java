@@ -88,7 +88,8 @@ class KeyFsTest {
             }
 
             @Override
-            public void denied(Attestation w, String key, String file, String reason) {
+            public void denied(Attestation w, String key, String file, io.keywarden.delivery.Decision.Refusal code,
+                               String reason) {
                 records.add("denied " + key + "/" + file + ": " + reason);
             }
         };

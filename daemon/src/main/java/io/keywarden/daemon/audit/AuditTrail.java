@@ -27,7 +27,7 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
     private final Metrics metrics;
     private final Readiness readiness;
     /** A denial's aggregation key. */
-    record DenialKey(long uid, String exe, String key, String reason) {
+    record DenialKey(long uid, String exe, String key, String code, String reason) {
     }
 
     /** A grant's aggregation key: one process, one lease, one file. */
@@ -46,7 +46,7 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
         this.metrics = metrics;
         this.readiness = readiness;
         this.denials = new RepeatAggregator<>(clock,
-                k -> new DenialKey(k.uid(), "(many)", k.key(), "many distinct denials (aggregation table full)"));
+                k -> new DenialKey(k.uid(), "(many)", k.key(), null, "many distinct denials (aggregation table full)"));
         this.grants = new RepeatAggregator<>(clock,
                 k -> new GrantKey(-1, 0, "(many)", k.key(), k.file(), k.spiffeId(), k.uid()));
     }
@@ -179,16 +179,19 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
      * refused opens costs the ledger kilobytes, not megabytes. Metrics count every one.
      */
     @Override
-    public void denied(Attestation who, String key, String file, String reason) {
+    public void denied(Attestation who, String key, String file, io.keywarden.delivery.Decision.Refusal code,
+                       String reason) {
         metrics.access(key, "denied");
         String spiffe = who instanceof Attestation.Identified i ? i.spiffeId().toString() : null;
         ProcessInfo p = who.process();
         DenialKey k = new DenialKey(p == null ? -1 : Integer.toUnsignedLong(p.uid()),
-                p == null ? null : p.exe().orElse(null), key, stable(reason));
+                p == null ? null : p.exe().orElse(null), key, code.label(), stable(reason));
         if (denials.first(k)) {
             LOG.warn("denied: uid {} pid {} exe {} key {}/{}: {}", p == null ? "?" : Integer.toUnsignedString(p.uid()),
                     p == null ? "?" : p.pid(), p == null ? "?" : p.exe().orElse("?"), key, file, reason);
-            record("access.denied", accessFields(p, spiffe, key, null, reason + " (" + file + ")"));
+            Map<String, Object> f = accessFields(p, spiffe, key, null, reason + " (" + file + ")");
+            f.put("code", code.label());
+            record("access.denied", f);
         }
     }
 
@@ -226,6 +229,7 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
             f.put("uid", k.uid() < 0 ? null : k.uid());
             f.put("exe", k.exe());
             f.put("key", k.key());
+            f.put("code", k.code());
             f.put("reason", k.reason());
             f.put("repeats", repeats);
             f.put("window_s", RepeatAggregator.WINDOW.toSeconds());

@@ -140,7 +140,11 @@ class AdminServerTest {
         long end = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
         boolean served = false;
         while (!served && System.nanoTime() < end) {
-            served = !ask(sock, "{\"op\":\"status\"}\n").isMissingNode();
+            try {
+                served = !ask(sock, "{\"op\":\"status\"}\n").isMissingNode();
+            } catch (java.io.IOException stillFull) {
+                // The idle clients' slots are freed as the server notices them go: not yet.
+            }
             if (!served) {
                 Thread.sleep(20);
             }

@@ -19,7 +19,8 @@ public final class RecordingListener implements AccessListener {
     }
 
     @Override
-    public void denied(Attestation who, String key, String file, String reason) {
+    public void denied(Attestation who, String key, String file, io.keywarden.delivery.Decision.Refusal code,
+                       String reason) {
         int pid = who.process() == null ? -1 : who.process().pid();
         int uid = who.process() == null ? -1 : who.process().uid();
         String wl = who instanceof Attestation.Identified i ? i.workload().name() : null;
