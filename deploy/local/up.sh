@@ -70,6 +70,7 @@ admin_key="sk-admin-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 # --- the OpenAI Admin API stub -------------------------------------------------------------------
 cat > "$state/start/openai-stub.sh" <<SH
 exec env HOST=127.0.0.1 PORT=$stub_port OPENAI_STUB_ADMIN_KEY=$admin_key CALL_LOG=$state/openai-stub-calls.log \
+  OPENAI_STUB_MAX_KEY_LIFETIME=${OPENAI_STUB_MAX_KEY_LIFETIME:-172800} \
   python3 "$deploy/compose/openai-stub/stub.py"
 SH
 : > "$state/openai-stub-calls.log"

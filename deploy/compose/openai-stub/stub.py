@@ -2,7 +2,9 @@
 without an OpenAI account. It serves the Admin API endpoints the OpenAI secrets engine calls
 (project lookup, service accounts with their key, deletion) and, for agents, /v1/models and
 /v1/me, which accept only keys of live service accounts: deleting a service account (what a
-lease revocation does) kills its key, as it does at OpenAI. State lives in memory; keys are
+lease revocation does) kills its key, as it does at OpenAI, and so does the key's own
+expiry (expires_in_seconds at creation; required, and bounded, when OPENAI_STUB_MAX_KEY_LIFETIME
+sets an organisation's maximum key lifetime, as OpenAI does). State lives in memory; keys are
 never logged.
 
 The creation answer is the real API's (the service account at the top level, its key under
@@ -16,6 +18,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ADMIN_KEY = os.environ.get("OPENAI_STUB_ADMIN_KEY", "")  # empty: any admin key is accepted
+# An organisation's maximum key lifetime in seconds (0: none): creation then requires expires_in_seconds.
+MAX_KEY_LIFETIME = int(os.environ.get("OPENAI_STUB_MAX_KEY_LIFETIME", "0"))
 ACCOUNTS = {}  # service account id -> {"project", "name", "key", "key_id", "created_at"}
 LOCK = threading.Lock()
 LOG_LOCK = threading.Lock()
@@ -49,7 +53,10 @@ class Handler(BaseHTTPRequestHandler):
     def _live_key(self):
         key = self._bearer()
         with LOCK:
-            return bool(key) and any(secrets.compare_digest(a["key"], key) for a in ACCOUNTS.values())
+            now = int(time.time())
+            return bool(key) and any(secrets.compare_digest(a["key"], key) and (a["expires_at"] is None
+                                                                                 or a["expires_at"] > now)
+                                     for a in ACCOUNTS.values())
 
     def _parts(self):
         return self.path.split("?")[0].strip("/").split("/")
@@ -106,16 +113,29 @@ class Handler(BaseHTTPRequestHandler):
             name = body.get("name") or ""
             if not name:
                 return self._send(400, error("name is required", "missing_required_parameter"))
+            lifetime = body.get("expires_in_seconds")
+            if lifetime is not None and (isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime <= 0):
+                return self._send(400, error("expires_in_seconds must be a positive integer", "invalid_type"))
+            if MAX_KEY_LIFETIME and lifetime is None:
+                return self._send(400, error("expires_in_seconds is required: this organization limits API key"
+                                             " lifetime to %d seconds" % MAX_KEY_LIFETIME, "missing_required_parameter"))
+            if MAX_KEY_LIFETIME and lifetime > MAX_KEY_LIFETIME:
+                return self._send(400, error("expires_in_seconds exceeds this organization's maximum API key lifetime"
+                                             " (%d seconds)" % MAX_KEY_LIFETIME, "invalid_value"))
             sid = "svc_acct_" + secrets.token_hex(8)
             key = "sk-svcacct-stub-" + secrets.token_urlsafe(36)
             now = int(time.time())
             key_id = "key_" + secrets.token_hex(8)
+            expires_at = None if lifetime is None else now + lifetime
             with LOCK:
-                ACCOUNTS[sid] = {"project": p[3], "name": name, "key": key, "key_id": key_id, "created_at": now}
+                ACCOUNTS[sid] = {"project": p[3], "name": name, "key": key, "key_id": key_id, "created_at": now,
+                                 "expires_at": expires_at}
             account = {"object": "organization.project.service_account", "id": sid, "name": name, "role": "member",
                        "created_at": now, "project_id": p[3]}
             api_key = {"object": "organization.project.service_account.api_key", "value": key, "key": key,
                        "name": "Secret Key", "created_at": now, "id": key_id, "service_account_id": sid}
+            if expires_at is not None:
+                api_key["expires_at"] = expires_at
             return self._send(200, dict(account, api_key=api_key, service_account=account))
         return self._send(404, error("Unknown path " + self.path.split("?")[0]))
 

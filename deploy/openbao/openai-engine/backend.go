@@ -25,8 +25,8 @@ type backend struct {
 func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
 	b := &backend{client: &http.Client{Timeout: 30 * time.Second}}
 	b.Backend = &framework.Backend{
-		Help:        "Dynamic OpenAI project service account keys.",
-		BackendType: logical.TypeLogical,
+		Help:         "Dynamic OpenAI project service account keys.",
+		BackendType:  logical.TypeLogical,
 		PathsSpecial: &logical.Paths{SealWrapStorage: []string{"config"}},
 		Paths: []*framework.Path{
 			b.pathConfig(),
@@ -318,27 +318,11 @@ func (b *backend) issue(ctx context.Context, req *logical.Request, d *framework.
 		ID     string `json:"id"`
 		Name   string `json:"name"`
 		APIKey struct {
-			ID    string `json:"id"`
-			Value string `json:"value"`
+			ID        string `json:"id"`
+			Value     string `json:"value"`
+			ExpiresAt int64  `json:"expires_at"`
 		} `json:"api_key"`
 	}
-	saName := fmt.Sprintf("vault-%s-%d", name, time.Now().UnixNano())
-	if err := b.adminCall(ctx, c, http.MethodPost, "/organization/projects/"+r.ProjectID+"/service_accounts",
-		map[string]string{"name": saName}, &created); err != nil {
-		return nil, err
-	}
-	if created.ID == "" || created.APIKey.Value == "" {
-		return nil, fmt.Errorf("the Admin API answered no service account or key")
-	}
-	resp := b.Secret(secretType).Response(map[string]interface{}{
-		"api_key":            created.APIKey.Value,
-		"api_key_id":         created.APIKey.ID,
-		"service_account_id": created.ID,
-		"service_account":    created.Name,
-	}, map[string]interface{}{
-		"service_account_id": created.ID,
-		"project_id":         r.ProjectID,
-	})
 	ttl := r.TTL
 	if v, ok := d.GetOk("ttl"); ok && v.(int) > 0 {
 		ttl = time.Duration(v.(int)) * time.Second
@@ -346,6 +330,36 @@ func (b *backend) issue(ctx context.Context, req *logical.Request, d *framework.
 	if r.MaxTTL > 0 && ttl > r.MaxTTL {
 		ttl = r.MaxTTL
 	}
+	// The key dies at OpenAI a minute after its lease, even if the revoke is lost (and an organisation
+	// or project with a maximum key lifetime requires the field).
+	keyTTL := ttl
+	if keyTTL <= 0 {
+		keyTTL = b.System().DefaultLeaseTTL()
+	}
+	body := map[string]interface{}{"name": fmt.Sprintf("vault-%s-%d", name, time.Now().UnixNano())}
+	if keyTTL > 0 {
+		body["expires_in_seconds"] = int64(keyTTL/time.Second) + 60
+	}
+	if err := b.adminCall(ctx, c, http.MethodPost, "/organization/projects/"+r.ProjectID+"/service_accounts",
+		body, &created); err != nil {
+		return nil, err
+	}
+	if created.ID == "" || created.APIKey.Value == "" {
+		return nil, fmt.Errorf("the Admin API answered no service account or key")
+	}
+	data := map[string]interface{}{
+		"api_key":            created.APIKey.Value,
+		"api_key_id":         created.APIKey.ID,
+		"service_account_id": created.ID,
+		"service_account":    created.Name,
+	}
+	if created.APIKey.ExpiresAt > 0 {
+		data["api_key_expires_at"] = created.APIKey.ExpiresAt
+	}
+	resp := b.Secret(secretType).Response(data, map[string]interface{}{
+		"service_account_id": created.ID,
+		"project_id":         r.ProjectID,
+	})
 	resp.Secret.TTL = ttl
 	resp.Secret.MaxTTL = r.MaxTTL
 	resp.Secret.Renewable = false

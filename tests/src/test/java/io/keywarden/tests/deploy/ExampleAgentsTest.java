@@ -99,6 +99,52 @@ class ExampleAgentsTest {
     }
 
     @Test
+    void aKeyDiesAtItsExpiryAndAnOrganisationsMaximumLifetimeIsEnforced() throws Exception {
+        HttpResponse<String> r = send("POST", "/v1/organization/projects/proj_t/service_accounts",
+                "{\"name\":\"vault-short\",\"expires_in_seconds\":1}", "sk-admin-test");
+        assertEquals(200, r.statusCode(), r.body());
+        JsonNode a = JSON.readTree(r.body());
+        String key = a.path("api_key").path("value").asText();
+        assertTrue(a.path("api_key").path("expires_at").asLong() > 0, "the answer carries api_key.expires_at");
+        io.keywarden.tests.support.Await.until(java.time.Duration.ofSeconds(10), () -> get("/v1/models", key).statusCode()
+                == 401, () -> "the key outlived its expires_at");
+        for (String bad : new String[] {"0", "-5", "\"60\"", "true", "1.5"}) {
+            assertEquals(400, send("POST", "/v1/organization/projects/proj_t/service_accounts",
+                    "{\"name\":\"x\",\"expires_in_seconds\":" + bad + "}", "sk-admin-test").statusCode(), bad);
+        }
+        // An organisation with a maximum key lifetime (a second stub): the field is required and bounded.
+        int port;
+        try (ServerSocket s = new ServerSocket(0)) {
+            port = s.getLocalPort();
+        }
+        ProcessBuilder pb = new ProcessBuilder("python3", DEPLOY.resolve("compose/openai-stub/stub.py").toString());
+        pb.environment().put("PORT", Integer.toString(port));
+        pb.environment().put("OPENAI_STUB_MAX_KEY_LIFETIME", "3600");
+        Process limited = pb.redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+        String saved = base;
+        try {
+            base = "http://127.0.0.1:" + port;
+            io.keywarden.tests.support.Await.until(java.time.Duration.ofSeconds(20), () -> {
+                try {
+                    return get("/health", null).statusCode() == 200;
+                } catch (IOException e) {
+                    return false;
+                }
+            }, () -> "the second stub did not start");
+            String path = "/v1/organization/projects/proj_t/service_accounts";
+            HttpResponse<String> missing = send("POST", path, "{\"name\":\"x\"}", "sk-any");
+            assertEquals(400, missing.statusCode());
+            assertTrue(missing.body().contains("expires_in_seconds is required"), missing.body());
+            assertEquals(400, send("POST", path, "{\"name\":\"x\",\"expires_in_seconds\":3601}", "sk-any").statusCode());
+            assertEquals(200, send("POST", path, "{\"name\":\"x\",\"expires_in_seconds\":3600}", "sk-any").statusCode());
+        } finally {
+            base = saved;
+            limited.destroy();
+            limited.waitFor(10, TimeUnit.SECONDS);
+        }
+    }
+
+    @Test
     void stubBehavesLikeTheAdminApiAndKillsKeysWithTheirServiceAccount() throws Exception {
         assertEquals(200, get("/v1/organization/projects/proj_t", "sk-admin-test").statusCode());
         assertEquals("active", JSON.readTree(get("/v1/organization/projects/proj_t", "sk-admin-test").body())

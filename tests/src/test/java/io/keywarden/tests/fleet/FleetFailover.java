@@ -174,18 +174,23 @@ abstract class FleetFailover {
         long deadline = System.nanoTime() + Duration.ofSeconds(40).toNanos();
         String last = "";
         long firstServed = 0;
+        long lastRefused = 0;
         long promoted = System.nanoTime();
         while (!last.equals("429") && System.nanoTime() < deadline) {
             last = spend(ok % 2);
             if (firstServed == 0 && last.equals("200")) {
                 firstServed = System.nanoTime();
             }
+            if (last.equals("503")) {
+                lastRefused = System.nanoTime();
+            }
             after.append(last).append(' ');
             ok += last.equals("200") ? 1 : 0;
             unavailable += last.equals("503") ? 1 : 0;
         }
-        System.out.printf("fleet %s: guarded requests served again %.1f s after the promotion%n", getClass().getSimpleName(),
-                firstServed == 0 ? -1 : (firstServed - promoted) / 1e9);
+        System.out.printf("fleet %s: guarded requests served again %.1f s after the promotion, the last refused (503)"
+                + " %.1f s after it%n", getClass().getSimpleName(), firstServed == 0 ? -1 : (firstServed - promoted) / 1e9,
+                lastRefused == 0 ? 0 : (lastRefused - promoted) / 1e9);
         System.out.printf("fleet %s: after the failover %s(billed %d of %d)%n", getClass().getSimpleName(), after, billed.get(), BUDGET);
         assertEquals("429", last, "the budget refuses again after the failover: " + after);
         assertTrue(ok >= 1, "requests are served after the failover: " + after);
