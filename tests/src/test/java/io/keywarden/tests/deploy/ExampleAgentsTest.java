@@ -42,15 +42,8 @@ class ExampleAgentsTest {
     @BeforeAll
     static void startStub() throws Exception {
         assumeTrue(Proc.run("sh", "-c", "command -v python3").ok(), "needs python3 (apt-get install python3)");
-        int port;
-        try (ServerSocket s = new ServerSocket(0)) {
-            port = s.getLocalPort();
-        }
-        ProcessBuilder pb = new ProcessBuilder("python3", DEPLOY.resolve("compose/openai-stub/stub.py").toString());
-        pb.environment().put("PORT", Integer.toString(port));
-        pb.environment().put("OPENAI_STUB_ADMIN_KEY", "sk-admin-test");
-        pb.redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD);
-        stub = pb.start();
+        int port = freePort();
+        stub = stub(port, Map.of("OPENAI_STUB_ADMIN_KEY", "sk-admin-test"));
         base = "http://127.0.0.1:" + port;
         long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
         while (true) {
@@ -65,6 +58,20 @@ class ExampleAgentsTest {
                 Thread.sleep(100);
             }
         }
+    }
+
+    static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return s.getLocalPort();
+        }
+    }
+
+    /** The stub on {@code port} with {@code env} added. */
+    static Process stub(int port, Map<String, String> env) throws IOException {
+        ProcessBuilder pb = new ProcessBuilder("python3", DEPLOY.resolve("compose/openai-stub/stub.py").toString());
+        pb.environment().put("PORT", Integer.toString(port));
+        pb.environment().putAll(env);
+        return pb.redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
     }
 
     @AfterAll
@@ -113,14 +120,8 @@ class ExampleAgentsTest {
                     "{\"name\":\"x\",\"expires_in_seconds\":" + bad + "}", "sk-admin-test").statusCode(), bad);
         }
         // An organisation with a maximum key lifetime (a second stub): the field is required and bounded.
-        int port;
-        try (ServerSocket s = new ServerSocket(0)) {
-            port = s.getLocalPort();
-        }
-        ProcessBuilder pb = new ProcessBuilder("python3", DEPLOY.resolve("compose/openai-stub/stub.py").toString());
-        pb.environment().put("PORT", Integer.toString(port));
-        pb.environment().put("OPENAI_STUB_MAX_KEY_LIFETIME", "3600");
-        Process limited = pb.redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+        int port = freePort();
+        Process limited = stub(port, Map.of("OPENAI_STUB_MAX_KEY_LIFETIME", "3600"));
         String saved = base;
         try {
             base = "http://127.0.0.1:" + port;
