@@ -111,9 +111,7 @@ final class IssuersSection extends ConfigSection {
                                     loader.timeout(ir, where));
                         }
                         case "azure-entra" -> {
-                            Optional<YamlNode> urlNode = ir.required("url");
-                            URI tokenUrl = urlNode.flatMap(a -> ir.string(a, where + ".url").flatMap(x -> ir.parsed(
-                                    a.location(), where + ".url", x, ConfigLoader::httpUri))).orElse(null);
+                            URI tokenUrl = requiredUrl(ir, where);
                             yield new IssuerSpec.AzureEntra(e.key(), tokenUrl,
                                     loader.nonEmpty(ir, where, "scope", IssuerSpec.AzureEntra.DEFAULT_SCOPE),
                                     loader.nonEmpty(ir, where, "audience", IssuerSpec.AzureEntra.DEFAULT_AUDIENCE),
@@ -143,9 +141,7 @@ final class IssuersSection extends ConfigSection {
                                 loader.nonEmpty(ir, where, "audience", IssuerSpec.OpenRouterFederation.DEFAULT_AUDIENCE),
                                 loader.timeout(ir, where));
                         case "okta-client-credentials" -> {
-                            Optional<YamlNode> urlNode = ir.required("url");
-                            URI tokenUrl = urlNode.flatMap(a -> ir.string(a, where + ".url").flatMap(x -> ir.parsed(
-                                    a.location(), where + ".url", x, ConfigLoader::httpUri))).orElse(null);
+                            URI tokenUrl = requiredUrl(ir, where);
                             yield new IssuerSpec.OktaClientCredentials(e.key(), tokenUrl,
                                     ir.optionalString("scope").orElse(""), loader.timeout(ir, where));
                         }
@@ -191,5 +187,11 @@ final class IssuersSection extends ConfigSection {
             loader.problems.add(r.map(), where + ".timeout must be more than 0 and at most 5m");
         }
         return new Config.Vault(address.orElse(null), namespace, mount, ca, timeout);
+    }
+
+    /** The instance's required {@code url} (http or https), or null with a located problem. */
+    private static URI requiredUrl(MappingReader ir, String where) {
+        return ir.required("url").flatMap(a -> ir.string(a, where + ".url").flatMap(x -> ir.parsed(a.location(),
+                where + ".url", x, ConfigLoader::httpUri))).orElse(null);
     }
 }
