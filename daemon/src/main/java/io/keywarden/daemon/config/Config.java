@@ -94,7 +94,14 @@ public record Config(String node, Path policy, Identity identity, Map<String, Is
      * each Redis operation a request waits for.
      */
     public record Fleet(RedisTarget redis, Optional<String> user, Optional<Path> passwordFile, String keyPrefix,
-                        FleetUnavailable onUnavailable, Duration heartbeat, long reserveDefaultTokens, Duration opTimeout) {
+                        FleetUnavailable onUnavailable, Duration heartbeat, long reserveDefaultTokens, Duration opTimeout,
+                        Optional<Path> caFile) {
+        /** Without a CA file of its own: TLS ({@code rediss://}) trusts the JVM's CAs. */
+        public Fleet(RedisTarget redis, Optional<String> user, Optional<Path> passwordFile, String keyPrefix,
+                     FleetUnavailable onUnavailable, Duration heartbeat, long reserveDefaultTokens, Duration opTimeout) {
+            this(redis, user, passwordFile, keyPrefix, onUnavailable, heartbeat, reserveDefaultTokens, opTimeout,
+                    Optional.empty());
+        }
     }
 
     /**

@@ -41,7 +41,10 @@ final class FleetSection extends ConfigSection {
             if (reserve < 1) {
                 loader.problems.add(r.map(), "fleet.reserveDefaultTokens must be at least 1");
             }
-            return redis.map(u -> new Config.Fleet(u, user, password, prefix, on, heartbeat, reserve, timeout)).orElse(null);
+            Optional<Path> ca = r.optional("caFile").flatMap(c -> r.string(c, "fleet.caFile")
+                    .map(loader::path).filter(p -> loader.readable(c.location(), "fleet.caFile", p)));
+            return redis.map(u -> new Config.Fleet(u, user, password, prefix, on, heartbeat, reserve, timeout, ca))
+                    .orElse(null);
         });
     }
 

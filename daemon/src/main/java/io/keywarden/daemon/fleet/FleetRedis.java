@@ -95,6 +95,14 @@ public final class FleetRedis implements AutoCloseable {
             default -> throw new IllegalStateException(target.kind().name());
         }
         target.endpoints().forEach(u -> o.addConnectionString(u.toString()));
+        if (config.caFile().isPresent() || target.endpoints().stream().anyMatch(u -> "rediss".equals(u.getScheme()))) {
+            // TLS: the server's name (or IP) is checked against its certificate; a private CA from fleet.caFile.
+            io.vertx.core.net.NetClientOptions tls = new io.vertx.core.net.NetClientOptions()
+                    .setHostnameVerificationAlgorithm("HTTPS");
+            config.caFile().ifPresent(ca -> tls.setTrustOptions(new io.vertx.core.net.PemTrustOptions()
+                    .addCertPath(ca.toString())));
+            o.setNetClientOptions(tls);
+        }
         config.user().ifPresent(o::setUser);
         if (password != null) {
             o.setPassword(password);

@@ -66,13 +66,15 @@ class ConfigLoaderTest {
                 io.keywarden.policy.yaml.ProblemsException.class, () -> ConfigLoader.load(write("""
                         policy: p
                         issuers: {d: {type: dev}}
-                        fleet: {redis: "redis://u:secret@h:6379", keyPrefix: "a{b}", onUnavailable: maybe}
+                        fleet: {redis: "redis://u:secret@h:6379", keyPrefix: "a{b}", onUnavailable: maybe,
+                                caFile: /nonexistent/redis-ca.crt}
                         """), Map.of()));
         String all = e.problems().stream().map(io.keywarden.policy.yaml.Problem::format)
                 .collect(java.util.stream.Collectors.joining("\n"));
         assertTrue(all.contains("put no credentials in the URL"), all);
         assertTrue(all.contains("fleet.keyPrefix must hold no braces"), all);
         assertTrue(all.contains("fleet.onUnavailable"), all);
+        assertTrue(all.contains("fleet.caFile"), all);
         org.junit.jupiter.api.Assertions.assertFalse(all.contains("secret"), "the password in the URL is not echoed");
     }
 

@@ -218,4 +218,79 @@ class FleetRedisTest {
         long fields = Long.parseLong(cli("HLEN", redis.historyKey(id)));
         assertTrue(fields <= 3 + 3, "old hours are pruned: " + fields + " fields");
     }
+
+    static void run(Path dir, String... cmd) throws Exception {
+        Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes());
+        assertTrue(p.waitFor(30, TimeUnit.SECONDS) && p.exitValue() == 0, String.join(" ", cmd) + ": " + out);
+    }
+
+    @Test
+    void aTlsRedisWithAnAclUserIsReachedWithThePasswordFromAFile(@org.junit.jupiter.api.io.TempDir Path dir)
+            throws Exception {
+        assumeTrue(Files.isExecutable(Path.of("/usr/bin/openssl")), "needs openssl");
+        // A private CA and a server certificate for 127.0.0.1.
+        run(dir, "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days",
+                "2", "-subj", "/CN=keywarden-test-ca");
+        run(dir, "openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr", "-subj",
+                "/CN=127.0.0.1");
+        Files.writeString(dir.resolve("ext"), "subjectAltName=IP:127.0.0.1\n");
+        run(dir, "openssl", "x509", "-req", "-in", "srv.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", "srv.crt", "-days", "2", "-extfile", "ext");
+        int tlsPort;
+        try (ServerSocket s = new ServerSocket(0)) {
+            tlsPort = s.getLocalPort();
+        }
+        Process tls = new ProcessBuilder("/usr/bin/redis-server", "--port", "0", "--tls-port", Integer.toString(tlsPort),
+                "--bind", "127.0.0.1", "--tls-cert-file", "srv.crt", "--tls-key-file", "srv.key", "--tls-ca-cert-file",
+                "ca.crt", "--tls-auth-clients", "no", "--save", "", "--appendonly", "no", "--user", "default", "off",
+                "--user", "keywarden", "on", ">s3cret-pass", "~kwtls:*", "&kwtls:*", "+@all")
+                .directory(dir.toFile()).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+        Files.writeString(dir.resolve("password"), "s3cret-pass\n");
+        Files.writeString(dir.resolve("wrong"), "not-it\n");
+        URI uri = URI.create("rediss://127.0.0.1:" + tlsPort);
+        java.util.function.BiFunction<String, Optional<Path>, FleetRedis> client = (pw, ca) -> {
+            try {
+                return new FleetRedis(vertx, new Config.Fleet(Config.RedisTarget.standalone(uri), Optional.of("keywarden"),
+                        Optional.of(dir.resolve(pw)), "kwtls:", Config.FleetUnavailable.CLOSED, Duration.ofSeconds(5), 4096,
+                        Duration.ofSeconds(5), ca), "tls-node");
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        };
+        try {
+            FleetRedis ok = client.apply("password", Optional.of(dir.resolve("ca.crt")));
+            try {
+                long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+                while (true) {
+                    try {
+                        get(ok.warm());
+                        break;
+                    } catch (Exception e) {
+                        if (System.nanoTime() > end) {
+                            throw e;
+                        }
+                        Thread.sleep(100);
+                    }
+                }
+                assertTrue(get(ok.reserve("spiffe://t/tls", 9, 9, 10, 100, -1, "r1", 60_000, System.currentTimeMillis()))
+                        .admitted(), "scripts run over TLS as the ACL user, on its own key prefix");
+            } finally {
+                ok.close();
+            }
+            for (FleetRedis bad : new FleetRedis[] {client.apply("wrong", Optional.of(dir.resolve("ca.crt"))),
+                    client.apply("password", Optional.empty())}) {
+                try {
+                    org.junit.jupiter.api.Assertions.assertThrows(Exception.class, () -> get(bad.warm()),
+                            "a wrong password, or a CA the client does not trust, does not reach Redis");
+                    assertFalse(bad.isUp());
+                } finally {
+                    bad.close();
+                }
+            }
+        } finally {
+            tls.destroy();
+            tls.waitFor(10, TimeUnit.SECONDS);
+        }
+    }
 }
