@@ -97,7 +97,8 @@ final class FleetCommand implements Runnable {
         }
     }
 
-    @Command(name = "nodes", description = "Every node of the fleet: version, last heartbeat, leases held, stale or not.")
+    @Command(name = "nodes", description = "Every node of the fleet: version, last heartbeat, leases held, its readiness"
+            + " (yes, degraded, no) as of that heartbeat, stale or not.")
     static final class Nodes extends Inventory {
         @Override
         void print(JsonNode a, PrintWriter out) {
@@ -106,11 +107,13 @@ final class FleetCommand implements Runnable {
                 return;
             }
             List<String[]> rows = new ArrayList<>();
-            rows.add(new String[] {"NODE", "VERSION", "LAST HEARTBEAT", "LEASES", "STATE"});
+            rows.add(new String[] {"NODE", "VERSION", "LAST HEARTBEAT", "LEASES", "READY", "STATE"});
             for (JsonNode n : a.path("nodes")) {
                 long at = n.path("heartbeat_at").asLong(0);
+                String ready = !n.has("ready") ? "-" : !n.path("ready").asBoolean() ? "no"
+                        : n.path("degraded").asBoolean() ? "degraded" : "yes";
                 rows.add(new String[] {n.path("node").asText(), n.path("version").asText("-"),
-                    at == 0 ? "-" : Instant.ofEpochMilli(at).toString(), Integer.toString(n.path("leases").size()),
+                    at == 0 ? "-" : Instant.ofEpochMilli(at).toString(), Integer.toString(n.path("leases").size()), ready,
                     n.path("stale").asBoolean() ? "stale" : "live"});
             }
             table(out, rows);

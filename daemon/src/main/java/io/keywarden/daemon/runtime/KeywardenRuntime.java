@@ -212,7 +212,8 @@ public final class KeywardenRuntime implements AutoCloseable {
         startGuardAndGateway(s, identity, issuers);
         if (fleet != null) {
             AdminServer a = admin;
-            fleet.join(a, readiness, () -> a.statusJson().put("version", BuildInfo.load().version()));
+            fleet.join(a, readiness, () -> a.statusJson().put("version", BuildInfo.load().version())
+                    .put("ready", readiness.isReady()).put("degraded", !readiness.degradations().isEmpty()));
         }
         if (s.extensions().csi().isPresent()) {
             startCsi(s, delivery.path());
