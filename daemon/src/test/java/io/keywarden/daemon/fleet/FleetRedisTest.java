@@ -39,11 +39,16 @@ class FleetRedisTest {
         redis = new FleetRedis(vertx, new Config.Fleet(Config.RedisTarget.standalone(URI.create("redis://127.0.0.1:" + port)), Optional.empty(),
                 Optional.empty(), "t:", Config.FleetUnavailable.LOCAL, Duration.ofSeconds(5), 4096, Duration.ofSeconds(5)),
                 "n1");
+        awaitWarm(redis);
+    }
+
+    /** Waits (20 s at most) until {@code r} reaches its server: the server process starts listening a little later. */
+    static void awaitWarm(FleetRedis r) throws Exception {
         long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
         while (true) {
             try {
-                get(redis.warm());
-                break;
+                get(r.warm());
+                return;
             } catch (Exception e) {
                 if (System.nanoTime() > end) {
                     throw e;
@@ -261,18 +266,7 @@ class FleetRedisTest {
         try {
             FleetRedis ok = client.apply("password", Optional.of(dir.resolve("ca.crt")));
             try {
-                long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-                while (true) {
-                    try {
-                        get(ok.warm());
-                        break;
-                    } catch (Exception e) {
-                        if (System.nanoTime() > end) {
-                            throw e;
-                        }
-                        Thread.sleep(100);
-                    }
-                }
+                awaitWarm(ok);
                 assertTrue(get(ok.reserve("spiffe://t/tls", 9, 9, 10, 100, -1, "r1", 60_000, System.currentTimeMillis()))
                         .admitted(), "scripts run over TLS as the ACL user, on its own key prefix");
             } finally {

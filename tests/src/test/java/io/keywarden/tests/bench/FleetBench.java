@@ -9,10 +9,8 @@ import io.keywarden.tests.support.Ports;
 import io.keywarden.tests.support.Proc;
 import io.keywarden.tests.support.Requirements;
 import io.vertx.core.Vertx;
-import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -45,11 +43,7 @@ class FleetBench {
         io.keywarden.tests.support.Await.clearOfWindowEdge(java.time.Duration.ofHours(1), java.time.Duration.ofMinutes(6));
         Path dir = Files.createTempDirectory("kw-fleetbench-");
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
-        Path loadgen = dir.resolve("LoadGen.java");
-        try (InputStream in = FleetBench.class.getResourceAsStream("/bench/LoadGen.java")) {
-            Files.copy(in, loadgen, StandardCopyOption.REPLACE_EXISTING);
-        }
-        Files.setPosixFilePermissions(loadgen, PosixFilePermissions.fromString("rw-r--r--"));
+        Path loadgen = GatewayBench.loadGen(dir);
         Files.writeString(dir.resolve("policy.yaml"), """
                 keys:
                   openai: {}

@@ -41,11 +41,7 @@ class GatewayBench {
         Requirements.rootAndFuse();
         Path dir = Files.createTempDirectory("kw-gwbench-");
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
-        Path loadgen = dir.resolve("LoadGen.java");
-        try (InputStream in = GatewayBench.class.getResourceAsStream("/bench/LoadGen.java")) {
-            Files.copy(in, loadgen, StandardCopyOption.REPLACE_EXISTING);
-        }
-        Files.setPosixFilePermissions(loadgen, PosixFilePermissions.fromString("rw-r--r--"));
+        Path loadgen = loadGen(dir);
         Path mnt = dir.resolve("mnt");
         Files.writeString(dir.resolve("policy.yaml"), """
                 keys:
@@ -130,6 +126,16 @@ class GatewayBench {
             }
             Proc.run("rm", "-rf", dir.toString());
         }
+    }
+
+    /** The load generator's source copied into {@code dir}, readable by the workload's uid that runs it. */
+    static Path loadGen(Path dir) throws java.io.IOException {
+        Path loadgen = dir.resolve("LoadGen.java");
+        try (InputStream in = GatewayBench.class.getResourceAsStream("/bench/LoadGen.java")) {
+            Files.copy(in, loadgen, StandardCopyOption.REPLACE_EXISTING);
+        }
+        Files.setPosixFilePermissions(loadgen, PosixFilePermissions.fromString("rw-r--r--"));
+        return loadgen;
     }
 
     /** {requests, rps, p50, p99, ttfb50, ttfb99, errors}. */
