@@ -64,7 +64,8 @@ build_bao() {
 
 build_engine() {
   local out="$1" src="$here/../openbao/openai-engine"
-  ( cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$out/keywarden-openai-engine" . )
+  # Its unit tests (backend_test.go) run with every build, so CI runs them whenever the engine changes.
+  ( cd "$src" && go vet ./... && go test ./... && CGO_ENABLED=0 go build -trimpath -o "$out/keywarden-openai-engine" . )
 }
 
 step "SPIRE $SPIRE_VERSION" "$cache/spire-$SPIRE_VERSION" spire-server build_spire

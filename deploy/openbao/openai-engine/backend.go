@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,7 +15,17 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-const secretType = "openai_service_account_key"
+// secretType is the community engine's secret type, so that a lease this engine issues can be
+// revoked by that engine after a plugin switch (and the other way round); legacySecretType is the
+// type earlier releases of this engine issued, still revocable here.
+const (
+	secretType       = "openai_api_key"
+	legacySecretType = "openai_service_account_key"
+	// defaultKeyExpiryMargin: how long a key outlives its lease at OpenAI unless the role says otherwise.
+	defaultKeyExpiryMargin = 60 * time.Second
+	defaultRoleTTL         = time.Hour
+	defaultRoleMaxTTL      = 24 * time.Hour
+)
 
 type backend struct {
 	*framework.Backend
@@ -34,19 +45,28 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 			b.pathRoleList(),
 			b.pathCreds(),
 		},
-		Secrets: []*framework.Secret{{
-			Type: secretType,
-			Fields: map[string]*framework.FieldSchema{
-				"api_key": {Type: framework.TypeString, Description: "the service account's API key"},
-			},
-			Revoke: b.revokeKey,
-		}},
+		Secrets: []*framework.Secret{b.secret(secretType), b.secret(legacySecretType)},
 	}
 	if err := b.Setup(ctx, conf); err != nil {
 		return nil, err
 	}
 	return b, nil
 }
+
+func (b *backend) secret(kind string) *framework.Secret {
+	return &framework.Secret{
+		Type: kind,
+		Fields: map[string]*framework.FieldSchema{
+			"api_key":            {Type: framework.TypeString, Description: "the service account's API key"},
+			"api_key_id":         {Type: framework.TypeString, Description: "its id at OpenAI"},
+			"service_account_id": {Type: framework.TypeString, Description: "the service account's id"},
+			"service_account":    {Type: framework.TypeString, Description: "the service account's name"},
+		},
+		Revoke: b.revokeKey,
+	}
+}
+
+const defaultAPIEndpoint = "https://api.openai.com/v1"
 
 type config struct {
 	AdminAPIKey    string `json:"admin_api_key"`
@@ -59,6 +79,10 @@ type role struct {
 	ProjectID string        `json:"project_id"`
 	TTL       time.Duration `json:"ttl"`
 	MaxTTL    time.Duration `json:"max_ttl"`
+	// KeyExpiryMargin: how long the key outlives its lease at OpenAI (0: the default minute).
+	KeyExpiryMargin time.Duration `json:"key_expiry_margin,omitempty"`
+	// MaxKeyLifetime: the organisation's or project's maximum key lifetime, when it sets one (0: none).
+	MaxKeyLifetime time.Duration `json:"max_key_lifetime,omitempty"`
 }
 
 func (b *backend) pathConfig() *framework.Path {
@@ -68,7 +92,7 @@ func (b *backend) pathConfig() *framework.Path {
 			"admin_api_key":    {Type: framework.TypeString, Description: "OpenAI Admin API key", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
 			"admin_api_key_id": {Type: framework.TypeString, Description: "its id"},
 			"organization_id":  {Type: framework.TypeString, Description: "OpenAI organization id"},
-			"api_endpoint":     {Type: framework.TypeString, Default: "https://api.openai.com/v1", Description: "Admin API base URL"},
+			"api_endpoint":     {Type: framework.TypeString, Default: defaultAPIEndpoint, Description: "Admin API base URL"},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: &framework.PathOperation{Callback: b.writeConfig},
@@ -108,7 +132,13 @@ func (b *backend) writeConfig(ctx context.Context, req *logical.Request, d *fram
 	if v, ok := d.GetOk("organization_id"); ok {
 		c.OrganizationID = v.(string)
 	}
-	c.APIEndpoint = strings.TrimRight(d.Get("api_endpoint").(string), "/")
+	// A write that omits a field keeps what was stored (as the community engine does).
+	if v, ok := d.GetOk("api_endpoint"); ok {
+		c.APIEndpoint = strings.TrimRight(v.(string), "/")
+	}
+	if c.APIEndpoint == "" {
+		c.APIEndpoint = defaultAPIEndpoint
+	}
 	if c.AdminAPIKey == "" || c.OrganizationID == "" {
 		return logical.ErrorResponse("admin_api_key and organization_id are required"), nil
 	}
@@ -133,10 +163,12 @@ func (b *backend) pathRoles() *framework.Path {
 	return &framework.Path{
 		Pattern: "roles/" + framework.GenericNameRegex("name"),
 		Fields: map[string]*framework.FieldSchema{
-			"name":       {Type: framework.TypeString, Description: "role name"},
-			"project_id": {Type: framework.TypeString, Description: "OpenAI project of the service accounts"},
-			"ttl":        {Type: framework.TypeDurationSecond, Description: "default lease TTL"},
-			"max_ttl":    {Type: framework.TypeDurationSecond, Description: "maximum lease TTL"},
+			"name":              {Type: framework.TypeString, Description: "role name"},
+			"project_id":        {Type: framework.TypeString, Description: "OpenAI project of the service accounts"},
+			"ttl":               {Type: framework.TypeDurationSecond, Default: int(defaultRoleTTL / time.Second), Description: "default lease TTL (1h)"},
+			"max_ttl":           {Type: framework.TypeDurationSecond, Default: int(defaultRoleMaxTTL / time.Second), Description: "maximum lease TTL (24h)"},
+			"key_expiry_margin": {Type: framework.TypeDurationSecond, Description: "how long a key outlives its lease at OpenAI (default 60s)"},
+			"max_key_lifetime":  {Type: framework.TypeDurationSecond, Description: "the organisation's or project's maximum API key lifetime, if it sets one"},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: &framework.PathOperation{Callback: b.writeRole},
@@ -172,7 +204,17 @@ func loadRole(ctx context.Context, s logical.Storage, name string) (*role, error
 		return nil, err
 	}
 	r := &role{}
-	return r, e.DecodeJSON(r)
+	if err := e.DecodeJSON(r); err != nil {
+		return nil, err
+	}
+	// Roles written by earlier releases may hold no TTLs: the defaults a role gets today.
+	if r.TTL <= 0 {
+		r.TTL = defaultRoleTTL
+	}
+	if r.MaxTTL <= 0 {
+		r.MaxTTL = defaultRoleMaxTTL
+	}
+	return r, nil
 }
 
 func (b *backend) writeRole(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -193,11 +235,27 @@ func (b *backend) writeRole(ctx context.Context, req *logical.Request, d *framew
 	if v, ok := d.GetOk("max_ttl"); ok {
 		r.MaxTTL = time.Duration(v.(int)) * time.Second
 	}
+	if v, ok := d.GetOk("key_expiry_margin"); ok {
+		r.KeyExpiryMargin = time.Duration(v.(int)) * time.Second
+	}
+	if v, ok := d.GetOk("max_key_lifetime"); ok {
+		r.MaxKeyLifetime = time.Duration(v.(int)) * time.Second
+	}
+	// The community engine's defaults for a role that names none: 1 h, at most 24 h.
+	if r.TTL <= 0 {
+		r.TTL = defaultRoleTTL
+	}
+	if r.MaxTTL <= 0 {
+		r.MaxTTL = defaultRoleMaxTTL
+	}
 	if r.ProjectID == "" {
 		return logical.ErrorResponse("project_id is required"), nil
 	}
-	if r.MaxTTL > 0 && r.TTL > r.MaxTTL {
+	if r.TTL > r.MaxTTL {
 		return logical.ErrorResponse("ttl must not exceed max_ttl"), nil
+	}
+	if r.KeyExpiryMargin < 0 || r.MaxKeyLifetime < 0 {
+		return logical.ErrorResponse("key_expiry_margin and max_key_lifetime must not be negative"), nil
 	}
 	c, err := loadConfig(ctx, req.Storage)
 	if err != nil {
@@ -224,6 +282,7 @@ func (b *backend) readRole(ctx context.Context, req *logical.Request, d *framewo
 	}
 	return &logical.Response{Data: map[string]interface{}{
 		"project_id": r.ProjectID, "ttl": int64(r.TTL.Seconds()), "max_ttl": int64(r.MaxTTL.Seconds()),
+		"key_expiry_margin": int64(r.keyExpiryMargin().Seconds()), "max_key_lifetime": int64(r.MaxKeyLifetime.Seconds()),
 	}}, nil
 }
 
@@ -242,6 +301,17 @@ func (b *backend) pathCreds() *framework.Path {
 			logical.ReadOperation: &framework.PathOperation{Callback: b.issue},
 		},
 	}
+}
+
+// apiError is an Admin API answer of status 400 or more.
+type apiError struct {
+	method, path string
+	status       int
+	message      string
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("%s %s: HTTP %d: %s", e.method, e.path, e.status, e.message)
 }
 
 // adminCall sends one Admin API request the way the community engine does and decodes the answer.
@@ -277,7 +347,7 @@ func (b *backend) adminCall(ctx context.Context, c *config, method, path string,
 			} `json:"error"`
 		}
 		_ = json.Unmarshal(data, &e)
-		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, e.Error.Message)
+		return &apiError{method: method, path: path, status: resp.StatusCode, message: e.Error.Message}
 	}
 	if out != nil {
 		return json.Unmarshal(data, out)
@@ -298,6 +368,39 @@ func (b *backend) checkProject(ctx context.Context, c *config, project string) e
 	return nil
 }
 
+func (r *role) keyExpiryMargin() time.Duration {
+	if r.KeyExpiryMargin > 0 {
+		return r.KeyExpiryMargin
+	}
+	return defaultKeyExpiryMargin
+}
+
+// leaseTTL is the lease's TTL for a read that asked for requested (0: none). As the community engine
+// does, a request outside the role's range falls back to the role's ttl; unlike it, a request equal
+// to max_ttl is honoured. The warning says when the request was not.
+func (r *role) leaseTTL(requested time.Duration) (time.Duration, string) {
+	if requested <= 0 {
+		return r.TTL, ""
+	}
+	if r.MaxTTL > 0 && requested > r.MaxTTL {
+		return r.TTL, fmt.Sprintf("the requested ttl %s exceeds the role's max_ttl %s: the role's ttl %s was used",
+			requested, r.MaxTTL, r.TTL)
+	}
+	return requested, ""
+}
+
+// keyLifetime is what the key is asked to live at OpenAI for a lease of ttl: the lease plus the
+// role's margin, capped by the provider's maximum; the warning says when the cap made the key die
+// before its lease.
+func (r *role) keyLifetime(ttl time.Duration) (time.Duration, string) {
+	life := ttl + r.keyExpiryMargin()
+	if r.MaxKeyLifetime > 0 && life > r.MaxKeyLifetime {
+		return r.MaxKeyLifetime, fmt.Sprintf("the key lives %s at OpenAI (max_key_lifetime), less than its lease %s"+
+			" plus the margin: it dies at api_key_expires_at", r.MaxKeyLifetime, ttl)
+	}
+	return life, ""
+}
+
 func (b *backend) issue(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
 	r, err := loadRole(ctx, req.Storage, name)
@@ -305,7 +408,7 @@ func (b *backend) issue(ctx context.Context, req *logical.Request, d *framework.
 		return nil, err
 	}
 	if r == nil {
-		return logical.ErrorResponse("unknown role " + name), nil
+		return logical.ErrorResponse(fmt.Sprintf("role %q does not exist", name)), nil
 	}
 	c, err := loadConfig(ctx, req.Storage)
 	if err != nil || c == nil {
@@ -323,29 +426,24 @@ func (b *backend) issue(ctx context.Context, req *logical.Request, d *framework.
 			ExpiresAt int64  `json:"expires_at"`
 		} `json:"api_key"`
 	}
-	ttl := r.TTL
-	if v, ok := d.GetOk("ttl"); ok && v.(int) > 0 {
-		ttl = time.Duration(v.(int)) * time.Second
+	requested := time.Duration(0)
+	if v, ok := d.GetOk("ttl"); ok {
+		requested = time.Duration(v.(int)) * time.Second
 	}
-	if r.MaxTTL > 0 && ttl > r.MaxTTL {
-		ttl = r.MaxTTL
-	}
-	// The key dies at OpenAI a minute after its lease, even if the revoke is lost (and an organisation
-	// or project with a maximum key lifetime requires the field).
-	keyTTL := ttl
-	if keyTTL <= 0 {
-		keyTTL = b.System().DefaultLeaseTTL()
-	}
-	body := map[string]interface{}{"name": fmt.Sprintf("vault-%s-%d", name, time.Now().UnixNano())}
-	if keyTTL > 0 {
-		body["expires_in_seconds"] = int64(keyTTL/time.Second) + 60
+	ttl, ttlWarning := r.leaseTTL(requested)
+	// The key dies at OpenAI shortly after its lease even if the revoke is lost (and an organisation or
+	// project with a maximum key lifetime requires the field).
+	life, lifeWarning := r.keyLifetime(ttl)
+	body := map[string]interface{}{
+		"name":               fmt.Sprintf("vault-%s-%d", name, time.Now().UnixNano()),
+		"expires_in_seconds": int64(life / time.Second),
 	}
 	if err := b.adminCall(ctx, c, http.MethodPost, "/organization/projects/"+r.ProjectID+"/service_accounts",
 		body, &created); err != nil {
 		return nil, err
 	}
-	if created.ID == "" || created.APIKey.Value == "" {
-		return nil, fmt.Errorf("the Admin API answered no service account or key")
+	if created.ID == "" || created.APIKey.Value == "" || created.APIKey.ID == "" {
+		return nil, fmt.Errorf("the Admin API answered no service account, key or key id")
 	}
 	data := map[string]interface{}{
 		"api_key":            created.APIKey.Value,
@@ -356,17 +454,28 @@ func (b *backend) issue(ctx context.Context, req *logical.Request, d *framework.
 	if created.APIKey.ExpiresAt > 0 {
 		data["api_key_expires_at"] = created.APIKey.ExpiresAt
 	}
+	// The community engine's internal data, so that either engine can revoke the lease.
 	resp := b.Secret(secretType).Response(data, map[string]interface{}{
+		"api_key_id":         created.APIKey.ID,
 		"service_account_id": created.ID,
 		"project_id":         r.ProjectID,
 	})
 	resp.Secret.TTL = ttl
 	resp.Secret.MaxTTL = r.MaxTTL
 	resp.Secret.Renewable = false
+	for _, w := range []string{ttlWarning, lifeWarning} {
+		if w != "" {
+			resp.AddWarning(w)
+		}
+	}
 	return resp, nil
 }
 
-// revokeKey deletes the service account, which kills its key at OpenAI.
+// revokeKey deletes the service account, which kills its key at OpenAI. It accepts the internal data
+// of this engine's earlier releases ({service_account_id, project_id}) and of the community engine
+// (the same plus api_key_id, whose bookkeeping entry it removes too). A service account that is
+// already gone (404) counts as revoked: revocation is idempotent, unlike the community engine,
+// whose revoke then fails (and OpenBao keeps retrying a lease that can never succeed).
 func (b *backend) revokeKey(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	sa, _ := req.Secret.InternalData["service_account_id"].(string)
 	project, _ := req.Secret.InternalData["project_id"].(string)
@@ -378,8 +487,14 @@ func (b *backend) revokeKey(ctx context.Context, req *logical.Request, d *framew
 		return nil, fmt.Errorf("the engine is not configured")
 	}
 	err = b.adminCall(ctx, c, http.MethodDelete, "/organization/projects/"+project+"/service_accounts/"+sa, nil, nil)
-	if err != nil && strings.Contains(err.Error(), "HTTP 404") {
-		return nil, nil // already gone: revoked
+	var apiErr *apiError
+	if err != nil && !(errors.As(err, &apiErr) && apiErr.status == http.StatusNotFound) {
+		return nil, err
 	}
-	return nil, err
+	if keyID, _ := req.Secret.InternalData["api_key_id"].(string); keyID != "" {
+		if err := req.Storage.Delete(ctx, "api_keys/"+keyID); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
 }

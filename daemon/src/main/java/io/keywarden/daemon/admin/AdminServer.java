@@ -292,12 +292,24 @@ public final class AdminServer implements AutoCloseable {
             l.put("fingerprint", v.fingerprint());
             l.put("provider_key_id", v.providerKeyId());
             l.put("expires_at", v.expiresAt() == null ? null : KeyFs.rfc3339(v.expiresAt()));
+            l.put("provider_expires_at", v.providerExpiresAt() == null ? null : KeyFs.rfc3339(v.providerExpiresAt()));
             l.put("last_refresh", v.lastRefresh() == null ? null : KeyFs.rfc3339(v.lastRefresh()));
             l.put("last_error", v.lastError());
             l.put("openers", v.openers());
         }
         ObjectNode b = o.putObject("blocked");
         leases.blocked().forEach(b::put);
+        ArrayNode un = o.putArray("unrevoked");
+        for (io.keywarden.daemon.lifecycle.Unrevoked.Entry e : leases.unrevoked().list()) {
+            un.addObject().put("workload", e.workload()).put("key", e.key()).put("lease_id", e.leaseId())
+                    .put("fingerprint", e.fingerprint()).put("provider_key_id", e.providerKeyId())
+                    .put("issuer", e.issuer()).put("attempts", e.attempts()).put("last_error", e.lastError())
+                    .put("first_failure", KeyFs.rfc3339(e.firstFailure()))
+                    .put("next_try", e.nextTry() == null ? null : KeyFs.rfc3339(e.nextTry()))
+                    .put("lease_expires_at", KeyFs.rfc3339(e.leaseEnd()))
+                    .put("provider_expires_at", e.providerExpiresAt().map(KeyFs::rfc3339).orElse(null))
+                    .put("live_until", KeyFs.rfc3339(e.liveUntil()));
+        }
         return o;
     }
 

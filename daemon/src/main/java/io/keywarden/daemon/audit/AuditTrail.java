@@ -77,6 +77,7 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
             f.put("provider_key_id", lease.providerKeyId().orElse(null));
             f.put("fingerprint", lease.key().fingerprint());
             f.put("expires_at", KeyFs.rfc3339(lease.expiresAt()));
+            lease.providerExpiresAt().ifPresent(at -> f.put("provider_expires_at", KeyFs.rfc3339(at)));
             if (!lease.revocable()) {
                 // Cannot be revoked early at the provider: "revoked" stops serving it; it works until expires_at.
                 f.put("revocable", false);

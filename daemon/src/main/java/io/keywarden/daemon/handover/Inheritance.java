@@ -187,6 +187,7 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
                     .put("issuedAt", l.issuedAt().toString()).put("renewable", l.renewable())
                     .put("issuer", l.issuer()).put("revocable", l.revocable());
             l.providerKeyId().ifPresent(id -> o.put("providerKeyId", id));
+            l.providerExpiresAt().ifPresent(at -> o.put("providerExpiresAt", at.toString()));
             return o;
         } finally {
             Arrays.fill(k, (byte) 0);
@@ -354,7 +355,10 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
                     text(o, "leaseId"), text(o, "headers"));
             return new Lease(k, Instant.parse(text(o, "issuedAt")), bool(o, "renewable"),
                     Optional.ofNullable(o.hasNonNull("providerKeyId") ? o.get("providerKeyId").asText() : null),
-                    text(o, "issuer"), bool(o, "revocable"));
+                    text(o, "issuer"), bool(o, "revocable"),
+                    // Optional in format 2: absent when the provider puts no expiry on the key.
+                    Optional.ofNullable(o.hasNonNull("providerExpiresAt")
+                            ? Instant.parse(o.get("providerExpiresAt").asText()) : null));
         }
     }
 }

@@ -17,7 +17,7 @@ import java.util.Optional;
  * the heap ({@link Secret}) without ever being a {@code String}. The caller wipes the bytes.
  */
 record CredsAnswer(String leaseId, long leaseSeconds, boolean renewable, Optional<String> apiKeyId,
-                   Optional<Secret> secret) {
+                   Optional<Secret> secret, Optional<java.time.Instant> keyExpiresAt, java.util.List<String> warnings) {
     private static final JsonFactory JSON = new JsonFactory();
 
     static CredsAnswer parse(byte[] body, String field) throws IOException {
@@ -26,6 +26,8 @@ record CredsAnswer(String leaseId, long leaseSeconds, boolean renewable, Optiona
         boolean renewable = false;
         String keyId = null;
         Secret secret = null;
+        java.time.Instant keyExpires = null;
+        java.util.List<String> warnings = new java.util.ArrayList<>();
         try (JsonParser p = JSON.createParser(body)) {
             if (p.nextToken() != JsonToken.START_OBJECT) {
                 throw new IOException("not a JSON object");
@@ -49,9 +51,26 @@ record CredsAnswer(String leaseId, long leaseSeconds, boolean renewable, Optiona
                                 secret = SecretText.offHeap(p);
                             } else if (k.equals("api_key_id") && v == JsonToken.VALUE_STRING) {
                                 keyId = p.getText();
+                            } else if (k.equals("api_key_expires_at") && v == JsonToken.VALUE_NUMBER_INT
+                                    && p.getLongValue() > 0) {
+                                keyExpires = java.time.Instant.ofEpochSecond(p.getLongValue());
                             } else {
                                 p.skipChildren();
                             }
+                        }
+                    }
+                    case "warnings" -> {
+                        // The engine's warnings (a requested ttl it did not honour, a key capped below its lease).
+                        if (t == JsonToken.START_ARRAY) {
+                            while (p.nextToken() != JsonToken.END_ARRAY) {
+                                if (p.currentToken() == JsonToken.VALUE_STRING && warnings.size() < 8) {
+                                    warnings.add(p.getText());
+                                } else {
+                                    p.skipChildren();
+                                }
+                            }
+                        } else {
+                            p.skipChildren();
                         }
                     }
                     default -> p.skipChildren();
@@ -64,7 +83,8 @@ record CredsAnswer(String leaseId, long leaseSeconds, boolean renewable, Optiona
             throw e;
         }
         return new CredsAnswer(leaseId, seconds, renewable, Optional.ofNullable(keyId).filter(s -> !s.isEmpty()),
-                Optional.ofNullable(secret).filter(s -> s.length() > 0));
+                Optional.ofNullable(secret).filter(s -> s.length() > 0), Optional.ofNullable(keyExpires),
+                java.util.List.copyOf(warnings));
     }
 
 }

@@ -33,6 +33,7 @@ import java.util.regex.Pattern;
  * again. Tokens and JWTs stay in memory and never reach a message.
  */
 public final class VaultIssuer implements Issuer {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(VaultIssuer.class);
 
     private final String name;
     private final String audience;
@@ -153,11 +154,19 @@ public final class VaultIssuer implements Issuer {
         }
         Instant leaseEnd = now.plusSeconds(read.leaseSeconds());
         Instant effective = leaseEnd.isBefore(tokenEnd) ? leaseEnd : tokenEnd;
+        // A key the provider kills before its lease ends (a maximum key lifetime) is served only that long.
+        if (read.keyExpiresAt().isPresent() && read.keyExpiresAt().get().isBefore(effective)) {
+            effective = read.keyExpiresAt().get();
+        }
+        for (String w : read.warnings()) {
+            LOG.warn("vault read of {}: {}", path, w);
+        }
         IssuedKey k = new IssuedKey(read.secret().get(), effective, read.leaseId());
         if (tokenOfLease.put(read.leaseId(), token) == null) {
             leasesOfToken.merge(token, 1, Integer::sum);
         }
-        return new Lease(k, now, read.renewable(), read.apiKeyId());
+        Lease lease = new Lease(k, now, read.renewable(), read.apiKeyId());
+        return read.keyExpiresAt().map(lease::diesAtProvider).orElse(lease);
     }
 
     private Token login(Workload workload, ProcessInfo opener, String role, Instant now) throws IssuerException {
@@ -262,7 +271,7 @@ public final class VaultIssuer implements Issuer {
             http.call("vault token revoke-self", "PUT", "auth/token/revoke-self", token, null);
         } catch (IssuerException e) {
             if (e.httpStatus() != 403) {
-                org.slf4j.LoggerFactory.getLogger(VaultIssuer.class).warn("{}", e.getMessage());
+                LOG.warn("{}", e.getMessage());
             }
         }
     }

@@ -61,6 +61,7 @@ public final class LeaseManager implements KeySource, AutoCloseable {
     private final KillSwitch killSwitch;
     private final Map<String, LeaseSlot> slots = new ConcurrentHashMap<>();
     private volatile boolean closed;
+    private final Unrevoked unrevoked;
     private volatile Scheduler.Task sweepTask;
 
     public LeaseManager(IssuerRegistry issuers, Supplier<Policy> policy, Clock clock, Scheduler scheduler,
@@ -68,6 +69,7 @@ public final class LeaseManager implements KeySource, AutoCloseable {
         this.issuers = issuers;
         this.policy = policy;
         this.clock = clock;
+        this.unrevoked = new Unrevoked(clock);
         this.scheduler = scheduler;
         this.random = random;
         this.events = events;
@@ -320,12 +322,14 @@ public final class LeaseManager implements KeySource, AutoCloseable {
         }
         try {
             from.get().revoke(lease);
+            unrevoked.revoked(lease.leaseId());
             events.revoked(s.workload, s.keyName, lease, code, reason);
         } catch (IssuerException e) {
             Instant next = clock.instant().plus(revokeBackoff(attempt));
             boolean again = !closed && next.isBefore(lease.expiresAt());
             LOG.warn("revoking " + lease.leaseId() + " failed (attempt " + attempt + "): " + e.getMessage()
                     + (again ? "; tried again at " + next : "; the key lives until it expires at " + lease.expiresAt()));
+            unrevoked.failed(s.workloadName, s.keyName, lease, e.getMessage(), attempt, again ? next : null);
             events.revokeFailed(s.workload, s.keyName, lease, e.getMessage(), attempt, again ? next : null);
             if (again) {
                 scheduler.at(next, () -> revokeAttempt(s, lease, code, reason, attempt + 1));
@@ -441,6 +445,11 @@ public final class LeaseManager implements KeySource, AutoCloseable {
         return e == null ? LeaseStatus.OK : new LeaseStatus.Failing(e);
     }
 
+    /** The leases whose revoke the issuer has not (yet) taken. */
+    public Unrevoked unrevoked() {
+        return unrevoked;
+    }
+
     /** A view of every lease for {@code status}: never secrets. */
     public List<LeaseView> view() {
         List<LeaseView> out = new ArrayList<>();
@@ -449,13 +458,14 @@ public final class LeaseManager implements KeySource, AutoCloseable {
             out.add(new LeaseView(s.workloadName, s.keyName, l == null ? null : l.leaseId(),
                     l == null ? null : l.key().fingerprint(), l == null ? null : l.providerKeyId().orElse(null),
                     l == null ? null : l.expiresAt(), s.lastRefresh, s.lastError, s.openers.currentCount(),
-                    l == null ? null : l.issuer()));
+                    l == null ? null : l.issuer(), l == null ? null : l.providerExpiresAt().orElse(null)));
         }
         return out;
     }
 
     public record LeaseView(String workload, String key, String leaseId, String fingerprint, String providerKeyId,
-                            Instant expiresAt, Instant lastRefresh, String lastError, int openers, String issuer) {
+                            Instant expiresAt, Instant lastRefresh, String lastError, int openers, String issuer,
+                            Instant providerExpiresAt) {
     }
 
     /**

@@ -109,6 +109,12 @@ public final class Metrics {
                 .register(registry).record(took);
     }
 
+    /** How many leases could not be revoked and may still work at the provider ({@code status --unrevoked}). */
+    public <T> void unrevokedGauge(T source, ToDoubleFunction<T> count) {
+        Gauge.builder("keywarden.keys.unrevoked", source, count)
+                .description("Leases the issuer did not revoke whose key may still work at the provider").register(registry);
+    }
+
     /** Registers, once per key, gauges computed from {@code source} at scrape time. */
     public <T> void leaseGauges(String key, T source, ToDoubleFunction<T> active, ToDoubleFunction<T> minRemaining) {
         if (gauges.putIfAbsent(key, true) == null) {

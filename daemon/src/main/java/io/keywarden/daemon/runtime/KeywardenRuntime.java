@@ -378,6 +378,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         LeaseManager lm = new LeaseManager(issuers, policy, clock, scheduler, new Random(new SecureRandom().nextLong()),
                 LeaseEvents.of(new LoggingEvents(), audit, frontEnd), identity::isAlive, killSwitch).start();
         leaseGauges(lm, policy.get());
+        metrics.unrevokedGauge(lm.unrevoked(), io.keywarden.daemon.lifecycle.Unrevoked::count);
         components.add("leases", () -> {
             Handing h = handing;
             if (h == null) {

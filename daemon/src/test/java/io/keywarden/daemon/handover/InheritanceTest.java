@@ -34,7 +34,7 @@ class InheritanceTest {
         return new Lease(new IssuedKey(Secret.copyOf(key.getBytes(StandardCharsets.UTF_8)),
                 Instant.parse("2026-12-01T00:00:00Z"), id, revocable ? "" : "anthropic-beta: oauth-2025-04-20\n"),
                 Instant.parse("2026-11-30T23:00:00Z"), true, revocable ? Optional.of("key_abc") : Optional.empty(), "bao",
-                revocable);
+                revocable, revocable ? Optional.of(Instant.parse("2026-12-01T00:01:00Z")) : Optional.empty());
     }
 
     private static Inheritance sample() {
@@ -70,6 +70,9 @@ class InheritanceTest {
         assertTrue(s.current().key().sameSecretAs(lease(KEY, "x", true).key()));
         assertEquals(IssuedKey.fingerprint(KEY), s.current().key().fingerprint());
         assertEquals(Optional.of("key_abc"), s.current().providerKeyId());
+        assertEquals(Optional.of(Instant.parse("2026-12-01T00:01:00Z")), s.current().providerExpiresAt(),
+                "the provider's expiry of the key travels with it");
+        assertEquals(Optional.empty(), s.previous().providerExpiresAt());
         assertEquals("bao", s.current().issuer());
         assertFalse(s.previous().revocable());
         assertEquals("anthropic-beta: oauth-2025-04-20\n", s.previous().key().headers());

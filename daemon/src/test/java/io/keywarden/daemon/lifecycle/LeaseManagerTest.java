@@ -308,12 +308,17 @@ class LeaseManagerTest {
         assertEquals(1, leases.revokeNow("alice", null, RevokeReason.OPERATOR, "kill switch"));
         assertEquals(List.of("lease-1 #1 again at " + T0.plusSeconds(2)), failures);
         assertEquals(List.of(), issuer.revoked);
+        List<Unrevoked.Entry> un = leases.unrevoked().list();
+        assertEquals(1, un.size(), "listed as unrevoked while the revoke is retried");
+        assertEquals("lease-1", un.get(0).leaseId());
+        assertEquals(T0.plusSeconds(2), un.get(0).nextTry());
         scheduler.advance(java.time.Duration.ofSeconds(2));
         assertEquals(List.of("lease-1 #1 again at " + T0.plusSeconds(2), "lease-1 #2 again at " + T0.plusSeconds(6)),
                 failures);
         scheduler.advance(java.time.Duration.ofSeconds(4));
         assertEquals(List.of("lease-1"), issuer.revoked, "the third attempt is taken");
         assertEquals(2, failures.size());
+        assertEquals(0, leases.unrevoked().count(), "no longer unrevoked once the issuer took it");
         assertEquals(java.time.Duration.ofSeconds(300), LeaseManager.revokeBackoff(20), "at most five minutes apart");
     }
 
@@ -331,9 +336,14 @@ class LeaseManagerTest {
         open(proc(10));
         issuer.refuseRevokes = 100;
         leases.revokeNow("alice", null, RevokeReason.OPERATOR, "kill switch");
+        scheduler.advance(java.time.Duration.ofSeconds(2));
+        Unrevoked.Entry given = leases.unrevoked().list().get(0);
+        assertEquals(null, given.nextTry(), "given up: no next try");
+        assertEquals(2, given.attempts());
         for (int i = 0; i < 5; i++) {
             scheduler.advance(java.time.Duration.ofSeconds(10));
         }
         assertEquals(List.of("#1 again", "#2 last"), failures, "2 s, then 4 s would pass the lease's 5 s: the last try says so");
+        assertEquals(0, leases.unrevoked().count(), "past the lease's end (no expiry known at the provider) it is no longer listed");
     }
 }

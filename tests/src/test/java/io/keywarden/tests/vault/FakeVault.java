@@ -32,7 +32,9 @@ import java.util.function.Supplier;
 /**
  * Vault/OpenBao for tests, following contracts/vault-openbao.md: JWT auth with real signature
  * verification against the identity provider's JWKS and role binding on sub and aud; the OpenAI
- * engine's creds (non-renewable leases, ttl honoured only below max_ttl); leases that die with
+ * engine's creds as keywarden's engine (deploy/openbao/openai-engine) answers them: non-renewable
+ * leases, a requested ttl honoured up to max_ttl and otherwise the role's ttl with a warning, the
+ * key's own expiry at OpenAI ({@code api_key_expires_at}, the lease plus a minute); leases that die with
  * their token; revoke, renew and lookup; and injectable failures.
  */
 public final class FakeVault implements AutoCloseable {
@@ -256,14 +258,20 @@ public final class FakeVault implements AutoCloseable {
         }
         reads.incrementAndGet();
         Duration ttl = role.ttl();
+        String warning = null;
         if (query != null && query.startsWith("ttl=")) {
+            Duration asked;
             try {
-                Duration asked = io.keywarden.policy.Durations.parse(query.substring(4));
-                if (!asked.isZero() && asked.compareTo(role.maxTtl()) < 0) {
-                    ttl = asked;
-                }
-            } catch (IllegalArgumentException ignored) {
-                // Vault ignores a ttl it cannot use
+                asked = io.keywarden.policy.Durations.parse(query.substring(4));
+            } catch (IllegalArgumentException e) {
+                // Vault's field parser refuses a duration it cannot read
+                send(ex, 400, errors("error converting input " + query.substring(4) + " for field \"ttl\""));
+                return;
+            }
+            if (asked.compareTo(role.maxTtl()) > 0) {
+                warning = "the requested ttl " + asked + " exceeds the role's max_ttl: the role's ttl was used";
+            } else if (!asked.isZero()) {
+                ttl = asked;
             }
         }
         String key = TestKeys.random("sk-vault-", 60);
@@ -274,9 +282,14 @@ public final class FakeVault implements AutoCloseable {
                 .put("renewable", false).put("lease_duration", ttl.toSeconds());
         o.putObject("data").put("api_key", key).put("api_key_id", "key_" + id.substring(id.lastIndexOf('/') + 1, id.lastIndexOf('/') + 13))
                 .put("service_account_id", "svc_acct_" + UUID.randomUUID().toString().substring(0, 8))
-                .put("service_account", "keywarden-" + roleName);
+                .put("service_account", "keywarden-" + roleName)
+                .put("api_key_expires_at", Instant.now().plus(ttl).plusSeconds(60).getEpochSecond());
         o.putNull("wrap_info");
-        o.putNull("warnings");
+        if (warning == null) {
+            o.putNull("warnings");
+        } else {
+            o.putArray("warnings").add(warning);
+        }
         o.putNull("auth");
         send(ex, 200, o.toString());
     }

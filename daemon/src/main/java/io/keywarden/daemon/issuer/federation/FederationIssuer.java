@@ -106,7 +106,8 @@ public abstract class FederationIssuer implements Issuer {
                     + " that is already expired", IssuerException.Kind.SERVER_ERROR);
         }
         String leaseId = name + "/" + workload.name() + "/" + UUID.randomUUID();
-        return new Lease(new IssuedKey(m.token(), end, leaseId, headers()), now, false, m.providerKeyId());
+        return new Lease(new IssuedKey(m.token(), end, leaseId, headers()), now, false, m.providerKeyId())
+                .diesAtProvider(m.expiresAt());
     }
 
     /** Nothing to call: the credential cannot be revoked early; the lease core stops serving it. */

@@ -64,7 +64,8 @@ public final class OktaClientCredentialsIssuer implements Issuer {
         byte[] body = http.post(spec.url(), "application/x-www-form-urlencoded", ProviderHttp.form(f), Map.of(), what);
         FederationIssuer.Minted m = answers.minted(body, "access_token", now, java.util.Optional.of(clientId), what);
         String leaseId = spec.name() + "/" + workload.name() + "/" + UUID.randomUUID();
-        return new Lease(new IssuedKey(m.token(), m.expiresAt(), leaseId), now, false, m.providerKeyId());
+        return new Lease(new IssuedKey(m.token(), m.expiresAt(), leaseId), now, false, m.providerKeyId())
+                .diesAtProvider(m.expiresAt());
     }
 
     @Override

@@ -150,7 +150,7 @@ public final class OpenRouterKeysIssuer implements Issuer {
             throw new IssuerException("openrouter " + what + " answered without key or data.hash",
                     IssuerException.Kind.SERVER_ERROR, true, 200);
         }
-        return new Lease(new IssuedKey(secret, expires, hash), now, false, Optional.of(hash));
+        return new Lease(new IssuedKey(secret, expires, hash), now, false, Optional.of(hash)).diesAtProvider(expires);
     }
 
     /** DELETE /keys/{hash}: the key stops working at OpenRouter; 404 means it is already gone. */
