@@ -7,9 +7,14 @@ expiry (expires_in_seconds at creation; required, and bounded, when OPENAI_STUB_
 sets an organisation's maximum key lifetime, as OpenAI does). State lives in memory; keys are
 never logged.
 
-The creation answer is the real API's (the service account at the top level, its key under
-api_key.value) plus the shapes some releases of the engine parse (service_account {...} and
-api_key.key), so that any of them works against it."""
+Answers carry only the documented shapes: the creation answer has the service account at the top
+level and its key under api_key (value, id, and expires_at when the key expires), nothing more, so
+that a client parsing anything else fails here as it would at OpenAI.
+
+For tests, paths outside /v1 control it (never reachable at OpenAI): POST /stub/faults
+{"deletes": N, "status": S} makes the next N service-account deletions answer S (N = -1: all of
+them, N = 0: none again); POST /stub/forget {"key_id": ...} deletes the service account that owns
+a key behind its owner's back, as someone at the console would."""
 import json
 import os
 import secrets
@@ -24,6 +29,7 @@ ACCOUNTS = {}  # service account id -> {"project", "name", "key", "key_id", "cre
 LOCK = threading.Lock()
 LOG_LOCK = threading.Lock()
 API_CALLS = [0]  # requests agents made with a key (/v1/models, /v1/me), live or not
+FAULTS = {"deletes": 0, "status": 500}  # injected failures of DELETE service_accounts (tests)
 
 
 def error(message, code=None, kind="invalid_request_error"):
@@ -99,12 +105,35 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, {"object": "list", "data": []})
         return self._send(404, error("Unknown path " + self.path.split("?")[0]))
 
+    def _control(self, p, raw):
+        """The test controls under /stub (see the module's text)."""
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            return self._send(400, error("Body is not JSON"))
+        if p == ["stub", "faults"]:
+            n, status = body.get("deletes", 0), body.get("status", 500)
+            if not isinstance(n, int) or not isinstance(status, int) or not 400 <= status <= 599:
+                return self._send(400, error("deletes must be an integer and status an HTTP error status"))
+            with LOCK:
+                FAULTS["deletes"], FAULTS["status"] = n, status
+            return self._send(200, {"faults": FAULTS})
+        if p == ["stub", "forget"]:
+            with LOCK:
+                gone = [sid for sid, a in ACCOUNTS.items() if a["key_id"] == body.get("key_id")]
+                for sid in gone:
+                    del ACCOUNTS[sid]
+            return self._send(200 if gone else 404, {"deleted": gone})
+        return self._send(404, error("Unknown path " + self.path.split("?")[0]))
+
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b"{}"  # read even when refused: the connection is kept
         p = self._route()
         if p is None:
             return None
+        if p[:1] == ["stub"]:
+            return self._control(p, raw)
         if p[:3] == ["v1", "organization", "projects"] and len(p) == 5 and p[4] == "service_accounts":
             try:
                 body = json.loads(raw or b"{}")
@@ -130,13 +159,12 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 ACCOUNTS[sid] = {"project": p[3], "name": name, "key": key, "key_id": key_id, "created_at": now,
                                  "expires_at": expires_at}
-            account = {"object": "organization.project.service_account", "id": sid, "name": name, "role": "member",
-                       "created_at": now, "project_id": p[3]}
-            api_key = {"object": "organization.project.service_account.api_key", "value": key, "key": key,
-                       "name": "Secret Key", "created_at": now, "id": key_id, "service_account_id": sid}
+            api_key = {"object": "organization.project.service_account.api_key", "value": key,
+                       "name": "Secret Key", "created_at": now, "id": key_id}
             if expires_at is not None:
                 api_key["expires_at"] = expires_at
-            return self._send(200, dict(account, api_key=api_key, service_account=account))
+            return self._send(200, {"object": "organization.project.service_account", "id": sid, "name": name,
+                                    "role": "member", "created_at": now, "api_key": api_key})
         return self._send(404, error("Unknown path " + self.path.split("?")[0]))
 
     def do_DELETE(self):
@@ -144,6 +172,17 @@ class Handler(BaseHTTPRequestHandler):
         if p is None:
             return None
         if p[:3] == ["v1", "organization", "projects"] and len(p) == 6 and p[4] == "service_accounts":
+            with LOCK:
+                if FAULTS["deletes"] != 0:
+                    if FAULTS["deletes"] > 0:
+                        FAULTS["deletes"] -= 1
+                    status = FAULTS["status"]
+                    a = "fault"
+                else:
+                    a = ACCOUNTS.get(p[5])
+            if a == "fault":
+                return self._send(status, error("The server had an error while processing your request (injected)",
+                                                 None, "server_error"))
             with LOCK:
                 a = ACCOUNTS.get(p[5])
                 if a is None or a["project"] != p[3]:

@@ -156,9 +156,15 @@ class ExampleAgentsTest {
         String id = a.path("id").asText();
         String key = a.path("api_key").path("value").asText();
         assertTrue(id.startsWith("svc_acct_") && key.startsWith("sk-svcacct-stub-"));
-        assertEquals(key, a.path("api_key").path("key").asText(), "the older engine releases read api_key.key");
-        assertEquals(id, a.path("service_account").path("id").asText(), "and service_account.id");
         assertTrue(a.path("api_key").path("id").asText().startsWith("key_"));
+        java.util.Set<String> top = new java.util.TreeSet<>();
+        a.fieldNames().forEachRemaining(top::add);
+        assertEquals(java.util.Set.of("object", "id", "name", "role", "created_at", "api_key"), top,
+                "only the documented fields: no shape a client could wrongly depend on");
+        java.util.Set<String> inKey = new java.util.TreeSet<>();
+        a.path("api_key").fieldNames().forEachRemaining(inKey::add);
+        inKey.remove("expires_at");
+        assertEquals(java.util.Set.of("object", "value", "name", "created_at", "id"), inKey);
 
         assertEquals(200, get("/v1/models", key).statusCode());
         assertEquals(200, get("/v1/organization/projects/proj_t/service_accounts/" + id, "sk-admin-test").statusCode());
@@ -174,6 +180,18 @@ class ExampleAgentsTest {
         assertEquals(401, get("/v1/me", key).statusCode());
         assertEquals(404, send("DELETE", "/v1/organization/projects/proj_t/service_accounts/" + id, null, "sk-admin-test")
                 .statusCode());
+
+        // The test controls: injected deletion failures, then a deletion behind the owner's back.
+        JsonNode b = createAccount("vault-reviewer-2");
+        String path = "/v1/organization/projects/proj_t/service_accounts/" + b.path("id").asText();
+        assertEquals(200, send("POST", "/stub/faults", "{\"deletes\":2,\"status\":503}", null).statusCode());
+        assertEquals(503, send("DELETE", path, null, "sk-admin-test").statusCode());
+        assertEquals(503, send("DELETE", path, null, "sk-admin-test").statusCode());
+        assertEquals(200, get("/v1/models", b.path("api_key").path("value").asText()).statusCode(), "a failed delete kills nothing");
+        assertEquals(200, send("POST", "/stub/forget", "{\"key_id\":\"" + b.path("api_key").path("id").asText() + "\"}", null)
+                .statusCode());
+        assertEquals(401, get("/v1/models", b.path("api_key").path("value").asText()).statusCode());
+        assertEquals(404, send("DELETE", path, null, "sk-admin-test").statusCode(), "the third delete is real: gone");
     }
 
     static int apiCalls() throws Exception {
