@@ -146,6 +146,115 @@ class RealChainIT {
     }
 
     /** An upgrade against the real chain: the OpenBao lease (and the provider's key) live on across it, one issuance. */
+    /** A test control of the OpenAI stub (outside /v1: never at OpenAI). */
+    static void stubControl(String what, String json) throws Exception {
+        String base = chain.get("OPENAI_API_URL").replaceAll("/v1$", "");
+        int status = HTTP.send(HttpRequest.newBuilder(URI.create(base + "/stub/" + what))
+                .POST(HttpRequest.BodyPublishers.ofString(json)).build(), HttpResponse.BodyHandlers.discarding()).statusCode();
+        assertEquals(200, status, "stub control " + what);
+    }
+
+    Proc.Result admin(String... args) {
+        List<String> a = new ArrayList<>(List.of(args));
+        a.add(1, "--admin-socket");
+        a.add(2, dir.resolve("admin/admin.sock").toString());
+        return Daemon.cli(a.toArray(String[]::new));
+    }
+
+    long ledgerCount(String event, String fingerprint) throws Exception {
+        return ledger().stream().filter(l -> l.contains("\"event\":\"" + event + "\"") && l.contains(fingerprint)).count();
+    }
+
+    /** Fingerprint and api_key_id of the key the ledger says was issued to {@code workload}. */
+    String[] issued(String workload) throws Exception {
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        for (String l : ledger()) {
+            var r = json.readTree(l);
+            if (r.path("event").asText().equals("key.issued") && r.path("workload").asText().equals(workload)) {
+                return new String[] {r.path("fingerprint").asText(), r.path("provider_key_id").asText(),
+                    r.path("provider_expires_at").asText("")};
+            }
+        }
+        throw new AssertionError("no key.issued for " + workload);
+    }
+
+    @Test
+    void aRevokeTheProviderFailsIsRetriedRecordedAndThenTaken() throws Exception {
+        chain.registerUid("rc-hank", 1109);
+        chain.setup("10m", "1h");
+        keywarden(policy("10m", "0.67", "60s", "rc-hank"));
+        String key = Proc.as(1109, "cat", key()).out();
+        String[] issued = issued("rc-hank");
+        assertTrue(chain.stubCalls().stream().anyMatch(c -> c.startsWith("POST /v1/organization/projects/")),
+                "the engine created the service account");
+        java.time.Instant diesAt = java.time.Instant.parse(issued[2]);
+        long lifetime = diesAt.getEpochSecond() - java.time.Instant.now().getEpochSecond();
+        assertTrue(lifetime > 600 && lifetime <= 600 + 60 + 5, "the key was created to die at OpenAI a minute after its"
+                + " 10-minute lease (expires_in_seconds): " + lifetime + " s left");
+        try {
+            stubControl("faults", "{\"deletes\":3,\"status\":500}");
+            assertEquals(0, admin("revoke", "--workload", "rc-hank", "--reason", "drill").code());
+            Await.until(Duration.ofSeconds(60), () -> ledgerCount("key.revoked", issued[0]) == 1,
+                    () -> "never revoked: " + daemon.err);
+        } finally {
+            stubControl("faults", "{\"deletes\":0}");
+        }
+        long failed = ledgerCount("key.revoke_failed", issued[0]);
+        assertTrue(failed >= 1 && failed <= 3, "each failed attempt is on record: " + failed);
+        assertTrue(ledger().stream().anyMatch(l -> l.contains("\"event\":\"key.revoke_failed\"") && l.contains("\"attempt\":1")
+                && l.contains("\"retry_at\":\"")), "the first failure says when it is tried again");
+        assertEquals(401, atProvider(key), "the retried revoke killed the key at the provider");
+        assertTrue(admin("status", "--unrevoked").out().contains("no unrevoked leases"));
+    }
+
+    @Test
+    void aServiceAccountDeletedBehindKeywardensBackCountsAsRevoked() throws Exception {
+        chain.registerUid("rc-ivy", 1110);
+        chain.setup("10m", "1h");
+        keywarden(policy("10m", "0.67", "60s", "rc-ivy"));
+        String key = Proc.as(1110, "cat", key()).out();
+        String[] issued = issued("rc-ivy");
+        stubControl("forget", "{\"key_id\":\"" + issued[1] + "\"}");
+        assertEquals(401, atProvider(key), "deleted at the console");
+        long deletes = chain.count("DELETE ");
+        assertEquals(0, admin("revoke", "--workload", "rc-ivy", "--reason", "drill").code());
+        Await.until(Duration.ofSeconds(30), () -> ledgerCount("key.revoked", issued[0]) == 1, () -> "not revoked");
+        assertTrue(chain.count("DELETE ") > deletes, "the engine asked OpenAI to delete it (404)");
+        assertEquals(0, ledgerCount("key.revoke_failed", issued[0]), "a service account already gone is no failure");
+    }
+
+    @Test
+    void aLeaseThatCannotBeRevokedIsListedCountedAndTakenOnceTheProviderIsBack() throws Exception {
+        chain.registerUid("rc-jack", 1111);
+        chain.setup("10m", "1h");
+        keywarden(policy("10m", "0.67", "60s", "rc-jack"));
+        String key = Proc.as(1111, "cat", key()).out();
+        String[] issued = issued("rc-jack");
+        try {
+            stubControl("faults", "{\"deletes\":-1,\"status\":502}");
+            assertEquals(0, admin("revoke", "--workload", "rc-jack", "--reason", "drill").code());
+            Await.until(Duration.ofSeconds(30), () -> admin("status", "--unrevoked").out().contains(issued[0]),
+                    () -> "not listed: " + admin("status", "--unrevoked").out());
+            String listed = admin("status", "--unrevoked").out();
+            assertTrue(listed.contains("rc-jack") && listed.contains("HTTP 400"), listed);
+            assertTrue(admin("status").out().contains("unrevoked: 1 lease"), "status says so");
+            assertTrue(metrics().contains("keywarden_keys_unrevoked 1.0"), "and the gauge counts it");
+            assertEquals(200, atProvider(key), "its key still works at the provider: that is why it is listed");
+        } finally {
+            stubControl("faults", "{\"deletes\":0}");
+        }
+        // The retries go on (2 s, doubling): once the provider answers, the lease is revoked and no longer listed.
+        Await.until(Duration.ofSeconds(90), () -> ledgerCount("key.revoked", issued[0]) == 1, () -> "never taken");
+        assertTrue(admin("status", "--unrevoked").out().contains("no unrevoked leases"));
+        assertTrue(metrics().contains("keywarden_keys_unrevoked 0.0"));
+        assertEquals(401, atProvider(key));
+    }
+
+    String metrics() throws Exception {
+        return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/metrics")).build(),
+                HttpResponse.BodyHandlers.ofString()).body();
+    }
+
     @Test
     void aTakeoverKeepsTheOpenBaoLeaseAndTheNextStopRevokesIt() throws Exception {
         chain.registerUid("rc-erin", 1105);
