@@ -254,10 +254,12 @@ public sealed interface IssuerSpec permits IssuerSpec.Vault, IssuerSpec.Dev, Iss
 
     /**
      * Okta client credentials for internal gateways that accept Okta tokens: one Okta service app
-     * per workload ({@code clientId}) authenticating with {@code private_key_jwt} signed by
-     * keywarden's node key (its JWKS on {@code ops.listen}). Not revocable.
+     * per workload ({@code clientId}) authenticating with {@code private_key_jwt} signed with the
+     * key of {@code signingKeyFiles} (the first signs; all are published in the JWKS on
+     * {@code ops.listen} and by {@code keywarden jwks}). Not revocable.
      */
-    record OktaClientCredentials(String name, java.net.URI url, String scope, Duration timeout) implements IssuerSpec {
+    record OktaClientCredentials(String name, java.net.URI url, String scope, Duration timeout,
+                                 java.util.List<java.nio.file.Path> signingKeyFiles) implements IssuerSpec {
         @Override
         public String type() {
             return "okta-client-credentials";

@@ -7,6 +7,7 @@ import io.keywarden.policy.yaml.YamlNode;
 import java.net.URI;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 
@@ -143,7 +144,8 @@ final class IssuersSection extends ConfigSection {
                         case "okta-client-credentials" -> {
                             URI tokenUrl = requiredUrl(ir, where);
                             yield new IssuerSpec.OktaClientCredentials(e.key(), tokenUrl,
-                                    ir.optionalString("scope").orElse(""), loader.timeout(ir, where));
+                                    ir.optionalString("scope").orElse(""), loader.timeout(ir, where),
+                                    signingKeyFiles(ir, where));
                         }
                         case "openrouter-keys" -> {
                             Path keyFile = ir.required("managementKeyFile").flatMap(c -> ir.string(c,
@@ -193,5 +195,29 @@ final class IssuersSection extends ConfigSection {
     private static URI requiredUrl(MappingReader ir, String where) {
         return ir.required("url").flatMap(a -> ir.string(a, where + ".url").flatMap(x -> ir.parsed(a.location(),
                 where + ".url", x, ConfigLoader::httpUri))).orElse(null);
+    }
+
+    /**
+     * {@code signingKeyFile}: one file or a list (the first signs, all are published: a rotation).
+     * Required: one Okta app has one JWKS, so every node and every restart must sign with the same key.
+     */
+    private List<Path> signingKeyFiles(MappingReader ir, String where) {
+        String what = where + ".signingKeyFile";
+        Optional<YamlNode> node = ir.optional("signingKeyFile");
+        if (node.isEmpty()) {
+            loader.problems.add(ir.map(), what + " is required: the key every node signs its client assertions with"
+                    + " (keywarden jwks --generate FILE makes one; keywarden jwks --key FILE prints the JWKS to give Okta)");
+            return List.of();
+        }
+        List<YamlNode> items = node.get() instanceof io.keywarden.policy.yaml.YamlList l ? l.items() : List.of(node.get());
+        if (items.isEmpty() || items.size() > 4) {
+            loader.problems.add(node.get().location(), what + " lists " + items.size() + " files: one to four (the first"
+                    + " signs; the others are published for a rotation)");
+        }
+        List<Path> out = new java.util.ArrayList<>();
+        for (YamlNode n : items) {
+            ir.string(n, what).map(loader::path).filter(f -> loader.readable(n.location(), what, f)).ifPresent(out::add);
+        }
+        return out;
     }
 }

@@ -9,6 +9,7 @@ import io.keywarden.daemon.issuer.IssuerException;
 import io.keywarden.daemon.issuer.IssuerRegistry;
 import io.keywarden.daemon.issuer.MeteredIssuer;
 import io.keywarden.daemon.issuer.VaultIssuer;
+import io.keywarden.daemon.issuer.federation.ClientKeys;
 import io.keywarden.daemon.ops.Metrics;
 import java.time.Clock;
 import java.util.LinkedHashMap;
@@ -21,25 +22,34 @@ final class IssuerFactory {
 
     /** {@code hook} (may be null): the policy hook asked before every issuance. */
     static IssuerRegistry build(Map<String, IssuerSpec> specs, IdentityProvider identity, Clock clock, Metrics metrics,
-                                io.keywarden.daemon.issuer.federation.NodeKey nodeKey,
+                                Map<String, ClientKeys> clientKeys,
                                 io.keywarden.daemon.hook.PolicyHook hook, java.time.Duration hookTimeout) {
         Map<String, Issuer> out = new LinkedHashMap<>();
         for (IssuerSpec spec : specs.values()) {
-            Issuer i = new MeteredIssuer(create(spec, identity, clock, nodeKey), metrics);
+            Issuer i = new MeteredIssuer(create(spec, identity, clock, clientKeys.get(spec.name())), metrics);
             out.put(spec.name(), hook == null ? i : new io.keywarden.daemon.hook.HookedIssuer(i, hook, hookTimeout));
         }
         return new IssuerRegistry(specs, out);
     }
 
-    /** Whether an instance needs keywarden's own client key (private_key_jwt). */
-    static boolean needsNodeKey(Map<String, IssuerSpec> specs) {
-        return specs.values().stream().anyMatch(s -> s instanceof IssuerSpec.OktaClientCredentials);
+    /** The client assertion keys of the instances that sign with one (private_key_jwt), by instance name. */
+    static Map<String, ClientKeys> clientKeys(Map<String, IssuerSpec> specs, Clock clock) {
+        Map<String, ClientKeys> out = new LinkedHashMap<>();
+        for (IssuerSpec spec : specs.values()) {
+            if (spec instanceof IssuerSpec.OktaClientCredentials o) {
+                try {
+                    out.put(o.name(), ClientKeys.load(o.signingKeyFiles(), clock));
+                } catch (java.io.IOException e) {
+                    throw new UserError("issuers." + o.name() + ".signingKeyFile: " + e.getMessage());
+                }
+            }
+        }
+        return out;
     }
 
-    private static Issuer create(IssuerSpec spec, IdentityProvider identity, Clock clock,
-                                 io.keywarden.daemon.issuer.federation.NodeKey nodeKey) {
+    private static Issuer create(IssuerSpec spec, IdentityProvider identity, Clock clock, ClientKeys clientKeys) {
         if (spec instanceof IssuerSpec.OktaClientCredentials o) {
-            return new io.keywarden.daemon.issuer.federation.OktaClientCredentialsIssuer(o, nodeKey, clock);
+            return new io.keywarden.daemon.issuer.federation.OktaClientCredentialsIssuer(o, clientKeys, clock);
         }
         if (spec instanceof IssuerSpec.Vault v) {
             try {

@@ -167,12 +167,12 @@ public final class KeywardenRuntime implements AutoCloseable {
                 .setWorkerPoolSize(4));
         io.vertx.core.Vertx v = vertx;
         components.add("vertx", () -> v.close().await(5, java.util.concurrent.TimeUnit.SECONDS));
-        io.keywarden.daemon.issuer.federation.NodeKey nodeKey = IssuerFactory.needsNodeKey(s.issuers())
-                ? new io.keywarden.daemon.issuer.federation.NodeKey(clock) : null;
+        var clientKeys = IssuerFactory.clientKeys(s.issuers(), clock);
         Map<String, java.util.function.Supplier<String>> documents = new java.util.LinkedHashMap<>();
-        if (nodeKey != null) {
-            // keywarden's own client key (private_key_jwt, e.g. Okta), by kid.
-            documents.put(io.keywarden.daemon.issuer.federation.NodeKey.PATH, nodeKey::jwksJson);
+        if (!clientKeys.isEmpty()) {
+            // The public keys client assertions are signed with (private_key_jwt, e.g. Okta), by kid.
+            String jwks = io.keywarden.daemon.issuer.federation.ClientKeys.jwksJson(clientKeys.values());
+            documents.put(io.keywarden.daemon.issuer.federation.ClientKeys.PATH, () -> jwks);
         }
         if (devSigner != null) {
             documents.put("/.well-known/openid-configuration", devSigner::openidConfigurationJson);
@@ -181,7 +181,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         components.add("ops", OpsServer.start(vertx, s.listen().host(), s.listen().port(), readiness, metrics, documents));
         hook = s.extensions().policyHook().map(h -> new io.keywarden.daemon.hook.PolicyHook(vertx.createHttpClient(), h))
                 .orElse(null);
-        IssuerRegistry issuers = IssuerFactory.build(s.issuers(), identity, clock, metrics, nodeKey, hook,
+        IssuerRegistry issuers = IssuerFactory.build(s.issuers(), identity, clock, metrics, clientKeys, hook,
                 s.extensions().policyHook().map(Config.PolicyHook::timeout).orElse(Duration.ZERO));
         issuerRegistry = issuers;
         if (inherited != null) {

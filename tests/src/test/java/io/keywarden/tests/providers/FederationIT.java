@@ -39,6 +39,8 @@ class FederationIT {
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
         int port = io.keywarden.tests.support.Ports.free();
         String ops = "http://127.0.0.1:" + port;
+        Proc.Result made = Daemon.cli("jwks", "--generate", dir.resolve("okta-signing.jwk").toString());
+        assertEquals(0, made.code(), made.err());
         try (FakeProviders p = new FakeProviders(() -> Http.get(ops + "/.well-known/jwks.json"), ops)
                 .openAiServiceAccount("svc_alice", ALICE).openAiServiceAccount("svc_bob", BOB)
                 .anthropicRule("fdrl_alice", ALICE).anthropicRule("fdrl_bob", BOB)
@@ -106,7 +108,7 @@ class FederationIT {
                       orouter: {type: openrouter-keys, url: "%s", managementKeyFile: openrouter.key, ttl: 10m}
                       aws: {type: aws-sts, url: "%s", region: us-east-1, duration: 15m}
                       orfed: {type: openrouter-federation, url: "%s"}
-                      okta: {type: okta-client-credentials, url: "%s", scope: "llm:infer"}
+                      okta: {type: okta-client-credentials, url: "%s", scope: "llm:infer", signingKeyFile: okta-signing.jwk}
                     delivery: {mode: fuse, path: %s}
                     audit: {file: audit.jsonl}
                     ops: {listen: "127.0.0.1:%d"}

@@ -16,19 +16,19 @@ import java.util.UUID;
 /**
  * Okta client credentials with {@code private_key_jwt}: a raw SVID cannot be an Okta client
  * assertion (Okta wants {@code iss = sub = client_id}), so each workload has its own Okta service
- * app ({@code clientId}) whose key is keywarden's {@link NodeKey}; keywarden decides per process
+ * app ({@code clientId}) whose key is the issuer's {@link ClientKeys}; keywarden decides per process
  * who may have that app's token. Not revocable.
  */
 public final class OktaClientCredentialsIssuer implements Issuer {
     private final IssuerSpec.OktaClientCredentials spec;
-    private final NodeKey nodeKey;
+    private final ClientKeys keys;
     private final Clock clock;
     private final ProviderHttp http;
     private final FederationIssuer.Answers answers;
 
-    public OktaClientCredentialsIssuer(IssuerSpec.OktaClientCredentials spec, NodeKey nodeKey, Clock clock) {
+    public OktaClientCredentialsIssuer(IssuerSpec.OktaClientCredentials spec, ClientKeys keys, Clock clock) {
         this.spec = spec;
-        this.nodeKey = nodeKey;
+        this.keys = keys;
         this.clock = clock;
         this.http = new ProviderHttp("okta", spec.timeout());
         this.answers = new FederationIssuer.Answers(http);
@@ -58,7 +58,7 @@ public final class OktaClientCredentialsIssuer implements Issuer {
             f.put("scope", spec.scope());
         }
         f.put("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
-        f.put("client_assertion", nodeKey.clientAssertion(clientId, spec.url().toString()));
+        f.put("client_assertion", keys.clientAssertion(clientId, spec.url().toString()));
         String what = "client credentials for workload " + workload.name() + " (client " + clientId + ")";
         Instant now = clock.instant();
         byte[] body = http.post(spec.url(), "application/x-www-form-urlencoded", ProviderHttp.form(f), Map.of(), what);
