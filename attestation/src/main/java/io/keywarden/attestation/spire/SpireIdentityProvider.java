@@ -148,12 +148,21 @@ public final class SpireIdentityProvider implements IdentityProvider {
         return proc.isAlive(process);
     }
 
-    /** Straight from the agent (SPIRE signs a new JWT-SVID per call). */
+    /**
+     * A JWT-SVID not handed out before. The agent caches one SVID per (SPIFFE ID, audiences) until
+     * half its life, so asking again for the same audience gives the same SVID: this one adds a
+     * second, unique audience ({@code urn:keywarden:once:<uuid>}), which the agent has never cached,
+     * so the server signs a new SVID (aud = [audience, that value]). A provider that accepts an
+     * assertion once and requires {@code aud} to be exactly one value cannot be served twice within
+     * half an SVID's life: with stock SPIRE (no {@code jti}) the question does not arise.
+     */
     @Override
     public JwtSvid fetchFreshJwtSvid(Workload workload, ProcessInfo process, String aud) throws IdentityException {
-        svids.remove(new SvidKey(workload.spiffeId(), aud));
-        return fetchJwtSvid(workload, process, aud);
+        return fetch(workload, process, List.of(aud, ONCE_AUDIENCE + java.util.UUID.randomUUID()));
     }
+
+    /** The prefix of the unique second audience of {@link #fetchFreshJwtSvid}. */
+    public static final String ONCE_AUDIENCE = "urn:keywarden:once:";
 
     @Override
     public String defaultAudience() {
@@ -167,21 +176,25 @@ public final class SpireIdentityProvider implements IdentityProvider {
         if (cached != null && cached.isFreshAt(clock.instant())) {
             return cached;
         }
+        JwtSvid s = fetch(workload, process, List.of(aud));
+        svids.put(k, s);
+        return s;
+    }
+
+    private JwtSvid fetch(Workload workload, ProcessInfo process, List<String> aud) throws IdentityException {
         List<JwtSvid> issued;
         if (process != null && proc.isAlive(process)) {
-            issued = client.fetchJwtSvids(process.pid(), List.of(aud));
+            issued = client.fetchJwtSvids(process.pid(), aud);
         } else if (!workload.selectors().isEmpty()) {
             // No local process (a remote mTLS caller, eager issuance): ask by the workload's
             // selectors as its registration entry states them.
-            issued = client.fetchJwtSvidsForSelectors(workload.selectors().stream().map(Object::toString).toList(),
-                    List.of(aud));
+            issued = client.fetchJwtSvidsForSelectors(workload.selectors().stream().map(Object::toString).toList(), aud);
         } else {
             throw new IdentityException("no live process of workload " + workload.name() + " for SPIRE to attest, and"
                     + " no selectors in the policy to ask by", true);
         }
         for (JwtSvid s : issued) {
             if (s.spiffeId().equals(workload.spiffeId())) {
-                svids.put(k, s);
                 return s;
             }
         }

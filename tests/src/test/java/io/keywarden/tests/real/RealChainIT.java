@@ -178,6 +178,38 @@ class RealChainIT {
         throw new AssertionError("no key.issued for " + workload);
     }
 
+    /** The JWT-SVID the real agent gives uid {@code uid} for {@code audiences} (compared, never printed). */
+    static String agentSvid(int uid, String... audiences) {
+        List<String> cmd = new ArrayList<>(List.of(chain.get("SPIRE_BIN") + "/spire-agent", "api", "fetch", "jwt",
+                "-socketPath", chain.get("SPIRE_AGENT_SOCKET")));
+        cmd.add("-audience");
+        cmd.add(String.join(",", audiences)); // the CLI takes one comma-separated list
+        Proc.Result r = Proc.as(uid, cmd.toArray(String[]::new));
+        assertTrue(r.ok(), "spire-agent api fetch jwt failed: " + r.err());
+        return r.out().lines().map(String::strip).filter(l -> l.startsWith("eyJ")).findFirst()
+                .orElseThrow(() -> new AssertionError("no JWT-SVID in the agent's answer"));
+    }
+
+    /**
+     * What SpireIdentityProvider.fetchFreshJwtSvid relies on, against the real agent: the same SVID
+     * again for the same audience (cached until half its life), a new one for a unique second audience,
+     * and no jti in a stock SVID (so a provider's single-use rule does not apply to it).
+     */
+    @Test
+    void theRealAgentCachesAnSvidPerAudienceAndAUniqueSecondAudienceGetsANewOne() throws Exception {
+        chain.registerUid("rc-kim", 1112);
+        Await.until(Duration.ofSeconds(30), () -> Proc.as(1112, chain.get("SPIRE_BIN") + "/spire-agent", "api", "fetch",
+                "jwt", "-audience", "vault", "-socketPath", chain.get("SPIRE_AGENT_SOCKET")).ok(), () -> "entry not synced");
+        String a = agentSvid(1112, "vault");
+        assertEquals(a, agentSvid(1112, "vault"), "the agent hands out its cached SVID again");
+        String once = agentSvid(1112, "vault", "urn:keywarden:once:" + java.util.UUID.randomUUID());
+        assertNotEquals(a, once, "a unique second audience gets a new SVID");
+        var claims = com.nimbusds.jwt.SignedJWT.parse(once).getJWTClaimsSet();
+        assertEquals(2, claims.getAudience().size(), "both audiences");
+        assertTrue(claims.getAudience().contains("vault"), "still for the requested audience");
+        assertEquals(null, com.nimbusds.jwt.SignedJWT.parse(a).getJWTClaimsSet().getJWTID(), "stock SVIDs carry no jti");
+    }
+
     @Test
     void aRevokeTheProviderFailsIsRetriedRecordedAndThenTaken() throws Exception {
         chain.registerUid("rc-hank", 1109);

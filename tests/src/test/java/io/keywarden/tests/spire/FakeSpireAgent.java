@@ -130,6 +130,29 @@ public final class FakeSpireAgent implements AutoCloseable {
         return -1;
     }
 
+    /**
+     * As the real agent: one JWT-SVID per (SPIFFE ID, audiences) is cached and handed out again
+     * until half its life has passed; stock SVIDs carry no {@code jti}.
+     */
+    private final Map<String, JWTSVID> svidCache = new java.util.concurrent.ConcurrentHashMap<>();
+
+    private JWTSVID cachedOrNew(String path, List<String> audience) throws JOSEException {
+        List<String> sorted = new ArrayList<>(audience);
+        java.util.Collections.sort(sorted);
+        String k = path + " " + sorted;
+        Instant now = Instant.now();
+        JWTSVID c = svidCache.get(k);
+        if (c != null && now.getEpochSecond() < c.getIssuedAt() + (c.getExpiresAt() - c.getIssuedAt()) / 2) {
+            return c;
+        }
+        Instant exp = now.plus(svidTtl);
+        JWTSVID n = JWTSVID.newBuilder().setToken(sign("spiffe://" + trustDomain + path, audience, now, exp))
+                .setId(SPIFFEID.newBuilder().setTrustDomain(trustDomain).setPath(path))
+                .setIssuedAt(now.getEpochSecond()).setExpiresAt(exp.getEpochSecond()).build();
+        svidCache.put(k, n);
+        return n;
+    }
+
     private String sign(String spiffeId, List<String> audience, Instant iat, Instant exp) throws JOSEException {
         Map<String, Object> claims = new LinkedHashMap<>();
         claims.put("sub", spiffeId);
@@ -178,15 +201,10 @@ public final class FakeSpireAgent implements AutoCloseable {
             }
             int uid = uidOf(req.getPid());
             List<JWTSVID> svids = new ArrayList<>();
-            Instant iat = Instant.now();
-            Instant exp = iat.plus(svidTtl);
             try {
                 for (Entry e : entries) {
                     if (e.uid() == uid) {
-                        svids.add(JWTSVID.newBuilder()
-                                .setToken(sign("spiffe://" + trustDomain + e.path(), req.getAudienceList(), iat, exp))
-                                .setId(SPIFFEID.newBuilder().setTrustDomain(trustDomain).setPath(e.path()))
-                                .setIssuedAt(iat.getEpochSecond()).setExpiresAt(exp.getEpochSecond()).build());
+                        svids.add(cachedOrNew(e.path(), req.getAudienceList()));
                     }
                 }
             } catch (JOSEException e) {

@@ -2,6 +2,7 @@ package io.keywarden.tests.spire;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -123,6 +124,29 @@ class SpireAttestationIT {
         p.setJWTClaimsSetVerifier(new DefaultJWTClaimsVerifier<>("vault",
                 new JWTClaimsSet.Builder().subject("spiffe://example.org/ns/agents/sa/alice").build(), Set.of("iat", "exp")));
         assertEquals(List.of("vault"), p.process(svid.token(), null).getAudience());
+    }
+
+    /**
+     * The agent hands out the same SVID for the same audiences until half its life (as SPIRE's does),
+     * so a single-use assertion is fetched with a unique second audience: a new SVID, still for the
+     * requested audience.
+     */
+    @Test
+    void aFreshSvidIsNewBecauseItAsksWithAUniqueSecondAudience() throws Exception {
+        int pid = spawn(1001);
+        Attestation.Identified who = assertInstanceOf(Attestation.Identified.class, attest(pid, 1001));
+        JwtSvid cached = spire.fetchJwtSvid(who.workload(), who.process());
+        var direct = client.fetchJwtSvids(pid, List.of("vault"));
+        assertEquals(cached.token(), direct.get(0).token(), "the agent itself answers the same SVID again");
+        JwtSvid fresh = spire.fetchFreshJwtSvid(who.workload(), who.process(), "vault");
+        JwtSvid fresh2 = spire.fetchFreshJwtSvid(who.workload(), who.process(), "vault");
+        assertNotEquals(cached.token(), fresh.token());
+        assertNotEquals(fresh.token(), fresh2.token(), "each fresh SVID is new");
+        List<String> aud = com.nimbusds.jwt.SignedJWT.parse(fresh.token()).getJWTClaimsSet().getAudience();
+        assertEquals(2, aud.size());
+        assertEquals("vault", aud.get(0), "the requested audience first");
+        assertTrue(aud.get(1).startsWith(SpireIdentityProvider.ONCE_AUDIENCE), aud.toString());
+        assertSame(cached, spire.fetchJwtSvid(who.workload(), who.process()), "the cached one is untouched");
     }
 
     @Test

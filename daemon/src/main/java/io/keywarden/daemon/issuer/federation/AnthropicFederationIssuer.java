@@ -18,7 +18,9 @@ import java.util.concurrent.ConcurrentHashMap;
 /**
  * Anthropic workload identity federation: RFC 7523 jwt-bearer, JSON body, both beta headers. An
  * assertion carrying a {@code jti} is single-use at Anthropic: an SVID whose {@code jti} was
- * presented once is never presented again (a fresh one is fetched).
+ * presented once is never presented again (a fresh one is fetched: from SPIRE, with a unique second
+ * audience, since its agent caches one SVID per audience). Stock SPIRE SVIDs carry no {@code jti}:
+ * the same SVID may then be exchanged again, as Anthropic allows.
  */
 public final class AnthropicFederationIssuer extends FederationIssuer {
     static final String BETA = "oauth-2025-04-20,oidc-federation-2026-04-01";
