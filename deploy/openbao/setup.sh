@@ -4,13 +4,18 @@
 #    written, so the write is retried while the provider starts);
 #  - per workload: a JWT role bound to the workload's SPIFFE ID (sub) and the "vault" audience, and
 #    a policy that may read only that workload's OpenAI creds and revoke only their leases;
-#  - the OpenAI secrets engine (plugin keywarden-openai-engine, deploy/openbao/openai-engine: the
-#    community engine's API, working under OpenBao) and one role per workload.
+#  - the OpenAI secrets engine and one role per workload: OPENAI_ENGINE=keywarden (the default:
+#    plugin keywarden-openai-engine, deploy/openbao/openai-engine, the community engine's API,
+#    working under OpenBao; keys die at OpenAI KEY_EXPIRY_MARGIN after their lease, capped by
+#    MAX_KEY_LIFETIME when the organisation sets one) or OPENAI_ENGINE=community (plugin
+#    vault-plugin-secrets-openai, HashiCorp Vault only: under OpenBao its config write fails on the
+#    rotation-job calls; it needs OPENAI_ADMIN_KEY_ID and puts no expiry on keys).
 #
 #   BAO_ADDR=http://127.0.0.1:8200 BAO_TOKEN=... OIDC_URL=http://spire-oidc:8080 \
-#   OPENAI_ADMIN_KEY=... OPENAI_ORG_ID=... OPENAI_PROJECT_ID=... \
-#   [OPENAI_API_URL=http://openai-stub:8080/v1] [OPENAI_PLUGIN_SHA256=...] [OPENAI_PLUGIN=name] \
-#   [WORKLOADS="name=spiffe://td/id ..."] [KEY_TTL=15m] [TOKEN_TTL=1h] sh setup.sh
+#   OPENAI_ADMIN_KEY=... [OPENAI_ADMIN_KEY_ID=...] OPENAI_ORG_ID=... OPENAI_PROJECT_ID=... \
+#   [OPENAI_ENGINE=keywarden|community] [OPENAI_API_URL=http://openai-stub:8080/v1] \
+#   [OPENAI_PLUGIN_SHA256=...] [OPENAI_PLUGIN=name] [WORKLOADS="name=spiffe://td/id ..."] \
+#   [KEY_TTL=15m] [MAX_KEY_TTL=24h] [KEY_EXPIRY_MARGIN=60s] [MAX_KEY_LIFETIME=...] [TOKEN_TTL=1h] sh setup.sh
 # WORKLOADS="" configures auth and the engine only.
 #
 # With the HashiCorp CLI: BAO_BIN=vault and VAULT_ADDR/VAULT_TOKEN instead.
@@ -20,8 +25,28 @@ bao=${BAO_BIN:-bao}
 oidc_url=${OIDC_URL:?set OIDC_URL to the SPIRE OIDC discovery provider}
 workloads=${WORKLOADS-example-agent=spiffe://example.org/ns/agents/sa/example-agent}
 key_ttl=${KEY_TTL:-15m}
+max_key_ttl=${MAX_KEY_TTL:-24h}
 token_ttl=${TOKEN_TTL:-1h}
-plugin=${OPENAI_PLUGIN:-keywarden-openai-engine}
+engine=${OPENAI_ENGINE:-keywarden}
+case "$engine" in
+  keywarden)
+    plugin=${OPENAI_PLUGIN:-keywarden-openai-engine}
+    # Only keywarden's engine knows these role fields.
+    role_extra="key_expiry_margin=${KEY_EXPIRY_MARGIN:-60s}${MAX_KEY_LIFETIME:+ max_key_lifetime=$MAX_KEY_LIFETIME}"
+    ;;
+  community)
+    plugin=${OPENAI_PLUGIN:-vault-plugin-secrets-openai}
+    role_extra=""
+    if [ -z "${OPENAI_ADMIN_KEY_ID:-}" ]; then
+      echo "setup: OPENAI_ENGINE=community needs OPENAI_ADMIN_KEY_ID (the Admin API key's id, key_...)" >&2
+      exit 2
+    fi
+    ;;
+  *)
+    echo "setup: OPENAI_ENGINE must be keywarden or community, not '$engine'" >&2
+    exit 2
+    ;;
+esac
 retries=${RETRIES:-60}
 retry_delay=${RETRY_DELAY:-2}
 
@@ -45,11 +70,15 @@ fi
 if ! "$bao" secrets list | grep -q '^openai/'; then
   "$bao" secrets enable -path=openai "$plugin"
 fi
-"$bao" write openai/config \
-  admin_api_key="${OPENAI_ADMIN_KEY:?set OPENAI_ADMIN_KEY}" \
+# The admin key id goes only where it is set (keywarden's engine takes it, the community engine needs it).
+set -- admin_api_key="${OPENAI_ADMIN_KEY:?set OPENAI_ADMIN_KEY}"
+if [ -n "${OPENAI_ADMIN_KEY_ID:-}" ]; then
+  set -- "$@" admin_api_key_id="$OPENAI_ADMIN_KEY_ID"
+fi
+"$bao" write openai/config "$@" \
   organization_id="${OPENAI_ORG_ID:?set OPENAI_ORG_ID}" \
   api_endpoint="${OPENAI_API_URL:-https://api.openai.com/v1}" >/dev/null
-echo "setup: openai/ engine configured"
+echo "setup: openai/ engine configured ($engine: plugin $plugin)"
 
 for w in $workloads; do
   name=${w%%=*}
@@ -70,9 +99,10 @@ POLICY
     token_policies="$name" \
     token_ttl="$token_ttl" \
     token_max_ttl=4h >/dev/null
+  # shellcheck disable=SC2086 # role_extra is a list of key=value words
   "$bao" write "openai/roles/$name" \
     project_id="${OPENAI_PROJECT_ID:?set OPENAI_PROJECT_ID}" \
     ttl="$key_ttl" \
-    max_ttl=24h >/dev/null
+    max_ttl="$max_key_ttl" $role_extra >/dev/null
   echo "setup: workload $name ($spiffe_id) may read openai/creds/$name"
 done

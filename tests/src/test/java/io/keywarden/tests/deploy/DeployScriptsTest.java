@@ -130,8 +130,8 @@ class DeployScriptsTest {
         Proc.Result ok = sh(e, "openbao/setup.sh");
         assertEquals(0, ok.code(), ok.err());
         List<String> bao = calls("bao");
-        assertTrue(bao.contains("write openai/roles/a project_id=proj_stub ttl=40s max_ttl=24h"));
-        assertTrue(bao.contains("write openai/roles/b project_id=proj_stub ttl=40s max_ttl=24h"));
+        assertTrue(bao.contains("write openai/roles/a project_id=proj_stub ttl=40s max_ttl=24h key_expiry_margin=60s"), bao.toString());
+        assertTrue(bao.contains("write openai/roles/b project_id=proj_stub ttl=40s max_ttl=24h key_expiry_margin=60s"));
         assertTrue(bao.stream().anyMatch(c -> c.startsWith("write auth/jwt/role/b ") && c.contains("bound_subject=spiffe://example.org/b")));
         assertFalse(bao.stream().anyMatch(c -> c.startsWith("plugin register")), "no checksum given: the plugin is not registered");
         assertTrue(bao.contains("write openai/config admin_api_key=sk-admin-stub organization_id=org-stub "
@@ -149,6 +149,38 @@ class DeployScriptsTest {
         missing.remove("OPENAI_ORG_ID");
         Proc.Result noOrg = sh(missing, "openbao/setup.sh");
         assertTrue(noOrg.code() != 0 && noOrg.err().contains("OPENAI_ORG_ID"), noOrg.err());
+    }
+
+    @Test
+    void setupConfiguresTheCommunityEngineWithItsPluginNameAndAdminKeyId() throws Exception {
+        Map<String, String> e = new HashMap<>(setupEnv());
+        e.put("WORKLOADS", "a=spiffe://example.org/a");
+        e.put("OPENAI_ENGINE", "community");
+        Proc.Result noId = sh(e, "openbao/setup.sh");
+        assertEquals(2, noId.code());
+        assertTrue(noId.err().contains("OPENAI_ENGINE=community needs OPENAI_ADMIN_KEY_ID"), noId.err());
+
+        e.put("OPENAI_ADMIN_KEY_ID", "key_admin_1");
+        e.put("OPENAI_PLUGIN_SHA256", "ab12");
+        Proc.Result ok = sh(e, "openbao/setup.sh");
+        assertEquals(0, ok.code(), ok.err());
+        List<String> bao = calls("bao");
+        assertTrue(bao.contains("plugin register -sha256=ab12 secret vault-plugin-secrets-openai"), bao.toString());
+        assertTrue(bao.contains("write openai/config admin_api_key=sk-admin-stub admin_api_key_id=key_admin_1"
+                + " organization_id=org-stub api_endpoint=http://openai-stub:8080/v1"), bao.toString());
+        assertTrue(bao.contains("write openai/roles/a project_id=proj_stub ttl=15m max_ttl=24h"),
+                "no field the community engine does not know: " + bao);
+
+        e.put("OPENAI_ENGINE", "keywarden");
+        e.put("MAX_KEY_LIFETIME", "48h");
+        assertEquals(0, sh(e, "openbao/setup.sh").code());
+        assertTrue(calls("bao").contains("write openai/roles/a project_id=proj_stub ttl=15m max_ttl=24h"
+                + " key_expiry_margin=60s max_key_lifetime=48h"), calls("bao").toString());
+
+        e.put("OPENAI_ENGINE", "other");
+        Proc.Result bad = sh(e, "openbao/setup.sh");
+        assertEquals(2, bad.code());
+        assertTrue(bad.err().contains("OPENAI_ENGINE must be keywarden or community"), bad.err());
     }
 
     @Test
