@@ -31,11 +31,30 @@ public final class IssuedKey {
      * secret), served as the key's {@code headers} file.
      */
     public IssuedKey(Secret secret, Instant expiresAt, String leaseId, String headers) {
+        this(secret, expiresAt, leaseId, headers, fingerprint(secret));
+    }
+
+    private IssuedKey(Secret secret, Instant expiresAt, String leaseId, String headers, String fingerprint) {
         this.secret = secret;
         this.expiresAt = expiresAt;
         this.leaseId = leaseId;
-        this.fingerprint = fingerprint(secret);
+        this.fingerprint = fingerprint;
         this.headers = headers;
+    }
+
+    /**
+     * A key whose bytes are already gone, known by its fingerprint: what a lease still to be revoked
+     * is after a handover (a revoke needs the lease, never the key). It cannot be served.
+     */
+    public static IssuedKey wiped(String fingerprint, Instant expiresAt, String leaseId) {
+        return new IssuedKey(null, expiresAt, leaseId, "", fingerprint);
+    }
+
+    private Secret secret() {
+        if (secret == null) {
+            throw new IllegalStateException("the key of lease " + leaseId + " was wiped before it was handed over");
+        }
+        return secret;
     }
 
     /** Extra HTTP headers to send with this credential, one per line; empty for most. */
@@ -73,21 +92,23 @@ public final class IssuedKey {
 
     /** An off-heap copy with a life of its own (one per open file); the caller closes it. */
     public Secret secretDuplicate() {
-        return secret.duplicate();
+        return secret().duplicate();
     }
 
     /** A heap copy, for consumers that must have an array (writing a file); the caller wipes it. */
     public byte[] secretCopy() {
-        return secret.toByteArray();
+        return secret().toByteArray();
     }
 
     /** Wipes the key's bytes: the lease is gone. Later reads of it fail. */
     public void destroy() {
-        secret.close();
+        if (secret != null) {
+            secret.close();
+        }
     }
 
     public boolean isDestroyed() {
-        return secret.isClosed();
+        return secret == null || secret.isClosed();
     }
 
     /** Whether this key's bytes equal {@code other}'s (for tests); compared without leaving copies behind. */

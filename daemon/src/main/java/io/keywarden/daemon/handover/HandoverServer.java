@@ -129,6 +129,12 @@ public final class HandoverServer implements AutoCloseable {
             }
             try {
                 send(c, Map.of("ok", true, "format", format));
+                if (format < 3 && !in.unrevoked().isEmpty()) {
+                    LOG.warn("the successor reads handover format {}, which cannot carry the {} lease(s) whose revoke is"
+                            + " still pending ({}): nobody retries them now; their keys live until they expire at the"
+                            + " provider", format, in.unrevoked().size(), in.unrevoked().stream()
+                            .map(io.keywarden.daemon.lifecycle.Unrevoked.Entry::leaseId).toList());
+                }
                 byte[] frame = in.encode(format);
                 try {
                     c.send(frame, in.fuse().fd());

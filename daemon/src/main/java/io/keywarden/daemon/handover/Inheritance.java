@@ -46,15 +46,22 @@ import java.util.Optional;
  * @param keyFs       KeyFS's state (the receiver owns the file contents)
  * @param leases      the lease slots (the receiver owns the keys)
  * @param issuerState each issuer instance's {@code handoverState()} by name (secret: Vault tokens)
+ * @param unrevoked   the leases whose revoke had not been taken yet (format 3; the successor retries them)
  */
 public record Inheritance(long fromPid, String fromVersion, Path mountPoint, FuseSession.Handoff fuse, KeyFs.State keyFs,
-                          List<HandedSlot> leases, Map<String, byte[]> issuerState) {
+                          List<HandedSlot> leases, Map<String, byte[]> issuerState,
+                          List<io.keywarden.daemon.lifecycle.Unrevoked.Entry> unrevoked) {
     private static final ObjectMapper JSON = new ObjectMapper();
     /** The frame format this build writes by default; bump it with any change of fields or meaning. */
-    public static final int FORMAT = 2;
-    /** The formats this build writes and reads: 1 (no {@code format} field) and 2 carry the same fields. */
+    public static final int FORMAT = 3;
+    /**
+     * The formats this build writes and reads: 1 (no {@code format} field) and 2 carry the same
+     * fields; 3 adds the unrevoked leases and each lease's {@code providerExpiresAt} (optional).
+     * Written as 1 or 2 (to an older successor), a frame leaves the unrevoked leases behind: the
+     * handover server says so.
+     */
     public static final java.util.SortedSet<Integer> FORMATS = java.util.Collections.unmodifiableSortedSet(
-            new java.util.TreeSet<>(List.of(1, 2)));
+            new java.util.TreeSet<>(List.of(1, 2, 3)));
 
     /** Far above any real node (a thousand leases and handles are some hundred KB). */
     public static final int MAX_BYTES = 64 << 20;
@@ -134,13 +141,30 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
                     o.put("lastRefresh", s.lastRefresh().toString());
                 }
                 if (s.current() != null) {
-                    o.set("current", lease(blob, s.current()));
+                    o.set("current", lease(blob, s.current(), format));
                 }
                 if (s.previous() != null) {
-                    o.set("previous", lease(blob, s.previous()));
+                    o.set("previous", lease(blob, s.previous(), format));
                 }
                 o.set("holders", processes(s.holders()));
                 o.set("previousHolders", processes(s.previousHolders()));
+            }
+            if (format >= 3) {
+                ArrayNode un = root.putArray("unrevoked");
+                for (io.keywarden.daemon.lifecycle.Unrevoked.Entry e : unrevoked) {
+                    ObjectNode o = un.addObject().put("workload", e.workload()).put("spiffeId", e.spiffeId())
+                            .put("key", e.key()).put("leaseId", e.leaseId()).put("fingerprint", e.fingerprint())
+                            .put("issuer", e.issuer()).put("attempts", e.attempts()).put("lastError", e.lastError())
+                            .put("firstFailure", e.firstFailure().toString()).put("leaseEnd", e.leaseEnd().toString())
+                            .put("code", e.code().name()).put("reason", e.reason());
+                    if (e.providerKeyId() != null) {
+                        o.put("providerKeyId", e.providerKeyId());
+                    }
+                    if (e.nextTry() != null) {
+                        o.put("nextTry", e.nextTry().toString());
+                    }
+                    e.providerExpiresAt().ifPresent(at -> o.put("providerExpiresAt", at.toString()));
+                }
             }
             ObjectNode issuers = root.putObject("issuerState");
             for (Map.Entry<String, byte[]> e : issuerState.entrySet()) {
@@ -178,7 +202,7 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
         return o;
     }
 
-    private static ObjectNode lease(ByteArrayOutputStream blob, Lease l) {
+    private static ObjectNode lease(ByteArrayOutputStream blob, Lease l, int format) {
         byte[] k = l.key().secretCopy();
         try {
             ObjectNode o = JSON.createObjectNode();
@@ -187,7 +211,9 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
                     .put("issuedAt", l.issuedAt().toString()).put("renewable", l.renewable())
                     .put("issuer", l.issuer()).put("revocable", l.revocable());
             l.providerKeyId().ifPresent(id -> o.put("providerKeyId", id));
-            l.providerExpiresAt().ifPresent(at -> o.put("providerExpiresAt", at.toString()));
+            if (format >= 3) {
+                l.providerExpiresAt().ifPresent(at -> o.put("providerExpiresAt", at.toString()));
+            }
             return o;
         } finally {
             Arrays.fill(k, (byte) 0);
@@ -263,9 +289,23 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
                 var e = iit.next();
                 issuers.put(e.getKey(), r.bytes(e.getValue()));
             }
+            List<io.keywarden.daemon.lifecycle.Unrevoked.Entry> unrevoked = new ArrayList<>();
+            if (format >= 3) {
+                for (JsonNode o : r.array(root, "unrevoked")) {
+                    unrevoked.add(new io.keywarden.daemon.lifecycle.Unrevoked.Entry(r.text(o, "workload"),
+                            r.text(o, "spiffeId"), r.text(o, "key"), r.text(o, "leaseId"), r.text(o, "fingerprint"),
+                            o.hasNonNull("providerKeyId") ? o.get("providerKeyId").asText() : null, r.text(o, "issuer"),
+                            (int) r.number(o, "attempts"), r.text(o, "lastError"), Instant.parse(r.text(o, "firstFailure")),
+                            o.hasNonNull("nextTry") ? Instant.parse(o.get("nextTry").asText()) : null,
+                            Instant.parse(r.text(o, "leaseEnd")), Optional.ofNullable(o.hasNonNull("providerExpiresAt")
+                            ? Instant.parse(o.get("providerExpiresAt").asText()) : null),
+                            io.keywarden.daemon.lifecycle.RevokeReason.valueOf(r.text(o, "code")), r.text(o, "reason")));
+                }
+            }
             Inheritance in = new Inheritance(r.number(root, "fromPid"), r.text(root, "fromVersion"),
                     Path.of(r.text(root, "mountPoint")), new FuseSession.Handoff(fd, (int) r.number(f, "kernelMinor"),
-                    r.bool(f, "requestTimeout"), r.number(f, "connectionId")), state, leases, issuers);
+                    r.bool(f, "requestTimeout"), r.number(f, "connectionId")), state, leases, issuers,
+                    List.copyOf(unrevoked));
             made.clear();
             return in;
         } catch (RuntimeException e) {

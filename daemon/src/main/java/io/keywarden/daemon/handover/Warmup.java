@@ -29,7 +29,7 @@ public final class Warmup {
         try {
             Inheritance empty = new Inheritance(0, "", java.nio.file.Path.of("/"), new io.keywarden.fuse.FuseSession.Handoff(
                     -1, 0, false, -1), new io.keywarden.delivery.KeyFs.State(0, java.util.Map.of(), 1, java.util.Map.of(), 1,
-                    java.util.Map.of(), java.util.Map.of(), 1), List.of(), java.util.Map.of());
+                    java.util.Map.of(), java.util.Map.of(), 1), List.of(), java.util.Map.of(), List.of());
             Inheritance.decode(empty.encode(), -1);
             new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(java.util.Map.of("ok", true));
         } catch (java.io.IOException e) {

@@ -294,7 +294,7 @@ public final class LeaseManager implements KeySource, AutoCloseable {
     /** Revokes at the issuer instance that issued it; the key's bytes are wiped whatever happens. */
     private void revoke(LeaseSlot s, Lease lease, RevokeReason code, String reason) {
         try {
-            revokeAttempt(s, lease, code, reason, 1);
+            revokeAttempt(s.workload, s.keyName, lease, code, reason, 1);
         } finally {
             // Dropped from its slot: nothing serves it again, so its bytes are wiped now (a revoke needs
             // only the lease's id and the issuer's own state).
@@ -313,7 +313,7 @@ public final class LeaseManager implements KeySource, AutoCloseable {
      * is alive and this daemon runs (a key the issuer still honours must not be forgotten); after the
      * last attempt the record says the key lives until its expiry.
      */
-    private void revokeAttempt(LeaseSlot s, Lease lease, RevokeReason code, String reason, int attempt) {
+    private void revokeAttempt(Workload w, String keyName, Lease lease, RevokeReason code, String reason, int attempt) {
         Optional<Issuer> from = issuers.named(lease.issuer());
         if (from.isEmpty()) {
             LOG.warn("lease " + lease.leaseId() + " names issuer '" + lease.issuer()
@@ -323,18 +323,51 @@ public final class LeaseManager implements KeySource, AutoCloseable {
         try {
             from.get().revoke(lease);
             unrevoked.revoked(lease.leaseId());
-            events.revoked(s.workload, s.keyName, lease, code, reason);
+            events.revoked(w, keyName, lease, code, reason);
         } catch (IssuerException e) {
             Instant next = clock.instant().plus(revokeBackoff(attempt));
             boolean again = !closed && next.isBefore(lease.expiresAt());
             LOG.warn("revoking " + lease.leaseId() + " failed (attempt " + attempt + "): " + e.getMessage()
                     + (again ? "; tried again at " + next : "; the key lives until it expires at " + lease.expiresAt()));
-            unrevoked.failed(s.workloadName, s.keyName, lease, e.getMessage(), attempt, again ? next : null);
-            events.revokeFailed(s.workload, s.keyName, lease, e.getMessage(), attempt, again ? next : null);
+            unrevoked.failed(w, keyName, lease, code, reason, e.getMessage(), attempt, again ? next : null);
+            events.revokeFailed(w, keyName, lease, e.getMessage(), attempt, again ? next : null);
             if (again) {
-                scheduler.at(next, () -> revokeAttempt(s, lease, code, reason, attempt + 1));
+                retryRevoke(next, w, keyName, lease, code, reason, attempt + 1);
             }
         }
+    }
+
+    private void retryRevoke(Instant at, Workload w, String keyName, Lease lease, RevokeReason code, String reason,
+                             int attempt) {
+        // Not after a handover or shutdown: the successor (or nobody) owns the retry then.
+        scheduler.at(at, () -> {
+            if (!closed) {
+                revokeAttempt(w, keyName, lease, code, reason, attempt);
+            }
+        });
+    }
+
+    /**
+     * Continues the revokes a predecessor daemon had not completed (the leases only: their keys were
+     * wiped): each is listed as unrevoked again and retried at its next try, as it would have been.
+     */
+    public void adoptUnrevoked(List<Unrevoked.Entry> handed) {
+        Policy p = policy.get();
+        Instant now = clock.instant();
+        for (Unrevoked.Entry e : handed) {
+            unrevoked.adopt(e);
+            if (e.nextTry() != null) {
+                Workload w = p.workload(e.workload()).orElseGet(() -> handedOverWorkload(e.workload(), e.spiffeId()));
+                retryRevoke(e.nextTry().isAfter(now) ? e.nextTry() : now, w, e.key(), e.lease(), e.code(), e.reason(),
+                        e.attempts() + 1);
+            }
+        }
+    }
+
+    /** A workload the successor's policy no longer names, as the predecessor knew it. */
+    private static Workload handedOverWorkload(String name, String spiffeId) {
+        return new Workload(name, io.keywarden.policy.SpiffeId.parse(spiffeId), List.of(), List.of(),
+                io.keywarden.policy.Readers.ANY, new io.keywarden.policy.yaml.Location("(handed over)", 0, 0));
     }
 
     /** Refuses keys to {@code workload} until {@link #unblock}; its leases should be revoked too. */
@@ -511,9 +544,8 @@ public final class LeaseManager implements KeySource, AutoCloseable {
             Optional<Workload> w = p.workload(h.workload());
             KeySpec spec = p.keys().get(h.key());
             // A workload the successor's policy no longer has keeps its identity until the sweep revokes it.
-            LeaseSlot s = new LeaseSlot(w.orElseGet(() -> new Workload(h.workload(), io.keywarden.policy.SpiffeId.parse(
-                    h.spiffeId()), List.of(), List.of(), io.keywarden.policy.Readers.ANY,
-                    new io.keywarden.policy.yaml.Location("(handed over)", 0, 0))), h.key(), h.eager());
+            LeaseSlot s = new LeaseSlot(w.orElseGet(() -> handedOverWorkload(h.workload(), h.spiffeId())), h.key(),
+                    h.eager());
             synchronized (s) {
                 s.current = h.current();
                 s.previous = h.previous();

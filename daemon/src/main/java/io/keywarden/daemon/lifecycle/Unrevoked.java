@@ -21,13 +21,23 @@ public final class Unrevoked {
     /** Beyond this many, the oldest entry is dropped (its ledger records remain). */
     static final int MAX = 10_000;
 
-    /** One lease whose revoke failed; {@code nextTry} null when no further attempt is scheduled. */
-    public record Entry(String workload, String key, String leaseId, String fingerprint, String providerKeyId,
-                        String issuer, int attempts, String lastError, Instant firstFailure, Instant nextTry,
-                        Instant leaseEnd, Optional<Instant> providerExpiresAt) {
+    /**
+     * One lease whose revoke failed; {@code nextTry} null when no further attempt is scheduled;
+     * {@code code} and {@code reason} why it was being revoked (what its {@code key.revoked} will say).
+     */
+    public record Entry(String workload, String spiffeId, String key, String leaseId, String fingerprint,
+                        String providerKeyId, String issuer, int attempts, String lastError, Instant firstFailure,
+                        Instant nextTry, Instant leaseEnd, Optional<Instant> providerExpiresAt, RevokeReason code,
+                        String reason) {
         /** Until when the credential may still work somewhere. */
         public Instant liveUntil() {
             return providerExpiresAt.filter(p -> p.isAfter(leaseEnd)).orElse(leaseEnd);
+        }
+
+        /** The lease to revoke (its key's bytes are gone: a revoke needs only the lease). */
+        public Lease lease() {
+            return new Lease(io.keywarden.delivery.IssuedKey.wiped(fingerprint, leaseEnd, leaseId), firstFailure, false,
+                    Optional.ofNullable(providerKeyId), issuer, true, providerExpiresAt);
         }
     }
 
@@ -38,11 +48,22 @@ public final class Unrevoked {
         this.clock = clock;
     }
 
-    void failed(String workload, String key, Lease lease, String error, int attempt, Instant nextTry) {
+    void failed(io.keywarden.policy.Workload w, String key, Lease lease, RevokeReason code, String reason, String error,
+                int attempt, Instant nextTry) {
         Instant now = clock.instant();
-        entries.compute(lease.leaseId(), (id, old) -> new Entry(workload, key, id, lease.key().fingerprint(),
-                lease.providerKeyId().orElse(null), lease.issuer(), attempt, error,
-                old == null ? now : old.firstFailure(), nextTry, lease.expiresAt(), lease.providerExpiresAt()));
+        entries.compute(lease.leaseId(), (id, old) -> new Entry(w.name(), w.spiffeId().toString(), key, id,
+                lease.key().fingerprint(), lease.providerKeyId().orElse(null), lease.issuer(), attempt, error,
+                old == null ? now : old.firstFailure(), nextTry, lease.expiresAt(), lease.providerExpiresAt(), code,
+                reason));
+        trim();
+    }
+
+    void adopt(Entry e) {
+        entries.put(e.leaseId(), e);
+        trim();
+    }
+
+    private void trim() {
         if (entries.size() > MAX) {
             entries.values().stream().min(Comparator.comparing(Entry::firstFailure))
                     .ifPresent(e -> entries.remove(e.leaseId(), e));

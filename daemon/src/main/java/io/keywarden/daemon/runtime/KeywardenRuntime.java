@@ -108,6 +108,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         volatile FuseSession.Handoff fuse;
         volatile KeyFs.State keyFs;
         volatile List<LeaseManager.HandedSlot> leases = List.of();
+        volatile List<io.keywarden.daemon.lifecycle.Unrevoked.Entry> unrevoked = List.of();
     }
 
     private KeywardenRuntime(Inheritance inherited) {
@@ -387,6 +388,7 @@ public final class KeywardenRuntime implements AutoCloseable {
                 // A handover: timers stop, nothing is revoked; the successor continues every lease.
                 lm.shutdown(false);
                 h.leases = lm.export();
+                h.unrevoked = lm.unrevoked().list();
             }
         });
         leases = lm;
@@ -426,6 +428,7 @@ public final class KeywardenRuntime implements AutoCloseable {
                         + " for " + here + ": a takeover keeps the mount where it is");
             }
             lm.adopt(inherited.leases());
+            lm.adoptUnrevoked(inherited.unrevoked());
             fs[0] = KeyFs.continuing(access(s, identity), inherited.keyFs());
             session = FuseSession.adopt(here, fs[0], inherited.fuse(), opts);
             LOG.info("took over {} from pid {}: {} leases, {} open files", here, inherited.fromPid(),
@@ -794,7 +797,7 @@ public final class KeywardenRuntime implements AutoCloseable {
             }
         }
         return new Inheritance(ProcessHandle.current().pid(), BuildInfo.load().version(),
-                spec.delivery().path().toAbsolutePath().normalize(), h.fuse, h.keyFs, h.leases, issuerState);
+                spec.delivery().path().toAbsolutePath().normalize(), h.fuse, h.keyFs, h.leases, issuerState, h.unrevoked);
     }
 
     private volatile long handedOverTo = -1;

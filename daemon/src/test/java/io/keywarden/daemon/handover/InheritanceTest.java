@@ -46,8 +46,16 @@ class InheritanceTest {
                 Map.of(7L, Secret.copyOf(KEY.getBytes(StandardCharsets.UTF_8))),
                 Map.of(8L, List.of(new DirentList.Entry(1, ".", DirentList.DT_DIR))), 9);
         return new Inheritance(100, "0.1.0", Path.of("/run/keywarden"), new FuseSession.Handoff(5, 41, true, 77), fs,
-                List.of(slot), Map.of("bao", "{\"tokenOfLease\":{\"lease/1\":\"hvs.SECRET\"}}".getBytes(StandardCharsets.UTF_8)));
+                List.of(slot), Map.of("bao", "{\"tokenOfLease\":{\"lease/1\":\"hvs.SECRET\"}}".getBytes(StandardCharsets.UTF_8)),
+                List.of(PENDING));
     }
+
+    /** A lease whose revoke the provider had refused twice when the handover came. */
+    private static final io.keywarden.daemon.lifecycle.Unrevoked.Entry PENDING = new io.keywarden.daemon.lifecycle.Unrevoked.Entry(
+            "agent", "spiffe://example.org/agent", "openai", "openai/creds/agent/old", "sha256:0123456789abcdef", "key_old",
+            "bao", 2, "vault revoke: HTTP 400", Instant.parse("2026-11-30T23:30:00Z"), Instant.parse("2026-11-30T23:30:06Z"),
+            Instant.parse("2026-12-01T00:00:00Z"), Optional.of(Instant.parse("2026-12-01T00:01:00Z")),
+            io.keywarden.daemon.lifecycle.RevokeReason.OPERATOR, "revoked by drill");
 
     @Test
     void roundTripsEverythingAndKeepsKeysOutOfTheDescription() throws IOException {
@@ -80,6 +88,10 @@ class InheritanceTest {
         assertEquals("{\"tokenOfLease\":{\"lease/1\":\"hvs.SECRET\"}}", new String(in.issuerState().get("bao"),
                 StandardCharsets.UTF_8));
         assertEquals(987654, s.holders().get(0).startTime());
+        assertEquals(List.of(PENDING), in.unrevoked(), "a pending revoke travels to the successor");
+        assertEquals("sha256:0123456789abcdef", in.unrevoked().get(0).lease().key().fingerprint());
+        assertThrows(IllegalStateException.class, () -> in.unrevoked().get(0).lease().key().secretCopy(),
+                "only the lease travels, never a key: it cannot be served");
         assertFalse(in.toString().contains("sk-test-") || s.toString().contains("sk-test-"));
         in.destroy();
         assertTrue(s.current().key().isDestroyed());
@@ -117,18 +129,24 @@ class InheritanceTest {
         assertFalse(new String(old, StandardCharsets.ISO_8859_1).contains("\"format\""));
         Inheritance in = Inheritance.decode(old, 9);
         assertEquals("spiffe://example.org/agent", in.leases().get(0).spiffeId());
+        assertEquals(List.of(), in.unrevoked(), "format 1 cannot carry pending revokes");
+        assertEquals(Optional.empty(), in.leases().get(0).current().providerExpiresAt());
         in.destroy();
-        byte[] future = withDescription(sample().encode(), d -> d.replace("\"format\":2", "\"format\":99"));
+        Inheritance two = Inheritance.decode(sample().encode(2), 9);
+        assertEquals(List.of(), two.unrevoked(), "nor can format 2");
+        two.destroy();
+        byte[] future = withDescription(sample().encode(), d -> d.replace("\"format\":3", "\"format\":99"));
         String why = assertThrows(IOException.class, () -> Inheritance.decode(future, -1)).getMessage();
-        assertTrue(why.contains("format 99") && why.contains("[1, 2]"), why);
+        assertTrue(why.contains("format 99") && why.contains("[1, 2, 3]"), why);
         for (String field : List.of("\"kernelMinor\":41,", "\"eager\":false,", "\"revocable\":true", "\"holders\":",
-                "\"fromVersion\":\"0.1.0\",")) {
-            byte[] missing = withDescription(sample().encode(), d -> field.equals("\"holders\":")
-                    ? d.replace("\"holders\":", "\"holderz\":") : d.replace(field, field.endsWith(",") ? "" : "\"x\":1"));
+                "\"fromVersion\":\"0.1.0\",", "\"unrevoked\":", "\"leaseEnd\":\"2026-12-01T00:00:00Z\",")) {
+            byte[] missing = withDescription(sample().encode(), d -> field.endsWith(":")
+                    ? d.replace(field, field.replace("s\":", "z\":").replace("d\":", "x\":"))
+                    : d.replace(field, field.endsWith(",") ? "" : "\"x\":1"));
             String what = assertThrows(IOException.class, () -> Inheritance.decode(missing, -1), field).getMessage();
             assertTrue(what.contains("is missing"), field + " -> " + what);
         }
-        assertThrows(IllegalArgumentException.class, () -> sample().encode(3));
+        assertThrows(IllegalArgumentException.class, () -> sample().encode(4));
     }
 
     private static boolean allZero(byte[] b) {

@@ -346,4 +346,32 @@ class LeaseManagerTest {
         assertEquals(List.of("#1 again", "#2 last"), failures, "2 s, then 4 s would pass the lease's 5 s: the last try says so");
         assertEquals(0, leases.unrevoked().count(), "past the lease's end (no expiry known at the provider) it is no longer listed");
     }
+
+    @Test
+    void aPendingRevokeHandedOverIsRetriedBySuccessorAtItsNextTry() throws Exception {
+        List<String> revoked = new java.util.concurrent.CopyOnWriteArrayList<>();
+        leases = new LeaseManager(issuer, () -> policy, clock, scheduler, new Random(seed), new LeaseEvents() {
+            @Override
+            public void revoked(Workload w, String key, io.keywarden.daemon.issuer.Lease lease, RevokeReason code,
+                                String reason) {
+                revoked.add(w.name() + " " + lease.leaseId() + " " + lease.key().fingerprint() + " " + code + " " + reason);
+            }
+        }, p -> alivePids.contains(p.pid()));
+        Unrevoked.Entry pending = new Unrevoked.Entry("alice", "spiffe://example.org/alice", "openai", "lease-old",
+                "sha256:00112233445566aa", null, issuer.name(), 2, "HTTP 400", T0.minusSeconds(6), T0.plusSeconds(3),
+                T0.plusSeconds(600), java.util.Optional.empty(), RevokeReason.OPERATOR, "revoked by drill");
+        Unrevoked.Entry givenUp = new Unrevoked.Entry("alice", "spiffe://example.org/alice", "openai", "lease-older",
+                "sha256:00112233445566bb", null, issuer.name(), 9, "HTTP 400", T0.minusSeconds(600), null,
+                T0.plusSeconds(60), java.util.Optional.empty(), RevokeReason.IDLE, "idle");
+        leases.adoptUnrevoked(List.of(pending, givenUp));
+        assertEquals(2, leases.unrevoked().count(), "listed here as they were there");
+        scheduler.advance(java.time.Duration.ofSeconds(2));
+        assertEquals(List.of(), issuer.revoked, "not before its next try");
+        scheduler.advance(java.time.Duration.ofSeconds(1));
+        assertEquals(List.of("lease-old"), issuer.revoked, "retried by the successor");
+        assertEquals(List.of("alice lease-old sha256:00112233445566aa OPERATOR revoked by drill"), revoked,
+                "recorded as the revoke it was, with the key's fingerprint");
+        assertEquals(List.of("lease-older"), leases.unrevoked().list().stream().map(Unrevoked.Entry::leaseId).toList(),
+                "the one given up on stays listed until its key can no longer work");
+    }
 }

@@ -282,6 +282,38 @@ class RealChainIT {
         assertEquals(401, atProvider(key));
     }
 
+    /** An upgrade does not lose a revoke: the successor lists the pending lease and takes it once the provider answers. */
+    @Test
+    void aRevokeStillPendingAtATakeoverIsRetriedByTheSuccessor() throws Exception {
+        chain.registerUid("rc-lee", 1113);
+        chain.setup("10m", "1h");
+        Daemon old = keywarden(policy("10m", "0.67", "60s", "rc-lee"));
+        String key = Proc.as(1113, "cat", key()).out();
+        String[] issued = issued("rc-lee");
+        try {
+            stubControl("faults", "{\"deletes\":-1,\"status\":500}");
+            assertEquals(0, admin("revoke", "--workload", "rc-lee", "--reason", "drill").code());
+            Await.until(Duration.ofSeconds(30), () -> admin("status", "--unrevoked").out().contains(issued[0]),
+                    () -> "not listed");
+            Daemon successor = Daemon.start(Map.of(), "run", "--config", dir.resolve("config.yaml").toString(), "--takeover");
+            daemon = successor;
+            try {
+                successor.awaitOut("took over", 60);
+                assertEquals(0, old.waitFor(30));
+            } finally {
+                old.close();
+            }
+            assertTrue(admin("status", "--unrevoked").out().contains(issued[0]), "the successor lists the pending revoke");
+            assertEquals(200, atProvider(key), "still alive at the provider");
+        } finally {
+            stubControl("faults", "{\"deletes\":0}");
+        }
+        Await.until(Duration.ofSeconds(90), () -> ledgerCount("key.revoked", issued[0]) == 1,
+                () -> "the successor never took the revoke: " + daemon.err);
+        assertEquals(401, atProvider(key), "revoked by the successor, with the token handed over");
+        assertTrue(admin("status", "--unrevoked").out().contains("no unrevoked leases"));
+    }
+
     String metrics() throws Exception {
         return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/metrics")).build(),
                 HttpResponse.BodyHandlers.ofString()).body();
