@@ -38,12 +38,12 @@ final class StatusCommand implements Callable<Integer> {
         out.printf("node %s, identity %s, issuer %s, delivery %s%n", a.path("node").asText("?"), a.path("identity").asText("?"),
                 a.path("issuer").asText("?"), a.path("delivery").asText("?"));
         java.util.List<String[]> rows = new java.util.ArrayList<>();
-        rows.add(new String[] {"SPIFFE ID", "WORKLOAD", "KEY", "FINGERPRINT", "PROVIDER KEY", "EXPIRES", "LAST REFRESH",
-            "OPENERS", "ERROR"});
+        rows.add(new String[] {"SPIFFE ID", "WORKLOAD", "KEY", "FINGERPRINT", "PROVIDER KEY", "EXPIRES", "DIES AT PROVIDER",
+            "LAST REFRESH", "OPENERS", "ERROR"});
         for (JsonNode l : a.path("leases")) {
             rows.add(new String[] {l.path("spiffe_id").asText("-"), l.path("workload").asText(), l.path("key").asText(),
                 l.path("fingerprint").asText("-"), l.path("provider_key_id").asText("-"), l.path("expires_at").asText("-"),
-                l.path("last_refresh").asText("-"),
+                l.path("provider_expires_at").asText("-"), l.path("last_refresh").asText("-"),
                 Integer.toString(l.path("openers").asInt()), l.path("last_error").asText("")});
         }
         table(out, rows);

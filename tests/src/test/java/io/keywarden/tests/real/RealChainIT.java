@@ -223,6 +223,7 @@ class RealChainIT {
         long lifetime = diesAt.getEpochSecond() - java.time.Instant.now().getEpochSecond();
         assertTrue(lifetime > 600 && lifetime <= 600 + 60 + 5, "the key was created to die at OpenAI a minute after its"
                 + " 10-minute lease (expires_in_seconds): " + lifetime + " s left");
+        assertTrue(admin("status").out().contains(issued[2]), "status says when the key dies at the provider");
         try {
             stubControl("faults", "{\"deletes\":3,\"status\":500}");
             assertEquals(0, admin("revoke", "--workload", "rc-hank", "--reason", "drill").code());
