@@ -30,6 +30,7 @@ class AlertsAndDashboardTest {
         m.breach("reviewer", "anomaly");
         m.issuerRequest("dev", "issue", Duration.ofMillis(5));
         m.leaseGauges("openai", new Object(), o -> 1, o -> 60);
+        m.unrevokedGauge(new Object(), o -> 0);
         m.revoked("openai", io.keywarden.daemon.lifecycle.RevokeReason.GUARD.label());
         Set<String> names = new TreeSet<>();
         for (String line : m.scrape().split("\n")) {
