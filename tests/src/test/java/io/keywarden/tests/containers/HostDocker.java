@@ -19,7 +19,7 @@ import org.testcontainers.containers.startupcheck.OneShotStartupCheckStrategy;
  * container with its own PID namespace) the suite is skipped with that reason.
  */
 final class HostDocker {
-    static final String PROBE_IMAGE = "busybox:1.37";
+    static final String PROBE_IMAGE = Images.get("PROBE_IMAGE", "busybox:1.37");
 
     private HostDocker() {
     }

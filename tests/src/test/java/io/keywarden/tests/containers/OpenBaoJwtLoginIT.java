@@ -25,11 +25,11 @@ import java.util.Optional;
 import org.junit.jupiter.api.Test;
 import org.testcontainers.containers.Container.ExecResult;
 import org.testcontainers.junit.jupiter.Testcontainers;
-import org.testcontainers.utility.DockerImageName;
-import org.testcontainers.vault.VaultContainer;
+import org.testcontainers.containers.GenericContainer;
 
 /**
- * Against a real OpenBao (Testcontainers; skipped where no Docker engine runs): JWT auth is
+ * Against a real OpenBao (Testcontainers; skipped where no Docker engine runs), in the host's
+ * network namespace on a loopback port: JWT auth is
  * configured with keywarden's dev JWKS, a role is bound to the workload's SPIFFE ID and the
  * "vault" audience, and keywarden's Vault issuer logs in with its JWT-SVID. A role bound to
  * another subject is refused. The stock image has no OpenAI engine, so the read is expected to be
@@ -37,7 +37,8 @@ import org.testcontainers.vault.VaultContainer;
  */
 @Testcontainers(disabledWithoutDocker = true)
 class OpenBaoJwtLoginIT {
-    static final String IMAGE = "quay.io/openbao/openbao:2.3.1";
+    /** OpenBao's image (a local one that build-images.sh made, when there is no registry). */
+    static final String IMAGE = Images.get("OPENBAO_IMAGE", "quay.io/openbao/openbao:2.7.2");
     static final String POLICY = """
             keys:
               openai:
@@ -50,10 +51,11 @@ class OpenBaoJwtLoginIT {
     @Test
     void realOpenBaoAcceptsKeywardensJwtSvids() throws Exception {
         JwtSigner signer;
-        HttpServer jwks = HttpServer.create(new InetSocketAddress("0.0.0.0", 0), 0);
+        // OpenBao runs in the host's network namespace and listens on loopback only, as the JWKS server
+        // does: nothing this test starts is reachable from beyond this host.
+        HttpServer jwks = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
         int port = jwks.getAddress().getPort();
-        org.testcontainers.Testcontainers.exposeHostPorts(port);
-        String issuer = "http://host.testcontainers.internal:" + port;
+        String issuer = "http://127.0.0.1:" + port;
         signer = new JwtSigner(issuer, List.of("vault"), Clock.systemUTC());
         JwtSigner s = signer;
         jwks.createContext("/.well-known/jwks.json", ex -> {
@@ -63,10 +65,24 @@ class OpenBaoJwtLoginIT {
             ex.close();
         });
         jwks.start();
-        try (VaultContainer<?> bao = new VaultContainer<>(DockerImageName.parse(IMAGE).asCompatibleSubstituteFor("hashicorp/vault"))
-                .withVaultToken("dev-only-root").withEnv("BAO_DEV_ROOT_TOKEN_ID", "dev-only-root")
-                .withEnv("BAO_DEV_LISTEN_ADDRESS", "0.0.0.0:8200").withEnv("BAO_ADDR", "http://127.0.0.1:8200")
-                .withEnv("BAO_TOKEN", "dev-only-root")) {
+        int baoPort = io.keywarden.tests.support.Ports.free();
+        String address = "http://127.0.0.1:" + baoPort;
+        try (GenericContainer<?> bao = new GenericContainer<>(IMAGE).withNetworkMode("host")
+                .withEnv("BAO_DEV_ROOT_TOKEN_ID", "dev-only-root").withEnv("BAO_DEV_LISTEN_ADDRESS", "127.0.0.1:" + baoPort)
+                .withEnv("BAO_ADDR", address).withEnv("BAO_TOKEN", "dev-only-root").withEnv("SKIP_SETCAP", "true")
+                .withCommand("server", "-dev")
+                .waitingFor(new org.testcontainers.containers.wait.strategy.AbstractWaitStrategy() {
+                    @Override
+                    protected void waitUntilReady() {
+                        try {
+                            io.keywarden.tests.support.Await.until(startupTimeout, () -> health(address) == 200,
+                                    () -> "OpenBao did not answer at " + address);
+                        } catch (InterruptedException e) {
+                            Thread.currentThread().interrupt();
+                            throw new IllegalStateException(e);
+                        }
+                    }
+                }.withStartupTimeout(Duration.ofMinutes(2)))) {
             bao.start();
             exec(bao, "bao", "auth", "enable", "jwt");
             exec(bao, "bao", "write", "auth/jwt/config", "jwks_url=" + issuer + "/.well-known/jwks.json", "bound_issuer=" + issuer);
@@ -76,7 +92,7 @@ class OpenBaoJwtLoginIT {
                     "bound_subject=spiffe://example.org/someone-else", "token_ttl=10m");
 
             Policy policy = PolicyLoader.parse(POLICY, "p.yaml");
-            Config.Vault cfg = new Config.Vault(URI.create(bao.getHttpHostAddress()), "", "jwt", Optional.empty(),
+            Config.Vault cfg = new Config.Vault(URI.create(address), "", "jwt", Optional.empty(),
                     Duration.ofSeconds(10));
             VaultIssuer vault = new VaultIssuer(cfg, new DevIdentityProvider(new SelectorAttestor(ProcAttestor.system(),
                     () -> policy), signer, Clock.systemUTC()), Clock.systemUTC());
@@ -96,7 +112,19 @@ class OpenBaoJwtLoginIT {
         }
     }
 
-    static void exec(VaultContainer<?> c, String... cmd) throws Exception {
+    static int health(String address) {
+        try {
+            return java.net.http.HttpClient.newHttpClient().send(java.net.http.HttpRequest.newBuilder(URI.create(address
+                    + "/v1/sys/health")).build(), java.net.http.HttpResponse.BodyHandlers.discarding()).statusCode();
+        } catch (java.io.IOException e) {
+            return -1;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return -1;
+        }
+    }
+
+    static void exec(GenericContainer<?> c, String... cmd) throws Exception {
         ExecResult r = c.execInContainer(cmd);
         assertEquals(0, r.getExitCode(), String.join(" ", cmd) + ": " + r.getStderr());
     }

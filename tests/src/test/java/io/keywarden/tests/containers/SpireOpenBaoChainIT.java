@@ -77,8 +77,8 @@ class SpireOpenBaoChainIT {
                                     0644), "/etc/spire/oidc.conf")
                             .withFileSystemBind(serverApi.toString(), "/tmp/spire-server/private", BindMode.READ_WRITE)
                             .withCommand("-config", "/etc/spire/oidc.conf");
-                    GenericContainer<?> stub = new GenericContainer<>("python:3.12-slim").withNetwork(net)
-                            .withNetworkAliases("openai-stub").withExposedPorts(8080)
+                    GenericContainer<?> stub = loopbackOnly(new GenericContainer<>(Images.get("PYTHON_IMAGE", "python:3.12-slim"))
+                            .withNetwork(net).withNetworkAliases("openai-stub"), 8080)
                             .withCopyFileToContainer(MountableFile.forHostPath(DEPLOY.resolve("compose/openai-stub/stub.py"), 0644),
                                     "/stub/stub.py")
                             .withCommand("python3", "/stub/stub.py")
@@ -107,7 +107,10 @@ class SpireOpenBaoChainIT {
                         "-selector", "unix:uid:1001");
 
                 try (GenericContainer<?> agent = spire("spire-agent", net)
-                        .withCreateContainerCmdModifier(c -> c.getHostConfig().withPidMode("host"))
+                        // pid: host to see the readers; CAP_SYS_PTRACE to read /proc/PID/exe (discover_workload_path)
+                        // of processes that hold capabilities it does not, keywarden as host root among them.
+                        .withCreateContainerCmdModifier(c -> c.getHostConfig().withPidMode("host")
+                                .withCapAdd(Capability.SYS_PTRACE))
                         .withCopyFileToContainer(MountableFile.forHostPath(work.resolve("agent.conf"), 0600), "/etc/spire/agent.conf")
                         .withCopyFileToContainer(MountableFile.forHostPath(work.resolve("bundle.pem"), 0644), "/etc/spire/bundle.pem")
                         .withFileSystemBind(admin.toString(), "/run/spire/admin", BindMode.READ_WRITE)
@@ -126,7 +129,7 @@ class SpireOpenBaoChainIT {
                     assertEquals(0, setup.getExitCode(), "setup.sh: " + setup.getStdout() + setup.getStderr());
 
                     runKeywarden(work, mnt, "http://" + bao.getHost() + ":" + bao.getMappedPort(8200), admin.resolve("admin.sock"),
-                            "http://" + stub.getHost() + ":" + stub.getMappedPort(8080));
+                            "http://" + stub.getHost() + ":" + stub.getMappedPort(8080), agent::getLogs);
                 }
             }
         } finally {
@@ -134,7 +137,8 @@ class SpireOpenBaoChainIT {
         }
     }
 
-    void runKeywarden(Path work, Path mnt, String baoAddress, Path adminSocket, String stubAddress) throws Exception {
+    void runKeywarden(Path work, Path mnt, String baoAddress, Path adminSocket, String stubAddress,
+                      java.util.function.Supplier<String> agentLog) throws Exception {
         Files.writeString(work.resolve("policy.yaml"), """
                 keys:
                   openai:
@@ -159,7 +163,7 @@ class SpireOpenBaoChainIT {
                 first[0] = r.ok() ? r.out() : null;
                 return first[0] != null;
             }, () -> "uid 1001 never got a key; status: " + Proc.run("cat", mnt.resolve("openai/status").toString()).out()
-                    + "\nkeywarden: " + d.err);
+                    + "\nkeywarden: " + d.err + "\nSPIRE agent: " + agentLog.get());
             String key1 = first[0];
             assertTrue(key1.startsWith("sk-svcacct-stub-"), "the key the engine got from the stub, fingerprint "
                     + IssuedKey.fingerprint(key1));
@@ -192,17 +196,33 @@ class SpireOpenBaoChainIT {
     }
 
     static GenericContainer<?> spire(String image, Network net) {
-        GenericContainer<?> c = new GenericContainer<>("ghcr.io/spiffe/" + image + ":" + SPIRE).withNetwork(net);
+        String name = switch (image) {
+            case "spire-server" -> "SPIRE_SERVER_IMAGE";
+            case "spire-agent" -> "SPIRE_AGENT_IMAGE";
+            default -> "OIDC_IMAGE";
+        };
+        GenericContainer<?> c = new GenericContainer<>(Images.get(name, "ghcr.io/spiffe/" + image + ":" + SPIRE))
+                .withNetwork(net);
         return image.equals("spire-server") ? c.withNetworkAliases("spire-server") : c;
     }
 
+    /**
+     * {@code c} with {@code port} published on the host's loopback only (a random port): nothing
+     * the test starts is reachable from beyond this host.
+     */
+    static GenericContainer<?> loopbackOnly(GenericContainer<?> c, int port) {
+        return c.withExposedPorts(port).withCreateContainerCmdModifier(cmd -> cmd.getHostConfig().withPortBindings(
+                new com.github.dockerjava.api.model.PortBinding(com.github.dockerjava.api.model.Ports.Binding.bindIp(
+                        "127.0.0.1"), com.github.dockerjava.api.model.ExposedPort.tcp(port))));
+    }
+
     static GenericContainer<?> openBao(Network net) {
-        String prebuilt = System.getProperty("keywarden.it.openbaoImage", "");
+        String prebuilt = System.getProperty("keywarden.it.openbaoImage", Images.get("OPENBAO_OPENAI_IMAGE", ""));
         GenericContainer<?> c = prebuilt.isBlank()
                 ? new GenericContainer<>(new ImageFromDockerfile("keywarden/openbao-openai-it", false)
                         .withFileFromPath(".", DEPLOY.resolve("openbao")).withTarget("openbao"))
                 : new GenericContainer<>(prebuilt);
-        return c.withNetwork(net).withNetworkAliases("openbao").withExposedPorts(8200)
+        return loopbackOnly(c, 8200).withNetwork(net).withNetworkAliases("openbao")
                 .withEnv("BAO_DEV_ROOT_TOKEN_ID", ROOT_TOKEN).withEnv("BAO_DEV_LISTEN_ADDRESS", "0.0.0.0:8200")
                 .withEnv("SKIP_SETCAP", "true")
                 .withCreateContainerCmdModifier(cmd -> cmd.getHostConfig().withCapAdd(Capability.IPC_LOCK))

@@ -28,6 +28,11 @@ public final class Proc {
         return exec(List.of(cmd), env);
     }
 
+    /** As {@link #withEnv(java.util.Map, String...)}, for a command that may take up to {@code limit}. */
+    public static Result withEnv(java.time.Duration limit, java.util.Map<String, String> env, String... cmd) {
+        return exec(List.of(cmd), env, limit.toSeconds());
+    }
+
     /** Runs {@code cmd} as {@code uid}:{@code uid} with no supplementary groups. */
     public static Result as(int uid, String... cmd) {
         List<String> full = new ArrayList<>(List.of("setpriv", "--reuid=" + uid, "--regid=" + uid, "--clear-groups"));
@@ -36,6 +41,10 @@ public final class Proc {
     }
 
     private static Result exec(List<String> cmd, java.util.Map<String, String> env) {
+        return exec(cmd, env, 60);
+    }
+
+    private static Result exec(List<String> cmd, java.util.Map<String, String> env, long seconds) {
         try {
             ProcessBuilder pb = new ProcessBuilder(cmd);
             pb.environment().putAll(env);
@@ -45,7 +54,7 @@ public final class Proc {
             ByteArrayOutputStream err = new ByteArrayOutputStream();
             Thread t1 = pump(p.getInputStream(), out);
             Thread t2 = pump(p.getErrorStream(), err);
-            if (!p.waitFor(60, TimeUnit.SECONDS)) {
+            if (!p.waitFor(seconds, TimeUnit.SECONDS)) {
                 p.destroyForcibly();
                 throw new AssertionError("timed out: " + cmd);
             }
