@@ -165,19 +165,6 @@ class RealChainIT {
         return ledger().stream().filter(l -> l.contains("\"event\":\"" + event + "\"") && l.contains(fingerprint)).count();
     }
 
-    /** Fingerprint and api_key_id of the key the ledger says was issued to {@code workload}. */
-    String[] issued(String workload) throws Exception {
-        var json = new com.fasterxml.jackson.databind.ObjectMapper();
-        for (String l : ledger()) {
-            var r = json.readTree(l);
-            if (r.path("event").asText().equals("key.issued") && r.path("workload").asText().equals(workload)) {
-                return new String[] {r.path("fingerprint").asText(), r.path("provider_key_id").asText(),
-                    r.path("provider_expires_at").asText("")};
-            }
-        }
-        throw new AssertionError("no key.issued for " + workload);
-    }
-
     /** The JWT-SVID the real agent gives uid {@code uid} for {@code audiences} (compared, never printed). */
     static String agentSvid(int uid, String... audiences) {
         List<String> cmd = new ArrayList<>(List.of(chain.get("SPIRE_BIN") + "/spire-agent", "api", "fetch", "jwt",
@@ -188,6 +175,56 @@ class RealChainIT {
         assertTrue(r.ok(), "spire-agent api fetch jwt failed: " + r.err());
         return r.out().lines().map(String::strip).filter(l -> l.startsWith("eyJ")).findFirst()
                 .orElseThrow(() -> new AssertionError("no JWT-SVID in the agent's answer"));
+    }
+
+    /** A key served to a workload, as the ledger recorded its issuance (never the key in any output). */
+    record Served(String key, String fingerprint, String keyId, String diesAt) {
+        @Override
+        public String toString() {
+            return "Served[" + fingerprint + ", " + keyId + ", dies at " + diesAt + "]";
+        }
+    }
+
+    /**
+     * keywarden with one workload {@code name} (uid {@code uid}, 10-minute keys) on the real chain, and the
+     * key it served that workload's first read.
+     */
+    Served serve(String name, int uid) throws Exception {
+        chain.registerUid(name, uid);
+        chain.setup("10m", "1h");
+        keywarden(policy("10m", "0.67", "60s", name));
+        String key = Proc.as(uid, "cat", key()).out();
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        for (String l : ledger()) {
+            var r = json.readTree(l);
+            if (r.path("event").asText().equals("key.issued") && r.path("workload").asText().equals(name)) {
+                return new Served(key, r.path("fingerprint").asText(), r.path("provider_key_id").asText(),
+                        r.path("provider_expires_at").asText(""));
+            }
+        }
+        throw new AssertionError("no key.issued for " + name);
+    }
+
+    /** Revokes {@code name}'s keys (the stub failing) and waits until the lease is listed as unrevoked; the listing. */
+    String revokeUntilListed(String name, Served issued) throws Exception {
+        assertEquals(0, admin("revoke", "--workload", name, "--reason", "drill").code());
+        Await.until(Duration.ofSeconds(30), () -> admin("status", "--unrevoked").out().contains(issued.fingerprint()),
+                () -> "not listed: " + admin("status", "--unrevoked").out());
+        return admin("status", "--unrevoked").out();
+    }
+
+    interface Body {
+        void run() throws Exception;
+    }
+
+    /** Runs {@code body} while the stub fails {@code deletes} service-account deletions (-1: all) with {@code status}. */
+    static void whileDeletesFail(int deletes, int status, Body body) throws Exception {
+        stubControl("faults", "{\"deletes\":" + deletes + ",\"status\":" + status + "}");
+        try {
+            body.run();
+        } finally {
+            stubControl("faults", "{\"deletes\":0}");
+        }
     }
 
     /**
@@ -212,27 +249,21 @@ class RealChainIT {
 
     @Test
     void aRevokeTheProviderFailsIsRetriedRecordedAndThenTaken() throws Exception {
-        chain.registerUid("rc-hank", 1109);
-        chain.setup("10m", "1h");
-        keywarden(policy("10m", "0.67", "60s", "rc-hank"));
-        String key = Proc.as(1109, "cat", key()).out();
-        String[] issued = issued("rc-hank");
+        Served issued = serve("rc-hank", 1109);
+        String key = issued.key();
         assertTrue(chain.stubCalls().stream().anyMatch(c -> c.startsWith("POST /v1/organization/projects/")),
                 "the engine created the service account");
-        java.time.Instant diesAt = java.time.Instant.parse(issued[2]);
+        java.time.Instant diesAt = java.time.Instant.parse(issued.diesAt());
         long lifetime = diesAt.getEpochSecond() - java.time.Instant.now().getEpochSecond();
         assertTrue(lifetime > 600 && lifetime <= 600 + 60 + 5, "the key was created to die at OpenAI a minute after its"
                 + " 10-minute lease (expires_in_seconds): " + lifetime + " s left");
-        assertTrue(admin("status").out().contains(issued[2]), "status says when the key dies at the provider");
-        try {
-            stubControl("faults", "{\"deletes\":3,\"status\":500}");
+        assertTrue(admin("status").out().contains(issued.diesAt()), "status says when the key dies at the provider");
+        whileDeletesFail(3, 500, () -> {
             assertEquals(0, admin("revoke", "--workload", "rc-hank", "--reason", "drill").code());
-            Await.until(Duration.ofSeconds(60), () -> ledgerCount("key.revoked", issued[0]) == 1,
+            Await.until(Duration.ofSeconds(60), () -> ledgerCount("key.revoked", issued.fingerprint()) == 1,
                     () -> "never revoked: " + daemon.err);
-        } finally {
-            stubControl("faults", "{\"deletes\":0}");
-        }
-        long failed = ledgerCount("key.revoke_failed", issued[0]);
+        });
+        long failed = ledgerCount("key.revoke_failed", issued.fingerprint());
         assertTrue(failed >= 1 && failed <= 3, "each failed attempt is on record: " + failed);
         assertTrue(ledger().stream().anyMatch(l -> l.contains("\"event\":\"key.revoke_failed\"") && l.contains("\"attempt\":1")
                 && l.contains("\"retry_at\":\"")), "the first failure says when it is tried again");
@@ -242,42 +273,30 @@ class RealChainIT {
 
     @Test
     void aServiceAccountDeletedBehindKeywardensBackCountsAsRevoked() throws Exception {
-        chain.registerUid("rc-ivy", 1110);
-        chain.setup("10m", "1h");
-        keywarden(policy("10m", "0.67", "60s", "rc-ivy"));
-        String key = Proc.as(1110, "cat", key()).out();
-        String[] issued = issued("rc-ivy");
-        stubControl("forget", "{\"key_id\":\"" + issued[1] + "\"}");
+        Served issued = serve("rc-ivy", 1110);
+        String key = issued.key();
+        stubControl("forget", "{\"key_id\":\"" + issued.keyId() + "\"}");
         assertEquals(401, atProvider(key), "deleted at the console");
         long deletes = chain.count("DELETE ");
         assertEquals(0, admin("revoke", "--workload", "rc-ivy", "--reason", "drill").code());
-        Await.until(Duration.ofSeconds(30), () -> ledgerCount("key.revoked", issued[0]) == 1, () -> "not revoked");
+        Await.until(Duration.ofSeconds(30), () -> ledgerCount("key.revoked", issued.fingerprint()) == 1, () -> "not revoked");
         assertTrue(chain.count("DELETE ") > deletes, "the engine asked OpenAI to delete it (404)");
-        assertEquals(0, ledgerCount("key.revoke_failed", issued[0]), "a service account already gone is no failure");
+        assertEquals(0, ledgerCount("key.revoke_failed", issued.fingerprint()), "a service account already gone is no failure");
     }
 
     @Test
     void aLeaseThatCannotBeRevokedIsListedCountedAndTakenOnceTheProviderIsBack() throws Exception {
-        chain.registerUid("rc-jack", 1111);
-        chain.setup("10m", "1h");
-        keywarden(policy("10m", "0.67", "60s", "rc-jack"));
-        String key = Proc.as(1111, "cat", key()).out();
-        String[] issued = issued("rc-jack");
-        try {
-            stubControl("faults", "{\"deletes\":-1,\"status\":502}");
-            assertEquals(0, admin("revoke", "--workload", "rc-jack", "--reason", "drill").code());
-            Await.until(Duration.ofSeconds(30), () -> admin("status", "--unrevoked").out().contains(issued[0]),
-                    () -> "not listed: " + admin("status", "--unrevoked").out());
-            String listed = admin("status", "--unrevoked").out();
+        Served issued = serve("rc-jack", 1111);
+        String key = issued.key();
+        whileDeletesFail(-1, 502, () -> {
+            String listed = revokeUntilListed("rc-jack", issued);
             assertTrue(listed.contains("rc-jack") && listed.contains("HTTP 400"), listed);
             assertTrue(admin("status").out().contains("unrevoked: 1 lease"), "status says so");
             assertTrue(metrics().contains("keywarden_keys_unrevoked 1.0"), "and the gauge counts it");
             assertEquals(200, atProvider(key), "its key still works at the provider: that is why it is listed");
-        } finally {
-            stubControl("faults", "{\"deletes\":0}");
-        }
+        });
         // The retries go on (2 s, doubling): once the provider answers, the lease is revoked and no longer listed.
-        Await.until(Duration.ofSeconds(90), () -> ledgerCount("key.revoked", issued[0]) == 1, () -> "never taken");
+        Await.until(Duration.ofSeconds(90), () -> ledgerCount("key.revoked", issued.fingerprint()) == 1, () -> "never taken");
         assertTrue(admin("status", "--unrevoked").out().contains("no unrevoked leases"));
         assertTrue(metrics().contains("keywarden_keys_unrevoked 0.0"));
         assertEquals(401, atProvider(key));
@@ -286,16 +305,11 @@ class RealChainIT {
     /** An upgrade does not lose a revoke: the successor lists the pending lease and takes it once the provider answers. */
     @Test
     void aRevokeStillPendingAtATakeoverIsRetriedByTheSuccessor() throws Exception {
-        chain.registerUid("rc-lee", 1113);
-        chain.setup("10m", "1h");
-        Daemon old = keywarden(policy("10m", "0.67", "60s", "rc-lee"));
-        String key = Proc.as(1113, "cat", key()).out();
-        String[] issued = issued("rc-lee");
-        try {
-            stubControl("faults", "{\"deletes\":-1,\"status\":500}");
-            assertEquals(0, admin("revoke", "--workload", "rc-lee", "--reason", "drill").code());
-            Await.until(Duration.ofSeconds(30), () -> admin("status", "--unrevoked").out().contains(issued[0]),
-                    () -> "not listed");
+        Served issued = serve("rc-lee", 1113);
+        String key = issued.key();
+        Daemon old = daemon;
+        whileDeletesFail(-1, 500, () -> {
+            revokeUntilListed("rc-lee", issued);
             Daemon successor = Daemon.start(Map.of(), "run", "--config", dir.resolve("config.yaml").toString(), "--takeover");
             daemon = successor;
             try {
@@ -304,12 +318,10 @@ class RealChainIT {
             } finally {
                 old.close();
             }
-            assertTrue(admin("status", "--unrevoked").out().contains(issued[0]), "the successor lists the pending revoke");
+            assertTrue(admin("status", "--unrevoked").out().contains(issued.fingerprint()), "the successor lists the pending revoke");
             assertEquals(200, atProvider(key), "still alive at the provider");
-        } finally {
-            stubControl("faults", "{\"deletes\":0}");
-        }
-        Await.until(Duration.ofSeconds(90), () -> ledgerCount("key.revoked", issued[0]) == 1,
+        });
+        Await.until(Duration.ofSeconds(90), () -> ledgerCount("key.revoked", issued.fingerprint()) == 1,
                 () -> "the successor never took the revoke: " + daemon.err);
         assertEquals(401, atProvider(key), "revoked by the successor, with the token handed over");
         assertTrue(admin("status", "--unrevoked").out().contains("no unrevoked leases"));
