@@ -441,7 +441,10 @@ class RealChainIT {
         long seconds = java.time.Instant.parse(exp).getEpochSecond() - java.time.Instant.now().getEpochSecond();
         assertTrue(seconds <= 16, "the effective expiry is the token's end, not the lease's 10 minutes: " + seconds + " s");
         // The token (and with it the lease) dies at 16 s; keywarden refreshes before, with a new login.
-        Thread.sleep(20_000);
+        // Waited for: the first token's end has passed and a refresh is on record.
+        java.time.Instant firstEnd = java.time.Instant.parse(exp);
+        Await.until(Duration.ofSeconds(60), () -> java.time.Instant.now().isAfter(firstEnd.plusSeconds(1))
+                && ledger().stream().anyMatch(l -> l.contains("\"event\":\"key.refreshed\"")), () -> "no refresh");
         String later = Proc.as(1108, "cat", key()).out();
         assertTrue(later.startsWith("sk-svcacct-stub-"), "still served past the first token's end");
         assertNotEquals(first, later);
