@@ -175,7 +175,7 @@ class FederationIT {
                         () -> p.tokensOf("anthropic", ALICE).size() >= 2, () -> "no refresh of the Anthropic token");
                 String second = Proc.as(1001, "cat", mnt.resolve("claude/api_key").toString()).out();
                 assertNotEquals(first, second, "refreshed before expiry");
-                assertEquals(2, p.tokensOf("anthropic", ALICE).size());
+                assertTrue(p.tokensOf("anthropic", ALICE).size() >= 2, "a new token per refresh");
                 assertEquals(List.of(), p.refusals, "no assertion presented twice, none refused");
                 String metrics = Http.get(ops + "/metrics");
                 for (String i : List.of("oai", "claude", "gcp", "entra", "aws", "okta", "orfed", "orouter")) {
