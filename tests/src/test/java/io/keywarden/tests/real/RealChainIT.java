@@ -2,7 +2,6 @@ package io.keywarden.tests.real;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.keywarden.delivery.IssuedKey;
@@ -124,7 +123,7 @@ class RealChainIT {
         String a = Proc.as(1101, "cat", key()).out();
         String b = Proc.as(1102, "cat", key()).out();
         assertTrue(a.startsWith("sk-svcacct-stub-") && b.startsWith("sk-svcacct-stub-"), "engine-issued keys");
-        assertNotEquals(a, b, "each workload its own key");
+        assertFalse(a.equals(b), "each workload its own key (compared without printing either)");
         assertEquals(200, atProvider(a), "alice's key works at the provider");
         assertEquals(200, atProvider(b));
         assertEquals(2, chain.count("POST /v1/organization/projects/") - before, "one service account each");
@@ -238,9 +237,10 @@ class RealChainIT {
         Await.until(Duration.ofSeconds(30), () -> Proc.as(1112, chain.get("SPIRE_BIN") + "/spire-agent", "api", "fetch",
                 "jwt", "-audience", "vault", "-socketPath", chain.get("SPIRE_AGENT_SOCKET")).ok(), () -> "entry not synced");
         String a = agentSvid(1112, "vault");
-        assertEquals(a, agentSvid(1112, "vault"), "the agent hands out its cached SVID again");
+        // Compared without assertEquals: a failure must not print a JWT.
+        assertTrue(a.equals(agentSvid(1112, "vault")), "the agent hands out its cached SVID again");
         String once = agentSvid(1112, "vault", "urn:keywarden:once:" + java.util.UUID.randomUUID());
-        assertNotEquals(a, once, "a unique second audience gets a new SVID");
+        assertFalse(a.equals(once), "a unique second audience gets a new SVID");
         var claims = com.nimbusds.jwt.SignedJWT.parse(once).getJWTClaimsSet();
         assertEquals(2, claims.getAudience().size(), "both audiences");
         assertTrue(claims.getAudience().contains("vault"), "still for the requested audience");
@@ -370,7 +370,7 @@ class RealChainIT {
         Await.until(Duration.ofSeconds(25), () -> ledger().stream().anyMatch(l -> l.contains("\"event\":\"key.refreshed\"")),
                 () -> "no refresh");
         String second = Proc.as(1104, "cat", key()).out();
-        assertNotEquals(first, second, "a new key after the refresh");
+        assertFalse(first.equals(second), "a new key after the refresh");
         assertEquals(200, atProvider(second));
         Await.until(Duration.ofSeconds(15), () -> atProvider(first) == 401, () -> "the old service account lives on");
         long issuances = ledger().stream().filter(l -> l.contains("\"event\":\"key.issued\"")
@@ -425,7 +425,7 @@ class RealChainIT {
         Await.until(Duration.ofSeconds(90), () -> Proc.as(1107, "cat", key()).out().startsWith("sk-svcacct-stub-"),
                 () -> "no recovery after OpenBao came back: " + daemon.err);
         String recovered = Proc.as(1107, "cat", key()).out();
-        assertNotEquals(first, recovered);
+        assertFalse(first.equals(recovered), "a new key after recovery");
         assertEquals(200, atProvider(recovered));
         System.out.printf("OpenBao back: a fresh key %d ms later (issuer back-off up to 60 s)%n",
                 (System.nanoTime() - back) / 1_000_000);
@@ -447,7 +447,7 @@ class RealChainIT {
                 && ledger().stream().anyMatch(l -> l.contains("\"event\":\"key.refreshed\"")), () -> "no refresh");
         String later = Proc.as(1108, "cat", key()).out();
         assertTrue(later.startsWith("sk-svcacct-stub-"), "still served past the first token's end");
-        assertNotEquals(first, later);
+        assertFalse(first.equals(later), "a new key after the first token's end");
         assertEquals(200, atProvider(later), "the key served after the token's end works");
     }
 

@@ -91,7 +91,11 @@ public final class ClientKeys {
         ECKey key;
         try {
             key = text.stripLeading().startsWith("{") ? fromJwk(text) : fromPem(text);
-        } catch (java.text.ParseException | java.security.GeneralSecurityException | IllegalArgumentException e) {
+        } catch (java.text.ParseException e) {
+            // The parser's message may quote the text, which is a private key: not repeated here.
+            throw new IOException(file + " is not an EC P-256 private key: not a JWK (unparsable JSON); a private JWK"
+                    + " or PEM (PRIVATE KEY then PUBLIC KEY) is expected");
+        } catch (java.security.GeneralSecurityException | IllegalArgumentException e) {
             throw new IOException(file + " is not an EC P-256 private key (a private JWK, or PEM: PRIVATE KEY then"
                     + " PUBLIC KEY): " + e.getMessage(), e);
         }

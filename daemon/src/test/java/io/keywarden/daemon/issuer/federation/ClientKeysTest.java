@@ -79,6 +79,10 @@ class ClientKeysTest {
         Path garbage = Files.writeString(dir.resolve("garbage"), "{not json");
         e = assertThrows(IOException.class, () -> ClientKeys.read(garbage));
         assertTrue(e.getMessage().contains("garbage"), e.getMessage());
+        Path torn = Files.writeString(dir.resolve("torn.jwk"), "{\"kty\":\"EC\",\"crv\":\"P-256\",\"d\":\"PRIVATEPART\", oops");
+        e = assertThrows(IOException.class, () -> ClientKeys.read(torn));
+        assertTrue(e.getMessage().contains("torn.jwk") && !e.getMessage().contains("PRIVATEPART"),
+                "the error names the file, never its content: " + e.getMessage());
         assertThrows(IOException.class, () -> ClientKeys.load(List.of(), Clock.systemUTC()));
         assertThrows(IOException.class, () -> ClientKeys.read(dir.resolve("missing")));
     }
