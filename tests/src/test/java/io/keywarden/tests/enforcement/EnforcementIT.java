@@ -159,7 +159,7 @@ class EnforcementIT {
         var running = java.util.concurrent.CompletableFuture.supplyAsync(
                 () -> Proc.as(UID, agent.toString(), fifo.toString(), key()));
         // Running and waiting on the fifo before its binary is replaced.
-        io.keywarden.tests.support.Await.until(Duration.ofSeconds(10), () -> Proc.run("pgrep", "-f", fifo.toString()).ok(),
+        io.keywarden.testing.Await.until(Duration.ofSeconds(10), () -> Proc.run("pgrep", "-f", fifo.toString()).ok(),
                 () -> "the agent did not start");
         assertTrue(Proc.as(UID, "sh", "-c", "cp " + agent + " " + agent + ".new && mv " + agent + ".new " + agent).ok());
         assertTrue(Proc.run("sh", "-c", "echo go > " + fifo).ok());

@@ -179,7 +179,7 @@ class KeyFsIT {
         keys.set("alice", "openai", key("sk-alice-openai-0005", clock.instant().plus(Duration.ofMinutes(5))));
         fs.keyChanged("alice", "openai");
         // The kernel's copy is dropped by the notify thread: the next read after it serves the new key.
-        io.keywarden.tests.support.Await.until(Duration.ofSeconds(10), () -> "sk-alice-openai-0005".equals(
+        io.keywarden.testing.Await.until(Duration.ofSeconds(10), () -> "sk-alice-openai-0005".equals(
                 sendfile(ALICE, api)), () -> "the page cache still serves the old key");
         Proc.Result copy = Proc.as(ALICE, "/usr/bin/python3", "-c", "import shutil, sys; shutil.copyfileobj(open(sys.argv[1], 'rb'),"
                 + " sys.stdout.buffer)", api);
