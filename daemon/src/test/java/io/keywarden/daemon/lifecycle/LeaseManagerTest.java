@@ -295,13 +295,13 @@ class LeaseManagerTest {
     @Test
     void aRevokeTheIssuerRefusesIsRecordedAndTriedAgainWhileTheLeaseLives() throws Exception {
         List<String> failures = new java.util.concurrent.CopyOnWriteArrayList<>();
-        leases = new LeaseManager(issuer, () -> policy, clock, scheduler, new Random(seed), new LeaseEvents() {
+        leases = recordingWith(new LeaseEvents() {
             @Override
             public void revokeFailed(Workload w, String key, io.keywarden.daemon.issuer.Lease lease, String error,
                                      int attempt, Instant retryAt) {
                 failures.add(lease.leaseId() + " #" + attempt + " " + (retryAt == null ? "last" : "again at " + retryAt));
             }
-        }, p -> alivePids.contains(p.pid()));
+        });
         ProcessInfo a = proc(10);
         open(a);
         issuer.refuseRevokes = 2;
@@ -326,13 +326,13 @@ class LeaseManagerTest {
     void aRevokeIsNotTriedPastItsLeasesExpiry() throws Exception {
         List<String> failures = new java.util.concurrent.CopyOnWriteArrayList<>();
         issuer.ttl = java.time.Duration.ofSeconds(5);
-        leases = new LeaseManager(issuer, () -> policy, clock, scheduler, new Random(seed), new LeaseEvents() {
+        leases = recordingWith(new LeaseEvents() {
             @Override
             public void revokeFailed(Workload w, String key, io.keywarden.daemon.issuer.Lease lease, String error,
                                      int attempt, Instant retryAt) {
                 failures.add("#" + attempt + " " + (retryAt == null ? "last" : "again"));
             }
-        }, p -> alivePids.contains(p.pid()));
+        });
         open(proc(10));
         issuer.refuseRevokes = 100;
         leases.revokeNow("alice", null, RevokeReason.OPERATOR, "kill switch");
@@ -350,13 +350,13 @@ class LeaseManagerTest {
     @Test
     void aPendingRevokeHandedOverIsRetriedBySuccessorAtItsNextTry() throws Exception {
         List<String> revoked = new java.util.concurrent.CopyOnWriteArrayList<>();
-        leases = new LeaseManager(issuer, () -> policy, clock, scheduler, new Random(seed), new LeaseEvents() {
+        leases = recordingWith(new LeaseEvents() {
             @Override
             public void revoked(Workload w, String key, io.keywarden.daemon.issuer.Lease lease, RevokeReason code,
                                 String reason) {
                 revoked.add(w.name() + " " + lease.leaseId() + " " + lease.key().fingerprint() + " " + code + " " + reason);
             }
-        }, p -> alivePids.contains(p.pid()));
+        });
         Unrevoked.Entry pending = new Unrevoked.Entry("alice", "spiffe://example.org/alice", "openai", "lease-old",
                 "sha256:00112233445566aa", null, issuer.name(), 2, "HTTP 400", T0.minusSeconds(6), T0.plusSeconds(3),
                 T0.plusSeconds(600), java.util.Optional.empty(), RevokeReason.OPERATOR, "revoked by drill");
@@ -373,5 +373,11 @@ class LeaseManagerTest {
                 "recorded as the revoke it was, with the key's fingerprint");
         assertEquals(List.of("lease-older"), leases.unrevoked().list().stream().map(Unrevoked.Entry::leaseId).toList(),
                 "the one given up on stays listed until its key can no longer work");
+    }
+
+    /** The manager under test, reporting to {@code events} (what a test records). */
+    private LeaseManager recordingWith(LeaseEvents events) {
+        return new LeaseManager(issuer, () -> policy, clock, scheduler, new Random(seed), events,
+                p -> alivePids.contains(p.pid()));
     }
 }
