@@ -26,7 +26,9 @@ import java.util.Set;
 import java.util.UUID;
 
 /**
- * Delivery without FUSE: {@code <root>/<workload>/<key>/{api_key,expires_at,status[,headers]}} on a tmpfs,
+ * Delivery without FUSE: {@code <root>/<workload>/<key>/{api_key,expires_at,status[,headers]}} on a tmpfs
+ * (or, in the {@link Layout#PER_KEY} layout a non-root {@code keywarden dev} uses, {@code <root>/<key>/…}
+ * as under KeyFS, each key then served to one workload only),
  * owned by the workload's {@code unix:uid}, files 0400 and directories 0500, each file replaced
  * atomically (write a temporary file, chown, rename). Never on disk: as root the daemon mounts a
  * tmpfs at the root; otherwise it refuses a directory that is not memory-backed.
@@ -35,22 +37,33 @@ public final class TmpfsDelivery implements AutoCloseable {
     private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(TmpfsDelivery.class);
     private static final Set<String> MEMORY_FS = Set.of("tmpfs", "ramfs");
 
+    /** Where a key's files go: under the workload's directory, or straight under the root (one workload a key). */
+    public enum Layout { PER_WORKLOAD, PER_KEY }
+
     private final Path root;
     private final boolean mounted;
+    private final Layout layout;
+    /** PER_KEY: the workload each key directory serves; a second workload for the same key is refused. */
+    private final java.util.Map<String, String> keyOwners = new java.util.concurrent.ConcurrentHashMap<>();
     /** The status line last written per key directory: an unchanged "ok" is not rewritten on every refresh. */
     private final java.util.Map<Path, String> statusWritten = new java.util.concurrent.ConcurrentHashMap<>();
     private final java.util.Map<Path, Integer> owners = new java.util.concurrent.ConcurrentHashMap<>();
 
-    private TmpfsDelivery(Path root, boolean mounted) {
+    private TmpfsDelivery(Path root, boolean mounted, Layout layout) {
         this.root = root;
         this.mounted = mounted;
+        this.layout = layout;
+    }
+
+    public static TmpfsDelivery open(Path root, boolean asRoot) throws IOException {
+        return open(root, asRoot, Layout.PER_WORKLOAD);
     }
 
     /**
      * Prepares {@code root}: as root, mounts a private tmpfs there (reusing and wiping one a crashed
      * daemon left); otherwise checks that it already is memory-backed.
      */
-    public static TmpfsDelivery open(Path root, boolean asRoot) throws IOException {
+    public static TmpfsDelivery open(Path root, boolean asRoot, Layout layout) throws IOException {
         Path r = root.toAbsolutePath().normalize();
         Files.createDirectories(r);
         if (asRoot) {
@@ -59,7 +72,7 @@ public final class TmpfsDelivery implements AutoCloseable {
                 Mounts.mount("keywarden", r, "tmpfs", LibC.MS_NOSUID | LibC.MS_NODEV | LibC.MS_NOEXEC,
                         "mode=0755,size=16m");
             }
-            TmpfsDelivery d = new TmpfsDelivery(r, true);
+            TmpfsDelivery d = new TmpfsDelivery(r, true, layout);
             d.wipeAll();
             return d;
         }
@@ -69,7 +82,7 @@ public final class TmpfsDelivery implements AutoCloseable {
                     + " touch disk. Run as root (keywarden mounts a tmpfs) or choose a directory on a tmpfs,"
                     + " e.g. under $XDG_RUNTIME_DIR");
         }
-        return new TmpfsDelivery(r, false);
+        return new TmpfsDelivery(r, false, layout);
     }
 
     public Path root() {
@@ -82,8 +95,13 @@ public final class TmpfsDelivery implements AutoCloseable {
                 .map(s -> Integer.parseUnsignedInt(s.value())).findFirst();
     }
 
-    private Path dir(Workload w, String key) {
-        return root.resolve(w.name()).resolve(key);
+    public Layout layout() {
+        return layout;
+    }
+
+    /** The directory of a workload's key: {@code <root>/<workload>/<key>} or, per key, {@code <root>/<key>}. */
+    public Path dir(Workload w, String key) {
+        return layout == Layout.PER_KEY ? root.resolve(key) : root.resolve(w.name()).resolve(key);
     }
 
     /** Writes a key, its expiry and {@code status ok}; each file is replaced atomically. */
@@ -138,6 +156,14 @@ public final class TmpfsDelivery implements AutoCloseable {
     public void wipe(Workload w, String key) throws IOException {
         statusWritten.remove(dir(w, key));
         owners.remove(dir(w, key));
+        if (layout == Layout.PER_KEY) {
+            if (!w.name().equals(keyOwners.get(key))) {
+                return;   // another workload's key (refused at publish): nothing of this one's is there
+            }
+            deleteTree(dir(w, key));
+            keyOwners.remove(key);
+            return;
+        }
         deleteTree(dir(w, key));
         try {
             Files.deleteIfExists(root.resolve(w.name()));
@@ -147,13 +173,21 @@ public final class TmpfsDelivery implements AutoCloseable {
     }
 
     private Path ensureDirs(Workload w, String key, int uid) throws IOException {
-        Path wd = root.resolve(w.name());
-        Path kd = wd.resolve(key);
+        Path kd = dir(w, key);
+        Path[] dirs = {root.resolve(w.name()), kd};
+        if (layout == Layout.PER_KEY) {
+            String holder = keyOwners.putIfAbsent(key, w.name());
+            if (holder != null && !holder.equals(w.name())) {
+                throw new IOException("key " + key + " is served to workload " + holder + " at " + kd + "; workload "
+                        + w.name() + " cannot have it too in this layout (one workload a key)");
+            }
+            dirs = new Path[] {kd};
+        }
         // Root writes into 0500 directories (it overrides mode bits); a daemon running as the
         // workload's own uid (keywarden dev without root) must keep write permission on them: 0700,
         // still owner-only.
         String mode = LibC.geteuid() == 0 ? "r-x------" : "rwx------";
-        for (Path p : new Path[] {wd, kd}) {
+        for (Path p : dirs) {
             if (!Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)) {
                 Files.createDirectory(p, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString(mode)));
                 owners.remove(p);
@@ -193,6 +227,7 @@ public final class TmpfsDelivery implements AutoCloseable {
     private void wipeAll() throws IOException {
         statusWritten.clear();
         owners.clear();
+        keyOwners.clear();
         try (var entries = Files.list(root)) {
             for (Path p : (Iterable<Path>) entries::iterator) {
                 deleteTree(p);

@@ -39,16 +39,32 @@ public final class JwtSigner {
     private final Clock clock;
 
     public JwtSigner(String issuer, List<String> audience, Clock clock) {
+        this(issuer, audience, clock, generated());
+    }
+
+    /** Signs with {@code key}, a P-256 private key with a {@code kid} (kept across restarts: {@code dev --signing-key}). */
+    public JwtSigner(String issuer, List<String> audience, Clock clock, ECKey key) {
+        if (!key.isPrivate() || !Curve.P_256.equals(key.getCurve()) || key.getKeyID() == null) {
+            throw new IllegalArgumentException("the signing key must be a P-256 private key with a kid");
+        }
+        this.key = key;
         try {
-            this.key = new ECKeyGenerator(Curve.P_256).keyUse(KeyUse.SIGNATURE).algorithm(JWSAlgorithm.ES256)
-                    .keyID(UUID.randomUUID().toString()).generate();
             this.signer = new ECDSASigner(key);
         } catch (JOSEException e) {
-            throw new IllegalStateException("cannot generate a P-256 signing key", e);
+            throw new IllegalArgumentException("the signing key cannot sign: " + e.getMessage(), e);
         }
         this.issuer = issuer;
         this.audience = List.copyOf(audience);
         this.clock = clock;
+    }
+
+    private static ECKey generated() {
+        try {
+            return new ECKeyGenerator(Curve.P_256).keyUse(KeyUse.SIGNATURE).algorithm(JWSAlgorithm.ES256)
+                    .keyID(UUID.randomUUID().toString()).generate();
+        } catch (JOSEException e) {
+            throw new IllegalStateException("cannot generate a P-256 signing key", e);
+        }
     }
 
     public String issuer() {

@@ -66,6 +66,15 @@ final class DevCommand implements Callable<Integer> {
             + " default: the provider of the key's issuer type (https://api.openai.com for dev keys).")
     java.util.List<String> upstreams = new java.util.ArrayList<>();
 
+    @Option(names = "--signing-key", paramLabel = "FILE", description = "Sign the dev identity's JWT-SVIDs with the P-256"
+            + " key in FILE (made, mode 0600, when it does not exist), so they verify across restarts: register its"
+            + " public JWKS (keywarden jwks --key FILE) once with a provider's workload identity federation.")
+    Path signingKey;
+
+    @Option(names = "--issuer-url", paramLabel = "URL", description = "The 'iss' of dev JWT-SVIDs and the issuer of the"
+            + " discovery document (default http://<--listen>); the URL a provider's federation is told.")
+    String issuerUrl;
+
     @CommandLine.Mixin
     UpgradeOptions upgrade = new UpgradeOptions();
 
@@ -116,7 +125,21 @@ final class DevCommand implements Callable<Integer> {
             extensions = extensions.withCsi(Optional.of(new Config.Csi(csiSocket.toAbsolutePath(), Optional.empty())));
         }
         return Serving.serve(DevSpec.of(mount, policy, keyTtl, ops, audit, adminSocket, System.getenv(), fuseTimeout,
-                real, extensions), spec.commandLine().getOut(), upgrade.takeover, upgrade.afterHandover);
+                real, extensions, Optional.ofNullable(signingKey), Optional.ofNullable(issuerUrl).map(DevCommand::issuerUrl)),
+                spec.commandLine().getOut(), upgrade.takeover, upgrade.afterHandover);
+    }
+
+    private static String issuerUrl(String u) {
+        try {
+            java.net.URI uri = new java.net.URI(u);
+            if (!("https".equals(uri.getScheme()) || "http".equals(uri.getScheme())) || uri.getHost() == null
+                    || uri.getQuery() != null || uri.getFragment() != null) {
+                throw new UserError("keywarden dev: --issuer-url " + u + " is not an http(s) URL without query or fragment");
+            }
+        } catch (java.net.URISyntaxException e) {
+            throw new UserError("keywarden dev: --issuer-url " + u + " is not a URL: " + e.getReason());
+        }
+        return u.endsWith("/") ? u.substring(0, u.length() - 1) : u;
     }
 
     /** {@code --gateway}, {@code --gateway-socket} and {@code --upstream} over the config's gateway, if any. */

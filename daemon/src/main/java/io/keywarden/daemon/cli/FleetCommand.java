@@ -36,7 +36,7 @@ final class FleetCommand implements Runnable {
 
         @Override
         public Integer call() {
-            JsonNode a = AdminCall.send(admin.socket, AdminCall.request("fleet"));
+            JsonNode a = AdminCall.send(admin.path(), AdminCall.request("fleet"));
             if (!a.path("ok").asBoolean(false)) {
                 spec.commandLine().getErr().println("keywarden fleet: " + a.path("error").asText("no answer"));
                 return 3;

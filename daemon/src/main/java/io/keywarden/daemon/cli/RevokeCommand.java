@@ -44,7 +44,7 @@ final class RevokeCommand implements Callable<Integer> {
             spec.commandLine().getErr().println("keywarden revoke: --fleet needs --block (a revoke is per node)");
             return 2;
         }
-        JsonNode a = AdminCall.send(admin.socket, req);
+        JsonNode a = AdminCall.send(admin.path(), req);
         spec.commandLine().getOut().printf("revoked %d lease(s) of %s%s%n", a.path("revoked").asInt(), which.describe(),
                 block ? "; blocked until `keywarden unblock`" + (fleet ? " --fleet, on every node" : "")
                         : "; a fresh key is issued on the next open");

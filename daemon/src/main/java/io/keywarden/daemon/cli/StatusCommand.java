@@ -25,7 +25,7 @@ final class StatusCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        JsonNode a = AdminCall.send(admin.socket, AdminCall.request("status"));
+        JsonNode a = AdminCall.send(admin.path(), AdminCall.request("status"));
         PrintWriter out = spec.commandLine().getOut();
         if (json) {
             out.println((unrevoked ? a.path("unrevoked") : a).toPrettyString());

@@ -25,7 +25,7 @@ final class UnblockCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        JsonNode a = AdminCall.send(admin.socket, which.into(AdminCall.request("unblock")).put("fleet", fleet));
+        JsonNode a = AdminCall.send(admin.path(), which.into(AdminCall.request("unblock")).put("fleet", fleet));
         spec.commandLine().getOut().println(a.path("was_blocked").asBoolean() ? "unblocked " + which.describe()
                 : which.describe() + " was not blocked");
         if (a.hasNonNull("warning")) {

@@ -19,7 +19,15 @@ public record Config(String node, Path policy, Identity identity, Map<String, Is
 
     public enum DeliveryMode { FUSE, TMPFS }
 
-    public record Identity(IdentityProvider provider, String audience, Path spireAdminSocket) {
+    /**
+     * {@code devSigningKey}/{@code devIssuer}: {@code keywarden dev --signing-key/--issuer-url}, a dev
+     * identity whose JWT-SVIDs a provider's federation can be told to trust once.
+     */
+    public record Identity(IdentityProvider provider, String audience, Path spireAdminSocket,
+                           Optional<Path> devSigningKey, Optional<String> devIssuer) {
+        public Identity(IdentityProvider provider, String audience, Path spireAdminSocket) {
+            this(provider, audience, spireAdminSocket, Optional.empty(), Optional.empty());
+        }
     }
 
     /** How to reach one Vault/OpenBao (an instance of type vault). */

@@ -75,6 +75,14 @@ public final class DevSpec {
     public static Spec of(Path mount, Path policyFile, Duration ttl, HostPort listen, Path audit, Path adminSocket,
                           Map<String, String> env, Duration fuseRequestTimeout, Map<String, IssuerSpec> realIssuers,
                           Config.Extensions extensions) {
+        return of(mount, policyFile, ttl, listen, audit, adminSocket, env, fuseRequestTimeout, realIssuers, extensions,
+                Optional.empty(), Optional.empty());
+    }
+
+    /** The same, with {@code --signing-key} (a dev signing key kept in a file) and {@code --issuer-url}. */
+    public static Spec of(Path mount, Path policyFile, Duration ttl, HostPort listen, Path audit, Path adminSocket,
+                          Map<String, String> env, Duration fuseRequestTimeout, Map<String, IssuerSpec> realIssuers,
+                          Config.Extensions extensions, Optional<Path> signingKey, Optional<String> issuerUrl) {
         Policy policy;
         if (policyFile != null) {
             try {
@@ -90,20 +98,45 @@ public final class DevSpec {
         if (!problems.isEmpty()) {
             throw new UserError(problems.stream().map(Problem::format).toList());
         }
+        if (realIssuers == null && extensions.gateway().isPresent()) {
+            List<String> nowhere = policy.keys().keySet().stream()
+                    .filter(k -> !extensions.gateway().get().upstreams().containsKey(k)).toList();
+            if (!nowhere.isEmpty()) {
+                throw new UserError("keywarden dev: the gateway would send dev keys (sk-dev-…) for " + String.join(", ", nowhere)
+                        + " to the provider, which refuses them: name where they go with --upstream "
+                        + nowhere.get(0) + "=URL (a local stub or mock server), or serve real credentials with"
+                        + " --issuers real --config FILE");
+            }
+        }
         boolean root = LibC.geteuid() == 0;
         String xdg = env.get("XDG_RUNTIME_DIR");
         Optional<Path> xdgDir = xdg == null || xdg.isBlank() ? Optional.empty() : Optional.of(Path.of(xdg));
-        Path admin = adminSocket != null ? adminSocket : root ? Path.of("/run/keywarden-admin/admin.sock")
-                : xdgDir.orElse(Path.of("/tmp")).resolve("keywarden-admin.sock");
+        Path admin = adminSocket != null ? adminSocket : defaultAdminSocket(root, env);
         String node = env.getOrDefault("NODE_NAME", "").isBlank() ? hostName() : env.get("NODE_NAME");
         return new Spec("keywarden dev", node, policy, Optional.ofNullable(policyFile),
-                new Config.Identity(Config.IdentityProvider.DEV, "vault", null), issuers,
+                new Config.Identity(Config.IdentityProvider.DEV, "vault", null, signingKey.map(Path::toAbsolutePath), issuerUrl), issuers,
                 new Spec.DeliverySpec(Config.DeliveryMode.FUSE, mount != null ? mount : DEFAULT_MOUNT, true, xdgDir,
                         fuseRequestTimeout),
                 new Spec.AuditSpec(Optional.of(audit != null ? audit : defaultLedger(root, env)), false,
                         Ledger.Options.of(KeywardenRuntime.LEDGER_SEGMENT_BYTES, KeywardenRuntime.LEDGER_FSYNC)),
-                listen, admin, admin.resolveSibling(root ? "handover.sock" : "keywarden-handover.sock"), true,
+                listen, admin, admin.resolveSibling(root ? "handover.sock"
+                        : admin.getFileName().toString().startsWith("keywarden-") ? "keywarden-handover.sock" : "handover.sock"), true,
                 Config.Tuning.DEFAULT, extensions);
+    }
+
+    /**
+     * {@code keywarden dev}'s admin socket when not told: the system's as root; otherwise
+     * {@code $XDG_RUNTIME_DIR/keywarden-admin.sock}, or without it beside the ledger in the user's
+     * state directory (never in a directory others may write, such as /tmp). {@code status},
+     * {@code revoke} and {@code unblock} look here too.
+     */
+    public static Path defaultAdminSocket(boolean root, Map<String, String> env) {
+        if (root) {
+            return Path.of("/run/keywarden-admin/admin.sock");
+        }
+        String xdg = env.get("XDG_RUNTIME_DIR");
+        return xdg != null && !xdg.isBlank() ? Path.of(xdg).resolve("keywarden-admin.sock")
+                : defaultLedger(false, env).resolveSibling("admin.sock");
     }
 
     /**

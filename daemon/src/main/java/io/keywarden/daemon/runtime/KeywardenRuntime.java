@@ -222,7 +222,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         s.policyFile().ifPresent(f -> startWatcher(s, f, issuers));
         components.add("handover", HandoverServer.start(s.handoverSocket(), handoverSide()));
         scheduler.every(clock, s.tuning().readinessInterval(), components::probe);
-        ReadyBanner.print(out, s, delivery.fuse() ? "KeyFS (FUSE)" : "tmpfs", delivery.path(), !delivery.fuse());
+        ReadyBanner.print(out, s, delivery);
     }
 
     /** StatsD and OTLP exports of every meter, when the config asks: before anything registers a meter. */
@@ -319,15 +319,24 @@ public final class KeywardenRuntime implements AutoCloseable {
             stop = client;
             identity = new SpireIdentityProvider(proc, client, policy, s.identity().audience(), clock);
         } else {
-            identity = new DevIdentityProvider(new SelectorAttestor(proc, policy),
-                    new JwtSigner("http://" + s.listen(), List.of(s.identity().audience()), clock), clock);
+            String iss = s.identity().devIssuer().orElse("http://" + s.listen());
+            JwtSigner signer = s.identity().devSigningKey().map(f -> new JwtSigner(iss, List.of(s.identity().audience()),
+                    clock, DevSigningKey.loadOrCreate(f))).orElseGet(() -> new JwtSigner(iss, List.of(s.identity().audience()),
+                    clock));
+            identity = new DevIdentityProvider(new SelectorAttestor(proc, policy), signer, clock);
         }
         components.add(Component.of("identity", stop, identity::unavailable));
         return identity;
     }
 
     /** Where keys are served: KeyFS over FUSE, or tmpfs files, at {@code path}. */
-    record FrontEnd(boolean fuse, Path path) {
+    record FrontEnd(boolean fuse, Path path, TmpfsDelivery.Layout layout) {
+        /** The file a workload reads its key from. */
+        Path apiKey(String workload, String key) {
+            return (layout == TmpfsDelivery.Layout.PER_WORKLOAD ? path.resolve(workload) : path).resolve(key)
+                    .resolve("api_key");
+        }
+
         /** As the admin API's status says it: {@code fuse PATH} or {@code tmpfs PATH}. */
         @Override
         public String toString() {
@@ -341,7 +350,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         boolean root = LibC.geteuid() == 0;
         Spec.DeliverySpec d = s.delivery();
         String whyNoFuse = d.mode() == Config.DeliveryMode.TMPFS ? null
-                : !root ? "not running as root (mounting FUSE needs CAP_SYS_ADMIN)"
+                : !root ? "not running as root: mounting FUSE needs CAP_SYS_ADMIN"
                 : !Files.exists(Path.of("/dev/fuse")) ? "/dev/fuse does not exist" : null;
         if (inherited != null && (d.mode() != Config.DeliveryMode.FUSE || whyNoFuse != null)) {
             throw new IOException("cannot take over the FUSE mount at " + inherited.mountPoint() + ": "
@@ -350,7 +359,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         if (d.mode() == Config.DeliveryMode.FUSE && whyNoFuse == null) {
             try {
                 startKeyFs(s, identity, issuers);
-                return new FrontEnd(true, d.path());
+                return new FrontEnd(true, d.path(), TmpfsDelivery.Layout.PER_KEY);
             } catch (IOException e) {
                 if (inherited != null) {
                     throw e;
@@ -363,15 +372,18 @@ public final class KeywardenRuntime implements AutoCloseable {
         }
         Path dir = d.path();
         if (d.mode() == Config.DeliveryMode.FUSE) {
-            if (!root) {
+            if (!root && d.path().equals(DevSpec.DEFAULT_MOUNT)) {
+                String why = whyNoFuse;
                 dir = d.xdgRuntimeDir().map(x -> x.resolve("keywarden")).orElseThrow(() -> new UserError(
-                        "keywarden: FUSE is unavailable and XDG_RUNTIME_DIR is not set for tmpfs delivery; pass --mount DIR"
-                                + " on a tmpfs"));
+                        "keywarden: FUSE is unavailable (" + why + ") and XDG_RUNTIME_DIR is not set for tmpfs delivery;"
+                                + " pass --mount DIR on a tmpfs you own, or run as root for KeyFS"));
             }
             out.println("keywarden: " + whyNoFuse + "; falling back to tmpfs delivery in " + dir);
         }
-        startTmpfs(s, identity, issuers, dir, root, out);
-        return new FrontEnd(false, dir);
+        // Without root every file is ours to own: one workload a key, laid out as KeyFS lays it out.
+        TmpfsDelivery.Layout layout = root ? TmpfsDelivery.Layout.PER_WORKLOAD : TmpfsDelivery.Layout.PER_KEY;
+        startTmpfs(s, identity, issuers, dir, root, layout, out);
+        return new FrontEnd(false, dir, layout);
     }
 
     private LeaseManager startLeases(IssuerRegistry issuers, IdentityProvider identity, LeaseEvents frontEnd,
@@ -595,10 +607,10 @@ public final class KeywardenRuntime implements AutoCloseable {
     }
 
     private void startTmpfs(Spec s, IdentityProvider identity, IssuerRegistry issuers, Path dir, boolean root,
-                            PrintWriter out) {
+                            TmpfsDelivery.Layout layout, PrintWriter out) {
         TmpfsDelivery tmpfs;
         try {
-            tmpfs = TmpfsDelivery.open(dir, root);
+            tmpfs = TmpfsDelivery.open(dir, root, layout);
         } catch (IOException e) {
             throw new UserError("keywarden: " + e.getMessage());
         }

@@ -6,7 +6,6 @@ import io.keywarden.policy.Durations;
 import io.keywarden.policy.Selector;
 import io.keywarden.policy.Workload;
 import java.io.PrintWriter;
-import java.nio.file.Path;
 import java.util.Locale;
 
 /** The lines printed once the daemon serves: where, with what, and the file each workload reads. */
@@ -14,16 +13,17 @@ final class ReadyBanner {
     private ReadyBanner() {
     }
 
-    static void print(PrintWriter out, Spec s, String mode, Path at, boolean tmpfs) {
-        out.printf("%s: serving %s at %s (%s identity, %s). Ctrl-C to stop.%n", s.label(), mode, at,
-                s.identity().provider().name().toLowerCase(Locale.ROOT), issuers(s));
+    static void print(PrintWriter out, Spec s, KeywardenRuntime.FrontEnd at) {
+        out.printf("%s: serving %s at %s (%s identity, %s). Ctrl-C to stop.%n", s.label(),
+                at.fuse() ? "KeyFS (FUSE)" : "tmpfs", at.path(), s.identity().provider().name().toLowerCase(Locale.ROOT),
+                issuers(s));
         for (Workload w : s.policy().workloads()) {
             String who = s.identity().provider() == Config.IdentityProvider.SPIRE ? "processes SPIRE attests as"
                     : w.selectors().isEmpty() ? "nobody (no selectors)"
                     : String.join(" and ", w.selectors().stream().map(ReadyBanner::describe).toList());
             for (String k : w.keys()) {
-                Path file = tmpfs ? at.resolve(w.name()).resolve(k).resolve("api_key") : at.resolve(k).resolve("api_key");
-                out.printf("  %s  <- readable by %s (%s)%n", file, who, w.spiffeId());
+                out.printf("  %s  <- readable by %s (%s)%s%n", at.apiKey(w.name(), k), who, w.spiffeId(),
+                        readerLimits(w.readers()));
             }
         }
         s.extensions().gateway().ifPresent(g -> {
@@ -35,6 +35,9 @@ final class ReadyBanner {
                     + " %s)%n", m.listen(), m.workloadApi()));
         });
         s.audit().file().ifPresent(a -> out.printf("  ledger: %s (keywarden audit show %s)%n", a, a));
+        out.printf("  admin socket: %s (keywarden status%s)%n", s.adminSocket(),
+                s.adminSocket().equals(io.keywarden.daemon.config.ConfigLoader.DEFAULT_ADMIN_SOCKET) ? ""
+                        : " finds it; or --admin-socket " + s.adminSocket());
         out.flush();
     }
 
@@ -51,6 +54,24 @@ final class ReadyBanner {
                     .append(i instanceof IssuerSpec.Dev d ? ", key TTL " + Durations.format(d.ttl()) : "").append(')');
         }
         return b.toString();
+    }
+
+    /** ", only by exe /usr/bin/python3", the extra conditions checked on every open; empty when none. */
+    static String readerLimits(io.keywarden.policy.Readers r) {
+        if (r.isUnrestricted()) {
+            return "";
+        }
+        java.util.List<String> parts = new java.util.ArrayList<>();
+        if (!r.uids().isEmpty()) {
+            parts.add("uid " + String.join("|", r.uids().stream().map(Integer::toUnsignedString).toList()));
+        }
+        if (!r.exes().isEmpty()) {
+            parts.add("exe " + String.join("|", r.exes()));
+        }
+        if (!r.sha256s().isEmpty()) {
+            parts.add("exe sha256 " + String.join("|", r.sha256s().stream().map(h -> h.substring(0, 12) + "…").toList()));
+        }
+        return ", only by " + String.join(" and ", parts);
     }
 
     static String describe(Selector s) {

@@ -165,6 +165,12 @@ class CliTest {
         r = run("dev", "--gateway", "10.0.0.1:8787");
         assertEquals(2, r.code());
         assertEquals("keywarden dev: --gateway 10.0.0.1:8787 is not a loopback address\n", r.err());
+        // Dev keys sent to a real provider can only fail: the gateway needs an upstream that takes them.
+        r = run("dev", "--gateway", "127.0.0.1:8787");
+        assertEquals(2, r.code());
+        assertEquals("keywarden dev: the gateway would send dev keys (sk-dev-…) for openai to the provider, which refuses"
+                + " them: name where they go with --upstream openai=URL (a local stub or mock server), or serve real"
+                + " credentials with --issuers real --config FILE\n", r.err());
         // A policy naming an instance the real config lacks is refused before anything starts.
         Path p = dir.resolve("p.yaml");
         Files.writeString(p, "keys:\n  openai: {issuer: bao}\nworkloads: []\n");

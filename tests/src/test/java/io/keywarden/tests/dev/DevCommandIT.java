@@ -123,19 +123,99 @@ class DevCommandIT {
                 jar.toString(), "dev", "--listen", "127.0.0.1:" + port).redirectErrorStream(true)
                 .redirectOutput(xdg.resolveSibling(xdg.getFileName() + ".log").toFile()).start();
         try {
-            Path key = xdg.resolve("keywarden/uid-1001/openai/api_key");
+            // The root layout, <dir>/<key>/api_key, under $XDG_RUNTIME_DIR/keywarden.
+            Path key = xdg.resolve("keywarden/openai/api_key");
             Await.until(java.time.Duration.ofSeconds(30), () -> Proc.as(1001, "cat", key.toString()).out().startsWith("sk-dev-"),
                     () -> "the owner never read its key: " + Proc.run("cat", xdg.resolveSibling(xdg.getFileName() + ".log")
                             .toString()).out());
             assertEquals("-r--------", Proc.run("stat", "-c", "%A", key.toString()).out().trim(), "owner-only");
             Proc.Result other = Proc.as(1002, "cat", key.toString());
             assertTrue(other.err().contains("Permission denied"), other.err());
+            String log = Files.readString(xdg.resolveSibling(xdg.getFileName() + ".log"));
+            assertTrue(log.contains("keywarden: not running as root: mounting FUSE needs CAP_SYS_ADMIN; falling back to"
+                    + " tmpfs delivery in " + xdg.resolve("keywarden")), log);
+            assertTrue(log.contains("admin socket: " + xdg.resolve("keywarden-admin.sock")), log);
+            // status, as the same user, finds the daemon's socket without being told.
+            Proc.Result status = Proc.run("setpriv", "--reuid=1001", "--regid=1001", "--clear-groups", "env", "HOME=" + xdg,
+                    "XDG_RUNTIME_DIR=" + xdg, Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-jar",
+                    jar.toString(), "status");
+            assertEquals(0, status.code(), status.err());
+            assertTrue(status.out().contains("delivery tmpfs " + xdg.resolve("keywarden")), status.out());
         } finally {
             p.destroy();
             p.waitFor(30, java.util.concurrent.TimeUnit.SECONDS);
             p.destroyForcibly();
             io.keywarden.linux.Mounts.detach(xdg);
             Proc.run("rm", "-rf", xdg.toString(), jar.toString(), xdg.resolveSibling(xdg.getFileName() + ".log").toString());
+        }
+    }
+
+    /** The laptop route to a real provider: a dev signing key kept in a file, its JWKS registered once. */
+    @Test
+    void aSigningKeyFileKeepsTheDevIdentityAcrossRestarts() throws Exception {
+        Requirements.rootAndFuse();
+        Path base = Files.createTempDirectory("kw-devkey-");
+        Files.setPosixFilePermissions(base, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+        Path key = base.resolve("dev-signing.jwk");
+        try {
+            String kid = null;
+            for (int run = 0; run < 2; run++) {
+                int port = io.keywarden.tests.support.Ports.free();
+                try (Daemon d = Daemon.start(Map.of("SUDO_UID", "1001"), "dev", "--mount", base.resolve("mnt").toString(),
+                        "--admin-socket", base.resolve("admin/admin.sock").toString(), "--listen", "127.0.0.1:" + port,
+                        "--signing-key", key.toString(), "--issuer-url", "https://dev.example.test/kw/")) {
+                    d.awaitOut("serving KeyFS", 30);
+                    assertEquals("rw-------", java.nio.file.attribute.PosixFilePermissions.toString(
+                            Files.getPosixFilePermissions(key)));
+                    String jwks = get(port, "/.well-known/jwks.json");
+                    java.util.regex.Matcher m = Pattern.compile("\"kid\" ?: ?\"([^\"]+)\"").matcher(jwks);
+                    assertTrue(m.find(), jwks);
+                    if (kid == null) {
+                        kid = m.group(1);
+                        // The JWKS to register is the one `keywarden jwks --key FILE` prints.
+                        Proc.Result printed = Daemon.cli("jwks", "--key", key.toString());
+                        assertTrue(printed.out().contains(kid), printed.out());
+                        assertFalse(printed.out().contains("\"d\""), "public keys only");
+                    } else {
+                        assertEquals(kid, m.group(1), "the same key after a restart");
+                    }
+                    assertTrue(get(port, "/.well-known/openid-configuration").contains(
+                            "\"issuer\":\"https://dev.example.test/kw\""));
+                    assertEquals(0, d.stop());
+                }
+            }
+            // A key file others may read is refused, naming it.
+            Files.setPosixFilePermissions(key, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+            Proc.Result r = Daemon.cli("dev", "--mount", base.resolve("mnt").toString(), "--signing-key", key.toString(),
+                    "--admin-socket", base.resolve("admin/admin.sock").toString(), "--listen", "127.0.0.1:0");
+            assertEquals(2, r.code(), r.out() + r.err());
+            assertTrue((r.out() + r.err()).contains("--signing-key " + key + " is readable by others (mode rw-r--r--)"),
+                    r.out() + r.err());
+        } finally {
+            if (Mounts.at(base.resolve("mnt")).isPresent()) {
+                Mounts.detach(base.resolve("mnt"));
+            }
+            Proc.run("rm", "-rf", base.toString());
+        }
+    }
+
+    @Test
+    void withoutRootOrARuntimeDirItSaysWhyFuseIsUnavailable() throws Exception {
+        Requirements.root();
+        Path home = Files.createTempDirectory("kw-home-");
+        Path jar = home.resolve("keywarden.jar");
+        try {
+            Files.copy(Daemon.jar(), jar);
+            Proc.run("chown", "-R", "1001:1001", home.toString());
+            Proc.Result r = Proc.run("setpriv", "--reuid=1001", "--regid=1001", "--clear-groups", "env", "-i",
+                    "PATH=/usr/bin:/bin", "HOME=" + home, Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                    "-jar", jar.toString(), "dev", "--listen", "127.0.0.1:0");
+            assertEquals(2, r.code(), r.out() + r.err());
+            assertTrue((r.out() + r.err()).contains("keywarden: FUSE is unavailable (not running as root: mounting FUSE needs"
+                    + " CAP_SYS_ADMIN) and XDG_RUNTIME_DIR is not set for tmpfs delivery; pass --mount DIR on a tmpfs you"
+                    + " own, or run as root for KeyFS"), r.out() + r.err());
+        } finally {
+            Proc.run("rm", "-rf", home.toString());
         }
     }
 
