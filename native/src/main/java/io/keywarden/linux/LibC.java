@@ -59,6 +59,9 @@ public final class LibC {
 
     public static native int umount2(String target, int flags);
 
+    /** kill(2): sends {@code sig} to {@code pid} (keywarden exec signals its child on a rotation). */
+    public static native int kill(int pid, int sig);
+
     public static native long readlink(String path, Pointer buf, long size);
 
     /** Pins the calling thread when {@code pid} is 0. {@code mask} is a cpu_set_t of {@code size} bytes. */

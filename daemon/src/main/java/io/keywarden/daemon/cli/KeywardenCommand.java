@@ -14,7 +14,7 @@ import picocli.CommandLine.ScopeType;
         mixinStandardHelpOptions = true,
         versionProvider = KeywardenCommand.Version.class,
         subcommands = {RunCommand.class, DevCommand.class, PolicyCommand.class, AuditCommand.class, StatusCommand.class,
-                RevokeCommand.class, UnblockCommand.class, FleetCommand.class, JwksCommand.class, VersionCommand.class,
+                RevokeCommand.class, UnblockCommand.class, ExecCommand.class, FleetCommand.class, JwksCommand.class, VersionCommand.class,
                 CommandLine.HelpCommand.class},
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {"0:ok", "1:the check failed", "2:bad input or usage", "3:runtime failure"})
@@ -35,6 +35,8 @@ public final class KeywardenCommand implements Runnable {
     public static CommandLine commandLine(PrintWriter out, PrintWriter err) {
         CommandLine cl = new CommandLine(new KeywardenCommand());
         addHelpOptions(cl);
+        // exec's command keeps its own options: everything after the first positional (or --) is CMD's.
+        cl.getSubcommands().get("exec").setStopAtPositional(true);
         cl.setCaseInsensitiveEnumValuesAllowed(true);
         cl.setOut(out);
         cl.setErr(err);

@@ -141,6 +141,13 @@ class DevCommandIT {
                     jar.toString(), "status");
             assertEquals(0, status.code(), status.err());
             assertTrue(status.out().contains("delivery tmpfs " + xdg.resolve("keywarden")), status.out());
+            // exec, as the same user, finds the key without --mount and hands it to its command.
+            Proc.Result exec = Proc.run("setpriv", "--reuid=1001", "--regid=1001", "--clear-groups", "env", "HOME=" + xdg,
+                    "XDG_RUNTIME_DIR=" + xdg, Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-jar",
+                    jar.toString(), "exec", "--", "sh", "-c", "case \"$OPENAI_API_KEY\" in sk-dev-*) ;; *) exit 9;; esac;"
+                            + " test \"$OPENAI_API_KEY\" = \"$(cat \"$KEYWARDEN_KEY_FILE\")\" && echo same");
+            assertEquals(0, exec.code(), exec.err());
+            assertEquals("same\n", exec.out());
         } finally {
             p.destroy();
             p.waitFor(30, java.util.concurrent.TimeUnit.SECONDS);

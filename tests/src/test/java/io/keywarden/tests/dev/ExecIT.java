@@ -1,0 +1,155 @@
+package io.keywarden.tests.dev;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.keywarden.linux.Mounts;
+import io.keywarden.testing.Await;
+import io.keywarden.tests.support.Daemon;
+import io.keywarden.tests.support.Proc;
+import io.keywarden.tests.support.Requirements;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * {@code keywarden exec}: a command gets its key in the environment, the lease lives as long as the
+ * command (the README's {@code export OPENAI_API_KEY=$(cat …)} died at the first refresh), and a
+ * rotation restarts or signals it. Run as uid 1001 against a root {@code keywarden dev} on KeyFS.
+ */
+class ExecIT {
+    private Path base;
+    private Path mnt;
+    private Path jar;
+    private Daemon daemon;
+
+    @BeforeEach
+    void start() throws Exception {
+        Requirements.rootAndFuse();
+        base = Files.createTempDirectory("kw-exec-");
+        Files.setPosixFilePermissions(base, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+        mnt = base.resolve("mnt");
+        jar = base.resolve("keywarden.jar");
+        Files.copy(Daemon.jar(), jar);
+        Proc.run("chmod", "644", jar.toString());
+        Files.createDirectory(base.resolve("out"));
+        Proc.run("chown", "1001:1001", base.resolve("out").toString());
+        daemon = Daemon.start(Map.of("SUDO_UID", "1001"), "dev", "--mount", mnt.toString(), "--ttl", "12s",
+                "--admin-socket", base.resolve("admin/admin.sock").toString(), "--audit",
+                base.resolve("audit/audit.jsonl").toString(), "--listen", "127.0.0.1:" + io.keywarden.tests.support.Ports.free());
+        daemon.awaitOut("serving KeyFS", 30);
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        if (daemon != null) {
+            daemon.close();
+        }
+        if (mnt != null && Mounts.at(mnt).isPresent()) {
+            Mounts.detach(mnt);
+        }
+        if (base != null) {
+            Proc.run("rm", "-rf", base.toString());
+        }
+    }
+
+    private Process exec(String... args) throws Exception {
+        List<String> cmd = new java.util.ArrayList<>(List.of("setpriv", "--reuid=1001", "--regid=1001", "--clear-groups",
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-jar", jar.toString(), "exec",
+                "--mount", mnt.toString(), "--poll", "500ms"));
+        cmd.addAll(List.of(args));
+        return new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(base.resolve("exec.log").toFile()).start();
+    }
+
+    /** Lines the command wrote: one per start, "same"/"differs" (its variable against the file) and the key's hash. */
+    private List<String> lines(String file) {
+        Path p = base.resolve("out").resolve(file);
+        try {
+            return Files.exists(p) ? Files.readAllLines(p) : List.of();
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    @Test
+    void theCommandHasTheKeyAndIsRestartedWithEachNewOneWhileTheLeaseLives() throws Exception {
+        // Each start: does $OPENAI_API_KEY equal what the file serves this process now, and the key's hash.
+        String script = "k=$(cat \"$KEYWARDEN_KEY_FILE\"); if [ \"$k\" = \"$OPENAI_API_KEY\" ]; then s=same; else s=differs;"
+                + " fi; echo \"$s $(printf %s \"$OPENAI_API_KEY\" | sha256sum | cut -c1-16)\" >> " + base.resolve("out/starts")
+                + "; exec sleep 300";
+        Process p = exec("--", "sh", "-c", script);
+        try {
+            // TTL 12 s, refreshed at ~8 s: three starts take two rotations (~16 s) of a lease exec keeps alive.
+            Await.until(Duration.ofSeconds(60), () -> lines("starts").size() >= 3,
+                    () -> "starts: " + lines("starts") + "\n" + log());
+            List<String> starts = lines("starts");
+            for (String s : starts) {
+                assertTrue(s.startsWith("same "), "the variable holds the key the file serves: " + starts);
+            }
+            assertEquals(starts.size(), starts.stream().map(s -> s.substring(5)).distinct().count(),
+                    "each start has a new key: " + starts);
+            String ledger = Files.readString(base.resolve("audit/audit.jsonl"));
+            assertTrue(ledger.contains("\"event\":\"key.refreshed\""), "refreshed, not revoked for want of an opener");
+            for (String line : ledger.split("\n")) {
+                if (line.contains("\"event\":\"key.revoked\"")) {
+                    assertTrue(line.contains("moved to the new key"), "only keys replaced by a refresh end: " + line);
+                }
+            }
+            assertTrue(log().contains("keywarden exec: openai rotated"), log());
+        } finally {
+            p.destroy();
+            assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+        }
+        // A stop reaches the command: nothing of it is left.
+        assertEquals(143, p.exitValue(), log());
+        Await.until(Duration.ofSeconds(10), () -> Proc.run("pgrep", "-f", "sleep 300").code() != 0,
+                () -> "the command outlived exec");
+    }
+
+    @Test
+    void aRotationCanSignalTheCommandInstead() throws Exception {
+        String script = "trap 'echo hup >> " + base.resolve("out/signals") + "' HUP; echo start >> "
+                + base.resolve("out/signals") + "; while :; do sleep 1; done";
+        Process p = exec("--on-rotate", "signal:HUP", "--", "sh", "-c", script);
+        try {
+            Await.until(Duration.ofSeconds(60), () -> lines("signals").contains("hup"),
+                    () -> "signals: " + lines("signals") + "\n" + log());
+            assertEquals(1, lines("signals").stream().filter("start"::equals).count(), "never restarted");
+        } finally {
+            p.destroy();
+            p.waitFor(30, TimeUnit.SECONDS);
+        }
+    }
+
+    @Test
+    void itExitsWithTheCommandsCodeAndRefusesWhatItCannotServe() throws Exception {
+        Process p = exec("--", "sh", "-c", "exit 7");
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(7, p.exitValue(), log());
+        // A key this uid is not served: an error naming the file and why, the command never started.
+        p = exec("--key", "anthropic", "--", "sh", "-c", "echo ran >> " + base.resolve("out/ran"));
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(2, p.exitValue(), log());
+        assertTrue(log().contains("keywarden exec: " + mnt.resolve("anthropic/api_key") + " does not exist"), log());
+        assertTrue(lines("ran").isEmpty());
+        Proc.Result bad = Daemon.cli("exec", "--on-rotate", "signal:NOPE", "--", "true");
+        assertEquals(2, bad.code());
+        assertTrue(bad.err().startsWith("keywarden exec: --on-rotate must be restart, none or signal:NAME"), bad.err());
+    }
+
+    private String log() {
+        Path l = base.resolve("exec.log");
+        try {
+            return Files.exists(l) ? Files.readString(l) : "";
+        } catch (java.io.IOException e) {
+            return "(exec.log unreadable: " + e.getMessage() + ")";
+        }
+    }
+}
