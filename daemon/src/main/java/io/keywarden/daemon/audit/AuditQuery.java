@@ -18,7 +18,7 @@ public record AuditQuery(String spiffeId, String key, String event, Instant sinc
             "key.issued", "key.refreshed", "key.revoked", "key.expired", "issue.failed", "access.granted", "access.denied",
             "admin.revoke", "admin.block", "admin.unblock", "ledger.pruned", "guard.breach", "guard.unblock", "usage",
             "csi.published", "csi.unpublished", "daemon.handover", "handover.refused", "fleet.block.applied",
-            "fleet.unblock.applied");
+            "fleet.unblock.applied", "key.revoke_failed", "daemon.unclean_stop", "key.orphaned", "daemon.recovered");
 
     public static AuditQuery of(String spiffeId, String key, String event, String since, Clock clock) {
         return of(spiffeId, key, event, since, null, null, null, null, clock);
@@ -64,23 +64,63 @@ public record AuditQuery(String spiffeId, String key, String event, Instant sinc
 
     /**
      * Prints the matching records, after the whole ledger verified: an auditor is never shown the
-     * content of a ledger that was edited (or cut short, against its head file).
+     * content of a ledger that was edited (or cut short, against its head file) unless asked
+     * ({@code verify false}: every record shown, the break marked where it is).
      */
     public void print(Path file, boolean json, PrintWriter out) throws IOException {
+        print(file, json, true, out);
+    }
+
+    public void print(Path file, boolean json, boolean verify, PrintWriter out) throws IOException {
+        LedgerVerifier.Result v = verified(file, verify);
+        printRows(readTolerant(file), json, out, false, v.ok() ? null : v);
+    }
+
+    /** The ledger's verification; with {@code required}, a ledger that does not verify is refused. */
+    static LedgerVerifier.Result verified(Path file, boolean required) throws IOException {
         LedgerVerifier.Head head = null;
         java.nio.file.Path headFile = Ledger.headFileOf(file);
         if (java.nio.file.Files.exists(headFile)) {
             try {
                 head = LedgerVerifier.Head.parse(java.nio.file.Files.readString(headFile));
             } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException(headFile + ": " + e.getMessage(), e);
+                if (required) {
+                    throw new IllegalArgumentException(headFile + ": " + e.getMessage(), e);
+                }
             }
         }
         LedgerVerifier.Result v = LedgerVerifier.verify(file, head);
-        if (!v.ok()) {
-            throw new IllegalArgumentException(file + " does not verify (" + v.describe() + "); refusing to show it");
+        if (!v.ok() && required) {
+            throw new IllegalArgumentException(file + " does not verify (" + v.describe() + "); refusing to show it"
+                    + " (--no-verify shows it with the break marked)");
         }
-        printRows(Ledger.readAll(file), json, out, false);
+        return v;
+    }
+
+    /** Every record of every segment; a line that is not JSON becomes a record saying so (for --no-verify). */
+    static List<Map<String, Object>> readTolerant(Path file) throws IOException {
+        List<Map<String, Object>> out = new java.util.ArrayList<>();
+        for (Path seg : LedgerFiles.segments(file)) {
+            int n = 0;
+            for (String line : java.nio.file.Files.readAllLines(seg)) {
+                n++;
+                if (line.isBlank()) {
+                    continue;
+                }
+                try {
+                    out.add(Canonical.JSON.readValue(line, new com.fasterxml.jackson.core.type.TypeReference<
+                            java.util.LinkedHashMap<String, Object>>() { }));
+                } catch (com.fasterxml.jackson.core.JacksonException e) {
+                    Map<String, Object> bad = new java.util.LinkedHashMap<>();
+                    bad.put("seq", "?");
+                    bad.put("ts", "?");
+                    bad.put("event", "(unparsable)");
+                    bad.put("reason", seg.getFileName() + " line " + n + " is not a JSON record");
+                    out.add(bad);
+                }
+            }
+        }
+        return out;
     }
 
     /**
@@ -98,35 +138,114 @@ public record AuditQuery(String spiffeId, String key, String event, Instant sinc
             throw new IllegalArgumentException(stream + " does not verify (" + String.join("; ", broken)
                     + "); refusing to show it");
         }
-        printRows(MergedLedger.records(stream), json, out, true);
+        printRows(MergedLedger.records(stream), json, out, true, null);
     }
 
-    private void printRows(List<Map<String, Object>> all, boolean json, PrintWriter out, boolean withNode) {
-        List<Map<String, Object>> rows = all.stream().filter(this::matches).toList();
+    /** Fields shown in their own columns; every other field of a record is its DETAIL. */
+    private static final List<String> COLUMNS = List.of("seq", "ts", "event", "workload", "key", "fingerprint",
+            "provider_key_id", "spiffe_id");
+    private static final Set<String> NOT_DETAIL = Set.of("seq", "ts", "event", "workload", "key", "fingerprint",
+            "provider_key_id", "spiffe_id", "hash", "prev", "node");
+
+    /**
+     * Records that lack a workload (access records of older builds, an operator's by SPIFFE ID) get
+     * the one the ledger itself ties to their SPIFFE ID.
+     */
+    static void fillWorkloads(List<Map<String, Object>> all) {
+        Map<Object, Object> bySpiffe = new java.util.HashMap<>();
+        for (Map<String, Object> r : all) {
+            if (r.get("workload") != null && r.get("spiffe_id") != null) {
+                bySpiffe.put(r.get("spiffe_id"), r.get("workload"));
+            }
+        }
+        for (Map<String, Object> r : all) {
+            if (r.get("workload") == null && r.get("spiffe_id") != null && bySpiffe.containsKey(r.get("spiffe_id"))) {
+                r.put("workload", bySpiffe.get(r.get("spiffe_id")));
+            }
+        }
+    }
+
+    /** A record's other fields as {@code name=value}, in the order written (reason last). */
+    static String detail(Map<String, Object> r) {
+        StringBuilder b = new StringBuilder();
+        r.forEach((k, v) -> {
+            if (!NOT_DETAIL.contains(k) && v != null && !k.equals("reason")) {
+                b.append(b.length() > 0 ? " " : "").append(k).append('=').append(v);
+            }
+        });
+        Object reason = r.get("reason");
+        if (reason != null) {
+            b.append(b.length() > 0 ? " — " : "").append(reason);
+        }
+        return b.toString();
+    }
+
+    private void printRows(List<Map<String, Object>> all, boolean json, PrintWriter out, boolean withNode,
+                           LedgerVerifier.Result broken) {
+        all = all.stream().map(r -> (Map<String, Object>) new java.util.LinkedHashMap<>(r)).toList();
+        fillWorkloads(all);
+        List<Map<String, Object>> rows = all.stream().filter(this::matchesTolerant).toList();
         if (json) {
+            if (broken != null) {
+                out.println(Canonical.json(Map.of("event", "(ledger does not verify)", "reason", broken.describe())));
+            }
             rows.forEach(r -> out.println(Canonical.json(r)));
             return;
         }
-        if (withNode) {
-            out.printf("%-12s ", "NODE");
-        }
-        out.printf("%-6s %-24s %-15s %-10s %-8s %-20s %-20s %-45s %s%n", "SEQ", "TIME", "EVENT", "WORKLOAD", "KEY",
-                "FINGERPRINT", "PROVIDER KEY", "SPIFFE ID", "DETAIL");
+        List<String> heads = new java.util.ArrayList<>(withNode ? List.of("NODE") : List.of());
+        heads.addAll(List.of("SEQ", "TIME", "EVENT", "WORKLOAD", "KEY", "FINGERPRINT", "PROVIDER KEY", "SPIFFE ID", "DETAIL"));
+        List<List<String>> table = new java.util.ArrayList<>();
         for (Map<String, Object> r : rows) {
-            String detail = r.containsKey("pid") ? "pid " + r.get("pid") + " uid " + r.get("uid") + " " + r.getOrDefault("exe", "")
-                    + (r.get("reason") != null ? " — " + r.get("reason") : "")
-                    : (r.get("lease_id") != null ? "lease " + r.get("lease_id") + " " : "") + (r.get("reason") == null ? ""
-                    : r.get("reason"));
-            if (withNode) {
-                out.printf("%-12s ", str(r.get("node")));
+            List<String> cells = new java.util.ArrayList<>(withNode ? List.of(str(r.get("node"))) : List.of());
+            for (String c : COLUMNS) {
+                cells.add(str(r.get(c)));
             }
-            out.printf("%-6s %-24s %-15s %-10s %-8s %-20s %-20s %-45s %s%n", r.get("seq"), r.get("ts"), r.get("event"),
-                    str(r.get("workload")), str(r.get("key")), str(r.get("fingerprint")), str(r.get("provider_key_id")),
-                    str(r.get("spiffe_id")), detail.trim());
+            cells.add(detail(r));
+            table.add(cells);
+        }
+        int[] width = new int[heads.size()];
+        for (int i = 0; i < width.length; i++) {
+            width[i] = heads.get(i).length();
+            for (List<String> row : table) {
+                width[i] = Math.max(width[i], row.get(i).length());
+            }
+        }
+        printRow(out, heads, width);
+        for (int i = 0; i < table.size(); i++) {
+            Map<String, Object> r = rows.get(i);
+            if (broken != null && r.get("seq") instanceof Number n && n.longValue() == broken.brokenRecord()) {
+                out.println("!!! the chain breaks here: " + broken.describe());
+            }
+            printRow(out, table.get(i), width);
+        }
+        if (broken != null && rows.stream().noneMatch(r -> r.get("seq") instanceof Number n
+                && n.longValue() == broken.brokenRecord())) {
+            out.println("!!! the ledger does not verify: " + broken.describe());
         }
     }
 
-    private static String str(Object o) {
+    private static void printRow(PrintWriter out, List<String> cells, int[] width) {
+        StringBuilder b = new StringBuilder();
+        for (int i = 0; i < cells.size(); i++) {
+            String c = cells.get(i);
+            b.append(c);
+            if (i < cells.size() - 1) {
+                b.append(" ".repeat(width[i] - c.length() + 2));
+            }
+        }
+        out.println(b.toString().stripTrailing());
+    }
+
+    /** As {@link #matches}, for records without a parsable time (shown only when no time bound is asked). */
+    private boolean matchesTolerant(Map<String, Object> r) {
+        if (!(r.get("ts") instanceof String ts) || !ts.matches("\\d{4}-.*")) {
+            return since == null && until == null && spiffeId == null && key == null && event == null && workload == null
+                    && fingerprint == null && pid == null;
+        }
+        return matches(r);
+    }
+
+    static String str(Object o) {
         return o == null ? "-" : o.toString();
     }
 }

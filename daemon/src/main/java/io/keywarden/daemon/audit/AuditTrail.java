@@ -133,9 +133,10 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
         record("key.expired", keyFields(w, key, lease, "not refreshed before expiry"));
     }
 
-    private static Map<String, Object> accessFields(ProcessInfo p, String spiffeId, String key, String fingerprint,
-                                                    String reason) {
+    private static Map<String, Object> accessFields(ProcessInfo p, String workload, String spiffeId, String key,
+                                                    String fingerprint, String reason) {
         Map<String, Object> f = new LinkedHashMap<>();
+        f.put("workload", workload);
         if (p != null) {
             f.put("pid", p.pid());
             f.put("uid", Integer.toUnsignedLong(p.uid()));
@@ -164,7 +165,7 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
         // cannot be written the open fails), its repeats as one count when the window closes.
         if (grants.first(g)) {
             try {
-                record("access.granted", accessFields(p, who.spiffeId().toString(), key, issued.fingerprint(),
+                record("access.granted", accessFields(p, who.workload().name(), who.spiffeId().toString(), key, issued.fingerprint(),
                         "workload " + who.workload().name() + " opened " + file));
             } catch (LedgerException e) {
                 grants.forget(g);
@@ -184,13 +185,14 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
                        String reason) {
         metrics.access(key, "denied");
         String spiffe = who instanceof Attestation.Identified i ? i.spiffeId().toString() : null;
+        String workload = who instanceof Attestation.Identified i ? i.workload().name() : null;
         ProcessInfo p = who.process();
         DenialKey k = new DenialKey(p == null ? -1 : Integer.toUnsignedLong(p.uid()),
                 p == null ? null : p.exe().orElse(null), key, code.label(), stable(reason));
         if (denials.first(k)) {
             LOG.warn("denied: uid {} pid {} exe {} key {}/{}: {}", p == null ? "?" : Integer.toUnsignedString(p.uid()),
                     p == null ? "?" : p.pid(), p == null ? "?" : p.exe().orElse("?"), key, file, reason);
-            Map<String, Object> f = accessFields(p, spiffe, key, null, reason + " (" + file + ")");
+            Map<String, Object> f = accessFields(p, workload, spiffe, key, null, reason + " (" + file + ")");
             f.put("code", code.label());
             record("access.denied", f);
         }

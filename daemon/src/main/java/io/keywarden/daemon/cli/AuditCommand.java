@@ -13,21 +13,21 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 @Command(name = "audit", description = "Read and verify the audit ledger.",
-        subcommands = {AuditCommand.Verify.class, AuditCommand.Show.class})
+        subcommands = {AuditCommand.Verify.class, AuditCommand.Show.class, AuditCommand.Report.class})
 final class AuditCommand implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
     @Override
     public void run() {
-        throw new CommandLine.ParameterException(spec.commandLine(), "a subcommand is required (verify, show)");
+        throw new CommandLine.ParameterException(spec.commandLine(), "a subcommand is required (verify, show, report)");
     }
 
     @Command(name = "verify", description = "Check the hash chain and its end: OK: N records; head SEQ:HASH (exit 0), "
             + "or BROKEN at record N / TRUNCATED after record N (exit 1). The end is held against FILE.head (written by"
             + " the daemon) or --expect-head.")
     static final class Verify implements Callable<Integer> {
-        @Parameters(paramLabel = "FILE")
+        @Parameters(paramLabel = "FILE", description = "The ledger (its rotated segments FILE.1, FILE.2… are read too).")
         Path file;
 
         @Option(names = "--expect-head", paramLabel = "SEQ:HASH",
@@ -80,43 +80,57 @@ final class AuditCommand implements Runnable {
                 r = LedgerVerifier.verify(file, head);
             } catch (NoSuchFileException e) {
                 throw new UserError("keywarden audit verify: " + file + ": no such file");
+            } catch (java.nio.file.AccessDeniedException e) {
+                throw new UserError(permissionDenied("verify", file, e));
             }
             spec.commandLine().getOut().println(r.describe());
             return r.ok() ? 0 : 1;
         }
     }
 
-    @Command(name = "show", description = "An auditor's table (or JSON lines) of the ledger.")
+    @Command(name = "show", description = "An auditor's table (or JSON lines) of the ledger, once it verified: every"
+            + " record with its workload, and each event's own fields in DETAIL (a breach's limit, usage tokens, a grouped"
+            + " denial's uid, exe and repeats).",
+            footer = {"%nExamples:", "  keywarden audit show /var/log/keywarden/audit.jsonl --workload research --since 24h",
+                    "  keywarden audit show FILE --event access.denied --json | jq .",
+                    "  keywarden audit show FILE --no-verify      # a ledger that does not verify, the break marked"})
     static final class Show implements Callable<Integer> {
-        @Parameters(paramLabel = "FILE")
+        @Parameters(paramLabel = "FILE", description = "The ledger (its rotated segments are read too).")
         Path file;
 
-        @Option(names = "--spiffe-id", paramLabel = "ID")
+        @Option(names = "--spiffe-id", paramLabel = "ID", description = "Records of this SPIFFE ID only.")
         String spiffeId;
 
-        @Option(names = "--key", paramLabel = "NAME")
+        @Option(names = "--key", paramLabel = "NAME", description = "Records of this key only.")
         String key;
 
-        @Option(names = "--event", paramLabel = "TYPE")
+        @Option(names = "--event", paramLabel = "TYPE", description = "Records of this event only (e.g. access.denied,"
+                + " key.issued, guard.breach, admin.block).")
         String event;
 
-        @Option(names = "--since", paramLabel = "TIME|DUR")
+        @Option(names = "--since", paramLabel = "TIME|DUR", description = "Records at or after this RFC 3339 time (or"
+                + " this long ago, e.g. 24h).")
         String since;
 
         @Option(names = "--until", paramLabel = "TIME|DUR", description = "Records before this time (or this long ago).")
         String until;
 
-        @Option(names = "--workload", paramLabel = "NAME")
+        @Option(names = "--workload", paramLabel = "NAME", description = "Records of this workload only (its accesses"
+                + " included).")
         String workload;
 
-        @Option(names = "--fingerprint", paramLabel = "sha256:HEX")
+        @Option(names = "--fingerprint", paramLabel = "sha256:HEX", description = "Records of this key fingerprint only.")
         String fingerprint;
 
-        @Option(names = "--pid", paramLabel = "PID")
+        @Option(names = "--pid", paramLabel = "PID", description = "Records of this process id only.")
         Long pid;
 
-        @Option(names = "--json")
+        @Option(names = "--json", description = "One JSON record a line, as written (with its workload filled in).")
         boolean json;
+
+        @Option(names = "--no-verify", description = "Show a ledger that does not verify, with the break marked, instead"
+                + " of refusing it.")
+        boolean noVerify;
 
         @Option(names = "--merged", description = "FILE holds several nodes' records in any order: each node's chain is"
                 + " verified, then the records are shown in time order with their node.")
@@ -137,13 +151,68 @@ final class AuditCommand implements Runnable {
                 if (merged) {
                     q.printMerged(file, json, spec.commandLine().getOut());
                 } else {
-                    q.print(file, json, spec.commandLine().getOut());
+                    q.print(file, json, !noVerify, spec.commandLine().getOut());
                 }
             } catch (NoSuchFileException e) {
                 throw new UserError("keywarden audit show: " + file + ": no such file");
+            } catch (java.nio.file.AccessDeniedException e) {
+                throw new UserError(permissionDenied("show", file, e));
             } catch (IllegalArgumentException e) {
                 // The check failed: the ledger does not verify, so nothing of it is shown.
                 spec.commandLine().getErr().println("keywarden audit show: " + e.getMessage());
+                return 1;
+            }
+            return 0;
+        }
+    }
+
+    static String permissionDenied(String command, Path file, java.nio.file.AccessDeniedException e) {
+        return "keywarden audit " + command + ": " + e.getFile() + ": permission denied (uid "
+                + Integer.toUnsignedString(io.keywarden.linux.LibC.geteuid()) + "; the ledger is root's, readable by the"
+                + " group of audit.group when one is set: run as root or as a member of that group)";
+    }
+
+    @Command(name = "report", description = "Per workload over a period: keys issued, refreshed and revoked, accesses,"
+            + " denials, guard breaches and operator actions; as a table or CSV. The ledger is verified first.",
+            footer = {"%nExamples:", "  keywarden audit report /var/log/keywarden/audit.jsonl --since 2026-11-01T00:00:00Z"
+                    + " --until 2026-12-01T00:00:00Z", "  keywarden audit report FILE --since 720h --csv > november.csv"})
+    static final class Report implements Callable<Integer> {
+        @Parameters(paramLabel = "FILE", description = "The ledger (its rotated segments are read too).")
+        Path file;
+
+        @Option(names = "--since", paramLabel = "TIME|DUR", description = "From this RFC 3339 time (or this long ago).")
+        String since;
+
+        @Option(names = "--until", paramLabel = "TIME|DUR", description = "Until this time (or this long ago).")
+        String until;
+
+        @Option(names = "--csv", description = "Comma-separated values with a header line.")
+        boolean csv;
+
+        @Option(names = "--no-verify", description = "Report on a ledger that does not verify (said on top) instead of"
+                + " refusing it.")
+        boolean noVerify;
+
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Override
+        public Integer call() throws IOException {
+            AuditQuery q;
+            try {
+                q = AuditQuery.of(null, null, null, since, until, null, null, null, java.time.Clock.systemUTC());
+            } catch (IllegalArgumentException e) {
+                throw new UserError("keywarden audit report: " + e.getMessage());
+            }
+            try {
+                io.keywarden.daemon.audit.AuditReport.print(file, q.since(), q.until(), csv, !noVerify,
+                        spec.commandLine().getOut());
+            } catch (NoSuchFileException e) {
+                throw new UserError("keywarden audit report: " + file + ": no such file");
+            } catch (java.nio.file.AccessDeniedException e) {
+                throw new UserError(permissionDenied("report", file, e));
+            } catch (IllegalArgumentException e) {
+                spec.commandLine().getErr().println("keywarden audit report: " + e.getMessage());
                 return 1;
             }
             return 0;

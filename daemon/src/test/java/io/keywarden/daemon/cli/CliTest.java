@@ -64,11 +64,42 @@ class CliTest {
             l.append("key.issued", java.util.Map.of("workload", "alice", "key", "openai", "fingerprint", "sha256:aaaa",
                     "provider_key_id", "key_alice"));
             l.append("key.issued", java.util.Map.of("workload", "bob", "key", "openai", "fingerprint", "sha256:bbbb"));
+            l.append("key.issued", java.util.Map.of("workload", "bob", "key", "openai", "fingerprint", "sha256:bbbb",
+                    "spiffe_id", "spiffe://t/bob"));
             l.append("access.granted", java.util.Map.of("pid", 4242, "uid", 1001, "key", "openai"));
+            // An access record of an older build: no workload field, the SPIFFE ID ties it to alice.
+            l.append("access.granted", java.util.Map.of("pid", 4343, "uid", 1001, "key", "openai", "spiffe_id",
+                    "spiffe://t/alice", "reason", "workload alice opened api_key"));
+            l.append("key.issued", java.util.Map.of("workload", "alice", "key", "openai", "fingerprint", "sha256:a2",
+                    "spiffe_id", "spiffe://t/alice"));
+            l.append("access.denied", java.util.Map.of("uid", 1002, "exe", "/usr/bin/curl", "key", "openai", "code",
+                    "unidentified", "repeats", 41, "reason", "no workload's selectors match"));
+            l.append("guard.breach", java.util.Map.of("workload", "alice", "kind", "tokens_per_hour", "limit", 1000,
+                    "observed", 1250, "action", "block"));
+            l.append("admin.block", java.util.Map.of("workload", "alice", "operator", "uid 0", "reason", "runaway"));
         }
         Result alice = run("audit", "show", f.toString(), "--workload", "alice");
         assertEquals(0, alice.code(), alice.err());
         assertTrue(alice.out().contains("key_alice") && !alice.out().contains("sha256:bbbb"), alice.out());
+        // Every record of alice's, her accesses included, with each event's own fields.
+        assertTrue(alice.out().contains("pid=4343"), alice.out());
+        assertTrue(alice.out().contains("action=block kind=tokens_per_hour limit=1000 observed=1250"), alice.out());
+        // Columns sized to content: every line's FINGERPRINT starts where the header's does.
+        int col = alice.out().lines().findFirst().orElseThrow().indexOf("FINGERPRINT");
+        assertTrue(alice.out().lines().filter(x -> x.contains("sha256:")).allMatch(x -> x.indexOf("sha256:") == col),
+                alice.out());
+        Result denied = run("audit", "show", f.toString(), "--event", "access.denied");
+        assertTrue(denied.out().contains("code=unidentified exe=/usr/bin/curl repeats=41 uid=1002 — no workload's"
+                + " selectors match"), denied.out());
+        Result report = run("audit", "report", f.toString(), "--csv");
+        assertEquals(0, report.code(), report.err());
+        assertEquals("""
+                workload,keys_issued,refreshed,revoked,accesses,denials,breaches,operator_actions
+                (unidentified),0,0,0,1,41,0,0
+                alice,2,0,0,1,0,1,1
+                bob,2,0,0,0,0,0,0
+                """, report.out());
+        assertTrue(run("audit", "report", f.toString()).out().contains("the ledger verifies (OK: 9 records"));
         assertTrue(run("audit", "show", f.toString(), "--fingerprint", "sha256:bbbb", "--json").out().contains("\"bob\""));
         assertEquals(1, run("audit", "show", f.toString(), "--pid", "4242", "--json").out().lines().count());
         assertEquals(0, run("audit", "show", f.toString(), "--until", "2000-01-01T00:00:00Z", "--json").out().lines().count());
@@ -76,6 +107,12 @@ class CliTest {
         Result tampered = run("audit", "show", f.toString());
         assertEquals(1, tampered.code());
         assertTrue(tampered.err().contains("does not verify") && tampered.out().isEmpty(), tampered.err());
+        Result shown = run("audit", "show", f.toString(), "--no-verify");
+        assertEquals(0, shown.code(), shown.err());
+        assertTrue(shown.out().contains("!!! the chain breaks here: BROKEN at record 2"), shown.out());
+        assertTrue(shown.out().contains("eve"), "shown as it is");
+        assertEquals(1, run("audit", "report", f.toString()).code());
+        assertTrue(run("audit", "report", f.toString(), "--no-verify").out().contains("THE LEDGER DOES NOT VERIFY"));
         assertEquals(2, run("audit", "show", dir.resolve("none.jsonl").toString()).code());
     }
 

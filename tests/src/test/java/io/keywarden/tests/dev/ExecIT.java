@@ -103,6 +103,13 @@ class ExecIT {
                 }
             }
             assertTrue(log().contains("keywarden exec: openai rotated"), log());
+            // The auditor's view: the workload's own accesses, by workload, with the process that opened.
+            Proc.Result shown = Daemon.cli("audit", "show", base.resolve("audit/audit.jsonl").toString(), "--workload",
+                    "uid-1001", "--event", "access.granted");
+            assertEquals(0, shown.code(), shown.err());
+            assertTrue(shown.out().lines().skip(1).findAny().isPresent(), shown.out());
+            assertTrue(shown.out().lines().skip(1).allMatch(l -> l.contains(" uid-1001 ") && l.contains("uid=1001")),
+                    shown.out());
         } finally {
             p.destroy();
             assertTrue(p.waitFor(30, TimeUnit.SECONDS));
