@@ -263,6 +263,7 @@ public final class AdminServer implements AutoCloseable {
             case "fleet" -> fleetInventory();
             case "revoke" -> revoke(req, who);
             case "unblock" -> unblock(req, who);
+            case "why" -> why(req);
             default -> JSON.createObjectNode().put("ok", false).put("error", "unknown op '" + op + "'");
         };
     }
@@ -311,6 +312,27 @@ public final class AdminServer implements AutoCloseable {
                     .put("live_until", KeyFs.rfc3339(e.liveUntil()));
         }
         return o;
+    }
+
+    private volatile Why why;
+
+    /** Answers {@code why} with {@code w} (the runtime's identity and policy). */
+    public void explainWith(Why w) {
+        this.why = w;
+    }
+
+    private ObjectNode why(JsonNode req) {
+        Why w = why;
+        if (w == null) {
+            throw new IllegalArgumentException("this daemon does not explain decisions");
+        }
+        if (req.hasNonNull("pid") == req.hasNonNull("uid")) {
+            throw new IllegalArgumentException("why needs a pid or a uid");
+        }
+        String key = req.hasNonNull("key") ? req.get("key").asText() : null;
+        ObjectNode o = w.explain(req.hasNonNull("pid") ? req.get("pid").asInt() : null,
+                req.hasNonNull("uid") ? req.get("uid").asLong() : null, key);
+        return o.put("ok", true);
     }
 
     private ObjectNode revoke(JsonNode req, String who) {

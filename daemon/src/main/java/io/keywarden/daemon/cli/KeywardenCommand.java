@@ -14,7 +14,7 @@ import picocli.CommandLine.ScopeType;
         mixinStandardHelpOptions = true,
         versionProvider = KeywardenCommand.Version.class,
         subcommands = {RunCommand.class, DevCommand.class, PolicyCommand.class, AuditCommand.class, StatusCommand.class,
-                RevokeCommand.class, UnblockCommand.class, ExecCommand.class, FleetCommand.class, JwksCommand.class, VersionCommand.class,
+                RevokeCommand.class, UnblockCommand.class, WhyCommand.class, ExecCommand.class, FleetCommand.class, JwksCommand.class, VersionCommand.class,
                 CommandLine.HelpCommand.class},
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {"0:ok", "1:the check failed", "2:bad input or usage", "3:runtime failure"})

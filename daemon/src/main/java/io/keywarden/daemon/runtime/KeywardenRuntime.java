@@ -210,6 +210,8 @@ public final class KeywardenRuntime implements AutoCloseable {
         loadBlocks(s);
         FrontEnd delivery = startFrontEnd(s, identity, issuers, out);
         startAdmin(s, identity.name(), ReadyBanner.issuers(s), delivery.toString());
+        admin.explainWith(new io.keywarden.daemon.admin.Why(identity, s.identity().provider() == Config.IdentityProvider.SPIRE,
+                policy, leases::blocked, ProcAttestor.system()));
         startGuardAndGateway(s, identity, issuers);
         if (fleet != null) {
             AdminServer a = admin;

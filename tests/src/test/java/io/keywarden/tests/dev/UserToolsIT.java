@@ -20,11 +20,12 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
- * {@code keywarden exec}: a command gets its key in the environment, the lease lives as long as the
+ * The tools a user of a node reaches for, against a root {@code keywarden dev} on KeyFS:
+ * {@code keywarden why} and {@code keywarden exec}. {@code exec}: a command gets its key in the environment, the lease lives as long as the
  * command (the README's {@code export OPENAI_API_KEY=$(cat …)} died at the first refresh), and a
  * rotation restarts or signals it. Run as uid 1001 against a root {@code keywarden dev} on KeyFS.
  */
-class ExecIT {
+class UserToolsIT {
     private Path base;
     private Path mnt;
     private Path jar;
@@ -149,6 +150,39 @@ class ExecIT {
         Proc.Result bad = Daemon.cli("exec", "--on-rotate", "signal:NOPE", "--", "true");
         assertEquals(2, bad.code());
         assertTrue(bad.err().startsWith("keywarden exec: --on-rotate must be restart, none or signal:NAME"), bad.err());
+    }
+
+    @Test
+    void whySaysTheDecisionAndTheRuleThatFails() throws Exception {
+        Process mine = new ProcessBuilder("setpriv", "--reuid=1001", "--regid=1001", "--clear-groups", "sleep", "120").start();
+        Process other = new ProcessBuilder("setpriv", "--reuid=1002", "--regid=1002", "--clear-groups", "sleep", "120").start();
+        String sock = base.resolve("admin/admin.sock").toString();
+        try {
+            Await.until(Duration.ofSeconds(10), () -> Proc.run("grep", "-q", "Uid:\t1002", "/proc/" + other.pid()
+                    + "/status").code() == 0 && Proc.run("grep", "-q", "Uid:\t1001", "/proc/" + mine.pid() + "/status")
+                    .code() == 0, () -> "the processes never took their uids");
+            Proc.Result allowed = Daemon.cli("why", "--admin-socket", sock, "--pid", Long.toString(mine.pid()));
+            assertEquals(0, allowed.code(), allowed.err());
+            assertEquals("pid " + mine.pid() + " (uid 1001, exe /usr/bin/sleep): workload uid-1001"
+                    + " (spiffe://dev.keywarden.local/uid/1001)\n  openai: allowed\n", allowed.out());
+            Proc.Result refused = Daemon.cli("why", "--admin-socket", sock, "--pid", Long.toString(other.pid()));
+            assertEquals(0, refused.code(), refused.err());
+            assertEquals("pid " + other.pid() + " (uid 1002, exe /usr/bin/sleep): refused for every key — no workload's"
+                    + " selectors match\n  workload uid-1001: selector unix:uid:1001 does not match\n", refused.out());
+            Proc.Result byUid = Daemon.cli("why", "--admin-socket", sock, "--uid", "1001", "--key", "openai");
+            assertEquals("uid 1001: workload uid-1001 (spiffe://dev.keywarden.local/uid/1001)\n  openai: allowed\n",
+                    byUid.out());
+            // A block is the rule that fails once the workload is blocked.
+            assertEquals(0, Daemon.cli("revoke", "--admin-socket", sock, "--workload", "uid-1001", "--block", "--reason",
+                    "test").code());
+            Proc.Result blocked = Daemon.cli("why", "--admin-socket", sock, "--pid", Long.toString(mine.pid()));
+            assertTrue(blocked.out().contains("openai: refused — workload uid-1001 is blocked"), blocked.out());
+            Proc.Result gone = Daemon.cli("why", "--admin-socket", sock, "--pid", "2147483000");
+            assertEquals(1, gone.code(), "undecided for a process that does not exist");
+        } finally {
+            mine.destroy();
+            other.destroy();
+        }
     }
 
     private String log() {
