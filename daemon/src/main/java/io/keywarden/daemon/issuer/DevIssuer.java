@@ -69,6 +69,12 @@ public final class DevIssuer implements Issuer {
         live.remove(lease.leaseId());
     }
 
+    /** A dev key is valid nowhere but in the run that issued it: a killed run's is as good as revoked. */
+    @Override
+    public boolean revokeOrphan(Workload workload, KeySpec key, String leaseId) {
+        return true;
+    }
+
     /** Leases issued and neither revoked nor expired. */
     public int liveLeases() {
         Instant now = clock.instant();

@@ -42,6 +42,11 @@ public abstract class ForwardingIssuer implements Issuer {
     }
 
     @Override
+    public boolean revokeOrphan(Workload workload, KeySpec key, String leaseId) throws IssuerException {
+        return delegate.revokeOrphan(workload, key, leaseId);
+    }
+
+    @Override
     public byte[] handoverState() {
         return delegate.handoverState();
     }

@@ -32,6 +32,16 @@ public interface Issuer {
     /** Revokes a lease now; afterwards its key no longer works at the provider. */
     void revoke(Lease lease) throws IssuerException;
 
+    /**
+     * Revokes a lease a previous run of the daemon issued and never revoked (it was killed), known
+     * only by its lease id from the ledger; the credentials that held it died with that run. True
+     * when it is revoked; false when this issuer cannot do that (the lease then lives until it
+     * expires, and the ledger says so).
+     */
+    default boolean revokeOrphan(Workload workload, KeySpec key, String leaseId) throws IssuerException {
+        return false;
+    }
+
     /** Why this issuer cannot serve any workload right now (for /readyz), or empty when it can. Blocking, bounded. */
     /**
      * What a successor daemon needs to revoke and refresh the leases this instance issued (Vault:

@@ -34,4 +34,14 @@ public final class MeteredIssuer extends ForwardingIssuer {
             metrics.issuerRequest(delegate.name(), "revoke", Duration.ofNanos(System.nanoTime() - t0));
         }
     }
+
+    @Override
+    public boolean revokeOrphan(Workload workload, KeySpec key, String leaseId) throws IssuerException {
+        long t0 = System.nanoTime();
+        try {
+            return delegate.revokeOrphan(workload, key, leaseId);
+        } finally {
+            metrics.issuerRequest(delegate.name(), "revoke", Duration.ofNanos(System.nanoTime() - t0));
+        }
+    }
 }

@@ -218,6 +218,28 @@ public final class VaultIssuer implements Issuer {
         forget(lease.leaseId(), token);
     }
 
+    /**
+     * A lease of a killed run: log in as its workload (a fresh JWT-SVID; with SPIRE this needs a
+     * process of the workload, so without one it fails with the reason), revoke the lease with that
+     * token, then the token itself.
+     */
+    @Override
+    public boolean revokeOrphan(Workload workload, KeySpec key, String leaseId) throws IssuerException {
+        VaultSpec spec = key.vault().orElseThrow(() -> new IssuerException("key " + key.name()
+                + " has no vault block in the policy", IssuerException.Kind.CONFIG));
+        Token t = login(workload, null, spec.roleFor(workload), clock.instant());
+        try {
+            http.call("vault revoke of " + leaseId, "PUT", "sys/leases/revoke/" + leaseId, t.id(), null);
+        } finally {
+            try {
+                http.call("vault token revoke-self", "POST", "auth/token/revoke-self", t.id(), null);
+            } catch (IssuerException e) {
+                LOG.debug("vault token revoke-self after an orphan's revoke: {}", e.getMessage());
+            }
+        }
+        return true;
+    }
+
     /** The tokens: of each lease, each role's login, how many leases each holds, the current logins. */
     @Override
     public byte[] handoverState() {

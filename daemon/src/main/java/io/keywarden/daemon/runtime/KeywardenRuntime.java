@@ -84,6 +84,8 @@ public final class KeywardenRuntime implements AutoCloseable {
     private final Supplier<Policy> policy = () -> policySource.get();
     private AuditTrail audit;
     private Ledger ledger;
+    /** What a killed previous run left (its ledger's tail), recovered once the issuers are up. */
+    private io.keywarden.daemon.audit.UncleanStop.Finding unclean;
     private io.vertx.core.Vertx vertx;
     private SystemScheduler scheduler;
     private volatile LeaseManager leases;
@@ -202,6 +204,9 @@ public final class KeywardenRuntime implements AutoCloseable {
                 }
             }
         }
+        if (unclean != null) {
+            UncleanStopRecovery.start(unclean, policy, issuers, audit);
+        }
         for (Issuer i : issuers.all()) {
             components.add(Component.of("issuer " + i.name(), () -> { }, i::unavailable));
         }
@@ -267,48 +272,12 @@ public final class KeywardenRuntime implements AutoCloseable {
             }
         });
         if (ledger != null && inherited == null) {
-            recordUncleanStop(ledger);
+            unclean = UncleanStopRecovery.note(ledger, audit, clock.instant()).orElse(null);
         }
         audit.record("daemon.started", Map.of("reason", inherited == null ? s.label() : s.label() + " (took over from pid "
                 + inherited.fromPid() + ", version " + inherited.fromVersion() + ": " + inherited.leases().size()
                 + " leases, " + inherited.keyFs().openFiles().size() + " open files)", "version", BuildInfo.load().version()));
         audit.record("policy.loaded", Map.of("reason", policySummary(s.policy())));
-    }
-
-    /**
-     * The previous run did not stop cleanly (its ledger does not end with {@code daemon.stopped}):
-     * recorded, with each lease it issued and never revoked ({@code key.orphaned}: valid at its
-     * issuer until it expires; the tokens to revoke it died with that process).
-     */
-    private void recordUncleanStop(Ledger l) throws IOException {
-        java.util.Optional<io.keywarden.daemon.audit.UncleanStop.Finding> found =
-                io.keywarden.daemon.audit.UncleanStop.of(l, clock.instant());
-        if (found.isEmpty()) {
-            return;
-        }
-        var u = found.get();
-        Map<String, Object> f = new java.util.LinkedHashMap<>();
-        f.put("last_seq", u.last().get("seq"));
-        f.put("last_event", u.last().get("event"));
-        f.put("last_ts", u.last().get("ts"));
-        f.put("torn_record", u.torn());
-        f.put("leases_left", u.leftAlive().size());
-        audit.record("daemon.unclean_stop", f);
-        LOG.warn("the previous run stopped without a clean shutdown (last record {} {} at {}); {} lease(s) it issued are"
-                + " still valid at their issuer until they expire (key.orphaned in the ledger)", u.last().get("seq"),
-                u.last().get("event"), u.last().get("ts"), u.leftAlive().size());
-        for (Map<String, Object> r : u.leftAlive()) {
-            Map<String, Object> o = new java.util.LinkedHashMap<>();
-            for (String k : List.of("workload", "spiffe_id", "key", "lease_id", "provider_key_id", "fingerprint", "issuer",
-                    "expires_at")) {
-                if (r.get(k) != null) {
-                    o.put(k, r.get(k));
-                }
-            }
-            o.put("reason", "issued by a run that stopped without revoking it: valid at its issuer until expires_at;"
-                    + " revoke it there by lease_id or provider_key_id");
-            audit.record("key.orphaned", o);
-        }
     }
 
     private IdentityProvider startIdentity(Spec s) {

@@ -11,6 +11,7 @@ import io.keywarden.tests.support.Daemon;
 import io.keywarden.tests.support.Proc;
 import io.keywarden.tests.support.Requirements;
 import io.keywarden.tests.support.RunConfig;
+import io.keywarden.testing.Await;
 import io.keywarden.tests.vault.FakeVault;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -97,6 +98,57 @@ class RunWithVaultIT {
                 assertFalse(out.contains(first) || out.contains(second) || out.contains("hvs.") || out.contains("eyJ"),
                         "no key, token or JWT in the daemon's output");
             }
+        } finally {
+            Proc.run("sh", "-c", "grep -q '" + dir + "/mnt' /proc/mounts && umount -l '" + dir + "/mnt'; rm -rf '" + dir + "'");
+        }
+    }
+
+    /** kill -9, then a new run: the lease the killed run left is revoked at Vault, by its lease id in the ledger. */
+    @Test
+    void aLeaseAKilledRunLeftIsRevokedAtVaultByTheNextRun() throws Exception {
+        Requirements.rootAndFuse();
+        Path dir = Files.createTempDirectory("kw-recover-");
+        Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
+        int port = io.keywarden.tests.support.Ports.free();
+        String jwksUrl = "http://127.0.0.1:" + port + "/.well-known/jwks.json";
+        try (FakeVault vault = new FakeVault(() -> fetch(jwksUrl))
+                .role("reviewer", "spiffe://example.org/ns/agents/sa/reviewer", "vault", Duration.ofMinutes(10),
+                        Duration.ofHours(1)).start()) {
+            Path mnt = dir.resolve("mnt");
+            Files.writeString(dir.resolve("policy.yaml"), """
+                    keys:
+                      openai:
+                        vault: {role: "{workload}", path: "openai/creds/{workload}", ttl: 10m}
+                    workloads:
+                      - name: reviewer
+                        spiffeId: spiffe://example.org/ns/agents/sa/reviewer
+                        selectors: [unix:uid:1001]
+                        keys: [openai]
+                    """);
+            RunConfig.vaultFuse(dir, "{provider: dev, audience: vault}", vault.address(), "5s", mnt, port,
+                    dir.resolve("admin/admin.sock"));
+            String lease;
+            try (Daemon d = Daemon.start(Map.of(), "run", "--config", dir.resolve("config.yaml").toString())) {
+                d.awaitOut("serving KeyFS", 30);
+                assertTrue(Proc.as(1001, "cat", mnt.resolve("openai/api_key").toString()).out().startsWith("sk-vault-"));
+                lease = vault.leases.keySet().iterator().next();
+                Proc.run("kill", "-KILL", Long.toString(d.pid()));
+                d.waitFor(10);
+            }
+            assertEquals(1, vault.liveLeases().size(), "the killed run revoked nothing");
+            try (Daemon d = Daemon.start(Map.of(), "run", "--config", dir.resolve("config.yaml").toString())) {
+                d.awaitOut("serving KeyFS", 30);
+                Await.until(Duration.ofSeconds(30), () -> vault.revokedLeases.contains(lease),
+                        () -> "the killed run's lease is still live at Vault: " + String.join("\n", d.out) + String.join("\n", d.err));
+                Await.until(Duration.ofSeconds(10), () -> Files.readString(dir.resolve("audit.jsonl"))
+                        .contains("\"event\":\"daemon.recovered\""), () -> "daemon.recovered on record");
+                assertEquals(0, d.stop());
+            }
+            String ledger = Files.readString(dir.resolve("audit.jsonl"));
+            assertTrue(ledger.contains("\"event\":\"daemon.unclean_stop\""), ledger);
+            assertTrue(ledger.lines().anyMatch(l -> l.contains("\"event\":\"daemon.recovered\"")
+                    && l.contains("\"revoked\":[\"" + lease + "\"]") && l.contains("\"left\":[]")), ledger);
+            assertEquals(0, vault.liveLeases().size(), "nothing left live at Vault");
         } finally {
             Proc.run("sh", "-c", "grep -q '" + dir + "/mnt' /proc/mounts && umount -l '" + dir + "/mnt'; rm -rf '" + dir + "'");
         }
