@@ -4,8 +4,8 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.util.Properties;
 
-/** Version and build time, filtered into the jar at build time. */
-public record BuildInfo(String version, String built) {
+/** Version, build time and git commit, filtered into the jar at build time. */
+public record BuildInfo(String version, String built, String commit) {
 
     public static BuildInfo load() {
         Properties p = new Properties();
@@ -16,6 +16,8 @@ public record BuildInfo(String version, String built) {
         } catch (IOException e) {
             // Fall through to "unknown": a missing resource must not stop `keywarden version`.
         }
-        return new BuildInfo(p.getProperty("version", "unknown"), p.getProperty("built", "unknown"));
+        String commit = p.getProperty("commit", "unknown");
+        return new BuildInfo(p.getProperty("version", "unknown"), p.getProperty("built", "unknown"),
+                commit.isBlank() || commit.startsWith("${") ? "unknown" : commit);
     }
 }

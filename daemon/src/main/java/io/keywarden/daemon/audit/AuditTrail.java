@@ -152,7 +152,7 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
 
     @Override
     public void granted(Attestation.Identified who, String key, String file, IssuedKey issued) {
-        metrics.access(key, "granted");
+        metrics.access(who.workload().name(), key, "granted");
         if (issued == null) {
             return;
         }
@@ -183,9 +183,9 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
     @Override
     public void denied(Attestation who, String key, String file, io.keywarden.delivery.Decision.Refusal code,
                        String reason) {
-        metrics.access(key, "denied");
         String spiffe = who instanceof Attestation.Identified i ? i.spiffeId().toString() : null;
         String workload = who instanceof Attestation.Identified i ? i.workload().name() : null;
+        metrics.access(workload, key, "denied");
         ProcessInfo p = who.process();
         DenialKey k = new DenialKey(p == null ? -1 : Integer.toUnsignedLong(p.uid()),
                 p == null ? null : p.exe().orElse(null), key, code.label(), stable(reason));

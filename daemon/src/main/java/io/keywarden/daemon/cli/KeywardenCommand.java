@@ -85,7 +85,7 @@ public final class KeywardenCommand implements Runnable {
         @Override
         public String[] getVersion() {
             BuildInfo b = BuildInfo.load();
-            return new String[] {"keywarden " + b.version(), "built " + b.built(),
+            return new String[] {"keywarden " + b.version(), "built " + b.built() + " from commit " + b.commit(),
                 "java " + System.getProperty("java.version") + " (" + System.getProperty("java.vendor") + ")"};
         }
     }

@@ -43,6 +43,44 @@ public final class Metrics {
             registry.add(e);
         }
         ledgerErrors();
+        // The JVM's and the process's own meters (jvm_*, process_*): memory, GC, threads, CPU, open files.
+        for (io.micrometer.core.instrument.binder.MeterBinder b : new io.micrometer.core.instrument.binder.MeterBinder[] {
+            new io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics(),
+            new io.micrometer.core.instrument.binder.jvm.JvmGcMetrics(),
+            new io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics(),
+            new io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics(),
+            new io.micrometer.core.instrument.binder.system.ProcessorMetrics(),
+            new io.micrometer.core.instrument.binder.system.FileDescriptorMetrics(),
+            new io.micrometer.core.instrument.binder.system.UptimeMetrics()}) {
+            b.bindTo(registry);
+        }
+        Gauge.builder("process.resident.memory", Metrics::residentBytes).baseUnit("bytes")
+                .description("Resident set size of the daemon (VmRSS)").register(registry);
+    }
+
+    /** {@code keywarden_build_info{version,commit} 1}: which build each node runs. */
+    public void buildInfo(String version, String commit) {
+        Gauge.builder("keywarden.build.info", () -> 1).description("The build this daemon runs (always 1)")
+                .tag("version", version).tag("commit", commit).register(registry);
+    }
+
+    /** {@code keywarden_ready}: 1 while /readyz answers 200, 0 otherwise. */
+    public void readiness(java.util.function.BooleanSupplier ready) {
+        Gauge.builder("keywarden.ready", () -> ready.getAsBoolean() ? 1 : 0)
+                .description("1 while the daemon is ready (/readyz 200), 0 otherwise").register(registry);
+    }
+
+    private static double residentBytes() {
+        try {
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
+                if (line.startsWith("VmRSS:")) {
+                    return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024.0;
+                }
+            }
+        } catch (java.io.IOException | NumberFormatException e) {
+            // unknown below
+        }
+        return Double.NaN;
     }
 
     private Counter issuedCounter(String key, String outcome) {
@@ -55,9 +93,10 @@ public final class Metrics {
                 .tag("issuer", issuerOfKey.getOrDefault(key, "")).tag("key", key).tag("outcome", outcome).register(registry);
     }
 
-    private Counter accessCounter(String key, String decision) {
-        return Counter.builder("keywarden.access").description("Opens of a key's files, by decision")
-                .tag("key", key).tag("decision", decision).register(registry);
+    private Counter accessCounter(String workload, String key, String decision) {
+        return Counter.builder("keywarden.access").description("Opens of a key's files, by workload (\"\" for a caller"
+                        + " that is none) and decision")
+                .tag("workload", workload).tag("key", key).tag("decision", decision).register(registry);
     }
 
     /**
@@ -70,8 +109,8 @@ public final class Metrics {
             issuedCounter(key, o);
             refreshCounter(key, o);
         }
-        accessCounter(key, "granted");
-        accessCounter(key, "denied");
+        accessCounter("", key, "granted");
+        accessCounter("", key, "denied");
         revokeFailures(key);
     }
 
@@ -99,8 +138,8 @@ public final class Metrics {
                 .tag("key", key).register(registry);
     }
 
-    public void access(String key, String decision) {
-        accessCounter(key, decision).increment();
+    public void access(String workload, String key, String decision) {
+        accessCounter(workload == null ? "" : workload, key, decision).increment();
     }
 
     public void issuerRequest(String issuer, String op, Duration took) {
@@ -122,6 +161,15 @@ public final class Metrics {
                     .tag("key", key).register(registry);
             Gauge.builder("keywarden.lease.seconds.remaining.min", source, minRemaining)
                     .description("Seconds until the soonest-expiring lease of a key ends").tag("key", key).register(registry);
+        }
+    }
+
+    /** {@code keywarden_workload_leases{workload,key}}: whether the workload holds a live lease of the key here (0/1). */
+    public <T> void workloadLeaseGauge(String workload, String key, T source, ToDoubleFunction<T> active) {
+        if (gauges.putIfAbsent(workload + "\u0000" + key, true) == null) {
+            Gauge.builder("keywarden.workload.leases", source, active)
+                    .description("Live leases a workload holds of a key on this node").tag("workload", workload)
+                    .tag("key", key).register(registry);
         }
     }
 

@@ -240,6 +240,9 @@ public final class KeywardenRuntime implements AutoCloseable {
             Metrics withExports = metrics;
             components.add("metric exports", withExports::closeExports);
         }
+        io.keywarden.daemon.BuildInfo b = io.keywarden.daemon.BuildInfo.load();
+        metrics.buildInfo(b.version(), b.commit());
+        metrics.readiness(readiness::isReady);
     }
 
     /** One daemon per mount, ledger and admin socket, decided before anything is touched. */
@@ -657,9 +660,33 @@ public final class KeywardenRuntime implements AutoCloseable {
                             .mapToDouble(v -> Duration.between(clock.instant(), v.expiresAt()).toMillis() / 1000.0)
                             .min().orElse(Double.NaN));
         }
+        for (io.keywarden.policy.Workload w : p.workloads()) {
+            for (String key : w.keys()) {
+                String id = w.name() + "\u0000" + key;
+                metrics.workloadLeaseGauge(w.name(), key, lm, m -> liveLeases(m).getOrDefault(id, 0L));
+            }
+        }
     }
 
     private volatile IssuerRegistry issuerRegistry;
+    /** Live leases by "workload NUL key", counted once per scrape (at most once a second), not once per gauge. */
+    private volatile Map.Entry<Long, Map<String, Long>> leaseCounts = Map.entry(0L, Map.of());
+
+    private Map<String, Long> liveLeases(LeaseManager lm) {
+        Map.Entry<Long, Map<String, Long>> c = leaseCounts;
+        long now = System.nanoTime();
+        if (now - c.getKey() > 1_000_000_000L || c.getValue().isEmpty() && c.getKey() == 0L) {
+            Map<String, Long> counts = new java.util.HashMap<>();
+            for (LeaseManager.LeaseView v : lm.view()) {
+                if (v.leaseId() != null) {
+                    counts.merge(v.workload() + "\u0000" + v.key(), 1L, Long::sum);
+                }
+            }
+            c = Map.entry(now, counts);
+            leaseCounts = c;
+        }
+        return c.getValue();
+    }
 
     /** The instance that serves {@code key}, for metric labels ("" when the policy names none that exists). */
     private String issuerNameOf(io.keywarden.policy.KeySpec key) {

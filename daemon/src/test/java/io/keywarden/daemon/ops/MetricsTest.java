@@ -15,7 +15,15 @@ class MetricsTest {
         m.registerKey("openai", "bao");
         m.issuerRequest("vault", "issue", Duration.ofMillis(30));
         m.revoked("openai", io.keywarden.daemon.lifecycle.RevokeReason.OPERATOR.label());
+        m.buildInfo("1.2.3", "0123456789ab");
+        m.readiness(() -> true);
         String text = m.scrape();
+        // The JVM's and the process's own meters, and which build runs.
+        for (String name : List.of("jvm_memory_used_bytes", "jvm_gc_", "jvm_threads_live_threads", "process_cpu_usage",
+                "process_files_open_files", "process_uptime_seconds", "process_resident_memory_bytes")) {
+            assertTrue(text.contains("\n" + name), "exposed: " + name);
+        }
+        assertTrue(text.contains("keywarden_build_info{commit=\"0123456789ab\",version=\"1.2.3\"} 1"), text);
         for (String line : text.lines().filter(l -> l.startsWith("# HELP")).toList()) {
             assertTrue(line.split(" ", 4).length == 4 && line.split(" ", 4)[3].length() > 10, "HELP text: " + line);
         }
@@ -24,7 +32,8 @@ class MetricsTest {
         assertEquals(types, helps, "a HELP per meter");
         for (String zero : List.of("keywarden_keys_issued_total{issuer=\"bao\",key=\"openai\",outcome=\"error\"} 0.0",
                 "keywarden_key_refreshes_total{issuer=\"bao\",key=\"openai\",outcome=\"error\"} 0.0",
-                "keywarden_access_total{decision=\"denied\",key=\"openai\"} 0.0", "keywarden_ledger_errors_total 0.0")) {
+                "keywarden_access_total{decision=\"denied\",key=\"openai\",workload=\"\"} 0.0",
+                "keywarden_ledger_errors_total 0.0", "keywarden_ready 1.0")) {
             assertTrue(text.contains(zero), "registered at zero: " + zero + "\n" + text);
         }
         assertTrue(text.contains("keywarden_keys_revoked_total{key=\"openai\",reason=\"operator\"} 1.0"), text);

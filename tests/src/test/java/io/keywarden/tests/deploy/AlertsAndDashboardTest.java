@@ -9,6 +9,7 @@ import io.keywarden.daemon.ops.Metrics;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.regex.Matcher;
@@ -32,6 +33,10 @@ class AlertsAndDashboardTest {
         m.leaseGauges("openai", new Object(), o -> 1, o -> 60);
         m.unrevokedGauge(new Object(), o -> 0);
         m.revoked("openai", io.keywarden.daemon.lifecycle.RevokeReason.GUARD.label());
+        m.buildInfo("1", "abc");
+        m.readiness(() -> true);
+        m.workloadLeaseGauge("reviewer", "openai", new Object(), o -> 1);
+        m.access("reviewer", "openai", "denied");
         Set<String> names = new TreeSet<>();
         for (String line : m.scrape().split("\n")) {
             if (!line.startsWith("#") && !line.isBlank()) {
@@ -74,5 +79,14 @@ class AlertsAndDashboardTest {
             }
         }
         assertTrue(targets >= 6, "the dashboard has its panels");
+        // An operator picks a node and workloads; health has its panels.
+        Set<String> vars = new TreeSet<>();
+        d.path("templating").path("list").forEach(v -> vars.add(v.path("name").asText()));
+        assertTrue(vars.containsAll(Set.of("node", "workload")), vars.toString());
+        String all = d.path("panels").toString();
+        for (String m : List.of("keywarden_ready", "keywarden_key_refreshes_total{outcome=\\\"error\\\"",
+                "keywarden_ledger_errors_total", "keywarden_access_total{decision=\\\"denied\\\"", "keywarden_workload_leases")) {
+            assertTrue(all.contains(m), "a panel on " + m);
+        }
     }
 }

@@ -70,7 +70,12 @@ class DevCommandIT {
             String jwks = get(port, "/.well-known/jwks.json");
             assertTrue(jwks.startsWith("200 {\"keys\":[{\"kty\":\"EC\""), jwks);
             String metrics = get(port, "/metrics");
-            assertTrue(metrics.contains("keywarden_access_total{decision=\"denied\",key=\"openai\"} 1.0"), metrics);
+            assertTrue(metrics.contains("keywarden_access_total{decision=\"denied\",key=\"openai\",workload=\"\"} 1.0"),
+                    metrics);
+            assertTrue(metrics.contains("keywarden_access_total{decision=\"granted\",key=\"openai\",workload=\"uid-1001\"}"),
+                    metrics);
+            assertTrue(metrics.contains("keywarden_workload_leases{key=\"openai\",workload=\"uid-1001\"} 1.0"), metrics);
+            assertTrue(metrics.contains("keywarden_ready 1.0") && metrics.contains("keywarden_build_info{commit="), metrics);
             assertTrue(metrics.contains("keywarden_key_refreshes_total{issuer=\"dev\",key=\"openai\",outcome=\"ok\"}"), metrics);
             assertTrue(metrics.contains("keywarden_issuer_request_seconds_count{issuer=\"dev\",op=\"issue\"}"), metrics);
 
