@@ -15,11 +15,11 @@ public sealed interface LeaseStatus {
         }
     }
 
-    /** An operator blocked the workload. */
+    /** The workload is blocked; {@code reason} says by whom ("operator (uid 0): …", "the guard: …", "fleet …"). */
     record Blocked(String reason) implements LeaseStatus {
         @Override
         public String line() {
-            return "error: blocked by an operator: " + reason;
+            return "error: blocked by " + reason;
         }
     }
 

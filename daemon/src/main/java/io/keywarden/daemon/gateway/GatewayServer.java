@@ -213,8 +213,7 @@ public final class GatewayServer implements AutoCloseable {
         }
         KeySpec spec = policy.get().keys().get(key);
         if (spec == null) {
-            refuse(x, 404, "no_such_key", key.isEmpty() ? "the path must start with /<key>/" : "no key named '"
-                    + (key.length() > 64 ? key.substring(0, 64) + "…" : key) + "' in the policy");
+            refuse(x, 404, "no_such_key", noSuchKey(key));
             return;
         }
         try {
@@ -340,14 +339,32 @@ public final class GatewayServer implements AutoCloseable {
      */
     private void refuse(Exchange x, Decision d) {
         if (d instanceof Decision.Denied den) {
-            refuse(x, 403, "not_permitted", den.reason());
+            // The caller learns who the gateway saw and which rule refused it (never anything of another workload).
+            refuse(x, 403, "not_permitted", den.reason() + " (rule: " + den.code().label() + "; caller "
+                    + caller(den.who()) + "; keywarden why --pid on the node explains it)");
         } else if (d instanceof Decision.Unavailable u) {
             refuse(x, 503, "credential_unavailable", u.reason());
         } else if (d instanceof Decision.NoSuchKey) {
-            refuse(x, 404, "no_such_key", "no key named '" + x.key + "' in the policy");
+            refuse(x, 404, "no_such_key", noSuchKey(x.key));
         } else {
             refuse(x, 503, "credential_unavailable", "no credential for key " + x.key);
         }
+    }
+
+    /** "no key named 'v1' …", with the keys there are and the path's shape (a missing /openai prefix, say). */
+    private String noSuchKey(String key) {
+        String keys = String.join(", ", policy.get().keys().keySet());
+        String first = policy.get().keys().keySet().stream().findFirst().orElse("KEY");
+        return (key.isEmpty() ? "the path must start with /<key>/" : "no key named '" + (key.length() > 64
+                ? key.substring(0, 64) + "…" : key) + "' in the policy") + "; keys: " + keys + " (paths are /<key>/…, e.g."
+                + " base URL http://HOST:PORT/" + first + "/v1)";
+    }
+
+    /** "pid 4242 uid 1001 exe /usr/bin/python3", as the gateway attested the caller. */
+    private static String caller(io.keywarden.attestation.Attestation a) {
+        io.keywarden.attestation.ProcessInfo p = a == null ? null : a.process();
+        return p == null ? "(no local process)" : "pid " + p.pid() + " uid " + Integer.toUnsignedString(p.uid()) + " exe "
+                + p.exe().orElse("(unreadable)");
     }
 
     /** The workload's guard (model, then the request's worst case reserved), then the policy hook, then the credential. */
@@ -359,7 +376,13 @@ public final class GatewayServer implements AutoCloseable {
                 JsonNode n = JSON.readTree(x.body.getBytes());
                 json = n instanceof ObjectNode o ? o : null;
             } catch (IOException e) {
-                json = null;
+                // A JSON body that is not JSON: the caller's mistake, said as such (not a model refusal).
+                String why = e instanceof com.fasterxml.jackson.core.JsonProcessingException j ? j.getOriginalMessage()
+                        : "unreadable";
+                why = why == null ? "unparsable" : why.lines().findFirst().orElse("unparsable");
+                refuse(x, 400, "bad_request", "the request body is not valid JSON (" + (why.length() > 120
+                        ? why.substring(0, 120) + "…" : why) + ")");
+                return;
             }
         }
         if (json != null && json.hasNonNull("model") && json.get("model").isTextual()) {

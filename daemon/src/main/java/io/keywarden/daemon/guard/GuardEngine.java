@@ -374,7 +374,7 @@ public final class GuardEngine implements TokenBudgets {
     private void act(Workload w, Fire f, String sensor) {
         Guard.OnBreach action = w.guard().onBreach();
         listener.breach(w, f.kind(), f.observed(), f.limit(), action.label(), sensor);
-        String reason = "guard: " + f.kind().label() + " " + f.observed() + " over " + f.limit();
+        String reason = "the guard: " + f.kind().label().replace('_', ' ') + " " + f.observed() + " over " + f.limit();
         switch (action) {
             case ALERT -> { }
             case REVOKE -> listener.revoke(w, reason);

@@ -107,7 +107,7 @@ public final class LeaseManager implements KeySource, AutoCloseable {
         }
         Optional<String> block = killSwitch.reason(workload.name());
         if (block.isPresent()) {
-            return CompletableFuture.failedFuture(new KeyBlockedException("blocked by an operator: " + block.get()));
+            return CompletableFuture.failedFuture(new KeyBlockedException("blocked by " + block.get()));
         }
         LeaseSlot s = slot(workload, key, false);
         Lease l = s.validAt(clock.instant());

@@ -33,7 +33,7 @@ import org.slf4j.LoggerFactory;
  */
 final class GuardRecorder implements GuardListener {
     private static final Logger LOG = LoggerFactory.getLogger(GuardRecorder.class);
-    private static final Pattern UNTIL = Pattern.compile("^guard: .* \\(until (\\S+)\\)$");
+    private static final Pattern UNTIL = Pattern.compile("^(?:the )?guard: .* \\(until (\\S+)\\)$");
 
     private final AuditTrail audit;
     private final Metrics metrics;

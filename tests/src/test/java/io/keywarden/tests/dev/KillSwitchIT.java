@@ -59,7 +59,7 @@ class KillSwitchIT {
             ms = (System.nanoTime() - t0) / 1_000_000;
             assertTrue(blocked.err().contains("Permission denied"), blocked.err());
             System.out.println("revoke --block -> EACCES: " + ms + " ms (including a JVM start for the CLI)");
-            assertEquals("error: blocked by an operator: operator (uid root): incident 42\n",
+            assertEquals("error: blocked by operator (uid root): incident 42\n",
                     Proc.as(1001, "cat", mnt.resolve("openai/status").toString()).out());
 
             assertEquals(0, cli("unblock", "--admin-socket", sock.toString(), "--spiffe-id", ID).code());

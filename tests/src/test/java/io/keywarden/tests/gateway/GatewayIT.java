@@ -219,6 +219,18 @@ class GatewayIT {
     }
 
     @Test
+    void aBodyThatIsNotJsonIsABadRequestAndAMissingPrefixNamesTheKeys() {
+        int before = upstream.seen.size();
+        Proc.Result bad = curl(1001, "/openai/v1/chat/completions", "{\"model\": \"gpt-4.1-mini\",");
+        assertEquals(400, status(bad), bad.out());
+        assertTrue(bad.out().contains("\"code\":\"bad_request\"") && bad.out().contains("not valid JSON"), bad.out());
+        Proc.Result noPrefix = curl(1001, "/v1/chat/completions", CHAT);
+        assertEquals(404, status(noPrefix), noPrefix.out());
+        assertTrue(noPrefix.out().contains("no key named 'v1' in the policy; keys: openai, secure, claude, h2"), noPrefix.out());
+        assertEquals(before, upstream.seen.size(), "nothing was sent upstream");
+    }
+
+    @Test
     void aModelOutsideTheAllowlistIsRefusedBeforeTheUpstreamSeesIt() {
         int before = upstream.seen.size();
         Proc.Result r = curl(1001, "/openai/v1/chat/completions", CHAT.replace("gpt-4.1-mini", "gpt-5"));
@@ -234,8 +246,13 @@ class GatewayIT {
         Proc.Result stranger = curl(1002, "/openai/v1/chat/completions", CHAT);
         assertEquals(403, status(stranger), stranger.out());
         assertTrue(stranger.out().contains("not_permitted"), stranger.out());
+        // The refused caller learns what the gateway saw of it and the rule that failed.
+        assertTrue(stranger.out().contains("(rule: unidentified; caller pid ") && stranger.out().contains(" uid 1002 exe "),
+                stranger.out());
         Proc.Result curlAsScripted = curl(1003, "/openai/v1/chat/completions", CHAT);
         assertEquals(403, status(curlAsScripted), "curl is not the permitted executable of workload scripted");
+        assertTrue(curlAsScripted.out().contains("rule: readers; caller pid ") && curlAsScripted.out().contains(
+                " uid 1003 exe /usr/bin/curl"), curlAsScripted.out());
         String py = """
                 import json, urllib.request, sys
                 req = urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), method="POST",
