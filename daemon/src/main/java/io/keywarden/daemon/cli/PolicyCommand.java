@@ -33,7 +33,7 @@ final class PolicyCommand implements Runnable {
 
     @Command(name = "check", description = "Validate a policy and print a summary; exit 2 with FILE:LINE:COL: message per error.")
     static final class Check implements Callable<Integer> {
-        @Parameters(paramLabel = "FILE")
+        @Parameters(paramLabel = "FILE", description = "The policy file.")
         Path file;
 
         @Option(names = "--issuer", paramLabel = "vault|dev",
@@ -67,6 +67,7 @@ final class PolicyCommand implements Runnable {
                 }
             }
             print(p, instances, spec.commandLine().getOut());
+            warnings(p).forEach(spec.commandLine().getErr()::println);
             return 0;
         }
 
@@ -103,8 +104,49 @@ final class PolicyCommand implements Runnable {
                     }
                     parts.add("readers " + String.join(" ", r));
                 }
+                io.keywarden.policy.Guard g = w.guard();
+                if (!g.equals(io.keywarden.policy.Guard.NONE)) {
+                    List<String> gp = new ArrayList<>();
+                    if (g.restrictsModels()) {
+                        gp.add("models " + String.join(",", g.models()));
+                    }
+                    g.budget().tokensPerHour().ifPresent(v -> gp.add("tokensPerHour " + v));
+                    g.budget().tokensPerDay().ifPresent(v -> gp.add("tokensPerDay " + v));
+                    g.budget().requestsPerMinute().ifPresent(v -> gp.add("requestsPerMinute " + v));
+                    g.anomaly().ifPresent(a -> gp.add("anomaly x" + a.factor() + " over " + a.baselineHours() + "h (min "
+                            + a.minTokensPerHour() + "/h)"));
+                    gp.add("onBreach " + g.onBreach().label());
+                    parts.add("guard " + String.join(" ", gp));
+                }
                 out.printf("  workload %s (%s): %s%n", w.name(), w.spiffeId(), String.join("; ", parts));
             }
+        }
+
+        /**
+         * Paths the policy names that do not exist on this machine: a {@code readers.exe} or a
+         * {@code unix:path} selector no process can ever match, so every read of its key fails while
+         * the rest looks fine. Warnings, not errors: the policy may be written for another host.
+         */
+        static List<String> warnings(Policy p) {
+            List<String> out = new ArrayList<>();
+            for (Workload w : p.workloads()) {
+                String at = w.declaredAt() == null ? p.source() : w.declaredAt().file() + ":" + w.declaredAt().line()
+                        + ":" + w.declaredAt().column();
+                for (String exe : w.readers().exes()) {
+                    if (!java.nio.file.Files.exists(Path.of(exe))) {
+                        out.add(at + ": warning: workload " + w.name() + ": readers.exe " + exe + " does not exist on"
+                                + " this machine: no process can read its keys here");
+                    }
+                }
+                for (io.keywarden.policy.Selector sel : w.selectors()) {
+                    if (sel.kind() == io.keywarden.policy.Selector.Kind.UNIX_PATH
+                            && !java.nio.file.Files.exists(Path.of(sel.value()))) {
+                        out.add(at + ": warning: workload " + w.name() + ": selector " + sel + " names a file that does"
+                                + " not exist on this machine: no process matches it here");
+                    }
+                }
+            }
+            return out;
         }
     }
 

@@ -125,6 +125,29 @@ class CliTest {
     }
 
     @Test
+    void policyCheckWarnsOfPathsThatDoNotExistAndShowsTheGuard(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("p.yaml");
+        Files.writeString(f, """
+                keys:
+                  openai: {}
+                workloads:
+                  - name: agent
+                    spiffeId: spiffe://t/agent
+                    selectors: [unix:uid:1001, unix:path:/opt/nowhere/agent]
+                    keys: [openai]
+                    readers: {exe: [/usr/bin/python3.99]}
+                    guard: {models: [gpt-4.1-mini], budget: {tokensPerHour: 1000}, onBreach: block}
+                """);
+        Result r = run("policy", "check", f.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("guard models gpt-4.1-mini tokensPerHour 1000 onBreach block"), r.out());
+        assertEquals(f + ":4:5: warning: workload agent: readers.exe /usr/bin/python3.99 does not exist on this machine:"
+                + " no process can read its keys here\n" + f + ":4:5: warning: workload agent: selector"
+                + " unix:path:/opt/nowhere/agent names a file that does not exist on this machine: no process matches it"
+                + " here\n", r.err());
+    }
+
+    @Test
     void policyCheckReportsEachProblemOnItsLineWithoutStackTrace(@TempDir Path dir) throws Exception {
         Path f = dir.resolve("bad.yaml");
         Files.writeString(f, "keys:\n  openai: {refreshAt: 3}\nworkloads:\n  - name: A\n    spiffeId: x\n    keys: [openai]\n");
