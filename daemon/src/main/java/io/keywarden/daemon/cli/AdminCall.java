@@ -20,20 +20,23 @@ final class AdminCall {
     }
 
     static JsonNode send(Path socket, ObjectNode req) {
+        // One prefix for every message: the command as typed (keywarden status, keywarden revoke, …).
+        String who = "keywarden " + req.path("op").asText();
         if (!Files.exists(socket)) {
-            throw new RuntimeFailure("keywarden: no daemon admin socket at " + socket
+            throw new RuntimeFailure(who + ": no daemon admin socket at " + socket
                     + " (is keywarden running? --admin-socket PATH)");
         }
         JsonNode answer;
         try {
             answer = AdminServer.call(socket, req);
         } catch (SocketException e) {
-            throw new RuntimeFailure("keywarden: cannot reach the daemon at " + socket + ": " + e.getMessage());
+            throw new RuntimeFailure(who + ": cannot reach the daemon at " + socket + ": " + e.getMessage()
+                    + (e.getMessage() != null && e.getMessage().contains("ermission") ? " (the admin socket is root's)" : ""));
         } catch (IOException e) {
-            throw new RuntimeFailure("keywarden: the daemon's answer could not be read: " + e.getMessage());
+            throw new RuntimeFailure(who + ": the daemon's answer could not be read: " + e.getMessage());
         }
         if (!answer.path("ok").asBoolean(false)) {
-            throw new UserError("keywarden: the daemon refused: " + answer.path("error").asText("no reason"));
+            throw new UserError(who + ": the daemon refused: " + answer.path("error").asText("no reason"));
         }
         return answer;
     }

@@ -16,7 +16,11 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-@Command(name = "dev", description = "The embedded default: dev identity, dev issuer and KeyFS; no external service.")
+@Command(name = "dev", description = "The embedded default: dev identity, dev issuer and KeyFS; no external service.",
+        footer = {"%nExamples:", "  sudo keywarden dev                      # KeyFS at /run/keywarden for the invoking user",
+                "  keywarden dev                           # without root: tmpfs files in $XDG_RUNTIME_DIR/keywarden",
+                "  keywarden dev --gateway 127.0.0.1:8787 --upstream openai=http://127.0.0.1:8080   # to a local mock",
+                "  keywarden dev --issuers real --config dev-bao.yaml   # real keys from a local OpenBao"})
 final class DevCommand implements Callable<Integer> {
 
     @Option(names = "--mount", paramLabel = "DIR", description = "Where to mount (default /run/keywarden as root).")

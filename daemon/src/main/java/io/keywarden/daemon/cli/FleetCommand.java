@@ -28,7 +28,7 @@ final class FleetCommand implements Runnable {
         @Mixin
         AdminSocketOption admin;
 
-        @Option(names = "--json")
+        @Option(names = "--json", description = "The inventory as JSON.")
         boolean json;
 
         @CommandLine.Spec
@@ -67,7 +67,7 @@ final class FleetCommand implements Runnable {
     @Command(name = "status", description = "Every lease held in the fleet: SPIFFE ID, workload, key, fingerprint, provider"
             + " key id, expiry, openers, node; stale nodes marked.")
     static final class Status extends Inventory {
-        @Option(names = "--workload", paramLabel = "NAME")
+        @Option(names = "--workload", paramLabel = "NAME", description = "Only this workload's leases.")
         String workload;
 
         @Override

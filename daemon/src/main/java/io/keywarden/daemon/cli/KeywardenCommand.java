@@ -54,12 +54,13 @@ public final class KeywardenCommand implements Runnable {
         });
         cl.setExecutionExceptionHandler((ex, c, parsed) -> {
             PrintWriter e = c.getErr();
+            String prefix = c.getCommandSpec().qualifiedName() + ": ";
             if (ex instanceof UserError u) {
-                u.lines().forEach(e::println);
+                u.lines().forEach(l -> e.println(prefixed(l, prefix)));
                 return ExitCode.BAD_INPUT;
             }
             if (ex instanceof io.keywarden.daemon.RuntimeFailure) {
-                e.println(ex.getMessage());
+                e.println(prefixed(ex.getMessage(), prefix));
                 return ExitCode.RUNTIME;
             }
             // Our own exceptions never carry secrets; say what failed, not a class name or a stack trace.
@@ -69,6 +70,22 @@ public final class KeywardenCommand implements Runnable {
             return ExitCode.RUNTIME;
         });
         return cl;
+    }
+
+    private static final java.util.regex.Pattern LOCATED = java.util.regex.Pattern.compile("^\\S+:\\d+:\\d+: .*");
+
+    /**
+     * One prefix for every error: the command as typed ({@code keywarden audit show: …}); a line
+     * located in a file ({@code FILE:LINE:COL: …}) stays as compilers print it.
+     */
+    static String prefixed(String line, String prefix) {
+        if (line == null || line.startsWith(prefix) || LOCATED.matcher(line).matches()) {
+            return line;
+        }
+        if (line.startsWith("keywarden: ")) {
+            return prefix + line.substring("keywarden: ".length());
+        }
+        return line.startsWith("keywarden ") ? line : prefix + line;
     }
 
     private static void addHelpOptions(CommandLine cl) {

@@ -9,7 +9,10 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-@Command(name = "revoke", description = "Kill switch: revoke a workload's keys now; a fresh key on next open unless --block.")
+@Command(name = "revoke", description = "Kill switch: revoke a workload's keys now; a fresh key on next open unless --block.",
+        footer = {"%nExamples:", "  keywarden revoke --workload research --reason 'key pasted in a ticket'",
+                "  keywarden revoke --spiffe-id spiffe://example.org/ns/agents/sa/research --block --reason 'incident 42'",
+                "  keywarden revoke --workload research --block --fleet --reason 'runaway spend'   # every node"})
 final class RevokeCommand implements Callable<Integer> {
     @Mixin
     AdminSocketOption admin;
@@ -17,13 +20,14 @@ final class RevokeCommand implements Callable<Integer> {
     @picocli.CommandLine.ArgGroup(exclusive = true, multiplicity = "1")
     WhichWorkload which;
 
-    @Option(names = "--key", paramLabel = "NAME")
+    @Option(names = "--key", paramLabel = "NAME", description = "Only this key of the workload (default: all its keys).")
     String key;
 
     @Option(names = "--block", description = "Refuse new keys to this workload until unblocked.")
     boolean block;
 
-    @Option(names = "--reason", paramLabel = "TEXT")
+    @Option(names = "--reason", paramLabel = "TEXT", description = "Why, for the ledger (with your uid). Default: kill"
+            + " switch.")
     String reason;
 
     @Option(names = "--fleet", description = "With --block: block the workload on every node of the fleet (fleet: in the config).")

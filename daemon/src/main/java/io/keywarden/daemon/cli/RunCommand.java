@@ -20,7 +20,9 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-@Command(name = "run", description = "Run the production daemon.")
+@Command(name = "run", description = "Run the production daemon.",
+        footer = {"%nExamples:", "  keywarden run --config /etc/keywarden/config.yaml",
+                "  keywarden run --config /etc/keywarden/config.yaml --takeover   # an upgrade that keeps the live mount"})
 final class RunCommand implements Callable<Integer> {
 
     @Option(names = "--config", required = true, paramLabel = "FILE", description = "The config file (YAML).")

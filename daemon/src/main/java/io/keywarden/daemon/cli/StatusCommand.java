@@ -8,7 +8,9 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 
-@Command(name = "status", description = "Identities, keys, leases, expiry, last refresh, errors; never secrets.")
+@Command(name = "status", description = "Identities, keys, leases, expiry, last refresh, errors; never secrets.",
+        footer = {"%nExamples:", "  keywarden status", "  keywarden status --json | jq '.leases[] | select(.last_error != null)'",
+                "  keywarden status --unrevoked     # leases whose revoke at the issuer keeps failing"})
 final class StatusCommand implements Callable<Integer> {
     @Mixin
     AdminSocketOption admin;

@@ -9,7 +9,8 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-@Command(name = "unblock", description = "Lift a block set by revoke --block.")
+@Command(name = "unblock", description = "Lift a block set by revoke --block (or the guard's, before its window ends).",
+        footer = {"%nExamples:", "  keywarden unblock --workload research", "  keywarden unblock --workload research --fleet"})
 final class UnblockCommand implements Callable<Integer> {
     @Mixin
     AdminSocketOption admin;

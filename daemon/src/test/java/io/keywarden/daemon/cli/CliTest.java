@@ -124,6 +124,36 @@ class CliTest {
         assertTrue(r.out().contains("workload reviewer (spiffe://example.org/ns/agents/sa/reviewer)"), r.out());
     }
 
+    /** Every option and parameter of every command says what it is for; the main commands show examples. */
+    @Test
+    void everyOptionIsDescribedAndTheMainCommandsHaveExamples() {
+        java.util.List<String> bare = new java.util.ArrayList<>();
+        java.util.Deque<picocli.CommandLine> todo = new java.util.ArrayDeque<>(java.util.List.of(
+                KeywardenCommand.commandLine(new java.io.PrintWriter(java.io.Writer.nullWriter()),
+                        new java.io.PrintWriter(java.io.Writer.nullWriter()))));
+        while (!todo.isEmpty()) {
+            picocli.CommandLine c = todo.pop();
+            todo.addAll(c.getSubcommands().values());
+            var spec = c.getCommandSpec();
+            for (var o : spec.options()) {
+                if (o.description().length == 0 || String.join("", o.description()).isBlank()) {
+                    bare.add(spec.qualifiedName() + " " + o.longestName());
+                }
+            }
+            for (var p : spec.positionalParameters()) {
+                if (p.description().length == 0 || String.join("", p.description()).isBlank()) {
+                    bare.add(spec.qualifiedName() + " " + p.paramLabel());
+                }
+            }
+        }
+        assertEquals(java.util.List.of(), bare, "options without a description");
+        for (String cmd : java.util.List.of("dev", "run", "status", "revoke", "unblock", "why", "exec", "audit show",
+                "audit report")) {
+            Result h = run((cmd + " --help").split(" "));
+            assertTrue(h.out().contains("Examples:"), cmd + " --help shows examples:\n" + h.out());
+        }
+    }
+
     @Test
     void policyCheckWarnsOfPathsThatDoNotExistAndShowsTheGuard(@TempDir Path dir) throws Exception {
         Path f = dir.resolve("p.yaml");

@@ -223,7 +223,7 @@ class DevCommandIT {
                     "PATH=/usr/bin:/bin", "HOME=" + home, Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                     "-jar", jar.toString(), "dev", "--listen", "127.0.0.1:0");
             assertEquals(2, r.code(), r.out() + r.err());
-            assertTrue((r.out() + r.err()).contains("keywarden: FUSE is unavailable (not running as root: mounting FUSE needs"
+            assertTrue((r.out() + r.err()).contains("keywarden dev: FUSE is unavailable (not running as root: mounting FUSE needs"
                     + " CAP_SYS_ADMIN) and XDG_RUNTIME_DIR is not set for tmpfs delivery; pass --mount DIR on a tmpfs you"
                     + " own, or run as root for KeyFS"), r.out() + r.err());
         } finally {
