@@ -185,9 +185,9 @@ fi
 # is left to the next run (ComposeSmokeIT runs this script after the build).
 jar=$repo/daemon/target/keywarden.jar
 if [ -f "$jar" ]; then
-  mkdir -p "$work/kw/daemon/target" "$work/kw/deploy/docker" "$work/kw/deploy/examples"
+  mkdir -p "$work/kw/daemon/target" "$work/kw/deploy/bin" "$work/kw/deploy/examples"
   cp "$jar" "$work/kw/daemon/target/"
-  cp "$repo/deploy/docker/keywarden" "$work/kw/deploy/docker/"
+  cp "$repo/deploy/bin/keywarden" "$repo/deploy/bin/keywarden-cds" "$work/kw/deploy/bin/"
   cp "$repo/deploy/examples/policy.yaml" "$work/kw/deploy/examples/"
   cp "$repo/Dockerfile" "$work/kw/Dockerfile"
   build keywarden:dev "$( (echo "$jre_image"; tree_hash "$work/kw") | hash_of)" "$work/kw" \

@@ -17,8 +17,20 @@ public final class Main {
 
     /** Runs one command and returns its exit code; never throws. */
     public static int run(String[] args, PrintWriter out, PrintWriter err) {
-        CommandLine cl = KeywardenCommand.commandLine(out, err);
+        CommandLine cl = KeywardenCommand.commandLine(out, err, firstCommand(args));
         return cl.execute(args);
+    }
+
+    /** The first argument that is not an option of keywarden itself (the command), or null. */
+    static String firstCommand(String[] args) {
+        for (int i = 0; i < args.length; i++) {
+            if (args[i].equals("--log-format")) {
+                i++;
+            } else if (!args[i].startsWith("-")) {
+                return args[i];
+            }
+        }
+        return null;
     }
 
     /** Logback reads its format once, at first use: settle it before any logger exists. */

@@ -18,10 +18,6 @@ import io.vertx.core.net.NetServer;
 import io.vertx.core.net.NetSocket;
 import io.vertx.core.net.SocketAddress;
 import java.io.IOException;
-import java.net.UnixDomainSocketAddress;
-import java.nio.ByteBuffer;
-import java.nio.channels.Channels;
-import java.nio.channels.SocketChannel;
 import java.util.concurrent.TimeUnit;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -423,12 +419,8 @@ public final class AdminServer implements AutoCloseable {
         Files.deleteIfExists(socket);
     }
 
-    /** The client side, for the CLI: one request, one answer. */
+    /** One request to the admin socket at {@code socket} (the CLI's side: {@link AdminClient}). */
     public static JsonNode call(Path socket, ObjectNode request) throws IOException {
-        try (SocketChannel c = SocketChannel.open(UnixDomainSocketAddress.of(socket))) {
-            // The line ends the request; the server answers and closes (no half-close from here).
-            c.write(ByteBuffer.wrap((JSON.writeValueAsString(request) + "\n").getBytes(StandardCharsets.UTF_8)));
-            return JSON.readTree(Channels.newInputStream(c));
-        }
+        return AdminClient.call(socket, request);
     }
 }

@@ -72,12 +72,55 @@ public record AuditQuery(String spiffeId, String key, String event, Instant sinc
     }
 
     public void print(Path file, boolean json, boolean verify, PrintWriter out) throws IOException {
-        LedgerVerifier.Result v = verified(file, verify);
+        if (verify) {
+            // One pass: the chain is checked and the fields the filters need read together; only the
+            // records shown are parsed whole.
+            List<Object[]> lines = new java.util.ArrayList<>();
+            Map<String, String> workloadOf = new java.util.HashMap<>();
+            LedgerVerifier.Result v = verified(file, true, (f, buf, start, end) -> {
+                if (f.workload != null && f.spiffeId != null) {
+                    workloadOf.put(f.spiffeId, f.workload);
+                }
+                lines.add(new Object[] {f, java.util.Arrays.copyOfRange(buf, start, end)});
+            });
+            List<Map<String, Object>> rows = new java.util.ArrayList<>();
+            for (Object[] l : lines) {
+                LedgerVerifier.Fields f = (LedgerVerifier.Fields) l[0];
+                String w = f.workload != null ? f.workload : f.spiffeId == null ? null : workloadOf.get(f.spiffeId);
+                if (mayMatch(f, w)) {
+                    Map<String, Object> r = Canonical.JSON.readValue((byte[]) l[1],
+                            new com.fasterxml.jackson.core.type.TypeReference<java.util.LinkedHashMap<String, Object>>() { });
+                    if (w != null) {
+                        r.putIfAbsent("workload", w);
+                    }
+                    rows.add(r);
+                }
+            }
+            printRows(rows, json, out, false, null);
+            return;
+        }
+        LedgerVerifier.Result v = verified(file, false);
         printRows(readTolerant(file), json, out, false, v.ok() ? null : v);
+    }
+
+    /** The filters a record's light fields settle (the time ones are checked again on the whole record). */
+    private boolean mayMatch(LedgerVerifier.Fields f, String w) {
+        return (spiffeId == null || spiffeId.equals(f.spiffeId))
+                && (key == null || key.equals(f.key))
+                && (event == null || event.equals(f.event))
+                && (workload == null || workload.equals(w))
+                && (fingerprint == null || fingerprint.equals(f.fingerprint))
+                && (pid == null || f.pid == pid)
+                && (since == null || f.ts == null || f.ts.compareTo(since.toString().substring(0, 10)) >= 0);
     }
 
     /** The ledger's verification; with {@code required}, a ledger that does not verify is refused. */
     static LedgerVerifier.Result verified(Path file, boolean required) throws IOException {
+        return verified(file, required, null);
+    }
+
+    static LedgerVerifier.Result verified(Path file, boolean required, LedgerVerifier.Visitor visitor)
+            throws IOException {
         LedgerVerifier.Head head = null;
         java.nio.file.Path headFile = Ledger.headFileOf(file);
         if (java.nio.file.Files.exists(headFile)) {
@@ -89,7 +132,7 @@ public record AuditQuery(String spiffeId, String key, String event, Instant sinc
                 }
             }
         }
-        LedgerVerifier.Result v = LedgerVerifier.verify(file, head);
+        LedgerVerifier.Result v = LedgerVerifier.verify(file, head, visitor);
         if (!v.ok() && required) {
             throw new IllegalArgumentException(file + " does not verify (" + v.describe() + "); refusing to show it"
                     + " (--no-verify shows it with the break marked)");

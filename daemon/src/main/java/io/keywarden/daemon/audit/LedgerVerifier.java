@@ -42,7 +42,12 @@ public final class LedgerVerifier {
      * names is TRUNCATED; the same seq with another hash, or a head the chain never had, is BROKEN.
      */
     public static Result verify(Path file, Head expected) throws IOException {
-        Result r = verify(file);
+        return verify(file, expected, null);
+    }
+
+    /** {@link #verify(Path, Head)}, handing each verified record to {@code visitor} (null: none). */
+    public static Result verify(Path file, Head expected, Visitor visitor) throws IOException {
+        Result r = verify(file, visitor);
         if (!r.ok() || expected == null) {
             return r;
         }
@@ -61,6 +66,16 @@ public final class LedgerVerifier {
     }
 
     public static Result verify(Path file) throws IOException {
+        return verify(file, (Visitor) null);
+    }
+
+    /** Sees each verified record's line, in order, as the chain is checked (one pass for verify and show). */
+    public interface Visitor {
+        void record(Fields fields, byte[] buf, int start, int end);
+    }
+
+    /** {@link #verify(Path)}, handing every record that verified to {@code visitor}. */
+    public static Result verify(Path file, Visitor visitor) throws IOException {
         List<Path> segments = LedgerFiles.segments(file);
         if (segments.isEmpty()) {
             throw new java.nio.file.NoSuchFileException(file.toString());
@@ -82,40 +97,52 @@ public final class LedgerVerifier {
         for (Path seg : segments) {
             String where = segments.size() > 1 ? seg.getFileName() + " " : "";
             byte[] all = Files.readAllBytes(seg);
-            String text = new String(all, StandardCharsets.UTF_8);
-            boolean tornTail = !text.isEmpty() && !text.endsWith("\n");
-            String[] lines = text.split("\n", -1);
-            int count = text.isEmpty() ? 0 : (tornTail ? lines.length : lines.length - 1);
-            for (int i = 0; i < count; i++) {
+            boolean tornTail = all.length > 0 && all[all.length - 1] != '\n';
+            // Each line's fields and hash are its own: read on every core; the chain is then walked in order.
+            int[] bounds = lineStarts(all);
+            int lines = bounds.length - 1;
+            Fields[] fields = new Fields[lines];
+            boolean[] hashOk = new boolean[lines];
+            int parts = lines < 2_000 ? 1 : Math.min(Runtime.getRuntime().availableProcessors(), 8);
+            java.util.stream.IntStream.range(0, parts).parallel().forEach(part -> {
+                for (int i = part * lines / parts; i < (part + 1) * lines / parts; i++) {
+                    int start = bounds[i];
+                    int end = bounds[i + 1] - 1;   // the newline (or, last, the end of a torn tail)
+                    if (i == lines - 1 && tornTail) {
+                        continue;
+                    }
+                    Fields f = Fields.read(all, start, end);
+                    fields[i] = f;
+                    hashOk[i] = f != null && f.hash != null && f.hashMatches(all, start, end);
+                }
+            });
+            for (int i = 0; i < lines; i++) {
                 long lineNo = i + 1;
-                String line = lines[i];
-                if (tornTail && i == count - 1) {
+                if (i == lines - 1 && tornTail) {
                     return broken(expectedSeq, lineNo, where + "truncated record (partial last line, a crash mid-write)");
                 }
-                Map<String, Object> r;
-                try {
-                    r = Canonical.JSON.readValue(line, MAP);
-                } catch (IOException e) {
+                Fields r = fields[i];
+                if (r == null) {
                     return broken(expectedSeq, lineNo, where + "not a JSON object");
                 }
-                Object seq = r.get("seq");
-                if (!(seq instanceof Number n) || n.longValue() != expectedSeq) {
-                    return broken(expectedSeq, lineNo, where + "seq is " + seq + ", expected " + expectedSeq
-                            + " (a record was deleted, inserted or reordered)");
+                if (r.seq != expectedSeq) {
+                    return broken(expectedSeq, lineNo, where + "seq is " + (r.seq == Long.MIN_VALUE ? "missing" : r.seq)
+                            + ", expected " + expectedSeq + " (a record was deleted, inserted or reordered)");
                 }
-                if (!prev.equals(r.get("prev"))) {
+                if (!prev.equals(r.prev)) {
                     return broken(expectedSeq, lineNo, where + "prev does not match the previous record's hash"
                             + " (a record before it was changed, deleted or reordered)");
                 }
-                Object hash = r.get("hash");
-                if (!(hash instanceof String h) || !h.equals(Canonical.hash(r))) {
+                if (!hashOk[i]) {
                     return broken(expectedSeq, lineNo, where + "hash does not match the record's content (edited or forged)");
                 }
-                if ("ledger.pruned".equals(r.get("event")) && r.get("kept_from_seq") instanceof Number k
-                        && k.longValue() == firstSeq && firstPrev.equals(r.get("kept_from_prev"))) {
+                if ("ledger.pruned".equals(r.event) && r.keptFromSeq == firstSeq && firstPrev.equals(r.keptFromPrev)) {
                     pruneAccounted = true;
                 }
-                prev = h;
+                if (visitor != null) {
+                    visitor.record(r, all, bounds[i], bounds[i + 1] - 1);
+                }
+                prev = r.hash;
                 expectedSeq++;
             }
         }
@@ -136,6 +163,134 @@ public final class LedgerVerifier {
                 return Canonical.JSON.readValue(l.get(), MAP);
             } catch (IOException e) {
                 return null;
+            }
+        }
+    }
+
+    /**
+     * Where each line starts, plus one past the end: line i is [starts[i], starts[i+1] - 1), its
+     * newline excluded (a last line without one ends at the buffer's end, as if it had one).
+     */
+    private static int[] lineStarts(byte[] b) {
+        int n = 0;
+        for (byte x : b) {
+            if (x == '\n') {
+                n++;
+            }
+        }
+        boolean torn = b.length > 0 && b[b.length - 1] != '\n';
+        int[] out = new int[n + (torn ? 1 : 0) + 1];
+        int k = 1;
+        for (int i = 0; i < b.length; i++) {
+            if (b[i] == '\n') {
+                out[k++] = i + 1;
+            }
+        }
+        if (torn) {
+            out[k] = b.length + 1;
+        }
+        return out;
+    }
+
+    /**
+     * The fields the chain needs, read from a record's line with a streaming parser (no map, no
+     * re-serialisation): the common case costs one SHA-256 of the line's bytes. Its {@code hash}
+     * holds when SHA-256 of the line without the hash member equals it (the ledger writes records in
+     * canonical form); a line in another form (reformatted, yet the same content) is checked the slow
+     * way, by its canonical form.
+     */
+    public static final class Fields {
+        long seq = Long.MIN_VALUE;
+        String prev;
+        String hash;
+        String event;
+        /** What {@code audit show} filters on, read in the same pass. */
+        String workload;
+        String spiffeId;
+        String key;
+        String ts;
+        String fingerprint;
+        long pid = Long.MIN_VALUE;
+        long keptFromSeq = Long.MIN_VALUE;
+        String keptFromPrev;
+        /** The hash member's span in the line ([from, to), its separating comma included), or -1. */
+        int hashFrom = -1;
+        int hashTo = -1;
+
+        static Fields read(byte[] buf, int start, int end) {
+            Fields f = new Fields();
+            try (com.fasterxml.jackson.core.JsonParser p = Canonical.JSON.getFactory().createParser(buf, start, end - start)) {
+                if (p.nextToken() != com.fasterxml.jackson.core.JsonToken.START_OBJECT) {
+                    return null;
+                }
+                com.fasterxml.jackson.core.JsonToken t;
+                while ((t = p.nextToken()) == com.fasterxml.jackson.core.JsonToken.FIELD_NAME) {
+                    String name = p.currentName();
+                    int nameAt = start + (int) p.currentTokenLocation().getByteOffset();
+                    com.fasterxml.jackson.core.JsonToken v = p.nextToken();
+                    switch (name) {
+                        case "seq" -> f.seq = v == com.fasterxml.jackson.core.JsonToken.VALUE_NUMBER_INT ? p.getLongValue()
+                                : Long.MIN_VALUE + 1;
+                        case "prev" -> f.prev = v == com.fasterxml.jackson.core.JsonToken.VALUE_STRING ? p.getText() : null;
+                        case "hash" -> {
+                            f.hash = v == com.fasterxml.jackson.core.JsonToken.VALUE_STRING ? p.getText() : null;
+                            f.hashFrom = nameAt;
+                            f.hashTo = start + (int) p.currentLocation().getByteOffset();
+                        }
+                        case "event" -> f.event = v == com.fasterxml.jackson.core.JsonToken.VALUE_STRING ? p.getText() : null;
+                        case "workload" -> f.workload = v == com.fasterxml.jackson.core.JsonToken.VALUE_STRING ? p.getText()
+                                : null;
+                        case "spiffe_id" -> f.spiffeId = v == com.fasterxml.jackson.core.JsonToken.VALUE_STRING ? p.getText()
+                                : null;
+                        case "key" -> f.key = v == com.fasterxml.jackson.core.JsonToken.VALUE_STRING ? p.getText() : null;
+                        case "ts" -> f.ts = v == com.fasterxml.jackson.core.JsonToken.VALUE_STRING ? p.getText() : null;
+                        case "fingerprint" -> f.fingerprint = v == com.fasterxml.jackson.core.JsonToken.VALUE_STRING
+                                ? p.getText() : null;
+                        case "pid" -> f.pid = v == com.fasterxml.jackson.core.JsonToken.VALUE_NUMBER_INT ? p.getLongValue()
+                                : Long.MIN_VALUE;
+                        case "kept_from_seq" -> f.keptFromSeq = v == com.fasterxml.jackson.core.JsonToken.VALUE_NUMBER_INT
+                                ? p.getLongValue() : Long.MIN_VALUE;
+                        case "kept_from_prev" -> f.keptFromPrev = v == com.fasterxml.jackson.core.JsonToken.VALUE_STRING
+                                ? p.getText() : null;
+                        default -> p.skipChildren();
+                    }
+                }
+                if (t != com.fasterxml.jackson.core.JsonToken.END_OBJECT || p.nextToken() != null) {
+                    return null;
+                }
+            } catch (IOException e) {
+                return null;
+            }
+            return f;
+        }
+
+        boolean hashMatches(byte[] buf, int start, int end) {
+            if (hashFrom >= start && hashTo <= end) {
+                // Drop the member and one comma beside it: the one after it, else the one before.
+                int from = hashFrom;
+                int to = hashTo;
+                if (to < end && buf[to] == ',') {
+                    to++;
+                } else if (from > start && buf[from - 1] == ',') {
+                    from--;
+                }
+                try {
+                    java.security.MessageDigest d = java.security.MessageDigest.getInstance("SHA-256");
+                    d.update(buf, start, from - start);
+                    d.update(buf, to, end - to);
+                    if (java.util.HexFormat.of().formatHex(d.digest()).equals(hash)) {
+                        return true;
+                    }
+                } catch (java.security.NoSuchAlgorithmException e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+            // Not in canonical form as written: the content's canonical form decides.
+            try {
+                Map<String, Object> r = Canonical.JSON.readValue(buf, start, end - start, MAP);
+                return hash.equals(Canonical.hash(r));
+            } catch (IOException e) {
+                return false;
             }
         }
     }

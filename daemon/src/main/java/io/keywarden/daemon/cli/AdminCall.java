@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.keywarden.daemon.RuntimeFailure;
 import io.keywarden.daemon.UserError;
-import io.keywarden.daemon.admin.AdminServer;
+import io.keywarden.daemon.admin.AdminClient;
 import java.io.IOException;
 import java.net.SocketException;
 import java.nio.file.Files;
@@ -28,7 +28,7 @@ final class AdminCall {
         }
         JsonNode answer;
         try {
-            answer = AdminServer.call(socket, req);
+            answer = AdminClient.call(socket, req);
         } catch (SocketException e) {
             throw new RuntimeFailure(who + ": cannot reach the daemon at " + socket + ": " + e.getMessage()
                     + (e.getMessage() != null && e.getMessage().contains("ermission") ? " (the admin socket is root's)" : ""));

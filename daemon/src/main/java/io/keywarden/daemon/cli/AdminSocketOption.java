@@ -1,8 +1,6 @@
 package io.keywarden.daemon.cli;
 
-import io.keywarden.daemon.config.ConfigLoader;
-import io.keywarden.daemon.runtime.DevSpec;
-import io.keywarden.linux.LibC;
+import io.keywarden.daemon.config.DefaultPaths;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;
@@ -20,12 +18,12 @@ final class AdminSocketOption {
         if (socket != null) {
             return socket;
         }
-        if (LibC.geteuid() != 0) {
-            Path mine = DevSpec.defaultAdminSocket(false, System.getenv());
+        if (DefaultPaths.euid() != 0) {
+            Path mine = DefaultPaths.devAdminSocket(false, System.getenv());
             if (Files.exists(mine)) {
                 return mine;
             }
         }
-        return ConfigLoader.DEFAULT_ADMIN_SOCKET;
+        return DefaultPaths.ADMIN_SOCKET;
     }
 }

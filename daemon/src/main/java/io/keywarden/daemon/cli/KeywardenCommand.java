@@ -13,9 +13,6 @@ import picocli.CommandLine.ScopeType;
         description = "Serves short-lived LLM API keys to attested workloads through a per-process file mount.",
         mixinStandardHelpOptions = true,
         versionProvider = KeywardenCommand.Version.class,
-        subcommands = {RunCommand.class, DevCommand.class, PolicyCommand.class, AuditCommand.class, StatusCommand.class,
-                RevokeCommand.class, UnblockCommand.class, WhyCommand.class, ExecCommand.class, FleetCommand.class, JwksCommand.class, VersionCommand.class,
-                CommandLine.HelpCommand.class},
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {"0:ok", "1:the check failed", "2:bad input or usage", "3:runtime failure"})
 public final class KeywardenCommand implements Runnable {
@@ -32,11 +29,50 @@ public final class KeywardenCommand implements Runnable {
         throw new CommandLine.ParameterException(spec.commandLine(), "a command is required");
     }
 
+    /**
+     * Every command, in the order help lists them, by class name: a CLI call loads the class of
+     * its own command only.
+     */
+    private static final String[][] COMMANDS = {{"run", "RunCommand"}, {"dev", "DevCommand"}, {"policy", "PolicyCommand"},
+        {"audit", "AuditCommand"}, {"status", "StatusCommand"}, {"revoke", "RevokeCommand"}, {"unblock", "UnblockCommand"},
+        {"why", "WhyCommand"}, {"exec", "ExecCommand"}, {"fleet", "FleetCommand"}, {"jwks", "JwksCommand"},
+        {"version", "VersionCommand"}};
+
+    private static Object command(String simpleName) {
+        try {
+            return Class.forName(KeywardenCommand.class.getPackageName() + "." + simpleName).getDeclaredConstructor()
+                    .newInstance();
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException("the command class " + simpleName + " cannot be made", e);
+        }
+    }
+
     public static CommandLine commandLine(PrintWriter out, PrintWriter err) {
+        return commandLine(out, err, null);
+    }
+
+    /**
+     * The command line; given the first argument and when it names a command, with that command
+     * only: picocli builds its model by reflection over every command it holds, which was most of a
+     * CLI call's 0.5 s (help, a mistyped command and no command get the whole tree).
+     */
+    public static CommandLine commandLine(PrintWriter out, PrintWriter err, String first) {
         CommandLine cl = new CommandLine(new KeywardenCommand());
+        String[] only = first == null ? null : java.util.Arrays.stream(COMMANDS).filter(c -> c[0].equals(first)).findFirst()
+                .orElse(null);
+        if (only != null) {
+            cl.addSubcommand(only[0], command(only[1]));
+        } else {
+            for (String[] c : COMMANDS) {
+                cl.addSubcommand(c[0], command(c[1]));
+            }
+            cl.addSubcommand("help", new CommandLine.HelpCommand());
+        }
         addHelpOptions(cl);
-        // exec's command keeps its own options: everything after the first positional (or --) is CMD's.
-        cl.getSubcommands().get("exec").setStopAtPositional(true);
+        if (cl.getSubcommands().containsKey("exec")) {
+            // exec's command keeps its own options: everything after the first positional (or --) is CMD's.
+            cl.getSubcommands().get("exec").setStopAtPositional(true);
+        }
         cl.setCaseInsensitiveEnumValuesAllowed(true);
         cl.setOut(out);
         cl.setErr(err);

@@ -31,7 +31,7 @@ import java.util.function.Function;
  */
 public final class ConfigLoader {
     public static final Path DEFAULT_SPIRE_ADMIN_SOCKET = Path.of("/run/spire/admin/admin.sock");
-    public static final Path DEFAULT_MOUNT = Path.of("/run/keywarden");
+    public static final Path DEFAULT_MOUNT = DefaultPaths.MOUNT;
     URI url(MappingReader r, String where, String dflt) {
         return url(r, where, "url", dflt);
     }
@@ -65,7 +65,7 @@ public final class ConfigLoader {
     public static final Duration DEFAULT_FUSE_REQUEST_TIMEOUT = Duration.ofSeconds(60);
     public static final Path DEFAULT_AUDIT = Path.of("/var/log/keywarden/audit.jsonl");
     public static final HostPort DEFAULT_LISTEN = new HostPort("127.0.0.1", 9464);
-    public static final Path DEFAULT_ADMIN_SOCKET = Path.of("/run/keywarden-admin/admin.sock");
+    public static final Path DEFAULT_ADMIN_SOCKET = DefaultPaths.ADMIN_SOCKET;
 
     final Problems problems = new Problems();
     private final Path baseDir;

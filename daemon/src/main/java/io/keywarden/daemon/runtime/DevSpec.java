@@ -20,7 +20,7 @@ import java.util.Optional;
 
 /** {@code keywarden dev}: dev identity + dev issuers + KeyFS (tmpfs fallback), nothing external. */
 public final class DevSpec {
-    public static final Path DEFAULT_MOUNT = Path.of("/run/keywarden");
+    public static final Path DEFAULT_MOUNT = io.keywarden.daemon.config.DefaultPaths.MOUNT;
 
     private DevSpec() {
     }
@@ -124,34 +124,14 @@ public final class DevSpec {
                 Config.Tuning.DEFAULT, extensions);
     }
 
-    /**
-     * {@code keywarden dev}'s admin socket when not told: the system's as root; otherwise
-     * {@code $XDG_RUNTIME_DIR/keywarden-admin.sock}, or without it beside the ledger in the user's
-     * state directory (never in a directory others may write, such as /tmp). {@code status},
-     * {@code revoke} and {@code unblock} look here too.
-     */
+    /** See {@link io.keywarden.daemon.config.DefaultPaths#devAdminSocket}. */
     public static Path defaultAdminSocket(boolean root, Map<String, String> env) {
-        if (root) {
-            return Path.of("/run/keywarden-admin/admin.sock");
-        }
-        String xdg = env.get("XDG_RUNTIME_DIR");
-        return xdg != null && !xdg.isBlank() ? Path.of(xdg).resolve("keywarden-admin.sock")
-                : defaultLedger(false, env).resolveSibling("admin.sock");
+        return io.keywarden.daemon.config.DefaultPaths.devAdminSocket(root, env);
     }
 
-    /**
-     * Where {@code keywarden dev} keeps its ledger when not told: every denial and grant is on
-     * record even on a laptop. Root: /var/lib/keywarden/dev-audit.jsonl; otherwise
-     * $XDG_STATE_HOME/keywarden/audit.jsonl (default ~/.local/state).
-     */
+    /** See {@link io.keywarden.daemon.config.DefaultPaths#devLedger}. */
     static Path defaultLedger(boolean root, Map<String, String> env) {
-        if (root) {
-            return Path.of("/var/lib/keywarden/dev-audit.jsonl");
-        }
-        String state = env.get("XDG_STATE_HOME");
-        Path base = state != null && !state.isBlank() ? Path.of(state)
-                : Path.of(env.getOrDefault("HOME", System.getProperty("user.home")), ".local", "state");
-        return base.resolve("keywarden").resolve("audit.jsonl");
+        return io.keywarden.daemon.config.DefaultPaths.devLedger(root, env);
     }
 
     static String hostName() {

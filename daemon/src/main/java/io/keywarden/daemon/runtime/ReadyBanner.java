@@ -36,7 +36,7 @@ final class ReadyBanner {
         });
         s.audit().file().ifPresent(a -> out.printf("  ledger: %s (keywarden audit show %s)%n", a, a));
         out.printf("  admin socket: %s (keywarden status%s)%n", s.adminSocket(),
-                s.adminSocket().equals(io.keywarden.daemon.config.ConfigLoader.DEFAULT_ADMIN_SOCKET) ? ""
+                s.adminSocket().equals(io.keywarden.daemon.config.DefaultPaths.ADMIN_SOCKET) ? ""
                         : " finds it; or --admin-socket " + s.adminSocket());
         out.flush();
     }

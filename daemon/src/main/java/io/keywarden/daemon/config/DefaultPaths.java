@@ -1,0 +1,51 @@
+package io.keywarden.daemon.config;
+
+import java.nio.file.Path;
+import java.util.Map;
+
+/**
+ * Where keywarden puts things when not told, in one place for the daemon and the CLI. Light on
+ * purpose: a CLI call reads these without loading the config loader (or JNA, or a YAML parser).
+ */
+public final class DefaultPaths {
+    public static final Path ADMIN_SOCKET = Path.of("/run/keywarden-admin/admin.sock");
+    public static final Path MOUNT = Path.of("/run/keywarden");
+
+    private DefaultPaths() {
+    }
+
+    /** The effective uid, without JNA (the JDK's own Unix principal reader). */
+    public static long euid() {
+        return new com.sun.security.auth.module.UnixSystem().getUid();
+    }
+
+    /**
+     * {@code keywarden dev}'s admin socket when not told: the system's as root; otherwise
+     * {@code $XDG_RUNTIME_DIR/keywarden-admin.sock}, or without it beside the ledger in the user's
+     * state directory (never in a directory others may write, such as /tmp). {@code status},
+     * {@code revoke} and {@code unblock} look there too.
+     */
+    public static Path devAdminSocket(boolean root, Map<String, String> env) {
+        if (root) {
+            return ADMIN_SOCKET;
+        }
+        String xdg = env.get("XDG_RUNTIME_DIR");
+        return xdg != null && !xdg.isBlank() ? Path.of(xdg).resolve("keywarden-admin.sock")
+                : devLedger(false, env).resolveSibling("admin.sock");
+    }
+
+    /**
+     * Where {@code keywarden dev} keeps its ledger when not told: every denial and grant is on
+     * record even on a laptop. Root: /var/lib/keywarden/dev-audit.jsonl; otherwise
+     * $XDG_STATE_HOME/keywarden/audit.jsonl (default ~/.local/state).
+     */
+    public static Path devLedger(boolean root, Map<String, String> env) {
+        if (root) {
+            return Path.of("/var/lib/keywarden/dev-audit.jsonl");
+        }
+        String state = env.get("XDG_STATE_HOME");
+        Path base = state != null && !state.isBlank() ? Path.of(state)
+                : Path.of(env.getOrDefault("HOME", System.getProperty("user.home")), ".local", "state");
+        return base.resolve("keywarden").resolve("audit.jsonl");
+    }
+}
