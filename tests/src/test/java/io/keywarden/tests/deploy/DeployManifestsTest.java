@@ -239,8 +239,8 @@ class DeployManifestsTest {
     }
 
     @Test
-    void theReadmesDeploymentSectionMatchesTheFiles() throws Exception {
-        String readme = Files.readString(DEPLOY.resolveSibling("README.md"));
+    void theInstallGuidesDeploymentSectionMatchesTheFiles() throws Exception {
+        String readme = Files.readString(DEPLOY.resolveSibling("docs/install.md"));
         String section = readme.substring(readme.indexOf("## Deployment\n"), readme.indexOf("## Docker\n"));
         java.util.regex.Matcher m = java.util.regex.Pattern.compile("`(deploy/[^`\\s]*)`").matcher(section);
         List<String> named = new ArrayList<>();
@@ -249,7 +249,7 @@ class DeployManifestsTest {
         }
         assertTrue(named.size() > 10, named.toString());
         for (String path : named) {
-            assertTrue(Files.exists(DEPLOY.resolveSibling(path)), "README names " + path + ", which does not exist");
+            assertTrue(Files.exists(DEPLOY.resolveSibling(path)), "docs/install.md names " + path + ", which does not exist");
         }
         // Every shipped file is covered by a path the section names (the file or one of its folders).
         try (Stream<Path> files = Files.walk(DEPLOY)) {
@@ -257,7 +257,7 @@ class DeployManifestsTest {
                 String rel = DEPLOY.getParent().relativize(f).toString();
                 boolean covered = named.stream().anyMatch(n -> rel.equals(n) || rel.startsWith(n.endsWith("/") ? n : n + "/"))
                         || rel.startsWith("deploy/examples/") || rel.startsWith("deploy/docker/");
-                assertTrue(covered, rel + " is not described in the README's deployment section");
+                assertTrue(covered, rel + " is not described in docs/install.md's deployment section");
             }
         }
     }
