@@ -227,7 +227,8 @@ class DeployManifestsTest {
                 (Files.readAllLines(p).get(0).contains("bash") ? bash : cmd).add(p.toString());
             }
         }
-        cmd.add(DEPLOY.resolve("docker/keywarden").toString());
+        cmd.add(DEPLOY.resolve("bin/keywarden").toString());
+        cmd.add(DEPLOY.resolve("bin/keywarden-cds").toString());
         Proc.Result r = Proc.run(cmd.toArray(String[]::new));
         assertEquals(0, r.code(), r.out() + r.err());
         if (bash.size() > 3) {
