@@ -105,6 +105,7 @@ public final class LedgerVerifier {
             boolean[] hashOk = new boolean[lines];
             int parts = lines < 2_000 ? 1 : Math.min(Runtime.getRuntime().availableProcessors(), 8);
             java.util.stream.IntStream.range(0, parts).parallel().forEach(part -> {
+                java.security.MessageDigest sha = sha256();
                 for (int i = part * lines / parts; i < (part + 1) * lines / parts; i++) {
                     int start = bounds[i];
                     int end = bounds[i + 1] - 1;   // the newline (or, last, the end of a torn tail)
@@ -113,7 +114,7 @@ public final class LedgerVerifier {
                     }
                     Fields f = Fields.read(all, start, end);
                     fields[i] = f;
-                    hashOk[i] = f != null && f.hash != null && f.hashMatches(all, start, end);
+                    hashOk[i] = f != null && f.hash != null && f.hashMatches(all, start, end, sha);
                 }
             });
             for (int i = 0; i < lines; i++) {
@@ -164,6 +165,14 @@ public final class LedgerVerifier {
             } catch (IOException e) {
                 return null;
             }
+        }
+    }
+
+    private static java.security.MessageDigest sha256() {
+        try {
+            return java.security.MessageDigest.getInstance("SHA-256");
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
         }
     }
 
@@ -265,7 +274,12 @@ public final class LedgerVerifier {
         }
 
         boolean hashMatches(byte[] buf, int start, int end) {
-            if (hashFrom >= start && hashTo <= end) {
+            return hashMatches(buf, start, end, sha256());
+        }
+
+        /** With {@code d}, a SHA-256 digest this thread reuses (reset here). */
+        boolean hashMatches(byte[] buf, int start, int end, java.security.MessageDigest d) {
+            if (hashFrom >= start && hashTo <= end && hash.length() == 64) {
                 // Drop the member and one comma beside it: the one after it, else the one before.
                 int from = hashFrom;
                 int to = hashTo;
@@ -274,15 +288,17 @@ public final class LedgerVerifier {
                 } else if (from > start && buf[from - 1] == ',') {
                     from--;
                 }
+                d.reset();
+                d.update(buf, start, from - start);
+                d.update(buf, to, end - to);
+                byte[] want;
                 try {
-                    java.security.MessageDigest d = java.security.MessageDigest.getInstance("SHA-256");
-                    d.update(buf, start, from - start);
-                    d.update(buf, to, end - to);
-                    if (java.util.HexFormat.of().formatHex(d.digest()).equals(hash)) {
-                        return true;
-                    }
-                } catch (java.security.NoSuchAlgorithmException e) {
-                    throw new IllegalStateException(e);
+                    want = java.util.HexFormat.of().parseHex(hash);
+                } catch (IllegalArgumentException e) {
+                    return false;
+                }
+                if (java.security.MessageDigest.isEqual(d.digest(), want)) {
+                    return true;
                 }
             }
             // Not in canonical form as written: the content's canonical form decides.

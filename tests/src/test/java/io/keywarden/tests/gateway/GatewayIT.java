@@ -219,6 +219,15 @@ class GatewayIT {
     }
 
     @Test
+    void theBannerSaysWhoMayReadEachKeyAndTheReadersLimits() throws Exception {
+        String out = String.join("\n", daemon.out);
+        assertTrue(out.contains(mnt.resolve("openai/api_key") + "  <- readable by uid 1003 (spiffe://example.org/scripted),"
+                + " only by exe " + Path.of("/usr/bin/python3").toRealPath()), out);
+        assertTrue(out.contains(mnt.resolve("openai/api_key") + "  <- readable by uid 1001 (spiffe://example.org/reviewer)\n"),
+                "no limits, none said: " + out);
+    }
+
+    @Test
     void aBodyThatIsNotJsonIsABadRequestAndAMissingPrefixNamesTheKeys() {
         int before = upstream.seen.size();
         Proc.Result bad = curl(1001, "/openai/v1/chat/completions", "{\"model\": \"gpt-4.1-mini\",");
