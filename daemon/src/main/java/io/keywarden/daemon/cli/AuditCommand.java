@@ -64,7 +64,6 @@ final class AuditCommand implements Runnable {
                 }
                 return ok ? 0 : 1;
             }
-            LedgerVerifier.Result r;
             LedgerVerifier.Head head = null;
             try {
                 if (expectHead != null) {
@@ -76,15 +75,14 @@ final class AuditCommand implements Runnable {
             } catch (IllegalArgumentException e) {
                 throw new UserError("keywarden audit verify: " + e.getMessage());
             }
-            try {
-                r = LedgerVerifier.verify(file, head);
-            } catch (NoSuchFileException e) {
-                throw new UserError("keywarden audit verify: " + file + ": no such file");
-            } catch (java.nio.file.AccessDeniedException e) {
-                throw new UserError(permissionDenied("verify", file, e));
-            }
-            spec.commandLine().getOut().println(r.describe());
-            return r.ok() ? 0 : 1;
+            LedgerVerifier.Head expected = head;
+            boolean[] ok = {false};
+            int code = reading("verify", file, spec, () -> {
+                LedgerVerifier.Result v = LedgerVerifier.verify(file, expected);
+                spec.commandLine().getOut().println(v.describe());
+                ok[0] = v.ok();
+            });
+            return code != 0 ? code : ok[0] ? 0 : 1;
         }
     }
 
@@ -108,12 +106,8 @@ final class AuditCommand implements Runnable {
                 + " key.issued, guard.breach, admin.block).")
         String event;
 
-        @Option(names = "--since", paramLabel = "TIME|DUR", description = "Records at or after this RFC 3339 time (or"
-                + " this long ago, e.g. 24h).")
-        String since;
-
-        @Option(names = "--until", paramLabel = "TIME|DUR", description = "Records before this time (or this long ago).")
-        String until;
+        @CommandLine.Mixin
+        Period period = new Period();
 
         @Option(names = "--workload", paramLabel = "NAME", description = "Records of this workload only (its accesses"
                 + " included).")
@@ -143,33 +137,54 @@ final class AuditCommand implements Runnable {
         public Integer call() throws IOException {
             AuditQuery q;
             try {
-                q = AuditQuery.of(spiffeId, key, event, since, until, workload, fingerprint, pid, java.time.Clock.systemUTC());
+                q = AuditQuery.of(spiffeId, key, event, period.since, period.until, workload, fingerprint, pid,
+                        java.time.Clock.systemUTC());
             } catch (IllegalArgumentException e) {
                 throw new UserError("keywarden audit show: " + e.getMessage());
             }
-            try {
+            return reading("show", file, spec, () -> {
                 if (merged) {
                     q.printMerged(file, json, spec.commandLine().getOut());
                 } else {
                     q.print(file, json, !noVerify, spec.commandLine().getOut());
                 }
-            } catch (NoSuchFileException e) {
-                throw new UserError("keywarden audit show: " + file + ": no such file");
-            } catch (java.nio.file.AccessDeniedException e) {
-                throw new UserError(permissionDenied("show", file, e));
-            } catch (IllegalArgumentException e) {
-                // The check failed: the ledger does not verify, so nothing of it is shown.
-                spec.commandLine().getErr().println("keywarden audit show: " + e.getMessage());
-                return 1;
-            }
-            return 0;
+            });
         }
     }
 
-    static String permissionDenied(String command, Path file, java.nio.file.AccessDeniedException e) {
-        return "keywarden audit " + command + ": " + e.getFile() + ": permission denied (uid "
-                + Integer.toUnsignedString(io.keywarden.linux.LibC.geteuid()) + "; the ledger is root's, readable by the"
-                + " group of audit.group when one is set: run as root or as a member of that group)";
+    /** {@code --since} and {@code --until}, for show and report. */
+    static final class Period {
+        @Option(names = "--since", paramLabel = "TIME|DUR", description = "Records at or after this RFC 3339 time (or"
+                + " this long ago, e.g. 24h).")
+        String since;
+
+        @Option(names = "--until", paramLabel = "TIME|DUR", description = "Records before this time (or this long ago).")
+        String until;
+    }
+
+    /** What reading a ledger does. */
+    interface LedgerRead {
+        void run() throws IOException;
+    }
+
+    /**
+     * Runs {@code read} of {@code file} for {@code audit COMMAND}: exit 0; 1 when the ledger does not
+     * verify (said, nothing of it shown); a missing or unreadable file is bad input, said as such.
+     */
+    static int reading(String command, Path file, CommandLine.Model.CommandSpec spec, LedgerRead read) throws IOException {
+        try {
+            read.run();
+            return 0;
+        } catch (NoSuchFileException e) {
+            throw new UserError("keywarden audit " + command + ": " + file + ": no such file");
+        } catch (java.nio.file.AccessDeniedException e) {
+            throw new UserError("keywarden audit " + command + ": " + e.getFile() + ": permission denied (uid "
+                    + io.keywarden.daemon.config.DefaultPaths.euid() + "; the ledger is root's, readable by the group of"
+                    + " audit.group when one is set: run as root or as a member of that group)");
+        } catch (IllegalArgumentException e) {
+            spec.commandLine().getErr().println("keywarden audit " + command + ": " + e.getMessage());
+            return 1;
+        }
     }
 
     @Command(name = "report", description = "Per workload over a period: keys issued, refreshed and revoked, accesses,"
@@ -180,11 +195,8 @@ final class AuditCommand implements Runnable {
         @Parameters(paramLabel = "FILE", description = "The ledger (its rotated segments are read too).")
         Path file;
 
-        @Option(names = "--since", paramLabel = "TIME|DUR", description = "From this RFC 3339 time (or this long ago).")
-        String since;
-
-        @Option(names = "--until", paramLabel = "TIME|DUR", description = "Until this time (or this long ago).")
-        String until;
+        @CommandLine.Mixin
+        Period period = new Period();
 
         @Option(names = "--csv", description = "Comma-separated values with a header line.")
         boolean csv;
@@ -200,22 +212,12 @@ final class AuditCommand implements Runnable {
         public Integer call() throws IOException {
             AuditQuery q;
             try {
-                q = AuditQuery.of(null, null, null, since, until, null, null, null, java.time.Clock.systemUTC());
+                q = AuditQuery.of(null, null, null, period.since, period.until, null, null, null, java.time.Clock.systemUTC());
             } catch (IllegalArgumentException e) {
                 throw new UserError("keywarden audit report: " + e.getMessage());
             }
-            try {
-                io.keywarden.daemon.audit.AuditReport.print(file, q.since(), q.until(), csv, !noVerify,
-                        spec.commandLine().getOut());
-            } catch (NoSuchFileException e) {
-                throw new UserError("keywarden audit report: " + file + ": no such file");
-            } catch (java.nio.file.AccessDeniedException e) {
-                throw new UserError(permissionDenied("report", file, e));
-            } catch (IllegalArgumentException e) {
-                spec.commandLine().getErr().println("keywarden audit report: " + e.getMessage());
-                return 1;
-            }
-            return 0;
+            return reading("report", file, spec, () -> io.keywarden.daemon.audit.AuditReport.print(file, q.since(),
+                    q.until(), csv, !noVerify, spec.commandLine().getOut()));
         }
     }
 }

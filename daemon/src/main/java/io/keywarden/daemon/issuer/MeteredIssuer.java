@@ -15,33 +15,35 @@ public final class MeteredIssuer extends ForwardingIssuer {
         this.metrics = metrics;
     }
 
-    @Override
-    public Lease issue(Workload workload, KeySpec key, ProcessInfo opener) throws IssuerException {
+    /** One issuer call. */
+    private interface Call<T> {
+        T run() throws IssuerException;
+    }
+
+    private <T> T timed(String op, Call<T> call) throws IssuerException {
         long t0 = System.nanoTime();
         try {
-            return delegate.issue(workload, key, opener);
+            return call.run();
         } finally {
-            metrics.issuerRequest(delegate.name(), "issue", Duration.ofNanos(System.nanoTime() - t0));
+            metrics.issuerRequest(delegate.name(), op, Duration.ofNanos(System.nanoTime() - t0));
         }
+    }
+
+    @Override
+    public Lease issue(Workload workload, KeySpec key, ProcessInfo opener) throws IssuerException {
+        return timed("issue", () -> delegate.issue(workload, key, opener));
     }
 
     @Override
     public void revoke(Lease lease) throws IssuerException {
-        long t0 = System.nanoTime();
-        try {
+        timed("revoke", () -> {
             delegate.revoke(lease);
-        } finally {
-            metrics.issuerRequest(delegate.name(), "revoke", Duration.ofNanos(System.nanoTime() - t0));
-        }
+            return null;
+        });
     }
 
     @Override
     public boolean revokeOrphan(Workload workload, KeySpec key, String leaseId) throws IssuerException {
-        long t0 = System.nanoTime();
-        try {
-            return delegate.revokeOrphan(workload, key, leaseId);
-        } finally {
-            metrics.issuerRequest(delegate.name(), "revoke", Duration.ofNanos(System.nanoTime() - t0));
-        }
+        return timed("revoke", () -> delegate.revokeOrphan(workload, key, leaseId));
     }
 }

@@ -42,8 +42,16 @@ class RunWithVaultIT {
         }
     }
 
-    @Test
-    void servesVaultKeysRefreshesBeforeExpiryAndRevokes() throws Exception {
+    /** A test's body, given its directory (config.yaml, policy.yaml, audit.jsonl), the mount point and the Vault. */
+    interface Scenario {
+        void run(Path dir, Path mnt, FakeVault vault) throws Exception;
+    }
+
+    /**
+     * {@code keywarden run} material for one workload (reviewer, uid 1001) whose key {@code openai}
+     * is {@code key} (YAML, indented for the key's block) at a fake Vault that trusts the dev identity.
+     */
+    static void withVault(String key, Scenario body) throws Exception {
         Requirements.rootAndFuse();
         Path dir = Files.createTempDirectory("kw-run-");
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
@@ -53,12 +61,7 @@ class RunWithVaultIT {
                 .role("reviewer", "spiffe://example.org/ns/agents/sa/reviewer", "vault", Duration.ofMinutes(10),
                         Duration.ofHours(1)).start()) {
             Path mnt = dir.resolve("mnt");
-            Files.writeString(dir.resolve("policy.yaml"), """
-                    keys:
-                      openai:
-                        vault: {role: "{workload}", path: "openai/creds/{workload}", ttl: 20s}
-                        refreshAt: 0.5
-                        grace: 5s
+            Files.writeString(dir.resolve("policy.yaml"), "keys:\n  openai:\n" + key + """
                     workloads:
                       - name: reviewer
                         spiffeId: spiffe://example.org/ns/agents/sa/reviewer
@@ -67,6 +70,19 @@ class RunWithVaultIT {
                     """);
             RunConfig.vaultFuse(dir, "{provider: dev, audience: vault}", vault.address(), "5s", mnt, port,
                     dir.resolve("admin/admin.sock"));
+            body.run(dir, mnt, vault);
+        } finally {
+            Proc.run("sh", "-c", "grep -q '" + dir + "/mnt' /proc/mounts && umount -l '" + dir + "/mnt'; rm -rf '" + dir + "'");
+        }
+    }
+
+    @Test
+    void servesVaultKeysRefreshesBeforeExpiryAndRevokes() throws Exception {
+        withVault("""
+                    vault: {role: "{workload}", path: "openai/creds/{workload}", ttl: 20s}
+                    refreshAt: 0.5
+                    grace: 5s
+                """, (dir, mnt, vault) -> {
             try (Daemon d = Daemon.start(Map.of(), "run", "--config", dir.resolve("config.yaml").toString())) {
                 d.awaitOut("serving KeyFS", 30);
                 String api = mnt.resolve("openai/api_key").toString();
@@ -98,35 +114,15 @@ class RunWithVaultIT {
                 assertFalse(out.contains(first) || out.contains(second) || out.contains("hvs.") || out.contains("eyJ"),
                         "no key, token or JWT in the daemon's output");
             }
-        } finally {
-            Proc.run("sh", "-c", "grep -q '" + dir + "/mnt' /proc/mounts && umount -l '" + dir + "/mnt'; rm -rf '" + dir + "'");
-        }
+        });
     }
 
     /** kill -9, then a new run: the lease the killed run left is revoked at Vault, by its lease id in the ledger. */
     @Test
     void aLeaseAKilledRunLeftIsRevokedAtVaultByTheNextRun() throws Exception {
-        Requirements.rootAndFuse();
-        Path dir = Files.createTempDirectory("kw-recover-");
-        Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
-        int port = io.keywarden.tests.support.Ports.free();
-        String jwksUrl = "http://127.0.0.1:" + port + "/.well-known/jwks.json";
-        try (FakeVault vault = new FakeVault(() -> fetch(jwksUrl))
-                .role("reviewer", "spiffe://example.org/ns/agents/sa/reviewer", "vault", Duration.ofMinutes(10),
-                        Duration.ofHours(1)).start()) {
-            Path mnt = dir.resolve("mnt");
-            Files.writeString(dir.resolve("policy.yaml"), """
-                    keys:
-                      openai:
-                        vault: {role: "{workload}", path: "openai/creds/{workload}", ttl: 10m}
-                    workloads:
-                      - name: reviewer
-                        spiffeId: spiffe://example.org/ns/agents/sa/reviewer
-                        selectors: [unix:uid:1001]
-                        keys: [openai]
-                    """);
-            RunConfig.vaultFuse(dir, "{provider: dev, audience: vault}", vault.address(), "5s", mnt, port,
-                    dir.resolve("admin/admin.sock"));
+        withVault("""
+                    vault: {role: "{workload}", path: "openai/creds/{workload}", ttl: 10m}
+                """, (dir, mnt, vault) -> {
             String lease;
             try (Daemon d = Daemon.start(Map.of(), "run", "--config", dir.resolve("config.yaml").toString())) {
                 d.awaitOut("serving KeyFS", 30);
@@ -149,8 +145,6 @@ class RunWithVaultIT {
             assertTrue(ledger.lines().anyMatch(l -> l.contains("\"event\":\"daemon.recovered\"")
                     && l.contains("\"revoked\":[\"" + lease + "\"]") && l.contains("\"left\":[]")), ledger);
             assertEquals(0, vault.liveLeases().size(), "nothing left live at Vault");
-        } finally {
-            Proc.run("sh", "-c", "grep -q '" + dir + "/mnt' /proc/mounts && umount -l '" + dir + "/mnt'; rm -rf '" + dir + "'");
-        }
+        });
     }
 }
