@@ -75,20 +75,22 @@ public record AuditQuery(String spiffeId, String key, String event, Instant sinc
         if (verify) {
             // One pass: the chain is checked and the fields the filters need read together; only the
             // records shown are parsed whole.
-            List<Object[]> lines = new java.util.ArrayList<>();
+            record Line(LedgerVerifier.Fields fields, byte[] segment, int start, int end) {
+            }
+            List<Line> lines = new java.util.ArrayList<>();
             Map<String, String> workloadOf = new java.util.HashMap<>();
             LedgerVerifier.Result v = verified(file, true, (f, buf, start, end) -> {
                 if (f.workload != null && f.spiffeId != null) {
                     workloadOf.put(f.spiffeId, f.workload);
                 }
-                lines.add(new Object[] {f, java.util.Arrays.copyOfRange(buf, start, end)});
+                lines.add(new Line(f, buf, start, end));   // the segment's bytes, not a copy
             });
             List<Map<String, Object>> rows = new java.util.ArrayList<>();
-            for (Object[] l : lines) {
-                LedgerVerifier.Fields f = (LedgerVerifier.Fields) l[0];
+            for (Line l : lines) {
+                LedgerVerifier.Fields f = l.fields();
                 String w = f.workload != null ? f.workload : f.spiffeId == null ? null : workloadOf.get(f.spiffeId);
                 if (mayMatch(f, w)) {
-                    Map<String, Object> r = Canonical.JSON.readValue((byte[]) l[1],
+                    Map<String, Object> r = Canonical.JSON.readValue(l.segment(), l.start(), l.end() - l.start(),
                             new com.fasterxml.jackson.core.type.TypeReference<java.util.LinkedHashMap<String, Object>>() { });
                     if (w != null) {
                         r.putIfAbsent("workload", w);

@@ -227,6 +227,12 @@ public final class LedgerVerifier {
         int hashTo = -1;
 
         static Fields read(byte[] buf, int start, int end) {
+            Fields quick = FlatRecord.read(buf, start, end);
+            return quick != null ? quick : readWithParser(buf, start, end);
+        }
+
+        /** The general reader (any valid JSON object); null when the line is not one. */
+        static Fields readWithParser(byte[] buf, int start, int end) {
             Fields f = new Fields();
             try (com.fasterxml.jackson.core.JsonParser p = Canonical.JSON.getFactory().createParser(buf, start, end - start)) {
                 if (p.nextToken() != com.fasterxml.jackson.core.JsonToken.START_OBJECT) {
