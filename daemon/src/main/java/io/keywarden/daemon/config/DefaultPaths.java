@@ -14,9 +14,21 @@ public final class DefaultPaths {
     private DefaultPaths() {
     }
 
-    /** The effective uid, without JNA (the JDK's own Unix principal reader). */
+    /**
+     * The effective uid, from {@code /proc/self/status} (no JNA on a CLI call; the JDK's
+     * {@code UnixSystem} answers 0 for a uid without a passwd entry). -1 when unreadable.
+     */
     public static long euid() {
-        return new com.sun.security.auth.module.UnixSystem().getUid();
+        try {
+            for (String line : java.nio.file.Files.readAllLines(Path.of("/proc/self/status"))) {
+                if (line.startsWith("Uid:")) {
+                    return Long.parseLong(line.split("\\s+")[2]);
+                }
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            // below
+        }
+        return -1;
     }
 
     /**
