@@ -86,10 +86,10 @@ public final class LedgerVerifier {
         // ledger.pruned record inside it must name exactly where (else records were deleted).
         long firstSeq = 1;
         String firstPrev = Canonical.GENESIS;
-        Map<String, Object> head = firstRecord(segments.get(0));
-        if (head != null && head.get("seq") instanceof Number n && n.longValue() > 1 && head.get("prev") instanceof String hp) {
-            firstSeq = n.longValue();
-            firstPrev = hp;
+        Fields head = firstRecord(segments.get(0));
+        if (head != null && head.seq > 1 && head.prev != null) {
+            firstSeq = head.seq;
+            firstPrev = head.prev;
             expectedSeq = firstSeq;
             prev = firstPrev;
         }
@@ -154,17 +154,16 @@ public final class LedgerVerifier {
         return new Result(true, expectedSeq - 1, 0, 0, null, prev);
     }
 
-    private static Map<String, Object> firstRecord(Path seg) throws IOException {
-        try (var lines = Files.lines(seg)) {
-            var l = lines.filter(x -> !x.isBlank()).findFirst();
-            if (l.isEmpty()) {
-                return null;
+    /** The first record's fields (its seq and prev say where a pruned chain starts), or null. */
+    private static Fields firstRecord(Path seg) throws IOException {
+        try (java.io.BufferedReader in = Files.newBufferedReader(seg, StandardCharsets.UTF_8)) {
+            for (String l; (l = in.readLine()) != null; ) {
+                if (!l.isBlank()) {
+                    byte[] b = l.getBytes(StandardCharsets.UTF_8);
+                    return Fields.read(b, 0, b.length);
+                }
             }
-            try {
-                return Canonical.JSON.readValue(l.get(), MAP);
-            } catch (IOException e) {
-                return null;
-            }
+            return null;
         }
     }
 
