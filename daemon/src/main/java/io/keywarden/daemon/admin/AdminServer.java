@@ -63,7 +63,7 @@ public final class AdminServer implements AutoCloseable {
     /** Writes an operator action to the ledger before it takes effect; throws when it cannot. */
     @FunctionalInterface
     public interface Recorder {
-        void record(String event, Map<String, Object> fields);
+        void record(io.keywarden.daemon.audit.LedgerEvent event, Map<String, Object> fields);
     }
 
     /** Where {@code --fleet} blocks and unblocks go: the fleet's store, which every node follows. */
@@ -343,7 +343,7 @@ public final class AdminServer implements AutoCloseable {
         Map<String, Object> f = fields(w, who, given);
         f.put("key", key);
         // Taking access away is never held back by the ledger: record, and act even if recording failed.
-        String unrecorded = record(block ? "admin.block" : "admin.revoke", f);
+        String unrecorded = record(block ? io.keywarden.daemon.audit.LedgerEvent.ADMIN_BLOCK : io.keywarden.daemon.audit.LedgerEvent.ADMIN_REVOKE, f);
         if (block) {
             try {
                 blocks.put(w.spiffeId().toString(), reason);
@@ -369,7 +369,7 @@ public final class AdminServer implements AutoCloseable {
     private ObjectNode unblock(JsonNode req, String who) {
         Workload w = workload(req);
         // Giving access back is recorded first, or not done.
-        String unrecorded = record("admin.unblock", fields(w, who, req.path("reason").asText("no reason given")));
+        String unrecorded = record(io.keywarden.daemon.audit.LedgerEvent.ADMIN_UNBLOCK, fields(w, who, req.path("reason").asText("no reason given")));
         if (unrecorded != null) {
             return JSON.createObjectNode().put("ok", false).put("error", "not unblocked: " + unrecorded);
         }
@@ -397,7 +397,7 @@ public final class AdminServer implements AutoCloseable {
     }
 
     /** Null when recorded, else why not. */
-    private String record(String event, Map<String, Object> fields) {
+    private String record(io.keywarden.daemon.audit.LedgerEvent event, Map<String, Object> fields) {
         try {
             recorder.record(event, fields);
             return null;

@@ -14,11 +14,8 @@ import java.util.Set;
 /** {@code keywarden audit show}: filters, then an auditor's table or JSON lines. */
 public record AuditQuery(String spiffeId, String key, String event, Instant since, Instant until, String workload,
                          String fingerprint, Long pid) {
-    static final Set<String> EVENTS = Set.of("daemon.started", "daemon.stopped", "policy.loaded", "policy.rejected",
-            "key.issued", "key.refreshed", "key.revoked", "key.expired", "issue.failed", "access.granted", "access.denied",
-            "admin.revoke", "admin.block", "admin.unblock", "ledger.pruned", "guard.breach", "guard.unblock", "usage",
-            "csi.published", "csi.unpublished", "daemon.handover", "handover.refused", "fleet.block.applied",
-            "fleet.unblock.applied", "key.revoke_failed", "daemon.unclean_stop", "key.orphaned", "daemon.recovered");
+    static final Set<String> EVENTS = java.util.Arrays.stream(LedgerEvent.values()).map(LedgerEvent::wire)
+            .collect(java.util.stream.Collectors.toUnmodifiableSet());
 
     public static AuditQuery of(String spiffeId, String key, String event, String since, Clock clock) {
         return of(spiffeId, key, event, since, null, null, null, null, clock);

@@ -52,12 +52,12 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
     }
 
     /** Writes a record; a failure is loud (log, metric, not ready) and rethrown. */
-    public void record(String event, Map<String, Object> fields) {
+    public void record(LedgerEvent event, Map<String, Object> fields) {
         if (ledger == null) {
             return;
         }
         try {
-            ledger.append(event, fields);
+            ledger.append(event.wire(), fields);
             readiness.ready("ledger");
         } catch (LedgerException e) {
             metrics.ledgerError();
@@ -94,10 +94,10 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
     public void issued(Workload w, String key, Lease lease, Lease previous) {
         if (previous == null) {
             metrics.issued(key, "ok");
-            record("key.issued", keyFields(w, key, lease, "first use"));
+            record(LedgerEvent.KEY_ISSUED, keyFields(w, key, lease, "first use"));
         } else {
             metrics.refreshed(key, "ok");
-            record("key.refreshed", keyFields(w, key, lease, "refresh of " + previous.leaseId()));
+            record(LedgerEvent.KEY_REFRESHED, keyFields(w, key, lease, "refresh of " + previous.leaseId()));
         }
     }
 
@@ -108,14 +108,14 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
         } else {
             metrics.refreshed(key, "error");
         }
-        record("issue.failed", keyFields(w, key, null, reason));
+        record(LedgerEvent.ISSUE_FAILED, keyFields(w, key, null, reason));
     }
 
     @Override
     public void revoked(Workload w, String key, Lease lease, io.keywarden.daemon.lifecycle.RevokeReason code,
                         String reason) {
         metrics.revoked(key, code.label());
-        record("key.revoked", keyFields(w, key, lease, reason));
+        record(LedgerEvent.KEY_REVOKED, keyFields(w, key, lease, reason));
     }
 
     @Override
@@ -125,12 +125,12 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
         f.put("attempt", attempt);
         f.put("retry_at", retryAt == null ? null : retryAt.toString());
         f.put("expires_at", lease.expiresAt().toString());
-        record("key.revoke_failed", f);
+        record(LedgerEvent.KEY_REVOKE_FAILED, f);
     }
 
     @Override
     public void expired(Workload w, String key, Lease lease) {
-        record("key.expired", keyFields(w, key, lease, "not refreshed before expiry"));
+        record(LedgerEvent.KEY_EXPIRED, keyFields(w, key, lease, "not refreshed before expiry"));
     }
 
     private static Map<String, Object> accessFields(ProcessInfo p, String workload, String spiffeId, String key,
@@ -165,7 +165,7 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
         // cannot be written the open fails), its repeats as one count when the window closes.
         if (grants.first(g)) {
             try {
-                record("access.granted", accessFields(p, who.workload().name(), who.spiffeId().toString(), key, issued.fingerprint(),
+                record(LedgerEvent.ACCESS_GRANTED, accessFields(p, who.workload().name(), who.spiffeId().toString(), key, issued.fingerprint(),
                         "workload " + who.workload().name() + " opened " + file));
             } catch (LedgerException e) {
                 grants.forget(g);
@@ -194,7 +194,7 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
                     p == null ? "?" : p.pid(), p == null ? "?" : p.exe().orElse("?"), key, file, reason);
             Map<String, Object> f = accessFields(p, workload, spiffe, key, null, reason + " (" + file + ")");
             f.put("code", code.label());
-            record("access.denied", f);
+            record(LedgerEvent.ACCESS_DENIED, f);
         }
     }
 
@@ -222,7 +222,7 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
             f.put("repeats", repeats);
             f.put("window_s", RepeatAggregator.WINDOW.toSeconds());
             try {
-                record("access.granted", f);
+                record(LedgerEvent.ACCESS_GRANTED, f);
             } catch (LedgerException e) {
                 // Already loud; these opens were each recorded once when their window opened.
             }
@@ -237,7 +237,7 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
             f.put("repeats", repeats);
             f.put("window_s", RepeatAggregator.WINDOW.toSeconds());
             try {
-                record("access.denied", f);
+                record(LedgerEvent.ACCESS_DENIED, f);
             } catch (LedgerException e) {
                 // Already loud (log, metric, readiness); the counts are lost, nothing is granted.
             }

@@ -45,11 +45,11 @@ final class CsiPublisher implements CsiServer.Listener {
             }
         }
         f.put("preissued", warmed);
-        audit.record("csi.published", f);
+        audit.record(io.keywarden.daemon.audit.LedgerEvent.CSI_PUBLISHED, f);
     }
 
     @Override
     public void unpublished(String volumeId, Path target) {
-        audit.record("csi.unpublished", Map.of("volume_id", volumeId, "target", target.toString()));
+        audit.record(io.keywarden.daemon.audit.LedgerEvent.CSI_UNPUBLISHED, Map.of("volume_id", volumeId, "target", target.toString()));
     }
 }

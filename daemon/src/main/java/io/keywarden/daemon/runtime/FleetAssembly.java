@@ -163,7 +163,7 @@ final class FleetAssembly {
                     return;
                 }
                 f.put("reason", b.reason());
-                local.audit().record("fleet.block.applied", f);
+                local.audit().record(io.keywarden.daemon.audit.LedgerEvent.FLEET_BLOCK_APPLIED, f);
                 if (bl != null) {
                     bl.put(b.spiffeId(), reason);
                 }
@@ -177,7 +177,7 @@ final class FleetAssembly {
                 if (bl == null || !bl.all().containsKey(b.spiffeId())) {
                     return;
                 }
-                local.audit().record("fleet.unblock.applied", f);
+                local.audit().record(io.keywarden.daemon.audit.LedgerEvent.FLEET_UNBLOCK_APPLIED, f);
                 bl.remove(b.spiffeId());
                 if (w.isPresent() && local.leases().get() != null) {
                     local.leases().get().unblock(w.get().name());

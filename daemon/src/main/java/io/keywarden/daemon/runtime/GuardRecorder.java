@@ -70,7 +70,7 @@ final class GuardRecorder implements GuardListener {
                     action);
         }
         try {
-            audit.record("guard.breach", f);
+            audit.record(io.keywarden.daemon.audit.LedgerEvent.GUARD_BREACH, f);
         } catch (RuntimeException e) {
             // Taking access away is never held back by the ledger (as for an operator's revoke).
             LOG.warn("guard.breach for {} not recorded: {}", w.name(), e.getMessage());
@@ -149,7 +149,7 @@ final class GuardRecorder implements GuardListener {
             f.put("spiffe_id", spiffeId);
             f.put("reason", "the budget window ended: " + reason);
             try {
-                audit.record("guard.unblock", f);
+                audit.record(io.keywarden.daemon.audit.LedgerEvent.GUARD_UNBLOCK, f);
                 b.remove(spiffeId);
             } catch (RuntimeException | IOException e) {
                 LOG.warn("guard: {} stays blocked: the unblock could not be recorded or saved: {}", spiffeId,
@@ -176,7 +176,7 @@ final class GuardRecorder implements GuardListener {
         f.put("requests", requests);
         f.put("models", new TreeMap<>(models));
         try {
-            audit.record("usage", f);
+            audit.record(io.keywarden.daemon.audit.LedgerEvent.USAGE, f);
         } catch (RuntimeException e) {
             LOG.warn("usage of {} for {} not recorded: {}", workload, minute, e.getMessage());
         }

@@ -266,7 +266,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         Ledger opened = ledger;
         components.add("ledger", () -> {
             try {
-                audit.record("daemon.stopped", Map.of("reason", stopReason));
+                audit.record(io.keywarden.daemon.audit.LedgerEvent.DAEMON_STOPPED, Map.of("reason", stopReason));
             } catch (RuntimeException e) {
                 LOG.warn("could not record daemon.stopped: {}", e.getMessage());
             }
@@ -277,10 +277,10 @@ public final class KeywardenRuntime implements AutoCloseable {
         if (ledger != null && inherited == null) {
             unclean = UncleanStopRecovery.note(ledger, audit, clock.instant()).orElse(null);
         }
-        audit.record("daemon.started", Map.of("reason", inherited == null ? s.label() : s.label() + " (took over from pid "
+        audit.record(io.keywarden.daemon.audit.LedgerEvent.DAEMON_STARTED, Map.of("reason", inherited == null ? s.label() : s.label() + " (took over from pid "
                 + inherited.fromPid() + ", version " + inherited.fromVersion() + ": " + inherited.leases().size()
                 + " leases, " + inherited.keyFs().openFiles().size() + " open files)", "version", BuildInfo.load().version()));
-        audit.record("policy.loaded", Map.of("reason", policySummary(s.policy())));
+        audit.record(io.keywarden.daemon.audit.LedgerEvent.POLICY_LOADED, Map.of("reason", policySummary(s.policy())));
     }
 
     private IdentityProvider startIdentity(Spec s) {
@@ -606,7 +606,7 @@ public final class KeywardenRuntime implements AutoCloseable {
                 new PolicyWatcher.Listener() {
                     @Override
                     public void loaded(Policy p) {
-                        audit.record("policy.loaded", Map.of("reason", policySummary(p)));
+                        audit.record(io.keywarden.daemon.audit.LedgerEvent.POLICY_LOADED, Map.of("reason", policySummary(p)));
                         leaseGauges(leases, p);
                         guardMeters(p);
                         applyBlocks(p);
@@ -617,7 +617,7 @@ public final class KeywardenRuntime implements AutoCloseable {
 
                     @Override
                     public void rejected(List<Problem> problems) {
-                        audit.record("policy.rejected", Map.of("reason", String.join("; ",
+                        audit.record(io.keywarden.daemon.audit.LedgerEvent.POLICY_REJECTED, Map.of("reason", String.join("; ",
                                 problems.stream().map(Problem::format).toList())));
                     }
                 });
@@ -761,7 +761,7 @@ public final class KeywardenRuntime implements AutoCloseable {
             public void refused(io.keywarden.linux.UnixSocket.Peer peer, String why) {
                 LOG.warn("handover refused to pid {} (uid {}): {}", peer.pid(), peer.uid(), why);
                 if (!closed) {
-                    audit.record("handover.refused", Map.of("pid", peer.pid(), "uid", peer.uid(), "reason", why));
+                    audit.record(io.keywarden.daemon.audit.LedgerEvent.HANDOVER_REFUSED, Map.of("pid", peer.pid(), "uid", peer.uid(), "reason", why));
                 }
             }
         };
@@ -787,7 +787,7 @@ public final class KeywardenRuntime implements AutoCloseable {
             stopReason = "handing over to pid " + toPid;
         }
         LOG.info("handing over {} to pid {}", spec.delivery().path(), toPid);
-        audit.record("daemon.handover", Map.of("to_pid", toPid, "leases", leases.view().size()));
+        audit.record(io.keywarden.daemon.audit.LedgerEvent.DAEMON_HANDOVER, Map.of("to_pid", toPid, "leases", leases.view().size()));
         components.stopAll();
         if (h.fuse == null) {
             // The delivery component failed to pause, and everything else has stopped: nothing is left to

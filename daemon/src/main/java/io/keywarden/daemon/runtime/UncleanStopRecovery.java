@@ -45,7 +45,7 @@ final class UncleanStopRecovery {
             f.put("last_ts", u.last().get("ts"));
             f.put("torn_record", u.torn());
             f.put("leases_left", u.leftAlive().size());
-            audit.record("daemon.unclean_stop", f);
+            audit.record(io.keywarden.daemon.audit.LedgerEvent.DAEMON_UNCLEAN_STOP, f);
             LOG.warn("the previous run stopped without a clean shutdown (last record {} {} at {}); {} lease(s) it issued"
                     + " were never revoked: revoking them at their issuers", u.last().get("seq"), u.last().get("event"),
                     u.last().get("ts"), u.leftAlive().size());
@@ -75,12 +75,12 @@ final class UncleanStopRecovery {
             try {
                 if (why == null) {
                     o.put("reason", "issued by a run that stopped without revoking it; revoked at its issuer by this run");
-                    audit.record("key.revoked", o);
+                    audit.record(io.keywarden.daemon.audit.LedgerEvent.KEY_REVOKED, o);
                     revoked.add(leaseId);
                 } else {
                     o.put("reason", "issued by a run that stopped without revoking it, and not revoked now (" + why
                             + "): valid at its issuer until expires_at; revoke it there by lease_id or provider_key_id");
-                    audit.record("key.orphaned", o);
+                    audit.record(io.keywarden.daemon.audit.LedgerEvent.KEY_ORPHANED, o);
                     left.add(leaseId + " until " + r.get("expires_at"));
                 }
             } catch (RuntimeException e) {
@@ -93,7 +93,7 @@ final class UncleanStopRecovery {
         f.put("reason", revoked.size() + " lease(s) a killed run left were revoked, " + left.size() + " remain valid"
                 + " until they expire");
         try {
-            audit.record("daemon.recovered", f);
+            audit.record(io.keywarden.daemon.audit.LedgerEvent.DAEMON_RECOVERED, f);
         } catch (RuntimeException e) {
             LOG.warn("recording daemon.recovered failed: {}", e.getMessage());
         }

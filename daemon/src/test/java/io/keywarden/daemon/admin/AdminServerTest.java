@@ -58,7 +58,7 @@ class AdminServerTest {
                 scheduler, new Random(1), LeaseEvents.NONE, p -> true);
         sock = dir.resolve("admin/admin.sock");
         server = AdminServer.start(vertx, sock, leases, () -> policy, Map.of("node", "n1"), Blocks.load(dir.resolve("b.json")),
-                (event, fields) -> recorded.add(event + " " + fields.get("operator")));
+                (event, fields) -> recorded.add(event.wire() + " " + fields.get("operator")));
     }
 
     @AfterEach

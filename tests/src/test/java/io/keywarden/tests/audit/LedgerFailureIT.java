@@ -60,7 +60,7 @@ class LedgerFailureIT {
 
                 LedgerException full = assertThrows(LedgerException.class, () -> {
                     for (int i = 0; i < 10_000; i++) {
-                        audit.record("policy.loaded", Map.of("reason", "x".repeat(200)));
+                        audit.record(io.keywarden.daemon.audit.LedgerEvent.POLICY_LOADED, Map.of("reason", "x".repeat(200)));
                     }
                 });
                 assertTrue(full.getMessage().contains("cannot be written"), full.getMessage());
