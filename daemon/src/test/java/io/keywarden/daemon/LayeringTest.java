@@ -25,7 +25,7 @@ import org.junit.jupiter.api.Test;
  *   5  gateway, admin, csi, handover
  *   4  lifecycle (leases), audit, guard, hook, fleet
  *   3  issuer
- *   2  config, ops, logging, and the root package's BuildInfo, ExitCode, UserError, RuntimeFailure
+ *   2  config, ops, logging, and the root package's BuildInfo, InputProblem, RuntimeFailure
  * </pre>
  */
 class LayeringTest {
@@ -33,7 +33,7 @@ class LayeringTest {
             Map.entry("runtime", 6), Map.entry("gateway", 5), Map.entry("admin", 5), Map.entry("csi", 5),
             Map.entry("handover", 5), Map.entry("lifecycle", 4), Map.entry("audit", 4), Map.entry("guard", 4),
             Map.entry("hook", 4), Map.entry("fleet", 4), Map.entry("issuer", 3), Map.entry("config", 2),
-            Map.entry("ops", 2), Map.entry("logging", 2), Map.entry("BuildInfo", 2), Map.entry("ExitCode", 2), Map.entry("UserError", 2),
+            Map.entry("ops", 2), Map.entry("logging", 2), Map.entry("BuildInfo", 2), Map.entry("InputProblem", 2),
             Map.entry("RuntimeFailure", 2));
     static final Pattern REF = Pattern.compile("io\\.keywarden\\.daemon\\.([A-Za-z]\\w*)");
     static final Path MAIN = Path.of("src/main/java/io/keywarden/daemon");

@@ -3,7 +3,6 @@ package io.keywarden.daemon.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.keywarden.daemon.RuntimeFailure;
-import io.keywarden.daemon.UserError;
 import io.keywarden.daemon.admin.AdminClient;
 import java.io.IOException;
 import java.net.SocketException;

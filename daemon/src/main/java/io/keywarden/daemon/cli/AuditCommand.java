@@ -1,6 +1,5 @@
 package io.keywarden.daemon.cli;
 
-import io.keywarden.daemon.UserError;
 import io.keywarden.daemon.audit.AuditQuery;
 import io.keywarden.daemon.audit.LedgerVerifier;
 import java.io.IOException;

@@ -1,6 +1,5 @@
 package io.keywarden.daemon.cli;
 
-import io.keywarden.daemon.UserError;
 import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.config.HostPort;
 import java.util.LinkedHashMap;

@@ -1,6 +1,5 @@
 package io.keywarden.daemon.cli;
 
-import io.keywarden.daemon.UserError;
 import io.keywarden.linux.LibC;
 import io.keywarden.policy.Durations;
 import java.io.IOException;

@@ -1,6 +1,5 @@
 package io.keywarden.daemon.cli;
 
-import io.keywarden.daemon.UserError;
 import io.keywarden.daemon.issuer.federation.ClientKeys;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;

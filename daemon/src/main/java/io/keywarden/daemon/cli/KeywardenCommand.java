@@ -1,8 +1,6 @@
 package io.keywarden.daemon.cli;
 
 import io.keywarden.daemon.BuildInfo;
-import io.keywarden.daemon.ExitCode;
-import io.keywarden.daemon.UserError;
 import java.io.PrintWriter;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -91,7 +89,7 @@ public final class KeywardenCommand implements Runnable {
         cl.setExecutionExceptionHandler((ex, c, parsed) -> {
             PrintWriter e = c.getErr();
             String prefix = c.getCommandSpec().qualifiedName() + ": ";
-            if (ex instanceof UserError u) {
+            if (ex instanceof io.keywarden.daemon.InputProblem u) {
                 u.lines().forEach(l -> e.println(prefixed(l, prefix)));
                 return ExitCode.BAD_INPUT;
             }

@@ -1,6 +1,5 @@
 package io.keywarden.daemon.cli;
 
-import io.keywarden.daemon.UserError;
 import io.keywarden.daemon.config.IssuerSpec;
 import io.keywarden.daemon.issuer.IssuerRegistry;
 import java.util.Map;

@@ -6,7 +6,6 @@ import io.keywarden.daemon.runtime.Spec;
 import java.io.IOException;
 import java.util.Optional;
 import picocli.CommandLine;
-import io.keywarden.daemon.UserError;
 import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.config.ConfigLoader;
 import io.keywarden.daemon.issuer.IssuerRegistry;

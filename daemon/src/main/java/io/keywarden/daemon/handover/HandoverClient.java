@@ -2,7 +2,7 @@ package io.keywarden.daemon.handover;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.keywarden.daemon.UserError;
+import io.keywarden.daemon.InputProblem;
 import io.keywarden.linux.Errno;
 import io.keywarden.linux.LibC;
 import io.keywarden.linux.NativeException;
@@ -47,7 +47,7 @@ public final class HandoverClient implements AutoCloseable {
                 "version", io.keywarden.daemon.BuildInfo.load().version(), "formats", Inheritance.FORMATS));
         JsonNode answer = JSON.readTree(socket.receive(4096).data());
         if (answer.has("refused")) {
-            throw new UserError("keywarden: the daemon on " + path + " refused the handover: "
+            throw new InputProblem("keywarden: the daemon on " + path + " refused the handover: "
                     + answer.get("refused").asText());
         }
         UnixSocket.Frame f = socket.receive(Inheritance.MAX_BYTES);

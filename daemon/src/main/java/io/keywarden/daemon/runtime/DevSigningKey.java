@@ -1,7 +1,7 @@
 package io.keywarden.daemon.runtime;
 
 import com.nimbusds.jose.jwk.ECKey;
-import io.keywarden.daemon.UserError;
+import io.keywarden.daemon.InputProblem;
 import io.keywarden.daemon.issuer.federation.ClientKeys;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -30,18 +30,18 @@ final class DevSigningKey {
             } catch (FileAlreadyExistsException e) {
                 // made meanwhile: read it below
             } catch (IOException e) {
-                throw new UserError("keywarden dev: --signing-key " + file + ": cannot create it: " + e.getMessage());
+                throw new InputProblem("keywarden dev: --signing-key " + file + ": cannot create it: " + e.getMessage());
             }
         }
         try {
             if (Files.getPosixFilePermissions(file).stream().anyMatch(p -> p.name().startsWith("GROUP")
                     || p.name().startsWith("OTHERS"))) {
-                throw new UserError("keywarden dev: --signing-key " + file + " is readable by others (mode "
+                throw new InputProblem("keywarden dev: --signing-key " + file + " is readable by others (mode "
                         + PosixFilePermissions.toString(Files.getPosixFilePermissions(file)) + "): chmod 600 it first");
             }
             return ClientKeys.read(file);
         } catch (IOException e) {
-            throw new UserError("keywarden dev: --signing-key " + e.getMessage());
+            throw new InputProblem("keywarden dev: --signing-key " + e.getMessage());
         }
     }
 }

@@ -1,6 +1,6 @@
 package io.keywarden.daemon.runtime;
 
-import io.keywarden.daemon.UserError;
+import io.keywarden.daemon.InputProblem;
 import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.config.HostPort;
 import io.keywarden.daemon.config.IssuerSpec;
@@ -88,7 +88,7 @@ public final class DevSpec {
             try {
                 policy = PolicyLoader.load(policyFile);
             } catch (ProblemsException e) {
-                throw new UserError(e.problems().stream().map(Problem::format).toList());
+                throw new InputProblem(e.problems().stream().map(Problem::format).toList());
             }
         } else {
             policy = defaultPolicy(invokingUid(env));
@@ -96,13 +96,13 @@ public final class DevSpec {
         Map<String, IssuerSpec> issuers = realIssuers != null ? realIssuers : devIssuers(policy, ttl);
         List<Problem> problems = IssuerRegistry.check(issuers, policy);
         if (!problems.isEmpty()) {
-            throw new UserError(problems.stream().map(Problem::format).toList());
+            throw new InputProblem(problems.stream().map(Problem::format).toList());
         }
         if (realIssuers == null && extensions.gateway().isPresent()) {
             List<String> nowhere = policy.keys().keySet().stream()
                     .filter(k -> !extensions.gateway().get().upstreams().containsKey(k)).toList();
             if (!nowhere.isEmpty()) {
-                throw new UserError("keywarden dev: the gateway would send dev keys (sk-dev-…) for " + String.join(", ", nowhere)
+                throw new InputProblem("keywarden dev: the gateway would send dev keys (sk-dev-…) for " + String.join(", ", nowhere)
                         + " to the provider, which refuses them: name where they go with --upstream "
                         + nowhere.get(0) + "=URL (a local stub or mock server), or serve real credentials with"
                         + " --issuers real --config FILE");

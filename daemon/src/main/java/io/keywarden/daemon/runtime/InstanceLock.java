@@ -1,6 +1,6 @@
 package io.keywarden.daemon.runtime;
 
-import io.keywarden.daemon.UserError;
+import io.keywarden.daemon.InputProblem;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -58,7 +58,7 @@ public final class InstanceLock implements AutoCloseable {
             } finally {
                 ch.close();
             }
-            throw new UserError(what + " " + resource + " is already served by " + (owner.isEmpty() ? "another process"
+            throw new InputProblem(what + " " + resource + " is already served by " + (owner.isEmpty() ? "another process"
                     : owner) + " (lock " + file + "); stop it first");
         }
         ch.truncate(0);

@@ -1,7 +1,7 @@
 package io.keywarden.daemon.runtime;
 
 import io.keywarden.attestation.IdentityProvider;
-import io.keywarden.daemon.UserError;
+import io.keywarden.daemon.InputProblem;
 import io.keywarden.daemon.config.IssuerSpec;
 import io.keywarden.daemon.issuer.DevIssuer;
 import io.keywarden.daemon.issuer.Issuer;
@@ -40,7 +40,7 @@ final class IssuerFactory {
                 try {
                     out.put(o.name(), ClientKeys.load(o.signingKeyFiles(), clock));
                 } catch (java.io.IOException e) {
-                    throw new UserError("issuers." + o.name() + ".signingKeyFile: " + e.getMessage());
+                    throw new InputProblem("issuers." + o.name() + ".signingKeyFile: " + e.getMessage());
                 }
             }
         }
@@ -55,7 +55,7 @@ final class IssuerFactory {
             try {
                 return new VaultIssuer(v, identity, clock);
             } catch (IssuerException e) {
-                throw new UserError("issuers." + v.name() + ": " + e.getMessage());
+                throw new InputProblem("issuers." + v.name() + ": " + e.getMessage());
             }
         }
         if (spec instanceof IssuerSpec.OpenAiFederation o) {
@@ -84,7 +84,7 @@ final class IssuerFactory {
             try {
                 return new io.keywarden.daemon.issuer.federation.OpenRouterKeysIssuer(o, clock);
             } catch (IssuerException e) {
-                throw new UserError(e.getMessage());
+                throw new InputProblem(e.getMessage());
             }
         }
         IssuerSpec.Dev d = (IssuerSpec.Dev) spec;

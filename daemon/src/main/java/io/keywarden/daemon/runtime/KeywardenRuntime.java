@@ -8,7 +8,7 @@ import io.keywarden.attestation.dev.JwtSigner;
 import io.keywarden.attestation.spire.DelegatedIdentityClient;
 import io.keywarden.attestation.spire.SpireIdentityProvider;
 import io.keywarden.daemon.BuildInfo;
-import io.keywarden.daemon.UserError;
+import io.keywarden.daemon.InputProblem;
 import io.keywarden.daemon.admin.AdminServer;
 import io.keywarden.daemon.admin.Blocks;
 import io.keywarden.daemon.audit.AuditTrail;
@@ -348,7 +348,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         if (d.mode() == Config.DeliveryMode.FUSE) {
             if (!root && d.path().equals(DevSpec.DEFAULT_MOUNT)) {
                 String why = whyNoFuse;
-                dir = d.xdgRuntimeDir().map(x -> x.resolve("keywarden")).orElseThrow(() -> new UserError(
+                dir = d.xdgRuntimeDir().map(x -> x.resolve("keywarden")).orElseThrow(() -> new InputProblem(
                         "keywarden: FUSE is unavailable (" + why + ") and XDG_RUNTIME_DIR is not set for tmpfs delivery;"
                                 + " pass --mount DIR on a tmpfs you own, or run as root for KeyFS"));
             }
@@ -478,7 +478,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         try {
             engine.restore(io.keywarden.daemon.guard.GuardState.load(stateFile));
         } catch (IOException e) {
-            throw new UserError("keywarden: " + e.getMessage());
+            throw new InputProblem("keywarden: " + e.getMessage());
         }
         recorder.resume();
         if (fleet != null) {
@@ -586,7 +586,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         try {
             tmpfs = TmpfsDelivery.open(dir, root, layout);
         } catch (IOException e) {
-            throw new UserError("keywarden: " + e.getMessage());
+            throw new InputProblem("keywarden: " + e.getMessage());
         }
         // Added before the lease core: revocations at shutdown wipe files that still exist.
         components.add("delivery", tmpfs);

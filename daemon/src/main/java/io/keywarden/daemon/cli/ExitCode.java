@@ -1,4 +1,4 @@
-package io.keywarden.daemon;
+package io.keywarden.daemon.cli;
 
 /** Exit codes of every command, as PRODUCT.md fixes them. */
 public final class ExitCode {
