@@ -18,28 +18,29 @@ public final class IssuedKey {
     private final Instant expiresAt;
     private final String leaseId;
     private final String fingerprint;
-    private final String headers;
+    private final java.util.List<Header> headers;
 
     /** Takes ownership of {@code secret}. */
     public IssuedKey(Secret secret, Instant expiresAt, String leaseId) {
-        this(secret, expiresAt, leaseId, "");
+        this(secret, expiresAt, leaseId, java.util.List.of());
     }
 
     /**
      * Takes ownership of {@code secret}; {@code headers} are the HTTP headers a caller must send
-     * with this credential besides {@code Authorization} (one {@code Name: value} per line, never
-     * secret), served as the key's {@code headers} file.
+     * with this credential besides {@code Authorization} (never secret), served as the key's
+     * {@code headers} file.
      */
-    public IssuedKey(Secret secret, Instant expiresAt, String leaseId, String headers) {
+    public IssuedKey(Secret secret, Instant expiresAt, String leaseId, java.util.List<Header> headers) {
         this(secret, expiresAt, leaseId, headers, fingerprint(secret));
     }
 
-    private IssuedKey(Secret secret, Instant expiresAt, String leaseId, String headers, String fingerprint) {
+    private IssuedKey(Secret secret, Instant expiresAt, String leaseId, java.util.List<Header> headers,
+                      String fingerprint) {
         this.secret = secret;
         this.expiresAt = expiresAt;
         this.leaseId = leaseId;
         this.fingerprint = fingerprint;
-        this.headers = headers;
+        this.headers = java.util.List.copyOf(headers);
     }
 
     /**
@@ -47,7 +48,7 @@ public final class IssuedKey {
      * is after a handover (a revoke needs the lease, never the key). It cannot be served.
      */
     public static IssuedKey wiped(String fingerprint, Instant expiresAt, String leaseId) {
-        return new IssuedKey(null, expiresAt, leaseId, "", fingerprint);
+        return new IssuedKey(null, expiresAt, leaseId, java.util.List.of(), fingerprint);
     }
 
     private Secret secret() {
@@ -57,8 +58,8 @@ public final class IssuedKey {
         return secret;
     }
 
-    /** Extra HTTP headers to send with this credential, one per line; empty for most. */
-    public String headers() {
+    /** Extra HTTP headers to send with this credential; empty for most. */
+    public java.util.List<Header> headers() {
         return headers;
     }
 

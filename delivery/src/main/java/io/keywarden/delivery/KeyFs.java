@@ -271,7 +271,7 @@ public final class KeyFs implements FuseOperations {
                         reply.error(Errno.EIO);
                     } else if (decided instanceof Decision.Granted kg) {
                         answer(reply, decided, file == API_KEY ? kg.issued().secretDuplicate()
-                                : file == HEADERS ? text(kg.issued().headers())
+                                : file == HEADERS ? text(Header.file(kg.issued().headers()))
                                 : text(rfc3339(kg.issued().expiresAt()) + "\n"));
                     } else {
                         reply.error(errno(decided));

@@ -127,7 +127,7 @@ public final class TmpfsDelivery implements AutoCloseable {
         if (issued.headers().isEmpty()) {
             Files.deleteIfExists(d.resolve("headers"));
         } else {
-            replace(d, "headers", issued.headers().getBytes(StandardCharsets.UTF_8), uid);
+            replace(d, "headers", Header.file(issued.headers()).getBytes(StandardCharsets.UTF_8), uid);
         }
         writeStatus(d, new LeaseStatus.Ok(revocable).line() + "\n", uid);
     }

@@ -116,14 +116,9 @@ final class UpstreamCall {
         } finally {
             Arrays.fill(secret, (byte) 0);
         }
-        for (String line : issued.headers().split("\n")) {
-            int colon = line.indexOf(':');
-            if (colon > 0) {
-                String name = line.substring(0, colon).trim();
-                String value = line.substring(colon + 1).trim();
-                String theirs = h.get(name);
-                h.set(name, theirs == null || theirs.contains(value) ? value : theirs + "," + value);
-            }
+        for (io.keywarden.delivery.Header extra : issued.headers()) {
+            String theirs = h.get(extra.name());
+            h.set(extra.name(), theirs == null || theirs.contains(extra.value()) ? extra.value() : theirs + "," + extra.value());
         }
         h.set("accept-encoding", "identity");
         o.setHeaders(h);

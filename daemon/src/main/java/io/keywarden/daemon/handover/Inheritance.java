@@ -207,7 +207,8 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
         try {
             ObjectNode o = JSON.createObjectNode();
             o.set("secret", secret(blob, k));
-            o.put("expiresAt", l.expiresAt().toString()).put("leaseId", l.leaseId()).put("headers", l.key().headers())
+            o.put("expiresAt", l.expiresAt().toString()).put("leaseId", l.leaseId())
+                    .put("headers", io.keywarden.delivery.Header.file(l.key().headers()))
                     .put("issuedAt", l.issuedAt().toString()).put("renewable", l.renewable())
                     .put("issuer", l.issuer()).put("revocable", l.revocable());
             l.providerKeyId().ifPresent(id -> o.put("providerKeyId", id));
@@ -392,7 +393,7 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
 
         Lease lease(JsonNode o) throws IOException {
             IssuedKey k = new IssuedKey(secret(object(o, "secret")), Instant.parse(text(o, "expiresAt")),
-                    text(o, "leaseId"), text(o, "headers"));
+                    text(o, "leaseId"), io.keywarden.delivery.Header.parse(text(o, "headers")));
             return new Lease(k, Instant.parse(text(o, "issuedAt")), bool(o, "renewable"),
                     Optional.ofNullable(o.hasNonNull("providerKeyId") ? o.get("providerKeyId").asText() : null),
                     text(o, "issuer"), bool(o, "revocable"),

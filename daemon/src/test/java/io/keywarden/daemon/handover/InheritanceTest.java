@@ -32,7 +32,8 @@ class InheritanceTest {
 
     private static Lease lease(String key, String id, boolean revocable) {
         return new Lease(new IssuedKey(Secret.copyOf(key.getBytes(StandardCharsets.UTF_8)),
-                Instant.parse("2026-12-01T00:00:00Z"), id, revocable ? "" : "anthropic-beta: oauth-2025-04-20\n"),
+                Instant.parse("2026-12-01T00:00:00Z"), id, revocable ? java.util.List.of() : java.util.List.of(new io.keywarden.delivery.Header("anthropic-beta",
+                        "oauth-2025-04-20"))),
                 Instant.parse("2026-11-30T23:00:00Z"), true, revocable ? Optional.of("key_abc") : Optional.empty(), "bao",
                 revocable, revocable ? Optional.of(Instant.parse("2026-12-01T00:01:00Z")) : Optional.empty());
     }
@@ -83,7 +84,8 @@ class InheritanceTest {
         assertEquals(Optional.empty(), s.previous().providerExpiresAt());
         assertEquals("bao", s.current().issuer());
         assertFalse(s.previous().revocable());
-        assertEquals("anthropic-beta: oauth-2025-04-20\n", s.previous().key().headers());
+        assertEquals(java.util.List.of(new io.keywarden.delivery.Header("anthropic-beta", "oauth-2025-04-20")),
+                s.previous().key().headers());
         assertEquals(4242, s.holders().get(0).pid());
         assertEquals("{\"tokenOfLease\":{\"lease/1\":\"hvs.SECRET\"}}", new String(in.issuerState().get("bao"),
                 StandardCharsets.UTF_8));

@@ -35,8 +35,8 @@ public final class AnthropicFederationIssuer extends FederationIssuer {
 
     /** The Messages API takes the OAuth token only with this beta header. */
     @Override
-    protected String headers() {
-        return "anthropic-beta: oauth-2025-04-20\n";
+    protected java.util.List<io.keywarden.delivery.Header> headers() {
+        return java.util.List.of(new io.keywarden.delivery.Header("anthropic-beta", "oauth-2025-04-20"));
     }
 
     @Override

@@ -75,8 +75,8 @@ public abstract class FederationIssuer implements Issuer {
     }
 
     /** HTTP headers an agent must send with this instance's credentials besides Authorization (none by default). */
-    protected String headers() {
-        return "";
+    protected java.util.List<io.keywarden.delivery.Header> headers() {
+        return java.util.List.of();
     }
 
     /** Exchanges {@code svid} for a credential of {@code workload}, with the key's expanded params. */
