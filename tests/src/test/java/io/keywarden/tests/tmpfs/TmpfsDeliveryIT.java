@@ -55,7 +55,7 @@ class TmpfsDeliveryIT {
             // A provider-minted token: its headers file, and a status that says it cannot be revoked early.
             byte[] tok = "sk-ant-oat01-abc".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
             d.publish(alice, "claude", new io.keywarden.delivery.IssuedKey(io.keywarden.linux.Secret.copyOf(tok), exp,
-                    "l1", "anthropic-beta: oauth-2025-04-20\n"), false);
+                    "l1", java.util.List.of(new io.keywarden.delivery.Header("anthropic-beta", "oauth-2025-04-20"))), false);
             Path headers = root.resolve("alice/claude/headers");
             assertEquals("anthropic-beta: oauth-2025-04-20\n", Files.readString(headers));
             assertEquals(1001, Files.getAttribute(headers, "unix:uid"));
