@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.keywarden.daemon.admin.AdminServer;
 import io.keywarden.linux.Mounts;
 import io.keywarden.tests.support.CProgram;
+import io.keywarden.testing.Await;
 import io.keywarden.tests.support.Daemon;
 import io.keywarden.tests.support.KwRead;
 import io.keywarden.tests.support.Proc;
@@ -297,8 +298,8 @@ class DaemonAbuseIT {
             assertTrue(Files.readString(small).endsWith("\n"), "no partial record at the end of the ledger");
             assertEquals(0, cli("audit", "verify", small.toString()).code());
             Files.delete(filler);
-            Thread.sleep(1500);
-            assertTrue(Proc.as(1001, "cat", api).out().startsWith("sk-dev-"), "served again once space returns");
+            Await.until(java.time.Duration.ofSeconds(15), () -> Proc.as(1001, "cat", api).out().startsWith("sk-dev-"),
+                    () -> "served again once space returns");
             assertEquals(0, d.stop());
             Proc.Result v = cli("audit", "verify", small.toString());
             assertEquals(0, v.code(), v.out() + v.err());

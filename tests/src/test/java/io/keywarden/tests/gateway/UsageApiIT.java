@@ -62,7 +62,9 @@ class UsageApiIT {
                 api.usage.put(keyId, new long[] {400, 200, 3});
                 api.usage.put("key_of_someone_else", new long[] {900_000, 0, 1});
                 Await.until(Duration.ofSeconds(10), () -> api.queries.size() >= 4, () -> "polled twice, two pages each");
-                Thread.sleep(1500);
+                // One more poll after the usage was there: what it saw was settled before the next began.
+                int seen = api.queries.size();
+                Await.until(Duration.ofSeconds(10), () -> api.queries.size() >= seen + 4, () -> "polled twice more");
                 assertTrue(Proc.as(1001, "cat", file).out().startsWith("sk-dev-"), "600 of 1000: still served");
                 assertFalse(Files.readString(ledger).contains("guard.breach"), "unattributed usage is not the workload's");
                 api.usage.put(keyId, new long[] {700, 400, 5});
