@@ -46,6 +46,21 @@ final class Serving {
             }
             throw new IllegalStateException("--takeover: " + s.handoverSocket() + ": " + e.getMessage(), e);
         }
+        // A stop asked while the daemon starts (a supervisor's SIGTERM right after the banner, say) is
+        // taken, not left to the JVM's default (exit 143, no clean stop): it closes the daemon once up.
+        AtomicReference<KeywardenRuntime> current = new AtomicReference<>();
+        AtomicBoolean stopping = new AtomicBoolean();
+        java.util.concurrent.CountDownLatch stopAsked = new java.util.concurrent.CountDownLatch(1);
+        Runnable stop = () -> {
+            stopping.set(true);
+            stopAsked.countDown();
+            KeywardenRuntime r = current.get();
+            if (r != null) {
+                r.close();
+            }
+        };
+        Runtime.getRuntime().addShutdownHook(new Thread(stop, "keywarden-shutdown"));
+        Signals.onStop(stop);
         KeywardenRuntime rt;
         try {
             rt = KeywardenRuntime.start(s, out, inherited);
@@ -61,16 +76,10 @@ final class Serving {
                 client.close();
             }
         }
-        AtomicReference<KeywardenRuntime> current = new AtomicReference<>(rt);
-        AtomicBoolean stopping = new AtomicBoolean();
-        java.util.concurrent.CountDownLatch stopAsked = new java.util.concurrent.CountDownLatch(1);
-        Runnable stop = () -> {
-            stopping.set(true);
-            stopAsked.countDown();
-            current.get().close();
-        };
-        Runtime.getRuntime().addShutdownHook(new Thread(stop, "keywarden-shutdown"));
-        Signals.onStop(stop);
+        current.set(rt);
+        if (stopping.get()) {
+            rt.close();   // asked while starting (close is idempotent: the stop may have closed it too)
+        }
         while (true) {
             rt.awaitStop();
             Optional<Inheritance> again = rt.resumeWith();
