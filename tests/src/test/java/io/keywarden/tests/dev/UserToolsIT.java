@@ -104,6 +104,12 @@ class UserToolsIT {
                 }
             }
             assertTrue(log().contains("keywarden exec: openai rotated"), log());
+            // The key in the command's environment is closed to other uids (the kernel's rule for /proc/PID/environ).
+            String child = Proc.run("pgrep", "-u", "1001", "-f", "sleep 300").out().trim().split("\n")[0];
+            assertFalse(child.isEmpty(), "the command runs");
+            Proc.Result other = Proc.as(1002, "cat", "/proc/" + child + "/environ");
+            assertTrue(other.err().contains("Permission denied"), other.err());
+            assertFalse(other.out().contains("OPENAI_API_KEY"), "nothing of the environment read");
             // The auditor's view: the workload's own accesses, by workload, with the process that opened.
             Proc.Result shown = Daemon.cli("audit", "show", base.resolve("audit/audit.jsonl").toString(), "--workload",
                     "uid-1001", "--event", "access.granted");
