@@ -138,7 +138,11 @@ class DevCommandIT {
             assertEquals("-r--------", Proc.run("stat", "-c", "%A", key.toString()).out().trim(), "owner-only");
             Proc.Result other = Proc.as(1002, "cat", key.toString());
             assertTrue(other.err().contains("Permission denied"), other.err());
-            String log = Files.readString(xdg.resolveSibling(xdg.getFileName() + ".log"));
+            // The key can be served before the banner is written: wait for the banner's last line.
+            Path logFile = xdg.resolveSibling(xdg.getFileName() + ".log");
+            Await.until(java.time.Duration.ofSeconds(30), () -> Files.readString(logFile).contains("admin socket: "),
+                    () -> "no banner: " + Proc.run("cat", logFile.toString()).out());
+            String log = Files.readString(logFile);
             assertTrue(log.contains("keywarden: not running as root: mounting FUSE needs CAP_SYS_ADMIN; falling back to"
                     + " tmpfs delivery in " + xdg.resolve("keywarden")), log);
             assertTrue(log.contains("admin socket: " + xdg.resolve("keywarden-admin.sock")), log);
