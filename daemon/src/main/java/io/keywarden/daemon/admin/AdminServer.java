@@ -260,6 +260,7 @@ public final class AdminServer implements AutoCloseable {
             case "revoke" -> revoke(req, who);
             case "unblock" -> unblock(req, who);
             case "why" -> why(req);
+            case "audit-show" -> auditShow(req);
             default -> JSON.createObjectNode().put("ok", false).put("error", "unknown op '" + op + "'");
         };
     }
@@ -329,6 +330,55 @@ public final class AdminServer implements AutoCloseable {
         ObjectNode o = w.explain(req.hasNonNull("pid") ? req.get("pid").asInt() : null,
                 req.hasNonNull("uid") ? req.get("uid").asLong() : null, key);
         return o.put("ok", true);
+    }
+
+    /** The daemon's own ledger, for {@code keywarden audit show} without a FILE; null when it keeps none. */
+    private volatile Path ledger;
+
+    public void ledger(Path file) {
+        this.ledger = file;
+    }
+
+    /** The most text one {@code audit show} answer carries (larger: read the file, {@code audit show FILE}). */
+    static final int MAX_SHOW_TEXT = 32 * 1024 * 1024;
+
+    /**
+     * {@code keywarden audit show} of this daemon's ledger: verified and filtered here, where the
+     * code is warm (a CLI's own JVM spends most of a call starting up), answered as the text the
+     * CLI prints. The same {@link io.keywarden.daemon.audit.AuditQuery} as {@code audit show FILE};
+     * a ledger that does not verify is refused the same way ({@code broken}).
+     */
+    private ObjectNode auditShow(JsonNode req) {
+        Path file = ledger;
+        if (file == null) {
+            return JSON.createObjectNode().put("ok", false).put("error", "this daemon keeps no ledger (audit.file is not"
+                    + " set)");
+        }
+        io.keywarden.daemon.audit.AuditQuery q = io.keywarden.daemon.audit.AuditQuery.of(text(req, "spiffe_id"),
+                text(req, "key"), text(req, "event"), text(req, "since"), text(req, "until"), text(req, "workload"),
+                text(req, "fingerprint"), req.hasNonNull("pid") ? req.get("pid").asLong() : null,
+                java.time.Clock.systemUTC());
+        java.io.StringWriter out = new java.io.StringWriter();
+        try (java.io.PrintWriter w = new java.io.PrintWriter(out)) {
+            q.print(file, req.path("json").asBoolean(false), true, w);
+        } catch (java.nio.file.NoSuchFileException e) {
+            return JSON.createObjectNode().put("ok", false).put("error", "the ledger " + file + " does not exist yet");
+        } catch (IOException e) {
+            return JSON.createObjectNode().put("ok", false).put("error", "the ledger " + file + " cannot be read: "
+                    + e.getMessage());
+        } catch (IllegalArgumentException e) {   // does not verify: refused, said
+            return JSON.createObjectNode().put("ok", false).put("broken", true).put("error", e.getMessage());
+        }
+        if (out.getBuffer().length() > MAX_SHOW_TEXT) {
+            return JSON.createObjectNode().put("ok", false).put("error", "the answer is larger than " + MAX_SHOW_TEXT
+                    / (1024 * 1024) + " MB: narrow it (--workload, --since, …) or read the file: keywarden audit show "
+                    + file);
+        }
+        return JSON.createObjectNode().put("ok", true).put("ledger", file.toString()).put("text", out.toString());
+    }
+
+    private static String text(JsonNode req, String field) {
+        return req.hasNonNull(field) ? req.get(field).asText() : null;
     }
 
     private ObjectNode revoke(JsonNode req, String who) {

@@ -48,7 +48,7 @@ public record AuditQuery(String spiffeId, String key, String event, Instant sinc
     }
 
     boolean matches(Map<String, Object> r) {
-        Instant ts = Instant.parse((String) r.get("ts"));
+        Instant ts = since == null && until == null ? null : Instant.parse((String) r.get("ts"));
         return (spiffeId == null || spiffeId.equals(r.get("spiffe_id")))
                 && (key == null || key.equals(r.get("key")))
                 && (event == null || event.equals(r.get("event")))
@@ -87,8 +87,11 @@ public record AuditQuery(String spiffeId, String key, String event, Instant sinc
                 LedgerVerifier.Fields f = l.fields();
                 String w = f.workload != null ? f.workload : f.spiffeId == null ? null : workloadOf.get(f.spiffeId);
                 if (mayMatch(f, w)) {
-                    Map<String, Object> r = Canonical.JSON.readValue(l.segment(), l.start(), l.end() - l.start(),
-                            new com.fasterxml.jackson.core.type.TypeReference<java.util.LinkedHashMap<String, Object>>() { });
+                    Map<String, Object> r = FlatRecord.readAll(l.segment(), l.start(), l.end());
+                    if (r == null) {   // not as the ledger writes records: the general parser reads it
+                        r = Canonical.mapper().readValue(l.segment(), l.start(), l.end() - l.start(),
+                                new com.fasterxml.jackson.core.type.TypeReference<java.util.LinkedHashMap<String, Object>>() { });
+                    }
                     if (w != null) {
                         r.putIfAbsent("workload", w);
                     }
@@ -121,7 +124,7 @@ public record AuditQuery(String spiffeId, String key, String event, Instant sinc
     static LedgerVerifier.Result verified(Path file, boolean required, LedgerVerifier.Visitor visitor)
             throws IOException {
         LedgerVerifier.Head head = null;
-        java.nio.file.Path headFile = Ledger.headFileOf(file);
+        java.nio.file.Path headFile = LedgerFiles.headFileOf(file);
         if (java.nio.file.Files.exists(headFile)) {
             try {
                 head = LedgerVerifier.Head.parse(java.nio.file.Files.readString(headFile));
@@ -150,7 +153,7 @@ public record AuditQuery(String spiffeId, String key, String event, Instant sinc
                     continue;
                 }
                 try {
-                    out.add(Canonical.JSON.readValue(line, new com.fasterxml.jackson.core.type.TypeReference<
+                    out.add(Canonical.mapper().readValue(line, new com.fasterxml.jackson.core.type.TypeReference<
                             java.util.LinkedHashMap<String, Object>>() { }));
                 } catch (com.fasterxml.jackson.core.JacksonException e) {
                     Map<String, Object> bad = new java.util.LinkedHashMap<>();
@@ -280,7 +283,8 @@ public record AuditQuery(String spiffeId, String key, String event, Instant sinc
 
     /** As {@link #matches}, for records without a parsable time (shown only when no time bound is asked). */
     private boolean matchesTolerant(Map<String, Object> r) {
-        if (!(r.get("ts") instanceof String ts) || !ts.matches("\\d{4}-.*")) {
+        if (!(r.get("ts") instanceof String ts) || ts.length() < 5 || ts.charAt(4) != '-'
+                || !ts.substring(0, 4).chars().allMatch(Character::isDigit)) {
             return since == null && until == null && spiffeId == null && key == null && event == null && workload == null
                     && fingerprint == null && pid == null;
         }

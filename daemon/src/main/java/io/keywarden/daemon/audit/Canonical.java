@@ -12,15 +12,23 @@ import java.util.TreeMap;
 
 /** The canonical form a record is hashed in: keys sorted, no whitespace, UTF-8. */
 final class Canonical {
-    static final ObjectMapper JSON = new ObjectMapper().configure(SerializationFeature.ORDER_MAP_ENTRIES_BY_KEYS, true);
     static final String GENESIS = "0".repeat(64);
 
     private Canonical() {
     }
 
+    /** Made on first use: a CLI call that reads a ledger of flat records never needs it (~50 ms at a cold start). */
+    private static final class Mapper {
+        static final ObjectMapper JSON = new ObjectMapper().configure(SerializationFeature.ORDER_MAP_ENTRIES_BY_KEYS, true);
+    }
+
+    static ObjectMapper mapper() {
+        return Mapper.JSON;
+    }
+
     static String json(Map<String, Object> record) {
         try {
-            return JSON.writeValueAsString(new TreeMap<>(record));
+            return mapper().writeValueAsString(new TreeMap<>(record));
         } catch (JsonProcessingException e) {
             throw new IllegalArgumentException("record cannot be serialised: " + e.getOriginalMessage());
         }

@@ -79,7 +79,11 @@ final class FlatRecord {
                     return null;
                 }
                 if (field != NONE) {
-                    long v = Long.parseLong(new String(b, ns, i - ns, StandardCharsets.US_ASCII));
+                    long v = 0;
+                    for (int k = ds; k < i; k++) {
+                        v = v * 10 + (b[k] - '0');   // at most 18 digits: no overflow
+                    }
+                    v = c == '-' ? -v : v;
                     switch (field) {
                         case SEQ -> {
                             if (f.seq != Long.MIN_VALUE) {
@@ -120,30 +124,125 @@ final class FlatRecord {
         }
     }
 
+    /**
+     * Every member of a line the ledger wrote, in order (strings, longs, booleans, nulls), without a
+     * general JSON parser; null for anything else (an escape, non-ASCII, nesting, a key given twice,
+     * whitespace), which the general parser then reads.
+     */
+    static java.util.LinkedHashMap<String, Object> readAll(byte[] b, int start, int end) {
+        java.util.LinkedHashMap<String, Object> out = new java.util.LinkedHashMap<>();
+        int i = start;
+        if (i >= end || b[i] != '{') {
+            return null;
+        }
+        i++;
+        if (i < end && b[i] == '}') {
+            return i + 1 == end ? out : null;
+        }
+        while (true) {
+            if (i >= end || b[i] != '"') {
+                return null;
+            }
+            int ks = ++i;
+            i = plainString(b, i, end);
+            if (i < 0 || i + 2 > end || b[i + 1] != ':') {
+                return null;
+            }
+            String name = new String(b, ks, i - ks, StandardCharsets.US_ASCII);
+            i += 2;
+            if (i >= end) {
+                return null;
+            }
+            byte c = b[i];
+            Object value;
+            if (c == '"') {
+                int vs = ++i;
+                i = plainString(b, i, end);
+                if (i < 0) {
+                    return null;
+                }
+                value = new String(b, vs, i - vs, StandardCharsets.US_ASCII);
+                i++;
+            } else if (c == '-' || (c >= '0' && c <= '9')) {
+                int ns = i;
+                if (c == '-') {
+                    i++;
+                }
+                int ds = i;
+                while (i < end && b[i] >= '0' && b[i] <= '9') {
+                    i++;
+                }
+                int digits = i - ds;
+                if (digits == 0 || digits > 18 || (digits > 1 && b[ds] == '0')
+                        || (i < end && (b[i] == '.' || b[i] == 'e' || b[i] == 'E'))) {
+                    return null;
+                }
+                value = Long.parseLong(new String(b, ns, i - ns, StandardCharsets.US_ASCII));
+            } else if (matches(b, i, end, "true")) {
+                value = Boolean.TRUE;
+                i += 4;
+            } else if (matches(b, i, end, "false")) {
+                value = Boolean.FALSE;
+                i += 5;
+            } else if (matches(b, i, end, "null")) {
+                value = null;
+                i += 4;
+            } else {
+                return null;
+            }
+            if (out.containsKey(name)) {
+                return null;
+            }
+            out.put(name, value);
+            if (i >= end) {
+                return null;
+            }
+            if (b[i] == ',') {
+                i++;
+                continue;
+            }
+            return b[i] == '}' && i + 1 == end ? out : null;
+        }
+    }
+
     private static final int NONE = 0;
-    private static final int SEQ = 1;
-    private static final int PREV = 2;
-    private static final int HASH = 3;
-    private static final int EVENT = 4;
-    private static final int WORKLOAD = 5;
-    private static final int SPIFFE_ID = 6;
-    private static final int KEY = 7;
-    private static final int TS = 8;
-    private static final int FINGERPRINT = 9;
-    private static final int PID = 10;
+    private static final int TS = 1;
+    private static final int KEY = 2;
+    private static final int PID = 3;
+    private static final int SEQ = 4;
+    private static final int HASH = 5;
+    private static final int PREV = 6;
+    private static final int EVENT = 7;
+    private static final int WORKLOAD = 8;
+    private static final int SPIFFE_ID = 9;
+    private static final int FINGERPRINT = 10;
     private static final int KEPT_SEQ = 11;
     private static final int KEPT_PREV = 12;
-    private static final String[] NAMES = {null, "seq", "prev", "hash", "event", "workload", "spiffe_id", "key", "ts",
-        "fingerprint", "pid", "kept_from_seq", "kept_from_prev"};
 
     private static int field(byte[] b, int s, int e) {
-        for (int k = 1; k < NAMES.length; k++) {
-            String n = NAMES[k];
-            if (n.length() == e - s && matches(b, s, e, n)) {
+        for (int k = FIRST[Math.min(e - s, FIRST.length - 1)]; k < NAMES.length && NAMES[k].length() == e - s; k++) {
+            if (matches(b, s, e, NAMES[k])) {
                 return k;
             }
         }
         return NONE;
+    }
+
+    /** By length, then name: {@link #field} compares a member's name only with the names of its length. */
+    private static final String[] NAMES = {null, "ts", "key", "pid", "seq", "hash", "prev", "event", "workload",
+        "spiffe_id", "fingerprint", "kept_from_seq", "kept_from_prev"};
+    /** The first index in NAMES of a name of each length (NAMES.length when none). */
+    private static final int[] FIRST = new int[16];
+
+    static {
+        for (int len = 0; len < FIRST.length; len++) {
+            FIRST[len] = NAMES.length;
+            for (int k = NAMES.length - 1; k >= 1; k--) {
+                if (NAMES[k].length() == len) {
+                    FIRST[len] = k;
+                }
+            }
+        }
     }
 
     /** False for a field read twice (the general parser decides such a line). */

@@ -146,7 +146,7 @@ public final class Ledger implements AutoCloseable {
             }
             if (end > 0) {
                 int start = lastIndexOf(all, end - 1) + 1;
-                Map<String, Object> last = Canonical.JSON.readValue(new String(all, start, end - start,
+                Map<String, Object> last = Canonical.mapper().readValue(new String(all, start, end - start,
                         StandardCharsets.UTF_8), MAP);
                 seq = ((Number) last.get("seq")).longValue();
                 prev = (String) last.get("hash");
@@ -249,7 +249,7 @@ public final class Ledger implements AutoCloseable {
     private static Map<String, Object> firstRecord(Path seg) throws IOException {
         try (var lines = Files.lines(seg)) {
             Optional<String> l = lines.filter(x -> !x.isBlank()).findFirst();
-            return l.isPresent() ? Canonical.JSON.readValue(l.get(), MAP) : null;
+            return l.isPresent() ? Canonical.mapper().readValue(l.get(), MAP) : null;
         }
     }
 
@@ -344,7 +344,7 @@ public final class Ledger implements AutoCloseable {
 
     /** {@code FILE.head}: the last record's seq and hash, so that cutting records off the end shows. */
     public static Path headFileOf(Path file) {
-        return file.resolveSibling(file.getFileName() + ".head");
+        return LedgerFiles.headFileOf(file);
     }
 
     private FileChannel head;
@@ -392,7 +392,7 @@ public final class Ledger implements AutoCloseable {
         for (Path seg : LedgerFiles.segments(file)) {
             for (String line : Files.readAllLines(seg)) {
                 if (!line.isBlank()) {
-                    out.add(Canonical.JSON.readValue(line, MAP));
+                    out.add(Canonical.mapper().readValue(line, MAP));
                 }
             }
         }

@@ -10,8 +10,16 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /** The files of one ledger: rotated segments {@code FILE.1 … FILE.N} (oldest first), then {@code FILE}. */
-final class LedgerFiles {
+public final class LedgerFiles {
     private LedgerFiles() {
+    }
+
+    /**
+     * {@code FILE.head}: the last record's seq and hash, so that cutting records off the end shows.
+     * Here rather than on {@link Ledger}, whose logger would start logging on a CLI call that only reads.
+     */
+    public static Path headFileOf(Path file) {
+        return file.resolveSibling(file.getFileName() + ".head");
     }
 
     static List<Path> segments(Path file) throws IOException {

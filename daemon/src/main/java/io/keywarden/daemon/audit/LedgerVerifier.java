@@ -97,54 +97,43 @@ public final class LedgerVerifier {
         for (Path seg : segments) {
             String where = segments.size() > 1 ? seg.getFileName() + " " : "";
             byte[] all = Files.readAllBytes(seg);
-            boolean tornTail = all.length > 0 && all[all.length - 1] != '\n';
-            // Each line's fields and hash are its own: read on every core; the chain is then walked in order.
-            int[] bounds = lineStarts(all);
-            int lines = bounds.length - 1;
-            Fields[] fields = new Fields[lines];
-            boolean[] hashOk = new boolean[lines];
-            int parts = lines < 2_000 ? 1 : Math.min(Runtime.getRuntime().availableProcessors(), 8);
-            java.util.stream.IntStream.range(0, parts).parallel().forEach(part -> {
-                java.security.MessageDigest sha = sha256();
-                for (int i = part * lines / parts; i < (part + 1) * lines / parts; i++) {
-                    int start = bounds[i];
-                    int end = bounds[i + 1] - 1;   // the newline (or, last, the end of a torn tail)
-                    if (i == lines - 1 && tornTail) {
-                        continue;
+            // Each line's fields and hash are its own: read on every core, each part taking the lines
+            // that start in its share of the bytes; the chain is then walked in order.
+            int parts = all.length < 500_000 ? 1 : Math.min(Runtime.getRuntime().availableProcessors(), 8);
+            Lines[] read = new Lines[parts];
+            java.util.stream.IntStream.range(0, parts).parallel().forEach(part -> read[part] = Lines.read(all,
+                    (int) ((long) all.length * part / parts), (int) ((long) all.length * (part + 1) / parts)));
+            long lineNo = 0;
+            for (Lines part : read) {
+                for (int i = 0; i < part.count; i++) {
+                    lineNo++;
+                    if (part.torn && i == part.count - 1) {
+                        return broken(expectedSeq, lineNo, where + "truncated record (partial last line, a crash mid-write)");
                     }
-                    Fields f = Fields.read(all, start, end);
-                    fields[i] = f;
-                    hashOk[i] = f != null && f.hash != null && f.hashMatches(all, start, end, sha);
+                    Fields r = part.fields[i];
+                    if (r == null) {
+                        return broken(expectedSeq, lineNo, where + "not a JSON object");
+                    }
+                    if (r.seq != expectedSeq) {
+                        return broken(expectedSeq, lineNo, where + "seq is " + (r.seq == Long.MIN_VALUE ? "missing" : r.seq)
+                                + ", expected " + expectedSeq + " (a record was deleted, inserted or reordered)");
+                    }
+                    if (!prev.equals(r.prev)) {
+                        return broken(expectedSeq, lineNo, where + "prev does not match the previous record's hash"
+                                + " (a record before it was changed, deleted or reordered)");
+                    }
+                    if (!part.hashOk[i]) {
+                        return broken(expectedSeq, lineNo, where + "hash does not match the record's content (edited or forged)");
+                    }
+                    if ("ledger.pruned".equals(r.event) && r.keptFromSeq == firstSeq && firstPrev.equals(r.keptFromPrev)) {
+                        pruneAccounted = true;
+                    }
+                    if (visitor != null) {
+                        visitor.record(r, all, part.start[i], part.end[i]);
+                    }
+                    prev = r.hash;
+                    expectedSeq++;
                 }
-            });
-            for (int i = 0; i < lines; i++) {
-                long lineNo = i + 1;
-                if (i == lines - 1 && tornTail) {
-                    return broken(expectedSeq, lineNo, where + "truncated record (partial last line, a crash mid-write)");
-                }
-                Fields r = fields[i];
-                if (r == null) {
-                    return broken(expectedSeq, lineNo, where + "not a JSON object");
-                }
-                if (r.seq != expectedSeq) {
-                    return broken(expectedSeq, lineNo, where + "seq is " + (r.seq == Long.MIN_VALUE ? "missing" : r.seq)
-                            + ", expected " + expectedSeq + " (a record was deleted, inserted or reordered)");
-                }
-                if (!prev.equals(r.prev)) {
-                    return broken(expectedSeq, lineNo, where + "prev does not match the previous record's hash"
-                            + " (a record before it was changed, deleted or reordered)");
-                }
-                if (!hashOk[i]) {
-                    return broken(expectedSeq, lineNo, where + "hash does not match the record's content (edited or forged)");
-                }
-                if ("ledger.pruned".equals(r.event) && r.keptFromSeq == firstSeq && firstPrev.equals(r.keptFromPrev)) {
-                    pruneAccounted = true;
-                }
-                if (visitor != null) {
-                    visitor.record(r, all, bounds[i], bounds[i + 1] - 1);
-                }
-                prev = r.hash;
-                expectedSeq++;
             }
         }
         if (!pruneAccounted) {
@@ -176,28 +165,58 @@ public final class LedgerVerifier {
     }
 
     /**
-     * Where each line starts, plus one past the end: line i is [starts[i], starts[i+1] - 1), its
-     * newline excluded (a last line without one ends at the buffer's end, as if it had one).
+     * The lines that start in [{@code from}, {@code to}) of a segment's bytes, each read and its hash
+     * checked: the work of one core. A line ends at its newline (excluded); a last line without one
+     * is a torn tail (not read).
      */
-    private static int[] lineStarts(byte[] b) {
-        int n = 0;
-        for (byte x : b) {
-            if (x == '\n') {
-                n++;
+    private static final class Lines {
+        int count;
+        int[] start = new int[256];
+        int[] end = new int[256];
+        Fields[] fields = new Fields[256];
+        boolean[] hashOk = new boolean[256];
+        boolean torn;
+
+        static Lines read(byte[] all, int from, int to) {
+            Lines out = new Lines();
+            java.security.MessageDigest sha = sha256();
+            int s = from;
+            if (s > 0 && all[s - 1] != '\n') {   // the line under way is the previous part's
+                while (s < all.length && all[s] != '\n') {
+                    s++;
+                }
+                s++;
             }
-        }
-        boolean torn = b.length > 0 && b[b.length - 1] != '\n';
-        int[] out = new int[n + (torn ? 1 : 0) + 1];
-        int k = 1;
-        for (int i = 0; i < b.length; i++) {
-            if (b[i] == '\n') {
-                out[k++] = i + 1;
+            while (s < to && s < all.length) {
+                int e = s;
+                while (e < all.length && all[e] != '\n') {
+                    e++;
+                }
+                out.add(s, e);
+                if (e == all.length) {
+                    out.torn = true;
+                    break;
+                }
+                Fields f = Fields.read(all, s, e);
+                out.fields[out.count - 1] = f;
+                out.hashOk[out.count - 1] = f != null && f.hash != null && f.hashMatches(all, s, e, sha);
+                s = e + 1;
             }
+            return out;
         }
-        if (torn) {
-            out[k] = b.length + 1;
+
+        private void add(int s, int e) {
+            if (count == start.length) {
+                int n = count * 2;
+                start = java.util.Arrays.copyOf(start, n);
+                end = java.util.Arrays.copyOf(end, n);
+                fields = java.util.Arrays.copyOf(fields, n);
+                hashOk = java.util.Arrays.copyOf(hashOk, n);
+            }
+            start[count] = s;
+            end[count] = e;
+            count++;
         }
-        return out;
     }
 
     /**
@@ -233,7 +252,7 @@ public final class LedgerVerifier {
         /** The general reader (any valid JSON object); null when the line is not one. */
         static Fields readWithParser(byte[] buf, int start, int end) {
             Fields f = new Fields();
-            try (com.fasterxml.jackson.core.JsonParser p = Canonical.JSON.getFactory().createParser(buf, start, end - start)) {
+            try (com.fasterxml.jackson.core.JsonParser p = Canonical.mapper().getFactory().createParser(buf, start, end - start)) {
                 if (p.nextToken() != com.fasterxml.jackson.core.JsonToken.START_OBJECT) {
                     return null;
                 }
@@ -296,25 +315,35 @@ public final class LedgerVerifier {
                 d.reset();
                 d.update(buf, start, from - start);
                 d.update(buf, to, end - to);
-                byte[] want;
-                try {
-                    want = java.util.HexFormat.of().parseHex(hash);
-                } catch (IllegalArgumentException e) {
-                    return false;
-                }
-                if (java.security.MessageDigest.isEqual(d.digest(), want)) {
+                if (hexEquals(d.digest(), hash)) {
                     return true;
                 }
             }
             // Not in canonical form as written: the content's canonical form decides.
             try {
-                Map<String, Object> r = Canonical.JSON.readValue(buf, start, end - start, MAP);
+                Map<String, Object> r = Canonical.mapper().readValue(buf, start, end - start, MAP);
                 return hash.equals(Canonical.hash(r));
             } catch (IOException e) {
                 return false;
             }
         }
     }
+
+    /** {@code hex} (lower case, as the ledger writes it) spells {@code digest}. */
+    static boolean hexEquals(byte[] digest, String hex) {
+        if (hex.length() != digest.length * 2) {
+            return false;
+        }
+        for (int i = 0; i < digest.length; i++) {
+            int b = digest[i] & 0xff;
+            if (hex.charAt(2 * i) != HEX[b >>> 4] || hex.charAt(2 * i + 1) != HEX[b & 0xf]) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static final char[] HEX = "0123456789abcdef".toCharArray();
 
     private static Result broken(long record, long line, String reason) {
         return new Result(false, record - 1, record, line, reason);

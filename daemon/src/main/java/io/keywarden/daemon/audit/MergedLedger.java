@@ -60,7 +60,7 @@ public final class MergedLedger {
                 }
                 Map<String, Object> r;
                 try {
-                    r = Canonical.JSON.readValue(line.strip(), MAP);
+                    r = Canonical.mapper().readValue(line.strip(), MAP);
                 } catch (IOException e) {
                     unreadable.add("line " + lineNo + " is not a JSON object");
                     continue;
@@ -132,7 +132,7 @@ public final class MergedLedger {
                     continue;
                 }
                 try {
-                    all.add(Canonical.JSON.readValue(line.strip(), MAP));
+                    all.add(Canonical.mapper().readValue(line.strip(), MAP));
                 } catch (IOException e) {
                     // verified before: not shown
                 }

@@ -51,7 +51,7 @@ public final class UncleanStop {
                     }
                     Map<String, Object> r;
                     try {
-                        r = Canonical.JSON.readValue(line, MAP);
+                        r = Canonical.mapper().readValue(line, MAP);
                     } catch (IOException e) {
                         continue;
                     }

@@ -20,10 +20,36 @@ final class AdminCall {
 
     static JsonNode send(Path socket, ObjectNode req) {
         // One prefix for every message: the command as typed (keywarden status, keywarden revoke, …).
-        String who = "keywarden " + req.path("op").asText();
+        JsonNode answer = send(socket, req, "keywarden " + req.path("op").asText(), "");
+        if (!answer.path("ok").asBoolean(false)) {
+            throw new UserError("keywarden " + req.path("op").asText() + ": the daemon refused: "
+                    + answer.path("error").asText("no reason"));
+        }
+        return answer;
+    }
+
+    /** {@link #send(Path, ObjectNode, String, String)} for a request and answer of flat fields ({@link AdminClient#callFlat}). */
+    static java.util.Map<String, String> sendFlat(Path socket, java.util.Map<String, Object> req, String who,
+                                                  String otherwise) {
         if (!Files.exists(socket)) {
             throw new RuntimeFailure(who + ": no daemon admin socket at " + socket
-                    + " (is keywarden running? --admin-socket PATH)");
+                    + " (is keywarden running? --admin-socket PATH)" + otherwise);
+        }
+        try {
+            return AdminClient.callFlat(socket, req);
+        } catch (SocketException e) {
+            throw new RuntimeFailure(who + ": cannot reach the daemon at " + socket + ": " + e.getMessage()
+                    + (e.getMessage() != null && e.getMessage().contains("ermission") ? " (the admin socket is root's)" : ""));
+        } catch (IOException e) {
+            throw new RuntimeFailure(who + ": the daemon's answer could not be read: " + e.getMessage());
+        }
+    }
+
+    /** The daemon's answer, refused or not; {@code who} prefixes errors, {@code otherwise} ends "no socket". */
+    static JsonNode send(Path socket, ObjectNode req, String who, String otherwise) {
+        if (!Files.exists(socket)) {
+            throw new RuntimeFailure(who + ": no daemon admin socket at " + socket
+                    + " (is keywarden running? --admin-socket PATH)" + otherwise);
         }
         JsonNode answer;
         try {
@@ -33,9 +59,6 @@ final class AdminCall {
                     + (e.getMessage() != null && e.getMessage().contains("ermission") ? " (the admin socket is root's)" : ""));
         } catch (IOException e) {
             throw new RuntimeFailure(who + ": the daemon's answer could not be read: " + e.getMessage());
-        }
-        if (!answer.path("ok").asBoolean(false)) {
-            throw new UserError(who + ": the daemon refused: " + answer.path("error").asText("no reason"));
         }
         return answer;
     }

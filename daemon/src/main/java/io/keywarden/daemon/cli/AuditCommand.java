@@ -67,9 +67,9 @@ final class AuditCommand implements Runnable {
             try {
                 if (expectHead != null) {
                     head = LedgerVerifier.Head.parse(expectHead);
-                } else if (java.nio.file.Files.exists(io.keywarden.daemon.audit.Ledger.headFileOf(file))) {
+                } else if (java.nio.file.Files.exists(io.keywarden.daemon.audit.LedgerFiles.headFileOf(file))) {
                     head = LedgerVerifier.Head.parse(java.nio.file.Files.readString(
-                            io.keywarden.daemon.audit.Ledger.headFileOf(file)));
+                            io.keywarden.daemon.audit.LedgerFiles.headFileOf(file)));
                 }
             } catch (IllegalArgumentException e) {
                 throw new UserError("keywarden audit verify: " + e.getMessage());
@@ -92,8 +92,12 @@ final class AuditCommand implements Runnable {
                     "  keywarden audit show FILE --event access.denied --json | jq .",
                     "  keywarden audit show FILE --no-verify      # a ledger that does not verify, the break marked"})
     static final class Show implements Callable<Integer> {
-        @Parameters(paramLabel = "FILE", description = "The ledger (its rotated segments are read too).")
+        @Parameters(paramLabel = "FILE", arity = "0..1", description = "The ledger (its rotated segments are read too)."
+                + " Without it: the running daemon's own ledger, verified and filtered by the daemon (--admin-socket).")
         Path file;
+
+        @CommandLine.Mixin
+        AdminSocketOption admin = new AdminSocketOption();
 
         @Option(names = "--spiffe-id", paramLabel = "ID", description = "Records of this SPIFFE ID only.")
         String spiffeId;
@@ -141,6 +145,9 @@ final class AuditCommand implements Runnable {
             } catch (IllegalArgumentException e) {
                 throw new UserError("keywarden audit show: " + e.getMessage());
             }
+            if (file == null) {
+                return fromDaemon(q);
+            }
             return reading("show", file, spec, () -> {
                 if (merged) {
                     q.printMerged(file, json, spec.commandLine().getOut());
@@ -148,6 +155,37 @@ final class AuditCommand implements Runnable {
                     q.print(file, json, !noVerify, spec.commandLine().getOut());
                 }
             });
+        }
+
+        /** {@code audit show} without FILE: the daemon's ledger, through its admin socket. */
+        private int fromDaemon(AuditQuery q) {
+            if (merged || noVerify) {
+                throw new UserError("keywarden audit show: " + (merged ? "--merged" : "--no-verify") + " reads a FILE;"
+                        + " name one (the daemon shows its own ledger verified only)");
+            }
+            java.util.Map<String, Object> req = new java.util.LinkedHashMap<>();
+            req.put("op", "audit-show");
+            req.put("spiffe_id", q.spiffeId());
+            req.put("key", q.key());
+            req.put("event", q.event());
+            req.put("workload", q.workload());
+            req.put("fingerprint", q.fingerprint());
+            req.put("pid", q.pid());
+            req.put("json", json);
+            req.put("since", q.since() == null ? null : q.since().toString());
+            req.put("until", q.until() == null ? null : q.until().toString());
+            java.util.Map<String, String> a = AdminCall.sendFlat(admin.path(), req, "keywarden audit show",
+                    " (or name the ledger FILE)");
+            if ("true".equals(a.get("broken"))) {   // as for a FILE that does not verify: said, exit 1
+                spec.commandLine().getErr().println("keywarden audit show: " + a.get("error"));
+                return 1;
+            }
+            if (!"true".equals(a.get("ok"))) {
+                throw new UserError("keywarden audit show: the daemon refused: " + a.getOrDefault("error", "no reason"));
+            }
+            spec.commandLine().getOut().print(a.getOrDefault("text", ""));
+            spec.commandLine().getOut().flush();
+            return 0;
         }
     }
 

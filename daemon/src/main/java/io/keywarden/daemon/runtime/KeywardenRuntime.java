@@ -215,6 +215,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         loadBlocks(s);
         FrontEnd delivery = startFrontEnd(s, identity, issuers, out);
         startAdmin(s, identity.name(), ReadyBanner.issuers(s), delivery.toString());
+        s.audit().file().ifPresent(admin::ledger);
         admin.explainWith(new io.keywarden.daemon.admin.Why(identity, s.identity().provider() == Config.IdentityProvider.SPIRE,
                 policy, leases::blocked, ProcAttestor.system()));
         startGuardAndGateway(s, identity, issuers);

@@ -60,4 +60,37 @@ class FlatRecordTest {
             assertNull(flat(line), line);
         }
     }
+
+    private static java.util.Map<String, Object> all(String line) {
+        byte[] b = line.getBytes(StandardCharsets.UTF_8);
+        return FlatRecord.readAll(b, 0, b.length);
+    }
+
+    /** What audit show prints: every member, as the general parser reads it (numbers compared by value). */
+    @Test
+    void everyMemberIsReadAsTheParserReadsIt() throws Exception {
+        for (String line : List.of(CANONICAL, "{}", "{\"seq\":-12,\"ok\":true,\"no\":false,\"x\":null}")) {
+            java.util.Map<String, Object> mine = all(line);
+            assertNotNull(mine, line);
+            java.util.Map<String, Object> theirs = Canonical.mapper().readValue(line,
+                    new com.fasterxml.jackson.core.type.TypeReference<java.util.LinkedHashMap<String, Object>>() { });
+            assertEquals(List.copyOf(theirs.keySet()), List.copyOf(mine.keySet()), "in the order written");
+            theirs.forEach((k, v) -> assertEquals(v instanceof Number n ? (Object) n.longValue() : v, mine.get(k), k));
+        }
+    }
+
+    @Test
+    void allMembersGivesUpWhereTheFieldReaderDoes() {
+        for (String line : List.of(
+                CANONICAL.replace("opened api_key", "opened \\\"api_key\\\""),
+                CANONICAL.replace("opened api_key", "opened api_kéy"),
+                CANONICAL.replace("\"repeats\":null", "\"repeats\":[1,2]"),
+                CANONICAL.replace("\"uid\":1001", "\"uid\":1.5"),
+                CANONICAL.replace("\"uid\":1001", "\"uid\": 1001"),
+                CANONICAL.replace("\"pid\":42", "\"pid\":42,\"exe\":\"x\""),   // any member twice
+                CANONICAL + " ", CANONICAL.substring(0, CANONICAL.length() - 1),
+                "[1]", "", "{\"a\":tru}", "{\"a\":1,}", "{\"a\"1}")) {
+            assertNull(all(line), line);
+        }
+    }
 }

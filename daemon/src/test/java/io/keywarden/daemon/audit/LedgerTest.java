@@ -62,6 +62,44 @@ class LedgerTest {
                 || l.get(0).contains("\"ts\":\"2026-11-22T10:00:01.000Z\""), l.get(0));
     }
 
+    /** Over 500 KB a segment is read in parts, one per core: a break is found, at its line, wherever the parts meet. */
+    @Test
+    void aLedgerReadInPartsFindsABreakOnEitherSideOfWherePartsMeet() throws Exception {
+        Path f = write(6000, Long.MAX_VALUE);
+        byte[] bytes = Files.readAllBytes(f);
+        assertTrue(bytes.length > 500_000, "read in parts: " + bytes.length);
+        assertTrue(LedgerVerifier.verify(f).describe().startsWith("OK: 6000 records; head 6000:"));
+        List<String> l = lines(f);
+        // The line under each place a part may start (halves, thirds, … eighths of the bytes), and its neighbours.
+        java.util.Set<Integer> near = new java.util.TreeSet<>();
+        for (int parts = 2; parts <= 8; parts++) {
+            for (int k = 1; k < parts; k++) {
+                int at = (int) ((long) bytes.length * k / parts);
+                int line = 0;
+                for (int i = 0; i < at; i++) {
+                    line += bytes[i] == '\n' ? 1 : 0;
+                }
+                near.addAll(List.of(line - 1, line, line + 1));
+            }
+        }
+        for (int i : near) {
+            List<String> edited = new ArrayList<>(l);
+            edited.set(i, edited.get(i).replace("\"key\":\"openai\"", "\"key\":\"openaj\""));
+            Files.write(f, edited);
+            assertEquals("BROKEN at record " + (i + 1) + " (line " + (i + 1) + "): hash does not match the record's"
+                    + " content (edited or forged)", LedgerVerifier.verify(f).describe());
+        }
+        // A torn tail on a ledger read in parts, and a blank line where parts meet.
+        Files.write(f, bytes);
+        Files.write(f, "{\"seq\":6001".getBytes(StandardCharsets.UTF_8), java.nio.file.StandardOpenOption.APPEND);
+        assertTrue(LedgerVerifier.verify(f).describe().startsWith("BROKEN at record 6001 (line 6001): truncated record"),
+                LedgerVerifier.verify(f).describe());
+        List<String> blank = new ArrayList<>(l);
+        blank.add(3000, "");
+        Files.write(f, blank);
+        assertEquals("BROKEN at record 3001 (line 3001): not a JSON object", LedgerVerifier.verify(f).describe());
+    }
+
     @Test
     void anEditedRecordIsFound() throws Exception {
         Path f = write(5, Long.MAX_VALUE);
@@ -108,7 +146,7 @@ class LedgerTest {
     void aForgedHashIsFoundAtTheNextRecord() throws Exception {
         Path f = write(5, Long.MAX_VALUE);
         List<String> l = lines(f);
-        Map<String, Object> r = new java.util.TreeMap<>(Canonical.JSON.readValue(l.get(2), Map.class));
+        Map<String, Object> r = new java.util.TreeMap<>(Canonical.mapper().readValue(l.get(2), Map.class));
         r.put("workload", "attacker");
         r.put("hash", Canonical.hash(r));
         l.set(2, Canonical.json(r));
@@ -145,8 +183,8 @@ class LedgerTest {
         assertTrue(LedgerVerifier.verify(f).describe().startsWith("OK: 40 records; head 40:"), LedgerVerifier.verify(f).describe());
         String lastOfFirst = lines(dir.resolve("audit.jsonl.1")).get(lines(dir.resolve("audit.jsonl.1")).size() - 1);
         String firstOfSecond = lines(dir.resolve("audit.jsonl.2")).get(0);
-        String hash = (String) Canonical.JSON.readValue(lastOfFirst, Map.class).get("hash");
-        assertEquals(hash, Canonical.JSON.readValue(firstOfSecond, Map.class).get("prev"));
+        String hash = (String) Canonical.mapper().readValue(lastOfFirst, Map.class).get("hash");
+        assertEquals(hash, Canonical.mapper().readValue(firstOfSecond, Map.class).get("prev"));
         Files.delete(dir.resolve("audit.jsonl.2"));
         assertTrue(LedgerVerifier.verify(f).describe().startsWith("BROKEN"), "a missing segment breaks the chain");
     }

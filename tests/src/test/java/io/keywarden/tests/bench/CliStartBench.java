@@ -29,7 +29,8 @@ class CliStartBench {
         Path base = Files.createTempDirectory("kw-clibench-");
         Files.setPosixFilePermissions(base, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
         Path sock = base.resolve("admin/admin.sock");
-        Path big = base.resolve("big.jsonl");
+        // The daemon's own ledger, 10 MB before it starts: shown from the file and by the daemon.
+        Path big = base.resolve("audit.jsonl");
         int records = 0;
         try (Ledger l = Ledger.open(big, "node-1", java.time.Clock.systemUTC(), Long.MAX_VALUE, java.time.Duration.ZERO,
                 null)) {
@@ -48,7 +49,7 @@ class CliStartBench {
         Process sleeper = new ProcessBuilder("setpriv", "--reuid=1001", "--regid=1001", "--clear-groups", "sleep", "600")
                 .start();
         try (Daemon d = Daemon.start(Map.of("SUDO_UID", "1001"), "dev", "--mount", base.resolve("mnt").toString(),
-                "--admin-socket", sock.toString(), "--audit", base.resolve("audit.jsonl").toString(), "--listen",
+                "--admin-socket", sock.toString(), "--audit", big.toString(), "--listen",
                 "127.0.0.1:" + Ports.free())) {
             d.awaitOut("serving KeyFS", 30);
             String[][] commands = {
@@ -57,6 +58,7 @@ class CliStartBench {
                 {"why", "--pid", Long.toString(sleeper.pid()), "--admin-socket", sock.toString()},
                 {"revoke", "--workload", "uid-1001", "--admin-socket", sock.toString()},
                 {"audit", "show", big.toString(), "--workload", "w7"},
+                {"audit", "show", "--admin-socket", sock.toString(), "--workload", "w7"},
                 {"audit", "verify", big.toString()},
             };
             System.out.printf("== CLI wall time, %d runs each; ledger %.1f MB (%d records); archive %s ==%n", RUNS,

@@ -158,6 +158,38 @@ class UserToolsIT {
         assertTrue(bad.err().startsWith("keywarden exec: --on-rotate must be restart, none or signal:NAME"), bad.err());
     }
 
+    /** {@code audit show} without FILE: the daemon verifies and filters its own ledger, and refuses it edited. */
+    @Test
+    void auditShowWithoutAFileIsTheDaemonsLedgerVerifiedByTheDaemon() throws Exception {
+        String sock = base.resolve("admin/admin.sock").toString();
+        Path ledger = base.resolve("audit/audit.jsonl");
+        assertEquals(0, Daemon.cli("revoke", "--admin-socket", sock, "--workload", "uid-1001", "--reason", "audit test")
+                .code());
+        for (String[] filter : new String[][] {{"--event", "admin.revoke"}, {"--workload", "uid-1001", "--json"},
+            {"--event", "daemon.started", "--since", "1h"}}) {
+            List<String> fromFile = new java.util.ArrayList<>(List.of("audit", "show", ledger.toString()));
+            fromFile.addAll(List.of(filter));
+            List<String> fromDaemon = new java.util.ArrayList<>(List.of("audit", "show", "--admin-socket", sock));
+            fromDaemon.addAll(List.of(filter));
+            Proc.Result f = Daemon.cli(fromFile.toArray(String[]::new));
+            Proc.Result d = Daemon.cli(fromDaemon.toArray(String[]::new));
+            assertEquals(0, d.code(), d.err());
+            assertEquals(f.out(), d.out(), "the same records as the file shows, for " + List.of(filter));
+            assertTrue(d.out().contains("uid-1001") || d.out().contains("daemon.started"), d.out());
+        }
+        Proc.Result merged = Daemon.cli("audit", "show", "--admin-socket", sock, "--merged");
+        assertEquals(2, merged.code(), merged.err());
+        assertTrue(merged.err().contains("--merged reads a FILE"), merged.err());
+        // An edited record: the daemon refuses to show its ledger, as audit show FILE does.
+        List<String> lines = Files.readAllLines(ledger);
+        lines.set(1, lines.get(1).replace("\"seq\":2", "\"seq\":2,\"x\":1"));
+        Files.write(ledger, lines);
+        Proc.Result edited = Daemon.cli("audit", "show", "--admin-socket", sock);
+        assertEquals(1, edited.code(), edited.out() + edited.err());
+        assertTrue(edited.err().contains("does not verify (BROKEN at record 2"), edited.err());
+        assertFalse(edited.out().contains("daemon.started"), "nothing of it shown");
+    }
+
     @Test
     void whySaysTheDecisionAndTheRuleThatFails() throws Exception {
         Process mine = new ProcessBuilder("setpriv", "--reuid=1001", "--regid=1001", "--clear-groups", "sleep", "120").start();
