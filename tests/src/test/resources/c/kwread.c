@@ -7,7 +7,7 @@
  *
  * A read is good when it has exactly LENGTH bytes, starts with PREFIX and holds only
  * [A-Za-z0-9_-]. Output, one line:
- *   reads=R bad=B errors=E first_errno=X median_ns=M p99_ns=P
+ *   reads=R bad=B errors=E first_errno=X median_ns=M p99_ns=P open_estale=S (opens refused ESTALE)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,7 +23,7 @@ static const char *path, *prefix;
 static long opens, length;
 static long *lat;
 
-struct counts { long reads, bad, errors; int first_errno; };
+struct counts { long reads, bad, errors, open_stale; int first_errno; };
 
 static long now_ns(void) {
     struct timespec t;
@@ -50,6 +50,7 @@ static void *run(void *arg) {
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
             if (!c->first_errno) c->first_errno = errno;
+            if (errno == ESTALE) c->open_stale++;
             c->errors++;
             lat[idx * opens + i] = now_ns() - t0;
             continue;
@@ -96,12 +97,13 @@ int main(int argc, char **argv) {
         total.reads += c->reads;
         total.bad += c->bad;
         total.errors += c->errors;
+        total.open_stale += c->open_stale;
         if (!total.first_errno) total.first_errno = c->first_errno;
         free(c);
     }
     long n = threads * opens;
     qsort(lat, n, sizeof *lat, cmp);
-    printf("reads=%ld bad=%ld errors=%ld first_errno=%d median_ns=%ld p99_ns=%ld\n", total.reads, total.bad,
-           total.errors, total.first_errno, lat[n / 2], lat[(long) (n * 0.99)]);
+    printf("reads=%ld bad=%ld errors=%ld first_errno=%d median_ns=%ld p99_ns=%ld open_estale=%ld\n", total.reads,
+           total.bad, total.errors, total.first_errno, lat[n / 2], lat[(long) (n * 0.99)], total.open_stale);
     return 0;
 }

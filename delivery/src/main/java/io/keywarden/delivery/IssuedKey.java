@@ -92,6 +92,11 @@ public final class IssuedKey {
     }
 
     /** An off-heap copy with a life of its own (one per open file); the caller closes it. */
+    /** The key's length in bytes (0 for a wiped one). */
+    public int length() {
+        return secret == null || secret.isClosed() ? 0 : secret.length();
+    }
+
     public Secret secretDuplicate() {
         return secret().duplicate();
     }

@@ -34,13 +34,17 @@ import java.util.function.Consumer;
  * calling process; this class only turns its {@link Decision} into FUSE answers, renders the files
  * and keeps the open handles. Each open gets its own copy of the content, read with direct I/O.
  *
- * <p>{@code api_key} is one inode per (key, workload) ({@link KeyFsInodes}): LOOKUP answers the
- * caller's own, and an OPEN of another workload's (a name the kernel cached for someone else)
- * answers ESTALE, on which the kernel looks the name up again for this caller and retries. So the
- * page cache that {@code sendfile}/{@code splice} read through (they bypass direct I/O) only ever
- * holds the keys of the one workload whose processes may open that inode, and is dropped when its
- * key changes ({@link #keyChanged}). The other files and directories resolve the same for everyone
- * (so the kernel may cache their names); their content is never cached.
+ * <p>{@code api_key} is one inode per (key, workload, generation) ({@link KeyFsInodes}): LOOKUP
+ * answers the caller's own current one, and an OPEN of any other (a name the kernel cached for
+ * someone else, or for an older key) answers ESTALE, on which the kernel looks the name up again
+ * for this caller and retries. Its content is served through the page cache
+ * ({@code FOPEN_KEEP_CACHE}): an open costs one OPEN, decided for the caller as ever, and its reads
+ * come from the cache. That is safe because an inode only ever holds one key, its generation's:
+ * a new key is served on a new inode ({@link #keyIssued}); the pages of the one it replaces, or of
+ * a key revoked or expired ({@link #keyGone}), are dropped before that returns; and a descriptor
+ * opened on an older generation reads nothing more from the daemon (ESTALE), so it never fills the
+ * cache again. The other files and directories resolve the same for everyone (so the kernel may
+ * cache their names); their content is never cached (direct I/O).
  *
  * <p>Over 300 lines on purpose: one method per FUSE operation, each a few lines of translation;
  * the decisions are {@link AccessDecider}'s and the node ids {@link KeyFsInodes}'.
@@ -60,24 +64,31 @@ public final class KeyFs implements FuseOperations {
      */
     static final long SPLICE_SIZE = 4096;
     private static final int OPEN_FLAGS = FuseSession.FOPEN_DIRECT_IO | FuseSession.FOPEN_NOFLUSH;
+    /** api_key on a workload's own inode: through the page cache, kept across opens. */
+    private static final int CACHED_OPEN_FLAGS = FuseSession.FOPEN_KEEP_CACHE | FuseSession.FOPEN_NOFLUSH;
+    /** How long a change waits for the kernel to drop an inode's pages (it never waits on a FUSE worker). */
+    private static final long DROP_WAIT_MILLIS = 2_000;
     private static final int WRITE_ACCESS = 2;
     private static final int O_ACCMODE = 3;
 
     private final AccessDecider access;
+    private final Clock clock;
     private final long mountTime;
     private final KeyFsInodes inodes = new KeyFsInodes();
     private final Map<Long, Secret> openFiles = new ConcurrentHashMap<>();
     private final Map<Long, DirentList> openDirs = new ConcurrentHashMap<>();
+    /** The handles of api_key (through the page cache or not), with the node each was opened on. */
+    private final Map<Long, Long> apiKeyHandles = new ConcurrentHashMap<>();
     private final AtomicLong nextHandle = new AtomicLong(1);
     private volatile FuseSession session;
 
     public KeyFs(AccessDecider access, Clock clock) {
-        this.access = access;
-        this.mountTime = clock.instant().getEpochSecond();
+        this(access, clock, clock.instant().getEpochSecond());
     }
 
-    private KeyFs(AccessDecider access, long mountTime) {
+    private KeyFs(AccessDecider access, Clock clock, long mountTime) {
         this.access = access;
+        this.clock = clock;
         this.mountTime = mountTime;
     }
 
@@ -89,7 +100,22 @@ public final class KeyFs implements FuseOperations {
      */
     public record State(long mountTime, Map<String, Long> keyIndex, long nextKeyIndex, Map<String, Long> workloadSlot,
                         long nextWorkloadSlot, Map<Long, Secret> openFiles, Map<Long, java.util.List<DirentList.Entry>> openDirs,
-                        long nextHandle) {
+                        long nextHandle, Map<Long, Generation> generations, Map<Long, Long> apiKeyHandles) {
+        /** The state of a predecessor that had no api_key generations (null), nor handles through the page cache. */
+        public State(long mountTime, Map<String, Long> keyIndex, long nextKeyIndex, Map<String, Long> workloadSlot,
+                     long nextWorkloadSlot, Map<Long, Secret> openFiles, Map<Long, java.util.List<DirentList.Entry>> openDirs,
+                     long nextHandle) {
+            this(mountTime, keyIndex, nextKeyIndex, workloadSlot, nextWorkloadSlot, openFiles, openDirs, nextHandle, null,
+                    Map.of());
+        }
+    }
+
+    /**
+     * A workload's api_key generation for one key (handed over with the numbering): its count, and
+     * the key it serves (fingerprint and length; null and -1 until one is served on it) since when
+     * (epoch milliseconds).
+     */
+    public record Generation(long count, String fingerprint, int length, long sinceMillis) {
     }
 
     /** This file system's state for a handover; call once the session is paused. */
@@ -104,14 +130,15 @@ public final class KeyFs implements FuseOperations {
         Map<Long, java.util.List<DirentList.Entry>> dirs = new java.util.HashMap<>();
         openDirs.forEach((fh, list) -> dirs.put(fh, list.entries()));
         return new State(mountTime, n.keyIndex(), n.nextKeyIndex(), n.workloadSlot(), n.nextWorkloadSlot(), files, dirs,
-                nextHandle.get());
+                nextHandle.get(), n.generations(), Map.copyOf(apiKeyHandles));
     }
 
     /** A file system that continues {@code s} (taking ownership of its contents) for the mount it was exported from. */
-    public static KeyFs continuing(AccessDecider access, State s) {
-        KeyFs fs = new KeyFs(access, s.mountTime());
+    public static KeyFs continuing(AccessDecider access, Clock clock, State s) {
+        KeyFs fs = new KeyFs(access, clock, s.mountTime());
         fs.inodes.continueFrom(new KeyFsInodes.Numbering(s.keyIndex(), s.nextKeyIndex(), s.workloadSlot(),
-                s.nextWorkloadSlot()));
+                s.nextWorkloadSlot(), s.generations()));
+        fs.apiKeyHandles.putAll(s.apiKeyHandles());
         fs.openFiles.putAll(s.openFiles());
         s.openDirs().forEach((fh, entries) -> {
             DirentList l = new DirentList();
@@ -133,13 +160,55 @@ public final class KeyFs implements FuseOperations {
     }
 
     /**
-     * {@code workload}'s key changed (issued, refreshed, revoked): the kernel drops the pages and
-     * attributes it may hold for that workload's api_key inode.
+     * {@code workload}'s key for {@code key} is now {@code issued} (before any open is given it): it
+     * is served on a new generation of its api_key inode when the current one served another key,
+     * whose pages the kernel drops.
      */
-    public void keyChanged(String workload, String key) {
+    public void keyIssued(String workload, String key, IssuedKey issued) {
+        long[] retired = {0};
+        inodes.serve(key, workload, issued.fingerprint(), issued.length(), clock.millis(), retired);
+        drop(retired[0]);
+    }
+
+    /**
+     * {@code workload}'s key of {@code fingerprint} for {@code key} is revoked or expired: if it is
+     * the one served, its inode's generation is retired and the kernel has dropped its pages when
+     * this returns (bounded; never waited for on a FUSE worker, which the kernel may need to answer
+     * a READ of that inode first).
+     */
+    public void keyGone(String workload, String key, String fingerprint) {
+        long retired = inodes.known(key) ? inodes.retire(key, workload, fingerprint) : 0;
+        if (retired != 0) {
+            // The handles opened on it hold a copy of the key that is gone: wiped, so that nothing
+            // refills the pages dropped below (their reads answer ESTALE).
+            apiKeyHandles.forEach((fh, node) -> {
+                if (node == retired) {
+                    Secret copy = openFiles.get(fh);
+                    if (copy != null) {
+                        copy.close();
+                    }
+                }
+            });
+        }
+        drop(retired);
+    }
+
+    private void drop(long node) {
         FuseSession s = session;
-        if (s != null && inodes.known(key)) {
-            s.invalidateInode(inodes.apiKey(key, workload));
+        if (node == 0 || s == null) {
+            return;
+        }
+        java.util.concurrent.CompletableFuture<Void> dropped = s.invalidateInode(node);
+        if (FuseSession.onWorker()) {
+            return;
+        }
+        try {
+            dropped.get(DROP_WAIT_MILLIS, java.util.concurrent.TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException e) {
+            LOG.warn("the kernel did not confirm dropping the pages of api_key inode {} within {} ms: {}", node,
+                    DROP_WAIT_MILLIS, e.toString());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 
@@ -151,7 +220,13 @@ public final class KeyFs implements FuseOperations {
         if (node == ROOT || KeyFsInodes.fileOf(node) == DIRECTORY) {
             return FuseAttr.directory(node, 0555, mountTime);
         }
-        return FuseAttr.file(node, KeyFsInodes.isWorkloadOwn(node) ? SPLICE_SIZE : 0, 0444, mountTime);
+        if (KeyFsInodes.isWorkloadOwn(node)) {
+            // The key's length once its generation served one (a size that stays the same keeps the
+            // cache), an upper bound before: the first read comes back short and sets the size.
+            int length = inodes.length(node);
+            return FuseAttr.file(node, length >= 0 ? length : SPLICE_SIZE, 0444, mountTime);
+        }
+        return FuseAttr.file(node, 0, 0444, mountTime);
     }
 
     /** Runs {@code answer} with the caller's attestation; an exception answers EIO, never a worker's death. */
@@ -198,7 +273,7 @@ public final class KeyFs implements FuseOperations {
             withCaller(req, reply, a -> {
                 long ino = access.permits(a, key) ? inodes.apiKey(key, ((Attestation.Identified) a).workload().name())
                         : KeyFsInodes.file(parent, API_KEY);
-                reply.entry(ino, attrOf(ino), ENTRY_VALID_NANOS, ENTRY_VALID_NANOS);
+                reply.entry(ino, inodes.generationOf(ino), attrOf(ino), ENTRY_VALID_NANOS, ENTRY_VALID_NANOS);
             });
         }
     }
@@ -262,17 +337,29 @@ public final class KeyFs implements FuseOperations {
                 return;
             }
             switch (file) {
-                case SPIFFE_ID -> answer(reply, access.grant(who, key, name, null), text(who.spiffeId() + "\n"));
+                case SPIFFE_ID -> answer(reply, access.grant(who, key, name, null), text(who.spiffeId() + "\n"), false, node);
                 case STATUS -> answer(reply, access.grant(who, key, name, null),
-                        text(access.status(who.workload(), key).line() + "\n"));
+                        text(access.status(who.workload(), key).line() + "\n"), false, node);
                 default -> access.obtain(who, key, name).whenComplete((decided, err) -> {
                     if (err != null) {
                         LOG.error("answering open of " + key + "/" + name + " failed", err);
                         reply.error(Errno.EIO);
+                    } else if (file == API_KEY && decided instanceof Decision.Granted kg) {
+                        // Served on the inode of this key's generation only (a key issued by this
+                        // open, or since the lookup, has a newer one: looked up again).
+                        long[] retired = {0};
+                        long on = inodes.serve(key, who.workload().name(), kg.issued().fingerprint(),
+                                kg.issued().length(), clock.millis(), retired);
+                        drop(retired[0]);
+                        if (on != node) {
+                            reply.error(Errno.ESTALE);
+                            return;
+                        }
+                        answer(reply, decided, kg.issued().secretDuplicate(), inodes.cacheable(node, clock.millis()),
+                                node);
                     } else if (decided instanceof Decision.Granted kg) {
-                        answer(reply, decided, file == API_KEY ? kg.issued().secretDuplicate()
-                                : file == HEADERS ? text(Header.file(kg.issued().headers()))
-                                : text(rfc3339(kg.issued().expiresAt()) + "\n"));
+                        answer(reply, decided, file == HEADERS ? text(Header.file(kg.issued().headers()))
+                                : text(rfc3339(kg.issued().expiresAt()) + "\n"), false, node);
                     } else {
                         reply.error(errno(decided));
                     }
@@ -289,8 +376,12 @@ public final class KeyFs implements FuseOperations {
         return Secret.copyOf(s.getBytes(StandardCharsets.UTF_8));
     }
 
-    /** Opens a handle on {@code content} when the (recorded) decision is a grant; wipes it otherwise. */
-    private void answer(FuseReply reply, Decision d, Secret content) {
+    /**
+     * Opens a handle on {@code content} when the (recorded) decision is a grant; wipes it otherwise.
+     * {@code cached}: api_key on its generation's inode, read through the page cache; {@code node}:
+     * the node opened.
+     */
+    private void answer(FuseReply reply, Decision d, Secret content, boolean cached, long node) {
         if (!(d instanceof Decision.Granted)) {
             content.close();
             reply.error(errno(d));
@@ -298,7 +389,11 @@ public final class KeyFs implements FuseOperations {
         }
         long fh = nextHandle.getAndIncrement();
         openFiles.put(fh, content);
-        if (!reply.open(fh, OPEN_FLAGS)) {
+        if (KeyFsInodes.isWorkloadOwn(node)) {
+            apiKeyHandles.put(fh, node);
+        }
+        if (!reply.open(fh, cached ? CACHED_OPEN_FLAGS : OPEN_FLAGS)) {
+            apiKeyHandles.remove(fh);
             Secret gone = openFiles.remove(fh);
             if (gone != null) {
                 gone.close();
@@ -309,10 +404,18 @@ public final class KeyFs implements FuseOperations {
     @Override
     public void read(FuseRequest req, long node, long fh, long offset, int size, FuseReply reply) {
         Secret content = openFiles.get(fh);
+        if (content != null && content.isClosed() && apiKeyHandles.containsKey(fh)) {
+            // Opened on a key revoked or expired since (its copy wiped): nothing refills its pages
+            // (splice reads through them even on a direct handle).
+            reply.error(Errno.ESTALE);
+            return;
+        }
         if (content == null || content.isClosed()) {
             reply.error(Errno.EBADF);
             return;
         }
+        // A handle reads the key of the generation it was opened on, and only that one ever
+        // fills its inode's pages: a descriptor never reads a later key.
         reply.data(content, offset, size);
     }
 
@@ -323,6 +426,7 @@ public final class KeyFs implements FuseOperations {
 
     @Override
     public void release(FuseRequest req, long node, long fh, FuseReply reply) {
+        apiKeyHandles.remove(fh);
         Secret content = openFiles.remove(fh);
         if (content != null) {
             content.close();

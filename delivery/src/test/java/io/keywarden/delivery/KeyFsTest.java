@@ -55,6 +55,26 @@ class KeyFsTest {
             3, new Attestation.Unidentified(null, "no workload matches uid 7"));
     private KeyFs fs;
     private final AccessDecider decider;
+    /** The key each workload's source gives now (default sk-NAME-key). */
+    private final Map<String, String> secretOf = new java.util.concurrent.ConcurrentHashMap<>();
+    /** A clock the test moves. */
+    private final java.util.concurrent.atomic.AtomicReference<Instant> now = new java.util.concurrent.atomic.AtomicReference<>(NOW);
+    private final Clock clock = new Clock() {
+        @Override
+        public java.time.ZoneId getZone() {
+            return ZoneOffset.UTC;
+        }
+
+        @Override
+        public Clock withZone(java.time.ZoneId zone) {
+            return this;
+        }
+
+        @Override
+        public Instant instant() {
+            return now.get();
+        }
+    };
     private long unique;
 
     KeyFsTest() {
@@ -72,8 +92,9 @@ class KeyFsTest {
         KeySource keys = new KeySource() {
             @Override
             public CompletionStage<IssuedKey> current(Workload workload, String key, ProcessInfo opener) {
-                return CompletableFuture.completedFuture(new IssuedKey(("sk-" + workload.name() + "-key")
-                        .getBytes(StandardCharsets.US_ASCII), NOW.plusSeconds(300), "lease-" + workload.name()));
+                return CompletableFuture.completedFuture(new IssuedKey(secretOf.getOrDefault(workload.name(),
+                        "sk-" + workload.name() + "-key").getBytes(StandardCharsets.US_ASCII), NOW.plusSeconds(300),
+                        "lease-" + workload.name()));
             }
 
             @Override
@@ -93,7 +114,7 @@ class KeyFsTest {
                 records.add("denied " + key + "/" + file + ": " + reason);
             }
         };
-        Clock clock = Clock.fixed(NOW, ZoneOffset.UTC);
+
         decider = new AccessDecider(() -> policy, attestor, keys, listener, clock, Duration.ofSeconds(1), timer, timer);
         fs = new KeyFs(decider, clock);
     }
@@ -158,10 +179,16 @@ class KeyFsTest {
     }
 
     private String read(int pid, long node) {
+        return read(pid, node, 1 | 1 << 5);
+    }
+
+    /** Opens, reads and releases {@code node}; the open's flags must be {@code flags}. */
+    private String read(int pid, long node, int flags) {
         Captured open = call(FuseOpcode.OPEN, pid, (req, reply) -> fs.open(req, node, 0, reply));
         assertEquals(0, open.header().error());
         FuseStructs.OpenOut out = FuseStructs.OpenOut.decode(open.payload(), 0);
-        assertEquals(1 | 1 << 5, out.openFlags(), "direct I/O, no flush");
+        assertEquals(flags, out.openFlags(), flags == CACHED ? "through the page cache, kept; no flush"
+                : "direct I/O, no flush");
         Captured data = call(FuseOpcode.READ, pid, (req, reply) -> fs.read(req, node, out.fh(), 0, 4096, reply));
         byte[] bytes = new byte[data.payload().remaining()];
         data.payload().get(bytes);
@@ -180,6 +207,81 @@ class KeyFsTest {
         assertEquals("sk-bob-key", read(2, bob));
         assertEquals(0, fs.openHandles(), "released handles are gone");
         assertEquals(List.of("granted alice openai/api_key", "granted bob openai/api_key"), records);
+    }
+
+    private FuseStructs.EntryOut entry(int pid, long parent, String name) {
+        Captured r = call(FuseOpcode.LOOKUP, pid, (req, reply) -> fs.lookup(req, parent, name, reply));
+        assertEquals(0, r.header().error(), name);
+        return FuseStructs.EntryOut.decode(r.payload(), 0);
+    }
+
+    private long openHandle(int pid, long node) {
+        Captured open = call(FuseOpcode.OPEN, pid, (req, reply) -> fs.open(req, node, 0, reply));
+        assertEquals(0, open.header().error());
+        return FuseStructs.OpenOut.decode(open.payload(), 0).fh();
+    }
+
+    private Captured readHandle(int pid, long node, long fh) {
+        return call(FuseOpcode.READ, pid, (req, reply) -> fs.read(req, node, fh, 0, 4096, reply));
+    }
+
+    private static final int CACHED = 1 << 1 | 1 << 5;
+
+    @Test
+    void aKeysInodeIsReadThroughThePageCacheOnceItsLengthOutlivedTheKernelsAttributes() {
+        long dir = lookup(1, 1, "openai");
+        long alice = lookup(1, dir, "api_key");
+        assertEquals("sk-alice-key", read(1, alice), "direct I/O while the kernel may hold the upper bound as its size");
+        now.set(NOW.plusSeconds(9));
+        assertEquals("sk-alice-key", read(1, alice));
+        now.set(NOW.plusSeconds(10));
+        assertEquals("sk-alice-key", read(1, alice, CACHED), "then through the page cache");
+        // A new key: a new inode, direct again for its first seconds; the older inode is stale.
+        secretOf.put("alice", "sk-alice-new");
+        Captured stale = call(FuseOpcode.OPEN, 1, (req, reply) -> fs.open(req, alice, 0, reply));
+        assertEquals(-Errno.ESTALE, stale.header().error());
+        long next = lookup(1, dir, "api_key");
+        assertEquals("sk-alice-new", read(1, next));
+        now.set(NOW.plusSeconds(20));
+        assertEquals("sk-alice-new", read(1, next, CACHED));
+        assertEquals("spiffe://t/alice\n", read(1, KeyFsInodes.file(dir, KeyFsInodes.SPIFFE_ID)), "other files: direct");
+    }
+
+    @Test
+    void aNewKeyIsServedOnANewGenerationAndAnOlderOneReadsNothingMore() {
+        long dir = lookup(1, 1, "openai");
+        FuseStructs.EntryOut first = entry(1, dir, "api_key");
+        assertEquals(KeyFs.SPLICE_SIZE, first.attr().size(), "an upper bound before a key was served");
+        long fh = openHandle(1, first.nodeId());
+        assertEquals(0, readHandle(1, first.nodeId(), fh).header().error());
+        FuseStructs.EntryOut again = entry(1, dir, "api_key");
+        assertEquals(first.nodeId(), again.nodeId(), "the same key, the same inode");
+        assertEquals("sk-alice-key".length(), again.attr().size(), "the key's length once served (the cache is kept)");
+        // The source gives another key: met at an open on the old inode, which is then stale.
+        secretOf.put("alice", "sk-alice-next");
+        Captured stale = call(FuseOpcode.OPEN, 1, (req, reply) -> fs.open(req, first.nodeId(), 0, reply));
+        assertEquals(-Errno.ESTALE, stale.header().error(), "looked up again");
+        FuseStructs.EntryOut next = entry(1, dir, "api_key");
+        assertNotEquals(first.nodeId(), next.nodeId(), "a new key, a new inode");
+        assertEquals(again.generation() + 1, next.generation(), "the LOOKUP's generation counts the keys");
+        assertEquals("sk-alice-next", read(1, next.nodeId()));
+        Captured old = readHandle(1, first.nodeId(), fh);
+        assertEquals(0, old.header().error(), "a handle of the older generation reads its own key");
+        assertEquals("sk-alice-key", java.nio.charset.StandardCharsets.US_ASCII.decode(old.payload()).toString());
+        call(FuseOpcode.RELEASE, 1, (req, reply) -> fs.release(req, first.nodeId(), fh, reply));
+        long held = openHandle(1, next.nodeId());
+        // Gone (revoked): the generation is retired; the next key is served on a new one.
+        fs.keyGone("alice", "openai", IssuedKey.fingerprint(io.keywarden.linux.Secret.copyOf(
+                "sk-alice-next".getBytes(StandardCharsets.US_ASCII))));
+        assertEquals(-Errno.ESTALE, readHandle(1, next.nodeId(), held).header().error(),
+                "a handle of a revoked key reads nothing more (its copy wiped)");
+        call(FuseOpcode.RELEASE, 1, (req, reply) -> fs.release(req, next.nodeId(), held, reply));
+        long afterGone = lookup(1, dir, "api_key");
+        assertNotEquals(next.nodeId(), afterGone, "a retired generation's inode is not looked up again");
+        assertEquals("sk-alice-next", read(1, afterGone), "a generation that served nothing takes the next key");
+        // Another workload's generations are its own.
+        assertEquals("sk-bob-key", read(2, lookup(2, dir, "api_key")));
+        assertEquals(0, fs.openHandles());
     }
 
     @Test
@@ -216,7 +318,7 @@ class KeyFsTest {
         Captured opendir = call(FuseOpcode.OPENDIR, 1, (req, reply) -> fs.opendir(req, 1, 0, reply));
         long dh = FuseStructs.OpenOut.decode(opendir.payload(), 0).fh();
         KeyFs.State state = fs.export();
-        fs = KeyFs.continuing(decider, state);
+        fs = KeyFs.continuing(decider, clock, state);
         Captured data = call(FuseOpcode.READ, 1, (req, reply) -> fs.read(req, alice, fh, 0, 4096, reply));
         byte[] bytes = new byte[data.payload().remaining()];
         data.payload().get(bytes);

@@ -59,9 +59,17 @@ public final class FuseReply {
 
     /** LOOKUP answer. Validity in nanoseconds: 0 makes the kernel ask again on every path walk. */
     public void entry(long nodeId, FuseAttr attr, long entryValidNanos, long attrValidNanos) {
+        entry(nodeId, 0, attr, entryValidNanos, attrValidNanos);
+    }
+
+    /**
+     * LOOKUP answer with the node's {@code generation}: a node id answered again with another
+     * generation is a new inode to the kernel (it drops the one it held under that id).
+     */
+    public void entry(long nodeId, long generation, FuseAttr attr, long entryValidNanos, long attrValidNanos) {
         if (claim()) {
             ByteBuffer b = sink.buffer();
-            FuseStructs.EntryOut.of(nodeId, attr, entryValidNanos, attrValidNanos).encode(b, OUT_HEADER);
+            FuseStructs.EntryOut.of(nodeId, generation, attr, entryValidNanos, attrValidNanos).encode(b, OUT_HEADER);
             send(b, OUT_HEADER + FuseStructs.EntryOut.SIZE, 0);
         }
     }
@@ -103,7 +111,14 @@ public final class FuseReply {
     public void data(Secret content, long offset, int size) {
         if (claim()) {
             ByteBuffer b = sink.buffer();
-            int n = content.copyTo(offset, b, OUT_HEADER, Math.max(0, Math.min(size, b.capacity() - OUT_HEADER)));
+            int n;
+            try {
+                n = content.copyTo(offset, b, OUT_HEADER, Math.max(0, Math.min(size, b.capacity() - OUT_HEADER)));
+            } catch (IllegalStateException wiped) {
+                // Wiped between the handler's look and this copy (a key revoked meanwhile): stale.
+                send(b, OUT_HEADER, -io.keywarden.linux.Errno.ESTALE);
+                return;
+            }
             try {
                 send(b, OUT_HEADER + n, 0);
             } finally {

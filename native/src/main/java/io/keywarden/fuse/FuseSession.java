@@ -272,9 +272,11 @@ public final class FuseSession implements AutoCloseable {
      * (FUSE_NOTIFY_INVAL_INODE), from a thread of its own: the kernel may wait for page locks whose
      * READ a worker has yet to answer, so a worker must never send it.
      */
-    public void invalidateInode(long ino) {
+    public java.util.concurrent.CompletableFuture<Void> invalidateInode(long ino) {
+        java.util.concurrent.CompletableFuture<Void> done = new java.util.concurrent.CompletableFuture<>();
         if (closing || paused) {
-            return;
+            done.complete(null);
+            return done;
         }
         notifier.execute(() -> {
             int length = FuseStructs.OutHeader.SIZE + FuseStructs.NotifyInvalInode.SIZE;
@@ -289,8 +291,18 @@ public final class FuseSession implements AutoCloseable {
                 if (e.errno() != Errno.ENOENT) {
                     LOG.log(System.Logger.Level.WARNING, "invalidating inode " + ino + " failed: " + e.getMessage());
                 }
+            } finally {
+                done.complete(null);
             }
         });
+        return done;
+    }
+
+    private static final ThreadLocal<Boolean> WORKER = ThreadLocal.withInitial(() -> false);
+
+    /** Whether the calling thread is a FUSE worker (which must not wait for the kernel to drop pages). */
+    public static boolean onWorker() {
+        return WORKER.get();
     }
 
     /** Whether the connection is gone although {@link #close()} was not called. */
@@ -338,6 +350,7 @@ public final class FuseSession implements AutoCloseable {
     }
 
     private void work() {
+        WORKER.set(true);
         ByteBuffer buf = FuseDevice.direct(FuseDevice.BUFFER_SIZE);
         Pointer at = Native.getDirectBufferPointer(buf);
         while (!closing && !paused) {

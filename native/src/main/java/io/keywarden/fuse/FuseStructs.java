@@ -57,7 +57,11 @@ public final class FuseStructs {
 
         /** Validity given in nanoseconds, split as the kernel wants it. */
         public static EntryOut of(long nodeId, FuseAttr attr, long entryValidNanos, long attrValidNanos) {
-            return new EntryOut(nodeId, 0, entryValidNanos / 1_000_000_000L, attrValidNanos / 1_000_000_000L,
+            return of(nodeId, 0, attr, entryValidNanos, attrValidNanos);
+        }
+
+        public static EntryOut of(long nodeId, long generation, FuseAttr attr, long entryValidNanos, long attrValidNanos) {
+            return new EntryOut(nodeId, generation, entryValidNanos / 1_000_000_000L, attrValidNanos / 1_000_000_000L,
                     (int) (entryValidNanos % 1_000_000_000L), (int) (attrValidNanos % 1_000_000_000L), attr);
         }
 

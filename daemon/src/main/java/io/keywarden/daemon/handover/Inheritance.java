@@ -53,15 +53,18 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
                           List<io.keywarden.daemon.lifecycle.Unrevoked.Entry> unrevoked) {
     private static final ObjectMapper JSON = new ObjectMapper();
     /** The frame format this build writes by default; bump it with any change of fields or meaning. */
-    public static final int FORMAT = 3;
+    public static final int FORMAT = 4;
     /**
      * The formats this build writes and reads: 1 (no {@code format} field) and 2 carry the same
-     * fields; 3 adds the unrevoked leases and each lease's {@code providerExpiresAt} (optional).
+     * fields; 3 adds the unrevoked leases and each lease's {@code providerExpiresAt} (optional); 4
+     * adds KeyFS's api_key generations and the handles read through the page cache (a successor
+     * given 1–3 serves no open on an inode the predecessor's kernel state may hold: every api_key
+     * starts a generation later).
      * Written as 1 or 2 (to an older successor), a frame leaves the unrevoked leases behind: the
      * handover server says so.
      */
     public static final java.util.SortedSet<Integer> FORMATS = java.util.Collections.unmodifiableSortedSet(
-            new java.util.TreeSet<>(List.of(1, 2, 3)));
+            new java.util.TreeSet<>(List.of(1, 2, 3, 4)));
 
     /** Far above any real node (a thousand leases and handles are some hundred KB). */
     public static final int MAX_BYTES = 64 << 20;
@@ -120,6 +123,13 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
         keyFs.keyIndex().forEach(keys::put);
         ObjectNode slots = fs.putObject("workloadSlot");
         keyFs.workloadSlot().forEach(slots::put);
+        if (format >= 4) {
+            ObjectNode gens = fs.putObject("apiKeyGenerations");
+            (keyFs.generations() == null ? Map.<Long, KeyFs.Generation>of() : keyFs.generations()).forEach((node, g) -> gens.putObject(Long.toString(node)).put("count", g.count())
+                    .put("fingerprint", g.fingerprint()).put("length", g.length()).put("since", g.sinceMillis()));
+            ObjectNode cached = fs.putObject("apiKeyHandles");
+            keyFs.apiKeyHandles().forEach((fh, node) -> cached.put(Long.toString(fh), node));
+        }
         ObjectNode files = fs.putObject("openFiles");
         byte[][] wipe = new byte[1][];
         try {
@@ -274,8 +284,24 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
                 }
                 dirs.put(Long.parseLong(e.getKey()), entries);
             }
+            Map<Long, KeyFs.Generation> generations = null;
+            Map<Long, Long> apiKeyHandles = new HashMap<>();
+            if (format >= 4) {
+                generations = new HashMap<>();
+                var git = r.object(fs, "apiKeyGenerations").fields();
+                while (git.hasNext()) {
+                    var e = git.next();
+                    JsonNode g = e.getValue();
+                    generations.put(Long.parseLong(e.getKey()), new KeyFs.Generation(r.number(g, "count"),
+                            g.hasNonNull("fingerprint") ? r.text(g, "fingerprint") : null, (int) r.number(g, "length"),
+                            r.number(g, "since")));
+                }
+                r.object(fs, "apiKeyHandles").fields().forEachRemaining(e -> apiKeyHandles.put(Long.parseLong(e.getKey()),
+                        e.getValue().asLong()));
+            }
             KeyFs.State state = new KeyFs.State(r.number(fs, "mountTime"), keyIndex, r.number(fs, "nextKeyIndex"),
-                    slots, r.number(fs, "nextWorkloadSlot"), files, dirs, r.number(fs, "nextHandle"));
+                    slots, r.number(fs, "nextWorkloadSlot"), files, dirs, r.number(fs, "nextHandle"), generations,
+                    apiKeyHandles);
             List<HandedSlot> leases = new ArrayList<>();
             for (JsonNode o : r.array(root, "leases")) {
                 leases.add(new HandedSlot(r.text(o, "workload"), r.text(o, "spiffeId"), r.text(o, "key"),

@@ -384,21 +384,22 @@ public final class KeywardenRuntime implements AutoCloseable {
 
     private void startKeyFs(Spec s, IdentityProvider identity, IssuerRegistry issuers) throws IOException {
         KeyFs[] fs = new KeyFs[1];
-        // A key's content changed: the kernel drops what it may have cached of that workload's api_key.
+        // A key changed: a new key gets a new api_key inode (before any open is given it), and the
+        // kernel drops the pages of the one it replaces, revoked or expired (before that is reported).
         LeaseEvents pageCache = new LeaseEvents() {
             @Override
             public void issued(Workload w, String key, Lease lease, Lease previous) {
-                fs[0].keyChanged(w.name(), key);
+                fs[0].keyIssued(w.name(), key, lease.key());
             }
 
             @Override
             public void revoked(Workload w, String key, Lease lease, RevokeReason code, String reason) {
-                fs[0].keyChanged(w.name(), key);
+                fs[0].keyGone(w.name(), key, lease.key().fingerprint());
             }
 
             @Override
             public void expired(Workload w, String key, Lease lease) {
-                fs[0].keyChanged(w.name(), key);
+                fs[0].keyGone(w.name(), key, lease.key().fingerprint());
             }
         };
         LeaseManager lm = startLeases(issuers, identity, pageCache, s.revokeOnShutdown());
@@ -416,7 +417,7 @@ public final class KeywardenRuntime implements AutoCloseable {
             }
             lm.adopt(inherited.leases());
             lm.adoptUnrevoked(inherited.unrevoked());
-            fs[0] = KeyFs.continuing(access(s, identity), inherited.keyFs());
+            fs[0] = KeyFs.continuing(access(s, identity), clock, inherited.keyFs());
             session = FuseSession.adopt(here, fs[0], inherited.fuse(), opts);
             LOG.info("took over {} from pid {}: {} leases, {} open files", here, inherited.fromPid(),
                     inherited.leases().size(), inherited.keyFs().openFiles().size());

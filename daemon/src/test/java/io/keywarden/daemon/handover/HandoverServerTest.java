@@ -63,7 +63,7 @@ class HandoverServerTest {
         long pid = ProcessHandle.current().pid();
         try (HandoverServer server = HandoverServer.start(socket, daemon)) {
             JsonNode future = hello(socket, Map.of("op", "takeover", "pid", pid, "version", "9.9.9", "formats", List.of(7, 8)));
-            assertTrue(future.path("refused").asText().contains("reads handover formats [7,8], none of [1, 2, 3]"),
+            assertTrue(future.path("refused").asText().contains("reads handover formats [7,8], none of [1, 2, 3, 4]"),
                     future.toString());
             assertTrue(daemon.calls.stream().noneMatch(c -> c.startsWith("handOver")), "nothing stopped: " + daemon.calls);
 
@@ -81,7 +81,8 @@ class HandoverServerTest {
 
     @Test
     void theNewestFormatBothKnowIsChosen() throws Exception {
-        assertEquals(3, HandoverServer.format(JSON.readTree("{\"formats\":[1,2,3,4]}")));
+        assertEquals(4, HandoverServer.format(JSON.readTree("{\"formats\":[1,2,3,4,5]}")));
+        assertEquals(3, HandoverServer.format(JSON.readTree("{\"formats\":[1,2,3]}")), "a successor of format 3");
         assertEquals(2, HandoverServer.format(JSON.readTree("{\"formats\":[1,2]}")), "an older successor gets format 2");
         assertEquals(1, HandoverServer.format(JSON.readTree("{}")));
         assertEquals(1, HandoverServer.format(JSON.readTree("{\"formats\":[1]}")));

@@ -45,7 +45,9 @@ class InheritanceTest {
                 lease(OLD_KEY, "lease/0", false), Instant.parse("2026-11-30T23:00:00Z"), List.of(holder), List.of());
         KeyFs.State fs = new KeyFs.State(1700000000L, Map.of("openai", 1L), 2, Map.of("agent", 1L), 2,
                 Map.of(7L, Secret.copyOf(KEY.getBytes(StandardCharsets.UTF_8))),
-                Map.of(8L, List.of(new DirentList.Entry(1, ".", DirentList.DT_DIR))), 9);
+                Map.of(8L, List.of(new DirentList.Entry(1, ".", DirentList.DT_DIR))), 9,
+                Map.of(1099511627793L, new KeyFs.Generation(5, "sha256:0123456789abcdef", 20, 1764540000000L), 1099511627794L,
+                        new KeyFs.Generation(2, null, -1, 0)), Map.of(7L, 1099511627793L));
         return new Inheritance(100, "0.1.0", Path.of("/run/keywarden"), new FuseSession.Handoff(5, 41, true, 77), fs,
                 List.of(slot), Map.of("bao", "{\"tokenOfLease\":{\"lease/1\":\"hvs.SECRET\"}}".getBytes(StandardCharsets.UTF_8)),
                 List.of(PENDING));
@@ -73,6 +75,9 @@ class InheritanceTest {
         assertEquals(1L, in.keyFs().keyIndex().get("openai"));
         assertEquals(9, in.keyFs().nextHandle());
         assertEquals(KEY, new String(in.keyFs().openFiles().get(7L).toByteArray(), StandardCharsets.UTF_8));
+        assertEquals(Map.of(1099511627793L, new KeyFs.Generation(5, "sha256:0123456789abcdef", 20, 1764540000000L), 1099511627794L,
+                new KeyFs.Generation(2, null, -1, 0)), in.keyFs().generations(), "api_key generations (format 4)");
+        assertEquals(Map.of(7L, 1099511627793L), in.keyFs().apiKeyHandles());
         assertEquals(".", in.keyFs().openDirs().get(8L).get(0).name());
         HandedSlot s = in.leases().get(0);
         assertEquals("spiffe://example.org/agent", s.spiffeId());
@@ -137,18 +142,23 @@ class InheritanceTest {
         Inheritance two = Inheritance.decode(sample().encode(2), 9);
         assertEquals(List.of(), two.unrevoked(), "nor can format 2");
         two.destroy();
-        byte[] future = withDescription(sample().encode(), d -> d.replace("\"format\":3", "\"format\":99"));
+        Inheritance three = Inheritance.decode(sample().encode(3), 9);
+        assertEquals(null, three.keyFs().generations(), "format 3 has no api_key generations: the successor starts later");
+        assertEquals(Map.of(), three.keyFs().apiKeyHandles());
+        three.destroy();
+        byte[] future = withDescription(sample().encode(), d -> d.replace("\"format\":4", "\"format\":99"));
         String why = assertThrows(IOException.class, () -> Inheritance.decode(future, -1)).getMessage();
-        assertTrue(why.contains("format 99") && why.contains("[1, 2, 3]"), why);
+        assertTrue(why.contains("format 99") && why.contains("[1, 2, 3, 4]"), why);
         for (String field : List.of("\"kernelMinor\":41,", "\"eager\":false,", "\"revocable\":true", "\"holders\":",
-                "\"fromVersion\":\"0.1.0\",", "\"unrevoked\":", "\"leaseEnd\":\"2026-12-01T00:00:00Z\",")) {
+                "\"fromVersion\":\"0.1.0\",", "\"unrevoked\":", "\"leaseEnd\":\"2026-12-01T00:00:00Z\",",
+                "\"apiKeyHandles\":", "\"count\":5,")) {
             byte[] missing = withDescription(sample().encode(), d -> field.endsWith(":")
                     ? d.replace(field, field.replace("s\":", "z\":").replace("d\":", "x\":"))
                     : d.replace(field, field.endsWith(",") ? "" : "\"x\":1"));
             String what = assertThrows(IOException.class, () -> Inheritance.decode(missing, -1), field).getMessage();
             assertTrue(what.contains("is missing"), field + " -> " + what);
         }
-        assertThrows(IllegalArgumentException.class, () -> sample().encode(4));
+        assertThrows(IllegalArgumentException.class, () -> sample().encode(5));
     }
 
     private static boolean allZero(byte[] b) {

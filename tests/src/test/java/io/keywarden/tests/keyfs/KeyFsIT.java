@@ -176,11 +176,11 @@ class KeyFsIT {
         assertTrue(r.err().contains("Permission denied"), r.err());
         assertFalse(r.out().contains("sk-"));
         // A new key (refresh): what the page cache held is dropped.
-        keys.set("alice", "openai", key("sk-alice-openai-0005", clock.instant().plus(Duration.ofMinutes(5))));
-        fs.keyChanged("alice", "openai");
-        // The kernel's copy is dropped by the notify thread: the next read after it serves the new key.
-        io.keywarden.testing.Await.until(Duration.ofSeconds(10), () -> "sk-alice-openai-0005".equals(
-                sendfile(ALICE, api)), () -> "the page cache still serves the old key");
+        IssuedKey next = key("sk-alice-openai-0005", clock.instant().plus(Duration.ofMinutes(5)));
+        keys.set("alice", "openai", next);
+        fs.keyIssued("alice", "openai", next);
+        // Served on a new inode at once: the old inode's pages never hold the new key.
+        assertEquals("sk-alice-openai-0005", sendfile(ALICE, api));
         Proc.Result copy = Proc.as(ALICE, "/usr/bin/python3", "-c", "import shutil, sys; shutil.copyfileobj(open(sys.argv[1], 'rb'),"
                 + " sys.stdout.buffer)", api);
         assertEquals("sk-alice-openai-0005", copy.out());

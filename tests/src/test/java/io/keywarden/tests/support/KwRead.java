@@ -14,11 +14,15 @@ import java.util.regex.Pattern;
 
 /** The C reader in resources/c/kwread.c, compiled once per JVM into a world-executable place. */
 public final class KwRead {
-    public record Stats(long reads, long bad, long errors, int firstErrno, long medianNs, long p99Ns) {
+    /** {@code openStale}: opens refused ESTALE (a key that changed between the lookup and the open, twice). */
+    public record Stats(long reads, long bad, long errors, int firstErrno, long medianNs, long p99Ns, long openStale) {
+        public Stats(long reads, long bad, long errors, int firstErrno, long medianNs, long p99Ns) {
+            this(reads, bad, errors, firstErrno, medianNs, p99Ns, 0);
+        }
     }
 
     private static final Pattern LINE = Pattern.compile(
-            "reads=(\\d+) bad=(\\d+) errors=(\\d+) first_errno=(\\d+) median_ns=(\\d+) p99_ns=(\\d+)");
+            "reads=(\\d+) bad=(\\d+) errors=(\\d+) first_errno=(\\d+) median_ns=(\\d+) p99_ns=(\\d+) open_estale=(\\d+)");
     private static Path binary;
 
     private KwRead() {
@@ -67,6 +71,7 @@ public final class KwRead {
             throw new AssertionError("kwread failed (" + r.code() + "): " + r.err());
         }
         return new Stats(Long.parseLong(m.group(1)), Long.parseLong(m.group(2)), Long.parseLong(m.group(3)),
-                Integer.parseInt(m.group(4)), Long.parseLong(m.group(5)), Long.parseLong(m.group(6)));
+                Integer.parseInt(m.group(4)), Long.parseLong(m.group(5)), Long.parseLong(m.group(6)),
+                Long.parseLong(m.group(7)));
     }
 }
