@@ -27,6 +27,21 @@ public record Workload(String name, SpiffeId spiffeId, List<Selector> selectors,
         this(name, spiffeId, selectors, keys, readers, params, Guard.NONE, declaredAt);
     }
 
+    /**
+     * Whether a traced process must be refused this workload: when it is told apart from other
+     * processes of its uid and gid (a path, digest, pod or container selector, or readers naming
+     * executables). A workload of a uid and gid only gains nothing from it: whoever may trace its
+     * process (its uid and gid, or root) may open the key itself.
+     */
+    public boolean refusesTraced() {
+        for (Selector s : selectors) {
+            if (s.kind() != Selector.Kind.UNIX_UID && s.kind() != Selector.Kind.UNIX_GID) {
+                return true;
+            }
+        }
+        return !readers.exes().isEmpty() || !readers.sha256s().isEmpty();
+    }
+
     /** True when every selector holds. A workload with no selectors matches no process. */
     public boolean matches(ProcessFacts p) {
         if (selectors.isEmpty()) {

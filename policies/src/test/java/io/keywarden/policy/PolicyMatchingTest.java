@@ -152,4 +152,22 @@ class PolicyMatchingTest {
         assertEquals("openai/creds/reviewer", p.keys().get("openai").vault().orElseThrow().pathFor(p.workload("reviewer").orElseThrow()));
         assertTrue(p.keys().get("openai").vault().isPresent());
     }
+
+    @Test
+    void aTraceIsRefusedWhereAWorkloadIsToldApartFromItsUid() throws Exception {
+        Policy p = PolicyLoader.parse("""
+                keys: {openai: {}}
+                workloads:
+                  - {name: uid, spiffeId: "spiffe://t/a", selectors: ["unix:uid:1", "unix:gid:2"], keys: [openai]}
+                  - {name: uid-readers, spiffeId: "spiffe://t/b", selectors: ["unix:uid:3"], keys: [openai], readers: {uid: [3]}}
+                  - {name: path, spiffeId: "spiffe://t/c", selectors: ["unix:uid:4", "unix:path:/usr/bin/python3"], keys: [openai]}
+                  - {name: exe, spiffeId: "spiffe://t/d", selectors: ["unix:uid:5"], keys: [openai], readers: {exe: [/usr/bin/cat]}}
+                  - {name: pod, spiffeId: "spiffe://t/e", selectors: ["k8s:pod-uid:0f0e0d0c-0b0a-0908-0706-050403020100"], keys: [openai]}
+                """, "p.yaml");
+        assertFalse(p.workload("uid").orElseThrow().refusesTraced(), "whoever may trace it may open the key itself");
+        assertFalse(p.workload("uid-readers").orElseThrow().refusesTraced());
+        assertTrue(p.workload("path").orElseThrow().refusesTraced());
+        assertTrue(p.workload("exe").orElseThrow().refusesTraced());
+        assertTrue(p.workload("pod").orElseThrow().refusesTraced());
+    }
 }

@@ -205,11 +205,26 @@ class EnforcementIT {
     }
 
     @Test
-    void aTracedCallerIsRefused() throws Exception {
-        mount(policy("{uid: [1003]}"));
+    void aTracedCallerIsRefusedAWorkloadToldApartFromItsUid() throws Exception {
+        mount(policy("{exe: [/usr/bin/cat]}"));
         assertEquals(SECRET, Proc.as(UID, "cat", key()).out());
+        // The permitted program, traced (by a program of the same uid that could drive it).
         Proc.Result r = Proc.as(UID, CProgram.binary("kwtraced").toString(), "/usr/bin/cat", key());
         assertRefused(r, "being traced by pid");
+        // Cached or not: the tracer is read on every open of such a workload.
+        assertEquals(SECRET, Proc.as(UID, "cat", key()).out());
+        assertRefused(Proc.as(UID, CProgram.binary("kwtraced").toString(), "/usr/bin/cat", key()), "being traced by pid");
+    }
+
+    /**
+     * A workload of a uid only: whoever may trace its process (that uid, or root) may open the key
+     * itself, so the tracer is not read (the per-open /proc/TID/status it would cost).
+     */
+    @Test
+    void aTraceChangesNothingForAWorkloadOfAUidOnly() throws Exception {
+        mount(policy("{uid: [1003]}"));
+        Proc.Result r = Proc.as(UID, CProgram.binary("kwtraced").toString(), "/usr/bin/cat", key());
+        assertTrue(r.out().contains(SECRET), "the traced process reads, as the tracer itself could: " + r.err());
     }
 
     /** The cgroup v2 mount point (unified or hybrid), or empty. */
