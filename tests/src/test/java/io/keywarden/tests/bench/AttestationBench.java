@@ -53,6 +53,8 @@ class AttestationBench {
             }));
             System.out.println("uncached (/proc, no digest):       " + measure(5000, () -> warm.attest(pid)));
             System.out.println("warm  (per-thread cache, per open): " + measure(20000, () -> warm.attest(pid, 1001, 1001)));
+            System.out.println("warm, tracer not read (uid only):   " + measure(20000,
+                    () -> warm.attestIgnoringTracer(pid, 1001, 1001)));
             System.out.println("SPIRE FetchJWTSVIDs round trip:    " + measure(2000, () -> client.fetchJwtSvids(pid, List.of("vault"))));
             Path big = Path.of(System.getProperty("java.home"), "lib", "modules");
             long t0 = System.nanoTime();
