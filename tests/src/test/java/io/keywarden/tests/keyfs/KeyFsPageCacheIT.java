@@ -41,19 +41,7 @@ import org.junit.jupiter.api.Test;
 class KeyFsPageCacheIT {
     static final int ALICE = 1001;
     static final int BOB = 1002;
-    static final String POLICY = """
-            keys:
-              openai: {}
-            workloads:
-              - name: alice
-                spiffeId: spiffe://test.local/alice
-                selectors: [unix:uid:1001]
-                keys: [openai]
-              - name: bob
-                spiffeId: spiffe://test.local/bob
-                selectors: [unix:uid:1002]
-                keys: [openai]
-            """;
+    static final String POLICY = io.keywarden.tests.support.TestPolicies.ALICE_AND_BOB;
     /** A reader that opens once, then reads the same descriptor again (pread at 0) at each line on stdin. */
     static final String HOLDER = """
             import os, sys
