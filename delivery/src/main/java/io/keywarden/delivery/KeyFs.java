@@ -32,19 +32,20 @@ import java.util.function.Consumer;
  * The key file system: a per-caller view of {@code <key>/{api_key,expires_at,spiffe_id,status,headers}}.
  * Every LOOKUP of api_key, OPEN, OPENDIR and ACCESS is decided by the {@link AccessDecider} for the
  * calling process; this class only turns its {@link Decision} into FUSE answers, renders the files
- * and keeps the open handles. Each open gets its own copy of the content, read with direct I/O.
+ * and keeps the open handles. Each open gets its own copy of the content.
  *
  * <p>{@code api_key} is one inode per (key, workload, generation) ({@link KeyFsInodes}): LOOKUP
  * answers the caller's own current one, and an OPEN of any other (a name the kernel cached for
  * someone else, or for an older key) answers ESTALE, on which the kernel looks the name up again
  * for this caller and retries. Its content is served through the page cache
  * ({@code FOPEN_KEEP_CACHE}): an open costs one OPEN, decided for the caller as ever, and its reads
- * come from the cache. That is safe because an inode only ever holds one key, its generation's:
- * a new key is served on a new inode ({@link #keyIssued}); the pages of the one it replaces, or of
- * a key revoked or expired ({@link #keyGone}), are dropped before that returns; and a descriptor
- * opened on an older generation reads nothing more from the daemon (ESTALE), so it never fills the
- * cache again. The other files and directories resolve the same for everyone (so the kernel may
- * cache their names); their content is never cached (direct I/O).
+ * come from the cache (after a key's first seconds, see {@link KeyFsInodes#cacheable}). That is
+ * safe because an inode only ever holds one key, its generation's: a new key is served on a new
+ * inode ({@link #keyIssued}), and a handle reads only the copy it was opened with, so a descriptor
+ * never reads a later key; the pages of a key revoked or expired ({@link #keyGone}) are dropped
+ * before that returns, and the handles opened on it, their copies wiped, read nothing more
+ * (ESTALE), so nothing fills those pages again. The other files and directories resolve the same
+ * for everyone (so the kernel may cache their names); their content is never cached (direct I/O).
  *
  * <p>Over 300 lines on purpose: one method per FUSE operation, each a few lines of translation;
  * the decisions are {@link AccessDecider}'s and the node ids {@link KeyFsInodes}'.
@@ -77,8 +78,13 @@ public final class KeyFs implements FuseOperations {
     private final KeyFsInodes inodes = new KeyFsInodes();
     private final Map<Long, Secret> openFiles = new ConcurrentHashMap<>();
     private final Map<Long, DirentList> openDirs = new ConcurrentHashMap<>();
-    /** The handles of api_key (through the page cache or not), with the node each was opened on. */
-    private final Map<Long, Long> apiKeyHandles = new ConcurrentHashMap<>();
+    /** The handles of api_key (through the page cache or not): the node each was opened on, and its key. */
+    private final Map<Long, ApiKeyHandle> apiKeyHandles = new ConcurrentHashMap<>();
+
+    /** An api_key handle's node and the fingerprint of the key it holds a copy of. */
+    public record ApiKeyHandle(long node, String fingerprint) {
+    }
+
     private final AtomicLong nextHandle = new AtomicLong(1);
     private volatile FuseSession session;
 
@@ -100,7 +106,7 @@ public final class KeyFs implements FuseOperations {
      */
     public record State(long mountTime, Map<String, Long> keyIndex, long nextKeyIndex, Map<String, Long> workloadSlot,
                         long nextWorkloadSlot, Map<Long, Secret> openFiles, Map<Long, java.util.List<DirentList.Entry>> openDirs,
-                        long nextHandle, Map<Long, Generation> generations, Map<Long, Long> apiKeyHandles) {
+                        long nextHandle, Map<Long, Generation> generations, Map<Long, ApiKeyHandle> apiKeyHandles) {
         /** The state of a predecessor that had no api_key generations (null), nor handles through the page cache. */
         public State(long mountTime, Map<String, Long> keyIndex, long nextKeyIndex, Map<String, Long> workloadSlot,
                      long nextWorkloadSlot, Map<Long, Secret> openFiles, Map<Long, java.util.List<DirentList.Entry>> openDirs,
@@ -177,20 +183,26 @@ public final class KeyFs implements FuseOperations {
      * a READ of that inode first).
      */
     public void keyGone(String workload, String key, String fingerprint) {
+        // Retired if it is the one served (an open decided before this and answered after it
+        // finds its node gone, see answer); a key an older generation served (a refresh's previous
+        // key, revoked when its grace ends) has its handles found by their key.
         long retired = inodes.known(key) ? inodes.retire(key, workload, fingerprint) : 0;
+        java.util.Set<Long> nodes = new java.util.HashSet<>();
         if (retired != 0) {
-            // The handles opened on it hold a copy of the key that is gone: wiped, so that nothing
-            // refills the pages dropped below (their reads answer ESTALE).
-            apiKeyHandles.forEach((fh, node) -> {
-                if (node == retired) {
-                    Secret copy = openFiles.get(fh);
-                    if (copy != null) {
-                        copy.close();
-                    }
-                }
-            });
+            nodes.add(retired);
         }
-        drop(retired);
+        // The handles holding a copy of the key that is gone: wiped, so that nothing refills the
+        // pages dropped below (their reads answer ESTALE).
+        apiKeyHandles.forEach((fh, h) -> {
+            if (h.fingerprint().equals(fingerprint)) {
+                Secret copy = openFiles.get(fh);
+                if (copy != null) {
+                    copy.close();
+                }
+                nodes.add(h.node());
+            }
+        });
+        nodes.forEach(this::drop);
     }
 
     private void drop(long node) {
@@ -351,12 +363,12 @@ public final class KeyFs implements FuseOperations {
                         long on = inodes.serve(key, who.workload().name(), kg.issued().fingerprint(),
                                 kg.issued().length(), clock.millis(), retired);
                         drop(retired[0]);
-                        if (on != node) {
+                        if (on != node) {   // 0: a key revoked since this open obtained it
                             reply.error(Errno.ESTALE);
                             return;
                         }
                         answer(reply, decided, kg.issued().secretDuplicate(), inodes.cacheable(node, clock.millis()),
-                                node);
+                                node, kg.issued().fingerprint());
                     } else if (decided instanceof Decision.Granted kg) {
                         answer(reply, decided, file == HEADERS ? text(Header.file(kg.issued().headers()))
                                 : text(rfc3339(kg.issued().expiresAt()) + "\n"), false, node);
@@ -382,6 +394,11 @@ public final class KeyFs implements FuseOperations {
      * the node opened.
      */
     private void answer(FuseReply reply, Decision d, Secret content, boolean cached, long node) {
+        answer(reply, d, content, cached, node, null);
+    }
+
+    /** {@code fingerprint}: the key's, for an api_key handle. */
+    private void answer(FuseReply reply, Decision d, Secret content, boolean cached, long node, String fingerprint) {
         if (!(d instanceof Decision.Granted)) {
             content.close();
             reply.error(errno(d));
@@ -389,8 +406,16 @@ public final class KeyFs implements FuseOperations {
         }
         long fh = nextHandle.getAndIncrement();
         openFiles.put(fh, content);
-        if (KeyFsInodes.isWorkloadOwn(node)) {
-            apiKeyHandles.put(fh, node);
+        if (fingerprint != null) {
+            apiKeyHandles.put(fh, new ApiKeyHandle(node, fingerprint));
+            if (inodes.gone(node)) {
+                // Its key was revoked or expired while this open was answered: not served.
+                apiKeyHandles.remove(fh);
+                openFiles.remove(fh);
+                content.close();
+                reply.error(Errno.ESTALE);
+                return;
+            }
         }
         if (!reply.open(fh, cached ? CACHED_OPEN_FLAGS : OPEN_FLAGS)) {
             apiKeyHandles.remove(fh);

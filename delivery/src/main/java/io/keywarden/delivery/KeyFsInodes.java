@@ -163,19 +163,35 @@ final class KeyFsInodes {
     long serve(String key, String workload, String fingerprint, int length, long nowMillis, long[] retired) {
         long base = base(key, workload);
         long[] gone = {0};
+        boolean[] refused = {false};
         Generation now = generations.compute(base, (b, g) -> {
+            if (goneKeys.contains(fingerprint)) {   // an open decided before its key was revoked
+                refused[0] = true;
+                return g;
+            }
             long count = g == null ? firstCount : g.count();
             if (g == null || g.fingerprint() == null) {
+                goneNodes.remove(b | (count & 0x7F) << GENERATION_SHIFT);
                 return new Generation(count, fingerprint, length, nowMillis);
             }
             if (g.fingerprint().equals(fingerprint)) {
                 return g;
             }
             gone[0] = b | (count & 0x7F) << GENERATION_SHIFT;
+            goneNodes.remove(b | ((count + 1) & 0x7F) << GENERATION_SHIFT);
             return new Generation(count + 1, fingerprint, length, nowMillis);
         });
         retired[0] = gone[0];
-        return base | (now.count() & 0x7F) << GENERATION_SHIFT;
+        return refused[0] ? 0 : base | (now.count() & 0x7F) << GENERATION_SHIFT;
+    }
+
+    /** The keys revoked or expired lately (fingerprints), never served again; and the nodes that served them. */
+    private final java.util.Set<String> goneKeys = ConcurrentHashMap.newKeySet();
+    private final java.util.Set<Long> goneNodes = ConcurrentHashMap.newKeySet();
+
+    /** Whether {@code node} served a key revoked or expired (until it serves another, 128 keys later). */
+    boolean gone(long node) {
+        return goneNodes.contains(node);
     }
 
     /**
@@ -187,10 +203,15 @@ final class KeyFsInodes {
         long base = base(key, workload);
         long[] gone = {0};
         generations.compute(base, (b, g) -> {
+            if (goneKeys.size() >= 4096) {
+                goneKeys.clear();
+            }
+            goneKeys.add(fingerprint);
             if (g == null || g.fingerprint() == null || !g.fingerprint().equals(fingerprint)) {
                 return g;
             }
             gone[0] = b | (g.count() & 0x7F) << GENERATION_SHIFT;
+            goneNodes.add(gone[0]);
             return new Generation(g.count() + 1, null, -1, 0);
         });
         return gone[0];

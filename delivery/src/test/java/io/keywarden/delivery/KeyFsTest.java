@@ -227,6 +227,10 @@ class KeyFsTest {
 
     private static final int CACHED = 1 << 1 | 1 << 5;
 
+    private static String fingerprintOf(String key) {
+        return IssuedKey.fingerprint(io.keywarden.linux.Secret.copyOf(key.getBytes(StandardCharsets.US_ASCII)));
+    }
+
     @Test
     void aKeysInodeIsReadThroughThePageCacheOnceItsLengthOutlivedTheKernelsAttributes() {
         long dir = lookup(1, 1, "openai");
@@ -268,17 +272,23 @@ class KeyFsTest {
         Captured old = readHandle(1, first.nodeId(), fh);
         assertEquals(0, old.header().error(), "a handle of the older generation reads its own key");
         assertEquals("sk-alice-key", java.nio.charset.StandardCharsets.US_ASCII.decode(old.payload()).toString());
+        // The older key revoked (a refresh's previous key at the end of its grace): its handle reads no more.
+        fs.keyGone("alice", "openai", fingerprintOf("sk-alice-key"));
+        assertEquals(-Errno.ESTALE, readHandle(1, first.nodeId(), fh).header().error());
         call(FuseOpcode.RELEASE, 1, (req, reply) -> fs.release(req, first.nodeId(), fh, reply));
         long held = openHandle(1, next.nodeId());
         // Gone (revoked): the generation is retired; the next key is served on a new one.
-        fs.keyGone("alice", "openai", IssuedKey.fingerprint(io.keywarden.linux.Secret.copyOf(
-                "sk-alice-next".getBytes(StandardCharsets.US_ASCII))));
+        fs.keyGone("alice", "openai", fingerprintOf("sk-alice-next"));
         assertEquals(-Errno.ESTALE, readHandle(1, next.nodeId(), held).header().error(),
                 "a handle of a revoked key reads nothing more (its copy wiped)");
         call(FuseOpcode.RELEASE, 1, (req, reply) -> fs.release(req, next.nodeId(), held, reply));
         long afterGone = lookup(1, dir, "api_key");
         assertNotEquals(next.nodeId(), afterGone, "a retired generation's inode is not looked up again");
-        assertEquals("sk-alice-next", read(1, afterGone), "a generation that served nothing takes the next key");
+        // An open that obtains the revoked key (decided before the revoke, answered after it) is not served.
+        Captured late = call(FuseOpcode.OPEN, 1, (req, reply) -> fs.open(req, afterGone, 0, reply));
+        assertEquals(-Errno.ESTALE, late.header().error(), "a revoked key is never served again");
+        secretOf.put("alice", "sk-alice-third");
+        assertEquals("sk-alice-third", read(1, afterGone), "a generation that served nothing takes the next key");
         // Another workload's generations are its own.
         assertEquals("sk-bob-key", read(2, lookup(2, dir, "api_key")));
         assertEquals(0, fs.openHandles());

@@ -128,7 +128,8 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
             (keyFs.generations() == null ? Map.<Long, KeyFs.Generation>of() : keyFs.generations()).forEach((node, g) -> gens.putObject(Long.toString(node)).put("count", g.count())
                     .put("fingerprint", g.fingerprint()).put("length", g.length()).put("since", g.sinceMillis()));
             ObjectNode cached = fs.putObject("apiKeyHandles");
-            keyFs.apiKeyHandles().forEach((fh, node) -> cached.put(Long.toString(fh), node));
+            keyFs.apiKeyHandles().forEach((fh, h) -> cached.putObject(Long.toString(fh)).put("node", h.node())
+                    .put("fingerprint", h.fingerprint()));
         }
         ObjectNode files = fs.putObject("openFiles");
         byte[][] wipe = new byte[1][];
@@ -285,7 +286,7 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
                 dirs.put(Long.parseLong(e.getKey()), entries);
             }
             Map<Long, KeyFs.Generation> generations = null;
-            Map<Long, Long> apiKeyHandles = new HashMap<>();
+            Map<Long, KeyFs.ApiKeyHandle> apiKeyHandles = new HashMap<>();
             if (format >= 4) {
                 generations = new HashMap<>();
                 var git = r.object(fs, "apiKeyGenerations").fields();
@@ -296,8 +297,12 @@ public record Inheritance(long fromPid, String fromVersion, Path mountPoint, Fus
                             g.hasNonNull("fingerprint") ? r.text(g, "fingerprint") : null, (int) r.number(g, "length"),
                             r.number(g, "since")));
                 }
-                r.object(fs, "apiKeyHandles").fields().forEachRemaining(e -> apiKeyHandles.put(Long.parseLong(e.getKey()),
-                        e.getValue().asLong()));
+                var hit = r.object(fs, "apiKeyHandles").fields();
+                while (hit.hasNext()) {
+                    var e = hit.next();
+                    apiKeyHandles.put(Long.parseLong(e.getKey()), new KeyFs.ApiKeyHandle(r.number(e.getValue(), "node"),
+                            r.text(e.getValue(), "fingerprint")));
+                }
             }
             KeyFs.State state = new KeyFs.State(r.number(fs, "mountTime"), keyIndex, r.number(fs, "nextKeyIndex"),
                     slots, r.number(fs, "nextWorkloadSlot"), files, dirs, r.number(fs, "nextHandle"), generations,

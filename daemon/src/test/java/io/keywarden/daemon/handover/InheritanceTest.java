@@ -47,7 +47,7 @@ class InheritanceTest {
                 Map.of(7L, Secret.copyOf(KEY.getBytes(StandardCharsets.UTF_8))),
                 Map.of(8L, List.of(new DirentList.Entry(1, ".", DirentList.DT_DIR))), 9,
                 Map.of(1099511627793L, new KeyFs.Generation(5, "sha256:0123456789abcdef", 20, 1764540000000L), 1099511627794L,
-                        new KeyFs.Generation(2, null, -1, 0)), Map.of(7L, 1099511627793L));
+                        new KeyFs.Generation(2, null, -1, 0)), Map.of(7L, new KeyFs.ApiKeyHandle(1099511627793L, "sha256:0123456789abcdef")));
         return new Inheritance(100, "0.1.0", Path.of("/run/keywarden"), new FuseSession.Handoff(5, 41, true, 77), fs,
                 List.of(slot), Map.of("bao", "{\"tokenOfLease\":{\"lease/1\":\"hvs.SECRET\"}}".getBytes(StandardCharsets.UTF_8)),
                 List.of(PENDING));
@@ -77,7 +77,8 @@ class InheritanceTest {
         assertEquals(KEY, new String(in.keyFs().openFiles().get(7L).toByteArray(), StandardCharsets.UTF_8));
         assertEquals(Map.of(1099511627793L, new KeyFs.Generation(5, "sha256:0123456789abcdef", 20, 1764540000000L), 1099511627794L,
                 new KeyFs.Generation(2, null, -1, 0)), in.keyFs().generations(), "api_key generations (format 4)");
-        assertEquals(Map.of(7L, 1099511627793L), in.keyFs().apiKeyHandles());
+        assertEquals(Map.of(7L, new KeyFs.ApiKeyHandle(1099511627793L, "sha256:0123456789abcdef")),
+                in.keyFs().apiKeyHandles());
         assertEquals(".", in.keyFs().openDirs().get(8L).get(0).name());
         HandedSlot s = in.leases().get(0);
         assertEquals("spiffe://example.org/agent", s.spiffeId());
