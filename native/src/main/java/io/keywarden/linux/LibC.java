@@ -17,6 +17,7 @@ public final class LibC {
     public static final int O_TRUNC = 01000;
     public static final int O_NOFOLLOW = 0400000;
     public static final int O_CLOEXEC = 02000000;
+    public static final int O_DIRECTORY = 0200000;
 
     public static final long MS_NOSUID = 2;
     public static final long MS_NODEV = 4;
@@ -63,6 +64,15 @@ public final class LibC {
     public static native int kill(int pid, int sig);
 
     public static native long readlink(String path, Pointer buf, long size);
+
+    /** openat(2) with a NUL-terminated path in native memory (no Java string per call). */
+    public static native int openat(int dirfd, Pointer path, int flags, int mode);
+
+    /** readlinkat(2) with a NUL-terminated path in native memory. */
+    public static native long readlinkat(int dirfd, Pointer path, Pointer buf, long size);
+
+    /** getdents64(2) (glibc 2.30 and later): struct linux_dirent64 records into {@code buf}. */
+    public static native long getdents64(int fd, Pointer buf, long count);
 
     /** Pins the calling thread when {@code pid} is 0. {@code mask} is a cpu_set_t of {@code size} bytes. */
     public static native int sched_setaffinity(int pid, long size, long[] mask);

@@ -110,19 +110,11 @@ public final class PeerLookup {
         String target = "socket:[" + inode + "]";
         String root = proc.toString();
         List<Holder> out = new ArrayList<>(2);
-        String[] pids = proc.toFile().list();
-        if (pids == null) {
-            return out;
-        }
-        for (String name : pids) {
-            if (!isPid(name)) {
-                continue;
-            }
-            int pid = Integer.parseInt(name);
+        // The pass over every descriptor, in native buffers (FdScan); then each process seen holding
+        // it is read again, with its start time, the slow and careful way.
+        for (int pid : io.keywarden.linux.FdScan.holders(root, target)) {
+            String name = Integer.toString(pid);
             String fdDir = root + "/" + name + "/fd";
-            if (!holdsFd(fdDir, target)) {
-                continue;
-            }
             try {
                 // The process seen holding it is the one with this start time: it still holds it after
                 // the start time was read, and the start time is unchanged after that.
@@ -130,7 +122,7 @@ public final class PeerLookup {
                 Path dir = proc.resolve(name);
                 Optional<Integer> uid = uidOf(dir);
                 Optional<Integer> gid = gid(dir);
-                if (holdsFd(fdDir, target) && uid.isPresent() && gid.isPresent()
+                if (uid.isPresent() && gid.isPresent() && holdsFd(fdDir, target)
                         && io.keywarden.attestation.ProcAttestor.startTimeOf(root, pid) == start) {
                     out.add(new Holder(pid, start, uid.get(), gid.get()));
                 }

@@ -58,4 +58,41 @@ class PeerLookupTest {
                     "no such socket: nothing");
         }
     }
+
+    /** A socket inherited over fork is held by both processes; the scan finds each, and only them. */
+    @Test
+    void everyProcessHoldingASocketIsFoundAndNoOther() throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue(java.nio.file.Files.isExecutable(Path.of("/usr/bin/python3")));
+        Process p = new ProcessBuilder("/usr/bin/python3", "-c", """
+                import os, socket, sys, time
+                a, b = socket.socketpair()
+                pid = os.fork()
+                if pid == 0:
+                    time.sleep(60)
+                    os._exit(0)
+                print(os.fstat(a.fileno()).st_ino, pid, flush=True)
+                sys.stdin.readline()
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                print("reaped", flush=True)
+                sys.stdin.readline()
+                """).start();
+        try (var out = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream()));
+             var in = new java.io.PrintWriter(p.getOutputStream(), true)) {
+            String[] first = out.readLine().split(" ");
+            long inode = Long.parseLong(first[0]);
+            long child = Long.parseLong(first[1]);
+            List<Long> holders = PeerLookup.system().holdersOf(inode).stream().map(h -> (long) h.pid()).sorted().toList();
+            assertEquals(java.util.stream.Stream.of(p.pid(), child).sorted().toList(), holders);
+            assertTrue(PeerLookup.system().holdersOf(inode).stream().allMatch(h -> h.startTime() > 0));
+            in.println();
+            assertEquals("reaped", out.readLine());
+            assertEquals(List.of(p.pid()), PeerLookup.system().holdersOf(inode).stream().map(h -> (long) h.pid()).toList());
+            assertEquals(List.of(), PeerLookup.system().holdersOf(inode + 1_000_000_000L), "nobody holds another inode");
+            in.println();
+        } finally {
+            p.destroyForcibly();
+            p.waitFor();
+        }
+    }
 }
