@@ -8,9 +8,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.keywarden.daemon.lifecycle.ManualClock;
 import io.keywarden.delivery.IssuedKey;
 import io.keywarden.delivery.KeyFs;
-import io.keywarden.fuse.FuseOperations;
 import io.keywarden.fuse.FuseSession;
 import io.keywarden.policy.PolicyLoader;
+import io.keywarden.tests.support.FuseCalls;
 import io.keywarden.tests.support.MemoryKeySource;
 import io.keywarden.tests.support.Proc;
 import io.keywarden.tests.support.RecordingListener;
@@ -24,9 +24,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -59,7 +56,7 @@ class KeyFsPageCacheIT {
     MemoryKeySource keys;
     ManualClock clock;
     KeyFs fs;
-    final Map<String, AtomicInteger> calls = new ConcurrentHashMap<>();
+    FuseCalls calls;
 
     static IssuedKey key(String secret, Instant expires) {
         return new IssuedKey(secret.getBytes(StandardCharsets.UTF_8), expires, "lease-" + secret.hashCode());
@@ -75,18 +72,9 @@ class KeyFsPageCacheIT {
         keys.set("bob", "openai", key("sk-bob-0002", exp));
         fs = TestKeyFs.of(PolicyLoader.parse(POLICY, "policy.yaml"), keys, new RecordingListener(), clock,
                 Duration.ofSeconds(3));
-        // Every FUSE operation the kernel asks, counted by name, then handed to KeyFS.
-        FuseOperations counted = (FuseOperations) java.lang.reflect.Proxy.newProxyInstance(
-                FuseOperations.class.getClassLoader(), new Class<?>[] {FuseOperations.class}, (proxy, m, args) -> {
-                    calls.computeIfAbsent(m.getName(), n -> new AtomicInteger()).incrementAndGet();
-                    try {
-                        return m.invoke(fs, args);
-                    } catch (java.lang.reflect.InvocationTargetException e) {
-                        throw e.getCause();
-                    }
-                });
+        calls = new FuseCalls(fs);
         mnt = Files.createTempDirectory("kw-pagecache-");
-        session = FuseSession.mount(mnt, counted, FuseSession.Options.defaults("keywarden"));
+        session = FuseSession.mount(mnt, calls.operations(), FuseSession.Options.defaults("keywarden"));
         fs.attach(session);
     }
 
@@ -101,8 +89,7 @@ class KeyFsPageCacheIT {
     }
 
     int count(String op) {
-        AtomicInteger n = calls.get(op);
-        return n == null ? 0 : n.get();
+        return calls.count(op);
     }
 
     String api() {
