@@ -22,7 +22,6 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
@@ -69,7 +68,8 @@ class KeyFsConcurrencyIT {
         KeyFs fs = TestKeyFs.of(policy, keys,
                 AccessListener.NONE, Clock.systemUTC(), Duration.ofSeconds(5));
         Path mnt = Files.createTempDirectory("kw-conc-");
-        AtomicBoolean stop = new AtomicBoolean();
+        java.util.concurrent.ScheduledExecutorService swapper = java.util.concurrent.Executors
+                .newSingleThreadScheduledExecutor();
         AtomicInteger swaps = new AtomicInteger();
         io.keywarden.tests.support.FuseCalls calls = new io.keywarden.tests.support.FuseCalls(fs);
         try (FuseSession s = FuseSession.mount(mnt, calls.operations(), FuseSession.Options.defaults("keywarden"))) {
@@ -85,34 +85,26 @@ class KeyFsConcurrencyIT {
                         () -> "KeyFS's wait for the page cache");
             }
             int readsBefore = calls.count("read");
-            Thread swapper = new Thread(() -> {
-                while (!stop.get()) {
-                    for (String w : new String[] {"alice", "bob"}) {
-                        io.keywarden.delivery.IssuedKey k = TestKeys.issued(TestKeys.random("sk-" + w + "-", LENGTH), exp);
-                        keys.set(w, "openai", k);
-                        if (announced) {   // as the lease manager: the slot's new key, then the event
-                            fs.keyIssued(w, "openai", k);
-                        }
-                    }
-                    swaps.incrementAndGet();
-                    try {
-                        Thread.sleep(everyMillis);
-                    } catch (InterruptedException e) {
-                        return;
+            // The swaps, paced by a timer (one alice-and-bob swap per period).
+            Runnable swap = () -> {
+                for (String w : new String[] {"alice", "bob"}) {
+                    io.keywarden.delivery.IssuedKey k = TestKeys.issued(TestKeys.random("sk-" + w + "-", LENGTH), exp);
+                    keys.set(w, "openai", k);
+                    if (announced) {   // as the lease manager: the slot's new key, then the event
+                        fs.keyIssued(w, "openai", k);
                     }
                 }
-            });
+                swaps.incrementAndGet();
+            };
             if (everyMillis > 0) {
-                swapper.start();
+                swapper.scheduleAtFixedRate(swap, 0, everyMillis, java.util.concurrent.TimeUnit.MILLISECONDS);
             }
             var alice = CompletableFuture.supplyAsync(() -> KwRead.run(1001, null, file, 8, 1250, "sk-alice-", LENGTH));
             var bob = CompletableFuture.supplyAsync(() -> KwRead.run(1002, null, file, 8, 1250, "sk-bob-", LENGTH));
             KwRead.Stats a = alice.get();
             KwRead.Stats b = bob.get();
-            stop.set(true);
-            if (everyMillis > 0) {
-                swapper.join();
-            }
+            swapper.shutdownNow();
+            swapper.awaitTermination(10, java.util.concurrent.TimeUnit.SECONDS);
             int reads = calls.count("read") - readsBefore;
             System.out.printf("concurrency (%s): alice %s%n             bob   %s%n"
                     + "             key swaps during the run: %d; READs asked of the daemon: %d for 20,000 opens%n",
@@ -128,7 +120,7 @@ class KeyFsConcurrencyIT {
                     + fs.openHandles());
             return new KwRead.Stats[] {a, b};
         } finally {
-            stop.set(true);
+            swapper.shutdownNow();
             Files.deleteIfExists(mnt);
         }
     }

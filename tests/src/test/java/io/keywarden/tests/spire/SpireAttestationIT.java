@@ -161,6 +161,28 @@ class SpireAttestationIT {
         assertEquals(1, agent.calls.get(), "the SVID from attestation is reused while fresh");
     }
 
+    /**
+     * With SPIRE every workload refuses a traced caller (its identity may rest on the executable):
+     * a process of alice's uid run under a tracer, first and cached.
+     */
+    @Test
+    void aTracedProcessIsRefusedWhateverItsEntry() throws Exception {
+        Process tracer = new ProcessBuilder("setpriv", "--reuid=1001", "--regid=1001", "--clear-groups",
+                io.keywarden.tests.support.CProgram.binary("kwtraced").toString(), "/usr/bin/sleep", "60").start();
+        processes.add(tracer);
+        Path children = Path.of("/proc", Long.toString(tracer.pid()), "task", Long.toString(tracer.pid()), "children");
+        io.keywarden.testing.Await.until(java.time.Duration.ofSeconds(10), () -> {
+            String c = Files.exists(children) ? Files.readString(children).trim() : "";
+            return !c.isEmpty() && Files.readString(Path.of("/proc", c, "status")).contains("TracerPid:\t" + tracer.pid());
+        }, () -> "kwtraced never ran its traced child");
+        int traced = Integer.parseInt(Files.readString(children).trim());
+        for (int i = 0; i < 2; i++) {
+            Attestation.Unidentified u = assertInstanceOf(Attestation.Unidentified.class, attest(traced, 1001));
+            assertTrue(u.reason().contains("being traced by pid " + tracer.pid()), u.reason());
+        }
+        assertInstanceOf(Attestation.Identified.class, attest(spawn(1001), 1001), "the same uid untraced is alice");
+    }
+
     @Test
     void noEntryIsDenied() throws Exception {
         int pid = spawn(1002);
