@@ -31,35 +31,31 @@ final class AdminCall {
     /** {@link #send(Path, ObjectNode, String, String)} for a request and answer of flat fields ({@link AdminClient#callFlat}). */
     static java.util.Map<String, String> sendFlat(Path socket, java.util.Map<String, Object> req, String who,
                                                   String otherwise) {
-        if (!Files.exists(socket)) {
-            throw new RuntimeFailure(who + ": no daemon admin socket at " + socket
-                    + " (is keywarden running? --admin-socket PATH)" + otherwise);
-        }
-        try {
-            return AdminClient.callFlat(socket, req);
-        } catch (SocketException e) {
-            throw new RuntimeFailure(who + ": cannot reach the daemon at " + socket + ": " + e.getMessage()
-                    + (e.getMessage() != null && e.getMessage().contains("ermission") ? " (the admin socket is root's)" : ""));
-        } catch (IOException e) {
-            throw new RuntimeFailure(who + ": the daemon's answer could not be read: " + e.getMessage());
-        }
+        return call(socket, who, otherwise, () -> AdminClient.callFlat(socket, req));
     }
 
     /** The daemon's answer, refused or not; {@code who} prefixes errors, {@code otherwise} ends "no socket". */
     static JsonNode send(Path socket, ObjectNode req, String who, String otherwise) {
+        return call(socket, who, otherwise, () -> AdminClient.call(socket, req));
+    }
+
+    private interface Exchange<T> {
+        T run() throws IOException;
+    }
+
+    /** One exchange with the daemon, its failures said as a user can act on them. */
+    private static <T> T call(Path socket, String who, String otherwise, Exchange<T> exchange) {
         if (!Files.exists(socket)) {
             throw new RuntimeFailure(who + ": no daemon admin socket at " + socket
                     + " (is keywarden running? --admin-socket PATH)" + otherwise);
         }
-        JsonNode answer;
         try {
-            answer = AdminClient.call(socket, req);
+            return exchange.run();
         } catch (SocketException e) {
             throw new RuntimeFailure(who + ": cannot reach the daemon at " + socket + ": " + e.getMessage()
                     + (e.getMessage() != null && e.getMessage().contains("ermission") ? " (the admin socket is root's)" : ""));
         } catch (IOException e) {
             throw new RuntimeFailure(who + ": the daemon's answer could not be read: " + e.getMessage());
         }
-        return answer;
     }
 }
