@@ -20,6 +20,12 @@ public class InputProblem extends RuntimeException {
         this(List.of(line));
     }
 
+    /** With what caused it, for the log. */
+    public InputProblem(String line, Throwable cause) {
+        super(line, cause, false, false);
+        this.lines = List.of(line);
+    }
+
     public List<String> lines() {
         return lines;
     }

@@ -2,7 +2,7 @@ package io.keywarden.daemon.audit;
 
 import io.keywarden.attestation.Attestation;
 import io.keywarden.attestation.ProcessInfo;
-import io.keywarden.daemon.issuer.Lease;
+import io.keywarden.issuer.Lease;
 import io.keywarden.daemon.lifecycle.LeaseEvents;
 import io.keywarden.daemon.ops.Metrics;
 import io.keywarden.daemon.ops.Readiness;

@@ -110,7 +110,7 @@ final class DevCommand implements Callable<Integer> {
         if (fuseTimeout.isNegative() || fuseTimeout.toSeconds() > 65535) {
             throw new UserError("keywarden dev: --request-timeout must be between 0s (none) and 65535s");
         }
-        java.util.Map<String, io.keywarden.daemon.config.IssuerSpec> real = null;
+        java.util.Map<String, io.keywarden.issuer.IssuerSpec> real = null;
         switch (issuers) {
             case "dev" -> {
             }

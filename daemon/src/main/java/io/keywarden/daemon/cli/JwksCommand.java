@@ -1,6 +1,6 @@
 package io.keywarden.daemon.cli;
 
-import io.keywarden.daemon.issuer.federation.ClientKeys;
+import io.keywarden.issuer.federation.okta.ClientKeys;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.FileAlreadyExistsException;

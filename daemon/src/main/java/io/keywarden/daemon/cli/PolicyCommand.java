@@ -1,7 +1,7 @@
 package io.keywarden.daemon.cli;
 
-import io.keywarden.daemon.config.IssuerSpec;
-import io.keywarden.daemon.issuer.IssuerRegistry;
+import io.keywarden.issuer.IssuerSpec;
+import io.keywarden.issuer.IssuerRegistry;
 import java.util.Map;
 import io.keywarden.policy.Durations;
 import io.keywarden.policy.KeySpec;
@@ -56,7 +56,7 @@ final class PolicyCommand implements Runnable {
                 throw new UserError("keywarden policy check: give --issuer or --config, not both");
             }
             Map<String, IssuerSpec> instances = config != null ? RunCommand.loadConfig(config).issuers()
-                    : "vault".equals(issuer) ? Map.of("vault", new IssuerSpec.Vault("vault", null, "vault"))
+                    : "vault".equals(issuer) ? Map.of("vault", new io.keywarden.issuer.vault.VaultType.Spec("vault", null, "vault"))
                     : null;
             Policy p = load(file);
             if (instances != null) {

@@ -8,7 +8,7 @@ import java.util.Optional;
 import picocli.CommandLine;
 import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.config.ConfigLoader;
-import io.keywarden.daemon.issuer.IssuerRegistry;
+import io.keywarden.issuer.IssuerRegistry;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.yaml.Problem;
 import io.keywarden.policy.yaml.ProblemsException;

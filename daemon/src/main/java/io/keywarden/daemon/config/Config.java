@@ -1,5 +1,6 @@
 package io.keywarden.daemon.config;
 
+import io.keywarden.issuer.IssuerSpec;
 import java.net.URI;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -187,17 +188,9 @@ public record Config(String node, Path policy, Identity identity, Map<String, Is
             this(url, auth, java.util.OptionalLong.empty());
         }
 
-        /** The provider an issuer type mints for, when the config names no upstream for the key. */
+        /** The provider an issuer type mints for ({@code IssuerType.defaultUpstream}), when the config names no upstream for the key. */
         public static Optional<Upstream> defaultFor(String issuerType) {
-            return switch (issuerType) {
-                case "vault", "dev", "openai-federation" -> Optional.of(new Upstream(URI.create("https://api.openai.com"),
-                        UpstreamAuth.BEARER));
-                case "anthropic-federation" -> Optional.of(new Upstream(URI.create("https://api.anthropic.com"),
-                        UpstreamAuth.BEARER));
-                case "openrouter-keys", "openrouter-federation" -> Optional.of(new Upstream(
-                        URI.create("https://openrouter.ai/api"), UpstreamAuth.BEARER));
-                default -> Optional.empty();
-            };
+            return io.keywarden.issuer.IssuerTypes.defaultUpstream(issuerType).map(u -> new Upstream(u, UpstreamAuth.BEARER));
         }
     }
 

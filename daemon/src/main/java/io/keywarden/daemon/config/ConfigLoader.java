@@ -1,5 +1,6 @@
 package io.keywarden.daemon.config;
 
+import io.keywarden.issuer.IssuerSpec;
 import io.keywarden.policy.Durations;
 import io.keywarden.policy.yaml.Location;
 import io.keywarden.policy.yaml.MappingReader;

@@ -6,7 +6,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.keywarden.attestation.CgroupInfo;
 import io.keywarden.attestation.ProcessInfo;
-import io.keywarden.daemon.issuer.Lease;
+import io.keywarden.issuer.Lease;
 import io.keywarden.daemon.lifecycle.LeaseManager.HandedSlot;
 import io.keywarden.delivery.IssuedKey;
 import io.keywarden.delivery.KeyFs;

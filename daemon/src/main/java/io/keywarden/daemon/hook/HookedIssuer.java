@@ -1,9 +1,9 @@
 package io.keywarden.daemon.hook;
 
 import io.keywarden.attestation.ProcessInfo;
-import io.keywarden.daemon.issuer.Issuer;
-import io.keywarden.daemon.issuer.IssuerException;
-import io.keywarden.daemon.issuer.Lease;
+import io.keywarden.issuer.Issuer;
+import io.keywarden.issuer.IssuerException;
+import io.keywarden.issuer.Lease;
 import io.keywarden.policy.KeySpec;
 import io.keywarden.policy.Workload;
 import java.util.concurrent.ExecutionException;
@@ -16,7 +16,7 @@ import java.util.concurrent.TimeoutException;
  * retried sooner than the lease core's back-off; nothing is issued. Runs on the issuer pool, so
  * waiting for OPA (bounded by the hook's timeout) never blocks a FUSE worker or an event loop.
  */
-public final class HookedIssuer extends io.keywarden.daemon.issuer.ForwardingIssuer {
+public final class HookedIssuer extends io.keywarden.issuer.ForwardingIssuer {
     private final PolicyHook hook;
     private final long waitMs;
 

@@ -1,6 +1,6 @@
 package io.keywarden.daemon.lifecycle;
 
-import io.keywarden.daemon.issuer.Lease;
+import io.keywarden.issuer.Lease;
 import io.keywarden.policy.Workload;
 
 /** What happens to leases, for the ledger, metrics and tmpfs delivery. Default: nothing. */

@@ -1,10 +1,10 @@
 package io.keywarden.daemon.lifecycle;
 
 import io.keywarden.attestation.ProcessInfo;
-import io.keywarden.daemon.issuer.Issuer;
-import io.keywarden.daemon.issuer.IssuerException;
-import io.keywarden.daemon.issuer.IssuerRegistry;
-import io.keywarden.daemon.issuer.Lease;
+import io.keywarden.issuer.Issuer;
+import io.keywarden.issuer.IssuerException;
+import io.keywarden.issuer.IssuerRegistry;
+import io.keywarden.issuer.Lease;
 import io.keywarden.delivery.IssuedKey;
 import io.keywarden.delivery.KeyBlockedException;
 import io.keywarden.delivery.KeySource;

@@ -1,6 +1,6 @@
 package io.keywarden.daemon.lifecycle;
 
-import io.keywarden.daemon.issuer.Lease;
+import io.keywarden.issuer.Lease;
 import java.time.Clock;
 import java.time.Instant;
 import java.util.ArrayList;

@@ -15,7 +15,7 @@ import java.util.function.ToDoubleFunction;
  * meter has HELP text; the counters an alert watches exist at zero from the start (per key, see
  * {@link #registerKey}), so {@code increase(...[5m]) > 0} sees the first error.
  */
-public final class Metrics {
+public final class Metrics implements io.keywarden.issuer.IssuerMetrics {
     /** Issuer latency buckets: a handful that tell a healthy issuer from a struggling one. */
     private static final Duration[] BUCKETS = {Duration.ofMillis(10), Duration.ofMillis(50), Duration.ofMillis(100),
         Duration.ofMillis(250), Duration.ofMillis(500), Duration.ofSeconds(1), Duration.ofMillis(2500),
@@ -142,9 +142,10 @@ public final class Metrics {
         accessCounter(workload == null ? "" : workload, key, decision).increment();
     }
 
-    public void issuerRequest(String issuer, String op, Duration took) {
+    @Override
+    public void issuerRequest(String issuer, Op op, Duration took) {
         Timer.builder("keywarden.issuer.request").description("Issuer requests (issue, revoke), by issuer and operation")
-                .tag("issuer", issuer).tag("op", op).serviceLevelObjectives(BUCKETS)
+                .tag("issuer", issuer).tag("op", op.label()).serviceLevelObjectives(BUCKETS)
                 .register(registry).record(took);
     }
 

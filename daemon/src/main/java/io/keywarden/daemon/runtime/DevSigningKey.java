@@ -2,7 +2,7 @@ package io.keywarden.daemon.runtime;
 
 import com.nimbusds.jose.jwk.ECKey;
 import io.keywarden.daemon.InputProblem;
-import io.keywarden.daemon.issuer.federation.ClientKeys;
+import io.keywarden.issuer.federation.okta.ClientKeys;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.FileAlreadyExistsException;

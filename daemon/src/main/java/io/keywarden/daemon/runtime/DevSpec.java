@@ -3,9 +3,9 @@ package io.keywarden.daemon.runtime;
 import io.keywarden.daemon.InputProblem;
 import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.config.HostPort;
-import io.keywarden.daemon.config.IssuerSpec;
+import io.keywarden.issuer.IssuerSpec;
 import io.keywarden.daemon.audit.Ledger;
-import io.keywarden.daemon.issuer.IssuerRegistry;
+import io.keywarden.issuer.IssuerRegistry;
 import io.keywarden.policy.KeySpec;
 import java.util.List;
 import io.keywarden.linux.LibC;
@@ -60,10 +60,10 @@ public final class DevSpec {
     public static Map<String, IssuerSpec> devIssuers(Policy policy, Duration ttl) {
         Map<String, IssuerSpec> out = new java.util.LinkedHashMap<>();
         for (KeySpec k : policy.keys().values()) {
-            k.issuer().ifPresent(name -> out.putIfAbsent(name, new IssuerSpec.Dev(name, ttl)));
+            k.issuer().ifPresent(name -> out.putIfAbsent(name, new io.keywarden.issuer.dev.DevType.Spec(name, ttl)));
         }
         if (out.isEmpty()) {
-            out.put("dev", new IssuerSpec.Dev("dev", ttl));
+            out.put("dev", new io.keywarden.issuer.dev.DevType.Spec("dev", ttl));
         }
         return out;
     }

@@ -16,9 +16,9 @@ import io.keywarden.daemon.audit.Ledger;
 import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.handover.HandoverServer;
 import io.keywarden.daemon.handover.Inheritance;
-import io.keywarden.daemon.issuer.Issuer;
-import io.keywarden.daemon.issuer.IssuerRegistry;
-import io.keywarden.daemon.issuer.Lease;
+import io.keywarden.issuer.Issuer;
+import io.keywarden.issuer.IssuerRegistry;
+import io.keywarden.issuer.Lease;
 import io.keywarden.daemon.lifecycle.KillSwitch;
 import io.keywarden.daemon.lifecycle.LeaseEvents;
 import io.keywarden.daemon.lifecycle.LeaseManager;
@@ -170,23 +170,19 @@ public final class KeywardenRuntime implements AutoCloseable {
                 .setWorkerPoolSize(4));
         io.vertx.core.Vertx v = vertx;
         components.add("vertx", () -> v.close().await(5, java.util.concurrent.TimeUnit.SECONDS));
-        var clientKeys = IssuerFactory.clientKeys(s.issuers(), clock);
+        hook = s.extensions().policyHook().map(h -> new io.keywarden.daemon.hook.PolicyHook(vertx.createHttpClient(), h))
+                .orElse(null);
+        IssuerRegistry issuers = IssuerFactory.build(s.issuers(), identity, clock, metrics, hook,
+                s.extensions().policyHook().map(Config.PolicyHook::timeout).orElse(Duration.ZERO));
+        issuerRegistry = issuers;
         Map<String, java.util.function.Supplier<String>> documents = new java.util.LinkedHashMap<>();
-        if (!clientKeys.isEmpty()) {
-            // The public keys client assertions are signed with (private_key_jwt, e.g. Okta), by kid.
-            String jwks = io.keywarden.daemon.issuer.federation.ClientKeys.jwksJson(clientKeys.values());
-            documents.put(io.keywarden.daemon.issuer.federation.ClientKeys.PATH, () -> jwks);
-        }
+        // The public keys client assertions are signed with (private_key_jwt, e.g. Okta), by kid.
+        issuers.clientJwks().ifPresent(jwks -> documents.put(IssuerRegistry.CLIENT_JWKS_PATH, () -> jwks));
         if (devSigner != null) {
             documents.put("/.well-known/openid-configuration", devSigner::openidConfigurationJson);
             documents.put("/.well-known/jwks.json", devSigner::jwksJson);
         }
         components.add("ops", OpsServer.start(vertx, s.listen().host(), s.listen().port(), readiness, metrics, documents));
-        hook = s.extensions().policyHook().map(h -> new io.keywarden.daemon.hook.PolicyHook(vertx.createHttpClient(), h))
-                .orElse(null);
-        IssuerRegistry issuers = IssuerFactory.build(s.issuers(), identity, clock, metrics, clientKeys, hook,
-                s.extensions().policyHook().map(Config.PolicyHook::timeout).orElse(Duration.ZERO));
-        issuerRegistry = issuers;
         if (inherited != null) {
             for (Map.Entry<String, byte[]> e : inherited.issuerState().entrySet()) {
                 java.util.Optional<Issuer> i = issuers.named(e.getKey());
@@ -197,8 +193,8 @@ public final class KeywardenRuntime implements AutoCloseable {
                         LOG.warn("issuer {} of the daemon that handed over is not configured here: its leases are left"
                                 + " to expire", e.getKey());
                     }
-                } catch (io.keywarden.daemon.issuer.IssuerException x) {
-                    throw new IOException(x.getMessage());
+                } catch (io.keywarden.issuer.IssuerException x) {
+                    throw new IOException(x.getMessage(), x);
                 } finally {
                     java.util.Arrays.fill(e.getValue(), (byte) 0);
                 }
@@ -577,7 +573,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         }
         try {
             return Config.Upstream.defaultFor(issuers.forKey(key).type());
-        } catch (io.keywarden.daemon.issuer.IssuerException e) {
+        } catch (io.keywarden.issuer.IssuerException e) {
             return java.util.Optional.empty();
         }
     }
@@ -694,7 +690,7 @@ public final class KeywardenRuntime implements AutoCloseable {
     private String issuerNameOf(io.keywarden.policy.KeySpec key) {
         try {
             return issuerRegistry == null ? "" : issuerRegistry.forKey(key).name();
-        } catch (io.keywarden.daemon.issuer.IssuerException e) {
+        } catch (io.keywarden.issuer.IssuerException e) {
             return "";
         }
     }

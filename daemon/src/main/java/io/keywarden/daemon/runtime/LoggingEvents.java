@@ -1,6 +1,6 @@
 package io.keywarden.daemon.runtime;
 
-import io.keywarden.daemon.issuer.Lease;
+import io.keywarden.issuer.Lease;
 import io.keywarden.daemon.lifecycle.LeaseEvents;
 import io.keywarden.policy.Workload;
 import org.slf4j.Logger;

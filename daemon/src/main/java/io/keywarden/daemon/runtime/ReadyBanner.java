@@ -1,7 +1,7 @@
 package io.keywarden.daemon.runtime;
 
 import io.keywarden.daemon.config.Config;
-import io.keywarden.daemon.config.IssuerSpec;
+import io.keywarden.issuer.IssuerSpec;
 import io.keywarden.policy.Durations;
 import io.keywarden.policy.Selector;
 import io.keywarden.policy.Workload;
@@ -45,13 +45,13 @@ final class ReadyBanner {
     static String issuers(Spec s) {
         if (s.issuers().size() == 1) {
             IssuerSpec only = s.issuers().values().iterator().next();
-            return only instanceof IssuerSpec.Dev d ? "dev issuer, key TTL " + Durations.format(d.ttl())
+            return only instanceof io.keywarden.issuer.dev.DevType.Spec d ? "dev issuer, key TTL " + Durations.format(d.ttl())
                     : only.type() + " issuer";
         }
         StringBuilder b = new StringBuilder("issuers ");
         for (IssuerSpec i : s.issuers().values()) {
             b.append(b.length() > 8 ? ", " : "").append(i.name()).append(" (").append(i.type())
-                    .append(i instanceof IssuerSpec.Dev d ? ", key TTL " + Durations.format(d.ttl()) : "").append(')');
+                    .append(i instanceof io.keywarden.issuer.dev.DevType.Spec d ? ", key TTL " + Durations.format(d.ttl()) : "").append(')');
         }
         return b.toString();
     }

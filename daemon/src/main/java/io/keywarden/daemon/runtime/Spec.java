@@ -3,7 +3,7 @@ package io.keywarden.daemon.runtime;
 import io.keywarden.daemon.audit.Ledger;
 import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.config.HostPort;
-import io.keywarden.daemon.config.IssuerSpec;
+import io.keywarden.issuer.IssuerSpec;
 import io.keywarden.policy.Policy;
 import java.nio.file.Path;
 import java.time.Duration;

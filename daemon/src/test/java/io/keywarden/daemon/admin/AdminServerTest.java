@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.keywarden.daemon.issuer.DevIssuer;
+import io.keywarden.issuer.dev.DevIssuer;
 import io.keywarden.daemon.lifecycle.LeaseEvents;
 import io.keywarden.daemon.lifecycle.LeaseManager;
 import io.keywarden.daemon.lifecycle.SystemScheduler;

@@ -32,7 +32,7 @@ class ConfigLoaderTest {
         assertEquals("node-a", c.node());
         assertEquals(Config.IdentityProvider.SPIRE, c.identity().provider());
         assertEquals(Path.of("/run/spire/admin/admin.sock"), c.identity().spireAdminSocket());
-        IssuerSpec.Vault bao = (IssuerSpec.Vault) c.issuers().get("bao");
+        io.keywarden.issuer.vault.VaultType.Spec bao = (io.keywarden.issuer.vault.VaultType.Spec) c.issuers().get("bao");
         assertEquals("https://openbao.example:8200", bao.connection().address().toString());
         assertEquals(Duration.ofSeconds(10), bao.connection().timeout());
         assertEquals("vault", bao.audience());
@@ -223,11 +223,11 @@ class ConfigLoaderTest {
                 tuning: {fuseWorkers: 2, openTimeout: 3s}
                 """), Map.of());
         assertEquals(List.of("bao", "bao2", "scratch"), List.copyOf(c.issuers().keySet()));
-        IssuerSpec.Vault bao = (IssuerSpec.Vault) c.issuers().get("bao");
+        io.keywarden.issuer.vault.VaultType.Spec bao = (io.keywarden.issuer.vault.VaultType.Spec) c.issuers().get("bao");
         assertEquals("kw", bao.audience(), "an instance's audience defaults to identity.audience");
         assertEquals("auth-x/jwt", bao.connection().authMount());
-        assertEquals("other", ((IssuerSpec.Vault) c.issuers().get("bao2")).audience());
-        assertEquals(Duration.ofSeconds(90), ((IssuerSpec.Dev) c.issuers().get("scratch")).ttl());
+        assertEquals("other", ((io.keywarden.issuer.vault.VaultType.Spec) c.issuers().get("bao2")).audience());
+        assertEquals(Duration.ofSeconds(90), ((io.keywarden.issuer.dev.DevType.Spec) c.issuers().get("scratch")).ttl());
         assertEquals(2, c.tuning().fuseWorkers());
         assertEquals(Duration.ofSeconds(3), c.tuning().openTimeout());
         assertEquals(Config.Tuning.DEFAULT.issuerThreads(), c.tuning().issuerThreads());

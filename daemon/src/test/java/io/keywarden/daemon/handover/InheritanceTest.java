@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.keywarden.attestation.CgroupInfo;
 import io.keywarden.attestation.ProcessInfo;
-import io.keywarden.daemon.issuer.Lease;
+import io.keywarden.issuer.Lease;
 import io.keywarden.daemon.lifecycle.LeaseManager.HandedSlot;
 import io.keywarden.delivery.IssuedKey;
 import io.keywarden.delivery.KeyFs;

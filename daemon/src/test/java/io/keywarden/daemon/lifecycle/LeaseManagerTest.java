@@ -297,7 +297,7 @@ class LeaseManagerTest {
         List<String> failures = new java.util.concurrent.CopyOnWriteArrayList<>();
         leases = recordingWith(new LeaseEvents() {
             @Override
-            public void revokeFailed(Workload w, String key, io.keywarden.daemon.issuer.Lease lease, String error,
+            public void revokeFailed(Workload w, String key, io.keywarden.issuer.Lease lease, String error,
                                      int attempt, Instant retryAt) {
                 failures.add(lease.leaseId() + " #" + attempt + " " + (retryAt == null ? "last" : "again at " + retryAt));
             }
@@ -328,7 +328,7 @@ class LeaseManagerTest {
         issuer.ttl = java.time.Duration.ofSeconds(5);
         leases = recordingWith(new LeaseEvents() {
             @Override
-            public void revokeFailed(Workload w, String key, io.keywarden.daemon.issuer.Lease lease, String error,
+            public void revokeFailed(Workload w, String key, io.keywarden.issuer.Lease lease, String error,
                                      int attempt, Instant retryAt) {
                 failures.add("#" + attempt + " " + (retryAt == null ? "last" : "again"));
             }
@@ -352,7 +352,7 @@ class LeaseManagerTest {
         List<String> revoked = new java.util.concurrent.CopyOnWriteArrayList<>();
         leases = recordingWith(new LeaseEvents() {
             @Override
-            public void revoked(Workload w, String key, io.keywarden.daemon.issuer.Lease lease, RevokeReason code,
+            public void revoked(Workload w, String key, io.keywarden.issuer.Lease lease, RevokeReason code,
                                 String reason) {
                 revoked.add(w.name() + " " + lease.leaseId() + " " + lease.key().fingerprint() + " " + code + " " + reason);
             }

@@ -1,9 +1,9 @@
 package io.keywarden.daemon.lifecycle;
 
 import io.keywarden.attestation.ProcessInfo;
-import io.keywarden.daemon.issuer.Issuer;
-import io.keywarden.daemon.issuer.IssuerException;
-import io.keywarden.daemon.issuer.Lease;
+import io.keywarden.issuer.Issuer;
+import io.keywarden.issuer.IssuerException;
+import io.keywarden.issuer.Lease;
 import io.keywarden.delivery.IssuedKey;
 import io.keywarden.policy.KeySpec;
 import io.keywarden.policy.Workload;

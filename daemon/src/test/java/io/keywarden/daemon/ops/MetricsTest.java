@@ -13,7 +13,7 @@ class MetricsTest {
     void everyMeterHasHelpAndTheAlertedCountersStartAtZero() {
         Metrics m = new Metrics();
         m.registerKey("openai", "bao");
-        m.issuerRequest("vault", "issue", Duration.ofMillis(30));
+        m.issuerRequest("vault", io.keywarden.issuer.IssuerMetrics.Op.ISSUE, Duration.ofMillis(30));
         m.revoked("openai", io.keywarden.daemon.lifecycle.RevokeReason.OPERATOR.label());
         m.buildInfo("1.2.3", "0123456789ab");
         m.readiness(() -> true);

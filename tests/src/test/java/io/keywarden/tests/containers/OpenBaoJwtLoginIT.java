@@ -11,8 +11,8 @@ import io.keywarden.attestation.SelectorAttestor;
 import io.keywarden.attestation.dev.DevIdentityProvider;
 import io.keywarden.attestation.dev.JwtSigner;
 import io.keywarden.daemon.config.Config;
-import io.keywarden.daemon.issuer.IssuerException;
-import io.keywarden.daemon.issuer.VaultIssuer;
+import io.keywarden.issuer.IssuerException;
+import io.keywarden.issuer.vault.VaultIssuer;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.PolicyLoader;
 import java.net.InetSocketAddress;
@@ -92,7 +92,7 @@ class OpenBaoJwtLoginIT {
                     "bound_subject=spiffe://example.org/someone-else", "token_ttl=10m");
 
             Policy policy = PolicyLoader.parse(POLICY, "p.yaml");
-            Config.Vault cfg = new Config.Vault(URI.create(address), "", "jwt", Optional.empty(),
+            io.keywarden.issuer.vault.VaultConnection cfg = new io.keywarden.issuer.vault.VaultConnection(URI.create(address), "", "jwt", Optional.empty(),
                     Duration.ofSeconds(10));
             VaultIssuer vault = new VaultIssuer(cfg, new DevIdentityProvider(new SelectorAttestor(ProcAttestor.system(),
                     () -> policy), signer, Clock.systemUTC()), Clock.systemUTC());

@@ -29,7 +29,7 @@ class AlertsAndDashboardTest {
         m.tokens("reviewer", "openai", "gpt-4.1-mini", 1, 1);
         m.gatewayRequest("reviewer", "openai", "ok");
         m.breach("reviewer", "anomaly");
-        m.issuerRequest("dev", "issue", Duration.ofMillis(5));
+        m.issuerRequest("dev", io.keywarden.issuer.IssuerMetrics.Op.ISSUE, Duration.ofMillis(5));
         m.leaseGauges("openai", new Object(), o -> 1, o -> 60);
         m.unrevokedGauge(new Object(), o -> 0);
         m.revoked("openai", io.keywarden.daemon.lifecycle.RevokeReason.GUARD.label());

@@ -208,7 +208,7 @@ class ComposeStackTest {
         // keywarden's config and policy: files mounted where the config says, Vault is the openbao service.
         assertEquals("./keywarden.yaml", mounts("keywarden").get("/etc/keywarden/config.yaml"));
         assertEquals("./policy.yaml", mounts("keywarden").get(kw.policy().toString()));
-        assertEquals("openbao", ((io.keywarden.daemon.config.IssuerSpec.Vault) kw.issuers().values().iterator().next())
+        assertEquals("openbao", ((io.keywarden.issuer.vault.VaultType.Spec) kw.issuers().values().iterator().next())
                 .connection().address().getHost());
         assertEquals("keywarden-ledger", mounts("keywarden").get(kw.audit().file().getParent().toString()));
         Policy policy = PolicyLoader.load(COMPOSE.resolve("policy.yaml"));

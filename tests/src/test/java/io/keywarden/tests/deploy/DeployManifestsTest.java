@@ -206,10 +206,10 @@ class DeployManifestsTest {
                 }
             }
             assertTrue(k8sPolicy != null && k8sConfig != null, "the ConfigMap carries config.yaml and policy.yaml");
-            assertEquals(List.of(), io.keywarden.daemon.issuer.IssuerRegistry.check(k8sConfig.issuers(), k8sPolicy));
+            assertEquals(List.of(), io.keywarden.issuer.IssuerRegistry.check(k8sConfig.issuers(), k8sPolicy));
             Config compose = ConfigLoader.load(DEPLOY.resolve("compose/keywarden.yaml"), Map.of());
             assertEquals(List.of("vault"), compose.issuers().values().stream().map(i -> i.type()).toList());
-            assertEquals(List.of(), io.keywarden.daemon.issuer.IssuerRegistry.check(compose.issuers(),
+            assertEquals(List.of(), io.keywarden.issuer.IssuerRegistry.check(compose.issuers(),
                     PolicyLoader.load(DEPLOY.resolve("compose/policy.yaml"))));
         } finally {
             Proc.run("rm", "-rf", tmp.toString());

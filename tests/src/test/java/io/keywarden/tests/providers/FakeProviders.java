@@ -576,7 +576,7 @@ public final class FakeProviders implements AutoCloseable {
                 Instant.parse(session[3]).plusSeconds(1))) {
             return null;
         }
-        String again = io.keywarden.daemon.issuer.federation.SigV4.presignQuery("POST", "bedrock.amazonaws.com", "/",
+        String again = io.keywarden.issuer.federation.aws.SigV4.presignQuery("POST", "bedrock.amazonaws.com", "/",
                 Map.of("Action", "CallWithBearerToken"), parts[0], session[0].getBytes(StandardCharsets.US_ASCII), session[1],
                 parts[2], "bedrock", signed, expires);
         String sig = again.substring(again.indexOf("X-Amz-Signature=") + 16);

@@ -10,9 +10,9 @@ import io.keywarden.attestation.SelectorAttestor;
 import io.keywarden.attestation.dev.DevIdentityProvider;
 import io.keywarden.attestation.dev.JwtSigner;
 import io.keywarden.daemon.config.Config;
-import io.keywarden.daemon.issuer.IssuerException;
-import io.keywarden.daemon.issuer.Lease;
-import io.keywarden.daemon.issuer.VaultIssuer;
+import io.keywarden.issuer.IssuerException;
+import io.keywarden.issuer.Lease;
+import io.keywarden.issuer.vault.VaultIssuer;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.PolicyLoader;
 import io.keywarden.policy.Workload;
@@ -57,7 +57,7 @@ class VaultIssuerIT {
     }
 
     VaultIssuer issuer(Duration timeout) throws Exception {
-        Config.Vault cfg = new Config.Vault(URI.create(vault.address()), "", "jwt", Optional.empty(), timeout);
+        io.keywarden.issuer.vault.VaultConnection cfg = new io.keywarden.issuer.vault.VaultConnection(URI.create(vault.address()), "", "jwt", Optional.empty(), timeout);
         return new VaultIssuer(cfg, new DevIdentityProvider(new SelectorAttestor(ProcAttestor.system(), () -> policy), signer, Clock.systemUTC()),
                 Clock.systemUTC());
     }
