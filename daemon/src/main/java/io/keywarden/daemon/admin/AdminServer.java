@@ -56,7 +56,7 @@ public final class AdminServer implements AutoCloseable {
     private final LeaseManager leases;
     private final Supplier<Policy> policy;
     private final Map<String, String> info;
-    private final Blocks blocks;
+    private final io.keywarden.daemon.blocks.BlockList blocks;
     private final Recorder recorder;
     private volatile NetServer server;
 
@@ -130,7 +130,7 @@ public final class AdminServer implements AutoCloseable {
     }
 
     private AdminServer(Vertx vertx, Path socket, LeaseManager leases, Supplier<Policy> policy, Map<String, String> info,
-                        Blocks blocks, Recorder recorder) {
+                        io.keywarden.daemon.blocks.BlockList blocks, Recorder recorder) {
         this.vertx = vertx;
         this.socket = socket;
         this.leases = leases;
@@ -141,7 +141,7 @@ public final class AdminServer implements AutoCloseable {
     }
 
     public static AdminServer start(Vertx vertx, Path socket, LeaseManager leases, Supplier<Policy> policy,
-                                    Map<String, String> info, Blocks blocks, Recorder recorder) throws IOException {
+                                    Map<String, String> info, io.keywarden.daemon.blocks.BlockList blocks, Recorder recorder) throws IOException {
         io.keywarden.linux.SafePaths.directory(socket.toAbsolutePath().getParent(), io.keywarden.linux.SafePaths.PRIVATE,
                 "the admin socket " + socket);
         AdminServer s = new AdminServer(vertx, socket, leases, policy, info, blocks, recorder);
@@ -395,12 +395,10 @@ public final class AdminServer implements AutoCloseable {
         // Taking access away is never held back by the ledger: record, and act even if recording failed.
         String unrecorded = record(block ? io.keywarden.daemon.audit.LedgerEvent.ADMIN_BLOCK : io.keywarden.daemon.audit.LedgerEvent.ADMIN_REVOKE, f);
         if (block) {
-            try {
-                blocks.put(w.spiffeId().toString(), reason);
-            } catch (IOException e) {
-                unrecorded = (unrecorded == null ? "" : unrecorded + "; ") + "the block is not persisted: " + e.getMessage();
+            Optional<String> notPersisted = blocks.block(w.spiffeId().toString(), reason);
+            if (notPersisted.isPresent()) {
+                unrecorded = (unrecorded == null ? "" : unrecorded + "; ") + notPersisted.get();
             }
-            leases.block(w.name(), reason);
         }
         boolean fleetWide = req.path("fleet").asBoolean(false);
         if (block && fleetWide) {
@@ -425,12 +423,11 @@ public final class AdminServer implements AutoCloseable {
         }
         boolean was;
         try {
-            was = blocks.remove(w.spiffeId().toString());
+            was = blocks.unblock(w.spiffeId().toString());
         } catch (IOException e) {
             return JSON.createObjectNode().put("ok", false).put("error", "not unblocked: the block list cannot be written: "
                     + e.getMessage());
         }
-        was |= leases.unblock(w.name());
         LOG.warn("unblocked {} by {}", w.name(), who);
         ObjectNode o = JSON.createObjectNode().put("ok", true).put("was_blocked", was);
         String notFleet = toFleet(req.path("fleet").asBoolean(false), f -> f.unblock(w.spiffeId().toString()));

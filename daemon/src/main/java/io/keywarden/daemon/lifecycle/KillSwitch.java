@@ -6,7 +6,7 @@ import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Workloads an operator (or, next, the spend guard) has cut off: no key is served to them until
- * unblocked. In memory here; {@code admin.Blocks} persists them by SPIFFE ID and re-applies them
+ * unblocked. In memory here; {@code blocks.BlockList} owns them: it persists them by SPIFFE ID and re-applies them
  * at start and on every policy reload; the admin API records every change in the ledger.
  */
 public final class KillSwitch {

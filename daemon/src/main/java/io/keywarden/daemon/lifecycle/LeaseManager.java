@@ -370,15 +370,7 @@ public final class LeaseManager implements KeySource, AutoCloseable {
                 io.keywarden.policy.Readers.ANY, new io.keywarden.policy.yaml.Location("(handed over)", 0, 0));
     }
 
-    /** Refuses keys to {@code workload} until {@link #unblock}; its leases should be revoked too. */
-    public void block(String workload, String reason) {
-        killSwitch.block(workload, reason);
-    }
-
-    public boolean unblock(String workload) {
-        return killSwitch.unblock(workload);
-    }
-
+    /** The workloads refused keys, by name, with why (set through {@code blocks.BlockList} only). */
     public Map<String, String> blocked() {
         return killSwitch.all();
     }

@@ -2,7 +2,6 @@ package io.keywarden.daemon.runtime;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.keywarden.daemon.admin.AdminServer;
-import io.keywarden.daemon.admin.Blocks;
 import io.keywarden.daemon.audit.AuditTrail;
 import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.fleet.FleetBlockSync;
@@ -47,7 +46,7 @@ final class FleetAssembly {
     private final SystemScheduler scheduler;
 
     /** What a fleet block acts on here; the blocks and leases exist once the runtime made them. */
-    record Local(Supplier<Policy> policy, Supplier<Blocks> blocks, Supplier<LeaseManager> leases, AuditTrail audit) {
+    record Local(Supplier<Policy> policy, Supplier<io.keywarden.daemon.blocks.BlockList> blocks, Supplier<LeaseManager> leases, AuditTrail audit) {
     }
 
     private FleetAssembly(FleetRedis redis, FleetBlockSync blocks, Clock clock, SystemScheduler scheduler) {
@@ -150,7 +149,7 @@ final class FleetAssembly {
     private static void apply(Local local, FleetRedis.Block b) {
         Policy p = local.policy().get();
         var w = p.workloadBySpiffeId(SpiffeId.parse(b.spiffeId()));
-        Blocks bl = local.blocks().get();
+        io.keywarden.daemon.blocks.BlockList bl = local.blocks().get();
         String reason = "fleet: " + b.reason() + " (from node " + b.node() + ")";
         Map<String, Object> f = new java.util.LinkedHashMap<>();
         f.put("spiffe_id", b.spiffeId());
@@ -159,29 +158,23 @@ final class FleetAssembly {
         f.put("at", java.time.Instant.ofEpochMilli(b.at()).toString());
         try {
             if (b.reason() != null) {
-                if (bl != null && reason.equals(bl.all().get(b.spiffeId()))) {
+                if (bl == null || bl.reason(b.spiffeId()).map(reason::equals).orElse(false)) {
                     return;
                 }
                 f.put("reason", b.reason());
                 local.audit().record(io.keywarden.daemon.audit.LedgerEvent.FLEET_BLOCK_APPLIED, f);
-                if (bl != null) {
-                    bl.put(b.spiffeId(), reason);
-                }
+                bl.block(b.spiffeId(), reason).ifPresent(why -> LOG.warn("fleet: {}: {}", b.spiffeId(), why));
                 if (w.isPresent() && local.leases().get() != null) {
-                    local.leases().get().block(w.get().name(), reason);
                     local.leases().get().revokeNow(w.get().name(), null, io.keywarden.daemon.lifecycle.RevokeReason.OPERATOR,
                             "blocked by " + reason);
                 }
                 LOG.warn("fleet: {} blocked here by node {}: {}", b.spiffeId(), b.node(), b.reason());
             } else {
-                if (bl == null || !bl.all().containsKey(b.spiffeId())) {
+                if (bl == null || bl.reason(b.spiffeId()).isEmpty()) {
                     return;
                 }
                 local.audit().record(io.keywarden.daemon.audit.LedgerEvent.FLEET_UNBLOCK_APPLIED, f);
-                bl.remove(b.spiffeId());
-                if (w.isPresent() && local.leases().get() != null) {
-                    local.leases().get().unblock(w.get().name());
-                }
+                bl.unblock(b.spiffeId());
                 LOG.warn("fleet: {} unblocked here by node {}", b.spiffeId(), b.node());
             }
         } catch (IOException | RuntimeException e) {

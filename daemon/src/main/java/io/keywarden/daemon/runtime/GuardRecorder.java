@@ -1,6 +1,6 @@
 package io.keywarden.daemon.runtime;
 
-import io.keywarden.daemon.admin.Blocks;
+import io.keywarden.daemon.blocks.BlockList;
 import io.keywarden.daemon.audit.AuditTrail;
 import io.keywarden.daemon.guard.BreachKind;
 import io.keywarden.daemon.guard.GuardListener;
@@ -38,12 +38,12 @@ final class GuardRecorder implements GuardListener {
     private final AuditTrail audit;
     private final Metrics metrics;
     private final Supplier<LeaseManager> leases;
-    private final Supplier<Blocks> blocks;
+    private final Supplier<BlockList> blocks;
     private final Supplier<Policy> policy;
     private final Scheduler scheduler;
     private final Clock clock;
 
-    GuardRecorder(AuditTrail audit, Metrics metrics, Supplier<LeaseManager> leases, Supplier<Blocks> blocks,
+    GuardRecorder(AuditTrail audit, Metrics metrics, Supplier<LeaseManager> leases, Supplier<BlockList> blocks,
                   Supplier<Policy> policy, Scheduler scheduler, Clock clock) {
         this.audit = audit;
         this.metrics = metrics;
@@ -104,17 +104,12 @@ final class GuardRecorder implements GuardListener {
                 }
             });
         }
-        Blocks b = blocks.get();
+        BlockList b = blocks.get();
         if (b != null) {
-            try {
-                b.put(w.spiffeId().toString(), text);
-            } catch (IOException e) {
-                LOG.warn("guard: the block of {} is not persisted: {}", w.name(), e.getMessage());
-            }
+            b.block(w.spiffeId().toString(), text).ifPresent(why -> LOG.warn("guard: {}: {}", w.name(), why));
         }
         LeaseManager lm = leases.get();
         if (lm != null) {
-            lm.block(w.name(), text);
             scheduler.execute(() -> lm.revokeNow(w.name(), null, RevokeReason.GUARD, "blocked by " + text));
         }
         scheduleUnblock(w.spiffeId().toString(), text, until);
@@ -122,7 +117,7 @@ final class GuardRecorder implements GuardListener {
 
     /** Guard blocks found in the block list at start: lifted when their window ends (at once if it did). */
     void resume() {
-        Blocks b = blocks.get();
+        BlockList b = blocks.get();
         if (b == null) {
             return;
         }
@@ -141,8 +136,8 @@ final class GuardRecorder implements GuardListener {
     private void scheduleUnblock(String spiffeId, String reason, Instant until) {
         Instant at = until.isBefore(clock.instant()) ? clock.instant() : until;
         scheduler.at(at, () -> {
-            Blocks b = blocks.get();
-            if (b == null || !reason.equals(b.all().get(spiffeId))) {
+            BlockList b = blocks.get();
+            if (b == null || !b.reason(spiffeId).map(reason::equals).orElse(false)) {
                 return; // lifted by an operator, or replaced by another block: not ours to lift
             }
             Map<String, Object> f = new TreeMap<>();
@@ -150,19 +145,14 @@ final class GuardRecorder implements GuardListener {
             f.put("reason", "the budget window ended: " + reason);
             try {
                 audit.record(io.keywarden.daemon.audit.LedgerEvent.GUARD_UNBLOCK, f);
-                b.remove(spiffeId);
+                b.unblock(spiffeId);
             } catch (RuntimeException | IOException e) {
                 LOG.warn("guard: {} stays blocked: the unblock could not be recorded or saved: {}", spiffeId,
                         e.getMessage());
                 return;
             }
-            policy.get().workloadBySpiffeId(SpiffeId.parse(spiffeId)).ifPresent(w -> {
-                LeaseManager lm = leases.get();
-                if (lm != null) {
-                    lm.unblock(w.name());
-                }
-                LOG.info("guard: {} unblocked, its budget window ended", w.name());
-            });
+            policy.get().workloadBySpiffeId(SpiffeId.parse(spiffeId))
+                    .ifPresent(w -> LOG.info("guard: {} unblocked, its budget window ended", w.name()));
         });
     }
 

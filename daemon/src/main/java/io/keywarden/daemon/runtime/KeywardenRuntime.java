@@ -10,7 +10,7 @@ import io.keywarden.attestation.spire.SpireIdentityProvider;
 import io.keywarden.daemon.BuildInfo;
 import io.keywarden.daemon.InputProblem;
 import io.keywarden.daemon.admin.AdminServer;
-import io.keywarden.daemon.admin.Blocks;
+import io.keywarden.daemon.blocks.BlockList;
 import io.keywarden.daemon.audit.AuditTrail;
 import io.keywarden.daemon.audit.Ledger;
 import io.keywarden.daemon.config.Config;
@@ -89,7 +89,7 @@ public final class KeywardenRuntime implements AutoCloseable {
     private io.vertx.core.Vertx vertx;
     private SystemScheduler scheduler;
     private volatile LeaseManager leases;
-    private volatile Blocks blocks;
+    private volatile BlockList blocks;
     private volatile boolean eager;
     private volatile boolean closed;
     /** Set once this instance owns its mount, ledger and socket: only then is there anything to release. */
@@ -607,7 +607,7 @@ public final class KeywardenRuntime implements AutoCloseable {
                         audit.record(io.keywarden.daemon.audit.LedgerEvent.POLICY_LOADED, Map.of("reason", policySummary(p)));
                         leaseGauges(leases, p);
                         guardMeters(p);
-                        applyBlocks(p);
+                        blocks.apply(p);
                         if (eager) {
                             ensureAll(p);
                         }
@@ -702,9 +702,7 @@ public final class KeywardenRuntime implements AutoCloseable {
 
     /** Blocks survive restarts (see {@link #stateFile}). */
     private void loadBlocks(Spec s) throws IOException {
-        Path blocksFile = stateFile(s, "blocks.json");
-        blocks = Blocks.load(blocksFile);
-        applyBlocks(policy.get());
+        blocks = BlockList.load(stateFile(s, "blocks.json"), killSwitch, policy);
     }
 
     private void startAdmin(Spec s, String identity, String issuers, String delivery) throws IOException {
@@ -713,23 +711,6 @@ public final class KeywardenRuntime implements AutoCloseable {
         admin = a;
         components.add("admin", a);
         LOG.info("admin API on {}", s.adminSocket());
-    }
-
-    /** The persisted blocks, applied to the workloads of the current policy (at start and on every reload). */
-    private void applyBlocks(Policy p) {
-        Blocks b = blocks;
-        if (b == null) {
-            return;
-        }
-        b.all().forEach((id, reason) -> {
-            var w = p.workloadBySpiffeId(SpiffeId.parse(id));
-            if (w.isPresent()) {
-                killSwitch.block(w.get().name(), reason);
-                LOG.warn("{} ({}) stays blocked: {}", w.get().name(), id, reason);
-            } else {
-                LOG.warn("blocked SPIFFE ID {} is not in the policy (the block is kept for when it returns)", id);
-            }
-        });
     }
 
     /** This daemon's side of the handover protocol. */

@@ -57,7 +57,7 @@ class AdminServerTest {
         leases = new LeaseManager(new DevIssuer(Duration.ofMinutes(5), Clock.systemUTC()), () -> policy, Clock.systemUTC(),
                 scheduler, new Random(1), LeaseEvents.NONE, p -> true);
         sock = dir.resolve("admin/admin.sock");
-        server = AdminServer.start(vertx, sock, leases, () -> policy, Map.of("node", "n1"), Blocks.load(dir.resolve("b.json")),
+        server = AdminServer.start(vertx, sock, leases, () -> policy, Map.of("node", "n1"), io.keywarden.daemon.blocks.BlockList.load(dir.resolve("b.json"), leases.killSwitch(), () -> policy),
                 (event, fields) -> recorded.add(event.wire() + " " + fields.get("operator")));
     }
 
