@@ -19,6 +19,14 @@ final class CsiPublisher implements CsiServer.Listener {
     private final Supplier<LeaseManager> leases;
     private final AuditTrail audit;
 
+    /** The CSI node plugin on {@code c.socket()}, serving {@code source} (the mount) into pods. */
+    static void start(Core core, io.keywarden.daemon.config.Config.Csi c, Path source, java.util.function.BooleanSupplier serving,
+                      Supplier<LeaseManager> leases) throws java.io.IOException {
+        core.components().add("csi", CsiServer.start(c.socket(), source, c.nodeId().orElse(core.spec().node()),
+                io.keywarden.daemon.BuildInfo.load().version(), serving, new CsiPublisher(core.policy(), leases,
+                        core.audit())));
+    }
+
     CsiPublisher(Supplier<Policy> policy, Supplier<LeaseManager> leases, AuditTrail audit) {
         this.policy = policy;
         this.leases = leases;

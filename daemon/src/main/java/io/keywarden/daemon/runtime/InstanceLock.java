@@ -19,6 +19,7 @@ import java.nio.file.StandardOpenOption;
  * by a crashed daemon has no live holder and is detached as stale.
  */
 public final class InstanceLock implements AutoCloseable {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(InstanceLock.class);
     private final Path file;
     private final FileChannel channel;
     private final FileLock lock;
@@ -75,5 +76,18 @@ public final class InstanceLock implements AutoCloseable {
         } finally {
             channel.close();
         }
+    }
+
+    /** One daemon per mount, ledger and admin socket, decided before anything is touched. */
+    static void acquireAll(Spec s, Components components) throws IOException {
+        try {
+            components.add("lock " + s.delivery().path(), acquire(s.delivery().path(), "the mount point"));
+        } catch (java.nio.file.AccessDeniedException e) {
+            LOG.debug("no lock beside {} (not ours to write): {}", s.delivery().path(), e.getMessage());
+        }
+        if (s.audit().file().isPresent()) {
+            components.add("lock ledger", acquire(s.audit().file().get(), "the audit ledger"));
+        }
+        components.add("lock admin", acquire(s.adminSocket(), "the admin socket"));
     }
 }

@@ -52,4 +52,23 @@ final class MetricExports {
         }
         return exports;
     }
+
+    /**
+     * The daemon's meters, with StatsD and OTLP exports when the config asks (before anything
+     * registers a meter), its build info and readiness gauges.
+     */
+    static io.keywarden.daemon.ops.Metrics start(Spec s, io.keywarden.daemon.ops.Readiness readiness, Components components)
+            throws java.io.IOException {
+        List<MeterRegistry> exports = of(s.extensions().metrics(), s.node());
+        io.keywarden.daemon.ops.Metrics metrics = new io.keywarden.daemon.ops.Metrics();
+        if (!exports.isEmpty()) {
+            io.keywarden.daemon.ops.Metrics withExports = new io.keywarden.daemon.ops.Metrics(exports);
+            metrics = withExports;
+            components.add("metric exports", withExports::closeExports);
+        }
+        io.keywarden.daemon.BuildInfo b = io.keywarden.daemon.BuildInfo.load();
+        metrics.buildInfo(b.version(), b.commit());
+        metrics.readiness(readiness::isReady);
+        return metrics;
+    }
 }

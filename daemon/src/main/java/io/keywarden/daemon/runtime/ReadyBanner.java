@@ -13,7 +13,7 @@ final class ReadyBanner {
     private ReadyBanner() {
     }
 
-    static void print(PrintWriter out, Spec s, KeywardenRuntime.FrontEnd at) {
+    static void print(PrintWriter out, Spec s, FrontEnds.FrontEnd at) {
         out.printf("%s: serving %s at %s (%s identity, %s). Ctrl-C to stop.%n", s.label(),
                 at.fuse() ? "KeyFS (FUSE)" : "tmpfs", at.path(), s.identity().provider().name().toLowerCase(Locale.ROOT),
                 issuers(s));
