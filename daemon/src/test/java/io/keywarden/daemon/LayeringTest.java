@@ -25,14 +25,14 @@ import org.junit.jupiter.api.Test;
  *   5  gateway, admin, csi, handover
  *   4  lifecycle (leases), audit, guard, hook, fleet, blocks
  *   (3  the issuers module, io.keywarden.issuer: below the daemon, which it cannot reach at all)
- *   2  config, ops, logging, and the root package's BuildInfo, InputProblem, RuntimeFailure
+ *   2  config, net, ops, logging, and the root package's BuildInfo, InputProblem, RuntimeFailure
  * </pre>
  */
 class LayeringTest {
     static final Map<String, Integer> LEVEL = Map.ofEntries(Map.entry("cli", 7), Map.entry("Main", 7),
             Map.entry("runtime", 6), Map.entry("gateway", 5), Map.entry("admin", 5), Map.entry("csi", 5),
             Map.entry("handover", 5), Map.entry("lifecycle", 4), Map.entry("audit", 4), Map.entry("guard", 4),
-            Map.entry("hook", 4), Map.entry("fleet", 4), Map.entry("blocks", 4), Map.entry("config", 2),
+            Map.entry("hook", 4), Map.entry("fleet", 4), Map.entry("blocks", 4), Map.entry("config", 2), Map.entry("net", 2),
             Map.entry("ops", 2), Map.entry("logging", 2), Map.entry("BuildInfo", 2), Map.entry("InputProblem", 2),
             Map.entry("RuntimeFailure", 2));
     static final Pattern REF = Pattern.compile("io\\.keywarden\\.daemon\\.([A-Za-z]\\w*)");

@@ -34,10 +34,6 @@ public final class UnixSocket implements AutoCloseable {
         this.fd = fd;
     }
 
-    /** The peer's credentials as the kernel recorded them at {@code connect()}. */
-    public record Peer(int pid, int uid, int gid) {
-    }
-
     /** A frame received, and the descriptor that came with it (-1: none); the caller owns both. */
     public record Frame(byte[] data, int fd) {
     }
@@ -113,13 +109,9 @@ public final class UnixSocket implements AutoCloseable {
         }
     }
 
-    public Peer peer() throws NativeException {
-        int[] cred = new int[3];
-        int[] len = {12};
-        if (LibC.getsockopt(fd, LibC.SOL_SOCKET, LibC.SO_PEERCRED, cred, len) != 0) {
-            throw new NativeException("getsockopt(SO_PEERCRED)", Errno.last());
-        }
-        return new Peer(cred[0], cred[1], cred[2]);
+    /** The peer's credentials as the kernel recorded them at {@code connect()}. */
+    public PeerCred peer() throws NativeException {
+        return PeerCred.of(fd);
     }
 
     /** Sends and receives fail with EAGAIN after {@code t} without progress. */

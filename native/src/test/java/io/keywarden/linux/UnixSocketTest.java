@@ -30,7 +30,7 @@ class UnixSocketTest {
             assertEquals("rw-------", java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(sock)));
             CompletableFuture<UnixSocket.Frame> got = CompletableFuture.supplyAsync(() -> {
                 try (UnixSocket c = server.accept()) {
-                    UnixSocket.Peer p = c.peer();
+                    io.keywarden.linux.PeerCred p = c.peer();
                     assertEquals(ProcessHandle.current().pid(), p.pid());
                     assertEquals(LibC.getuid(), p.uid());
                     return c.timeout(Duration.ofSeconds(5)).receive(1 << 20);

@@ -9,11 +9,8 @@ import io.keywarden.delivery.KeyFs;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.SpiffeId;
 import io.keywarden.policy.Workload;
-import io.netty.channel.Channel;
-import io.netty.channel.socket.nio.NioChannelOption;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
-import io.vertx.core.internal.net.NetSocketInternal;
 import io.vertx.core.net.NetServer;
 import io.vertx.core.net.NetSocket;
 import io.vertx.core.net.SocketAddress;
@@ -26,8 +23,6 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Map;
 import java.util.Optional;
 import java.util.function.Supplier;
-import jdk.net.ExtendedSocketOptions;
-import jdk.net.UnixDomainPrincipal;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -231,17 +226,11 @@ public final class AdminServer implements AutoCloseable {
     }
 
     /**
-     * "uid N" of the peer (SO_PEERCRED), read from the JDK channel under Vert.x's Netty channel;
+     * "uid N" of the peer ({@code SO_PEERCRED} through {@link io.keywarden.daemon.net.ChannelFd});
      * "uid unknown" when the transport does not expose it.
      */
     private static String peer(NetSocket so) {
-        try {
-            Channel ch = ((NetSocketInternal) so).channelHandlerContext().channel();
-            UnixDomainPrincipal p = ch.config().getOption(NioChannelOption.of(ExtendedSocketOptions.SO_PEERCRED));
-            return p == null ? "uid unknown" : "uid " + p.user().getName();
-        } catch (RuntimeException e) {
-            return "uid unknown";
-        }
+        return io.keywarden.daemon.net.ChannelFd.peer(so).map(p -> "uid " + p.uid()).orElse("uid unknown");
     }
 
     private ObjectNode answer(String line, String who) {

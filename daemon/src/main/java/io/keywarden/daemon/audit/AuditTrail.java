@@ -4,7 +4,7 @@ import io.keywarden.attestation.Attestation;
 import io.keywarden.attestation.ProcessInfo;
 import io.keywarden.issuer.Lease;
 import io.keywarden.daemon.lifecycle.LeaseEvents;
-import io.keywarden.daemon.ops.Metrics;
+import io.keywarden.daemon.ops.AuditMetrics;
 import io.keywarden.daemon.ops.Readiness;
 import io.keywarden.delivery.AccessListener;
 import io.keywarden.delivery.IssuedKey;
@@ -24,7 +24,7 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
     private static final Logger LOG = LoggerFactory.getLogger(AuditTrail.class);
 
     private final Ledger ledger;
-    private final Metrics metrics;
+    private final AuditMetrics metrics;
     private final Readiness readiness;
     /** A denial's aggregation key. */
     record DenialKey(long uid, String exe, String key, String code, String reason) {
@@ -37,11 +37,11 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
     private final RepeatAggregator<DenialKey> denials;
     private final RepeatAggregator<GrantKey> grants;
 
-    public AuditTrail(Ledger ledger, Metrics metrics, Readiness readiness) {
+    public AuditTrail(Ledger ledger, AuditMetrics metrics, Readiness readiness) {
         this(ledger, metrics, readiness, java.time.Clock.systemUTC());
     }
 
-    public AuditTrail(Ledger ledger, Metrics metrics, Readiness readiness, java.time.Clock clock) {
+    public AuditTrail(Ledger ledger, AuditMetrics metrics, Readiness readiness, java.time.Clock clock) {
         this.ledger = ledger;
         this.metrics = metrics;
         this.readiness = readiness;
@@ -93,10 +93,10 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
     @Override
     public void issued(Workload w, String key, Lease lease, Lease previous) {
         if (previous == null) {
-            metrics.issued(key, "ok");
+            metrics.issued(key, AuditMetrics.Outcome.OK);
             record(LedgerEvent.KEY_ISSUED, keyFields(w, key, lease, "first use"));
         } else {
-            metrics.refreshed(key, "ok");
+            metrics.refreshed(key, AuditMetrics.Outcome.OK);
             record(LedgerEvent.KEY_REFRESHED, keyFields(w, key, lease, "refresh of " + previous.leaseId()));
         }
     }
@@ -104,9 +104,9 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
     @Override
     public void issueFailed(Workload w, String key, Lease current, String reason, boolean retryable) {
         if (current == null) {
-            metrics.issued(key, "error");
+            metrics.issued(key, AuditMetrics.Outcome.ERROR);
         } else {
-            metrics.refreshed(key, "error");
+            metrics.refreshed(key, AuditMetrics.Outcome.ERROR);
         }
         record(LedgerEvent.ISSUE_FAILED, keyFields(w, key, null, reason));
     }
@@ -152,7 +152,7 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
 
     @Override
     public void granted(Attestation.Identified who, String key, String file, IssuedKey issued) {
-        metrics.access(who.workload().name(), key, "granted");
+        metrics.access(who.workload().name(), key, AuditMetrics.Access.GRANTED);
         if (issued == null) {
             return;
         }
@@ -185,7 +185,7 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
                        String reason) {
         String spiffe = who instanceof Attestation.Identified i ? i.spiffeId().toString() : null;
         String workload = who instanceof Attestation.Identified i ? i.workload().name() : null;
-        metrics.access(workload, key, "denied");
+        metrics.access(workload, key, AuditMetrics.Access.DENIED);
         ProcessInfo p = who.process();
         DenialKey k = new DenialKey(p == null ? -1 : Integer.toUnsignedLong(p.uid()),
                 p == null ? null : p.exe().orElse(null), key, code.label(), stable(reason));

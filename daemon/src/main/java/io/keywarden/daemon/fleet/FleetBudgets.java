@@ -1,5 +1,6 @@
 package io.keywarden.daemon.fleet;
 
+import io.keywarden.daemon.ops.FleetMetrics;
 import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.guard.Admission;
 import io.keywarden.daemon.guard.BreachKind;
@@ -38,10 +39,10 @@ public final class FleetBudgets implements TokenBudgets, io.keywarden.daemon.gua
     private final AtomicLong fallbacks = new AtomicLong();
     private final AtomicLong lastWarn = new AtomicLong();
 
-    private final io.keywarden.daemon.ops.Metrics metrics;
+    private final FleetMetrics metrics;
 
     public FleetBudgets(FleetRedis redis, GuardEngine local, Clock clock, Duration answerTimeout,
-                        io.keywarden.daemon.ops.Metrics metrics) {
+                        FleetMetrics metrics) {
         this.metrics = metrics;
         this.redis = redis;
         this.local = local;
@@ -83,10 +84,11 @@ public final class FleetBudgets implements TokenBudgets, io.keywarden.daemon.gua
                     Duration took = Duration.ofNanos(System.nanoTime() - started);
                     if (e != null) {
                         Admission fallback = unavailable(w, model, worstCase, e);
-                        count(fallback instanceof Admission.Unavailable ? "unavailable" : "local", took);
+                        count(fallback instanceof Admission.Unavailable ? FleetMetrics.Reservation.UNAVAILABLE
+                                : FleetMetrics.Reservation.LOCAL, took);
                         return fallback;
                     }
-                    count(a.admitted() ? "admitted" : "refused", took);
+                    count(a.admitted() ? FleetMetrics.Reservation.ADMITTED : FleetMetrics.Reservation.REFUSED, took);
                     if (a.admitted()) {
                         return (Admission) new Admission.Allowed(Reservation.fleet(w.name(), need, id));
                     }
@@ -113,7 +115,7 @@ public final class FleetBudgets implements TokenBudgets, io.keywarden.daemon.gua
                 });
     }
 
-    private void count(String outcome, Duration took) {
+    private void count(FleetMetrics.Reservation outcome, Duration took) {
         if (metrics != null) {
             metrics.fleetReservation(outcome, took);
         }

@@ -5,7 +5,7 @@ import io.keywarden.delivery.AccessDecider;
 import io.keywarden.delivery.Decision;
 import io.vertx.core.http.HttpConnection;
 import io.vertx.core.net.SocketAddress;
-import io.vertx.core.net.impl.ConnectionBase;
+import io.keywarden.daemon.net.ChannelFd;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -100,7 +100,7 @@ final class CallerProof {
     private java.util.OptionalLong clientInode(HttpConnection conn, boolean unix) {
         try {
             if (unix) {
-                OptionalInt fd = ChannelFd.of(((ConnectionBase) conn).channel());
+                OptionalInt fd = ChannelFd.of(conn);
                 return fd.isPresent() ? PeerLookup.unixPeerInode(fd.getAsInt()) : java.util.OptionalLong.empty();
             }
             SocketAddress remote = conn.remoteAddress();

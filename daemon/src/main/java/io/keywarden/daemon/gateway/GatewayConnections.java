@@ -1,12 +1,12 @@
 package io.keywarden.daemon.gateway;
 
 import io.keywarden.daemon.config.Config;
-import io.keywarden.daemon.ops.Metrics;
+import io.keywarden.daemon.ops.GatewayMetrics;
 import io.keywarden.delivery.Caller;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpConnection;
 import io.vertx.core.net.SocketAddress;
-import io.vertx.core.net.impl.ConnectionBase;
+import io.keywarden.daemon.net.ChannelFd;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -28,7 +28,7 @@ final class GatewayConnections {
     private final Vertx vertx;
     private final Config.GatewayLimits limits;
     private final long maxBodyBytes;
-    private final Metrics metrics;
+    private final GatewayMetrics metrics;
     private final PeerLookup peers;
     /** Open connections, in all and per uid of the socket's owner. */
     private final java.util.concurrent.atomic.AtomicInteger openConnections = new java.util.concurrent.atomic.AtomicInteger();
@@ -37,7 +37,7 @@ final class GatewayConnections {
     private final java.util.concurrent.atomic.AtomicLong buffered = new java.util.concurrent.atomic.AtomicLong();
     private final Map<Integer, java.util.concurrent.atomic.AtomicLong> bufferedByUid = new ConcurrentHashMap<>();
 
-    GatewayConnections(Vertx vertx, Config.Gateway config, Metrics metrics, PeerLookup peers) {
+    GatewayConnections(Vertx vertx, Config.Gateway config, GatewayMetrics metrics, PeerLookup peers) {
         this.vertx = vertx;
         this.limits = config.limits();
         this.maxBodyBytes = config.maxBodyBytes();
@@ -108,7 +108,7 @@ final class GatewayConnections {
     private int ownerUid(HttpConnection c, boolean unix) {
         try {
             if (unix) {
-                OptionalInt fd = ChannelFd.of(((ConnectionBase) c).channel());
+                OptionalInt fd = ChannelFd.of(c);
                 return fd.isPresent() ? PeerLookup.unixPeer(fd.getAsInt()).map(Caller::uid).orElse(-2) : -2;
             }
             SocketAddress remote = c.remoteAddress();

@@ -7,7 +7,7 @@ import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.guard.Admission;
 import io.keywarden.daemon.guard.GuardEngine;
 import io.keywarden.daemon.hook.PolicyHook;
-import io.keywarden.daemon.ops.Metrics;
+import io.keywarden.daemon.ops.GatewayMetrics;
 import io.keywarden.delivery.AccessDecider;
 import io.keywarden.delivery.Decision;
 import io.keywarden.policy.KeySpec;
@@ -74,7 +74,7 @@ public final class GatewayServer implements AutoCloseable {
     private final io.keywarden.daemon.guard.TokenBudgets budgets;
     private final io.keywarden.daemon.guard.GatewayTally tally;
     private final PolicyHook hook;
-    private final Metrics metrics;
+    private final GatewayMetrics metrics;
     private final Executor blocking;
     private final PeerLookup peers;
     private final Config.GatewayLimits limits;
@@ -86,7 +86,7 @@ public final class GatewayServer implements AutoCloseable {
     private GatewayServer(Vertx vertx, Config.Gateway config, AccessDecider decider, Supplier<Policy> policy,
                           Function<KeySpec, Optional<Config.Upstream>> upstreamOf, GuardEngine guard,
                           io.keywarden.daemon.guard.TokenBudgets budgets,
-                          io.keywarden.daemon.guard.GatewayTally tally, PolicyHook hook, Metrics metrics, Executor blocking,
+                          io.keywarden.daemon.guard.GatewayTally tally, PolicyHook hook, GatewayMetrics metrics, Executor blocking,
                           PeerLookup peers) {
         this.budgets = budgets;
         this.tally = tally;
@@ -110,7 +110,7 @@ public final class GatewayServer implements AutoCloseable {
     public static GatewayServer start(Vertx vertx, Config.Gateway config, AccessDecider decider, Supplier<Policy> policy,
                                       Function<KeySpec, Optional<Config.Upstream>> upstreamOf, GuardEngine guard,
                                       io.keywarden.daemon.guard.TokenBudgets budgets,
-                                      io.keywarden.daemon.guard.GatewayTally tally, PolicyHook hook, Metrics metrics,
+                                      io.keywarden.daemon.guard.GatewayTally tally, PolicyHook hook, GatewayMetrics metrics,
                                       Executor blocking, io.keywarden.attestation.spire.X509SvidSource svids)
             throws IOException {
         GatewayServer g = new GatewayServer(vertx, config, decider, policy, upstreamOf, guard, budgets, tally, hook, metrics,
@@ -122,7 +122,7 @@ public final class GatewayServer implements AutoCloseable {
             }
             if (config.socket().isPresent()) {
                 Path sock = config.socket().get();
-                String why = ChannelFd.unsupported();
+                String why = io.keywarden.daemon.net.ChannelFd.unsupported(vertx);
                 if (why != null) {
                     throw new IOException("the gateway socket " + sock + " cannot find its callers: " + why);
                 }

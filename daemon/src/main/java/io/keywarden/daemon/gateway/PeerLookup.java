@@ -49,12 +49,7 @@ public final class PeerLookup {
 
     /** The peer of the connected Unix socket {@code fd}; empty when the kernel does not say. */
     public static Optional<Caller> unixPeer(int fd) {
-        int[] ucred = new int[3];
-        int[] len = {12};
-        if (LibC.getsockopt(fd, LibC.SOL_SOCKET, LibC.SO_PEERCRED, ucred, len) != 0 || len[0] != 12 || ucred[0] <= 0) {
-            return Optional.empty();
-        }
-        return Optional.of(new Caller(ucred[0], ucred[1], ucred[2]));
+        return io.keywarden.linux.PeerCred.find(fd).map(p -> new Caller(p.pid(), p.uid(), p.gid()));
     }
 
     /**

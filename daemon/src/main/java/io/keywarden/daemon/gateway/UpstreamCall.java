@@ -1,7 +1,7 @@
 package io.keywarden.daemon.gateway;
 
 import io.keywarden.daemon.config.Config;
-import io.keywarden.daemon.ops.Metrics;
+import io.keywarden.daemon.ops.GatewayMetrics;
 import io.keywarden.delivery.IssuedKey;
 import io.keywarden.policy.Workload;
 import io.vertx.core.MultiMap;
@@ -52,12 +52,12 @@ final class UpstreamCall {
     private final Config.Gateway config;
     private final io.keywarden.daemon.guard.TokenBudgets budgets;
     private final io.keywarden.daemon.guard.GatewayTally tally;
-    private final Metrics metrics;
+    private final GatewayMetrics metrics;
     private final Refusal refuse;
     private final Map<String, HttpClient> clients = new ConcurrentHashMap<>();
 
     UpstreamCall(Vertx vertx, Config.Gateway config, io.keywarden.daemon.guard.TokenBudgets budgets,
-                 io.keywarden.daemon.guard.GatewayTally tally, Metrics metrics, Refusal refuse) {
+                 io.keywarden.daemon.guard.GatewayTally tally, GatewayMetrics metrics, Refusal refuse) {
         this.vertx = vertx;
         this.config = config;
         this.budgets = budgets;

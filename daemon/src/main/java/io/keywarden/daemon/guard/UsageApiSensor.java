@@ -51,7 +51,7 @@ public final class UsageApiSensor {
     private final Supplier<Policy> policy;
     private final GatewayTally tally;
     private final Clock clock;
-    private final io.keywarden.daemon.ops.Metrics metrics;
+    private final io.keywarden.daemon.ops.TokenMetrics metrics;
     private final HttpClient http;
     /** api_key_id → who held it and when that was last seen. */
     private final Map<String, Owner> owners = new HashMap<>();
@@ -68,13 +68,13 @@ public final class UsageApiSensor {
     private String fleetProblem;
 
     public UsageApiSensor(Config.UsageApi config, GuardEngine guard, Supplier<List<LeaseManager.LeaseView>> leases,
-                          Supplier<Policy> policy, GatewayTally tally, io.keywarden.daemon.ops.Metrics metrics,
+                          Supplier<Policy> policy, GatewayTally tally, io.keywarden.daemon.ops.TokenMetrics metrics,
                           Clock clock) {
         this(config, guard, leases, policy, tally, metrics, clock, null);
     }
 
     public UsageApiSensor(Config.UsageApi config, GuardEngine guard, Supplier<List<LeaseManager.LeaseView>> leases,
-                          Supplier<Policy> policy, GatewayTally tally, io.keywarden.daemon.ops.Metrics metrics,
+                          Supplier<Policy> policy, GatewayTally tally, io.keywarden.daemon.ops.TokenMetrics metrics,
                           Clock clock, SlotCounter fleet) {
         this.fleet = fleet;
         this.metrics = metrics;

@@ -48,7 +48,7 @@ public final class HandoverServer implements AutoCloseable {
         void resume(Inheritance kept, String why);
 
         /** A connection was refused before anything stopped (recorded in the ledger). */
-        void refused(UnixSocket.Peer peer, String why);
+        void refused(io.keywarden.linux.PeerCred peer, String why);
     }
 
     /** The daemon cannot hand over now; nothing was stopped. */
@@ -97,7 +97,7 @@ public final class HandoverServer implements AutoCloseable {
 
     /** True when this daemon handed over (or resumed as a new instance): accept no more. */
     private boolean handle(UnixSocket c) {
-        UnixSocket.Peer peer = null;
+        io.keywarden.linux.PeerCred peer = null;
         try (c) {
             peer = c.peer();
             if (peer.uid() != 0) {

@@ -15,7 +15,7 @@ import java.util.function.ToDoubleFunction;
  * meter has HELP text; the counters an alert watches exist at zero from the start (per key, see
  * {@link #registerKey}), so {@code increase(...[5m]) > 0} sees the first error.
  */
-public final class Metrics implements io.keywarden.issuer.IssuerMetrics {
+public final class Metrics implements io.keywarden.issuer.IssuerMetrics, AuditMetrics, GatewayMetrics, FleetMetrics {
     /** Issuer latency buckets: a handful that tell a healthy issuer from a struggling one. */
     private static final Duration[] BUCKETS = {Duration.ofMillis(10), Duration.ofMillis(50), Duration.ofMillis(100),
         Duration.ofMillis(250), Duration.ofMillis(500), Duration.ofSeconds(1), Duration.ofMillis(2500),
@@ -114,21 +114,23 @@ public final class Metrics implements io.keywarden.issuer.IssuerMetrics {
         revokeFailures(key);
     }
 
-    public void issued(String key, String outcome) {
-        issuedCounter(key, outcome).increment();
+    @Override
+    public void issued(String key, Outcome outcome) {
+        issuedCounter(key, outcome.label()).increment();
     }
 
-    public void refreshed(String key, String outcome) {
-        refreshCounter(key, outcome).increment();
+    @Override
+    public void refreshed(String key, Outcome outcome) {
+        refreshCounter(key, outcome.label()).increment();
     }
 
-    /** A lease revoked at the issuer; {@code reason}: the revoke reason's label. */
+    @Override
     public void revoked(String key, String reason) {
         Counter.builder("keywarden.keys.revoked").description("Leases revoked at the issuer, by reason")
                 .tag("key", key).tag("reason", reason).register(registry).increment();
     }
 
-    /** A revoke the issuer did not take (it is tried again while the lease lives). */
+    @Override
     public void revokeFailed(String key) {
         revokeFailures(key).increment();
     }
@@ -138,8 +140,9 @@ public final class Metrics implements io.keywarden.issuer.IssuerMetrics {
                 .tag("key", key).register(registry);
     }
 
-    public void access(String workload, String key, String decision) {
-        accessCounter(workload == null ? "" : workload, key, decision).increment();
+    @Override
+    public void access(String workload, String key, Access decision) {
+        accessCounter(workload == null ? "" : workload, key, decision.label()).increment();
     }
 
     @Override
@@ -183,7 +186,7 @@ public final class Metrics implements io.keywarden.issuer.IssuerMetrics {
     static final int MAX_MODELS_PER_WORKLOAD = 32;
     private final Map<String, java.util.Set<String>> modelsSeen = new ConcurrentHashMap<>();
 
-    /** Tokens the gateway or the usage API saw, by workload, key, model and direction (in, out). */
+    @Override
     public void tokens(String workload, String key, String model, long in, long out) {
         String m = modelLabel(workload, model);
         tokenCounter(workload, key, m, "in").increment(in);
@@ -213,7 +216,7 @@ public final class Metrics implements io.keywarden.issuer.IssuerMetrics {
                 .register(registry);
     }
 
-    /** One gateway request and how it ended: ok, upstream_4xx/5xx, or the refusal's code. */
+    @Override
     public void gatewayRequest(String workload, String key, String outcome) {
         Counter.builder("keywarden.gateway.requests").description("Gateway requests, by workload, key and outcome")
                 .tag("workload", workload).tag("key", key).tag("outcome", outcome).register(registry).increment();
@@ -236,16 +239,16 @@ public final class Metrics implements io.keywarden.issuer.IssuerMetrics {
                         + " (fleet.onUnavailable: local)")
                 .strongReference(true)
                 .register(registry);
-        for (String outcome : new String[] {"admitted", "refused", "unavailable", "local"}) {
+        for (Reservation outcome : Reservation.values()) {
             Counter.builder("keywarden.fleet.reservations").description("Fleet budget reservations, by outcome")
-                    .tag("outcome", outcome).register(registry);
+                    .tag("outcome", outcome.label()).register(registry);
         }
     }
 
-    /** One fleet reservation: its outcome and how long Redis took. */
-    public void fleetReservation(String outcome, Duration took) {
+    @Override
+    public void fleetReservation(Reservation outcome, Duration took) {
         Counter.builder("keywarden.fleet.reservations").description("Fleet budget reservations, by outcome")
-                .tag("outcome", outcome).register(registry).increment();
+                .tag("outcome", outcome.label()).register(registry).increment();
         Timer.builder("keywarden.fleet.op").description("Operations on the fleet's Redis a request waited for")
                 .tag("op", "reserve").register(registry).record(took);
     }
@@ -267,6 +270,7 @@ public final class Metrics implements io.keywarden.issuer.IssuerMetrics {
         exports.clear();
     }
 
+    @Override
     public void ledgerError() {
         ledgerErrors().increment();
     }

@@ -128,7 +128,7 @@ final class HandoverCoordinator implements HandoverServer.Daemon {
     }
 
     @Override
-    public void refused(io.keywarden.linux.UnixSocket.Peer peer, String why) {
+    public void refused(io.keywarden.linux.PeerCred peer, String why) {
         LOG.warn("handover refused to pid {} (uid {}): {}", peer.pid(), peer.uid(), why);
         AuditTrail a = audit;
         if (!run.stopping() && a != null) {

@@ -23,7 +23,6 @@ import io.keywarden.issuer.IssuerRegistry;
 import io.keywarden.linux.ProcessHardening;
 import io.keywarden.policy.Policy;
 import io.vertx.core.Vertx;
-import io.vertx.core.VertxOptions;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.time.Clock;
@@ -112,8 +111,11 @@ public final class KeywardenRuntime implements AutoCloseable {
         Core core = new Core(s, clock, components, readiness, metrics, ledger.audit(), scheduler, policy);
         IdentityProvider identity = IdentityAssembly.start(s, clock, policy, components);
         // One Vert.x (one Netty, shared with gRPC) for the ops endpoints, the admin API and the gateway.
-        Vertx vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(1).setWorkerPoolSize(4));
+        Vertx vertx = Vertx.vertx(io.keywarden.daemon.net.ChannelFd.options(1, 4));
         components.add("vertx", () -> vertx.close().await(5, TimeUnit.SECONDS));
+        if (!vertx.isNativeTransportEnabled()) {
+            LOG.warn("{}; the gateway's Unix socket will not start", io.keywarden.daemon.net.ChannelFd.unsupported(vertx));
+        }
         PolicyHook hook = s.extensions().policyHook().map(h -> new PolicyHook(vertx.createHttpClient(), h)).orElse(null);
         IssuerRegistry issuers = IssuerFactory.build(s.issuers(), identity, clock, metrics, hook,
                 s.extensions().policyHook().map(Config.PolicyHook::timeout).orElse(Duration.ZERO));

@@ -52,7 +52,7 @@ class AdminServerTest {
                 workloads:
                   - {name: alice, spiffeId: "spiffe://t/alice", selectors: ["unix:uid:1001"], keys: [openai]}
                 """, "p.yaml");
-        vertx = Vertx.vertx();
+        vertx = Vertx.vertx(io.keywarden.daemon.net.ChannelFd.options(1, 2));
         scheduler = new SystemScheduler(Clock.systemUTC(), 2);
         leases = new LeaseManager(new DevIssuer(Duration.ofMinutes(5), Clock.systemUTC()), () -> policy, Clock.systemUTC(),
                 scheduler, new Random(1), LeaseEvents.NONE, p -> true);
@@ -85,7 +85,7 @@ class AdminServerTest {
         assertEquals("n1", status.path("node").asText());
         JsonNode r = ask(sock, "{\"op\":\"revoke\",\"workload\":\"alice\",\"block\":true,\"reason\":\"test\"}\n");
         assertTrue(r.path("ok").asBoolean(), r.toString());
-        String uid = System.getProperty("user.name").equals("root") ? "uid root" : "uid ";
+        String uid = "uid " + new com.sun.security.auth.module.UnixSystem().getUid();
         assertTrue(recorded.get(0).startsWith("admin.block " + uid), recorded.toString());
         assertEquals(Map.of("alice", "operator (" + recorded.get(0).substring("admin.block ".length()) + "): test"),
                 leases.blocked());

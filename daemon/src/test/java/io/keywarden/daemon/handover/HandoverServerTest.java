@@ -41,7 +41,7 @@ class HandoverServerTest {
         }
 
         @Override
-        public void refused(UnixSocket.Peer peer, String why) {
+        public void refused(io.keywarden.linux.PeerCred peer, String why) {
             calls.add("refused " + why);
         }
     }

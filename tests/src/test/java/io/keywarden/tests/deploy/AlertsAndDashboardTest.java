@@ -36,7 +36,7 @@ class AlertsAndDashboardTest {
         m.buildInfo("1", "abc");
         m.readiness(() -> true);
         m.workloadLeaseGauge("reviewer", "openai", new Object(), o -> 1);
-        m.access("reviewer", "openai", "denied");
+        m.access("reviewer", "openai", io.keywarden.daemon.ops.AuditMetrics.Access.DENIED);
         Set<String> names = new TreeSet<>();
         for (String line : m.scrape().split("\n")) {
             if (!line.startsWith("#") && !line.isBlank()) {

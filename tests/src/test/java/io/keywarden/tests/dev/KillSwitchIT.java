@@ -59,7 +59,7 @@ class KillSwitchIT {
             ms = (System.nanoTime() - t0) / 1_000_000;
             assertTrue(blocked.err().contains("Permission denied"), blocked.err());
             System.out.println("revoke --block -> EACCES: " + ms + " ms (including a JVM start for the CLI)");
-            assertEquals("error: blocked by operator (uid root): incident 42\n",
+            assertEquals("error: blocked by operator (uid 0): incident 42\n",
                     Proc.as(1001, "cat", mnt.resolve("openai/status").toString()).out());
 
             assertEquals(0, cli("unblock", "--admin-socket", sock.toString(), "--spiffe-id", ID).code());
@@ -69,8 +69,8 @@ class KillSwitchIT {
             assertEquals(2, unknown.code());
 
             String text = Files.readString(ledger);
-            assertTrue(text.contains("revoked by operator (uid root): leaked"), "who and why are in the ledger");
-            assertTrue(text.contains("blocked by operator (uid root): incident 42"));
+            assertTrue(text.contains("revoked by operator (uid 0): leaked"), "who and why are in the ledger");
+            assertTrue(text.contains("blocked by operator (uid 0): incident 42"));
             assertEquals(0, d.stop(), "SIGTERM is a requested stop: exit 0");
         } finally {
             if (Mounts.at(mnt).isPresent()) {
@@ -112,7 +112,7 @@ class KillSwitchIT {
             }
             String text = Files.readString(ledger);
             for (String event : new String[] {"admin.revoke", "admin.block", "admin.unblock"}) {
-                assertTrue(text.lines().anyMatch(l -> l.contains("\"event\":\"" + event + "\"") && l.contains("\"operator\":\"uid root\"")
+                assertTrue(text.lines().anyMatch(l -> l.contains("\"event\":\"" + event + "\"") && l.contains("\"operator\":\"uid 0\"")
                         && l.contains(ID)), event + " recorded with the operator: " + text);
             }
             assertTrue(text.contains("\"reason\":\"drill\""));
