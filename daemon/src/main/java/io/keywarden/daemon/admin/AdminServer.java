@@ -31,12 +31,15 @@ import org.slf4j.LoggerFactory;
  * JSON answer line. {@code status} (never secrets), {@code revoke} (optionally {@code block}),
  * {@code unblock}. The caller's uid (SO_PEERCRED) goes into the ledger with the reason.
  *
- * <p>Served by the daemon's Vert.x (a NetServer on the Unix socket through the JDK's AF_UNIX
- * channels, on the same Netty as the ops server): connections are concurrent on the event loop;
+ * <p>Served by the daemon's Vert.x (a NetServer on the Unix socket, on the same Netty as the ops
+ * server; the caller's uid through {@link io.keywarden.daemon.net.ChannelFd}): connections are concurrent on the event loop;
  * each has {@link #READ_TIMEOUT} to send its request line of at most {@link #MAX_REQUEST} bytes,
  * at most {@link #MAX_CLIENTS} are open at once (more are closed at once), and the request itself
  * (issuer calls, ledger writes) runs on Vert.x's worker pool, so an idle, slow or flooding client
  * never delays the kill switch of another.
+ *
+ * <p>Over 400 lines: the socket's bounds and every operation's handler (status, revoke and block,
+ * unblock, why, audit show) with the ledger record each writes before it acts, read in one place.
  */
 public final class AdminServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(AdminServer.class);

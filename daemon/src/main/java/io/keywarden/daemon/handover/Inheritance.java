@@ -39,6 +39,9 @@ import java.util.Optional;
  * and the decoder refuses a format it does not know and any missing field, naming it: a rolling
  * upgrade across a format change never loses state silently.
  *
+ * <p>Over 400 lines: the wire format's four versions, written and read side by side (with the
+ * checks that refuse an unknown format or a missing field), so a change to one is seen against all.
+ *
  * @param fromPid     the daemon that handed over
  * @param fromVersion its version
  * @param mountPoint  the mount it served
