@@ -1,0 +1,200 @@
+package io.keywarden.daemon.gateway;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.sun.net.httpserver.HttpServer;
+import io.keywarden.attestation.ProcAttestor;
+import io.keywarden.attestation.ProcessInfo;
+import io.keywarden.attestation.SelectorAttestor;
+import io.keywarden.daemon.config.Config;
+import io.keywarden.daemon.config.HostPort;
+import io.keywarden.daemon.guard.BreachKind;
+import io.keywarden.daemon.guard.GatewayTally;
+import io.keywarden.daemon.guard.GuardEngine;
+import io.keywarden.daemon.guard.GuardListener;
+import io.keywarden.daemon.net.ChannelFd;
+import io.keywarden.daemon.ops.Metrics;
+import io.keywarden.delivery.AccessDecider;
+import io.keywarden.delivery.AccessListener;
+import io.keywarden.delivery.IssuedKey;
+import io.keywarden.delivery.KeySource;
+import io.keywarden.delivery.LeaseStatus;
+import io.keywarden.linux.Secret;
+import io.keywarden.policy.Policy;
+import io.keywarden.policy.PolicyLoader;
+import io.keywarden.policy.Workload;
+import io.vertx.core.Vertx;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The gateway's request pipeline in one process: this JVM is the caller (found by its socket, as
+ * any caller is, and attested from /proc by its uid), the credential comes from a key source stub,
+ * the upstream is a stub that checks the credential it receives. Each stage's outcome: the key
+ * injected and never relayed back, a model outside the allowlist refused before the upstream, an
+ * unknown key, a credential the key source cannot give. The same stages with real processes of
+ * other uids are {@code GatewayIT}'s and {@code GatewayAttackIT}'s.
+ */
+class GatewayPipelineTest {
+    static final String KEY = "sk-pipeline-0123456789abcdef";
+    static final ObjectMapper JSON = new ObjectMapper();
+    private HttpServer upstream;
+    private final List<String> upstreamAuth = new CopyOnWriteArrayList<>();
+    private final AtomicReference<String> keyFailure = new AtomicReference<>();
+    private Vertx vertx;
+    private ExecutorService blocking;
+    private ScheduledExecutorService timer;
+    private int port;
+    private final HttpClient client = HttpClient.newHttpClient();
+
+    @BeforeEach
+    void start() throws Exception {
+        upstream = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
+        upstream.createContext("/v1/chat/completions", x -> {
+            upstreamAuth.add(String.valueOf(x.getRequestHeaders().getFirst("Authorization")));
+            x.getRequestBody().readAllBytes();
+            byte[] b = ("{\"id\":\"c1\",\"model\":\"gpt-4.1-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,"
+                    + "\"completion_tokens\":5,\"total_tokens\":8}}").getBytes(StandardCharsets.UTF_8);
+            x.getResponseHeaders().add("Content-Type", "application/json");
+            x.sendResponseHeaders(200, b.length);
+            x.getResponseBody().write(b);
+            x.close();
+        });
+        upstream.start();
+        int uid = (int) new com.sun.security.auth.module.UnixSystem().getUid();
+        Policy policy = PolicyLoader.parse("""
+                keys: {openai: {}}
+                workloads:
+                  - name: me
+                    spiffeId: spiffe://t/me
+                    selectors: ["unix:uid:%d"]
+                    keys: [openai]
+                    guard: {models: ["gpt-4.1-mini"]}
+                """.formatted(uid), "p.yaml");
+        KeySource keys = new KeySource() {
+            @Override
+            public CompletionStage<IssuedKey> current(Workload workload, String key, ProcessInfo opener) {
+                String why = keyFailure.get();
+                return why != null ? CompletableFuture.failedFuture(new IllegalStateException(why))
+                        : CompletableFuture.completedFuture(new IssuedKey(Secret.copyOf(KEY.getBytes(StandardCharsets.US_ASCII)),
+                        Instant.now().plusSeconds(300), "lease-1"));
+            }
+
+            @Override
+            public LeaseStatus status(Workload workload, String key) {
+                return new LeaseStatus.Ok(true);
+            }
+        };
+        blocking = Executors.newFixedThreadPool(2);
+        timer = Executors.newSingleThreadScheduledExecutor();
+        AccessDecider decider = new AccessDecider(() -> policy, new SelectorAttestor(ProcAttestor.system(), () -> policy),
+                keys, AccessListener.NONE, Clock.systemUTC(), Duration.ofSeconds(5), blocking, timer);
+        GuardEngine guard = new GuardEngine(Clock.systemUTC(), new GuardListener() {
+            @Override
+            public void breach(Workload w, BreachKind kind, String observed, String limit, String action, String sensor) {
+            }
+
+            @Override
+            public void revoke(Workload w, String reason) {
+            }
+
+            @Override
+            public void block(Workload w, String reason, Instant until) {
+            }
+
+            @Override
+            public void usage(String workload, Instant minute, long in, long out, long requests, Map<String, Long> models) {
+            }
+        });
+        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            port = s.getLocalPort();
+        }
+        Config.Gateway config = new Config.Gateway(Optional.of(new HostPort("127.0.0.1", port)), Optional.empty(), Map.of(),
+                Optional.empty(), Config.Gateway.DEFAULT_MAX_BODY, Duration.ofMinutes(1), Optional.empty());
+        Config.Upstream up = new Config.Upstream(URI.create("http://127.0.0.1:" + upstream.getAddress().getPort()),
+                Config.UpstreamAuth.BEARER);
+        vertx = Vertx.vertx(ChannelFd.options(1, 2));
+        GatewayServer.start(vertx, config, decider, () -> policy, k -> Optional.of(up), guard, guard, new GatewayTally(), null,
+                new Metrics(), blocking, null);
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        vertx.close().await(5, TimeUnit.SECONDS);
+        upstream.stop(0);
+        blocking.shutdownNow();
+        timer.shutdownNow();
+    }
+
+    private HttpResponse<String> post(String path, String model) throws Exception {
+        return client.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+                .header("Authorization", "Bearer placeholder").header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString("{\"model\":\"" + model + "\",\"messages\":[]}")).build(),
+                HttpResponse.BodyHandlers.ofString());
+    }
+
+    private static String code(HttpResponse<String> r) throws Exception {
+        return JSON.readTree(r.body()).path("error").path("code").asText();
+    }
+
+    @Test
+    void theCredentialIsInjectedUpstreamAndNeverRelayedBack() throws Exception {
+        HttpResponse<String> r = post("/openai/v1/chat/completions", "gpt-4.1-mini");
+        assertEquals(200, r.statusCode(), r.body());
+        assertEquals(List.of("Bearer " + KEY), upstreamAuth, "the placeholder replaced by the workload's key");
+        JsonNode body = JSON.readTree(r.body());
+        assertEquals(8, body.path("usage").path("total_tokens").asInt());
+        assertFalse(r.body().contains(KEY) || r.headers().map().toString().contains(KEY), "the key never comes back");
+    }
+
+    @Test
+    void aModelOutsideTheAllowlistNeverReachesTheUpstream() throws Exception {
+        HttpResponse<String> r = post("/openai/v1/chat/completions", "gpt-5-pro");
+        assertEquals(403, r.statusCode(), r.body());
+        assertEquals("model_not_allowed", code(r));
+        assertEquals(List.of(), upstreamAuth);
+    }
+
+    @Test
+    void aKeyThePolicyDoesNotHaveIsNotFound() throws Exception {
+        HttpResponse<String> r = post("/anthropic/v1/messages", "gpt-4.1-mini");
+        assertEquals(404, r.statusCode(), r.body());
+        assertEquals("no_such_key", code(r));
+        assertTrue(upstreamAuth.isEmpty());
+    }
+
+    @Test
+    void aCredentialTheIssuerCannotGiveIsUnavailableNotAGuess() throws Exception {
+        keyFailure.set("vault is sealed");
+        HttpResponse<String> r = post("/openai/v1/chat/completions", "gpt-4.1-mini");
+        assertEquals(503, r.statusCode(), r.body());
+        assertEquals("credential_unavailable", code(r));
+        assertTrue(upstreamAuth.isEmpty());
+    }
+}
