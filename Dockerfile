@@ -18,10 +18,11 @@ COPY native/pom.xml native/
 COPY policies/pom.xml policies/
 COPY attestation/pom.xml attestation/
 COPY delivery/pom.xml delivery/
+COPY testkit/pom.xml testkit/
 COPY issuers/pom.xml issuers/
 COPY daemon/pom.xml daemon/
 COPY tests/pom.xml tests/
-RUN ./mvnw -B -q dependency:go-offline -DexcludeArtifactIds=keywarden-native,keywarden-policies,keywarden-attestation,keywarden-delivery,keywarden-issuers,keywarden-daemon || true
+RUN ./mvnw -B -q dependency:go-offline -DexcludeArtifactIds=keywarden-native,keywarden-policies,keywarden-attestation,keywarden-delivery,keywarden-testkit,keywarden-issuers,keywarden-daemon || true
 COPY . .
 RUN ./mvnw -B -q -pl daemon -am package -DskipTests
 

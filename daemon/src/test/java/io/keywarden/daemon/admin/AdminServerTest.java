@@ -138,7 +138,7 @@ class AdminServerTest {
             }
         }
         // The idle clients' slots are freed as the server notices them go (a refused ask is "not yet").
-        io.keywarden.testing.Await.until(java.time.Duration.ofSeconds(10),
+        io.keywarden.testkit.Await.until(java.time.Duration.ofSeconds(10),
                 () -> !ask(sock, "{\"op\":\"status\"}\n").isMissingNode(), () -> "not served again once they left");
     }
 }

@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.keywarden.attestation.Attestation;
 import io.keywarden.attestation.CgroupInfo;
 import io.keywarden.attestation.ProcessInfo;
-import io.keywarden.daemon.lifecycle.ManualClock;
+import io.keywarden.testkit.ManualClock;
 import io.keywarden.daemon.ops.Metrics;
 import io.keywarden.daemon.ops.Readiness;
 import io.keywarden.delivery.IssuedKey;

@@ -3,7 +3,7 @@ package io.keywarden.daemon.audit;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.keywarden.daemon.lifecycle.ManualClock;
+import io.keywarden.testkit.ManualClock;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -6,9 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.sun.net.httpserver.HttpServer;
 import io.keywarden.attestation.ProcAttestor;
-import io.keywarden.attestation.ProcessInfo;
 import io.keywarden.attestation.SelectorAttestor;
 import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.config.HostPort;
@@ -20,35 +18,27 @@ import io.keywarden.daemon.net.ChannelFd;
 import io.keywarden.daemon.ops.Metrics;
 import io.keywarden.delivery.AccessDecider;
 import io.keywarden.delivery.AccessListener;
-import io.keywarden.delivery.IssuedKey;
-import io.keywarden.delivery.KeySource;
-import io.keywarden.delivery.LeaseStatus;
-import io.keywarden.linux.Secret;
 import io.keywarden.policy.Policy;
-import io.keywarden.policy.PolicyLoader;
 import io.keywarden.policy.Workload;
+import io.keywarden.testkit.HttpStub;
+import io.keywarden.testkit.Policies;
+import io.keywarden.testkit.StaticKeySource;
 import io.vertx.core.Vertx;
-import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.charset.StandardCharsets;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionStage;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -64,9 +54,8 @@ import org.junit.jupiter.api.Test;
 class GatewayPipelineTest {
     static final String KEY = "sk-pipeline-0123456789abcdef";
     static final ObjectMapper JSON = new ObjectMapper();
-    private HttpServer upstream;
-    private final List<String> upstreamAuth = new CopyOnWriteArrayList<>();
-    private final AtomicReference<String> keyFailure = new AtomicReference<>();
+    private HttpStub upstream;
+    private final StaticKeySource keys = new StaticKeySource(KEY);
     private Vertx vertx;
     private ExecutorService blocking;
     private ScheduledExecutorService timer;
@@ -75,20 +64,11 @@ class GatewayPipelineTest {
 
     @BeforeEach
     void start() throws Exception {
-        upstream = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
-        upstream.createContext("/v1/chat/completions", x -> {
-            upstreamAuth.add(String.valueOf(x.getRequestHeaders().getFirst("Authorization")));
-            x.getRequestBody().readAllBytes();
-            byte[] b = ("{\"id\":\"c1\",\"model\":\"gpt-4.1-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,"
-                    + "\"completion_tokens\":5,\"total_tokens\":8}}").getBytes(StandardCharsets.UTF_8);
-            x.getResponseHeaders().add("Content-Type", "application/json");
-            x.sendResponseHeaders(200, b.length);
-            x.getResponseBody().write(b);
-            x.close();
-        });
-        upstream.start();
+        upstream = HttpStub.start().on("/v1/chat/completions", r -> HttpStub.Answer.json(200, "{\"id\":\"c1\","
+                + "\"model\":\"gpt-4.1-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":5,"
+                + "\"total_tokens\":8}}"));
         int uid = (int) new com.sun.security.auth.module.UnixSystem().getUid();
-        Policy policy = PolicyLoader.parse("""
+        Policy policy = Policies.of("""
                 keys: {openai: {}}
                 workloads:
                   - name: me
@@ -96,21 +76,7 @@ class GatewayPipelineTest {
                     selectors: ["unix:uid:%d"]
                     keys: [openai]
                     guard: {models: ["gpt-4.1-mini"]}
-                """.formatted(uid), "p.yaml");
-        KeySource keys = new KeySource() {
-            @Override
-            public CompletionStage<IssuedKey> current(Workload workload, String key, ProcessInfo opener) {
-                String why = keyFailure.get();
-                return why != null ? CompletableFuture.failedFuture(new IllegalStateException(why))
-                        : CompletableFuture.completedFuture(new IssuedKey(Secret.copyOf(KEY.getBytes(StandardCharsets.US_ASCII)),
-                        Instant.now().plusSeconds(300), "lease-1"));
-            }
-
-            @Override
-            public LeaseStatus status(Workload workload, String key) {
-                return new LeaseStatus.Ok(true);
-            }
-        };
+                """.formatted(uid));
         blocking = Executors.newFixedThreadPool(2);
         timer = Executors.newSingleThreadScheduledExecutor();
         AccessDecider decider = new AccessDecider(() -> policy, new SelectorAttestor(ProcAttestor.system(), () -> policy),
@@ -137,8 +103,7 @@ class GatewayPipelineTest {
         }
         Config.Gateway config = new Config.Gateway(Optional.of(new HostPort("127.0.0.1", port)), Optional.empty(), Map.of(),
                 Optional.empty(), Config.Gateway.DEFAULT_MAX_BODY, Duration.ofMinutes(1), Optional.empty());
-        Config.Upstream up = new Config.Upstream(URI.create("http://127.0.0.1:" + upstream.getAddress().getPort()),
-                Config.UpstreamAuth.BEARER);
+        Config.Upstream up = new Config.Upstream(upstream.uri(""), Config.UpstreamAuth.BEARER);
         vertx = Vertx.vertx(ChannelFd.options(1, 2));
         GatewayServer.start(vertx, config, decider, () -> policy, k -> Optional.of(up), guard, guard, new GatewayTally(), null,
                 new Metrics(), blocking, null);
@@ -147,7 +112,7 @@ class GatewayPipelineTest {
     @AfterEach
     void stop() throws Exception {
         vertx.close().await(5, TimeUnit.SECONDS);
-        upstream.stop(0);
+        upstream.close();
         blocking.shutdownNow();
         timer.shutdownNow();
     }
@@ -159,6 +124,10 @@ class GatewayPipelineTest {
                 HttpResponse.BodyHandlers.ofString());
     }
 
+    private List<String> upstreamAuth() {
+        return upstream.requests().stream().map(r -> String.valueOf(r.header("Authorization"))).toList();
+    }
+
     private static String code(HttpResponse<String> r) throws Exception {
         return JSON.readTree(r.body()).path("error").path("code").asText();
     }
@@ -167,7 +136,7 @@ class GatewayPipelineTest {
     void theCredentialIsInjectedUpstreamAndNeverRelayedBack() throws Exception {
         HttpResponse<String> r = post("/openai/v1/chat/completions", "gpt-4.1-mini");
         assertEquals(200, r.statusCode(), r.body());
-        assertEquals(List.of("Bearer " + KEY), upstreamAuth, "the placeholder replaced by the workload's key");
+        assertEquals(List.of("Bearer " + KEY), upstreamAuth(), "the placeholder replaced by the workload's key");
         JsonNode body = JSON.readTree(r.body());
         assertEquals(8, body.path("usage").path("total_tokens").asInt());
         assertFalse(r.body().contains(KEY) || r.headers().map().toString().contains(KEY), "the key never comes back");
@@ -178,7 +147,7 @@ class GatewayPipelineTest {
         HttpResponse<String> r = post("/openai/v1/chat/completions", "gpt-5-pro");
         assertEquals(403, r.statusCode(), r.body());
         assertEquals("model_not_allowed", code(r));
-        assertEquals(List.of(), upstreamAuth);
+        assertEquals(List.of(), upstreamAuth());
     }
 
     @Test
@@ -186,15 +155,15 @@ class GatewayPipelineTest {
         HttpResponse<String> r = post("/anthropic/v1/messages", "gpt-4.1-mini");
         assertEquals(404, r.statusCode(), r.body());
         assertEquals("no_such_key", code(r));
-        assertTrue(upstreamAuth.isEmpty());
+        assertTrue(upstreamAuth().isEmpty());
     }
 
     @Test
     void aCredentialTheIssuerCannotGiveIsUnavailableNotAGuess() throws Exception {
-        keyFailure.set("vault is sealed");
+        keys.fail("vault is sealed");
         HttpResponse<String> r = post("/openai/v1/chat/completions", "gpt-4.1-mini");
         assertEquals(503, r.statusCode(), r.body());
         assertEquals("credential_unavailable", code(r));
-        assertTrue(upstreamAuth.isEmpty());
+        assertTrue(upstreamAuth().isEmpty());
     }
 }

@@ -7,17 +7,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.sun.net.httpserver.HttpServer;
 import io.keywarden.daemon.config.Config;
 import io.keywarden.issuer.IssuerException;
 import io.keywarden.issuer.dev.DevIssuer;
 import io.keywarden.policy.Policy;
-import io.keywarden.policy.PolicyLoader;
 import io.keywarden.policy.Workload;
+import io.keywarden.testkit.HttpStub;
+import io.keywarden.testkit.Policies;
 import io.vertx.core.Vertx;
-import java.net.InetSocketAddress;
 import java.net.URI;
-import java.nio.charset.StandardCharsets;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.concurrent.CountDownLatch;
@@ -32,7 +30,7 @@ import org.junit.jupiter.api.Test;
  * asked with, each answer's verdict, and failing closed or open on every way OPA can fail.
  */
 class PolicyHookTest {
-    private HttpServer opa;
+    private HttpStub opa;
     private Vertx vertx;
     private final AtomicReference<String> asked = new AtomicReference<>();
     private final AtomicReference<String> answer = new AtomicReference<>("{\"result\":true}");
@@ -43,27 +41,17 @@ class PolicyHookTest {
 
     @BeforeEach
     void start() throws Exception {
-        opa = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
-        opa.setExecutor(java.util.concurrent.Executors.newCachedThreadPool());
-        opa.createContext("/v1/data/keywarden/allow", x -> {
-            asked.set(new String(x.getRequestBody().readAllBytes(), StandardCharsets.UTF_8));
-            try {
-                hold.await(10, TimeUnit.SECONDS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-            byte[] b = answer.get().getBytes(StandardCharsets.UTF_8);
-            x.sendResponseHeaders(status.get(), b.length);
-            x.getResponseBody().write(b);
-            x.close();
+        opa = HttpStub.start().on("/v1/data/keywarden/allow", r -> {
+            asked.set(r.body());
+            hold.await(10, TimeUnit.SECONDS);
+            return HttpStub.Answer.json(status.get(), answer.get());
         });
-        opa.start();
         vertx = Vertx.vertx();
-        Policy p = PolicyLoader.parse("""
+        Policy p = Policies.of("""
                 keys: {openai: {}}
                 workloads:
                   - {name: alice, spiffeId: "spiffe://t/alice", selectors: ["unix:uid:1001"], keys: [openai]}
-                """, "p.yaml");
+                """);
         policy = p;
         alice = p.workload("alice").orElseThrow();
     }
@@ -71,13 +59,13 @@ class PolicyHookTest {
     @AfterEach
     void stop() throws Exception {
         hold.countDown();
-        opa.stop(0);
+        opa.close();
         vertx.close().await(5, TimeUnit.SECONDS);
     }
 
     private PolicyHook hook(Duration timeout, boolean failClosed) {
-        return new PolicyHook(vertx.createHttpClient(), new Config.PolicyHook(URI.create("http://127.0.0.1:"
-                + opa.getAddress().getPort() + "/v1/data/keywarden/allow"), timeout, failClosed));
+        return new PolicyHook(vertx.createHttpClient(), new Config.PolicyHook(opa.uri("/v1/data/keywarden/allow"), timeout,
+                failClosed));
     }
 
     private PolicyHook.Verdict decide(PolicyHook h) throws Exception {

@@ -1,5 +1,7 @@
 package io.keywarden.daemon.lifecycle;
 
+import io.keywarden.testkit.ManualClock;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;

@@ -1,5 +1,7 @@
 package io.keywarden.daemon.lifecycle;
 
+import io.keywarden.testkit.ManualClock;
+
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayDeque;

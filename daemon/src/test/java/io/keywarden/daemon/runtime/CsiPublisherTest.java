@@ -81,7 +81,7 @@ class CsiPublisherTest {
     void aPodOfAWorkloadsServiceAccountGetsItsKeysAheadOfItsFirstRead() throws Exception {
         csi.published("vol-1", dir.resolve("target"), Map.of("pod.namespace", "agents", "pod.name", "r-1",
                 "serviceAccount.name", "reviewer"));
-        io.keywarden.testing.Await.until(Duration.ofSeconds(10), () -> live("reviewer") == 2,
+        io.keywarden.testkit.Await.until(Duration.ofSeconds(10), () -> live("reviewer") == 2,
                 () -> "reviewer's keys were not both issued: " + leases.view());
         assertEquals(0, live("other"), "nobody else's");
         JsonNode r = records("csi.published").get(0);

@@ -1,5 +1,7 @@
 package io.keywarden.issuer.federation;
 
+import io.keywarden.testkit.FixedIdentity;
+
 import io.keywarden.issuer.federation.openai.OpenAiFederationIssuer;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;

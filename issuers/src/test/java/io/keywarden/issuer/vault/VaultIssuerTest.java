@@ -5,18 +5,15 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.sun.net.httpserver.HttpExchange;
-import com.sun.net.httpserver.HttpServer;
 import io.keywarden.issuer.IssuerException;
 import io.keywarden.issuer.Lease;
-import io.keywarden.issuer.federation.FixedIdentity;
 import io.keywarden.policy.KeySpec;
 import io.keywarden.policy.Policy;
-import io.keywarden.policy.PolicyLoader;
 import io.keywarden.policy.Workload;
-import java.io.IOException;
-import java.net.InetSocketAddress;
-import java.net.URI;
+import io.keywarden.testkit.FixedIdentity;
+import io.keywarden.testkit.HttpStub;
+import io.keywarden.testkit.HttpStub.Answer;
+import io.keywarden.testkit.Policies;
 import java.nio.charset.StandardCharsets;
 import java.time.Clock;
 import java.time.Duration;
@@ -40,7 +37,7 @@ import org.junit.jupiter.api.Test;
  */
 class VaultIssuerTest {
     static final String JWT = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln";
-    private HttpServer server;
+    private HttpStub vault;
     private final AtomicInteger logins = new AtomicInteger();
     private final AtomicInteger leases = new AtomicInteger();
     /** Tokens Vault would honour, and the lease ids each holds. */
@@ -51,79 +48,64 @@ class VaultIssuerTest {
 
     @BeforeEach
     void start() throws Exception {
-        server = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
-        server.createContext("/v1/", this::answer);
-        server.start();
-        policy = PolicyLoader.parse("""
+        vault = HttpStub.start().on("/v1/", this::answer);
+        policy = Policies.of("""
                 keys:
                   openai: {vault: {role: "r-{workload}", path: "openai/creds/{workload}", ttl: 60s}}
                 workloads:
                   - {name: alice, spiffeId: "spiffe://t/alice", selectors: ["unix:uid:1001"], keys: [openai]}
                   - {name: bob, spiffeId: "spiffe://t/bob", selectors: ["unix:uid:1002"], keys: [openai]}
-                """, "p.yaml");
+                """);
     }
 
     @AfterEach
     void stop() {
-        server.stop(0);
+        vault.close();
     }
 
-    private void answer(HttpExchange x) throws IOException {
-        String path = x.getRequestURI().getPath().substring("/v1/".length());
-        String token = x.getRequestHeaders().getFirst("X-Vault-Token");
-        String body = new String(x.getRequestBody().readAllBytes(), StandardCharsets.UTF_8);
-        calls.add(x.getRequestMethod() + " " + path + (token == null ? "" : " as " + token));
-        int status;
-        String out;
-        if (path.equals("auth/jwt/login") && x.getRequestMethod().equals("POST")) {
+    private Answer answer(HttpStub.Request x) {
+        String path = x.path().substring("/v1/".length());
+        String token = x.header("X-Vault-Token");
+        String body = x.body();
+        calls.add(x.method() + " " + path + (token == null ? "" : " as " + token));
+        if (path.equals("auth/jwt/login") && x.method().equals("POST")) {
             boolean ok = body.contains("\"jwt\":\"" + JWT + "\"") && body.matches(".*\"role\":\"r-(alice|bob)\".*");
             String t = "hvs.t" + logins.incrementAndGet();
-            if (ok) {
-                tokens.put(t, new CopyOnWriteArrayList<>());
+            if (!ok) {
+                return Answer.json(400, "{\"errors\":[\"bad login\"]}");
             }
-            status = ok ? 200 : 400;
-            out = ok ? "{\"auth\":{\"client_token\":\"" + t + "\",\"lease_duration\":3600}}" : "{\"errors\":[\"bad login\"]}";
-        } else if (token == null || !tokens.containsKey(token)) {
-            status = 403;
-            out = "{\"errors\":[\"permission denied\"]}";
-        } else if (path.startsWith("openai/creds/") && x.getRequestMethod().equals("GET")) {
+            tokens.put(t, new CopyOnWriteArrayList<>());
+            return Answer.json(200, "{\"auth\":{\"client_token\":\"" + t + "\",\"lease_duration\":3600}}");
+        }
+        if (token == null || !tokens.containsKey(token)) {
+            return Answer.json(403, "{\"errors\":[\"permission denied\"]}");
+        }
+        if (path.startsWith("openai/creds/") && x.method().equals("GET")) {
             if (refuseReads) {
                 tokens.remove(token);
-                status = 403;
-                out = "{\"errors\":[\"permission denied\"]}";
-            } else {
-                String id = "openai/creds/" + path.substring("openai/creds/".length()) + "/l" + leases.incrementAndGet();
-                tokens.get(token).add(id);
-                status = 200;
-                out = "{\"lease_id\":\"" + id + "\",\"lease_duration\":60,\"renewable\":false,\"data\":{\"api_key\":"
-                        + "\"sk-test-" + leases.get() + "\",\"api_key_id\":\"key_" + leases.get() + "\"}}";
+                return Answer.json(403, "{\"errors\":[\"permission denied\"]}");
             }
-        } else if (path.startsWith("sys/leases/revoke/") && x.getRequestMethod().equals("PUT")) {
-            String id = path.substring("sys/leases/revoke/".length());
-            boolean held = tokens.get(token).remove(id);
-            status = held ? 204 : 403;
-            out = held ? "" : "{\"errors\":[\"permission denied\"]}";
-        } else if (path.equals("auth/token/revoke-self")) {
+            String id = "openai/creds/" + path.substring("openai/creds/".length()) + "/l" + leases.incrementAndGet();
+            tokens.get(token).add(id);
+            return Answer.json(200, "{\"lease_id\":\"" + id + "\",\"lease_duration\":60,\"renewable\":false,\"data\":"
+                    + "{\"api_key\":\"sk-test-" + leases.get() + "\",\"api_key_id\":\"key_" + leases.get() + "\"}}");
+        }
+        if (path.startsWith("sys/leases/revoke/") && x.method().equals("PUT")) {
+            boolean held = tokens.get(token).remove(path.substring("sys/leases/revoke/".length()));
+            return held ? Answer.empty(204) : Answer.json(403, "{\"errors\":[\"permission denied\"]}");
+        }
+        if (path.equals("auth/token/revoke-self")) {
             tokens.remove(token);
-            status = 204;
-            out = "";
-        } else if (path.equals("auth/token/lookup-self")) {
-            status = 200;
-            out = "{\"data\":{}}";
-        } else {
-            status = 404;
-            out = "{\"errors\":[]}";
+            return Answer.empty(204);
         }
-        byte[] b = out.getBytes(StandardCharsets.UTF_8);
-        x.sendResponseHeaders(status, b.length == 0 ? -1 : b.length);
-        if (b.length > 0) {
-            x.getResponseBody().write(b);
+        if (path.equals("auth/token/lookup-self")) {
+            return Answer.json(200, "{\"data\":{}}");
         }
-        x.close();
+        return Answer.json(404, "{\"errors\":[]}");
     }
 
     private VaultIssuer issuer() throws IssuerException {
-        VaultConnection c = new VaultConnection(URI.create("http://127.0.0.1:" + server.getAddress().getPort()), "", "jwt",
+        VaultConnection c = new VaultConnection(vault.uri(""), "", "jwt",
                 Optional.empty(), Duration.ofSeconds(2));
         return new VaultIssuer(new VaultType.Spec("bao", c, "vault"), new FixedIdentity(JWT, Instant.now().plusSeconds(600)),
                 Clock.systemUTC());

@@ -37,7 +37,7 @@ class DeliveryBench {
         var issued = TestKeys.issued(TestKeys.random("sk-alice-", LENGTH), Instant.now().plus(Duration.ofHours(1)));
         keys.set("alice", "openai", issued);
         // KeyFS's clock: moved on to take a key past its first seconds (direct I/O) into the page cache.
-        io.keywarden.daemon.lifecycle.ManualClock clock = new io.keywarden.daemon.lifecycle.ManualClock(Instant.now());
+        io.keywarden.testkit.ManualClock clock = new io.keywarden.testkit.ManualClock(Instant.now());
         KeyFs fs = TestKeyFs.of(policy, keys,
                 AccessListener.NONE, clock, Duration.ofSeconds(5));
         Path mnt = Files.createTempDirectory("kw-bench-fuse-");

@@ -40,7 +40,7 @@ class FleetBench {
     @Test
     void budgetsBlocksAndLatencyAcrossNodes() throws Exception {
         Requirements.rootAndFuse();
-        io.keywarden.testing.Await.clearOfWindowEdge(java.time.Duration.ofHours(1), java.time.Duration.ofMinutes(6));
+        io.keywarden.testkit.Await.clearOfWindowEdge(java.time.Duration.ofHours(1), java.time.Duration.ofMinutes(6));
         Path dir = Files.createTempDirectory("kw-fleetbench-");
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
         Path loadgen = GatewayBench.loadGen(dir);
@@ -133,7 +133,7 @@ class FleetBench {
                 Daemon.cli("revoke", "--admin-socket", dir.resolve("n0/admin/admin.sock").toString(), "--spiffe-id",
                         "spiffe://example.org/blocked", "--block", "--fleet", "--reason", "bench " + i);
                 String reason = "bench " + i;
-                io.keywarden.testing.Await.until(java.time.Duration.ofSeconds(10), () -> {
+                io.keywarden.testkit.Await.until(java.time.Duration.ofSeconds(10), () -> {
                     for (int n = 1; n < NODES; n++) {
                         if (last(dir.resolve("n" + n).resolve("audit.jsonl"), "fleet.block.applied", reason) == null) {
                             return false;
@@ -266,7 +266,7 @@ class FleetBench {
             long admitted = 0;
             String budgeted = body.replace("gpt-4.1-mini", "budgeted");
             // Its tpm window is the minute: all five bursts within one.
-            io.keywarden.testing.Await.clearOfWindowEdge(java.time.Duration.ofMinutes(1),
+            io.keywarden.testkit.Await.clearOfWindowEdge(java.time.Duration.ofMinutes(1),
                     java.time.Duration.ofSeconds(45));
             long t0 = System.nanoTime();
             for (int round = 0; round < 5; round++) {

@@ -75,7 +75,7 @@ class OpenBaoJwtLoginIT {
                     @Override
                     protected void waitUntilReady() {
                         try {
-                            io.keywarden.testing.Await.until(startupTimeout, () -> health(address) == 200,
+                            io.keywarden.testkit.Await.until(startupTimeout, () -> health(address) == 200,
                                     () -> "OpenBao did not answer at " + address);
                         } catch (InterruptedException e) {
                             Thread.currentThread().interrupt();

@@ -128,7 +128,7 @@ class CsiIT {
         String ledgerText = Files.readString(ledger);
         assertTrue(ledgerText.contains("\"event\":\"csi.published\"") && ledgerText.contains("\"pod.name\":\"reviewer-0\"")
                 && ledgerText.contains("\"preissued\":[\"reviewer/openai\"]"), ledgerText);
-        io.keywarden.testing.Await.until(java.time.Duration.ofSeconds(10),
+        io.keywarden.testkit.Await.until(java.time.Duration.ofSeconds(10),
                 () -> Files.readString(ledger).contains("\"event\":\"key.issued\""), () -> "the key issued at publish");
         Proc.Result mine = Proc.as(1001, "cat", target.resolve("openai/api_key").toString());
         assertTrue(mine.out().startsWith("sk-dev-"), "read through the pod's target: " + mine.err());

@@ -113,7 +113,7 @@ class ExampleAgentsTest {
         JsonNode a = JSON.readTree(r.body());
         String key = a.path("api_key").path("value").asText();
         assertTrue(a.path("api_key").path("expires_at").asLong() > 0, "the answer carries api_key.expires_at");
-        io.keywarden.testing.Await.until(java.time.Duration.ofSeconds(10), () -> get("/v1/models", key).statusCode()
+        io.keywarden.testkit.Await.until(java.time.Duration.ofSeconds(10), () -> get("/v1/models", key).statusCode()
                 == 401, () -> "the key outlived its expires_at");
         for (String bad : new String[] {"0", "-5", "\"60\"", "true", "1.5"}) {
             assertEquals(400, send("POST", "/v1/organization/projects/proj_t/service_accounts",
@@ -125,7 +125,7 @@ class ExampleAgentsTest {
         String saved = base;
         try {
             base = "http://127.0.0.1:" + port;
-            io.keywarden.testing.Await.until(java.time.Duration.ofSeconds(20), () -> {
+            io.keywarden.testkit.Await.until(java.time.Duration.ofSeconds(20), () -> {
                 try {
                     return get("/health", null).statusCode() == 200;
                 } catch (IOException e) {

@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.keywarden.linux.Mounts;
-import io.keywarden.testing.Await;
+import io.keywarden.testkit.Await;
 import io.keywarden.tests.support.Daemon;
 import io.keywarden.tests.support.Proc;
 import io.keywarden.tests.support.Requirements;

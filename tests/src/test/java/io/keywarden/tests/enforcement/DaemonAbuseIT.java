@@ -9,7 +9,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.keywarden.daemon.admin.AdminServer;
 import io.keywarden.linux.Mounts;
 import io.keywarden.tests.support.CProgram;
-import io.keywarden.testing.Await;
+import io.keywarden.testkit.Await;
 import io.keywarden.tests.support.Daemon;
 import io.keywarden.tests.support.KwRead;
 import io.keywarden.tests.support.Proc;

@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import io.keywarden.daemon.lifecycle.ManualClock;
+import io.keywarden.testkit.ManualClock;
 import io.keywarden.delivery.IssuedKey;
 import io.keywarden.delivery.KeyFs;
 import io.keywarden.fuse.FuseSession;
@@ -159,7 +159,7 @@ class EnforcementIT {
         var running = java.util.concurrent.CompletableFuture.supplyAsync(
                 () -> Proc.as(UID, agent.toString(), fifo.toString(), key()));
         // Running and waiting on the fifo before its binary is replaced.
-        io.keywarden.testing.Await.until(Duration.ofSeconds(10), () -> Proc.run("pgrep", "-f", fifo.toString()).ok(),
+        io.keywarden.testkit.Await.until(Duration.ofSeconds(10), () -> Proc.run("pgrep", "-f", fifo.toString()).ok(),
                 () -> "the agent did not start");
         assertTrue(Proc.as(UID, "sh", "-c", "cp " + agent + " " + agent + ".new && mv " + agent + ".new " + agent).ok());
         assertTrue(Proc.run("sh", "-c", "echo go > " + fifo).ok());

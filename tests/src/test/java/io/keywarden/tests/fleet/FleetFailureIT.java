@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import io.keywarden.testing.Await;
+import io.keywarden.testkit.Await;
 import io.keywarden.tests.support.Daemon;
 import io.keywarden.tests.support.Ports;
 import io.keywarden.tests.support.Proc;

@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.keywarden.linux.Mounts;
-import io.keywarden.testing.Await;
+import io.keywarden.testkit.Await;
 import io.keywarden.tests.support.Daemon;
 import io.keywarden.tests.support.Ports;
 import io.keywarden.tests.support.Proc;

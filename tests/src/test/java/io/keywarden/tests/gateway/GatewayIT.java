@@ -306,7 +306,7 @@ class GatewayIT {
 
     @Test
     void aBudgetBreachBlocksTheWorkloadUntilAnOperatorUnblocks() throws Exception {
-        io.keywarden.testing.Await.clearOfWindowEdge(java.time.Duration.ofHours(1), java.time.Duration.ofSeconds(30));
+        io.keywarden.testkit.Await.clearOfWindowEdge(java.time.Duration.ofHours(1), java.time.Duration.ofSeconds(30));
         String api = mnt.resolve("openai/api_key").toString();
         assertTrue(Proc.as(1004, "cat", api).out().startsWith("sk-dev-"));
         // Each request reserves its worst case (body bytes + max_tokens) and settles to the 50 tokens used:
@@ -322,7 +322,7 @@ class GatewayIT {
         assertEquals(429, status(r), r.out());
         assertTrue(r.out().contains("\"code\":\"budget_exceeded\""), r.out());
         assertTrue(r.out().toLowerCase().contains("retry-after: "), r.out());
-        io.keywarden.testing.Await.until(java.time.Duration.ofSeconds(5),
+        io.keywarden.testkit.Await.until(java.time.Duration.ofSeconds(5),
                 () -> Proc.as(1004, "cat", api).err().contains("Permission denied"), () -> "onBreach block: the file too");
         String ledgerText = Files.readString(ledger);
         assertTrue(ledgerText.contains("\"event\":\"guard.breach\"") && ledgerText.contains("\"kind\":\"tokens_per_hour\"")
@@ -349,7 +349,7 @@ class GatewayIT {
             got.append(new String(p.getData(), 0, p.getLength(), java.nio.charset.StandardCharsets.UTF_8)).append('\n');
         }
         assertTrue(line.matcher(got).find(), "a DogStatsD counter with the step's requests and its tags: " + got);
-        io.keywarden.testing.Await.until(java.time.Duration.ofSeconds(10), () -> !otlpPosts.isEmpty(),
+        io.keywarden.testkit.Await.until(java.time.Duration.ofSeconds(10), () -> !otlpPosts.isEmpty(),
                 () -> "no OTLP export");
         String proto = new String(otlpPosts.get(otlpPosts.size() - 1), java.nio.charset.StandardCharsets.ISO_8859_1);
         assertTrue(proto.contains("keywarden.tokens") && proto.contains("service.name") && proto.contains("keywarden"),

@@ -237,7 +237,7 @@ class HandoverIT {
                 successor.awaitOut("took over", 60);
                 old.awaitOut("idle until stopped", 30);
                 assertTrue(old.isAlive(), "a pod's container that exits is restarted: the old one stays");
-                io.keywarden.testing.Await.until(java.time.Duration.ofSeconds(10),
+                io.keywarden.testkit.Await.until(java.time.Duration.ofSeconds(10),
                         () -> io.keywarden.tests.support.Http.get("http://127.0.0.1:" + oldPort + "/healthz").equals("ok\n"),
                         () -> "the idle daemon answers its liveness probe");
                 String ready = io.keywarden.tests.support.Http.get("http://127.0.0.1:" + oldPort + "/readyz");
@@ -261,7 +261,7 @@ class HandoverIT {
         try (Daemon old = Daemon.start(Map.of(), "run", "--config", tmpfsConfig.toString())) {
             old.awaitOut("serving", 30);
             Path key = files.resolve("agent/openai/api_key");
-            io.keywarden.testing.Await.until(java.time.Duration.ofSeconds(10),
+            io.keywarden.testkit.Await.until(java.time.Duration.ofSeconds(10),
                     () -> Proc.as(1001, "cat", key.toString()).out().startsWith("sk-dev-"), () -> "tmpfs publishes the key");
             try (Daemon successor = Daemon.start(Map.of(), "run", "--config", tmpfsConfig.toString(), "--takeover")) {
                 assertEquals(2, successor.waitFor(60), "refused: " + successor.err);
@@ -302,7 +302,7 @@ class HandoverIT {
             // Closed at once: an EOF, or a reset when the request was still unread; never an answer.
             assertTrue(asked.out().contains("got 0 bytes 0 descriptors") || asked.out().contains("closed on us"),
                     asked.out() + asked.err());
-            io.keywarden.testing.Await.until(java.time.Duration.ofSeconds(5),
+            io.keywarden.testkit.Await.until(java.time.Duration.ofSeconds(5),
                     () -> Files.readString(ledger).contains("\"event\":\"handover.refused\""), () -> "recorded");
             assertTrue(Files.readString(ledger).contains("uid 1001 is not root"));
             assertTrue(fingerprintAs1001().startsWith("sha256:"), "still serving");

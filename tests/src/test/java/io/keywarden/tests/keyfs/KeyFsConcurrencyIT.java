@@ -14,7 +14,7 @@ import io.keywarden.tests.support.MemoryKeySource;
 import io.keywarden.delivery.AccessListener;
 import io.keywarden.tests.support.Requirements;
 import io.keywarden.tests.support.TestKeys;
-import io.keywarden.testing.Await;
+import io.keywarden.testkit.Await;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;

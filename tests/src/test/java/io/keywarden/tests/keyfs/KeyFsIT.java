@@ -11,7 +11,7 @@ import io.keywarden.policy.Policy;
 import io.keywarden.policy.PolicyLoader;
 import io.keywarden.tests.support.TestKeyFs;
 import io.keywarden.tests.support.MemoryKeySource;
-import io.keywarden.daemon.lifecycle.ManualClock;
+import io.keywarden.testkit.ManualClock;
 import io.keywarden.tests.support.Proc;
 import io.keywarden.tests.support.RecordingListener;
 import io.keywarden.tests.support.Requirements;

@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.keywarden.daemon.lifecycle.ManualClock;
+import io.keywarden.testkit.ManualClock;
 import io.keywarden.delivery.IssuedKey;
 import io.keywarden.delivery.KeyFs;
 import io.keywarden.fuse.FuseSession;

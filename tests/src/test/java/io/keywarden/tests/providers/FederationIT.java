@@ -171,7 +171,7 @@ class FederationIT {
 
                 // 20 s tokens, refreshed at half: new tokens, a fresh Anthropic assertion each time.
                 String first = Proc.as(1001, "cat", mnt.resolve("claude/api_key").toString()).out();
-                io.keywarden.testing.Await.until(java.time.Duration.ofSeconds(30),
+                io.keywarden.testkit.Await.until(java.time.Duration.ofSeconds(30),
                         () -> p.tokensOf("anthropic", ALICE).size() >= 2, () -> "no refresh of the Anthropic token");
                 String second = Proc.as(1001, "cat", mnt.resolve("claude/api_key").toString()).out();
                 assertNotEquals(first, second, "refreshed before expiry");

@@ -10,7 +10,7 @@ import io.keywarden.tests.support.Daemon;
 import io.keywarden.tests.support.Proc;
 import io.keywarden.tests.support.Requirements;
 import io.keywarden.tests.support.RunConfig;
-import io.keywarden.testing.Await;
+import io.keywarden.testkit.Await;
 import io.keywarden.tests.vault.FakeVault;
 import java.net.URI;
 import java.net.http.HttpClient;

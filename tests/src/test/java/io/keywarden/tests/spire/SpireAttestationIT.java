@@ -171,7 +171,7 @@ class SpireAttestationIT {
                 io.keywarden.tests.support.CProgram.binary("kwtraced").toString(), "/usr/bin/sleep", "60").start();
         processes.add(tracer);
         Path children = Path.of("/proc", Long.toString(tracer.pid()), "task", Long.toString(tracer.pid()), "children");
-        io.keywarden.testing.Await.until(java.time.Duration.ofSeconds(10), () -> {
+        io.keywarden.testkit.Await.until(java.time.Duration.ofSeconds(10), () -> {
             String c = Files.exists(children) ? Files.readString(children).trim() : "";
             return !c.isEmpty() && Files.readString(Path.of("/proc", c, "status")).contains("TracerPid:\t" + tracer.pid());
         }, () -> "kwtraced never ran its traced child");

@@ -1,6 +1,6 @@
 package io.keywarden.tests.support;
 
-import io.keywarden.testing.Await;
+import io.keywarden.testkit.Await;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;

@@ -1,6 +1,6 @@
 package io.keywarden.tests.support;
 
-import io.keywarden.testing.Await;
+import io.keywarden.testkit.Await;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.IOException;

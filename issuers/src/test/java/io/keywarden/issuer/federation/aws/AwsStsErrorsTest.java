@@ -1,7 +1,7 @@
 package io.keywarden.issuer.federation.aws;
 
 import io.keywarden.issuer.federation.ProviderHttp;
-import io.keywarden.issuer.federation.FixedIdentity;
+import io.keywarden.testkit.FixedIdentity;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;

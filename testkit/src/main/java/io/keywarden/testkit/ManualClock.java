@@ -1,4 +1,4 @@
-package io.keywarden.daemon.lifecycle;
+package io.keywarden.testkit;
 
 import java.time.Clock;
 import java.time.Duration;

@@ -1,9 +1,9 @@
-package io.keywarden.testing;
+package io.keywarden.testkit;
 
 import java.time.Duration;
 import java.util.function.Supplier;
 
-/** (Shared by the daemon's unit tests and the ITs through the daemon's test-jar.) Polls a condition every 200 ms until it holds or {@code max} has passed (then fails, saying why). */
+/** Polls a condition every 200 ms until it holds or {@code max} has passed (then fails, saying why). */
 public final class Await {
     /** A condition that may throw: a failed check counts as "not yet". */
     public interface Check {

@@ -1,4 +1,4 @@
-package io.keywarden.issuer.federation;
+package io.keywarden.testkit;
 
 import io.keywarden.attestation.Attestation;
 import io.keywarden.attestation.IdentityProvider;
