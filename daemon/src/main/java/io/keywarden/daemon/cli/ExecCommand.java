@@ -87,6 +87,24 @@ final class ExecCommand implements Callable<Integer> {
     private static final Map<String, Integer> SIGNALS = new java.util.LinkedHashMap<>(Map.of(
             "HUP", 1, "INT", 2, "QUIT", 3, "USR1", 10, "USR2", 12, "TERM", 15));
 
+    /**
+     * Whether {@code signal} is ignored according to a {@code /proc/PID/status} text (its
+     * {@code SigIgn} mask). A signal ignored here (SIGHUP under {@code nohup}) is ignored in the
+     * command too, and a shell cannot trap a signal ignored on entry.
+     */
+    static boolean ignored(String procStatus, int signal) {
+        for (String line : procStatus.split("\n")) {
+            if (line.startsWith("SigIgn:")) {
+                try {
+                    return (Long.parseUnsignedLong(line.substring(7).trim(), 16) & (1L << (signal - 1))) != 0;
+                } catch (NumberFormatException e) {
+                    return false;
+                }
+            }
+        }
+        return false;
+    }
+
     @Override
     public Integer call() throws Exception {
         Rotation rotation = Rotation.parse(onRotate);
@@ -107,6 +125,11 @@ final class ExecCommand implements Callable<Integer> {
         Path apiKey = dir.resolve("api_key");
         Path expiresAt = dir.resolve("expires_at");
         PrintWriter err = spec.commandLine().getErr();
+        if (rotation.action().equals("signal") && ignored(procSelfStatus(), rotation.signal())) {
+            err.println("keywarden exec: warning: " + onRotate.substring(7) + " is ignored in this process (started under"
+                    + " nohup?); the command inherits that and may never see it (a shell cannot trap it): choose another"
+                    + " signal, e.g. --on-rotate signal:USR1");
+        }
 
         byte[] secret = read(apiKey);
         String seen = readExpiry(expiresAt);
@@ -220,6 +243,14 @@ final class ExecCommand implements Callable<Integer> {
             return Durations.parse(v);
         } catch (IllegalArgumentException e) {
             throw new UserError("keywarden exec: " + option + ": " + e.getMessage());
+        }
+    }
+
+    private static String procSelfStatus() {
+        try {
+            return java.nio.file.Files.readString(java.nio.file.Path.of("/proc/self/status"));
+        } catch (java.io.IOException e) {
+            return "";
         }
     }
 }

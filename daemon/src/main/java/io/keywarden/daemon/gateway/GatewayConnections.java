@@ -2,6 +2,7 @@ package io.keywarden.daemon.gateway;
 
 import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.ops.GatewayMetrics;
+import io.keywarden.daemon.ops.GatewayMetrics.Outcome;
 import io.keywarden.delivery.Caller;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpConnection;
@@ -79,7 +80,7 @@ final class GatewayConnections {
                     + limits.maxConnections() + "): new ones are closed" : "gateway: uid " + uid + " holds " + own
                     + " connections, over gateway.maxConnectionsPerUid (" + limits.maxConnectionsPerUid()
                     + "): its new ones are closed");
-            metrics.gatewayRequest("", "", "connection_limit");
+            metrics.gatewayRequest("", "", Outcome.CONNECTION_LIMIT);
             c.close();
             return conn;
         }

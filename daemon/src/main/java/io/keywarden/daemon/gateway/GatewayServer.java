@@ -8,6 +8,7 @@ import io.keywarden.daemon.guard.Admission;
 import io.keywarden.daemon.guard.GuardEngine;
 import io.keywarden.daemon.hook.PolicyHook;
 import io.keywarden.daemon.ops.GatewayMetrics;
+import io.keywarden.daemon.ops.GatewayMetrics.Outcome;
 import io.keywarden.delivery.AccessDecider;
 import io.keywarden.delivery.Decision;
 import io.keywarden.policy.KeySpec;
@@ -208,41 +209,41 @@ public final class GatewayServer implements AutoCloseable {
         req.response().endHandler(v -> finish(x, false));
         req.response().closeHandler(v -> finish(x, true));
         if (!path.startsWith("/")) {
-            refuse(x, 400, "bad_request", "the request target must be a path (origin form)");
+            refuse(x, 400, Outcome.BAD_REQUEST, "the request target must be a path (origin form)");
             return;
         }
         KeySpec spec = policy.get().keys().get(key);
         if (spec == null) {
-            refuse(x, 404, "no_such_key", noSuchKey(key));
+            refuse(x, 404, Outcome.NO_SUCH_KEY, noSuchKey(key));
             return;
         }
         try {
             x.rest = ForwardPath.normalise(rest);
             ForwardPath.checkQuery(req.query());
         } catch (ForwardPath.Refused e) {
-            refuse(x, 400, "bad_request", e.getMessage());
+            refuse(x, 400, Outcome.BAD_REQUEST, e.getMessage());
             return;
         }
         if (!ForwardPath.validMethod(req.method().name())) {
-            refuse(x, 400, "bad_request", "the request method is not an HTTP token");
+            refuse(x, 400, Outcome.BAD_REQUEST, "the request method is not an HTTP token");
             return;
         }
         for (Map.Entry<String, String> h : req.headers()) {
             if (!ForwardPath.validHeader(h.getKey(), h.getValue())) {
-                refuse(x, 400, "bad_request", "a request header has a malformed name or value");
+                refuse(x, 400, Outcome.BAD_REQUEST, "a request header has a malformed name or value");
                 return;
             }
         }
         Optional<Config.Upstream> up = upstreamOf.apply(spec);
         if (up.isEmpty()) {
-            refuse(x, 404, "no_upstream", "the gateway has no upstream for key '" + key + "' (gateway.upstreams)");
+            refuse(x, 404, Outcome.NO_UPSTREAM, "the gateway has no upstream for key '" + key + "' (gateway.upstreams)");
             return;
         }
         x.upstream = up.get();
         long maxBody = x.upstream.maxBodyBytes().orElse(config.maxBodyBytes());
         String length = req.getHeader("content-length");
         if (length != null && parseLong(length) > maxBody) {
-            refuse(x, 413, "request_too_large", "the request body is larger than " + maxBody + " bytes");
+            refuse(x, 413, Outcome.REQUEST_TOO_LARGE, "the request body is larger than " + maxBody + " bytes");
             return;
         }
         CompletableFuture<Void> bodyDone = new CompletableFuture<>();
@@ -251,13 +252,13 @@ public final class GatewayServer implements AutoCloseable {
                 return;
             }
             if (x.body.length() + chunk.length() > maxBody) {
-                refuse(x, 413, "request_too_large", "the request body is larger than " + maxBody + " bytes");
+                refuse(x, 413, Outcome.REQUEST_TOO_LARGE, "the request body is larger than " + maxBody + " bytes");
                 connections.release(x);
                 return;
             }
             if (!connections.hold(x, chunk.length())) {
                 x.closeAfter = true;
-                refuse(x, 503, "gateway_busy", "the gateway holds as many request bodies as it may"
+                refuse(x, 503, Outcome.GATEWAY_BUSY, "the gateway holds as many request bodies as it may"
                         + " (gateway.maxBufferedBytes); retry later");
                 connections.release(x);
                 return;
@@ -274,7 +275,7 @@ public final class GatewayServer implements AutoCloseable {
             if (e != null || !(d instanceof Decision.Granted)) {
                 x.closeAfter = true;
                 if (e != null) {
-                    refuse(x, 403, "not_permitted", "the caller could not be attested");
+                    refuse(x, 403, Outcome.NOT_PERMITTED, "the caller could not be attested");
                 } else {
                     decided(x, d);
                 }
@@ -286,7 +287,7 @@ public final class GatewayServer implements AutoCloseable {
                     return;
                 }
                 if (be != null) {
-                    refuse(x, 400, "bad_request", "the request could not be read");
+                    refuse(x, 400, Outcome.BAD_REQUEST, "the request could not be read");
                     return;
                 }
                 decided(x, d);
@@ -340,14 +341,14 @@ public final class GatewayServer implements AutoCloseable {
     private void refuse(Exchange x, Decision d) {
         if (d instanceof Decision.Denied den) {
             // The caller learns who the gateway saw and which rule refused it (never anything of another workload).
-            refuse(x, 403, "not_permitted", den.reason() + " (rule: " + den.code().label() + "; caller "
+            refuse(x, 403, Outcome.NOT_PERMITTED, den.reason() + " (rule: " + den.code().label() + "; caller "
                     + caller(den.who()) + "; keywarden why --pid on the node explains it)");
         } else if (d instanceof Decision.Unavailable u) {
-            refuse(x, 503, "credential_unavailable", u.reason());
+            refuse(x, 503, Outcome.CREDENTIAL_UNAVAILABLE, u.reason());
         } else if (d instanceof Decision.NoSuchKey) {
-            refuse(x, 404, "no_such_key", noSuchKey(x.key));
+            refuse(x, 404, Outcome.NO_SUCH_KEY, noSuchKey(x.key));
         } else {
-            refuse(x, 503, "credential_unavailable", "no credential for key " + x.key);
+            refuse(x, 503, Outcome.CREDENTIAL_UNAVAILABLE, "no credential for key " + x.key);
         }
     }
 
@@ -380,7 +381,7 @@ public final class GatewayServer implements AutoCloseable {
                 String why = e instanceof com.fasterxml.jackson.core.JsonProcessingException j ? j.getOriginalMessage()
                         : "unreadable";
                 why = why == null ? "unparsable" : why.lines().findFirst().orElse("unparsable");
-                refuse(x, 400, "bad_request", "the request body is not valid JSON (" + (why.length() > 120
+                refuse(x, 400, Outcome.BAD_REQUEST, "the request body is not valid JSON (" + (why.length() > 120
                         ? why.substring(0, 120) + "…" : why) + ")");
                 return;
             }
@@ -405,19 +406,19 @@ public final class GatewayServer implements AutoCloseable {
             return;
         }
         if (a instanceof Admission.ModelRefused m) {
-            refuse(x, 403, "model_not_allowed", "workload " + w.name() + " may not use model "
+            refuse(x, 403, Outcome.MODEL_NOT_ALLOWED, "workload " + w.name() + " may not use model "
                     + (m.model() == null ? "(none named in the request)" : "'" + m.model() + "'") + "; allowed: "
                     + String.join(", ", m.allowed()));
             return;
         }
         if (a instanceof Admission.Unavailable u) {
-            refuse(x, 503, "fleet_unavailable", u.reason());
+            refuse(x, 503, Outcome.FLEET_UNAVAILABLE, u.reason());
             return;
         }
         if (a instanceof Admission.OverBudget o) {
             long secs = Math.max(1, (o.retryAfter().toMillis() + 999) / 1000);
             x.req.response().putHeader("retry-after", Long.toString(secs));
-            refuse(x, 429, "budget_exceeded", "workload " + w.name() + " is over its " + o.kind().label().replace('_', ' ')
+            refuse(x, 429, Outcome.BUDGET_EXCEEDED, "workload " + w.name() + " is over its " + o.kind().label().replace('_', ' ')
                     + " budget (" + o.observed() + " of " + o.limit() + " with this request's worst case and those in"
                     + " flight); retry after " + secs + " s");
             return;
@@ -426,7 +427,7 @@ public final class GatewayServer implements AutoCloseable {
         if (json != null && forceStreamUsage(x, json)) {
             Buffer forced = Buffer.buffer(json.toString());
             if (forced.length() > x.held && !connections.hold(x, forced.length() - x.held)) {
-                refuse(x, 503, "gateway_busy", "the gateway holds as many request bodies as it may; retry later");
+                refuse(x, 503, Outcome.GATEWAY_BUSY, "the gateway holds as many request bodies as it may; retry later");
                 return;
             }
             x.body = forced;
@@ -436,12 +437,12 @@ public final class GatewayServer implements AutoCloseable {
                 : hook.decide(w, x.key, x.model, x.who.process(), "gateway");
         verdict.whenComplete((v, e) -> x.ctx.runOnContext(ignored -> {
             if (e != null || !v.allowed()) {
-                refuse(x, 403, "not_permitted", e != null ? "policy hook failed" : v.reason());
+                refuse(x, 403, Outcome.NOT_PERMITTED, e != null ? "policy hook failed" : v.reason());
                 return;
             }
             decider.obtain(x.who, x.key, x.file()).whenComplete((d, err) -> x.ctx.runOnContext(i2 -> {
                 if (err != null) {
-                    refuse(x, 503, "credential_unavailable", "no credential: " + err.getClass().getSimpleName());
+                    refuse(x, 503, Outcome.CREDENTIAL_UNAVAILABLE, "no credential: " + err.getClass().getSimpleName());
                 } else if (d instanceof Decision.Granted g && g.issued() != null) {
                     upstreams.forward(x, g.issued());
                 } else {
@@ -507,7 +508,7 @@ public final class GatewayServer implements AutoCloseable {
         return true;
     }
 
-    void refuse(Exchange x, int status, String code, String message) {
+    void refuse(Exchange x, int status, Outcome code, String message) {
         // A key name the policy does not have is the caller's text: never a metric label.
         metrics.gatewayRequest(x.workload(), policy.get().keys().containsKey(x.key) ? x.key : "", code);
         HttpServerResponse r = x.req.response();
@@ -515,7 +516,7 @@ public final class GatewayServer implements AutoCloseable {
             return;
         }
         ObjectNode err = JSON.createObjectNode();
-        err.putObject("error").put("type", "keywarden").put("code", code).put("message", message);
+        err.putObject("error").put("type", "keywarden").put("code", code.label()).put("message", message);
         r.setStatusCode(status).putHeader("content-type", "application/json").end(err.toString());
         if (status == 413 || status == 400 || x.closeAfter) {
             // What is left of the body is not read: the connection cannot be reused.

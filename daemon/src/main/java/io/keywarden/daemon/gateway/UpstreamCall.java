@@ -2,6 +2,7 @@ package io.keywarden.daemon.gateway;
 
 import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.ops.GatewayMetrics;
+import io.keywarden.daemon.ops.GatewayMetrics.Outcome;
 import io.keywarden.delivery.IssuedKey;
 import io.keywarden.policy.Workload;
 import io.vertx.core.MultiMap;
@@ -45,7 +46,7 @@ final class UpstreamCall {
 
     /** How a refusal is answered (the gateway's one error mapping). */
     interface Refusal {
-        void refuse(Exchange x, int status, String code, String message);
+        void refuse(Exchange x, int status, Outcome code, String message);
     }
 
     private final Vertx vertx;
@@ -94,7 +95,7 @@ final class UpstreamCall {
             o = new RequestOptions().setMethod(x.req.method()).setAbsoluteURI(target)
                     .setIdleTimeout(config.timeout().toMillis()).setConnectTimeout(10_000);
         } catch (RuntimeException e) {
-            refuse.refuse(x, 400, "bad_request", "the request cannot be formed for the upstream");
+            refuse.refuse(x, 400, Outcome.BAD_REQUEST, "the request cannot be formed for the upstream");
             return;
         }
         MultiMap h = o.getHeaders() == null ? MultiMap.caseInsensitiveMultiMap() : o.getHeaders();
@@ -140,7 +141,7 @@ final class UpstreamCall {
                             ar.cause().getClass().getSimpleName());
                 }
                 settleUnmetered(x, 502, 0, false);
-                refuse.refuse(x, 502, "upstream_unreachable", "the upstream for key " + x.key + " did not answer: "
+                refuse.refuse(x, 502, Outcome.UPSTREAM_UNREACHABLE, "the upstream for key " + x.key + " did not answer: "
                         + ar.cause().getClass().getSimpleName());
                 return;
             }
@@ -230,7 +231,7 @@ final class UpstreamCall {
             settleUnmetered(x, status, relayed, complete);
         }
         x.reservation = null;
-        metrics.gatewayRequest(w.name(), x.key, status < 400 ? "ok" : "upstream_" + (status / 100) + "xx");
+        metrics.gatewayRequest(w.name(), x.key, Outcome.relayed(status));
     }
 
     /**

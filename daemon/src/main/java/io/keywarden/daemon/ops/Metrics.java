@@ -115,12 +115,12 @@ public final class Metrics implements io.keywarden.issuer.IssuerMetrics, AuditMe
     }
 
     @Override
-    public void issued(String key, Outcome outcome) {
+    public void issued(String key, AuditMetrics.Outcome outcome) {
         issuedCounter(key, outcome.label()).increment();
     }
 
     @Override
-    public void refreshed(String key, Outcome outcome) {
+    public void refreshed(String key, AuditMetrics.Outcome outcome) {
         refreshCounter(key, outcome.label()).increment();
     }
 
@@ -217,9 +217,9 @@ public final class Metrics implements io.keywarden.issuer.IssuerMetrics, AuditMe
     }
 
     @Override
-    public void gatewayRequest(String workload, String key, String outcome) {
+    public void gatewayRequest(String workload, String key, GatewayMetrics.Outcome outcome) {
         Counter.builder("keywarden.gateway.requests").description("Gateway requests, by workload, key and outcome")
-                .tag("workload", workload).tag("key", key).tag("outcome", outcome).register(registry).increment();
+                .tag("workload", workload).tag("key", key).tag("outcome", outcome.label()).register(registry).increment();
     }
 
     /** A guard breach (model refusals included), by workload and kind. */

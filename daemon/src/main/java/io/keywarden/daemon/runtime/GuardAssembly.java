@@ -45,7 +45,7 @@ final class GuardAssembly {
         this.engine = engine;
     }
 
-    /** What the gateway serves with: the access core, its attestation pool, the issuers and the policy hook. */
+    /** What the gateway serves with: the access core, its attestation pool, the issuers and the policy hook (null: no gateway). */
     record GatewayParts(io.vertx.core.Vertx vertx, AccessDecider access, ExecutorService attestPool,
                         IssuerRegistry issuers, PolicyHook hook) {
     }
@@ -95,8 +95,8 @@ final class GuardAssembly {
             core.components().add("usage sensor", polling::cancel);
             LOG.info("usage sensor: polling {} every {} s", u.url().getHost(), u.interval().toSeconds());
         }
-        if (s.extensions().gateway().isPresent()) {
-            Config.Gateway gw = s.extensions().gateway().get();
+        if (gateway != null) {
+            Config.Gateway gw = s.extensions().gateway().orElseThrow();
             TokenBudgets budgets = fleetBudgets == null ? engine : fleetBudgets;
             core.components().add("gateway", GatewayServer.start(gateway.vertx(), gw, gateway.access(), core.policy(),
                     k -> upstreamOf(gw, gateway.issuers(), k), engine, budgets, tally, gateway.hook(), core.metrics(),

@@ -146,8 +146,10 @@ public final class KeywardenRuntime implements AutoCloseable {
         FleetAssembly fleet = s.extensions().fleet().isEmpty() ? null : FleetAssembly.start(vertx,
                 s.extensions().fleet().get(), s.node(), core.stateFile("fleet-pending.json"), clock, scheduler, metrics,
                 components, new FleetAssembly.Local(policy, () -> blocks, fe::leases, ledger.audit()));
-        GuardAssembly guard = GuardAssembly.start(core, fe::leases, blocks, fleet, new GuardAssembly.GatewayParts(vertx,
-                fe.access(identity), fe.attestPool(), issuers, hook));
+        // The gateway asks the access core KeyFS asks (made here for a tmpfs node with a gateway).
+        GuardAssembly.GatewayParts gateway = s.extensions().gateway().isEmpty() ? null
+                : new GuardAssembly.GatewayParts(vertx, fe.access(identity), fe.attestPool(), issuers, hook);
+        GuardAssembly guard = GuardAssembly.start(core, fe::leases, blocks, fleet, gateway);
         if (fleet != null) {
             fleet.join(admin, readiness, () -> admin.statusJson().put("version", BuildInfo.load().version())
                     .put("ready", readiness.isReady()).put("degraded", !readiness.degradations().isEmpty()));

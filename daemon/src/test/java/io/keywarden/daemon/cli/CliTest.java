@@ -294,4 +294,14 @@ class CliTest {
             assertEquals(0, r.code(), c + ": " + r.err());
         }
     }
+
+    @Test
+    void execKnowsASignalIgnoredOnEntry() {
+        String nohup = "Name:\tjava\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000001\nSigCgt:\t2000000181005ccf\n";
+        assertTrue(ExecCommand.ignored(nohup, 1), "SIGHUP under nohup");
+        assertFalse(ExecCommand.ignored(nohup, 10), "SIGUSR1 is not");
+        assertTrue(ExecCommand.ignored("SigIgn:\t0000000000000200\n", 10));
+        assertFalse(ExecCommand.ignored("no such line", 1));
+        assertFalse(ExecCommand.ignored("SigIgn:\tzz\n", 1));
+    }
 }

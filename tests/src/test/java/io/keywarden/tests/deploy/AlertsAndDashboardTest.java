@@ -27,7 +27,7 @@ class AlertsAndDashboardTest {
         m.registerKey("openai", "dev");
         m.registerGuard("reviewer");
         m.tokens("reviewer", "openai", "gpt-4.1-mini", 1, 1);
-        m.gatewayRequest("reviewer", "openai", "ok");
+        m.gatewayRequest("reviewer", "openai", io.keywarden.daemon.ops.GatewayMetrics.Outcome.OK);
         m.breach("reviewer", "anomaly");
         m.issuerRequest("dev", io.keywarden.issuer.IssuerMetrics.Op.ISSUE, Duration.ofMillis(5));
         m.leaseGauges("openai", new Object(), o -> 1, o -> 60);
