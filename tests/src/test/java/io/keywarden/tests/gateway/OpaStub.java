@@ -2,15 +2,11 @@ package io.keywarden.tests.gateway;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.sun.net.httpserver.HttpExchange;
-import com.sun.net.httpserver.HttpServer;
+import io.keywarden.testkit.HttpStub;
+import io.keywarden.testkit.HttpStub.Answer;
 import java.io.IOException;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
-import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.Executors;
 
 /**
  * OPA's data API as keywarden's hook uses it ({@code POST /v1/data/keywarden/allow}), with the rule
@@ -22,62 +18,50 @@ import java.util.concurrent.Executors;
 final class OpaStub implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
     final List<JsonNode> inputs = new CopyOnWriteArrayList<>();
-    private final HttpServer server;
+    private final HttpStub server;
 
     OpaStub() throws IOException {
-        server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 64);
-        server.setExecutor(Executors.newFixedThreadPool(4));
-        server.createContext("/", this::handle);
-        server.start();
+        server = HttpStub.start().on("/", this::handle);
     }
 
     String url() {
-        return "http://127.0.0.1:" + server.getAddress().getPort() + "/v1/data/keywarden/allow";
+        return server.uri("/v1/data/keywarden/allow").toString();
     }
 
-    private void handle(HttpExchange x) throws IOException {
-        try (x) {
-            JsonNode body;
-            try {
-                body = JSON.readTree(x.getRequestBody().readAllBytes());
-            } catch (IOException e) {
-                send(x, 400, "{\"code\":\"invalid_parameter\",\"message\":\"body is not JSON\"}");
-                return;
-            }
-            if (!"POST".equals(x.getRequestMethod()) || body == null || !body.path("input").isObject()) {
-                send(x, 400, "{\"code\":\"invalid_parameter\",\"message\":\"missing input document\"}");
-                return;
-            }
-            JsonNode in = body.get("input");
-            inputs.add(in);
-            if (!x.getRequestURI().getPath().equals("/v1/data/keywarden/allow")) {
-                send(x, 200, "{}");
-                return;
-            }
-            String workload = in.path("workload").asText();
-            boolean allow = switch (workload) {
-                case "reviewer" -> !"gpt-4o-mini".equals(in.path("model").asText(null));
-                case "noissue" -> !"issue".equals(in.path("action").asText());
-                case "slowpoke" -> {
-                    try {
-                        Thread.sleep(2000);
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                    }
-                    yield true;
-                }
-                default -> true;
-            };
-            send(x, 200, "{\"result\":" + allow + "}");
+    private Answer handle(HttpStub.Request x) {
+        JsonNode body;
+        try {
+            body = JSON.readTree(x.body());
+        } catch (IOException e) {
+            return Answer.json(400, "{\"code\":\"invalid_parameter\",\"message\":\"body is not JSON\"}");
         }
-    }
-
-    private static void send(HttpExchange x, int status, String json) throws IOException {
-        io.keywarden.tests.support.JsonReply.send(x, status, json);
+        if (!"POST".equals(x.method()) || body == null || !body.path("input").isObject()) {
+            return Answer.json(400, "{\"code\":\"invalid_parameter\",\"message\":\"missing input document\"}");
+        }
+        JsonNode in = body.get("input");
+        inputs.add(in);
+        if (!x.path().equals("/v1/data/keywarden/allow")) {
+            return Answer.json(200, "{}");
+        }
+        String workload = in.path("workload").asText();
+        boolean allow = switch (workload) {
+            case "reviewer" -> !"gpt-4o-mini".equals(in.path("model").asText(null));
+            case "noissue" -> !"issue".equals(in.path("action").asText());
+            case "slowpoke" -> {
+                try {
+                    Thread.sleep(2000);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                yield true;
+            }
+            default -> true;
+        };
+        return Answer.json(200, "{\"result\":" + allow + "}");
     }
 
     @Override
     public void close() {
-        server.stop(0);
+        server.close();
     }
 }
