@@ -2,7 +2,8 @@
 
 Prints one JSON line: opens, errors (time and errno), open latency (p50, max), the fingerprints
 of the keys read (never the keys), and whether a descriptor held open all along still reads the
-same bytes at the end. Usage: reader.py PATH SECONDS
+same bytes at the end. Usage: reader.py PATH SECONDS [STARTED]: STARTED, a file created once
+ten opens have succeeded (the test starts the takeover then, not after a guessed pause).
 """
 import hashlib
 import json
@@ -11,6 +12,7 @@ import sys
 import time
 
 path, seconds = sys.argv[1], float(sys.argv[2])
+started = sys.argv[3] if len(sys.argv) > 3 else None
 held = os.open(path, os.O_RDONLY)
 first = os.pread(held, 4096, 0)
 errors, latencies, keys = [], [], set()
@@ -24,6 +26,8 @@ while time.monotonic() < end:
         finally:
             os.close(fd)
         keys.add("sha256:" + hashlib.sha256(data).hexdigest()[:16])
+        if started and len(latencies) == 9:
+            open(started, "w").close()
     except OSError as e:
         errors.append("%.3f errno %d" % (time.time(), e.errno))
     latencies.append((time.monotonic() - t) * 1000)

@@ -49,6 +49,11 @@ public final class UnixSocket implements AutoCloseable {
         return a;
     }
 
+    /** The descriptor (for tests that watch a thread block on it). */
+    int fd() {
+        return fd;
+    }
+
     private static int newSocket() throws NativeException {
         int fd = LibC.socket(LibC.AF_UNIX, LibC.SOCK_STREAM | LibC.SOCK_CLOEXEC, 0);
         if (fd < 0) {

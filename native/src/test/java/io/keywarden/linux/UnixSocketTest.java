@@ -95,8 +95,31 @@ class UnixSocketTest {
                 return e;
             }
         });
-        Thread.sleep(200);
+        // Close only once a thread is in accept4(2) on it (its /proc task's syscall line names it).
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (!inAccept(server.fd())) {
+            assertTrue(System.nanoTime() < end, "no thread entered accept4 on fd " + server.fd());
+            Thread.onSpinWait();
+        }
         server.close();
         assertTrue(waiting.get(5, TimeUnit.SECONDS) instanceof NativeException);
+    }
+
+    /** Whether a thread of this process is in accept4 on {@code fd}: x86-64 and aarch64 syscall numbers. */
+    static boolean inAccept(int fd) throws IOException {
+        String nr = System.getProperty("os.arch").equals("aarch64") ? "242" : "288";
+        try (java.util.stream.Stream<Path> tasks = Files.list(Path.of("/proc/self/task"))) {
+            for (Path t : tasks.toList()) {
+                try {
+                    String[] f = Files.readString(t.resolve("syscall")).trim().split(" ");
+                    if (f.length > 1 && f[0].equals(nr) && Long.decode(f[1]) == fd) {
+                        return true;
+                    }
+                } catch (IOException e) {
+                    // the thread ended
+                }
+            }
+        }
+        return false;
     }
 }

@@ -156,6 +156,11 @@ public final class AdminServer implements AutoCloseable {
         return s;
     }
 
+    /** The connections open now (for tests: the 65th is refused only once 64 are counted). */
+    int clientsConnected() {
+        return clients.get();
+    }
+
     /** One connection: gather the request line within the deadline, answer it off the event loop, close. */
     private void connected(NetSocket so) {
         if (clients.incrementAndGet() > MAX_CLIENTS) {

@@ -11,6 +11,7 @@ import io.keywarden.daemon.lifecycle.LeaseManager;
 import io.keywarden.daemon.lifecycle.SystemScheduler;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.PolicyLoader;
+import io.keywarden.testkit.Await;
 import io.vertx.core.Vertx;
 import java.io.InputStream;
 import java.net.UnixDomainSocketAddress;
@@ -121,7 +122,8 @@ class AdminServerTest {
             for (int i = 0; i < 64; i++) {
                 idle.add(SocketChannel.open(UnixDomainSocketAddress.of(sock)));
             }
-            Thread.sleep(200);
+            Await.until(Duration.ofSeconds(20), () -> server.clientsConnected() == 64,
+                    () -> server.clientsConnected() + " of 64 connections counted");
             try (SocketChannel extra = SocketChannel.open(UnixDomainSocketAddress.of(sock))) {
                 int read;
                 try {

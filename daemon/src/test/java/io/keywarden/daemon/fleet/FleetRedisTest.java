@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.keywarden.daemon.config.Config;
+import io.keywarden.testkit.Await;
 import io.vertx.core.Vertx;
 import java.net.ServerSocket;
 import java.net.URI;
@@ -44,18 +45,10 @@ class FleetRedisTest {
 
     /** Waits (20 s at most) until {@code r} reaches its server: the server process starts listening a little later. */
     static void awaitWarm(FleetRedis r) throws Exception {
-        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-        while (true) {
-            try {
-                get(r.warm());
-                return;
-            } catch (Exception e) {
-                if (System.nanoTime() > end) {
-                    throw e;
-                }
-                Thread.sleep(100);
-            }
-        }
+        Await.until(Duration.ofSeconds(20), () -> {
+            get(r.warm());
+            return true;
+        }, () -> "the fleet's Redis did not answer");
     }
 
     @AfterAll

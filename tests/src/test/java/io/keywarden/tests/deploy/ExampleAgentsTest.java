@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.keywarden.delivery.IssuedKey;
+import io.keywarden.testkit.Await;
 import io.keywarden.tests.support.Proc;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -19,6 +20,7 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
@@ -45,19 +47,8 @@ class ExampleAgentsTest {
         int port = freePort();
         stub = stub(port, Map.of("OPENAI_STUB_ADMIN_KEY", "sk-admin-test"));
         base = "http://127.0.0.1:" + port;
-        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-        while (true) {
-            try {
-                if (get("/health", null).statusCode() == 200) {
-                    break;
-                }
-            } catch (IOException e) {
-                if (System.nanoTime() > end || !stub.isAlive()) {
-                    throw new AssertionError("the stub did not start", e);
-                }
-                Thread.sleep(100);
-            }
-        }
+        Await.until(Duration.ofSeconds(20), () -> stub.isAlive() && get("/health", null).statusCode() == 200,
+                () -> "the stub did not start" + (stub.isAlive() ? "" : " (it exited)"));
     }
 
     static int freePort() throws IOException {

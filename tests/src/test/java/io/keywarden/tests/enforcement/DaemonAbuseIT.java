@@ -122,11 +122,14 @@ class DaemonAbuseIT {
             grantMicros.add((System.nanoTime() - t0) / 1000);
             assertTrue(g.out().startsWith("sk-dev-"), "the workload is served during the flood: " + g.err());
             grants++;
-            Thread.sleep(100);
+            Thread.sleep(100);  // the workload's pace: one open every 100 ms beside the flood
         }
         flood.join();
         long refused = refusedCount.get();
-        Thread.sleep(11_000);
+        // Repeats reach the ledger when their window closes (10 s, drained every second): wait until
+        // every refused open is accounted for, as a first record or a repeat.
+        Await.until(Duration.ofSeconds(60), () -> deniedInLedger(4242) >= refused,
+                () -> "the ledger accounts for " + deniedInLedger(4242) + " of " + refused + " refused opens");
         long growth = Files.size(ledger) - before;
         long denialBytes = Files.readAllLines(ledger).stream().filter(l -> l.contains("\"event\":\"access.denied\""))
                 .mapToLong(l -> l.length() + 1).sum();
@@ -141,6 +144,24 @@ class DaemonAbuseIT {
         assertTrue(text.contains("\"repeats\":"), "the repeats are counted in the ledger");
         Proc.Result v = cli("audit", "verify", ledger.toString());
         assertEquals(0, v.code(), v.out() + v.err());
+    }
+
+    /** The refused opens of {@code uid} the ledger accounts for: each first record, plus its window's repeats. */
+    private long deniedInLedger(int uid) {
+        try {
+            long n = 0;
+            for (String line : Files.readAllLines(ledger)) {
+                if (line.contains("\"event\":\"access.denied\"")) {
+                    com.fasterxml.jackson.databind.JsonNode r = new ObjectMapper().readTree(line);
+                    if (r.path("uid").asLong(-1) == uid) {
+                        n += r.has("repeats") ? r.get("repeats").asLong() : 1;
+                    }
+                }
+            }
+            return n;
+        } catch (java.io.IOException e) {
+            return -1;
+        }
     }
 
     @Test
@@ -179,7 +200,7 @@ class DaemonAbuseIT {
             if (seen.isEmpty() || seen.get(seen.size() - 1) != code) {
                 seen.add(code);
             }
-            Thread.sleep(10);
+            Thread.sleep(10);  // the sampling period of /readyz while the daemon winds down
         }
         assertEquals(3, d.waitFor(30), "exit code after the mount vanished; stderr " + d.err);
         System.out.println("outside umount: /readyz answers seen " + seen + " (-1: no server), exit 3 after "
@@ -247,10 +268,8 @@ class DaemonAbuseIT {
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(dir.resolve("out.log").toFile())
                 .start();
         try {
-            long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-            while (!Files.readString(dir.resolve("out.log")).contains("serving KeyFS") && System.nanoTime() < end) {
-                Thread.sleep(100);
-            }
+            Await.until(Duration.ofSeconds(30), () -> Files.readString(dir.resolve("out.log")).contains("serving KeyFS"),
+                    () -> "the daemon did not serve KeyFS");
             String key = Proc.run("cat", mnt.resolve("openai/api_key").toString()).out();
             String limits = Files.readString(Path.of("/proc/" + p.pid() + "/limits"));
             assertTrue(limits.lines().anyMatch(l -> l.startsWith("Max core file size") && l.matches(".*\\s0\\s+0\\s+bytes.*")),

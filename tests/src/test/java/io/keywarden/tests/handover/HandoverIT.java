@@ -97,17 +97,26 @@ class HandoverIT {
         Proc.run("rm", "-rf", dir.toString());
     }
 
-    /** The reader as uid 1001 for {@code seconds}, in the background; its JSON report. */
-    private CompletableFuture<JsonNode> reader(double seconds) {
-        return CompletableFuture.supplyAsync(() -> {
+    /**
+     * The reader as uid 1001 for {@code seconds}, in the background; its JSON report. Returns once it
+     * has read ten times (or it ended: its report tells why).
+     */
+    private CompletableFuture<JsonNode> reader(double seconds) throws Exception {
+        Path marks = Files.createDirectories(dir.resolve("marks"));
+        Files.setPosixFilePermissions(marks, java.nio.file.attribute.PosixFilePermissions.fromString("rwxrwxrwx"));
+        Path started = marks.resolve("started-" + System.nanoTime());
+        CompletableFuture<JsonNode> report = CompletableFuture.supplyAsync(() -> {
             Proc.Result r = Proc.as(1001, "/usr/bin/python3", dir.resolve("reader.py").toString(),
-                    mnt.resolve("openai/api_key").toString(), Double.toString(seconds));
+                    mnt.resolve("openai/api_key").toString(), Double.toString(seconds), started.toString());
             try {
                 return JSON.readTree(r.out().isBlank() ? "{\"failed\":\"" + r.err().replace('"', '\'') + "\"}" : r.out());
             } catch (IOException e) {
                 throw new AssertionError("reader: " + r.out() + r.err());
             }
         });
+        io.keywarden.testkit.Await.until(java.time.Duration.ofSeconds(30), () -> Files.exists(started) || report.isDone(),
+                () -> "the reader did not start reading");
+        return report;
     }
 
     /** Watches /proc/self/mountinfo every 5 ms; counts the moments the mount is missing. */
@@ -125,7 +134,7 @@ class HandoverIT {
                             missing.incrementAndGet();
                         }
                         looks.incrementAndGet();
-                        Thread.sleep(5);
+                        Thread.sleep(5);  // the watch's sampling period
                     } catch (Exception e) {
                         missing.incrementAndGet();
                     }
@@ -161,7 +170,6 @@ class HandoverIT {
             JsonNode report;
             long tookOverMs;
             try (MountWatch watch = new MountWatch(mnt)) {
-                Thread.sleep(2000);
                 long t0 = System.nanoTime();
                 try (Daemon successor = Daemon.start(Map.of(), "run", "--config", config.toString(), "--takeover")) {
                     successor.awaitOut("took over", 60);
@@ -206,7 +214,6 @@ class HandoverIT {
             old.awaitOut("serving KeyFS", 30);
             String before = fingerprintAs1001();
             CompletableFuture<JsonNode> reading = reader(5);
-            Thread.sleep(1000);
             // Configured for another mount point: it receives the state, cannot serve it, and gives it back.
             Path wrong = writeConfig("wrong.yaml", dir.resolve("elsewhere"));
             try (Daemon successor = Daemon.start(Map.of(), "run", "--config", wrong.toString(), "--takeover")) {

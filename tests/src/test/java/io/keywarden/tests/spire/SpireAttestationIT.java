@@ -23,6 +23,7 @@ import io.keywarden.attestation.spire.DelegatedIdentityClient;
 import io.keywarden.attestation.spire.SpireIdentityProvider;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.PolicyLoader;
+import io.keywarden.testkit.Await;
 import io.keywarden.tests.support.Requirements;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -97,13 +98,9 @@ class SpireAttestationIT {
     int spawn(int uid) throws Exception {
         Process p = new ProcessBuilder("setpriv", "--reuid=" + uid, "--regid=" + uid, "--clear-groups", "sleep", "60").start();
         processes.add(p);
-        for (int i = 0; i < 100; i++) {
-            if (Files.readString(Path.of("/proc", Long.toString(p.pid()), "status")).contains("Uid:\t" + uid)) {
-                return (int) p.pid();
-            }
-            Thread.sleep(10);
-        }
-        throw new AssertionError("setpriv did not switch to uid " + uid);
+        Await.until(Duration.ofSeconds(10), () -> Files.readString(Path.of("/proc", Long.toString(p.pid()), "status"))
+                .contains("Uid:\t" + uid), () -> "setpriv did not switch to uid " + uid);
+        return (int) p.pid();
     }
 
     Attestation attest(int pid, int uid) {
