@@ -53,6 +53,7 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
 
     /** Writes a record; a failure is loud (log, metric, not ready) and rethrown. */
     public void record(LedgerEvent event, Map<String, Object> fields) {
+        event.check(fields);
         if (ledger == null) {
             return;
         }

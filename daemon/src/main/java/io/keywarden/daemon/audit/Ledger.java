@@ -278,7 +278,8 @@ public final class Ledger implements AutoCloseable {
             try {
                 Map<String, Object> pruned = prune();
                 if (pruned != null) {
-                    write("ledger.pruned", pruned);
+                    LedgerEvent.LEDGER_PRUNED.check(pruned);
+                    write(LedgerEvent.LEDGER_PRUNED.wire(), pruned);
                 }
             } catch (IOException | LedgerException e) {
                 LOG.warn("audit ledger {} retention failed: {}", file, e.getMessage());
