@@ -1,6 +1,6 @@
 package io.keywarden.daemon.cli;
 
-import io.keywarden.daemon.config.DefaultPaths;
+import io.keywarden.daemon.runtime.DefaultPaths;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;

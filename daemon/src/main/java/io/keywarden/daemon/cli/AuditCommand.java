@@ -216,7 +216,7 @@ final class AuditCommand implements Runnable {
             throw new UserError("keywarden audit " + command + ": " + file + ": no such file");
         } catch (java.nio.file.AccessDeniedException e) {
             throw new UserError("keywarden audit " + command + ": " + e.getFile() + ": permission denied (uid "
-                    + io.keywarden.daemon.config.DefaultPaths.euid() + "; the ledger is root's, readable by the group of"
+                    + io.keywarden.daemon.runtime.DefaultPaths.euid() + "; the ledger is root's, readable by the group of"
                     + " audit.group when one is set: run as root or as a member of that group)");
         } catch (IllegalArgumentException e) {
             spec.commandLine().getErr().println("keywarden audit " + command + ": " + e.getMessage());

@@ -1,7 +1,9 @@
 package io.keywarden.daemon.cli;
 
-import io.keywarden.daemon.config.Config;
-import io.keywarden.daemon.config.HostPort;
+import io.keywarden.daemon.runtime.Extensions;
+import io.keywarden.daemon.gateway.GatewaySettings;
+import io.keywarden.daemon.csi.CsiSettings;
+import io.keywarden.daemon.net.HostPort;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Optional;
@@ -122,10 +124,10 @@ final class DevCommand implements Callable<Integer> {
             }
             default -> throw new UserError("keywarden dev: --issuers must be dev or real, not '" + issuers + "'");
         }
-        Config.Extensions extensions = config != null ? RunCommand.loadConfig(config).extensions() : Config.Extensions.NONE;
+        Extensions extensions = config != null ? RunCommand.loadConfig(config).extensions() : Extensions.NONE;
         extensions = withGatewayFlags(extensions);
         if (csiSocket != null) {
-            extensions = extensions.withCsi(Optional.of(new Config.Csi(csiSocket.toAbsolutePath(), Optional.empty())));
+            extensions = extensions.withCsi(Optional.of(new CsiSettings(csiSocket.toAbsolutePath(), Optional.empty())));
         }
         return Serving.serve(DevSpec.of(mount, policy, keyTtl, ops, audit, adminSocket, System.getenv(), fuseTimeout,
                 real, extensions, Optional.ofNullable(signingKey), Optional.ofNullable(issuerUrl).map(DevCommand::issuerUrl)),
@@ -146,12 +148,12 @@ final class DevCommand implements Callable<Integer> {
     }
 
     /** {@code --gateway}, {@code --gateway-socket} and {@code --upstream} over the config's gateway, if any. */
-    private Config.Extensions withGatewayFlags(Config.Extensions e) {
+    private Extensions withGatewayFlags(Extensions e) {
         if (gateway == null && gatewaySocket == null && upstreams.isEmpty()) {
             return e;
         }
-        Config.Gateway base = e.gateway().orElse(new Config.Gateway(Optional.empty(), Optional.empty(), Map.of(),
-                Optional.empty(), Config.Gateway.DEFAULT_MAX_BODY, Config.Gateway.DEFAULT_TIMEOUT, Optional.empty()));
+        GatewaySettings base = e.gateway().orElse(new GatewaySettings(Optional.empty(), Optional.empty(), Map.of(),
+                Optional.empty(), GatewaySettings.DEFAULT_MAX_BODY, GatewaySettings.DEFAULT_TIMEOUT, Optional.empty()));
         Optional<HostPort> listen = base.listen();
         if (gateway != null) {
             try {
@@ -168,20 +170,20 @@ final class DevCommand implements Callable<Integer> {
         if (listen.isEmpty() && socket.isEmpty()) {
             throw new UserError("keywarden dev: --upstream needs --gateway or --gateway-socket");
         }
-        Map<String, Config.Upstream> ups = new LinkedHashMap<>(base.upstreams());
+        Map<String, GatewaySettings.Upstream> ups = new LinkedHashMap<>(base.upstreams());
         for (String u : upstreams) {
             int eq = u.indexOf('=');
             if (eq <= 0) {
                 throw new UserError("keywarden dev: --upstream '" + u + "' is not KEY=URL");
             }
             try {
-                ups.put(u.substring(0, eq), new Config.Upstream(io.keywarden.daemon.config.ConfigLoader.httpUriOf(
-                        u.substring(eq + 1)), Config.UpstreamAuth.BEARER));
+                ups.put(u.substring(0, eq), new GatewaySettings.Upstream(io.keywarden.daemon.config.ConfigLoader.httpUriOf(
+                        u.substring(eq + 1)), GatewaySettings.UpstreamAuth.BEARER));
             } catch (IllegalArgumentException x) {
                 throw new UserError("keywarden dev: --upstream: " + x.getMessage());
             }
         }
-        return new Config.Extensions(Optional.of(new Config.Gateway(listen, socket, ups, base.caFile(),
+        return new Extensions(Optional.of(new GatewaySettings(listen, socket, ups, base.caFile(),
                 base.maxBodyBytes(), base.timeout(), base.mtls(), base.limits())), e.usage(), e.policyHook(), e.metrics(), e.csi(),
                 e.fleet());
     }

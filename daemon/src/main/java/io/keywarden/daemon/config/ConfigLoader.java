@@ -1,5 +1,17 @@
 package io.keywarden.daemon.config;
 
+import io.keywarden.daemon.runtime.Tuning;
+import io.keywarden.daemon.runtime.IdentitySettings;
+import io.keywarden.daemon.runtime.Extensions;
+import io.keywarden.daemon.runtime.DeliveryMode;
+import io.keywarden.daemon.runtime.DefaultPaths;
+import io.keywarden.daemon.ops.MetricsExport;
+import io.keywarden.daemon.net.HostPort;
+import io.keywarden.daemon.hook.HookSettings;
+import io.keywarden.daemon.guard.UsageApiSettings;
+import io.keywarden.daemon.gateway.GatewaySettings;
+import io.keywarden.daemon.fleet.FleetSettings;
+import io.keywarden.daemon.csi.CsiSettings;
 import io.keywarden.issuer.IssuerSpec;
 import io.keywarden.policy.Durations;
 import io.keywarden.policy.yaml.Location;
@@ -94,8 +106,8 @@ public final class ConfigLoader {
         }
         String node = r.optionalString("node").orElseGet(this::defaultNode);
         Optional<Path> policy = r.required("policy").flatMap(n -> r.string(n, "policy")).map(this::path);
-        Config.Identity identity = r.optional("identity").map(this::identity)
-                .orElse(new Config.Identity(Config.IdentityProvider.SPIRE, "vault", DEFAULT_SPIRE_ADMIN_SOCKET));
+        IdentitySettings identity = r.optional("identity").map(this::identity)
+                .orElse(new IdentitySettings(IdentitySettings.Provider.SPIRE, "vault", DEFAULT_SPIRE_ADMIN_SOCKET));
         String audience = identity == null ? "vault" : identity.audience();
         Optional<YamlNode> oldIssuer = r.optional("issuer");
         Optional<YamlNode> issuersNode = r.optional("issuers");
@@ -111,33 +123,33 @@ public final class ConfigLoader {
             problems.add(r.map(), "the config: missing required key 'issuers' (or the single-issuer form 'issuer')");
         }
         Config.Delivery delivery = r.optional("delivery").map(this::delivery)
-                .orElse(new Config.Delivery(Config.DeliveryMode.FUSE, DEFAULT_MOUNT, DEFAULT_FUSE_REQUEST_TIMEOUT));
+                .orElse(new Config.Delivery(DeliveryMode.FUSE, DEFAULT_MOUNT, DEFAULT_FUSE_REQUEST_TIMEOUT));
         Config.Audit audit = r.optional("audit").map(this::audit).orElse(new Config.Audit(DEFAULT_AUDIT, false));
         Config.Ops ops = r.optional("ops").map(this::ops).orElse(new Config.Ops(DEFAULT_LISTEN));
         Config.Admin admin = r.optional("admin").map(this::admin).orElse(new Config.Admin(DEFAULT_ADMIN_SOCKET));
         boolean revokeOnShutdown = r.optionalBoolean("revokeOnShutdown").orElse(true);
-        Config.Tuning tuning = r.optional("tuning").map(this::tuning).orElse(Config.Tuning.DEFAULT);
-        Optional<Config.Gateway> gateway = r.optional("gateway").map(n -> new GatewaySection(this).read(n));
-        Optional<Config.UsageApi> usage = r.optional("usage").map(this::usage);
-        Optional<Config.PolicyHook> hook = r.optional("policyHook").map(this::policyHook);
-        Config.MetricsExport metrics = r.optional("metrics").map(this::metrics).orElse(Config.MetricsExport.NONE);
-        Optional<Config.Csi> csi = r.optional("csi").map(n -> section(n, "csi", cr -> {
+        Tuning tuning = r.optional("tuning").map(this::tuning).orElse(Tuning.DEFAULT);
+        Optional<GatewaySettings> gateway = r.optional("gateway").map(n -> new GatewaySection(this).read(n));
+        Optional<UsageApiSettings> usage = r.optional("usage").map(this::usage);
+        Optional<HookSettings> hook = r.optional("policyHook").map(this::policyHook);
+        MetricsExport metrics = r.optional("metrics").map(this::metrics).orElse(MetricsExport.NONE);
+        Optional<CsiSettings> csi = r.optional("csi").map(n -> section(n, "csi", cr -> {
             Optional<Path> sock = absolute(cr, "csi.socket", "socket");
             if (sock.isEmpty()) {
                 problems.add(cr.map(), "csi: missing required key 'socket' (e.g. /var/lib/kubelet/plugins/csi.keywarden.io/csi.sock)");
             }
             Optional<String> nodeId = cr.optionalString("nodeId");
-            return sock.map(p -> new Config.Csi(p, nodeId)).orElse(null);
+            return sock.map(p -> new CsiSettings(p, nodeId)).orElse(null);
         }));
-        Optional<Config.Fleet> fleet = r.optional("fleet").map(n -> new FleetSection(this).read(n));
+        Optional<FleetSettings> fleet = r.optional("fleet").map(n -> new FleetSection(this).read(n));
         r.rejectUnknown();
         if (node.isBlank()) {
             problems.add(r.map(), "node must not be empty");
         }
         problems.throwIfAny();
         return new Config(node, policy.orElseThrow(), identity, issuers, delivery, audit, ops, admin, revokeOnShutdown,
-                tuning == null ? Config.Tuning.DEFAULT : tuning, new Config.Extensions(gateway, usage, hook,
-                metrics == null ? Config.MetricsExport.NONE : metrics, csi, fleet));
+                tuning == null ? Tuning.DEFAULT : tuning, new Extensions(gateway, usage, hook,
+                metrics == null ? MetricsExport.NONE : metrics, csi, fleet));
     }
 
     private String defaultNode() {
@@ -185,9 +197,9 @@ public final class ConfigLoader {
         }).orElse(null);
     }
 
-    private Config.Identity identity(YamlNode n) {
+    private IdentitySettings identity(YamlNode n) {
         return section(n, "identity", r -> {
-            var provider = choice(r, "identity", "provider", Config.IdentityProvider.class, Config.IdentityProvider.SPIRE);
+            var provider = choice(r, "identity", "provider", IdentitySettings.Provider.class, IdentitySettings.Provider.SPIRE);
             String audience = r.optionalString("audience").orElse("vault");
             if (audience.isBlank()) {
                 problems.add(r.map(), "identity.audience must not be empty");
@@ -195,7 +207,7 @@ public final class ConfigLoader {
             Path socket = r.optional("spire").map(s -> section(s, "identity.spire", sr ->
                     sr.optionalString("adminSocket").map(this::path).orElse(DEFAULT_SPIRE_ADMIN_SOCKET)))
                     .orElse(DEFAULT_SPIRE_ADMIN_SOCKET);
-            return new Config.Identity(provider.orElse(null), audience, socket);
+            return new IdentitySettings(provider.orElse(null), audience, socket);
         });
     }
 
@@ -236,7 +248,7 @@ public final class ConfigLoader {
 
     private Config.Delivery delivery(YamlNode n) {
         return section(n, "delivery", r -> {
-            var mode = choice(r, "delivery", "mode", Config.DeliveryMode.class, Config.DeliveryMode.FUSE);
+            var mode = choice(r, "delivery", "mode", DeliveryMode.class, DeliveryMode.FUSE);
             Path path = absolute(r, "delivery.path", "path").orElse(DEFAULT_MOUNT);
             Duration timeout = r.optionalParsed("requestTimeout", Durations::parse).orElse(DEFAULT_FUSE_REQUEST_TIMEOUT);
             if (timeout.isNegative() || timeout.toSeconds() > 65535) {
@@ -282,9 +294,9 @@ public final class ConfigLoader {
         });
     }
 
-    private Config.Tuning tuning(YamlNode n) {
-        Config.Tuning d = Config.Tuning.DEFAULT;
-        return section(n, "tuning", r -> new Config.Tuning(
+    private Tuning tuning(YamlNode n) {
+        Tuning d = Tuning.DEFAULT;
+        return section(n, "tuning", r -> new Tuning(
                 count(r, "fuseWorkers", d.fuseWorkers(), 0, 256),
                 count(r, "issuerThreads", d.issuerThreads(), 1, 256),
                 count(r, "attestThreads", d.attestThreads(), 1, 256),
@@ -342,11 +354,11 @@ public final class ConfigLoader {
         return Path.of(s.substring("unix://".length())).normalize();
     }
 
-    static Config.UpstreamAuth upstreamAuth(String s) {
+    static GatewaySettings.UpstreamAuth upstreamAuth(String s) {
         return switch (s) {
-            case "bearer" -> Config.UpstreamAuth.BEARER;
-            case "x-api-key" -> Config.UpstreamAuth.X_API_KEY;
-            case "api-key" -> Config.UpstreamAuth.API_KEY;
+            case "bearer" -> GatewaySettings.UpstreamAuth.BEARER;
+            case "x-api-key" -> GatewaySettings.UpstreamAuth.X_API_KEY;
+            case "api-key" -> GatewaySettings.UpstreamAuth.API_KEY;
             default -> throw new IllegalArgumentException("'" + s + "' is not one of bearer | x-api-key | api-key");
         };
     }
@@ -356,43 +368,43 @@ public final class ConfigLoader {
     }
 
     /** {@code usage: {openai: {url, adminKeyFile, interval}}}. */
-    private Config.UsageApi usage(YamlNode n) {
+    private UsageApiSettings usage(YamlNode n) {
         return section(n, "usage", r -> r.required("openai").map(o -> section(o, "usage.openai", or -> {
             URI url = url(or, "usage.openai", "https://api.openai.com/v1");
             Optional<Path> keyFile = or.required("adminKeyFile").flatMap(k -> or.string(k, "usage.openai.adminKeyFile")
                     .map(this::path).filter(p -> readable(k.location(), "usage.openai.adminKeyFile", p)));
             Duration interval = within(or, "interval", Duration.ofSeconds(60), Duration.ofSeconds(1), Duration.ofHours(1));
-            return keyFile.map(k -> new Config.UsageApi(url, k, interval)).orElse(null);
+            return keyFile.map(k -> new UsageApiSettings(url, k, interval)).orElse(null);
         })).orElse(null));
     }
 
     /** {@code policyHook: {opa: {url, timeout, failClosed}}}. */
-    private Config.PolicyHook policyHook(YamlNode n) {
+    private HookSettings policyHook(YamlNode n) {
         return section(n, "policyHook", r -> r.required("opa").map(o -> section(o, "policyHook.opa", or -> {
             Optional<URI> url = or.required("url").flatMap(a -> or.string(a, "policyHook.opa.url")
                     .flatMap(t -> or.parsed(a.location(), "policyHook.opa.url", t, ConfigLoader::httpUri)));
             Duration timeout = within(or, "timeout", Duration.ofMillis(200), Duration.ofMillis(1), Duration.ofSeconds(30));
             boolean failClosed = or.optionalBoolean("failClosed").orElse(true);
-            return url.map(u -> new Config.PolicyHook(u, timeout, failClosed)).orElse(null);
+            return url.map(u -> new HookSettings(u, timeout, failClosed)).orElse(null);
         })).orElse(null));
     }
 
     /** {@code metrics: {statsd: {host, port, flavor}, otlp: {url}, step}}. */
-    private Config.MetricsExport metrics(YamlNode n) {
+    private MetricsExport metrics(YamlNode n) {
         return section(n, "metrics", r -> {
-            Optional<Config.StatsD> statsd = r.optional("statsd").map(s -> section(s, "metrics.statsd", sr -> {
+            Optional<MetricsExport.StatsD> statsd = r.optional("statsd").map(s -> section(s, "metrics.statsd", sr -> {
                 String host = nonEmpty(sr, "metrics.statsd", "host", "127.0.0.1");
                 int port = count(sr, "port", 8125, 1, 65535);
                 String flavor = sr.optionalString("flavor").orElse("datadog");
                 if (!java.util.Set.of("datadog", "etsy", "telegraf").contains(flavor)) {
                     problems.add(sr.map(), "metrics.statsd.flavor '" + flavor + "' is not one of datadog | etsy | telegraf");
                 }
-                return new Config.StatsD(host, port, flavor);
+                return new MetricsExport.StatsD(host, port, flavor);
             }));
             Optional<URI> otlp = r.optional("otlp").map(o -> section(o, "metrics.otlp", or -> url(or, "metrics.otlp",
                     "http://127.0.0.1:4318/v1/metrics")));
             Duration step = within(r, "step", Duration.ofSeconds(10), Duration.ofSeconds(1), Duration.ofMinutes(5));
-            return new Config.MetricsExport(statsd, otlp, step);
+            return new MetricsExport(statsd, otlp, step);
         });
     }
 }

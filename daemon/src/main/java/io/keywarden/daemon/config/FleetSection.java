@@ -1,5 +1,6 @@
 package io.keywarden.daemon.config;
 
+import io.keywarden.daemon.fleet.FleetSettings;
 import io.keywarden.policy.Durations;
 import io.keywarden.policy.yaml.YamlList;
 import io.keywarden.policy.yaml.YamlMap;
@@ -20,9 +21,9 @@ final class FleetSection extends ConfigSection {
     }
 
     /** {@code fleet:}: Redis, its credentials, the key prefix, and what a node does when Redis is unreachable. */
-    Config.Fleet read(YamlNode n) {
+    FleetSettings read(YamlNode n) {
         return loader.section(n, "fleet", r -> {
-            Optional<Config.RedisTarget> redis = r.required("redis").flatMap(this::redisTarget);
+            Optional<FleetSettings.RedisTarget> redis = r.required("redis").flatMap(this::redisTarget);
             Optional<String> user = r.optionalString("user");
             Optional<Path> password = r.optional("passwordFile").flatMap(c -> r.string(c, "fleet.passwordFile")
                     .map(loader::path).filter(p -> loader.readable(c.location(), "fleet.passwordFile", p)));
@@ -30,8 +31,8 @@ final class FleetSection extends ConfigSection {
             if (prefix.contains("{") || prefix.contains("}") || prefix.length() > 64) {
                 loader.problems.add(r.map(), "fleet.keyPrefix must hold no braces (they are the hash tags) and at most 64 characters");
             }
-            Config.FleetUnavailable on = loader.choice(r, "fleet", "onUnavailable", Config.FleetUnavailable.class,
-                    Config.FleetUnavailable.LOCAL).orElse(Config.FleetUnavailable.LOCAL);
+            FleetSettings.Unavailable on = loader.choice(r, "fleet", "onUnavailable", FleetSettings.Unavailable.class,
+                    FleetSettings.Unavailable.LOCAL).orElse(FleetSettings.Unavailable.LOCAL);
             Duration heartbeat = r.optionalParsed("heartbeat", Durations::parse).orElse(Duration.ofSeconds(5));
             Duration timeout = r.optionalParsed("opTimeout", Durations::parse).orElse(Duration.ofMillis(500));
             if (timeout.isZero() || timeout.isNegative() || timeout.compareTo(Duration.ofSeconds(30)) > 0) {
@@ -43,7 +44,7 @@ final class FleetSection extends ConfigSection {
             }
             Optional<Path> ca = r.optional("caFile").flatMap(c -> r.string(c, "fleet.caFile")
                     .map(loader::path).filter(p -> loader.readable(c.location(), "fleet.caFile", p)));
-            return redis.map(u -> new Config.Fleet(u, user, password, prefix, on, heartbeat, reserve, timeout, ca))
+            return redis.map(u -> new FleetSettings(u, user, password, prefix, on, heartbeat, reserve, timeout, ca))
                     .orElse(null);
         });
     }
@@ -52,7 +53,7 @@ final class FleetSection extends ConfigSection {
      * {@code fleet.redis}: a URL (one server), {@code {sentinel: [URL, …], master: NAME}} or
      * {@code {cluster: [URL, …]}} (seed nodes).
      */
-    private Optional<Config.RedisTarget> redisTarget(YamlNode x) {
+    private Optional<FleetSettings.RedisTarget> redisTarget(YamlNode x) {
         if (!(x instanceof YamlMap)) {
             return standaloneTarget(x);
         }
@@ -70,25 +71,25 @@ final class FleetSection extends ConfigSection {
                     loader.problems.add(r.map(), "fleet.redis.master belongs with 'sentinel', not 'cluster'");
                 }
                 List<URI> seeds = redisList(cluster.get(), "fleet.redis.cluster");
-                return seeds.isEmpty() ? null : new Config.RedisTarget(Config.RedisKind.CLUSTER, seeds, Optional.empty());
+                return seeds.isEmpty() ? null : new FleetSettings.RedisTarget(FleetSettings.RedisKind.CLUSTER, seeds, Optional.empty());
             }
             if (master.isEmpty() || master.get().isBlank()) {
                 loader.problems.add(r.map(), "fleet.redis.sentinel needs 'master': the name the sentinels monitor");
                 return null;
             }
             List<URI> sentinels = redisList(sentinel.get(), "fleet.redis.sentinel");
-            return sentinels.isEmpty() ? null : new Config.RedisTarget(Config.RedisKind.SENTINEL, sentinels, master);
+            return sentinels.isEmpty() ? null : new FleetSettings.RedisTarget(FleetSettings.RedisKind.SENTINEL, sentinels, master);
         }));
     }
 
-    private Optional<Config.RedisTarget> standaloneTarget(YamlNode x) {
+    private Optional<FleetSettings.RedisTarget> standaloneTarget(YamlNode x) {
         if (!(x instanceof YamlScalar sc)) {
             loader.problems.add(x, "fleet.redis must be a redis:// URL, {sentinel: [...], master: NAME} or {cluster: [...]}; found "
                     + x.describe());
             return Optional.empty();
         }
         try {
-            return Optional.of(Config.RedisTarget.standalone(redisUri(sc.text())));
+            return Optional.of(FleetSettings.RedisTarget.standalone(redisUri(sc.text())));
         } catch (IllegalArgumentException e) {
             loader.problems.add(x, "fleet.redis: " + e.getMessage());
             return Optional.empty();

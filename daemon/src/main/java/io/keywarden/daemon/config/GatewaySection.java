@@ -1,5 +1,7 @@
 package io.keywarden.daemon.config;
 
+import io.keywarden.daemon.net.HostPort;
+import io.keywarden.daemon.gateway.GatewaySettings;
 import io.keywarden.policy.Durations;
 import io.keywarden.policy.Names;
 import io.keywarden.policy.yaml.YamlScalar;
@@ -19,24 +21,24 @@ final class GatewaySection extends ConfigSection {
     }
 
     /** {@code gateway:} listeners, upstreams per key, a CA for upstream TLS, limits. */
-    Config.Gateway read(YamlNode n) {
+    GatewaySettings read(YamlNode n) {
         return loader.section(n, "gateway", r -> {
             Optional<HostPort> listen = r.optionalParsed("listen", HostPort::parse);
             listen.filter(hp -> !ConfigLoader.isLoopback(hp.host())).ifPresent(hp -> loader.problems.add(r.map(), "gateway.listen " + hp
                     + " is not a loopback address: the caller is found from the local TCP peer; remote callers need mTLS"));
             Optional<Path> socket = loader.absolute(r, "gateway.socket", "socket");
-            Optional<Config.Mtls> mtls = r.optional("mtls").map(m -> loader.section(m, "gateway.mtls", mr -> {
+            Optional<GatewaySettings.Mtls> mtls = r.optional("mtls").map(m -> loader.section(m, "gateway.mtls", mr -> {
                 Optional<HostPort> at = mr.required("listen").flatMap(ln -> mr.string(ln, "gateway.mtls.listen")
                         .flatMap(t -> mr.parsed(ln.location(), "gateway.mtls.listen", t, HostPort::parse)));
                 Optional<Path> api = mr.required("workloadApi").flatMap(an -> mr.string(an, "gateway.mtls.workloadApi")
                         .flatMap(t -> mr.parsed(an.location(), "gateway.mtls.workloadApi", t, ConfigLoader::unixAddress)));
-                return at.isPresent() && api.isPresent() ? new Config.Mtls(at.get(), api.get()) : null;
+                return at.isPresent() && api.isPresent() ? new GatewaySettings.Mtls(at.get(), api.get()) : null;
             }));
             if (listen.isEmpty() && socket.isEmpty() && mtls.isEmpty()) {
                 loader.problems.add(r.map(), "gateway: set listen (loopback HOST:PORT), socket (a Unix socket path), mtls, or"
                         + " several");
             }
-            Map<String, Config.Upstream> upstreams = new LinkedHashMap<>();
+            Map<String, GatewaySettings.Upstream> upstreams = new LinkedHashMap<>();
             r.optional("upstreams").ifPresent(u -> MappingReader.of(u, "gateway.upstreams", loader.problems).ifPresent(ur -> {
                 for (var e : ur.map().entries()) {
                     ur.optional(e.key());
@@ -45,19 +47,19 @@ final class GatewaySection extends ConfigSection {
                         loader.problems.add(e.keyLocation(), where + ": not a key name");
                         continue;
                     }
-                    Config.Upstream up = e.value() instanceof YamlScalar
+                    GatewaySettings.Upstream up = e.value() instanceof YamlScalar
                             ? ur.string(e.value(), where).flatMap(t -> ur.parsed(e.value().location(), where, t,
-                                    ConfigLoader::httpUri)).map(uri -> new Config.Upstream(uri, Config.UpstreamAuth.BEARER))
+                                    ConfigLoader::httpUri)).map(uri -> new GatewaySettings.Upstream(uri, GatewaySettings.UpstreamAuth.BEARER))
                                     .orElse(null)
                             : loader.section(e.value(), where, er -> {
                                 Optional<URI> url = er.required("url").flatMap(a -> er.string(a, where + ".url")
                                         .flatMap(t -> er.parsed(a.location(), where + ".url", t, ConfigLoader::httpUri)));
-                                Optional<Config.UpstreamAuth> auth = er.optionalString("auth").flatMap(a -> er.parsed(
+                                Optional<GatewaySettings.UpstreamAuth> auth = er.optionalString("auth").flatMap(a -> er.parsed(
                                         er.map().location(), where + ".auth", a, ConfigLoader::upstreamAuth));
                                 Optional<Long> body = er.optionalParsed("maxBodyBytes", Sizes::parse);
                                 body.filter(b -> b < 1024 || b > (1L << 30)).ifPresent(b -> loader.problems.add(er.map(), where
                                         + ".maxBodyBytes must be between 1KiB and 1GiB"));
-                                return url.map(x -> new Config.Upstream(x, auth.orElse(Config.UpstreamAuth.BEARER),
+                                return url.map(x -> new GatewaySettings.Upstream(x, auth.orElse(GatewaySettings.UpstreamAuth.BEARER),
                                         body.map(java.util.OptionalLong::of).orElse(java.util.OptionalLong.empty())))
                                         .orElse(null);
                             });
@@ -68,15 +70,15 @@ final class GatewaySection extends ConfigSection {
             }));
             Optional<Path> ca = r.optional("caFile").flatMap(c -> r.string(c, "gateway.caFile").map(loader::path)
                     .filter(p -> loader.readable(c.location(), "gateway.caFile", p)));
-            long max = r.optionalParsed("maxBodyBytes", Sizes::parse).orElse(Config.Gateway.DEFAULT_MAX_BODY);
+            long max = r.optionalParsed("maxBodyBytes", Sizes::parse).orElse(GatewaySettings.DEFAULT_MAX_BODY);
             if (max < 1024 || max > (1L << 30)) {
                 loader.problems.add(r.map(), "gateway.maxBodyBytes must be between 1KiB and 1GiB");
             }
-            Duration timeout = r.optionalParsed("timeout", Durations::parse).orElse(Config.Gateway.DEFAULT_TIMEOUT);
+            Duration timeout = r.optionalParsed("timeout", Durations::parse).orElse(GatewaySettings.DEFAULT_TIMEOUT);
             if (timeout.isZero() || timeout.isNegative() || timeout.compareTo(Duration.ofHours(1)) > 0) {
                 loader.problems.add(r.map(), "gateway.timeout must be more than 0 and at most 1h");
             }
-            Config.GatewayLimits d = Config.GatewayLimits.DEFAULT;
+            GatewaySettings.Limits d = GatewaySettings.Limits.DEFAULT;
             int conns = (int) bounded(r, "maxConnections", d.maxConnections(), 1, 100_000);
             int perUid = (int) bounded(r, "maxConnectionsPerUid", d.maxConnectionsPerUid(), 1, 100_000);
             Duration idle = r.optionalParsed("idleTimeout", Durations::parse).orElse(d.idleTimeout());
@@ -90,7 +92,7 @@ final class GatewaySection extends ConfigSection {
             }
             int streams = (int) bounded(r, "maxStreamsPerConnection", d.maxStreamsPerConnection(), 1, 1000);
             long outTokens = bounded(r, "defaultMaxOutputTokens", d.defaultMaxOutputTokens(), 1, 10_000_000);
-            return new Config.Gateway(listen, socket, upstreams, ca, max, timeout, mtls, new Config.GatewayLimits(conns,
+            return new GatewaySettings(listen, socket, upstreams, ca, max, timeout, mtls, new GatewaySettings.Limits(conns,
                     perUid, idle, buffered, streams, outTokens));
         });
     }

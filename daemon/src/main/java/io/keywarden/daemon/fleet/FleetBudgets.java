@@ -1,7 +1,6 @@
 package io.keywarden.daemon.fleet;
 
 import io.keywarden.daemon.ops.FleetMetrics;
-import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.guard.Admission;
 import io.keywarden.daemon.guard.BreachKind;
 import io.keywarden.daemon.guard.GuardEngine;
@@ -126,11 +125,11 @@ public final class FleetBudgets implements TokenBudgets, io.keywarden.daemon.gua
         long last = lastWarn.get();
         if (t - last > 10_000_000_000L && lastWarn.compareAndSet(last, t)) {
             LOG.warn("fleet: no reservation from Redis ({}); {} (said at most every 10 s)", e.toString(),
-                    redis.config().onUnavailable() == Config.FleetUnavailable.LOCAL
+                    redis.config().onUnavailable() == FleetSettings.Unavailable.LOCAL
                             ? "this node enforces the budget alone (fleet.onUnavailable: local)"
                             : "guarded gateway requests are refused (fleet.onUnavailable: closed)");
         }
-        if (redis.config().onUnavailable() == Config.FleetUnavailable.CLOSED) {
+        if (redis.config().onUnavailable() == FleetSettings.Unavailable.CLOSED) {
             return new Admission.Unavailable("the fleet's budget store did not answer (fleet.onUnavailable: closed)");
         }
         fallbacks.incrementAndGet();

@@ -3,7 +3,6 @@ package io.keywarden.daemon.fleet;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.keywarden.daemon.config.Config;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.redis.client.Command;
@@ -56,7 +55,7 @@ public final class FleetRedis implements AutoCloseable {
     }
 
     private final Vertx vertx;
-    private final Config.Fleet config;
+    private final FleetSettings config;
     private final String node;
     private final Redis client;
     private final String password;
@@ -71,7 +70,7 @@ public final class FleetRedis implements AutoCloseable {
     private static final String SETTLE_SHA = sha1(FleetScripts.SETTLE);
     private static final String USAGE_SHA = sha1(FleetScripts.USAGE);
 
-    public FleetRedis(Vertx vertx, Config.Fleet config, String node) throws IOException {
+    public FleetRedis(Vertx vertx, FleetSettings config, String node) throws IOException {
         this.vertx = vertx;
         this.config = config;
         this.node = node;
@@ -85,7 +84,7 @@ public final class FleetRedis implements AutoCloseable {
      * follows a failover); or a Cluster from its seeds (slots learnt from them, MOVED followed, never
      * a replica read). The pool holds one connection per Cluster node at least.
      */
-    private RedisOptions options(Config.RedisTarget target) {
+    private RedisOptions options(FleetSettings.RedisTarget target) {
         RedisOptions o = new RedisOptions().setMaxPoolSize(64).setMaxPoolWaiting(4096).setMaxWaitingHandlers(4096);
         switch (target.kind()) {
             case STANDALONE -> o.setType(RedisClientType.STANDALONE);
@@ -114,7 +113,7 @@ public final class FleetRedis implements AutoCloseable {
         return node;
     }
 
-    public Config.Fleet config() {
+    public FleetSettings config() {
         return config;
     }
 
@@ -488,12 +487,12 @@ public final class FleetRedis implements AutoCloseable {
      * Cluster, so any that answers will do; the next seed is tried when it goes away).
      */
     private Future<RedisConnection> subscriberConnection() {
-        if (config.redis().kind() != Config.RedisKind.CLUSTER) {
+        if (config.redis().kind() != FleetSettings.RedisKind.CLUSTER) {
             return client.connect();
         }
         List<java.net.URI> seeds = config.redis().endpoints();
         java.net.URI seed = seeds.get(Math.floorMod(subscribeSeed++, seeds.size()));
-        Redis one = Redis.createClient(vertx, options(Config.RedisTarget.standalone(seed)).setMaxPoolSize(1));
+        Redis one = Redis.createClient(vertx, options(FleetSettings.RedisTarget.standalone(seed)).setMaxPoolSize(1));
         subscriberClient = one;
         return one.connect().andThen(ar -> {
             if (ar.failed()) {

@@ -1,7 +1,6 @@
 package io.keywarden.daemon.gateway;
 
 import io.keywarden.attestation.Attestation;
-import io.keywarden.daemon.config.Config;
 import io.vertx.core.Context;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServerRequest;
@@ -19,7 +18,7 @@ final class Exchange {
     long held;
     Attestation.Identified who;
     String model;
-    Config.Upstream upstream;
+    GatewaySettings.Upstream upstream;
     String leaseId;
     /** Hostile (a connection changing hands, a malformed request): closed once answered. */
     boolean closeAfter;

@@ -1,6 +1,5 @@
 package io.keywarden.daemon.gateway;
 
-import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.ops.GatewayMetrics;
 import io.keywarden.daemon.ops.GatewayMetrics.Outcome;
 import io.keywarden.delivery.Caller;
@@ -27,7 +26,7 @@ final class GatewayConnections {
     private static final Logger LOG = LoggerFactory.getLogger(GatewayConnections.class);
 
     private final Vertx vertx;
-    private final Config.GatewayLimits limits;
+    private final GatewaySettings.Limits limits;
     private final long maxBodyBytes;
     private final GatewayMetrics metrics;
     private final PeerLookup peers;
@@ -38,7 +37,7 @@ final class GatewayConnections {
     private final java.util.concurrent.atomic.AtomicLong buffered = new java.util.concurrent.atomic.AtomicLong();
     private final Map<Integer, java.util.concurrent.atomic.AtomicLong> bufferedByUid = new ConcurrentHashMap<>();
 
-    GatewayConnections(Vertx vertx, Config.Gateway config, GatewayMetrics metrics, PeerLookup peers) {
+    GatewayConnections(Vertx vertx, GatewaySettings config, GatewayMetrics metrics, PeerLookup peers) {
         this.vertx = vertx;
         this.limits = config.limits();
         this.maxBodyBytes = config.maxBodyBytes();

@@ -3,7 +3,6 @@ package io.keywarden.daemon.gateway;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.guard.Admission;
 import io.keywarden.daemon.guard.GuardEngine;
 import io.keywarden.daemon.hook.PolicyHook;
@@ -66,10 +65,10 @@ public final class GatewayServer implements AutoCloseable {
     enum Via { LOOPBACK_TCP, UNIX_SOCKET, MTLS }
 
     private final Vertx vertx;
-    private final Config.Gateway config;
+    private final GatewaySettings config;
     private final AccessDecider decider;
     private final Supplier<Policy> policy;
-    private final Function<KeySpec, Optional<Config.Upstream>> upstreamOf;
+    private final Function<KeySpec, Optional<GatewaySettings.Upstream>> upstreamOf;
     private final GuardEngine guard;
     /** Token budgets: {@code guard} itself on one node, the fleet's store across nodes. */
     private final io.keywarden.daemon.guard.TokenBudgets budgets;
@@ -78,14 +77,14 @@ public final class GatewayServer implements AutoCloseable {
     private final GatewayMetrics metrics;
     private final Executor blocking;
     private final PeerLookup peers;
-    private final Config.GatewayLimits limits;
+    private final GatewaySettings.Limits limits;
     private final GatewayConnections connections;
     private final CallerProof callers;
     private final UpstreamCall upstreams;
     private final List<HttpServer> servers = new ArrayList<>();
 
-    private GatewayServer(Vertx vertx, Config.Gateway config, AccessDecider decider, Supplier<Policy> policy,
-                          Function<KeySpec, Optional<Config.Upstream>> upstreamOf, GuardEngine guard,
+    private GatewayServer(Vertx vertx, GatewaySettings config, AccessDecider decider, Supplier<Policy> policy,
+                          Function<KeySpec, Optional<GatewaySettings.Upstream>> upstreamOf, GuardEngine guard,
                           io.keywarden.daemon.guard.TokenBudgets budgets,
                           io.keywarden.daemon.guard.GatewayTally tally, PolicyHook hook, GatewayMetrics metrics, Executor blocking,
                           PeerLookup peers) {
@@ -108,8 +107,8 @@ public final class GatewayServer implements AutoCloseable {
     }
 
     /** Starts the listeners the config names; {@code hook} may be null. */
-    public static GatewayServer start(Vertx vertx, Config.Gateway config, AccessDecider decider, Supplier<Policy> policy,
-                                      Function<KeySpec, Optional<Config.Upstream>> upstreamOf, GuardEngine guard,
+    public static GatewayServer start(Vertx vertx, GatewaySettings config, AccessDecider decider, Supplier<Policy> policy,
+                                      Function<KeySpec, Optional<GatewaySettings.Upstream>> upstreamOf, GuardEngine guard,
                                       io.keywarden.daemon.guard.TokenBudgets budgets,
                                       io.keywarden.daemon.guard.GatewayTally tally, PolicyHook hook, GatewayMetrics metrics,
                                       Executor blocking, io.keywarden.attestation.spire.X509SvidSource svids)
@@ -234,7 +233,7 @@ public final class GatewayServer implements AutoCloseable {
                 return;
             }
         }
-        Optional<Config.Upstream> up = upstreamOf.apply(spec);
+        Optional<GatewaySettings.Upstream> up = upstreamOf.apply(spec);
         if (up.isEmpty()) {
             refuse(x, 404, Outcome.NO_UPSTREAM, "the gateway has no upstream for key '" + key + "' (gateway.upstreams)");
             return;

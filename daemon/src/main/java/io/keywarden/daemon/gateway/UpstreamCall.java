@@ -1,6 +1,5 @@
 package io.keywarden.daemon.gateway;
 
-import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.ops.GatewayMetrics;
 import io.keywarden.daemon.ops.GatewayMetrics.Outcome;
 import io.keywarden.delivery.IssuedKey;
@@ -50,14 +49,14 @@ final class UpstreamCall {
     }
 
     private final Vertx vertx;
-    private final Config.Gateway config;
+    private final GatewaySettings config;
     private final io.keywarden.daemon.guard.TokenBudgets budgets;
     private final io.keywarden.daemon.guard.GatewayTally tally;
     private final GatewayMetrics metrics;
     private final Refusal refuse;
     private final Map<String, HttpClient> clients = new ConcurrentHashMap<>();
 
-    UpstreamCall(Vertx vertx, Config.Gateway config, io.keywarden.daemon.guard.TokenBudgets budgets,
+    UpstreamCall(Vertx vertx, GatewaySettings config, io.keywarden.daemon.guard.TokenBudgets budgets,
                  io.keywarden.daemon.guard.GatewayTally tally, GatewayMetrics metrics, Refusal refuse) {
         this.vertx = vertx;
         this.config = config;

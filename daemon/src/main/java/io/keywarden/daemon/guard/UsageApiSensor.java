@@ -2,7 +2,6 @@ package io.keywarden.daemon.guard;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.lifecycle.LeaseManager;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.Workload;
@@ -45,7 +44,7 @@ public final class UsageApiSensor {
     static final Duration REMEMBER = Duration.ofHours(24);
     private static final int MAX_PAGES = 20;
 
-    private final Config.UsageApi config;
+    private final UsageApiSettings config;
     private final GuardEngine guard;
     private final Supplier<List<LeaseManager.LeaseView>> leases;
     private final Supplier<Policy> policy;
@@ -67,13 +66,13 @@ public final class UsageApiSensor {
     /** Why the fleet did not count a slot in this poll (readiness shows it). */
     private String fleetProblem;
 
-    public UsageApiSensor(Config.UsageApi config, GuardEngine guard, Supplier<List<LeaseManager.LeaseView>> leases,
+    public UsageApiSensor(UsageApiSettings config, GuardEngine guard, Supplier<List<LeaseManager.LeaseView>> leases,
                           Supplier<Policy> policy, GatewayTally tally, io.keywarden.daemon.ops.TokenMetrics metrics,
                           Clock clock) {
         this(config, guard, leases, policy, tally, metrics, clock, null);
     }
 
-    public UsageApiSensor(Config.UsageApi config, GuardEngine guard, Supplier<List<LeaseManager.LeaseView>> leases,
+    public UsageApiSensor(UsageApiSettings config, GuardEngine guard, Supplier<List<LeaseManager.LeaseView>> leases,
                           Supplier<Policy> policy, GatewayTally tally, io.keywarden.daemon.ops.TokenMetrics metrics,
                           Clock clock, SlotCounter fleet) {
         this.fleet = fleet;

@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.keywarden.attestation.ProcessInfo;
-import io.keywarden.daemon.config.Config;
 import io.keywarden.policy.Workload;
 import io.vertx.core.Future;
 import io.vertx.core.buffer.Buffer;
@@ -26,9 +25,9 @@ import java.util.concurrent.TimeUnit;
 public final class PolicyHook {
     private static final ObjectMapper JSON = new ObjectMapper();
     private final HttpClient client;
-    private final Config.PolicyHook config;
+    private final HookSettings config;
 
-    public PolicyHook(HttpClient client, Config.PolicyHook config) {
+    public PolicyHook(HttpClient client, HookSettings config) {
         this.client = client;
         this.config = config;
     }

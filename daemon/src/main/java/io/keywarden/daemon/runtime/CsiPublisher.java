@@ -1,5 +1,6 @@
 package io.keywarden.daemon.runtime;
 
+import io.keywarden.daemon.csi.CsiSettings;
 import io.keywarden.daemon.audit.AuditTrail;
 import io.keywarden.daemon.csi.CsiServer;
 import io.keywarden.daemon.lifecycle.LeaseManager;
@@ -20,7 +21,7 @@ final class CsiPublisher implements CsiServer.Listener {
     private final AuditTrail audit;
 
     /** The CSI node plugin on {@code c.socket()}, serving {@code source} (the mount) into pods. */
-    static void start(Core core, io.keywarden.daemon.config.Config.Csi c, Path source, java.util.function.BooleanSupplier serving,
+    static void start(Core core, CsiSettings c, Path source, java.util.function.BooleanSupplier serving,
                       Supplier<LeaseManager> leases) throws java.io.IOException {
         core.components().add("csi", CsiServer.start(c.socket(), source, c.nodeId().orElse(core.spec().node()),
                 io.keywarden.daemon.BuildInfo.load().version(), serving, new CsiPublisher(core.policy(), leases,

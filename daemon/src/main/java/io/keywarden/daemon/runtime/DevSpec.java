@@ -1,8 +1,7 @@
 package io.keywarden.daemon.runtime;
 
 import io.keywarden.daemon.InputProblem;
-import io.keywarden.daemon.config.Config;
-import io.keywarden.daemon.config.HostPort;
+import io.keywarden.daemon.net.HostPort;
 import io.keywarden.issuer.IssuerSpec;
 import io.keywarden.daemon.audit.Ledger;
 import io.keywarden.issuer.IssuerRegistry;
@@ -20,7 +19,7 @@ import java.util.Optional;
 
 /** {@code keywarden dev}: dev identity + dev issuers + KeyFS (tmpfs fallback), nothing external. */
 public final class DevSpec {
-    public static final Path DEFAULT_MOUNT = io.keywarden.daemon.config.DefaultPaths.MOUNT;
+    public static final Path DEFAULT_MOUNT = io.keywarden.daemon.runtime.DefaultPaths.MOUNT;
 
     private DevSpec() {
     }
@@ -74,7 +73,7 @@ public final class DevSpec {
      */
     public static Spec of(Path mount, Path policyFile, Duration ttl, HostPort listen, Path audit, Path adminSocket,
                           Map<String, String> env, Duration fuseRequestTimeout, Map<String, IssuerSpec> realIssuers,
-                          Config.Extensions extensions) {
+                          Extensions extensions) {
         return of(mount, policyFile, ttl, listen, audit, adminSocket, env, fuseRequestTimeout, realIssuers, extensions,
                 Optional.empty(), Optional.empty());
     }
@@ -82,7 +81,7 @@ public final class DevSpec {
     /** The same, with {@code --signing-key} (a dev signing key kept in a file) and {@code --issuer-url}. */
     public static Spec of(Path mount, Path policyFile, Duration ttl, HostPort listen, Path audit, Path adminSocket,
                           Map<String, String> env, Duration fuseRequestTimeout, Map<String, IssuerSpec> realIssuers,
-                          Config.Extensions extensions, Optional<Path> signingKey, Optional<String> issuerUrl) {
+                          Extensions extensions, Optional<Path> signingKey, Optional<String> issuerUrl) {
         Policy policy;
         if (policyFile != null) {
             try {
@@ -114,24 +113,24 @@ public final class DevSpec {
         Path admin = adminSocket != null ? adminSocket : defaultAdminSocket(root, env);
         String node = env.getOrDefault("NODE_NAME", "").isBlank() ? hostName() : env.get("NODE_NAME");
         return new Spec("keywarden dev", node, policy, Optional.ofNullable(policyFile),
-                new Config.Identity(Config.IdentityProvider.DEV, "vault", null, signingKey.map(Path::toAbsolutePath), issuerUrl), issuers,
-                new Spec.DeliverySpec(Config.DeliveryMode.FUSE, mount != null ? mount : DEFAULT_MOUNT, true, xdgDir,
+                new IdentitySettings(IdentitySettings.Provider.DEV, "vault", null, signingKey.map(Path::toAbsolutePath), issuerUrl), issuers,
+                new Spec.DeliverySpec(DeliveryMode.FUSE, mount != null ? mount : DEFAULT_MOUNT, true, xdgDir,
                         fuseRequestTimeout),
                 new Spec.AuditSpec(Optional.of(audit != null ? audit : defaultLedger(root, env)), false,
                         Ledger.Options.of(KeywardenRuntime.LEDGER_SEGMENT_BYTES, KeywardenRuntime.LEDGER_FSYNC)),
                 listen, admin, admin.resolveSibling(root ? "handover.sock"
                         : admin.getFileName().toString().startsWith("keywarden-") ? "keywarden-handover.sock" : "handover.sock"), true,
-                Config.Tuning.DEFAULT, extensions);
+                Tuning.DEFAULT, extensions);
     }
 
-    /** See {@link io.keywarden.daemon.config.DefaultPaths#devAdminSocket}. */
+    /** See {@link io.keywarden.daemon.runtime.DefaultPaths#devAdminSocket}. */
     public static Path defaultAdminSocket(boolean root, Map<String, String> env) {
-        return io.keywarden.daemon.config.DefaultPaths.devAdminSocket(root, env);
+        return io.keywarden.daemon.runtime.DefaultPaths.devAdminSocket(root, env);
     }
 
-    /** See {@link io.keywarden.daemon.config.DefaultPaths#devLedger}. */
+    /** See {@link io.keywarden.daemon.runtime.DefaultPaths#devLedger}. */
     static Path defaultLedger(boolean root, Map<String, String> env) {
-        return io.keywarden.daemon.config.DefaultPaths.devLedger(root, env);
+        return io.keywarden.daemon.runtime.DefaultPaths.devLedger(root, env);
     }
 
     static String hostName() {

@@ -1,9 +1,9 @@
 package io.keywarden.daemon.runtime;
 
+import io.keywarden.daemon.fleet.FleetSettings;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.keywarden.daemon.admin.AdminServer;
 import io.keywarden.daemon.audit.AuditTrail;
-import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.fleet.FleetBlockSync;
 import io.keywarden.daemon.fleet.FleetRedis;
 import io.keywarden.daemon.lifecycle.LeaseManager;
@@ -57,13 +57,13 @@ final class FleetAssembly {
     }
 
     /** Connects (waiting up to 5 s: a first request should not pay for it) and loads what waits to be published. */
-    static FleetAssembly start(Vertx vertx, Config.Fleet config, String node, Path pendingFile, Clock clock,
+    static FleetAssembly start(Vertx vertx, FleetSettings config, String node, Path pendingFile, Clock clock,
                                SystemScheduler scheduler, Metrics metrics, Components components, Local local)
             throws IOException {
         FleetRedis f = new FleetRedis(vertx, config, node);
         components.add(Component.of("fleet", f));
         FleetBlockSync sync = FleetBlockSync.open(f, pendingFile, clock, scheduler::execute, b -> apply(local, b));
-        metrics.fleetUp(f::isUp, config.onUnavailable() == Config.FleetUnavailable.LOCAL);
+        metrics.fleetUp(f::isUp, config.onUnavailable() == FleetSettings.Unavailable.LOCAL);
         try {
             f.warm().toCompletableFuture().get(5, TimeUnit.SECONDS);
         } catch (ExecutionException | TimeoutException e) {
@@ -83,7 +83,7 @@ final class FleetAssembly {
         return blocks;
     }
 
-    private static String label(Config.Fleet c) {
+    private static String label(FleetSettings c) {
         return c.onUnavailable().name().toLowerCase(Locale.ROOT);
     }
 
@@ -119,7 +119,7 @@ final class FleetAssembly {
             scheduler.every(clock, redis.config().heartbeat(), beat);
         }
         // Ready either way (opens never depend on Redis), but /readyz says how this node decides meanwhile.
-        String alone = redis.config().onUnavailable() == Config.FleetUnavailable.LOCAL
+        String alone = redis.config().onUnavailable() == FleetSettings.Unavailable.LOCAL
                 ? "Redis does not answer: this node enforces token budgets and requests per minute on its own counts"
                         + " (fleet.onUnavailable: local); blocks set elsewhere meanwhile do not reach it"
                 : "Redis does not answer: guarded gateway requests are refused with 503 fleet_unavailable"

@@ -2,7 +2,6 @@ package io.keywarden.daemon.runtime;
 
 import io.keywarden.attestation.IdentityProvider;
 import io.keywarden.daemon.InputProblem;
-import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.handover.Inheritance;
 import io.keywarden.daemon.lifecycle.KillSwitch;
 import io.keywarden.daemon.lifecycle.LeaseEvents;
@@ -98,14 +97,14 @@ final class FrontEnds {
         Spec s = core.spec();
         boolean root = LibC.geteuid() == 0;
         Spec.DeliverySpec d = s.delivery();
-        String whyNoFuse = d.mode() == Config.DeliveryMode.TMPFS ? null
+        String whyNoFuse = d.mode() == DeliveryMode.TMPFS ? null
                 : !root ? "not running as root: mounting FUSE needs CAP_SYS_ADMIN"
                 : !Files.exists(Path.of("/dev/fuse")) ? "/dev/fuse does not exist" : null;
-        if (inherited != null && (d.mode() != Config.DeliveryMode.FUSE || whyNoFuse != null)) {
+        if (inherited != null && (d.mode() != DeliveryMode.FUSE || whyNoFuse != null)) {
             throw new IOException("cannot take over the FUSE mount at " + inherited.mountPoint() + ": "
                     + (whyNoFuse != null ? whyNoFuse : "this daemon is configured for tmpfs delivery"));
         }
-        if (d.mode() == Config.DeliveryMode.FUSE && whyNoFuse == null) {
+        if (d.mode() == DeliveryMode.FUSE && whyNoFuse == null) {
             try {
                 startKeyFs(identity, issuers);
                 return new FrontEnd(true, d.path(), TmpfsDelivery.Layout.PER_KEY);
@@ -116,11 +115,11 @@ final class FrontEnds {
                 whyNoFuse = "mounting FUSE at " + d.path() + " failed: " + e.getMessage();
             }
         }
-        if (d.mode() == Config.DeliveryMode.FUSE && !d.tmpfsFallback()) {
+        if (d.mode() == DeliveryMode.FUSE && !d.tmpfsFallback()) {
             throw new IOException(whyNoFuse);
         }
         Path dir = d.path();
-        if (d.mode() == Config.DeliveryMode.FUSE) {
+        if (d.mode() == DeliveryMode.FUSE) {
             if (!root && d.path().equals(DevSpec.DEFAULT_MOUNT)) {
                 String why = whyNoFuse;
                 dir = d.xdgRuntimeDir().map(x -> x.resolve("keywarden")).orElseThrow(() -> new InputProblem(

@@ -1,8 +1,9 @@
 package io.keywarden.daemon.runtime;
 
+import io.keywarden.daemon.guard.UsageApiSettings;
+import io.keywarden.daemon.gateway.GatewaySettings;
 import io.keywarden.daemon.InputProblem;
 import io.keywarden.daemon.blocks.BlockList;
-import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.fleet.FleetBudgets;
 import io.keywarden.daemon.gateway.GatewayServer;
 import io.keywarden.daemon.guard.GatewayTally;
@@ -86,9 +87,9 @@ final class GuardAssembly {
         GatewayTally tally = new GatewayTally();
         // With a fleet, budgets, requests per minute and the anomaly rule are decided on the fleet's counts.
         FleetBudgets fleetBudgets = fleet == null ? null : new FleetBudgets(fleet.redis(), engine, core.clock(),
-                s.extensions().gateway().map(Config.Gateway::timeout).orElse(Duration.ofMinutes(1)), core.metrics());
+                s.extensions().gateway().map(GatewaySettings::timeout).orElse(Duration.ofMinutes(1)), core.metrics());
         if (s.extensions().usage().isPresent()) {
-            Config.UsageApi u = s.extensions().usage().get();
+            UsageApiSettings u = s.extensions().usage().get();
             UsageApiSensor sensor = new UsageApiSensor(u, engine, () -> leases.get().view(), core.policy(), tally,
                     core.metrics(), core.clock(), fleetBudgets);
             var polling = core.scheduler().every(core.clock(), u.interval(), sensor::poll);
@@ -96,7 +97,7 @@ final class GuardAssembly {
             LOG.info("usage sensor: polling {} every {} s", u.url().getHost(), u.interval().toSeconds());
         }
         if (gateway != null) {
-            Config.Gateway gw = s.extensions().gateway().orElseThrow();
+            GatewaySettings gw = s.extensions().gateway().orElseThrow();
             TokenBudgets budgets = fleetBudgets == null ? engine : fleetBudgets;
             core.components().add("gateway", GatewayServer.start(gateway.vertx(), gw, gateway.access(), core.policy(),
                     k -> upstreamOf(gw, gateway.issuers(), k), engine, budgets, tally, gateway.hook(), core.metrics(),
@@ -106,7 +107,7 @@ final class GuardAssembly {
     }
 
     /** The gateway's own X.509-SVID for mTLS callers, when configured: waited for up to 10 s, then served when it comes. */
-    private static io.keywarden.attestation.spire.X509SvidSource mtlsIdentity(Core core, Config.Gateway gw) {
+    private static io.keywarden.attestation.spire.X509SvidSource mtlsIdentity(Core core, GatewaySettings gw) {
         if (gw.mtls().isEmpty()) {
             return null;
         }
@@ -134,13 +135,13 @@ final class GuardAssembly {
     }
 
     /** The config's upstream for a key, else its issuer type's provider. */
-    private static Optional<Config.Upstream> upstreamOf(Config.Gateway gw, IssuerRegistry issuers, KeySpec key) {
-        Config.Upstream u = gw.upstreams().get(key.name());
+    private static Optional<GatewaySettings.Upstream> upstreamOf(GatewaySettings gw, IssuerRegistry issuers, KeySpec key) {
+        GatewaySettings.Upstream u = gw.upstreams().get(key.name());
         if (u != null) {
             return Optional.of(u);
         }
         try {
-            return Config.Upstream.defaultFor(issuers.forKey(key).type());
+            return GatewaySettings.Upstream.defaultFor(issuers.forKey(key).type());
         } catch (IssuerException e) {
             return Optional.empty();
         }

@@ -7,7 +7,6 @@ import io.keywarden.attestation.dev.DevIdentityProvider;
 import io.keywarden.attestation.dev.JwtSigner;
 import io.keywarden.attestation.spire.DelegatedIdentityClient;
 import io.keywarden.attestation.spire.SpireIdentityProvider;
-import io.keywarden.daemon.config.Config;
 import io.keywarden.policy.Policy;
 import java.time.Clock;
 import java.util.List;
@@ -26,7 +25,7 @@ final class IdentityAssembly {
         ProcAttestor proc = ProcAttestor.system();
         IdentityProvider identity;
         AutoCloseable stop = () -> { };
-        if (s.identity().provider() == Config.IdentityProvider.SPIRE) {
+        if (s.identity().provider() == IdentitySettings.Provider.SPIRE) {
             DelegatedIdentityClient client = new DelegatedIdentityClient(s.identity().spireAdminSocket(),
                     s.tuning().spireTimeout());
             stop = client;

@@ -1,5 +1,6 @@
 package io.keywarden.daemon.runtime;
 
+import io.keywarden.daemon.hook.HookSettings;
 import io.keywarden.attestation.IdentityProvider;
 import io.keywarden.attestation.ProcAttestor;
 import io.keywarden.attestation.dev.DevIdentityProvider;
@@ -8,7 +9,6 @@ import io.keywarden.daemon.BuildInfo;
 import io.keywarden.daemon.admin.AdminServer;
 import io.keywarden.daemon.admin.Why;
 import io.keywarden.daemon.blocks.BlockList;
-import io.keywarden.daemon.config.Config;
 import io.keywarden.daemon.handover.HandoverServer;
 import io.keywarden.daemon.handover.Inheritance;
 import io.keywarden.daemon.hook.PolicyHook;
@@ -118,7 +118,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         }
         PolicyHook hook = s.extensions().policyHook().map(h -> new PolicyHook(vertx.createHttpClient(), h)).orElse(null);
         IssuerRegistry issuers = IssuerFactory.build(s.issuers(), identity, clock, metrics, hook,
-                s.extensions().policyHook().map(Config.PolicyHook::timeout).orElse(Duration.ZERO));
+                s.extensions().policyHook().map(HookSettings::timeout).orElse(Duration.ZERO));
         components.add("ops", OpsServer.start(vertx, s.listen().host(), s.listen().port(), readiness, metrics,
                 documents(issuers, identity)));
         HandoverCoordinator.adoptIssuerState(inherited, issuers);
@@ -141,7 +141,7 @@ public final class KeywardenRuntime implements AutoCloseable {
         components.add("admin", admin);
         LOG.info("admin API on {}", s.adminSocket());
         s.audit().file().ifPresent(admin::ledger);
-        admin.explainWith(new Why(identity, s.identity().provider() == Config.IdentityProvider.SPIRE, policy,
+        admin.explainWith(new Why(identity, s.identity().provider() == IdentitySettings.Provider.SPIRE, policy,
                 leases::blocked, ProcAttestor.system()));
         FleetAssembly fleet = s.extensions().fleet().isEmpty() ? null : FleetAssembly.start(vertx,
                 s.extensions().fleet().get(), s.node(), core.stateFile("fleet-pending.json"), clock, scheduler, metrics,

@@ -1,6 +1,6 @@
 package io.keywarden.daemon.runtime;
 
-import io.keywarden.daemon.config.Config;
+import io.keywarden.daemon.ops.MetricsExport;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.util.List;
 import java.util.Map;
@@ -15,10 +15,10 @@ final class MetricExports {
     }
 
     /** The exports of {@code m} for node {@code node} (its OTLP {@code host.name}); empty when it asks for none. */
-    static List<MeterRegistry> of(Config.MetricsExport m, String node) throws java.io.IOException {
+    static List<MeterRegistry> of(MetricsExport m, String node) throws java.io.IOException {
         List<MeterRegistry> exports = new java.util.ArrayList<>();
         if (m.statsd().isPresent()) {
-            Config.StatsD sd = m.statsd().get();
+            MetricsExport.StatsD sd = m.statsd().get();
             exports.add(new io.keywarden.daemon.ops.StatsdRegistry(sd.host(), sd.port(),
                     io.keywarden.daemon.ops.StatsdRegistry.Flavor.valueOf(sd.flavor().toUpperCase(java.util.Locale.ROOT)),
                     m.step(), io.micrometer.core.instrument.Clock.SYSTEM));

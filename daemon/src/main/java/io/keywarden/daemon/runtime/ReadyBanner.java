@@ -1,6 +1,5 @@
 package io.keywarden.daemon.runtime;
 
-import io.keywarden.daemon.config.Config;
 import io.keywarden.issuer.IssuerSpec;
 import io.keywarden.policy.Durations;
 import io.keywarden.policy.Selector;
@@ -18,7 +17,7 @@ final class ReadyBanner {
                 at.fuse() ? "KeyFS (FUSE)" : "tmpfs", at.path(), s.identity().provider().name().toLowerCase(Locale.ROOT),
                 issuers(s));
         for (Workload w : s.policy().workloads()) {
-            String who = s.identity().provider() == Config.IdentityProvider.SPIRE ? "processes SPIRE attests as"
+            String who = s.identity().provider() == IdentitySettings.Provider.SPIRE ? "processes SPIRE attests as"
                     : w.selectors().isEmpty() ? "nobody (no selectors)"
                     : String.join(" and ", w.selectors().stream().map(ReadyBanner::describe).toList());
             for (String k : w.keys()) {
@@ -36,7 +35,7 @@ final class ReadyBanner {
         });
         s.audit().file().ifPresent(a -> out.printf("  ledger: %s (keywarden audit show %s)%n", a, a));
         out.printf("  admin socket: %s (keywarden status%s)%n", s.adminSocket(),
-                s.adminSocket().equals(io.keywarden.daemon.config.DefaultPaths.ADMIN_SOCKET) ? ""
+                s.adminSocket().equals(io.keywarden.daemon.runtime.DefaultPaths.ADMIN_SOCKET) ? ""
                         : " finds it; or --admin-socket " + s.adminSocket());
         out.flush();
     }

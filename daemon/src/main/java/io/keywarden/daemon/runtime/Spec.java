@@ -1,8 +1,7 @@
 package io.keywarden.daemon.runtime;
 
 import io.keywarden.daemon.audit.Ledger;
-import io.keywarden.daemon.config.Config;
-import io.keywarden.daemon.config.HostPort;
+import io.keywarden.daemon.net.HostPort;
 import io.keywarden.issuer.IssuerSpec;
 import io.keywarden.policy.Policy;
 import java.nio.file.Path;
@@ -16,9 +15,9 @@ import java.util.Optional;
  * issuer instances by name, delivery, the ledger, the ops and admin endpoints (and the handover
  * socket of upgrades), and the tunables.
  */
-public record Spec(String label, String node, Policy policy, Optional<Path> policyFile, Config.Identity identity,
+public record Spec(String label, String node, Policy policy, Optional<Path> policyFile, IdentitySettings identity,
                    Map<String, IssuerSpec> issuers, DeliverySpec delivery, AuditSpec audit, HostPort listen,
-                   Path adminSocket, Path handoverSocket, boolean revokeOnShutdown, Config.Tuning tuning, Config.Extensions extensions) {
+                   Path adminSocket, Path handoverSocket, boolean revokeOnShutdown, Tuning tuning, Extensions extensions) {
 
     public Spec {
         issuers = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(issuers));
@@ -29,7 +28,7 @@ public record Spec(String label, String node, Policy policy, Optional<Path> poli
      * files instead (dev) rather than fail (run); {@code xdgRuntimeDir} is where an unprivileged
      * fallback goes.
      */
-    public record DeliverySpec(Config.DeliveryMode mode, Path path, boolean tmpfsFallback, Optional<Path> xdgRuntimeDir,
+    public record DeliverySpec(DeliveryMode mode, Path path, boolean tmpfsFallback, Optional<Path> xdgRuntimeDir,
                                Duration fuseRequestTimeout) {
     }
 

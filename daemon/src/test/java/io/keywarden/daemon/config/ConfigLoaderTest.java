@@ -4,6 +4,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.keywarden.daemon.runtime.Tuning;
+import io.keywarden.daemon.runtime.IdentitySettings;
+import io.keywarden.daemon.runtime.DeliveryMode;
+import io.keywarden.daemon.ops.MetricsExport;
+import io.keywarden.daemon.net.HostPort;
+import io.keywarden.daemon.gateway.GatewaySettings;
+import io.keywarden.daemon.fleet.FleetSettings;
 import io.keywarden.policy.yaml.Problem;
 import io.keywarden.policy.yaml.ProblemsException;
 import java.nio.file.Files;
@@ -30,24 +37,24 @@ class ConfigLoaderTest {
     void exampleLoadsWithEveryField() throws Exception {
         Config c = ConfigLoader.load(Path.of("../deploy/examples/config.yaml"), Map.of());
         assertEquals("node-a", c.node());
-        assertEquals(Config.IdentityProvider.SPIRE, c.identity().provider());
+        assertEquals(IdentitySettings.Provider.SPIRE, c.identity().provider());
         assertEquals(Path.of("/run/spire/admin/admin.sock"), c.identity().spireAdminSocket());
         io.keywarden.issuer.vault.VaultType.Spec bao = (io.keywarden.issuer.vault.VaultType.Spec) c.issuers().get("bao");
         assertEquals("https://openbao.example:8200", bao.connection().address().toString());
         assertEquals(Duration.ofSeconds(10), bao.connection().timeout());
         assertEquals("vault", bao.audience());
-        assertEquals(Config.Tuning.DEFAULT, c.tuning());
+        assertEquals(Tuning.DEFAULT, c.tuning());
         assertEquals(new HostPort("127.0.0.1", 9464), c.ops().listen());
         assertTrue(c.revokeOnShutdown());
         assertEquals(Path.of("/run/keywarden-admin/handover.sock"), c.admin().handoverSocket());
-        Config.Gateway g = c.extensions().gateway().orElseThrow();
+        GatewaySettings g = c.extensions().gateway().orElseThrow();
         assertEquals(new HostPort("127.0.0.1", 8787), g.listen().orElseThrow());
         assertEquals(Path.of("/run/keywarden-gw/gateway.sock"), g.socket().orElseThrow());
-        assertEquals(new Config.Upstream(java.net.URI.create("https://api.openai.com"), Config.UpstreamAuth.BEARER),
+        assertEquals(new GatewaySettings.Upstream(java.net.URI.create("https://api.openai.com"), GatewaySettings.UpstreamAuth.BEARER),
                 g.upstreams().get("openai"));
         assertEquals(4L << 20, g.maxBodyBytes());
-        assertEquals(Config.GatewayLimits.DEFAULT, g.limits(), "the example spells out the defaults");
-        assertEquals(new Config.StatsD("127.0.0.1", 8125, "datadog"), c.extensions().metrics().statsd().orElseThrow());
+        assertEquals(GatewaySettings.Limits.DEFAULT, g.limits(), "the example spells out the defaults");
+        assertEquals(new MetricsExport.StatsD("127.0.0.1", 8125, "datadog"), c.extensions().metrics().statsd().orElseThrow());
     }
 
     @Test
@@ -57,10 +64,10 @@ class ConfigLoaderTest {
                 issuers: {d: {type: dev}}
                 fleet: {redis: "rediss://redis.kw.svc:6380", user: keywarden, onUnavailable: closed, keyPrefix: "prod:"}
                 """), Map.of());
-        Config.Fleet f = c.extensions().fleet().orElseThrow();
+        FleetSettings f = c.extensions().fleet().orElseThrow();
         assertEquals("rediss://redis.kw.svc:6380", f.redis().toString());
         assertEquals(java.util.Optional.of("keywarden"), f.user());
-        assertEquals(Config.FleetUnavailable.CLOSED, f.onUnavailable());
+        assertEquals(FleetSettings.Unavailable.CLOSED, f.onUnavailable());
         assertEquals("prod:", f.keyPrefix());
         io.keywarden.policy.yaml.ProblemsException e = org.junit.jupiter.api.Assertions.assertThrows(
                 io.keywarden.policy.yaml.ProblemsException.class, () -> ConfigLoader.load(write("""
@@ -80,22 +87,22 @@ class ConfigLoaderTest {
 
     @Test
     void aFleetOnSentinelOrClusterIsReadAndItsMistakesNamed() throws Exception {
-        Config.Fleet s = ConfigLoader.load(write("""
+        FleetSettings s = ConfigLoader.load(write("""
                 policy: p
                 issuers: {d: {type: dev}}
                 fleet: {redis: {sentinel: ["redis://s1:26379", "redis://s2:26379"], master: kw}}
                 """), Map.of()).extensions().fleet().orElseThrow();
-        assertEquals(Config.RedisKind.SENTINEL, s.redis().kind());
+        assertEquals(FleetSettings.RedisKind.SENTINEL, s.redis().kind());
         assertEquals(2, s.redis().endpoints().size());
         assertEquals(java.util.Optional.of("kw"), s.redis().master());
-        Config.Fleet c = ConfigLoader.load(write("""
+        FleetSettings c = ConfigLoader.load(write("""
                 policy: p
                 issuers: {d: {type: dev}}
                 fleet:
                   redis:
                     cluster: ["rediss://a:7000", "rediss://b:7000", "rediss://c:7000"]
                 """), Map.of()).extensions().fleet().orElseThrow();
-        assertEquals(Config.RedisKind.CLUSTER, c.redis().kind());
+        assertEquals(FleetSettings.RedisKind.CLUSTER, c.redis().kind());
         assertEquals("cluster [rediss://a:7000, rediss://b:7000, rediss://c:7000]", c.redis().toString());
         for (String[] bad : new String[][] {
                 {"{sentinel: [\"redis://s1:26379\"]}", "needs 'master'"},
@@ -126,7 +133,7 @@ class ConfigLoaderTest {
                 gateway: {listen: 127.0.0.1:8787, maxConnectionsPerUid: 8, idleTimeout: 5s, maxBufferedBytes: 32MiB,
                           defaultMaxOutputTokens: 256}
                 """), Map.of());
-        Config.GatewayLimits l = c.extensions().gateway().orElseThrow().limits();
+        GatewaySettings.Limits l = c.extensions().gateway().orElseThrow().limits();
         assertEquals(8, l.maxConnectionsPerUid());
         org.junit.jupiter.api.Assertions.assertTrue(c.extensions().gateway().orElseThrow().upstreams().isEmpty());
         assertEquals(Duration.ofSeconds(5), l.idleTimeout());
@@ -177,7 +184,7 @@ class ConfigLoaderTest {
                 policyHook: {opa: {url: "http://127.0.0.1:8181/v1/data/keywarden/allow"}}
                 metrics: {otlp: {}, step: 5s}
                 """), Map.of());
-        assertEquals(Config.UpstreamAuth.X_API_KEY, c.extensions().gateway().orElseThrow().upstreams().get("anthropic").auth());
+        assertEquals(GatewaySettings.UpstreamAuth.X_API_KEY, c.extensions().gateway().orElseThrow().upstreams().get("anthropic").auth());
         assertEquals(dir.resolve("admin.key"), c.extensions().usage().orElseThrow().adminKeyFile());
         assertEquals(java.net.URI.create("https://api.openai.com/v1"), c.extensions().usage().orElseThrow().url());
         assertEquals(Duration.ofMillis(200), c.extensions().policyHook().orElseThrow().timeout());
@@ -206,7 +213,7 @@ class ConfigLoaderTest {
         Config c = ConfigLoader.load(write("policy: policy.yaml\nissuer: {provider: dev}\n"), Map.of("NODE_NAME", "n7"));
         assertEquals("n7", c.node());
         assertEquals(dir.resolve("policy.yaml"), c.policy());
-        assertEquals(Config.DeliveryMode.FUSE, c.delivery().mode());
+        assertEquals(DeliveryMode.FUSE, c.delivery().mode());
         assertEquals(Path.of("/run/keywarden"), c.delivery().path());
         assertEquals("vault", c.identity().audience());
     }
@@ -230,7 +237,7 @@ class ConfigLoaderTest {
         assertEquals(Duration.ofSeconds(90), ((io.keywarden.issuer.dev.DevType.Spec) c.issuers().get("scratch")).ttl());
         assertEquals(2, c.tuning().fuseWorkers());
         assertEquals(Duration.ofSeconds(3), c.tuning().openTimeout());
-        assertEquals(Config.Tuning.DEFAULT.issuerThreads(), c.tuning().issuerThreads());
+        assertEquals(Tuning.DEFAULT.issuerThreads(), c.tuning().issuerThreads());
         // The older single form: one instance named after its provider.
         Config old = ConfigLoader.load(write("policy: p\nissuer: {provider: vault, vault: {address: 'http://x'}}\n"),
                 Map.of());

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import io.keywarden.daemon.config.Config;
 import io.keywarden.testkit.Await;
 import io.vertx.core.Vertx;
 import java.net.ServerSocket;
@@ -37,8 +36,8 @@ class FleetRedisTest {
                 "--save", "", "--appendonly", "no").redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD)
                 .start();
         vertx = Vertx.vertx();
-        redis = new FleetRedis(vertx, new Config.Fleet(Config.RedisTarget.standalone(URI.create("redis://127.0.0.1:" + port)), Optional.empty(),
-                Optional.empty(), "t:", Config.FleetUnavailable.LOCAL, Duration.ofSeconds(5), 4096, Duration.ofSeconds(5)),
+        redis = new FleetRedis(vertx, new FleetSettings(FleetSettings.RedisTarget.standalone(URI.create("redis://127.0.0.1:" + port)), Optional.empty(),
+                Optional.empty(), "t:", FleetSettings.Unavailable.LOCAL, Duration.ofSeconds(5), 4096, Duration.ofSeconds(5)),
                 "n1");
         awaitWarm(redis);
     }
@@ -130,8 +129,8 @@ class FleetRedisTest {
 
     @Test
     void aNodeSilentForThreeHeartbeatsIsStale() throws Exception {
-        FleetRedis quick = new FleetRedis(vertx, new Config.Fleet(Config.RedisTarget.standalone(URI.create("redis://127.0.0.1:" + port)), Optional.empty(),
-                Optional.empty(), "inv:", Config.FleetUnavailable.LOCAL, Duration.ofMillis(200), 4096,
+        FleetRedis quick = new FleetRedis(vertx, new FleetSettings(FleetSettings.RedisTarget.standalone(URI.create("redis://127.0.0.1:" + port)), Optional.empty(),
+                Optional.empty(), "inv:", FleetSettings.Unavailable.LOCAL, Duration.ofMillis(200), 4096,
                 Duration.ofSeconds(5)), "n2");
         try {
             var status = com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode();
@@ -170,8 +169,8 @@ class FleetRedisTest {
     @Test
     void aLateSensorsSlotIsCountedOnceForTheFleet() throws Exception {
         String id = "spiffe://t/usage";
-        FleetRedis other = new FleetRedis(vertx, new Config.Fleet(Config.RedisTarget.standalone(URI.create(
-                "redis://127.0.0.1:" + port)), Optional.empty(), Optional.empty(), "t:", Config.FleetUnavailable.LOCAL,
+        FleetRedis other = new FleetRedis(vertx, new FleetSettings(FleetSettings.RedisTarget.standalone(URI.create(
+                "redis://127.0.0.1:" + port)), Optional.empty(), Optional.empty(), "t:", FleetSettings.Unavailable.LOCAL,
                 Duration.ofSeconds(5), 4096, Duration.ofSeconds(5)), "n2");
         try {
             FleetRedis.SlotCount first = get(redis.countSlot(id, 7, 7, "60/key_1", 100, 20, 2, 168));
@@ -249,8 +248,8 @@ class FleetRedisTest {
         URI uri = URI.create("rediss://127.0.0.1:" + tlsPort);
         java.util.function.BiFunction<String, Optional<Path>, FleetRedis> client = (pw, ca) -> {
             try {
-                return new FleetRedis(vertx, new Config.Fleet(Config.RedisTarget.standalone(uri), Optional.of("keywarden"),
-                        Optional.of(dir.resolve(pw)), "kwtls:", Config.FleetUnavailable.CLOSED, Duration.ofSeconds(5), 4096,
+                return new FleetRedis(vertx, new FleetSettings(FleetSettings.RedisTarget.standalone(uri), Optional.of("keywarden"),
+                        Optional.of(dir.resolve(pw)), "kwtls:", FleetSettings.Unavailable.CLOSED, Duration.ofSeconds(5), 4096,
                         Duration.ofSeconds(5), ca), "tls-node");
             } catch (java.io.IOException e) {
                 throw new java.io.UncheckedIOException(e);

@@ -8,8 +8,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.keywarden.attestation.ProcAttestor;
 import io.keywarden.attestation.SelectorAttestor;
-import io.keywarden.daemon.config.Config;
-import io.keywarden.daemon.config.HostPort;
+import io.keywarden.daemon.net.HostPort;
 import io.keywarden.daemon.guard.BreachKind;
 import io.keywarden.daemon.guard.GatewayTally;
 import io.keywarden.daemon.guard.GuardEngine;
@@ -101,9 +100,9 @@ class GatewayPipelineTest {
         try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
             port = s.getLocalPort();
         }
-        Config.Gateway config = new Config.Gateway(Optional.of(new HostPort("127.0.0.1", port)), Optional.empty(), Map.of(),
-                Optional.empty(), Config.Gateway.DEFAULT_MAX_BODY, Duration.ofMinutes(1), Optional.empty());
-        Config.Upstream up = new Config.Upstream(upstream.uri(""), Config.UpstreamAuth.BEARER);
+        GatewaySettings config = new GatewaySettings(Optional.of(new HostPort("127.0.0.1", port)), Optional.empty(), Map.of(),
+                Optional.empty(), GatewaySettings.DEFAULT_MAX_BODY, Duration.ofMinutes(1), Optional.empty());
+        GatewaySettings.Upstream up = new GatewaySettings.Upstream(upstream.uri(""), GatewaySettings.UpstreamAuth.BEARER);
         vertx = Vertx.vertx(ChannelFd.options(1, 2));
         GatewayServer.start(vertx, config, decider, () -> policy, k -> Optional.of(up), guard, guard, new GatewayTally(), null,
                 new Metrics(), blocking, null);

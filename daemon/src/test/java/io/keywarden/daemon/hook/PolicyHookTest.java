@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.keywarden.daemon.config.Config;
 import io.keywarden.issuer.IssuerException;
 import io.keywarden.issuer.dev.DevIssuer;
 import io.keywarden.policy.Policy;
@@ -64,7 +63,7 @@ class PolicyHookTest {
     }
 
     private PolicyHook hook(Duration timeout, boolean failClosed) {
-        return new PolicyHook(vertx.createHttpClient(), new Config.PolicyHook(opa.uri("/v1/data/keywarden/allow"), timeout,
+        return new PolicyHook(vertx.createHttpClient(), new HookSettings(opa.uri("/v1/data/keywarden/allow"), timeout,
                 failClosed));
     }
 

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.keywarden.daemon.runtime.IdentitySettings;
 import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.api.model.KubernetesResource;
@@ -200,7 +201,7 @@ class DeployManifestsTest {
                             k8sPolicy = PolicyLoader.load(f);
                         } else if (e.getKey().equals("config.yaml")) {
                             k8sConfig = ConfigLoader.load(f, Map.of("NODE_NAME", "n1"));
-                            assertEquals(Config.IdentityProvider.SPIRE, k8sConfig.identity().provider());
+                            assertEquals(IdentitySettings.Provider.SPIRE, k8sConfig.identity().provider());
                         }
                     }
                 }

@@ -1,4 +1,4 @@
-package io.keywarden.daemon.config;
+package io.keywarden.daemon.runtime;
 
 import java.nio.file.Path;
 import java.util.Map;

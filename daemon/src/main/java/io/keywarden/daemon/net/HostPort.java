@@ -1,4 +1,4 @@
-package io.keywarden.daemon.config;
+package io.keywarden.daemon.net;
 
 /** A listen address, {@code HOST:PORT} or {@code [v6]:PORT}. */
 public record HostPort(String host, int port) {

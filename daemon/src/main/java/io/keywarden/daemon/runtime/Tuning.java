@@ -1,0 +1,18 @@
+package io.keywarden.daemon.runtime;
+
+import java.time.Duration;
+
+/**
+ * The daemon's tunables ({@code tuning:}), every one with a default that suits a node of a few
+ * hundred workloads. {@code fuseWorkers} 0 means two per CPU (at least 4).
+ */
+public record Tuning(int fuseWorkers, int issuerThreads, int attestThreads, Duration openTimeout,
+                     Duration readinessInterval, Duration policyPollInterval, Duration spireTimeout) {
+    public static final Tuning DEFAULT = new Tuning(0, 8, 4, Duration.ofSeconds(10), Duration.ofSeconds(10),
+            Duration.ofSeconds(2), Duration.ofSeconds(5));
+
+    public Tuning withOpenTimeout(Duration d) {
+        return new Tuning(fuseWorkers, issuerThreads, attestThreads, d, readinessInterval, policyPollInterval,
+                spireTimeout);
+    }
+}
