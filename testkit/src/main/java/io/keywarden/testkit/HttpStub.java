@@ -20,8 +20,12 @@ import java.util.concurrent.Executors;
  */
 public final class HttpStub implements AutoCloseable {
 
-    /** A request as received: method, path (without the query), query, headers (first value each), body. */
-    public record Request(String method, String path, String query, Map<String, String> headers, String body) {
+    /**
+     * A request as received: method, path (without the query), query, headers (first value each),
+     * body as UTF-8 text and as the bytes received (a protobuf export, say).
+     */
+    public record Request(String method, String path, String query, Map<String, String> headers, String body,
+                          byte[] bytes) {
         /** A header's first value, case-insensitively; null when absent. */
         public String header(String name) {
             for (Map.Entry<String, String> e : headers.entrySet()) {
@@ -78,8 +82,9 @@ public final class HttpStub implements AutoCloseable {
     private void serve(HttpExchange x, Handler handler) throws IOException {
         Map<String, String> headers = new java.util.LinkedHashMap<>();
         x.getRequestHeaders().forEach((k, v) -> headers.put(k, v.isEmpty() ? "" : v.get(0)));
+        byte[] bytes = x.getRequestBody().readAllBytes();
         Request r = new Request(x.getRequestMethod(), x.getRequestURI().getPath(), x.getRequestURI().getRawQuery(), headers,
-                new String(x.getRequestBody().readAllBytes(), StandardCharsets.UTF_8));
+                new String(bytes, StandardCharsets.UTF_8), bytes);
         requests.add(r);
         Answer a;
         try {

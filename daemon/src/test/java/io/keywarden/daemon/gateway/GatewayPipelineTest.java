@@ -21,7 +21,7 @@ import io.keywarden.policy.Policy;
 import io.keywarden.policy.Workload;
 import io.keywarden.testkit.HttpStub;
 import io.keywarden.testkit.Policies;
-import io.keywarden.testkit.StaticKeySource;
+import io.keywarden.testkit.MemoryKeySource;
 import io.vertx.core.Vertx;
 import java.net.ServerSocket;
 import java.net.URI;
@@ -54,7 +54,7 @@ class GatewayPipelineTest {
     static final String KEY = "sk-pipeline-0123456789abcdef";
     static final ObjectMapper JSON = new ObjectMapper();
     private HttpStub upstream;
-    private final StaticKeySource keys = new StaticKeySource(KEY);
+    private final MemoryKeySource keys = new MemoryKeySource().serveAll(KEY);
     private Vertx vertx;
     private ExecutorService blocking;
     private ScheduledExecutorService timer;
@@ -159,7 +159,7 @@ class GatewayPipelineTest {
 
     @Test
     void aCredentialTheIssuerCannotGiveIsUnavailableNotAGuess() throws Exception {
-        keys.fail("vault is sealed");
+        keys.failAll("vault is sealed");
         HttpResponse<String> r = post("/openai/v1/chat/completions", "gpt-4.1-mini");
         assertEquals(503, r.statusCode(), r.body());
         assertEquals("credential_unavailable", code(r));

@@ -16,7 +16,7 @@ import io.keywarden.linux.LibC;
 import io.keywarden.linux.Mounts;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.PolicyLoader;
-import io.keywarden.tests.support.MemoryKeySource;
+import io.keywarden.testkit.MemoryKeySource;
 import io.keywarden.tests.support.Proc;
 import io.keywarden.tests.support.Requirements;
 import io.keywarden.tests.support.TestKeyFs;

@@ -7,7 +7,7 @@ import io.keywarden.policy.Policy;
 import io.keywarden.policy.PolicyLoader;
 import io.keywarden.tests.support.TestKeyFs;
 import io.keywarden.tests.support.KwRead;
-import io.keywarden.tests.support.MemoryKeySource;
+import io.keywarden.testkit.MemoryKeySource;
 import io.keywarden.delivery.AccessListener;
 import io.keywarden.tests.support.Requirements;
 import io.keywarden.tests.support.TestKeys;

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.sun.net.httpserver.HttpServer;
 import io.keywarden.attestation.ProcAttestor;
 import io.keywarden.attestation.SelectorAttestor;
 import io.keywarden.attestation.dev.DevIdentityProvider;
@@ -15,9 +14,7 @@ import io.keywarden.issuer.IssuerException;
 import io.keywarden.issuer.vault.VaultIssuer;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.PolicyLoader;
-import java.net.InetSocketAddress;
 import java.net.URI;
-import java.nio.charset.StandardCharsets;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.List;
@@ -53,18 +50,11 @@ class OpenBaoJwtLoginIT {
         JwtSigner signer;
         // OpenBao runs in the host's network namespace and listens on loopback only, as the JWKS server
         // does: nothing this test starts is reachable from beyond this host.
-        HttpServer jwks = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
-        int port = jwks.getAddress().getPort();
-        String issuer = "http://127.0.0.1:" + port;
+        io.keywarden.testkit.HttpStub jwks = io.keywarden.testkit.HttpStub.start();
+        String issuer = jwks.uri("").toString();
         signer = new JwtSigner(issuer, List.of("vault"), Clock.systemUTC());
         JwtSigner s = signer;
-        jwks.createContext("/.well-known/jwks.json", ex -> {
-            byte[] b = s.jwksJson().getBytes(StandardCharsets.UTF_8);
-            ex.sendResponseHeaders(200, b.length);
-            ex.getResponseBody().write(b);
-            ex.close();
-        });
-        jwks.start();
+        jwks.on("/.well-known/jwks.json", r -> io.keywarden.testkit.HttpStub.Answer.json(200, s.jwksJson()));
         int baoPort = io.keywarden.tests.support.Ports.free();
         String address = "http://127.0.0.1:" + baoPort;
         try (GenericContainer<?> bao = new GenericContainer<>(IMAGE).withNetworkMode("host")
@@ -108,7 +98,7 @@ class OpenBaoJwtLoginIT {
                     login.getMessage());
             assertFalse(login.getMessage().contains("eyJ"));
         } finally {
-            jwks.stop(0);
+            jwks.close();
         }
     }
 

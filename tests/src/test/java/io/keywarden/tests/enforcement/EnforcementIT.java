@@ -12,7 +12,7 @@ import io.keywarden.fuse.FuseSession;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.PolicyLoader;
 import io.keywarden.tests.support.CProgram;
-import io.keywarden.tests.support.MemoryKeySource;
+import io.keywarden.testkit.MemoryKeySource;
 import io.keywarden.tests.support.Proc;
 import io.keywarden.tests.support.RecordingListener;
 import io.keywarden.tests.support.Requirements;

@@ -10,7 +10,6 @@ import io.keywarden.tests.support.FleetNode;
 import io.keywarden.tests.support.Ports;
 import io.keywarden.tests.support.Proc;
 import io.keywarden.tests.support.Requirements;
-import io.vertx.core.Vertx;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -36,7 +35,7 @@ abstract class FleetFailover {
     static final String SPENDER = "spiffe://example.org/spender";
     Path dir;
     Map<Integer, Process> redis;
-    Vertx vertx;
+    io.keywarden.testkit.HttpStub upstream;
     int upstreamPort;
     String prefix;
     final AtomicLong billed = new AtomicLong();
@@ -68,12 +67,8 @@ abstract class FleetFailover {
                 prefix = "kwc" + i + ":";
             }
         }
-        vertx = Vertx.vertx();
-        upstreamPort = vertx.createHttpServer().requestHandler(req -> req.body().onSuccess(b -> {
-            billed.addAndGet(50);
-            req.response().putHeader("content-type", "application/json").end("{\"model\":\"gpt-4.1-mini\",\"choices\":[],"
-                    + "\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":20}}");
-        })).listen(0, "127.0.0.1").await(10, TimeUnit.SECONDS).actualPort();
+        upstream = io.keywarden.tests.support.Completions.start(30, 20, 0, (body, in, out) -> billed.addAndGet(in + out));
+        upstreamPort = upstream.uri("").getPort();
         Files.writeString(dir.resolve("policy.yaml"), """
                 keys:
                   openai: {}
@@ -108,8 +103,8 @@ abstract class FleetFailover {
             d.err.stream().filter(l -> l.contains("fleet")).limit(20).forEach(l -> System.out.println("  daemon: " + l));
             assertEquals(0, code);
         }
-        if (vertx != null) {
-            vertx.close().await(10, TimeUnit.SECONDS);
+        if (upstream != null) {
+            upstream.close();
         }
         if (redis != null) {
             for (Process p : redis.values()) {

@@ -9,7 +9,6 @@ import io.keywarden.tests.support.Daemon;
 import io.keywarden.tests.support.Ports;
 import io.keywarden.tests.support.Proc;
 import io.keywarden.tests.support.Requirements;
-import io.vertx.core.Vertx;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -31,7 +30,7 @@ class FleetFailureIT {
     static Path dir;
     static Process redis;
     static int redisPort;
-    static Vertx vertx;
+    static io.keywarden.testkit.HttpStub upstream;
     static int upstreamPort;
     static final List<Daemon> daemons = new ArrayList<>();
     static final int[] gateways = new int[2];
@@ -46,11 +45,8 @@ class FleetFailureIT {
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
         redisPort = Ports.free();
         redis = startRedis(null);
-        vertx = Vertx.vertx();
-        upstreamPort = vertx.createHttpServer().requestHandler(req -> req.body().onSuccess(b -> req.response()
-                .putHeader("content-type", "application/json").end("{\"model\":\"gpt-4.1-mini\",\"choices\":[],"
-                        + "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}")))
-                .listen(0, "127.0.0.1").await(10, TimeUnit.SECONDS).actualPort();
+        upstream = io.keywarden.tests.support.Completions.start(3, 2, 0, (body, in, out) -> { });
+        upstreamPort = upstream.uri("").getPort();
         Files.writeString(dir.resolve("policy.yaml"), """
                 keys:
                   openai: {}
@@ -100,8 +96,8 @@ class FleetFailureIT {
             assertTrue(!logs.contains("Exception in thread"), "no thread died: " + logs);
             assertEquals(0, code, logs);
         }
-        if (vertx != null) {
-            vertx.close().await(10, TimeUnit.SECONDS);
+        if (upstream != null) {
+            upstream.close();
         }
         if (redis != null) {
             redis.destroyForcibly();

@@ -11,7 +11,6 @@ import io.keywarden.tests.support.Daemon;
 import io.keywarden.tests.support.Ports;
 import io.keywarden.tests.support.Proc;
 import io.keywarden.tests.support.Requirements;
-import io.vertx.core.Vertx;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -36,7 +35,7 @@ class FleetIT {
     static Path dir;
     static Process redis;
     static int redisPort;
-    static Vertx vertx;
+    static io.keywarden.testkit.HttpStub upstream;
     static int upstreamPort;
     static final AtomicLong billed = new AtomicLong();
     static final String[] NODES = {"a", "b", "c"};
@@ -55,21 +54,8 @@ class FleetIT {
         python = Path.of("/usr/bin/python3").toRealPath().toString();
         redisPort = Ports.free();
         redis = io.keywarden.tests.support.FleetNode.redis(redisPort, null);
-        vertx = Vertx.vertx();
-        upstreamPort = vertx.createHttpServer().requestHandler(req -> req.body().onSuccess(b -> {
-            JsonNode r;
-            try {
-                r = JSON.readTree(b.getBytes());
-            } catch (java.io.IOException e) {
-                req.response().setStatusCode(400).end();
-                return;
-            }
-            long out = Math.min(20, r.path("max_tokens").asLong(Long.MAX_VALUE));
-            billed.addAndGet(30 + out);
-            vertx.setTimer(300, t -> req.response().putHeader("content-type", "application/json")
-                    .end("{\"model\":\"gpt-4.1-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":"
-                            + out + "}}"));
-        })).listen(0, "127.0.0.1").await(10, TimeUnit.SECONDS).actualPort();
+        upstream = io.keywarden.tests.support.Completions.start(30, 20, 300, (body, in, out) -> billed.addAndGet(in + out));
+        upstreamPort = upstream.uri("").getPort();
         Files.writeString(dir.resolve("policy.yaml"), """
                 keys:
                   openai: {}
@@ -116,8 +102,8 @@ class FleetIT {
             assertEquals(0, d.stop());
             d.err.stream().filter(l -> l.contains("fleet")).limit(20).forEach(l -> System.out.println("  daemon: " + l));
         }
-        if (vertx != null) {
-            vertx.close().await(10, TimeUnit.SECONDS);
+        if (upstream != null) {
+            upstream.close();
         }
         io.keywarden.tests.support.FleetNode.stop(redis, false);
         io.keywarden.tests.support.FleetNode.removeNodes(dir, NODES);

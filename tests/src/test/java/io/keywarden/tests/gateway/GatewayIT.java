@@ -39,7 +39,7 @@ class GatewayIT {
     static final java.util.List<String> h2seen = new java.util.concurrent.CopyOnWriteArrayList<>();
     static Daemon daemon;
     static java.net.DatagramSocket statsd;
-    static com.sun.net.httpserver.HttpServer otlp;
+    static io.keywarden.testkit.HttpStub otlp;
     static final java.util.List<byte[]> otlpPosts = new java.util.concurrent.CopyOnWriteArrayList<>();
 
     @BeforeAll
@@ -93,21 +93,14 @@ class GatewayIT {
         h2port = h2.listen(0, "127.0.0.1").await(10, java.util.concurrent.TimeUnit.SECONDS).actualPort();
         gw = Ports.free();
         statsd = new java.net.DatagramSocket(0, java.net.InetAddress.getLoopbackAddress());
-        otlp = com.sun.net.httpserver.HttpServer.create(new java.net.InetSocketAddress(
-                java.net.InetAddress.getLoopbackAddress(), 0), 8);
-        otlp.createContext("/v1/metrics", x -> {
-            try (x) {
-                byte[] b = x.getRequestBody().readAllBytes();
-                if ("POST".equals(x.getRequestMethod())
-                        && "application/x-protobuf".equals(x.getRequestHeaders().getFirst("Content-Type"))) {
-                    otlpPosts.add(b);
-                    x.sendResponseHeaders(200, -1);
-                } else {
-                    x.sendResponseHeaders(415, -1);
-                }
+        // An OTLP/HTTP receiver: protobuf POSTs only, as the collector takes them.
+        otlp = io.keywarden.testkit.HttpStub.start().on("/v1/metrics", r -> {
+            if (!"POST".equals(r.method()) || !"application/x-protobuf".equals(r.header("Content-Type"))) {
+                return io.keywarden.testkit.HttpStub.Answer.empty(415);
             }
+            otlpPosts.add(r.bytes());
+            return io.keywarden.testkit.HttpStub.Answer.empty(200);
         });
-        otlp.start();
         Files.writeString(dir.resolve("config.yaml"), """
                 policy: policy.yaml
                 issuers: {dev: {type: dev}}
@@ -124,7 +117,7 @@ class GatewayIT {
                   otlp: {url: "http://127.0.0.1:%d/v1/metrics"}
                   step: 1s
                 """.formatted(gw, socket, secure.port(), upstream.port(), h2port, statsd.getLocalPort(),
-                otlp.getAddress().getPort()));
+                otlp.uri("").getPort()));
         ops = Ports.free();
         daemon = Daemon.start(Map.of(), "dev", "--mount", mnt.toString(), "--policy", dir.resolve("policy.yaml").toString(),
                 "--audit", ledger.toString(), "--admin-socket", admin.toString(), "--listen", "127.0.0.1:" + ops,
@@ -163,7 +156,7 @@ class GatewayIT {
             statsd.close();
         }
         if (otlp != null) {
-            otlp.stop(0);
+            otlp.close();
         }
         if (mnt != null && Mounts.at(mnt).isPresent()) {
             Mounts.detach(mnt);

@@ -10,7 +10,7 @@ import io.keywarden.fuse.FuseSession;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.PolicyLoader;
 import io.keywarden.tests.support.TestKeyFs;
-import io.keywarden.tests.support.MemoryKeySource;
+import io.keywarden.testkit.MemoryKeySource;
 import io.keywarden.testkit.ManualClock;
 import io.keywarden.tests.support.Proc;
 import io.keywarden.tests.support.RecordingListener;

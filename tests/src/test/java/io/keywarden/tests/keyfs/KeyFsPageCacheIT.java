@@ -11,7 +11,7 @@ import io.keywarden.delivery.KeyFs;
 import io.keywarden.fuse.FuseSession;
 import io.keywarden.policy.PolicyLoader;
 import io.keywarden.tests.support.FuseCalls;
-import io.keywarden.tests.support.MemoryKeySource;
+import io.keywarden.testkit.MemoryKeySource;
 import io.keywarden.tests.support.Proc;
 import io.keywarden.tests.support.RecordingListener;
 import io.keywarden.tests.support.Requirements;

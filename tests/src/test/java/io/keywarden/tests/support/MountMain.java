@@ -4,6 +4,7 @@ import io.keywarden.delivery.KeyFs;
 import io.keywarden.fuse.FuseSession;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.PolicyLoader;
+import io.keywarden.testkit.MemoryKeySource;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
