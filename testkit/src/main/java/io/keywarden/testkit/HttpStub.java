@@ -21,7 +21,7 @@ import java.util.concurrent.Executors;
 public final class HttpStub implements AutoCloseable {
 
     /**
-     * A request as received: method, path (without the query), query, headers (first value each),
+     * A request as received: method, path as sent (not decoded, without the query), query, headers (first value each),
      * body as UTF-8 text and as the bytes received (a protobuf export, say).
      */
     public record Request(String method, String path, String query, Map<String, String> headers, String body,
@@ -37,14 +37,34 @@ public final class HttpStub implements AutoCloseable {
         }
     }
 
-    /** An answer: status, JSON or text body (empty: none), extra headers. */
-    public record Answer(int status, String body, Map<String, String> headers) {
+    /**
+     * An answer: status, body (empty: none), extra headers; or, with {@code chunks}, a body streamed
+     * piece by piece (chunked encoding, each flushed, {@code pauseMs} apart), as server-sent events
+     * arrive from a provider.
+     */
+    public record Answer(int status, String body, Map<String, String> headers, List<String> chunks, long pauseMs) {
+        public Answer(int status, String body, Map<String, String> headers) {
+            this(status, body, headers, List.of(), 0);
+        }
+
         public static Answer json(int status, String body) {
             return new Answer(status, body, Map.of("Content-Type", "application/json"));
         }
 
         public static Answer empty(int status) {
             return new Answer(status, "", Map.of());
+        }
+
+        /** {@code chunks} streamed {@code pauseMs} apart. */
+        public static Answer stream(int status, Map<String, String> headers, List<String> chunks, long pauseMs) {
+            return new Answer(status, "", headers, List.copyOf(chunks), pauseMs);
+        }
+
+        /** The same answer with one more header. */
+        public Answer with(String header, String value) {
+            Map<String, String> h = new java.util.LinkedHashMap<>(headers);
+            h.put(header, value);
+            return new Answer(status, body, h, chunks, pauseMs);
         }
     }
 
@@ -61,14 +81,33 @@ public final class HttpStub implements AutoCloseable {
     });
     private final List<Request> requests = new CopyOnWriteArrayList<>();
 
-    private HttpStub() throws IOException {
-        server = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
+    private HttpStub(int port, javax.net.ssl.SSLContext tls) throws IOException {
+        InetSocketAddress at = new InetSocketAddress("127.0.0.1", port);
+        if (tls == null) {
+            server = HttpServer.create(at, 64);
+        } else {
+            com.sun.net.httpserver.HttpsServer https = com.sun.net.httpserver.HttpsServer.create(at, 64);
+            https.setHttpsConfigurator(new com.sun.net.httpserver.HttpsConfigurator(tls));
+            server = https;
+        }
         server.setExecutor(pool);
     }
 
     /** A stub on an ephemeral loopback port; add paths with {@link #on}, then it serves at once. */
     public static HttpStub start() throws IOException {
-        HttpStub s = new HttpStub();
+        return startOn(0);
+    }
+
+    /** A stub on loopback port {@code port} (a service that comes back where it was: stop, then start on the same port). */
+    public static HttpStub startOn(int port) throws IOException {
+        HttpStub s = new HttpStub(port, null);
+        s.server.start();
+        return s;
+    }
+
+    /** An HTTPS stub (HTTP/1.1: an ALPN offer of h2 falls back) on an ephemeral loopback port. */
+    public static HttpStub startTls(javax.net.ssl.SSLContext tls) throws IOException {
+        HttpStub s = new HttpStub(0, tls);
         s.server.start();
         return s;
     }
@@ -83,7 +122,7 @@ public final class HttpStub implements AutoCloseable {
         Map<String, String> headers = new java.util.LinkedHashMap<>();
         x.getRequestHeaders().forEach((k, v) -> headers.put(k, v.isEmpty() ? "" : v.get(0)));
         byte[] bytes = x.getRequestBody().readAllBytes();
-        Request r = new Request(x.getRequestMethod(), x.getRequestURI().getPath(), x.getRequestURI().getRawQuery(), headers,
+        Request r = new Request(x.getRequestMethod(), x.getRequestURI().getRawPath(), x.getRequestURI().getRawQuery(), headers,
                 new String(bytes, StandardCharsets.UTF_8), bytes);
         requests.add(r);
         Answer a;
@@ -92,8 +131,26 @@ public final class HttpStub implements AutoCloseable {
         } catch (Exception e) {
             a = Answer.json(500, "{\"error\":\"the stub's handler failed: " + e.getClass().getSimpleName() + "\"}");
         }
-        byte[] b = a.body().getBytes(StandardCharsets.UTF_8);
         a.headers().forEach((k, v) -> x.getResponseHeaders().add(k, v));
+        if (!a.chunks().isEmpty()) {
+            x.sendResponseHeaders(a.status(), 0);
+            java.io.OutputStream out = x.getResponseBody();
+            for (int i = 0; i < a.chunks().size(); i++) {
+                if (i > 0 && a.pauseMs() > 0) {
+                    try {
+                        Thread.sleep(a.pauseMs());  // the upstream's pace between chunks
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        break;
+                    }
+                }
+                out.write(a.chunks().get(i).getBytes(StandardCharsets.UTF_8));
+                out.flush();
+            }
+            x.close();
+            return;
+        }
+        byte[] b = a.body().getBytes(StandardCharsets.UTF_8);
         x.sendResponseHeaders(a.status(), b.length == 0 ? -1 : b.length);
         if (b.length > 0) {
             x.getResponseBody().write(b);
@@ -101,9 +158,14 @@ public final class HttpStub implements AutoCloseable {
         x.close();
     }
 
-    /** {@code http://127.0.0.1:PORT} + {@code path}. */
+    /** {@code http://127.0.0.1:PORT} (or https) + {@code path}. */
     public URI uri(String path) {
-        return URI.create("http://127.0.0.1:" + server.getAddress().getPort() + path);
+        return URI.create((server instanceof com.sun.net.httpserver.HttpsServer ? "https" : "http") + "://127.0.0.1:"
+                + port() + path);
+    }
+
+    public int port() {
+        return server.getAddress().getPort();
     }
 
     /** Every request received so far, in order. */

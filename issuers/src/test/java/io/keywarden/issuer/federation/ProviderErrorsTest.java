@@ -8,7 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.sun.net.httpserver.HttpServer;
+import io.keywarden.testkit.HttpStub;
 import io.keywarden.attestation.IdentityProvider;
 import io.keywarden.issuer.IssuerSpec;
 import io.keywarden.issuer.IssuerException;
@@ -16,7 +16,6 @@ import io.keywarden.issuer.Lease;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.PolicyLoader;
 import io.keywarden.policy.Workload;
-import java.net.InetSocketAddress;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.time.Clock;
@@ -30,7 +29,7 @@ import org.junit.jupiter.api.Test;
 
 /** Every error shape of the providers' contract: a clear reason, the right retry behaviour, no token echoed. */
 class ProviderErrorsTest {
-    private HttpServer server;
+    private HttpStub server;
     private final AtomicReference<int[]> status = new AtomicReference<>(new int[] {200});
     private final AtomicReference<String> body = new AtomicReference<>("");
     private final AtomicReference<String> retryAfter = new AtomicReference<>(null);
@@ -41,20 +40,11 @@ class ProviderErrorsTest {
 
     @BeforeEach
     void setUp() throws Exception {
-        server = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
-        server.createContext("/oauth/token", ex -> {
-            received.set(new String(ex.getRequestBody().readAllBytes(), StandardCharsets.UTF_8));
-            byte[] b = body.get().getBytes(StandardCharsets.UTF_8);
-            if (retryAfter.get() != null) {
-                ex.getResponseHeaders().add("Retry-After", retryAfter.get());
-            }
-            ex.sendResponseHeaders(status.get()[0], b.length == 0 ? -1 : b.length);
-            if (b.length > 0) {
-                ex.getResponseBody().write(b);
-            }
-            ex.close();
+        server = HttpStub.start().on("/oauth/token", r -> {
+            received.set(r.body());
+            HttpStub.Answer a = new HttpStub.Answer(status.get()[0], body.get(), java.util.Map.of());
+            return retryAfter.get() == null ? a : a.with("Retry-After", retryAfter.get());
         });
-        server.start();
         Policy p = PolicyLoader.parse("""
                 keys: {oai: {issuer: oai, params: {serviceAccountId: "{workload.params.sa}"}}}
                 workloads:
@@ -63,7 +53,7 @@ class ProviderErrorsTest {
         reviewer = p.workload("reviewer").orElseThrow();
         IdentityProvider id = new FixedIdentity("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", svidEnd);
         issuer = new OpenAiFederationIssuer(new io.keywarden.issuer.federation.openai.OpenAiFederationType.Spec("oai",
-                URI.create("http://127.0.0.1:" + server.getAddress().getPort() + "/oauth/token"), "idp_1",
+                server.uri("/oauth/token"), "idp_1",
                 io.keywarden.issuer.federation.openai.OpenAiFederationType.Spec.DEFAULT_AUDIENCE, Duration.ofSeconds(2)), id, Clock.systemUTC());
         this.policy = p;
     }
@@ -72,7 +62,7 @@ class ProviderErrorsTest {
 
     @AfterEach
     void tearDown() {
-        server.stop(0);
+        server.close();
     }
 
     private IssuerException refusedWith(int code, String json) {
@@ -152,7 +142,7 @@ class ProviderErrorsTest {
 
     @Test
     void noAnswerIsUnreachableAndRetried() {
-        server.stop(0);
+        server.close();
         IssuerException e = assertThrows(IssuerException.class, () -> issuer.issue(reviewer, policy.keys().get("oai"), null));
         assertEquals(IssuerException.Kind.UNREACHABLE, e.kind());
         assertTrue(e.retryable());

@@ -4,8 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.sun.net.httpserver.HttpExchange;
-import com.sun.net.httpserver.HttpServer;
 import io.keywarden.linux.Mounts;
 import io.keywarden.tests.support.CProgram;
 import io.keywarden.tests.support.Daemon;
@@ -13,12 +11,8 @@ import io.keywarden.tests.support.Ports;
 import io.keywarden.tests.support.Proc;
 import io.keywarden.tests.support.Requirements;
 import java.io.BufferedReader;
-import java.io.IOException;
 import java.io.InputStreamReader;
-import java.io.OutputStream;
 import java.io.Writer;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -27,7 +21,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -50,7 +43,7 @@ class GatewayAttackIT {
     static int gw;
     static int ops;
     static Daemon daemon;
-    static HttpServer echo;
+    static io.keywarden.testkit.HttpStub echo;
     static final List<String> seen = new CopyOnWriteArrayList<>();
     static io.vertx.core.Vertx h2vertx;
     static int h2port;
@@ -66,10 +59,7 @@ class GatewayAttackIT {
         socket = dir.resolve("gw/gateway.sock");
         ledger = dir.resolve("audit.jsonl");
         python = Path.of("/usr/bin/python3").toRealPath().toString();
-        echo = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 256);
-        echo.setExecutor(Executors.newFixedThreadPool(32));
-        echo.createContext("/", GatewayAttackIT::echo);
-        echo.start();
+        echo = io.keywarden.testkit.HttpStub.start().on("/", GatewayAttackIT::echo);
         GatewayIT.tlsFor127(dir);
         h2vertx = io.vertx.core.Vertx.vertx();
         h2port = h2vertx.createHttpServer(new io.vertx.core.http.HttpServerOptions().setSsl(true).setUseAlpn(true)
@@ -110,7 +100,7 @@ class GatewayAttackIT {
                   upstreams:
                     openai: "http://127.0.0.1:%d/base"
                     h2: "https://127.0.0.1:%d"
-                """.formatted(gw, socket, echo.getAddress().getPort(), h2port));
+                """.formatted(gw, socket, echo.port(), h2port));
         daemon = Daemon.start(Map.of("JAVA_TOOL_OPTIONS", "-Xmx160m"), "dev", "--mount", mnt.toString(), "--policy",
                 dir.resolve("policy.yaml").toString(), "--audit", ledger.toString(), "--admin-socket",
                 dir.resolve("admin/admin.sock").toString(), "--listen", "127.0.0.1:" + ops, "--config",
@@ -130,7 +120,7 @@ class GatewayAttackIT {
             assertFalse(text.contains("sk-dev-"), "no key in the ledger");
         }
         if (echo != null) {
-            echo.stop(0);
+            echo.close();
         }
         if (h2vertx != null) {
             h2vertx.close().await(10, TimeUnit.SECONDS);
@@ -148,44 +138,24 @@ class GatewayAttackIT {
      * usage; {@code /base/v1/echo401} quotes the credential it got in a 401 (body and a header);
      * {@code /base/v1/echostream} streams it back split across three writes.
      */
-    static void echo(HttpExchange x) throws IOException {
-        try (x) {
-            x.getRequestBody().readAllBytes();
-            String auth = String.valueOf(x.getRequestHeaders().getFirst("Authorization"));
-            seen.add(x.getRequestURI().getRawPath() + " " + auth);
-            String key = auth.startsWith("Bearer ") ? auth.substring(7) : auth;
-            String path = x.getRequestURI().getRawPath();
-            if (path.endsWith("/v1/echo401")) {
-                x.getResponseHeaders().set("WWW-Authenticate", "Bearer error=\"invalid_token\", key=\"" + key + "\"");
-                io.keywarden.tests.support.JsonReply.send(x, 401, "{\"error\":{\"message\":\"Incorrect API key provided: "
-                        + key + "\",\"code\":\"invalid_api_key\"}}");
-                return;
-            }
-            if (path.endsWith("/v1/echostream")) {
-                x.getResponseHeaders().set("Content-Type", "text/event-stream");
-                x.sendResponseHeaders(200, 0);
-                OutputStream out = x.getResponseBody();
-                String[] parts = {"data: {\"echo\":\"" + key.substring(0, 5), key.substring(5, 21),
-                    key.substring(21) + "\"}\n\n", "data: [DONE]\n\n"};
-                for (String p : parts) {
-                    out.write(p.getBytes(StandardCharsets.UTF_8));
-                    out.flush();
-                    sleep(30);
-                }
-                return;
-            }
-            io.keywarden.tests.support.JsonReply.send(x, 200, "{\"model\":\"gpt-4.1-mini\",\"choices\":[{\"index\":0,"
-                    + "\"message\":{\"role\":\"assistant\",\"content\":\"ok\"}}],\"usage\":{\"prompt_tokens\":8,"
-                    + "\"completion_tokens\":2}}");
+    static io.keywarden.testkit.HttpStub.Answer echo(io.keywarden.testkit.HttpStub.Request x) {
+        String auth = String.valueOf(x.header("Authorization"));
+        seen.add(x.path() + " " + auth);
+        String key = auth.startsWith("Bearer ") ? auth.substring(7) : auth;
+        String path = x.path();
+        if (path.endsWith("/v1/echo401")) {
+            return io.keywarden.testkit.HttpStub.Answer.json(401, "{\"error\":{\"message\":\"Incorrect API key provided: "
+                    + key + "\",\"code\":\"invalid_api_key\"}}").with("WWW-Authenticate",
+                    "Bearer error=\"invalid_token\", key=\"" + key + "\"");
         }
-    }
-
-    static void sleep(long ms) {
-        try {
-            Thread.sleep(ms);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
+        if (path.endsWith("/v1/echostream")) {
+            return io.keywarden.testkit.HttpStub.Answer.stream(200, Map.of("Content-Type", "text/event-stream"),
+                    List.of("data: {\"echo\":\"" + key.substring(0, 5), key.substring(5, 21), key.substring(21) + "\"}\n\n",
+                            "data: [DONE]\n\n"), 30);
         }
+        return io.keywarden.testkit.HttpStub.Answer.json(200, "{\"model\":\"gpt-4.1-mini\",\"choices\":[{\"index\":0,"
+                + "\"message\":{\"role\":\"assistant\",\"content\":\"ok\"}}],\"usage\":{\"prompt_tokens\":8,"
+                + "\"completion_tokens\":2}}");
     }
 
     static int status(Proc.Result r) {

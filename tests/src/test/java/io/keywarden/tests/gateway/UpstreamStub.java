@@ -2,17 +2,13 @@ package io.keywarden.tests.gateway;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.sun.net.httpserver.HttpExchange;
-import com.sun.net.httpserver.HttpServer;
+import io.keywarden.testkit.HttpStub;
+import io.keywarden.testkit.HttpStub.Answer;
 import java.io.IOException;
-import java.io.OutputStream;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
-import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.Executors;
 import java.util.regex.Pattern;
 
 /**
@@ -37,7 +33,7 @@ public final class UpstreamStub implements AutoCloseable {
     }
 
     final List<Seen> seen = new CopyOnWriteArrayList<>();
-    private final HttpServer server;
+    private final HttpStub server;
 
     public UpstreamStub() throws IOException {
         this(null);
@@ -45,80 +41,59 @@ public final class UpstreamStub implements AutoCloseable {
 
     /** With {@code tls}, an HTTPS server (HTTP/1.1 only: ALPN offers of h2 fall back). */
     public UpstreamStub(javax.net.ssl.SSLContext tls) throws IOException {
-        if (tls == null) {
-            server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 64);
-        } else {
-            com.sun.net.httpserver.HttpsServer https = com.sun.net.httpserver.HttpsServer.create(
-                    new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 64);
-            https.setHttpsConfigurator(new com.sun.net.httpserver.HttpsConfigurator(tls));
-            server = https;
-        }
-        server.setExecutor(Executors.newFixedThreadPool(8));
-        server.createContext("/", this::handle);
-        server.start();
+        server = (tls == null ? HttpStub.start() : HttpStub.startTls(tls)).on("/", this::answer);
     }
 
     public int port() {
-        return server.getAddress().getPort();
+        return server.port();
     }
 
-    private void handle(HttpExchange x) throws IOException {
-        try (x) {
-            String body = new String(x.getRequestBody().readAllBytes(), StandardCharsets.UTF_8);
-            String auth = x.getRequestHeaders().getFirst("Authorization");
-            seen.add(new Seen(auth, x.getRequestHeaders().getFirst("x-api-key"), x.getRequestHeaders().getFirst("api-key"),
-                    body, x.getRequestURI().toString()));
-            if (x.getRequestURI().getPath().equals("/v1/messages")) {
-                anthropic(x, body);
-                return;
-            }
-            if (auth == null || !ISSUED.matcher(auth).matches()) {
-                send(x, 401, "{\"error\":{\"message\":\"Incorrect API key provided\",\"type\":\"invalid_request_error\","
-                        + "\"code\":\"invalid_api_key\"}}");
-                return;
-            }
-            if (!x.getRequestURI().getPath().equals("/v1/chat/completions")) {
-                send(x, 404, "{\"error\":{\"message\":\"Unknown path\"}}");
-                return;
-            }
-            JsonNode req;
-            try {
-                req = JSON.readTree(body);
-            } catch (IOException e) {
-                send(x, 400, "{\"error\":{\"message\":\"We could not parse the JSON body of your request.\"}}");
-                return;
-            }
-            if (!req.path("model").isTextual() || !req.path("messages").isArray()) {
-                send(x, 400, "{\"error\":{\"message\":\"you must provide a model and messages\"}}");
-                return;
-            }
-            String model = req.get("model").asText();
-            // As the provider does: no more output tokens than the request's limit.
-            long limit = req.path("max_completion_tokens").asLong(req.path("max_tokens").asLong(Long.MAX_VALUE));
-            long completion = Math.min(COMPLETION_TOKENS, limit);
-            String usage = "{\"prompt_tokens\":" + PROMPT_TOKENS + ",\"completion_tokens\":" + completion
-                    + ",\"total_tokens\":" + (PROMPT_TOKENS + completion) + "}";
-            if (!req.path("stream").asBoolean(false)) {
-                send(x, 200, "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"model\":\"" + model + "\","
-                        + "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"hello\"},"
-                        + "\"finish_reason\":\"stop\"}],\"usage\":" + usage + "}");
-                return;
-            }
-            x.getResponseHeaders().set("Content-Type", "text/event-stream; charset=utf-8");
-            x.sendResponseHeaders(200, 0);
-            OutputStream out = x.getResponseBody();
-            for (String word : new String[] {"one", "two", "three", "four", "five"}) {
-                chunk(out, "{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"" + model
-                        + "\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"" + word + " \"}}]}");
-                sleep();
-            }
-            if (req.path("stream_options").path("include_usage").asBoolean(false)) {
-                chunk(out, "{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"" + model
-                        + "\",\"choices\":[],\"usage\":" + usage + "}");
-            }
-            out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
-            out.flush();
+    private Answer answer(HttpStub.Request x) throws IOException {
+        String body = x.body();
+        String auth = x.header("Authorization");
+        seen.add(new Seen(auth, x.header("x-api-key"), x.header("api-key"), body,
+                x.path() + (x.query() == null ? "" : "?" + x.query())));
+        if (x.path().equals("/v1/messages")) {
+            return anthropic(x, body);
         }
+        if (auth == null || !ISSUED.matcher(auth).matches()) {
+            return Answer.json(401, "{\"error\":{\"message\":\"Incorrect API key provided\",\"type\":\"invalid_request_error\","
+                    + "\"code\":\"invalid_api_key\"}}");
+        }
+        if (!x.path().equals("/v1/chat/completions")) {
+            return Answer.json(404, "{\"error\":{\"message\":\"Unknown path\"}}");
+        }
+        JsonNode req;
+        try {
+            req = JSON.readTree(body);
+        } catch (IOException e) {
+            return Answer.json(400, "{\"error\":{\"message\":\"We could not parse the JSON body of your request.\"}}");
+        }
+        if (!req.path("model").isTextual() || !req.path("messages").isArray()) {
+            return Answer.json(400, "{\"error\":{\"message\":\"you must provide a model and messages\"}}");
+        }
+        String model = req.get("model").asText();
+        // As the provider does: no more output tokens than the request's limit.
+        long limit = req.path("max_completion_tokens").asLong(req.path("max_tokens").asLong(Long.MAX_VALUE));
+        long completion = Math.min(COMPLETION_TOKENS, limit);
+        String usage = "{\"prompt_tokens\":" + PROMPT_TOKENS + ",\"completion_tokens\":" + completion
+                + ",\"total_tokens\":" + (PROMPT_TOKENS + completion) + "}";
+        if (!req.path("stream").asBoolean(false)) {
+            return Answer.json(200, "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"model\":\"" + model + "\","
+                    + "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"hello\"},"
+                    + "\"finish_reason\":\"stop\"}],\"usage\":" + usage + "}");
+        }
+        List<String> chunks = new ArrayList<>();
+        for (String word : new String[] {"one", "two", "three", "four", "five"}) {
+            chunks.add(event("{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"" + model
+                    + "\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"" + word + " \"}}]}"));
+        }
+        if (req.path("stream_options").path("include_usage").asBoolean(false)) {
+            chunks.add(event("{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"" + model
+                    + "\",\"choices\":[],\"usage\":" + usage + "}"));
+        }
+        chunks.add("data: [DONE]\n\n");
+        return Answer.stream(200, Map.of("Content-Type", "text/event-stream; charset=utf-8"), chunks, CHUNK_DELAY_MS);
     }
 
     /**
@@ -127,44 +102,28 @@ public final class UpstreamStub implements AutoCloseable {
      * otherwise), {@code model}, {@code max_tokens} and {@code messages}; usage as
      * {@code input_tokens}/{@code output_tokens}.
      */
-    private static void anthropic(HttpExchange x, String body) throws IOException {
-        String key = x.getRequestHeaders().getFirst("x-api-key");
+    private static Answer anthropic(HttpStub.Request x, String body) throws IOException {
+        String key = x.header("x-api-key");
         if (key == null || !key.matches("sk-dev-[A-Za-z0-9]{48}")) {
-            send(x, 401, "{\"type\":\"error\",\"error\":{\"type\":\"authentication_error\",\"message\":\"invalid x-api-key\"}}");
-            return;
+            return Answer.json(401, "{\"type\":\"error\",\"error\":{\"type\":\"authentication_error\",\"message\":\"invalid x-api-key\"}}");
         }
-        if (x.getRequestHeaders().getFirst("anthropic-version") == null) {
-            send(x, 400, "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\","
+        if (x.header("anthropic-version") == null) {
+            return Answer.json(400, "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\","
                     + "\"message\":\"anthropic-version: header is required\"}}");
-            return;
         }
         JsonNode req = JSON.readTree(body);
         if (!req.path("model").isTextual() || !req.path("max_tokens").isInt() || !req.path("messages").isArray()) {
-            send(x, 400, "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\","
+            return Answer.json(400, "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\","
                     + "\"message\":\"model, max_tokens and messages are required\"}}");
-            return;
         }
-        send(x, 200, "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\""
+        return Answer.json(200, "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\""
                 + req.get("model").asText() + "\",\"content\":[{\"type\":\"text\",\"text\":\"hello\"}],"
                 + "\"stop_reason\":\"end_turn\",\"usage\":{\"input_tokens\":" + PROMPT_TOKENS
                 + ",\"output_tokens\":" + COMPLETION_TOKENS + "}}");
     }
 
-    private static void chunk(OutputStream out, String json) throws IOException {
-        out.write(("data: " + json + "\n\n").getBytes(StandardCharsets.UTF_8));
-        out.flush();
-    }
-
-    private static void sleep() {
-        try {
-            Thread.sleep(CHUNK_DELAY_MS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
-    }
-
-    private static void send(HttpExchange x, int status, String json) throws IOException {
-        io.keywarden.tests.support.JsonReply.send(x, status, json);
+    private static String event(String json) {
+        return "data: " + json + "\n\n";
     }
 
     Map<String, Integer> counts() {
@@ -173,6 +132,6 @@ public final class UpstreamStub implements AutoCloseable {
 
     @Override
     public void close() {
-        server.stop(0);
+        server.close();
     }
 }

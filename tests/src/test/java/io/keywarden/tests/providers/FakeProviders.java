@@ -13,10 +13,8 @@ import com.nimbusds.jwt.JWTClaimsSet;
 import com.nimbusds.jwt.SignedJWT;
 import com.nimbusds.jwt.proc.DefaultJWTClaimsVerifier;
 import com.nimbusds.jwt.proc.DefaultJWTProcessor;
-import com.sun.net.httpserver.HttpExchange;
-import com.sun.net.httpserver.HttpServer;
+import io.keywarden.testkit.HttpStub;
 import java.io.IOException;
-import java.net.InetSocketAddress;
 import java.net.URLDecoder;
 import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
@@ -58,7 +56,7 @@ public final class FakeProviders implements AutoCloseable {
     public final List<String> refusals = java.util.Collections.synchronizedList(new ArrayList<>());
     public volatile long expiresIn = 3600;
     private final Map<String, String> gcpTokens = new ConcurrentHashMap<>();
-    private HttpServer server;
+    private HttpStub server;
     public static final String OPENAI_IDP = "idp_keywarden";
     public static final String ANTHROPIC_ORG = "org_keywarden";
     public static final String GCP_PROVIDER =
@@ -89,59 +87,54 @@ public final class FakeProviders implements AutoCloseable {
     }
 
     public FakeProviders start() throws IOException {
-        server = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
-        server.createContext("/openai/oauth/token", ex -> handle(ex, this::openAi));
-        server.createContext("/anthropic/v1/oauth/token", ex -> handle(ex, this::anthropic));
-        server.createContext("/gcp/v1/token", ex -> handle(ex, this::gcpSts));
-        server.createContext("/gcp-iam/", ex -> handle(ex, this::gcpImpersonate));
-        server.createContext("/azure/oauth2/v2.0/token", ex -> handle(ex, this::azure));
-        server.createContext("/openrouter/api/v1/keys", this::openRouter);
-        server.createContext("/aws/", this::awsSts);
-        server.createContext("/openrouter/api/v1/oauth/token", ex -> handle(ex, this::openRouterFederation));
-        server.createContext("/okta/oauth2/default/v1/token", ex -> handle(ex, this::okta));
-        server.start();
+        server = HttpStub.start();
+        server.on("/openai/oauth/token", ex -> handle(ex, this::openAi));
+        server.on("/anthropic/v1/oauth/token", ex -> handle(ex, this::anthropic));
+        server.on("/gcp/v1/token", ex -> handle(ex, this::gcpSts));
+        server.on("/gcp-iam/", ex -> handle(ex, this::gcpImpersonate));
+        server.on("/azure/oauth2/v2.0/token", ex -> handle(ex, this::azure));
+        server.on("/openrouter/api/v1/keys", this::openRouter);
+        server.on("/aws/", this::awsSts);
+        server.on("/openrouter/api/v1/oauth/token", ex -> handle(ex, this::openRouterFederation));
+        server.on("/okta/oauth2/default/v1/token", ex -> handle(ex, this::okta));
         return this;
     }
 
     public String url(String path) {
-        return "http://127.0.0.1:" + server.getAddress().getPort() + path;
+        return server.uri(path).toString();
     }
 
     /** What a handler answers: a status and a JSON body. */
-    private record Answer(int status, Object body) {
+    private record Reply(int status, Object body) {
     }
 
     @FunctionalInterface
     private interface Handler {
-        Answer handle(HttpExchange ex, byte[] body) throws Exception;
+        Reply handle(HttpStub.Request ex, byte[] body) throws Exception;
     }
 
-    private void handle(HttpExchange ex, Handler h) throws IOException {
-        Answer a;
+    private HttpStub.Answer handle(HttpStub.Request ex, Handler h) throws IOException {
+        Reply a;
         try {
-            if (!ex.getRequestMethod().equals("POST")) {
+            if (!ex.method().equals("POST")) {
                 a = error(405, "invalid_request", "POST only");
             } else {
-                a = h.handle(ex, ex.getRequestBody().readAllBytes());
+                a = h.handle(ex, ex.bytes());
             }
         } catch (Exception e) {
             a = error(500, "server_error", e.getClass().getSimpleName());
         }
         if (a.status() != 200) {
-            refusals.add(ex.getRequestURI().getPath() + " " + a.status() + " " + a.body());
+            refusals.add(ex.path() + " " + a.status() + " " + a.body());
         }
-        byte[] out = JSON.writeValueAsBytes(a.body());
-        ex.getResponseHeaders().add("Content-Type", "application/json");
-        ex.sendResponseHeaders(a.status(), out.length);
-        ex.getResponseBody().write(out);
-        ex.close();
+        return HttpStub.Answer.json(a.status(), JSON.writeValueAsString(a.body()));
     }
 
-    private static Answer error(int status, String error, String description) {
+    private static Reply error(int status, String error, String description) {
         Map<String, String> m = new LinkedHashMap<>();
         m.put("error", error);
         m.put("error_description", description);
-        return new Answer(status, m);
+        return new Reply(status, m);
     }
 
     /** Verifies the SVID as the providers do; returns its claims, or null with {@code why[0]} set. */
@@ -173,7 +166,7 @@ public final class FakeProviders implements AutoCloseable {
         return prefix + HexFormat.of().formatHex(b);
     }
 
-    private Answer mint(String provider, String subject, String prefix) {
+    private Reply mint(String provider, String subject, String prefix) {
         String t = token(prefix);
         minted.add(new Minted(provider, subject, t, expiresIn));
         Map<String, Object> m = new LinkedHashMap<>();
@@ -181,11 +174,11 @@ public final class FakeProviders implements AutoCloseable {
         m.put("issued_token_type", "urn:ietf:params:oauth:token-type:access_token");
         m.put("token_type", "Bearer");
         m.put("expires_in", expiresIn);
-        return new Answer(200, m);
+        return new Reply(200, m);
     }
 
-    private Answer openAi(HttpExchange ex, byte[] body) throws IOException {
-        if (!ex.getRequestHeaders().getFirst("Content-Type").startsWith("application/json")) {
+    private Reply openAi(HttpStub.Request ex, byte[] body) throws IOException {
+        if (!ex.header("Content-Type").startsWith("application/json")) {
             return error(400, "invalid_request", "JSON body expected");
         }
         JsonNode r = JSON.readTree(body);
@@ -208,10 +201,10 @@ public final class FakeProviders implements AutoCloseable {
         return mint("openai", c.getSubject(), "oai-wif-");
     }
 
-    private Answer anthropic(HttpExchange ex, byte[] body) throws IOException {
-        String beta = ex.getRequestHeaders().getFirst("anthropic-beta");
+    private Reply anthropic(HttpStub.Request ex, byte[] body) throws IOException {
+        String beta = ex.header("anthropic-beta");
         if (beta == null || !beta.contains("oauth-2025-04-20") || !beta.contains("oidc-federation-2026-04-01")) {
-            return new Answer(400, Map.of("type", "error", "error", Map.of("type", "invalid_request_error",
+            return new Reply(400, Map.of("type", "error", "error", Map.of("type", "invalid_request_error",
                     "message", "the anthropic-beta header must enable oauth-2025-04-20 and oidc-federation-2026-04-01")));
         }
         JsonNode r = JSON.readTree(body);
@@ -251,8 +244,8 @@ public final class FakeProviders implements AutoCloseable {
         return m;
     }
 
-    private Answer gcpSts(HttpExchange ex, byte[] body) {
-        if (ex.getRequestHeaders().containsKey("Authorization")) {
+    private Reply gcpSts(HttpStub.Request ex, byte[] body) {
+        if ((ex.header("Authorization") != null)) {
             return error(400, "invalid_request", "no Authorization header on STS");
         }
         Map<String, String> f = form(body);
@@ -270,38 +263,38 @@ public final class FakeProviders implements AutoCloseable {
         if (c == null) {
             return error(400, "invalid_grant", why[0]);
         }
-        Answer a = mint("google-sts", c.getSubject(), "ya29.fed-");
+        Reply a = mint("google-sts", c.getSubject(), "ya29.fed-");
         @SuppressWarnings("unchecked")
         String t = (String) ((Map<String, Object>) a.body()).get("access_token");
         gcpTokens.put(t, c.getSubject());
         return a;
     }
 
-    private Answer gcpImpersonate(HttpExchange ex, byte[] body) throws IOException {
-        String path = ex.getRequestURI().getPath();
+    private Reply gcpImpersonate(HttpStub.Request ex, byte[] body) throws IOException {
+        String path = ex.path();
         String prefix = "/gcp-iam/v1/projects/-/serviceAccounts/";
         if (!path.startsWith(prefix) || !path.endsWith(":generateAccessToken")) {
-            return new Answer(404, Map.of("error", Map.of("code", 404, "status", "NOT_FOUND", "message", path)));
+            return new Reply(404, Map.of("error", Map.of("code", 404, "status", "NOT_FOUND", "message", path)));
         }
         String sa = URLDecoder.decode(path.substring(prefix.length(), path.length() - ":generateAccessToken".length()),
                 StandardCharsets.UTF_8);
-        String auth = ex.getRequestHeaders().getFirst("Authorization");
+        String auth = ex.header("Authorization");
         String subject = auth == null || !auth.startsWith("Bearer ") ? null : gcpTokens.get(auth.substring(7));
         if (subject == null) {
-            return new Answer(401, Map.of("error", Map.of("code", 401, "status", "UNAUTHENTICATED",
+            return new Reply(401, Map.of("error", Map.of("code", 401, "status", "UNAUTHENTICATED",
                     "message", "a federated access token is required")));
         }
         if (!subject.equals(gcpImpersonators.get(sa))) {
-            return new Answer(403, Map.of("error", Map.of("code", 403, "status", "PERMISSION_DENIED",
+            return new Reply(403, Map.of("error", Map.of("code", 403, "status", "PERMISSION_DENIED",
                     "message", "iam.serviceAccounts.getAccessToken denied on " + sa)));
         }
         JsonNode r = JSON.readTree(body);
         if (!r.path("scope").isArray() || !r.path("lifetime").asText().endsWith("s")) {
-            return new Answer(400, Map.of("error", Map.of("code", 400, "status", "INVALID_ARGUMENT", "message", "scope")));
+            return new Reply(400, Map.of("error", Map.of("code", 400, "status", "INVALID_ARGUMENT", "message", "scope")));
         }
         String t = token("ya29.sa-");
         minted.add(new Minted("google", subject, t, expiresIn));
-        return new Answer(200, Map.of("accessToken", t, "expireTime", Instant.now().plusSeconds(expiresIn).toString()));
+        return new Reply(200, Map.of("accessToken", t, "expireTime", Instant.now().plusSeconds(expiresIn).toString()));
     }
 
     /** Entra: the app registration {@code clientId} has a federated credential for {@code subject}. */
@@ -313,7 +306,7 @@ public final class FakeProviders implements AutoCloseable {
     private final Map<String, String> azureCredentials = new ConcurrentHashMap<>();
     public static final String AZURE_AUD = "api://AzureADTokenExchange";
 
-    private Answer azure(HttpExchange ex, byte[] body) throws Exception {
+    private Reply azure(HttpStub.Request ex, byte[] body) throws Exception {
         Map<String, String> f = form(body);
         if (!"client_credentials".equals(f.get("grant_type"))
                 || !"urn:ietf:params:oauth:client-assertion-type:jwt-bearer".equals(f.get("client_assertion_type"))
@@ -342,18 +335,18 @@ public final class FakeProviders implements AutoCloseable {
             return azureError(400, "invalid_client", "AADSTS70021: No matching federated identity record found for"
                     + " presented assertion subject", 70021);
         }
-        Answer a = mint("azure", c.getSubject(), "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.azure-");
+        Reply a = mint("azure", c.getSubject(), "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.azure-");
         return a;
     }
 
-    private static Answer azureError(int status, String error, String description, int code) {
+    private static Reply azureError(int status, String error, String description, int code) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("error", error);
         m.put("error_description", description);
         m.put("error_codes", List.of(code));
         m.put("trace_id", "t-1");
         m.put("correlation_id", "c-1");
-        return new Answer(status, m);
+        return new Reply(status, m);
     }
 
     /** OpenRouter's management API: its keys by hash, {@code managementKey} required as Bearer. */
@@ -361,18 +354,18 @@ public final class FakeProviders implements AutoCloseable {
     public final Set<String> openRouterDeleted = ConcurrentHashMap.newKeySet();
     public volatile String openRouterManagementKey = "sk-or-mgmt-test";
 
-    private void openRouter(HttpExchange ex) throws IOException {
-        Answer a;
-        String auth = ex.getRequestHeaders().getFirst("Authorization");
-        byte[] body = ex.getRequestBody().readAllBytes();
-        String path = ex.getRequestURI().getPath();
+    private HttpStub.Answer openRouter(HttpStub.Request ex) throws IOException {
+        Reply a;
+        String auth = ex.header("Authorization");
+        byte[] body = ex.bytes();
+        String path = ex.path();
         if (!("Bearer " + openRouterManagementKey).equals(auth)) {
-            a = new Answer(401, Map.of("error", Map.of("code", 401, "message", "invalid management key")));
-        } else if (ex.getRequestMethod().equals("POST") && path.equals("/openrouter/api/v1/keys")) {
+            a = new Reply(401, Map.of("error", Map.of("code", 401, "message", "invalid management key")));
+        } else if (ex.method().equals("POST") && path.equals("/openrouter/api/v1/keys")) {
             JsonNode r = JSON.readTree(body);
             Instant exp = Instant.parse(r.path("expires_at").asText());
             if (!exp.isAfter(Instant.now()) || r.path("name").asText().isEmpty()) {
-                a = new Answer(400, Map.of("error", Map.of("code", 400, "message", "expires_at must be in the future")));
+                a = new Reply(400, Map.of("error", Map.of("code", 400, "message", "expires_at must be in the future")));
             } else {
                 String hash = token("");
                 String key = token("sk-or-v1-");
@@ -385,25 +378,21 @@ public final class FakeProviders implements AutoCloseable {
                 data.put("usage", 0);
                 data.put("key", key);
                 openRouterKeys.put(hash, data);
-                a = new Answer(201, Map.of("data", Map.of("hash", hash, "name", data.get("name"), "usage", 0,
+                a = new Reply(201, Map.of("data", Map.of("hash", hash, "name", data.get("name"), "usage", 0,
                         "limit_remaining", data.get("limit") == null ? 0 : data.get("limit")), "key", key));
             }
-        } else if (ex.getRequestMethod().equals("DELETE") && path.startsWith("/openrouter/api/v1/keys/")) {
+        } else if (ex.method().equals("DELETE") && path.startsWith("/openrouter/api/v1/keys/")) {
             String hash = path.substring("/openrouter/api/v1/keys/".length());
             a = openRouterKeys.remove(hash) != null && openRouterDeleted.add(hash)
-                    ? new Answer(200, Map.of("deleted", true))
-                    : new Answer(404, Map.of("error", Map.of("code", 404, "message", "no such key")));
+                    ? new Reply(200, Map.of("deleted", true))
+                    : new Reply(404, Map.of("error", Map.of("code", 404, "message", "no such key")));
         } else {
-            a = new Answer(405, Map.of("error", Map.of("code", 405, "message", "not allowed")));
+            a = new Reply(405, Map.of("error", Map.of("code", 405, "message", "not allowed")));
         }
         if (a.status() >= 300) {
             refusals.add(path + " " + a.status() + " " + a.body());
         }
-        byte[] out = JSON.writeValueAsBytes(a.body());
-        ex.getResponseHeaders().add("Content-Type", "application/json");
-        ex.sendResponseHeaders(a.status(), out.length);
-        ex.getResponseBody().write(out);
-        ex.close();
+        return HttpStub.Answer.json(a.status(), JSON.writeValueAsString(a.body()));
     }
 
     /**
@@ -418,7 +407,7 @@ public final class FakeProviders implements AutoCloseable {
     private final Map<String, Supplier<String>> oktaApps = new ConcurrentHashMap<>();
     private final Set<String> oktaJti = ConcurrentHashMap.newKeySet();
 
-    private Answer okta(HttpExchange ex, byte[] body) {
+    private Reply okta(HttpStub.Request ex, byte[] body) {
         Map<String, String> f = form(body);
         if (!"client_credentials".equals(f.get("grant_type"))
                 || !"urn:ietf:params:oauth:client-assertion-type:jwt-bearer".equals(f.get("client_assertion_type"))) {
@@ -463,7 +452,7 @@ public final class FakeProviders implements AutoCloseable {
     public static final String OPENROUTER_AUD = "https://openrouter.ai";
     private final Map<String, String> openRouterPolicies = new ConcurrentHashMap<>();
 
-    private Answer openRouterFederation(HttpExchange ex, byte[] body) {
+    private Reply openRouterFederation(HttpStub.Request ex, byte[] body) {
         Map<String, String> f = form(body);
         if (!"urn:ietf:params:oauth:grant-type:token-exchange".equals(f.get("grant_type"))
                 || !"urn:ietf:params:oauth:token-type:jwt".equals(f.get("subject_token_type"))) {
@@ -497,8 +486,8 @@ public final class FakeProviders implements AutoCloseable {
     /** Session credentials issued: access key id → {secret, session token, subject, expiration}. */
     private final Map<String, String[]> awsSessions = new ConcurrentHashMap<>();
 
-    private void awsSts(HttpExchange ex) throws IOException {
-        Map<String, String> f = form(ex.getRequestBody().readAllBytes());
+    private HttpStub.Answer awsSts(HttpStub.Request ex) throws IOException {
+        Map<String, String> f = form(ex.bytes());
         int status;
         String xml;
         String[] why = new String[1];
@@ -532,11 +521,7 @@ public final class FakeProviders implements AutoCloseable {
         if (status != 200) {
             refusals.add("/aws " + status + " " + xml);
         }
-        byte[] out = xml.getBytes(StandardCharsets.UTF_8);
-        ex.getResponseHeaders().add("Content-Type", "text/xml");
-        ex.sendResponseHeaders(status, out.length);
-        ex.getResponseBody().write(out);
-        ex.close();
+        return new HttpStub.Answer(status, xml, Map.of("Content-Type", "text/xml"));
     }
 
     private static String awsError(String code, String message) {
@@ -599,7 +584,7 @@ public final class FakeProviders implements AutoCloseable {
     @Override
     public void close() {
         if (server != null) {
-            server.stop(0);
+            server.close();
         }
     }
 }

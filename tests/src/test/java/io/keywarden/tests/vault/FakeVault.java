@@ -11,12 +11,10 @@ import com.nimbusds.jose.proc.SecurityContext;
 import com.nimbusds.jwt.JWTClaimsSet;
 import com.nimbusds.jwt.proc.DefaultJWTClaimsVerifier;
 import com.nimbusds.jwt.proc.DefaultJWTProcessor;
-import com.sun.net.httpserver.HttpExchange;
-import com.sun.net.httpserver.HttpServer;
+import io.keywarden.testkit.HttpStub;
+import io.keywarden.testkit.HttpStub.Answer;
 import io.keywarden.tests.support.TestKeys;
 import java.io.IOException;
-import java.net.InetSocketAddress;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -25,7 +23,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
 
@@ -70,7 +67,7 @@ public final class FakeVault implements AutoCloseable {
     public final List<String> revokedLeases = java.util.Collections.synchronizedList(new ArrayList<>());
     public volatile Failure failure = Failure.NONE;
     public volatile Duration delay = Duration.ZERO;
-    private HttpServer server;
+    private HttpStub server;
     private int port;
 
     /** {@code jwks} gives the identity provider's JWKS JSON, as Vault fetches its jwks_url. */
@@ -84,18 +81,15 @@ public final class FakeVault implements AutoCloseable {
     }
 
     public synchronized FakeVault start() throws IOException {
-        server = HttpServer.create(new InetSocketAddress("127.0.0.1", port), 0);
-        port = server.getAddress().getPort();
-        server.setExecutor(Executors.newFixedThreadPool(8));
-        server.createContext("/", this::handle);
-        server.start();
+        server = HttpStub.startOn(port).on("/", this::answer);
+        port = server.port();
         return this;
     }
 
     /** Connection refused from now on, until {@link #start()} again (same port). */
     public synchronized void stop() {
         if (server != null) {
-            server.stop(0);
+            server.close();
             server = null;
         }
     }
@@ -114,100 +108,88 @@ public final class FakeVault implements AutoCloseable {
         return leases.values().stream().filter(l -> l.alive(now)).toList();
     }
 
-    private void handle(HttpExchange ex) throws IOException {
-        try (ex) {
-            if (!delay.isZero()) {
-                Thread.sleep(delay.toMillis());
+    private Answer answer(HttpStub.Request ex) throws IOException, InterruptedException {
+        if (!delay.isZero()) {
+            Thread.sleep(delay.toMillis());  // an injected slow Vault
+        }
+        String path = ex.path();
+        String method = ex.method();
+        String body = ex.body();
+        if (failure == Failure.SEALED) {
+            return Answer.json(503, errors("Vault is sealed"));
+        }
+        if (failure == Failure.MALFORMED) {
+            return Answer.json(200, "{\"lease_id\": \"x\", \"data\": {");
+        }
+        if (path.equals("/v1/sys/health")) {
+            return Answer.json(healthStatus, "{\"initialized\":true,\"sealed\":false,\"standby\":" + (healthStatus != 200) + "}");
+        }
+        if (path.matches("/v1/auth/[^/]+/login") && method.equals("POST")) {
+            return login(JSON.readTree(body));
+        } else if (path.startsWith("/v1/openai/creds/")) {
+            if (!method.equals("GET")) {
+                return Answer.json(405, errors("1 error occurred:\n\t* unsupported operation"));
             }
-            String path = ex.getRequestURI().getPath();
-            String method = ex.getRequestMethod();
-            byte[] body = ex.getRequestBody().readAllBytes();
-            if (failure == Failure.SEALED) {
-                send(ex, 503, errors("Vault is sealed"));
-                return;
+            return creds(ex, path.substring("/v1/openai/creds/".length()), ex.query());
+        } else if (path.equals("/v1/sys/leases/revoke") && (method.equals("PUT") || method.equals("POST"))) {
+            // As OpenBao: the body form needs sys/leases/revoke, which no workload policy grants.
+            return Answer.json(403, errors("1 error occurred:\n\t* permission denied"));
+        } else if (path.startsWith("/v1/sys/leases/revoke/") && (method.equals("PUT") || method.equals("POST"))) {
+            Token t = token(ex);
+            String leaseId = path.substring("/v1/sys/leases/revoke/".length());
+            // The workload policy setup.sh writes: update on sys/leases/revoke/openai/creds/<role>/*.
+            if (t == null || !leaseId.startsWith("openai/creds/" + t.role() + "/")) {
+                return Answer.json(403, errors("1 error occurred:\n\t* permission denied"));
             }
-            if (failure == Failure.MALFORMED) {
-                send(ex, 200, "{\"lease_id\": \"x\", \"data\": {");
-                return;
+            LeaseRec l = leases.get(leaseId);
+            if (l != null && !l.revoked()[0]) {
+                l.revoked()[0] = true;
+                revokes.incrementAndGet();
+                revokedLeases.add(l.id());
             }
-            if (path.equals("/v1/sys/health")) {
-                send(ex, healthStatus, "{\"initialized\":true,\"sealed\":false,\"standby\":" + (healthStatus != 200) + "}");
-                return;
+            return Answer.empty(204);
+        } else if (path.equals("/v1/auth/token/lookup-self")) {
+            Token t = token(ex);
+            if (t == null) {
+                return Answer.json(403, errors("permission denied"));
             }
-            if (path.matches("/v1/auth/[^/]+/login") && method.equals("POST")) {
-                login(ex, JSON.readTree(body));
-            } else if (path.startsWith("/v1/openai/creds/")) {
-                if (!method.equals("GET")) {
-                    send(ex, 405, errors("1 error occurred:\n\t* unsupported operation"));
-                    return;
-                }
-                creds(ex, path.substring("/v1/openai/creds/".length()), ex.getRequestURI().getQuery());
-            } else if (path.equals("/v1/sys/leases/revoke") && (method.equals("PUT") || method.equals("POST"))) {
-                // As OpenBao: the body form needs sys/leases/revoke, which no workload policy grants.
-                send(ex, 403, errors("1 error occurred:\n\t* permission denied"));
-            } else if (path.startsWith("/v1/sys/leases/revoke/") && (method.equals("PUT") || method.equals("POST"))) {
-                Token t = token(ex);
-                String leaseId = path.substring("/v1/sys/leases/revoke/".length());
-                // The workload policy setup.sh writes: update on sys/leases/revoke/openai/creds/<role>/*.
-                if (t == null || !leaseId.startsWith("openai/creds/" + t.role() + "/")) {
-                    send(ex, 403, errors("1 error occurred:\n\t* permission denied"));
-                    return;
-                }
-                LeaseRec l = leases.get(leaseId);
-                if (l != null && !l.revoked()[0]) {
+            return Answer.json(200, "{\"data\":{\"ttl\":60}}");
+        } else if (path.equals("/v1/sys/leases/renew")) {
+            return Answer.json(400, errors("lease is not renewable"));
+        } else if (path.equals("/v1/auth/token/revoke-self")) {
+            Token t = token(ex);
+            if (t == null) {
+                return Answer.json(403, errors("permission denied"));
+            }
+            t.revoked()[0] = true;
+            tokenRevokes.incrementAndGet();
+            // A token's leases die with it, as in Vault.
+            for (LeaseRec l : leases.values()) {
+                if (l.token() == t && !l.revoked()[0]) {
                     l.revoked()[0] = true;
-                    revokes.incrementAndGet();
                     revokedLeases.add(l.id());
                 }
-                send(ex, 204, null);
-            } else if (path.equals("/v1/auth/token/lookup-self")) {
-                Token t = token(ex);
-                if (t == null) {
-                    send(ex, 403, errors("permission denied"));
-                    return;
-                }
-                send(ex, 200, "{\"data\":{\"ttl\":60}}");
-            } else if (path.equals("/v1/sys/leases/renew")) {
-                send(ex, 400, errors("lease is not renewable"));
-            } else if (path.equals("/v1/auth/token/revoke-self")) {
-                Token t = token(ex);
-                if (t == null) {
-                    send(ex, 403, errors("permission denied"));
-                    return;
-                }
-                t.revoked()[0] = true;
-                tokenRevokes.incrementAndGet();
-                // A token's leases die with it, as in Vault.
-                for (LeaseRec l : leases.values()) {
-                    if (l.token() == t && !l.revoked()[0]) {
-                        l.revoked()[0] = true;
-                        revokedLeases.add(l.id());
-                    }
-                }
-                send(ex, 204, null);
-            } else {
-                send(ex, 404, errors("no handler for route \"" + path + "\""));
             }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
+            return Answer.empty(204);
+        } else {
+            return Answer.json(404, errors("no handler for route \"" + path + "\""));
         }
     }
 
-    private Token token(HttpExchange ex) {
+    private Token token(HttpStub.Request ex) {
         if (failure == Failure.BAD_TOKEN) {
             return null;
         }
-        String id = ex.getRequestHeaders().getFirst("X-Vault-Token");
+        String id = ex.header("X-Vault-Token");
         Token t = id == null ? null : tokens.get(id);
         return t != null && t.alive(Instant.now()) ? t : null;
     }
 
-    private void login(HttpExchange ex, JsonNode req) throws IOException {
+    private Answer login(JsonNode req) {
         logins.incrementAndGet();
         Role role = roles.get(req.path("role").asText());
         if (role == null) {
-            send(ex, 400, errors("role \"" + req.path("role").asText() + "\" could not be found"));
-            return;
+            return Answer.json(400, errors("role \"" + req.path("role").asText() + "\" could not be found"));
         }
         try {
             DefaultJWTProcessor<SecurityContext> p = new DefaultJWTProcessor<>();
@@ -219,8 +201,7 @@ public final class FakeVault implements AutoCloseable {
             p.setJWTClaimsSetVerifier(v);
             p.process(req.path("jwt").asText(), null);
         } catch (Exception e) {
-            send(ex, 400, errors("error validating token: " + e.getMessage()));
-            return;
+            return Answer.json(400, errors("error validating token: " + e.getMessage()));
         }
         String id = "hvs.fake" + UUID.randomUUID().toString().replace("-", "");
         tokens.put(id, new Token(id, role.name(), Instant.now().plus(role.tokenTtl()), new boolean[1]));
@@ -234,27 +215,23 @@ public final class FakeVault implements AutoCloseable {
                 .put("renewable", false).put("lease_duration", 0);
         o.putNull("data");
         o.set("auth", auth);
-        send(ex, 200, o.toString());
+        return Answer.json(200, o.toString());
     }
 
-    private void creds(HttpExchange ex, String roleName, String query) throws IOException {
+    private Answer creds(HttpStub.Request ex, String roleName, String query) {
         Token t = token(ex);
         if (t == null) {
-            send(ex, 403, errors("permission denied"));
-            return;
+            return Answer.json(403, errors("permission denied"));
         }
         Role role = roles.get(roleName);
         if (role == null) {
-            send(ex, 400, errors("role \"" + roleName + "\" does not exist"));
-            return;
+            return Answer.json(400, errors("role \"" + roleName + "\" does not exist"));
         }
         if (!t.role().equals(roleName)) {
-            send(ex, 403, errors("permission denied"));
-            return;
+            return Answer.json(403, errors("permission denied"));
         }
         if (failure == Failure.ENGINE_ERROR) {
-            send(ex, 500, errors("1 error occurred:\n\t* failed to create service account: OpenAI API error 502"));
-            return;
+            return Answer.json(500, errors("1 error occurred:\n\t* failed to create service account: OpenAI API error 502"));
         }
         reads.incrementAndGet();
         Duration ttl = role.ttl();
@@ -265,8 +242,7 @@ public final class FakeVault implements AutoCloseable {
                 asked = io.keywarden.policy.Durations.parse(query.substring(4));
             } catch (IllegalArgumentException e) {
                 // Vault's field parser refuses a duration it cannot read
-                send(ex, 400, errors("error converting input " + query.substring(4) + " for field \"ttl\""));
-                return;
+                return Answer.json(400, errors("error converting input " + query.substring(4) + " for field \"ttl\""));
             }
             if (asked.compareTo(role.maxTtl()) > 0) {
                 warning = "the requested ttl " + asked + " exceeds the role's max_ttl: the role's ttl was used";
@@ -291,23 +267,12 @@ public final class FakeVault implements AutoCloseable {
             o.putArray("warnings").add(warning);
         }
         o.putNull("auth");
-        send(ex, 200, o.toString());
+        return Answer.json(200, o.toString());
     }
 
     private static String errors(String msg) {
         ObjectNode o = JSON.createObjectNode();
         o.putArray("errors").add(msg);
         return o.toString();
-    }
-
-    private static void send(HttpExchange ex, int status, String body) throws IOException {
-        if (body == null) {
-            ex.sendResponseHeaders(status, -1);
-            return;
-        }
-        byte[] b = body.getBytes(StandardCharsets.UTF_8);
-        ex.getResponseHeaders().add("Content-Type", "application/json");
-        ex.sendResponseHeaders(status, b.length);
-        ex.getResponseBody().write(b);
     }
 }

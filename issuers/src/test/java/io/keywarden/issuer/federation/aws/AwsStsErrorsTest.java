@@ -8,7 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.sun.net.httpserver.HttpServer;
+import io.keywarden.testkit.HttpStub;
 import io.keywarden.attestation.IdentityProvider;
 import io.keywarden.issuer.IssuerSpec;
 import io.keywarden.issuer.IssuerException;
@@ -16,7 +16,6 @@ import io.keywarden.issuer.Lease;
 import io.keywarden.policy.Policy;
 import io.keywarden.policy.PolicyLoader;
 import io.keywarden.policy.Workload;
-import java.net.InetSocketAddress;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.time.Clock;
@@ -30,7 +29,7 @@ import org.junit.jupiter.api.Test;
 
 /** STS's XML answers: credentials become a Bedrock API key; each error code gets its retry behaviour. */
 class AwsStsErrorsTest {
-    private HttpServer server;
+    private HttpStub server;
     private final AtomicReference<Object[]> answer = new AtomicReference<>();
     private AwsStsIssuer issuer;
     private Policy policy;
@@ -39,30 +38,22 @@ class AwsStsErrorsTest {
 
     @BeforeEach
     void setUp() throws Exception {
-        server = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
-        server.createContext("/", ex -> {
-            ex.getRequestBody().readAllBytes();
-            byte[] b = ((String) answer.get()[1]).getBytes(StandardCharsets.UTF_8);
-            ex.sendResponseHeaders((int) answer.get()[0], b.length);
-            ex.getResponseBody().write(b);
-            ex.close();
-        });
-        server.start();
+        server = HttpStub.start().on("/", r -> new HttpStub.Answer((int) answer.get()[0], (String) answer.get()[1],
+                java.util.Map.of("Content-Type", "text/xml")));
         policy = PolicyLoader.parse("""
                 keys: {bedrock: {issuer: aws, params: {roleArn: "arn:aws:iam::123456789012:role/r"}}}
                 workloads: [{name: reviewer, spiffeId: "spiffe://t/reviewer", keys: [bedrock]}]
                 """, "p.yaml");
         w = policy.workload("reviewer").orElseThrow();
         IdentityProvider id = new FixedIdentity("eyJ.eyJ.sig", Instant.now().plusSeconds(300));
-        issuer = new AwsStsIssuer(new io.keywarden.issuer.federation.aws.AwsStsType.Spec("aws", URI.create("http://127.0.0.1:" + server.getAddress().getPort()
-                + "/"), "eu-west-1", "sts.amazonaws.com", Duration.ofHours(1), Duration.ofSeconds(2), io.keywarden.issuer.federation.aws.AwsStsType.Spec.BEDROCK_API_KEY), id,
+        issuer = new AwsStsIssuer(new io.keywarden.issuer.federation.aws.AwsStsType.Spec("aws", server.uri("/"), "eu-west-1", "sts.amazonaws.com", Duration.ofHours(1), Duration.ofSeconds(2), io.keywarden.issuer.federation.aws.AwsStsType.Spec.BEDROCK_API_KEY), id,
                 Clock.systemUTC());
         this.identity = id;
     }
 
     @AfterEach
     void tearDown() {
-        server.stop(0);
+        server.close();
     }
 
     private IssuerException fails(int status, String code) {
@@ -97,8 +88,7 @@ class AwsStsErrorsTest {
                 + "<AccessKeyId>ASIAEXAMPLE</AccessKeyId><SecretAccessKey>s3cr3t</SecretAccessKey><SessionToken>tok"
                 + "</SessionToken><Expiration>" + exp + "</Expiration></Credentials></AssumeRoleWithWebIdentityResult>"
                 + "</AssumeRoleWithWebIdentityResponse>"});
-        AwsStsIssuer raw = new AwsStsIssuer(new io.keywarden.issuer.federation.aws.AwsStsType.Spec("aws", URI.create("http://127.0.0.1:"
-                + server.getAddress().getPort() + "/"), "eu-west-1", "sts.amazonaws.com", Duration.ofHours(1),
+        AwsStsIssuer raw = new AwsStsIssuer(new io.keywarden.issuer.federation.aws.AwsStsType.Spec("aws", server.uri("/"), "eu-west-1", "sts.amazonaws.com", Duration.ofHours(1),
                 Duration.ofSeconds(2), io.keywarden.issuer.federation.aws.AwsStsType.Spec.CREDENTIAL_PROCESS), identity, Clock.systemUTC());
         Lease l = raw.issue(w, policy.keys().get("bedrock"), null);
         var doc = ProviderHttp.JSON.readTree(l.key().secretDuplicate().toByteArray());
