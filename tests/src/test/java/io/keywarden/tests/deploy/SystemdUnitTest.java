@@ -68,7 +68,8 @@ class SystemdUnitTest {
         assertTrue(s.get("CapabilityBoundingSet").get(0).contains("CAP_SYS_ADMIN"));
         assertEquals(List.of("/dev/fuse rw"), s.get("DeviceAllow"));
         assertEquals(List.of("yes"), s.get("NoNewPrivileges"));
-        assertTrue(s.get("Environment").contains("\"JAVA_OPTS=-Xmx160m -XX:+UseSerialGC\""), "quoted: the value has a space");
+        assertTrue(s.get("Environment").contains("\"JAVA_OPTS=" + io.keywarden.tests.support.Daemon.shippedJvmFlags() + "\""),
+                "quoted (the value has spaces), and the launcher's daemon flags: " + s.get("Environment"));
         String exec = s.get("ExecStart").get(0);
         assertTrue(exec.endsWith(" run --config /etc/keywarden/config.yaml"), exec);
         Config example = ConfigLoader.load(DEPLOY.resolve("examples/config.yaml"), Map.of("NODE_NAME", "vm-1"));

@@ -45,9 +45,27 @@ public final class Daemon implements AutoCloseable {
         return Proc.run(cmd.toArray(String[]::new));
     }
 
+    /**
+     * The JVM flags the launcher gives the daemon ({@code daemon_jvm=} in deploy/bin/keywarden): the
+     * tests run the daemon as it ships. {@code -Dkeywarden.jvmOpts} replaces them (a side-by-side run).
+     */
+    public static String shippedJvmFlags() {
+        try {
+            Path launcher = Path.of(System.getProperty("keywarden.repo", ".."), "deploy/bin/keywarden");
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("(?m)^daemon_jvm=\"([^\"]*)\"$")
+                    .matcher(java.nio.file.Files.readString(launcher));
+            if (!m.find()) {
+                throw new IllegalStateException("no daemon_jvm= line in " + launcher);
+            }
+            return m.group(1);
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
     public static Daemon start(Map<String, String> env, String... args) throws IOException {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
-        String jvm = System.getProperty("keywarden.jvmOpts", "");
+        String jvm = System.getProperty("keywarden.jvmOpts", shippedJvmFlags());
         if (!jvm.isBlank()) {
             cmd.addAll(List.of(jvm.trim().split("\\s+")));
         }
