@@ -39,7 +39,7 @@ import org.slf4j.LoggerFactory;
  * segments beyond a size or age bound and records a {@code ledger.pruned} record in the chain
  * naming the first record kept, so {@code audit verify} can tell pruning from deletion.
  *
- * <p>Over 300 lines on purpose: the chain, rotation, retention and crash recovery share one lock,
+ * <p>Over 400 lines on purpose: the chain, rotation, retention and crash recovery share one lock,
  * one file position and one head; each is a method, none is safe apart from the others.
  */
 public final class Ledger implements AutoCloseable {

@@ -39,7 +39,7 @@ import java.util.function.Function;
  * values are all reported at once as {@code FILE:LINE:COL: message}. Plain YAML, no templating.
  * Relative paths are resolved against the config file's directory.
  *
- * <p>Over 300 lines on purpose, as {@code PolicyLoader}: a method per section of one file, sharing
+ * <p>Over 400 lines on purpose, as {@code PolicyLoader}: a method per section of one file, sharing
  * its problems and its base directory.
  */
 public final class ConfigLoader {

@@ -8,43 +8,41 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 
 import java.io.IOException;
 import java.io.InputStream;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
-import java.net.http.HttpTimeoutException;
+import java.io.OutputStream;
+import java.net.HttpURLConnection;
+import java.net.Proxy;
+import java.net.SocketTimeoutException;
+import java.net.URL;
 import java.nio.file.Files;
 import java.security.GeneralSecurityException;
 import java.security.KeyStore;
 import java.security.cert.Certificate;
 import java.security.cert.CertificateFactory;
 import java.util.Map;
+import javax.net.ssl.HttpsURLConnection;
 import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLSocketFactory;
 import javax.net.ssl.TrustManagerFactory;
 
 /**
- * The few Vault/OpenBao HTTP calls keywarden makes, over one shared JDK HttpClient (connections
- * are reused). Answers are parsed as JSON; failures become {@link IssuerException}s classified
- * by status, with Vault's own {@code errors} and never a token or JWT.
+ * The few Vault/OpenBao HTTP calls keywarden makes: blocking HTTP/1.1 on the issuer's own threads,
+ * over the JDK's {@link HttpURLConnection} (connections kept alive and reused, no proxy, no
+ * redirect followed). Answers are parsed as JSON; failures become {@link IssuerException}s
+ * classified by status, with Vault's own {@code errors} and never a token or JWT. The JDK's
+ * asynchronous {@code HttpClient} was used before: at a node's refresh rate its selector thread and
+ * its completion stages were a third of the daemon's CPU (ScaleBench, perf; docs/benchmarks.md).
  */
 final class VaultHttp {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final VaultConnection config;
-    private final HttpClient http;
+    private final SSLSocketFactory tls;
     private final String base;
 
     VaultHttp(VaultConnection config) throws IssuerException {
         this.config = config;
         this.base = config.address().toString().replaceAll("/+$", "") + "/v1/";
-        // Callbacks run on the client's own selector thread instead of hopping to a pool: the callers
-        // block in send() anyway, and each hop costs a wake-up.
-        HttpClient.Builder b = HttpClient.newBuilder().connectTimeout(config.timeout()).version(HttpClient.Version.HTTP_1_1)
-                .executor(Runnable::run);
-        if (config.caFile().isPresent()) {
-            b.sslContext(trusting(config));
-        }
-        this.http = b.build();
+        this.tls = config.caFile().isPresent() ? trusting(config).getSocketFactory() : null;
     }
 
     private static SSLContext trusting(VaultConnection config) throws IssuerException {
@@ -69,18 +67,43 @@ final class VaultHttp {
         }
     }
 
+    /** A request to {@code path} under /v1/, not yet sent: connect and read each bounded by {@code timeout}. */
+    private HttpURLConnection open(String method, String path, java.time.Duration timeout) throws IOException {
+        HttpURLConnection c = (HttpURLConnection) new URL(base + path).openConnection(Proxy.NO_PROXY);
+        if (tls != null && c instanceof HttpsURLConnection https) {
+            https.setSSLSocketFactory(tls);
+        }
+        int ms = (int) Math.min(Integer.MAX_VALUE, Math.max(1, timeout.toMillis()));
+        c.setConnectTimeout(ms);
+        c.setReadTimeout(ms);
+        c.setInstanceFollowRedirects(false);
+        c.setUseCaches(false);
+        c.setRequestMethod(method);
+        return c;
+    }
+
+    /** The whole answer body (the error stream for a 4xx/5xx), read to its end so the connection is reused. */
+    private static byte[] body(HttpURLConnection c, int status) throws IOException {
+        InputStream in = status >= 400 ? c.getErrorStream() : c.getInputStream();
+        if (in == null) {
+            return new byte[0];
+        }
+        try (in) {
+            return in.readAllBytes();
+        }
+    }
+
     /** The HTTP status of an unauthenticated GET of {@code path}, within {@code timeout}. */
     int status(String path, java.time.Duration timeout) throws IssuerException {
-        HttpRequest r = HttpRequest.newBuilder(URI.create(base + path)).timeout(timeout).GET().build();
         try {
-            return http.send(r, HttpResponse.BodyHandlers.discarding()).statusCode();
-        } catch (HttpTimeoutException e) {
+            HttpURLConnection c = open("GET", path, timeout);
+            int status = c.getResponseCode();
+            body(c, status);
+            return status;
+        } catch (SocketTimeoutException e) {
             throw IssuerException.http("no HTTP answer within " + timeout.toMillis() + " ms", 0);
         } catch (IOException e) {
             throw IssuerException.http("no HTTP answer (" + describe(e) + ")", 0);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IssuerException("interrupted", IssuerException.Kind.UNREACHABLE);
         }
     }
 
@@ -110,49 +133,52 @@ final class VaultHttp {
      * secret, which the caller parses without making it a String and then wipes.
      */
     byte[] callRaw(String what, String method, String path, String token, Map<String, Object> body) throws IssuerException {
-        HttpRequest.Builder r = HttpRequest.newBuilder(URI.create(base + path)).timeout(config.timeout())
-                .header("Accept", "application/json");
-        if (token != null) {
-            r.header("X-Vault-Token", token);
-        }
-        if (!config.namespace().isEmpty()) {
-            r.header("X-Vault-Namespace", config.namespace());
-        }
         try {
-            if (body == null) {
-                r.method(method, HttpRequest.BodyPublishers.noBody());
-            } else {
-                r.header("Content-Type", "application/json");
-                r.method(method, HttpRequest.BodyPublishers.ofByteArray(JSON.writeValueAsBytes(body)));
+            HttpURLConnection c = open(method, path, config.timeout());
+            c.setRequestProperty("Accept", "application/json");
+            if (token != null) {
+                c.setRequestProperty("X-Vault-Token", token);
             }
-            HttpResponse<byte[]> resp = http.send(r.build(), HttpResponse.BodyHandlers.ofByteArray());
-            int status = resp.statusCode();
+            if (!config.namespace().isEmpty()) {
+                c.setRequestProperty("X-Vault-Namespace", config.namespace());
+            }
+            if (body != null) {
+                byte[] out = JSON.writeValueAsBytes(body);
+                c.setRequestProperty("Content-Type", "application/json");
+                c.setDoOutput(true);
+                c.setFixedLengthStreamingMode(out.length);
+                try (OutputStream o = c.getOutputStream()) {
+                    o.write(out);
+                }
+            } else if (!method.equals("GET")) {
+                // A bodiless PUT or POST still says so (Content-Length: 0), as Vault's own clients do.
+                c.setDoOutput(true);
+                c.setFixedLengthStreamingMode(0);
+                c.getOutputStream().close();
+            }
+            int status = c.getResponseCode();
+            byte[] answer = body(c, status);
             if (status == 204) {
                 return null;
             }
             if (status == 200) {
-                return resp.body();
+                return answer;
             }
             JsonNode json;
             try {
-                json = resp.body().length == 0 ? JSON.createObjectNode() : JSON.readTree(resp.body());
+                json = answer.length == 0 ? JSON.createObjectNode() : JSON.readTree(answer);
             } catch (IOException e) {
                 throw new IssuerException(what + " failed: HTTP " + status + ": malformed JSON answer",
                         IssuerException.Kind.SERVER_ERROR, true, status);
             }
-            {
-                StringBuilder errors = new StringBuilder();
-                json.path("errors").forEach(x -> errors.append(errors.length() == 0 ? "" : "; ").append(x.asText()));
-                throw IssuerException.http(what + " failed: HTTP " + status + (errors.length() == 0 ? ""
-                        : ": " + SecretText.clean(errors.toString().replaceAll("\\s+", " ").trim())), status);
-            }
-        } catch (HttpTimeoutException e) {
+            StringBuilder errors = new StringBuilder();
+            json.path("errors").forEach(x -> errors.append(errors.length() == 0 ? "" : "; ").append(x.asText()));
+            throw IssuerException.http(what + " failed: HTTP " + status + (errors.length() == 0 ? ""
+                    : ": " + SecretText.clean(errors.toString().replaceAll("\\s+", " ").trim())), status);
+        } catch (SocketTimeoutException e) {
             throw IssuerException.http(what + " failed: no HTTP answer within " + config.timeout().toMillis() + " ms", 0);
         } catch (IOException e) {
             throw IssuerException.http(what + " failed: no HTTP answer (" + describe(e) + ")", 0);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IssuerException(what + " interrupted", IssuerException.Kind.UNREACHABLE);
         }
     }
 }
