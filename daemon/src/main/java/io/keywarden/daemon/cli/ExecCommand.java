@@ -135,14 +135,22 @@ final class ExecCommand implements Callable<Integer> {
         String seen = readExpiry(expiresAt);
         Process child = start(var, secret, apiKey);
         Arrays.fill(secret, (byte) 0);
-        Process[] current = {child};
-        // A stop asked of this process reaches the command; this process exits with its code.
+        java.util.concurrent.atomic.AtomicReference<Process> current = new java.util.concurrent.atomic.AtomicReference<>(child);
+        java.util.concurrent.atomic.AtomicInteger stop = new java.util.concurrent.atomic.AtomicInteger();
+        // A stop asked of this process reaches the command; this process exits with its code. Noted
+        // first, so that a restart under way when it comes passes it on to the command it starts.
         for (String name : new String[] {"TERM", "INT", "HUP"}) {
-            sun.misc.Signal.handle(new sun.misc.Signal(name), s -> LibC.kill((int) current[0].pid(), s.getNumber()));
+            sun.misc.Signal.handle(new sun.misc.Signal(name), s -> {
+                stop.compareAndSet(0, s.getNumber());
+                LibC.kill((int) current.get().pid(), s.getNumber());
+            });
         }
         while (true) {
-            if (current[0].waitFor(pollEvery.toMillis(), TimeUnit.MILLISECONDS)) {
-                return current[0].exitValue();   // 128+N for a command killed by signal N, as a shell says
+            if (current.get().waitFor(pollEvery.toMillis(), TimeUnit.MILLISECONDS)) {
+                return current.get().exitValue();   // 128+N for a command killed by signal N, as a shell says
+            }
+            if (stop.get() != 0) {
+                continue;   // stopping: no rotation, wait for the command to end
             }
             String now;
             try {
@@ -168,18 +176,28 @@ final class ExecCommand implements Callable<Integer> {
             switch (rotation.action()) {
                 case "none" -> err.println("keywarden exec: " + key + " rotated (expires " + now + ")");
                 case "signal" -> {
-                    LibC.kill((int) current[0].pid(), rotation.signal());
+                    LibC.kill((int) current.get().pid(), rotation.signal());
                     err.println("keywarden exec: " + key + " rotated (expires " + now + "); signalled pid "
-                            + current[0].pid());
+                            + current.get().pid());
                 }
                 default -> {
-                    current[0].destroy();
-                    if (!current[0].waitFor(graceTime.toMillis(), TimeUnit.MILLISECONDS)) {
-                        current[0].destroyForcibly().waitFor();
+                    Process old = current.get();
+                    old.destroy();
+                    if (!old.waitFor(graceTime.toMillis(), TimeUnit.MILLISECONDS)) {
+                        old.destroyForcibly().waitFor();
                     }
-                    current[0] = start(var, fresh, apiKey);
+                    if (stop.get() != 0) {
+                        Arrays.fill(fresh, (byte) 0);
+                        return old.exitValue();   // a stop came during the restart: no new command
+                    }
+                    Process next = start(var, fresh, apiKey);
+                    current.set(next);
+                    int asked = stop.get();
+                    if (asked != 0) {
+                        LibC.kill((int) next.pid(), asked);   // it came while the command was starting
+                    }
                     err.println("keywarden exec: " + key + " rotated (expires " + now + "); restarted the command as pid "
-                            + current[0].pid());
+                            + next.pid());
                 }
             }
             Arrays.fill(fresh, (byte) 0);

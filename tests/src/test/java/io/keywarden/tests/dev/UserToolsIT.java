@@ -123,8 +123,10 @@ class UserToolsIT {
         }
         // A stop reaches the command: nothing of it is left.
         assertEquals(143, p.exitValue(), log());
-        Await.until(Duration.ofSeconds(10), () -> Proc.run("pgrep", "-f", "sleep 300").code() != 0,
-                () -> "the command outlived exec");
+        // A sleep of uid 1001 (by name: the script's text, "sleep 300", is in other command lines too).
+        Await.until(Duration.ofSeconds(10), () -> Proc.run("pgrep", "-u", "1001", "-x", "sleep").code() != 0,
+                () -> "the command outlived exec: " + Proc.run("ps", "-o", "pid,ppid,etimes,args", "-u", "1001").out()
+                        + "\n" + log());
     }
 
     @Test
@@ -141,6 +143,34 @@ class UserToolsIT {
             p.destroy();
             p.waitFor(30, TimeUnit.SECONDS);
         }
+    }
+
+    /**
+     * A stop that comes while a rotation restarts the command (the old one still ending) starts no
+     * new command: exec ends, and nothing of uid 1001 is left running.
+     */
+    @Test
+    void aStopDuringARestartStartsNoNewCommand() throws Exception {
+        Path out = base.resolve("out");
+        // The command takes 3 s to end on TERM, and says when it was asked.
+        String script = "trap 'echo term >> " + out.resolve("events") + "; sleep 3; exit 0' TERM; echo start >> "
+                + out.resolve("events") + "; while :; do sleep 1; done";
+        Process p = exec("--grace", "20s", "--", "sh", "-c", script);
+        try {
+            // The first rotation asks the command to end: stop exec while that command is still ending.
+            Await.until(Duration.ofSeconds(60), () -> lines("events").contains("term"),
+                    () -> "events: " + lines("events") + "\n" + log());
+            assertEquals(0, Proc.run("kill", "-TERM", Long.toString(p.pid())).code());
+            assertTrue(p.waitFor(30, TimeUnit.SECONDS), "exec ends: " + log());
+        } finally {
+            p.destroyForcibly();
+        }
+        // The ending command was asked again by the stop (a second "term"); no new one started.
+        assertEquals(1, lines("events").stream().filter("start"::equals).count(), "no second command was started: "
+                + lines("events") + "\n" + log());
+        Await.until(Duration.ofSeconds(10), () -> Proc.run("pgrep", "-u", "1001", "-x", "sleep").code() != 0
+                        && Proc.run("pgrep", "-u", "1001", "-x", "sh").code() != 0,
+                () -> "left running: " + Proc.run("ps", "-o", "pid,ppid,etimes,args", "-u", "1001").out());
     }
 
     @Test
