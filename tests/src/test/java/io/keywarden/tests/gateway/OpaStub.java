@@ -49,7 +49,7 @@ final class OpaStub implements AutoCloseable {
             case "noissue" -> !"issue".equals(in.path("action").asText());
             case "slowpoke" -> {
                 try {
-                    Thread.sleep(2000);
+                    Thread.sleep(2000);  // OPA slower than the hook's timeout: the bound is the point
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                 }
