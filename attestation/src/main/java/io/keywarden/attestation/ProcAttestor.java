@@ -1,10 +1,13 @@
 package io.keywarden.attestation;
 
+import com.sun.jna.Memory;
 import io.keywarden.linux.FileIdentity;
+import io.keywarden.linux.LibC;
+import io.keywarden.linux.Pidfd;
 import io.keywarden.linux.ProcFiles;
-import java.util.Map;
+import java.nio.charset.StandardCharsets;
 import java.util.Optional;
-import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 
 /**
  * Attests a process from /proc: thread id to process (Tgid), effective uid and gid, tracer,
@@ -12,30 +15,122 @@ import java.util.concurrent.ConcurrentHashMap;
  * refers to), cgroup (container, pod), start time. Knows nothing of policies.
  *
  * <p>Repeated opens by one thread are served from a cache, revalidated on every call by the
- * thread's start time (a reused tid differs), the executable's identity (an execve of anything
+ * thread's identity (a descriptor for that thread, {@link Pidfd}, where the kernel has them, else
+ * its start time: a reused tid differs), the executable's identity (an execve of anything
  * else, or a rewrite of the same file, changes it), the uid and gid the kernel reported for the
  * request (a setuid changes them) and the tracer (a process traced now is attested afresh, and
  * refused by its provider), or, for {@link #attestIgnoringTracer}, by the caller where it matters.
  */
-public final class ProcAttestor {
-    private static final int MAX_CACHED = 16_384;
+public final class ProcAttestor implements AutoCloseable {
+    /** Direct-mapped by thread id (tids are handed out in sequence); a collision attests afresh. */
+    private static final int SLOTS = 4096;
 
-    private record Cached(long threadStart, FileIdentity exeFile, ProcessInfo process) {
+    /**
+     * One attested thread. With {@code pidfd} (the real /proc on Linux 6.9 and later) the thread is
+     * known to be the same one while that descriptor's thread lives: one system call instead of
+     * reading its start time. The descriptor is closed when the entry leaves the table; a reader
+     * that still holds the entry then finds it closed and attests afresh (never a reused number).
+     */
+    private static final class Cached {
+        final int tid;
+        final long threadStart;
+        final FileIdentity exeFile;
+        final ProcessInfo process;
+        private int pidfd;
+
+        Cached(int tid, long threadStart, FileIdentity exeFile, ProcessInfo process, int pidfd) {
+            this.tid = tid;
+            this.threadStart = threadStart;
+            this.exeFile = exeFile;
+            this.process = process;
+            this.pidfd = pidfd;
+        }
+
+        boolean hasPidfd() {
+            return pidfd != -1;
+        }
+
+        synchronized boolean threadAlive() {
+            return pidfd >= 0 && Pidfd.alive(pidfd);
+        }
+
+        synchronized void close() {
+            if (pidfd >= 0) {
+                LibC.close(pidfd);
+            }
+            pidfd = -2;
+        }
+    }
+
+    /** A thread's own native buffers for {@code statx(PROC/PID/exe)}: no string or structure per open. */
+    private static final class ExeProbe {
+        final Memory path;
+        final Memory stat = new Memory(256);
+        final int prefix;
+
+        ExeProbe(byte[] procSlash) {
+            path = new Memory(procSlash.length + 16);
+            path.write(0, procSlash, 0, procSlash.length);
+            prefix = procSlash.length;
+        }
+
+        /** True when PROC/{@code pid}/exe is still the file {@code expected} names. */
+        boolean unchanged(int pid, FileIdentity expected) {
+            int at = prefix;
+            int digits = 1;
+            for (int v = pid; v >= 10; v /= 10) {
+                digits++;
+            }
+            for (int i = digits - 1, v = pid; i >= 0; i--, v /= 10) {
+                path.setByte(at + i, (byte) ('0' + v % 10));
+            }
+            at += digits;
+            path.setByte(at++, (byte) '/');
+            path.setByte(at++, (byte) 'e');
+            path.setByte(at++, (byte) 'x');
+            path.setByte(at++, (byte) 'e');
+            path.setByte(at, (byte) 0);
+            return LibC.statx(LibC.AT_FDCWD, path, 0, LibC.STATX_BASIC_STATS, stat) == 0 && expected.matches(stat);
+        }
     }
 
     private final String proc;
     private final ExeDigests digests;
     private final CgroupFs cgroups;
-    private final Map<Integer, Cached> cache = new ConcurrentHashMap<>();
+    private final AtomicReferenceArray<Cached> cache = new AtomicReferenceArray<>(SLOTS);
+    private final boolean pidfds;
+    private final ThreadLocal<ExeProbe> probes;
 
     public ProcAttestor(String proc, ExeDigests digests, CgroupFs cgroups) {
+        // Descriptors name threads of the kernel's own /proc; a test's fake tree has none.
+        this(proc, digests, cgroups, proc.equals("/proc") && Pidfd.threadsSupported());
+    }
+
+    private ProcAttestor(String proc, ExeDigests digests, CgroupFs cgroups, boolean pidfds) {
         this.proc = proc;
         this.digests = digests;
         this.cgroups = cgroups;
+        this.pidfds = pidfds;
+        byte[] procSlash = (proc + "/").getBytes(StandardCharsets.UTF_8);
+        this.probes = ThreadLocal.withInitial(() -> new ExeProbe(procSlash));
     }
 
     public static ProcAttestor system() {
         return new ProcAttestor("/proc", new ExeDigests(), CgroupFs.system());
+    }
+
+    /**
+     * The real /proc with thread descriptors ({@code true}: only where the kernel has them) or
+     * with start times alone ({@code false}: what kernels before 6.9 get), to compare the two.
+     */
+    public static ProcAttestor system(boolean threadDescriptors) {
+        return new ProcAttestor("/proc", new ExeDigests(), CgroupFs.system(),
+                threadDescriptors && Pidfd.threadsSupported());
+    }
+
+    /** True when cached threads are recognised by a descriptor of their own rather than a start time. */
+    public boolean usesThreadDescriptors() {
+        return pidfds;
     }
 
     /** Attests the process that thread {@code tid} belongs to, without the cache. */
@@ -90,28 +185,55 @@ public final class ProcAttestor {
     }
 
     private ProcessInfo attest(int tid, int uid, int gid, boolean tracer) throws ProcessGoneException {
-        long threadStart = startTime(tid);
-        Cached c = cache.get(tid);
-        if (c != null && c.threadStart == threadStart && c.process.uid() == uid && c.process.gid() == gid
-                && (!tracer || untraced(tid, c.process.pid()))) {
-            Optional<FileIdentity> exe = FileIdentity.of(proc + "/" + c.process.pid() + "/exe");
-            if (exe.isPresent() && exe.get().equals(c.exeFile)) {
-                return c.process;
+        if (tid <= 0) {
+            throw new ProcessGoneException(tid, "is not a process id");
+        }
+        int slot = tid & (SLOTS - 1);
+        Cached c = cache.get(slot);
+        if (c != null && c.tid == tid && c.process.uid() == uid && c.process.gid() == gid && sameThread(c, tid)
+                && (!tracer || untraced(tid, c.process.pid())) && probes.get().unchanged(c.process.pid(), c.exeFile)) {
+            return c.process;
+        }
+        // The descriptor first: whatever is read below while it still names a live thread was
+        // read from that thread (its number cannot have moved to another meanwhile).
+        int fd = pidfds ? Pidfd.openThread(tid) : -1;
+        try {
+            long threadStart = startTime(tid);
+            ProcessInfo p = attest(tid);
+            if (startTime(tid) != threadStart || (fd >= 0 && !Pidfd.alive(fd))) {
+                throw new ProcessGoneException(tid, "was replaced while being attested");
+            }
+            if (p.exeFile().isPresent() && p.tracerPid() == 0 && p.uid() == uid && p.gid() == gid) {
+                Cached old = cache.getAndSet(slot, new Cached(tid, threadStart, p.exeFile().get(), p, fd));
+                fd = -1;
+                if (old != null) {
+                    old.close();
+                }
+            } else if (c != null && c.tid == tid && cache.compareAndSet(slot, c, null)) {
+                c.close();
+            }
+            return p;
+        } finally {
+            if (fd >= 0) {
+                LibC.close(fd);
             }
         }
-        ProcessInfo p = attest(tid);
-        if (startTime(tid) != threadStart) {
-            throw new ProcessGoneException(tid, "was replaced while being attested");
+    }
+
+    /** The cached entry's thread is the one asking now: by its descriptor, else by its start time. */
+    private boolean sameThread(Cached c, int tid) throws ProcessGoneException {
+        return c.hasPidfd() ? c.threadAlive() : startTime(tid) == c.threadStart;
+    }
+
+    /** Closes the descriptors the cache holds; attesting afterwards still works, uncached ones reopen. */
+    @Override
+    public void close() {
+        for (int i = 0; i < SLOTS; i++) {
+            Cached c = cache.getAndSet(i, null);
+            if (c != null) {
+                c.close();
+            }
         }
-        if (cache.size() >= MAX_CACHED) {
-            cache.clear();
-        }
-        if (p.exeFile().isPresent() && p.tracerPid() == 0 && p.uid() == uid && p.gid() == gid) {
-            cache.put(tid, new Cached(threadStart, p.exeFile().get(), p));
-        } else {
-            cache.remove(tid);
-        }
-        return p;
     }
 
     private boolean untraced(int tid, int tgid) {

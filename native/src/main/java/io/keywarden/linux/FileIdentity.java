@@ -1,6 +1,7 @@
 package io.keywarden.linux;
 
 import com.sun.jna.Memory;
+import com.sun.jna.Pointer;
 import java.util.Optional;
 
 /**
@@ -32,8 +33,19 @@ public record FileIdentity(long dev, long ino, long size, long mtimeNanos, long 
         return Optional.of(decode(b));
     }
 
+    /**
+     * True when the struct statx in {@code b} describes this identity (all of its fields equal):
+     * the comparison of {@link #equals} read straight from native memory, allocating nothing.
+     */
+    public boolean matches(Pointer b) {
+        return b.getLong(32) == ino && b.getLong(40) == size && (b.getShort(28) & 0xffff) == mode && b.getInt(20) == uid
+                && b.getLong(96) * 1_000_000_000L + (b.getInt(104) & 0xffffffffL) == ctimeNanos
+                && b.getLong(112) * 1_000_000_000L + (b.getInt(120) & 0xffffffffL) == mtimeNanos
+                && (((b.getInt(136) & 0xffffffffL) << 32) | (b.getInt(140) & 0xffffffffL)) == dev;
+    }
+
     /** Decodes a struct statx (include/uapi/linux/stat.h). */
-    static FileIdentity decode(Memory b) {
+    static FileIdentity decode(Pointer b) {
         int uid = b.getInt(20);
         int mode = b.getShort(28) & 0xffff;
         long ino = b.getLong(32);

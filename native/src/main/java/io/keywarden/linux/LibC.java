@@ -82,6 +82,15 @@ public final class LibC {
     /** {@code buf} is a 256-byte struct statx (the same layout on every architecture). */
     public static native int statx(int dirfd, String path, int flags, int mask, Pointer buf);
 
+    /** statx(2) with a NUL-terminated path in native memory (no Java string per call). */
+    public static native int statx(int dirfd, Pointer path, int flags, int mask, Pointer buf);
+
+    /**
+     * syscall(2) for the calls glibc has no wrapper for everywhere (pidfd_open, pidfd_send_signal):
+     * integer arguments only, unused ones 0. Returns -1 and sets errno on failure.
+     */
+    public static native long syscall(long number, long a1, long a2, long a3, long a4);
+
     public static native int prctl(int option, long arg2, long arg3, long arg4, long arg5);
 
     /** {@code rlim} is a struct rlimit: {soft, hard}. */

@@ -54,6 +54,13 @@ class AttestationBench {
             System.out.println("uncached (/proc, no digest):       " + measure(5000, () -> warm.attest(pid)));
             System.out.println("warm  (per-thread cache, per open): " + measure(20000, () -> warm.attest(pid, 1001, 1001)));
             System.out.println("warm, tracer not read (uid only):   " + measure(20000,
+                    () -> warm.attestIgnoringTracer(pid, 1001, 1001)) + "   (thread descriptors: "
+                    + warm.usesThreadDescriptors() + ")");
+            try (ProcAttestor byStart = ProcAttestor.system(false)) {
+                System.out.println("warm, tracer not read, start time:  " + measure(20000,
+                        () -> byStart.attestIgnoringTracer(pid, 1001, 1001)));
+            }
+            System.out.println("warm, tracer not read (again):      " + measure(20000,
                     () -> warm.attestIgnoringTracer(pid, 1001, 1001)));
             System.out.println("SPIRE FetchJWTSVIDs round trip:    " + measure(2000, () -> client.fetchJwtSvids(pid, List.of("vault"))));
             Path big = Path.of(System.getProperty("java.home"), "lib", "modules");

@@ -1,0 +1,118 @@
+package io.keywarden.tests.enforcement;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.keywarden.attestation.ProcAttestor;
+import io.keywarden.attestation.ProcessInfo;
+import io.keywarden.linux.Pidfd;
+import io.keywarden.testkit.Await;
+import io.keywarden.tests.support.Proc;
+import io.keywarden.tests.support.Requirements;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.io.Writer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Optional;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * The attestation cache against what a workload's own uid can do to it, on the real /proc: a
+ * process that ends and whose pid goes to another process of the same uid running the same
+ * binary (the pid-reuse lottery, won on purpose through {@code ns_last_pid}), and a process that
+ * execs another program. Each time the cache must attest afresh, both with thread descriptors
+ * (pidfds, how the daemon runs on Linux 6.9 and later) and with start times alone.
+ */
+class AttestationCacheIT {
+    static final String PLACE = """
+            import os, sys
+            target, uid = int(sys.argv[1]), int(sys.argv[2])
+            for attempt in range(500):
+                with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+                    f.write(str(target - 1))
+                pid = os.fork()
+                if pid == 0:
+                    if os.getpid() != target:
+                        os._exit(3)
+                    os.setgroups([]); os.setgid(uid); os.setuid(uid)
+                    null = os.open("/dev/null", os.O_RDWR)
+                    for fd in (0, 1, 2):
+                        os.dup2(null, fd)
+                    os.execv("/bin/sleep", ["sleep", "60"])
+                if pid == target:
+                    print(pid, attempt + 1)
+                    sys.exit(0)
+                os.waitpid(pid, 0)
+            print("missed")
+            sys.exit(1)
+            """;
+
+    @ParameterizedTest(name = "thread descriptors {0}")
+    @ValueSource(booleans = {true, false})
+    void aPidGivenToAnotherProcessOfTheSameUidAndBinaryIsAttestedAfresh(boolean descriptors) throws Exception {
+        Requirements.root();
+        if (descriptors) {
+            assertTrue(Pidfd.threadsSupported(), "this kernel (6.9 or later expected here) has no thread pidfds");
+        }
+        Process victim = new ProcessBuilder("setpriv", "--reuid=1001", "--regid=1001", "--clear-groups",
+                "/bin/sleep", "60").start();
+        int pid = (int) victim.pid();
+        Optional<ProcessHandle> placed = Optional.empty();
+        try (ProcAttestor attestor = ProcAttestor.system(descriptors)) {
+            assertEquals(descriptors, attestor.usesThreadDescriptors());
+            Await.until(Duration.ofSeconds(10), () -> Files.readSymbolicLink(Path.of("/proc/" + pid + "/exe"))
+                    .toString().endsWith("sleep"), () -> "the victim never ran sleep");
+            ProcessInfo first = attestor.attestIgnoringTracer(pid, 1001, 1001);
+            assertSame(first, attestor.attestIgnoringTracer(pid, 1001, 1001), "a second open is served from the cache");
+            victim.destroyForcibly();
+            victim.waitFor();
+            Proc.Result r = Proc.run("/usr/bin/python3", "-c", PLACE, Integer.toString(pid), "1001");
+            assertTrue(r.ok(), "could not give pid " + pid + " to another process of uid 1001: " + r.out() + r.err());
+            placed = ProcessHandle.of(pid);
+            Await.until(Duration.ofSeconds(10), () -> Files.readSymbolicLink(Path.of("/proc/" + pid + "/exe"))
+                    .toString().endsWith("sleep"), () -> "the new process never ran sleep");
+            ProcessInfo second = attestor.attestIgnoringTracer(pid, 1001, 1001);
+            assertNotSame(first, second, "the cache served the ended process's attestation to the new one");
+            assertNotEquals(first.startTime(), second.startTime());
+            assertSame(second, attestor.attestIgnoringTracer(pid, 1001, 1001), "the new process is cached in turn");
+        } finally {
+            victim.destroyForcibly();
+            placed.ifPresent(ProcessHandle::destroyForcibly);
+        }
+    }
+
+    @ParameterizedTest(name = "thread descriptors {0}")
+    @ValueSource(booleans = {true, false})
+    void aProcessThatExecsAnotherProgramIsAttestedAfresh(boolean descriptors) throws Exception {
+        Requirements.root();
+        Process p = new ProcessBuilder("setpriv", "--reuid=1001", "--regid=1001", "--clear-groups", "/usr/bin/python3", "-c",
+                "import os, sys\nprint('ready', flush=True)\nsys.stdin.readline()\nos.execv('/bin/sleep', ['sleep', '60'])")
+                .directory(new java.io.File("/")).redirectErrorStream(true).start();
+        int pid = (int) p.pid();
+        try (ProcAttestor attestor = ProcAttestor.system(descriptors);
+             BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+             Writer in = new java.io.OutputStreamWriter(p.getOutputStream(), StandardCharsets.UTF_8)) {
+            assertEquals("ready", out.readLine());
+            ProcessInfo before = attestor.attestIgnoringTracer(pid, 1001, 1001);
+            assertTrue(before.exe().orElseThrow().contains("python"), before.exe().toString());
+            assertSame(before, attestor.attestIgnoringTracer(pid, 1001, 1001));
+            in.write("go\n");
+            in.flush();
+            Await.until(Duration.ofSeconds(10), () -> Files.readSymbolicLink(Path.of("/proc/" + pid + "/exe"))
+                    .toString().endsWith("sleep"), () -> "the process never exec'd sleep");
+            ProcessInfo after = attestor.attestIgnoringTracer(pid, 1001, 1001);
+            assertNotSame(before, after);
+            assertTrue(after.exe().orElseThrow().endsWith("sleep"), after.exe().toString());
+            assertEquals(before.startTime(), after.startTime(), "an exec keeps the process (and its start time)");
+        } finally {
+            p.destroyForcibly();
+        }
+    }
+}
