@@ -38,8 +38,10 @@ class DeliveryBench {
         keys.set("alice", "openai", issued);
         // KeyFS's clock: moved on to take a key past its first seconds (direct I/O) into the page cache.
         io.keywarden.testkit.ManualClock clock = new io.keywarden.testkit.ManualClock(Instant.now());
-        KeyFs fs = TestKeyFs.of(policy, keys,
-                AccessListener.NONE, clock, Duration.ofSeconds(5));
+        // -Dbench.threadDescriptors=false: attestation recognises cached threads by start time (kernels before 6.9).
+        boolean descriptors = Boolean.parseBoolean(System.getProperty("bench.threadDescriptors", "true"));
+        KeyFs fs = TestKeyFs.of(policy, keys, AccessListener.NONE, clock, Duration.ofSeconds(5),
+                io.keywarden.attestation.ProcAttestor.system(descriptors));
         Path mnt = Files.createTempDirectory("kw-bench-fuse-");
         Path tmp = Files.createTempDirectory("kw-bench-tmpfs-");
         FuseSession.Options opts = FuseSession.Options.defaults("keywarden");
@@ -53,7 +55,8 @@ class DeliveryBench {
             Path fuseFile = mnt.resolve("openai/api_key");
             Path tmpfsFile = tmp.resolve("alice/openai/api_key");
             System.out.println("== KeyFS vs tmpfs: open+read-to-EOF+close of a " + LENGTH + "-byte key, reader uid 1001, "
-                    + (Boolean.getBoolean("bench.pinServer") ? "FUSE workers pinned to cpu 0" : "FUSE workers unpinned") + " ==");
+                    + (Boolean.getBoolean("bench.pinServer") ? "FUSE workers pinned to cpu 0" : "FUSE workers unpinned")
+                    + ", cached threads known by " + (descriptors ? "a pidfd" : "start time") + " ==");
             System.out.printf("%-34s %10s %10s %8s %8s%n", "setup", "median µs", "p99 µs", "errors", "bad");
             for (int threads : new int[] {1, 8}) {
                 for (String cpus : new String[] {null, System.getProperty("bench.readerCpu", "1")}) {

@@ -28,6 +28,13 @@ public final class TestKeyFs {
         return new KeyFs(decider(policy, keys, listener, clock, issueTimeout), clock);
     }
 
+    /** With this attestor's /proc reading (a benchmark compares thread descriptors with start times). */
+    public static KeyFs of(Policy policy, KeySource keys, AccessListener listener, Clock clock, Duration issueTimeout,
+                           ProcAttestor proc) {
+        return new KeyFs(new AccessDecider(() -> policy, new SelectorAttestor(proc, () -> policy), keys, listener,
+                clock, issueTimeout, TIMER, TIMER), clock);
+    }
+
     public static AccessDecider decider(Policy policy, KeySource keys, AccessListener listener, Clock clock,
                                         Duration issueTimeout) {
         return new AccessDecider(() -> policy, new SelectorAttestor(ProcAttestor.system(), () -> policy), keys, listener,
