@@ -22,6 +22,8 @@ public final class ProcessInfo implements ProcessFacts {
     private final CgroupInfo cgroup;
     private final Supplier<Optional<String>> digest;
     private volatile Optional<String> sha256;
+    /** What an attestor concluded about this process under one policy (see {@link SelectorAttestor}). */
+    private volatile Object conclusion;
 
     public ProcessInfo(int pid, long startTime, int uid, int gid, int tracerPid, Optional<String> exe,
                        Optional<FileIdentity> exeFile, CgroupInfo cgroup, Supplier<Optional<String>> digest) {
@@ -106,5 +108,13 @@ public final class ProcessInfo implements ProcessFacts {
     @Override
     public String toString() {
         return "pid " + pid + " uid " + Integer.toUnsignedString(uid) + " exe " + exe.orElse("?");
+    }
+
+    Object conclusion() {
+        return conclusion;
+    }
+
+    void conclusion(Object c) {
+        conclusion = c;
     }
 }

@@ -19,6 +19,14 @@ public final class SelectorAttestor implements WorkloadAttestor {
         this.policy = policy;
     }
 
+    /**
+     * The policy's answer for one process, kept on it while that policy is the one in force: the
+     * process's facts do not change while it is cached (a change attests a new one), so a repeated
+     * open allocates nothing. The tracer is still read on every open where it matters.
+     */
+    private record Conclusion(Policy policy, Attestation answer) {
+    }
+
     @Override
     public Attestation attest(int tid, int uid, int gid) {
         ProcessInfo p;
@@ -27,21 +35,31 @@ public final class SelectorAttestor implements WorkloadAttestor {
         } catch (ProcessGoneException e) {
             return new Attestation.Unidentified(null, e.getMessage());
         }
-        WorkloadMatch m = policy.get().match(p);
-        if (m instanceof WorkloadMatch.Matched w) {
-            // A trace could make a permitted process open for another: refused where the workload
-            // is told apart from other processes of its uid (read now, not from the cache).
-            if (w.workload().refusesTraced()) {
-                int tracer;
-                try {
-                    tracer = p.tracerPid() != 0 ? p.tracerPid() : proc.tracerNow(tid, p.pid());
-                } catch (ProcessGoneException e) {
-                    return new Attestation.Unidentified(p, e.getMessage());
-                }
-                if (tracer != 0) {
-                    return new Attestation.Unidentified(p, "being traced by pid " + tracer + " (ptrace): refused");
-                }
+        Policy now = policy.get();
+        Attestation answer = p.conclusion() instanceof Conclusion c && c.policy() == now ? c.answer() : null;
+        if (answer == null) {
+            answer = conclude(now, p);
+            p.conclusion(new Conclusion(now, answer));
+        }
+        // A trace could make a permitted process open for another: refused where the workload
+        // is told apart from other processes of its uid (read now, not from the cache).
+        if (answer instanceof Attestation.Identified w && w.workload().refusesTraced()) {
+            int tracer;
+            try {
+                tracer = p.tracerPid() != 0 ? p.tracerPid() : proc.tracerNow(tid, p.pid());
+            } catch (ProcessGoneException e) {
+                return new Attestation.Unidentified(p, e.getMessage());
             }
+            if (tracer != 0) {
+                return new Attestation.Unidentified(p, "being traced by pid " + tracer + " (ptrace): refused");
+            }
+        }
+        return answer;
+    }
+
+    private static Attestation conclude(Policy policy, ProcessInfo p) {
+        WorkloadMatch m = policy.match(p);
+        if (m instanceof WorkloadMatch.Matched w) {
             return new Attestation.Identified(p, w.workload(), w.workload().spiffeId());
         }
         if (m instanceof WorkloadMatch.Ambiguous a) {
