@@ -67,35 +67,47 @@ public final class FuseSession implements AutoCloseable {
      * goes away while the session was not closing (an outside umount, an abort).
      */
     public record Options(String fsName, int workers, boolean allowOther, int[] workerCpus, int requestTimeoutSeconds,
-                          java.util.function.Consumer<String> onLost) {
+                          java.util.function.Consumer<String> onLost, boolean ioUring) {
         public static Options defaults(String fsName) {
             return new Options(fsName, Math.max(4, Runtime.getRuntime().availableProcessors() * 2), true, new int[0], 0,
-                    why -> { });
+                    why -> { }, true);
         }
 
         /** Pins the workers to these CPUs (fewer hand-offs between cores on small VMs). */
         public Options pinnedTo(int... cpus) {
-            return new Options(fsName, workers, allowOther, cpus.clone(), requestTimeoutSeconds, onLost);
+            return new Options(fsName, workers, allowOther, cpus.clone(), requestTimeoutSeconds, onLost, ioUring);
         }
 
         public Options withWorkers(int n) {
             if (n < 1) {
                 throw new IllegalArgumentException("FUSE workers must be at least 1, not " + n);
             }
-            return new Options(fsName, n, allowOther, workerCpus, requestTimeoutSeconds, onLost);
+            return new Options(fsName, n, allowOther, workerCpus, requestTimeoutSeconds, onLost, ioUring);
         }
 
         public Options withRequestTimeout(int seconds) {
             if (seconds < 0 || seconds > 65535) {
                 throw new IllegalArgumentException("FUSE request timeout must be 0..65535 s, not " + seconds);
             }
-            return new Options(fsName, workers, allowOther, workerCpus, seconds, onLost);
+            return new Options(fsName, workers, allowOther, workerCpus, seconds, onLost, ioUring);
         }
 
         public Options onLost(java.util.function.Consumer<String> listener) {
-            return new Options(fsName, workers, allowOther, workerCpus, requestTimeoutSeconds, listener);
+            return new Options(fsName, workers, allowOther, workerCpus, requestTimeoutSeconds, listener, ioUring);
+        }
+
+        /**
+         * {@code true} (the default): serve over io_uring when the kernel offers it (FUSE 7.42,
+         * {@code enable_uring} set) and rings can be set up here, else /dev/fuse reads;
+         * {@code false}: /dev/fuse reads always.
+         */
+        public Options withIoUring(boolean allowed) {
+            return new Options(fsName, workers, allowOther, workerCpus, requestTimeoutSeconds, onLost, allowed);
         }
     }
+
+    /** Entries per ring: one request each waiting in the kernel for this daemon at a time. */
+    static final int URING_DEPTH = 4;
 
     private final Path mountPoint;
     private final FuseOperations ops;
@@ -110,6 +122,8 @@ public final class FuseSession implements AutoCloseable {
     private volatile int kernelMinor;
 
     private final Options options;
+    /** Set when INIT agreed on io_uring; null while requests come through /dev/fuse reads only. */
+    private volatile FuseUring uring;
     private final java.util.concurrent.atomic.AtomicBoolean lost = new java.util.concurrent.atomic.AtomicBoolean();
     private volatile boolean requestTimeoutAccepted;
 
@@ -193,6 +207,9 @@ public final class FuseSession implements AutoCloseable {
      * reads next. Returns how many requests were still unanswered when {@code max} ran out.
      */
     public int pause(java.time.Duration max) throws InterruptedException {
+        if (uring != null) {
+            throw new IllegalStateException(IO_URING_NO_HANDOVER);
+        }
         paused = true;
         long end = System.nanoTime() + max.toNanos();
         Thread waker = new Thread(() -> {
@@ -211,6 +228,23 @@ public final class FuseSession implements AutoCloseable {
             Thread.sleep(5);
         }
         return pending.size() + (int) workers.stream().filter(Thread::isAlive).count();
+    }
+
+    /** Why a session on io_uring cannot be paused for a successor. */
+    public static final String IO_URING_NO_HANDOVER = "the mount is served over FUSE io_uring, whose registered"
+            + " entries the kernel cannot give to another process (it has no command to take them back): restart"
+            + " the daemon instead of taking over (or set tuning.fuseIoUring: off to keep takeovers)";
+
+    /** True when INIT agreed on io_uring and requests go through the rings (see {@link FuseUring}). */
+    public boolean servesOverIoUring() {
+        FuseUring u = uring;
+        return u != null && u.registered() == u.queues();
+    }
+
+    /** Requests answered through the rings so far (0 without io_uring). */
+    public long ioUringRequests() {
+        FuseUring u = uring;
+        return u == null ? 0 : u.served();
     }
 
     /** Serves again after a {@link #pause} that was not followed by a handover. */
@@ -300,6 +334,11 @@ public final class FuseSession implements AutoCloseable {
 
     private static final ThreadLocal<Boolean> WORKER = ThreadLocal.withInitial(() -> false);
 
+    /** Marks the calling thread as one that answers requests (a ring's thread). */
+    static void markWorker() {
+        WORKER.set(true);
+    }
+
     /** Whether the calling thread is a FUSE worker (which must not wait for the kernel to drop pages). */
     public static boolean onWorker() {
         return WORKER.get();
@@ -374,12 +413,13 @@ public final class FuseSession implements AutoCloseable {
                 return;
             }
             if (n > 0) {
-                dispatch(buf, n);
+                dispatch(buf, n, sink);
             }
         }
     }
 
-    private void dispatch(ByteBuffer buf, int n) {
+    /** Decodes one request of {@code n} bytes and hands it to the operations; its answer goes to {@code to}. */
+    void dispatch(ByteBuffer buf, int n, ReplySink to) {
         FuseRequest req;
         try {
             req = FuseRequest.decode(buf, n);
@@ -387,7 +427,7 @@ public final class FuseSession implements AutoCloseable {
             LOG.log(System.Logger.Level.WARNING, "dropping undecodable request: " + e.getMessage());
             return;
         }
-        FuseReply reply = new FuseReply(sink, req.unique(), req.opcode());
+        FuseReply reply = new FuseReply(to, req.unique(), req.opcode());
         try {
             handle(req, reply);
         } catch (Throwable t) {
@@ -401,6 +441,23 @@ public final class FuseSession implements AutoCloseable {
             if (reply.isDone()) {
                 pending.remove(req.unique());
             }
+        }
+    }
+
+    /**
+     * A ring stopped while the kernel routes requests to it: those would wait forever, so the
+     * connection is aborted (readers get errors) and reported lost, as when /dev/fuse goes away.
+     */
+    void ringLost(String why) {
+        if (closing || !lost.compareAndSet(false, true)) {
+            return;
+        }
+        LOG.log(System.Logger.Level.ERROR, why + "; aborting the FUSE connection of " + mountPoint);
+        abortConnection();
+        try {
+            options.onLost().accept(why);
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.ERROR, "mount-lost listener failed", e);
         }
     }
 
@@ -474,12 +531,29 @@ public final class FuseSession implements AutoCloseable {
                     + " stopped daemon makes readers of " + mountPoint + " wait until it is killed or the mount is aborted");
         }
         requestTimeoutAccepted = timeout;
+        FuseUring rings = null;
+        if (options.ioUring() && in.minor() >= FuseUring.MINOR && (in.flags2() & FuseUring.FUSE_OVER_IO_URING_FLAGS2) != 0) {
+            try {
+                rings = FuseUring.prepare(this, device.fd(), URING_DEPTH, FuseDevice.BUFFER_SIZE);
+            } catch (NativeException | RuntimeException e) {
+                LOG.log(System.Logger.Level.WARNING, "the kernel offers FUSE over io_uring but no ring could be set up here ("
+                        + e.getMessage() + "): requests go through /dev/fuse reads");
+            }
+        }
+        int flags2 = (timeout ? FUSE_REQUEST_TIMEOUT_FLAGS2 : 0) | (rings != null ? FuseUring.FUSE_OVER_IO_URING_FLAGS2 : 0);
+        if (flags2 != 0) {
+            ours |= FUSE_INIT_EXT;
+        }
         FuseStructs.InitOut out = new FuseStructs.InitOut(7, MINOR, 0, ours, (short) 16, (short) 12, FuseDevice.MAX_WRITE,
-                1, (short) 0, (short) 0, timeout ? FUSE_REQUEST_TIMEOUT_FLAGS2 : 0, 0,
-                timeout ? (short) options.requestTimeoutSeconds() : 0);
+                1, (short) 0, (short) 0, flags2, 0, timeout ? (short) options.requestTimeoutSeconds() : 0);
         ByteBuffer b = device.replyBuffer();
         out.encode(b, FuseReply.OUT_HEADER);
         reply.raw(b, FuseStructs.InitOut.SIZE);
+        if (rings != null) {
+            // The kernel holds new requests until every ring has registered its entries.
+            uring = rings;
+            rings.start(mountPoint.getFileName().toString());
+        }
         initialised.countDown();
     }
 
@@ -508,6 +582,10 @@ public final class FuseSession implements AutoCloseable {
                 LOG.log(System.Logger.Level.WARNING, "unmount of " + mountPoint + " failed: " + e.getMessage());
             }
         }
+        FuseUring rings = uring;
+        if (rings != null) {
+            rings.close();
+        }
         for (Thread t : workers) {
             try {
                 t.join(1000);
@@ -516,7 +594,7 @@ public final class FuseSession implements AutoCloseable {
                 break;
             }
         }
-        if (workers.stream().anyMatch(Thread::isAlive)) {
+        if (workers.stream().anyMatch(Thread::isAlive) || (rings != null && rings.threadsAlive())) {
             abortConnection();
         }
         for (FuseReply r : pending.values()) {

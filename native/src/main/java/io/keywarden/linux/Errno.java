@@ -21,10 +21,12 @@ public final class Errno {
     public static final int ERANGE = 34;
     public static final int ENOSYS = 38;
     public static final int ENODATA = 61;
+    public static final int EOPNOTSUPP = 95;
     public static final int ENOTCONN = 107;
     public static final int ECONNREFUSED = 111;
     /** A stale handle: for an open, the kernel looks the path up again once (LOOKUP_REVAL) and retries. */
     public static final int ESTALE = 116;
+    public static final int ECANCELED = 125;
 
     private Errno() {
     }
@@ -53,9 +55,11 @@ public final class Errno {
             case ERANGE -> "ERANGE";
             case ENOSYS -> "ENOSYS";
             case ENODATA -> "ENODATA";
+            case EOPNOTSUPP -> "EOPNOTSUPP";
             case ENOTCONN -> "ENOTCONN";
             case ECONNREFUSED -> "ECONNREFUSED";
             case ESTALE -> "ESTALE";
+            case ECANCELED -> "ECANCELED";
             default -> "errno " + errno;
         };
     }

@@ -91,6 +91,17 @@ public final class LibC {
      */
     public static native long syscall(long number, long a1, long a2, long a3, long a4);
 
+    /** syscall(2) with six integer arguments (io_uring_enter). */
+    public static native long syscall(long number, long a1, long a2, long a3, long a4, long a5, long a6);
+
+    public static final int EFD_CLOEXEC = 02000000;
+    public static final int EFD_NONBLOCK = 04000;
+
+    public static native int eventfd(int initval, int flags);
+
+    public static final int MAP_SHARED = 1;
+    public static final int MAP_POPULATE = 0x8000;
+
     public static native int prctl(int option, long arg2, long arg3, long arg4, long arg5);
 
     /** {@code rlim} is a struct rlimit: {soft, hard}. */

@@ -53,7 +53,7 @@ class FloorBench {
         Path mnt = Files.createTempDirectory("kw-floor-");
         FuseSession.Options defaults = FuseSession.Options.defaults("keywarden");
         int workers = Integer.getInteger("floor.workers", defaults.workers());
-        try (FuseSession s = FuseSession.mount(mnt, ops, new FuseSession.Options("keywarden", workers, true, new int[0], 0, why -> { }))) {
+        try (FuseSession s = FuseSession.mount(mnt, ops, defaults.withWorkers(workers))) {
             Path f = mnt.resolve("f");
             KwRead.run(1001, null, f, 1, 2000, "sk-alice-", content.length);
             KwRead.Stats one = KwRead.run(1001, null, f, 1, 20_000, "sk-alice-", content.length);
