@@ -183,7 +183,8 @@ final class FrontEnds {
         KeyFs[] fs = new KeyFs[1];
         LeaseManager lm = startLeases(issuers, identity, pageCacheOf(fs));
         FuseSession.Options opts = FuseSession.Options.defaults("keywarden")
-                .withRequestTimeout((int) s.delivery().fuseRequestTimeout().toSeconds()).onLost(mountLost::accept);
+                .withRequestTimeout((int) s.delivery().fuseRequestTimeout().toSeconds()).onLost(mountLost::accept)
+                .withIoUring(s.tuning().fuseIoUring());
         if (s.tuning().fuseWorkers() > 0) {
             opts = opts.withWorkers(s.tuning().fuseWorkers());
         }
@@ -203,6 +204,8 @@ final class FrontEnds {
         } else {
             fs[0] = new KeyFs(access(identity), core.clock());
             session = FuseSession.mount(s.delivery().path(), fs[0], opts);
+            LOG.info("KeyFS at {}: requests through {}", s.delivery().path(), session.servesOverIoUring()
+                    ? "FUSE io_uring (a takeover is refused; tuning.fuseIoUring: false keeps takeovers)" : "/dev/fuse reads");
         }
         fuseSession = session;
         KeyFs keyFs = fs[0];

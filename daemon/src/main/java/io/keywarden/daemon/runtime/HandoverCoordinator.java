@@ -83,6 +83,9 @@ final class HandoverCoordinator implements HandoverServer.Daemon {
             throw new HandoverServer.Refused("this daemon serves tmpfs files, not a FUSE mount: stop it, then start"
                     + " the new one");
         }
+        if (session.servesOverIoUring()) {
+            throw new HandoverServer.Refused(FuseSession.IO_URING_NO_HANDOVER);
+        }
         Handing h = new Handing();
         if (!run.beginStop("handing over to pid " + toPid)) {
             throw new HandoverServer.Refused("this daemon is stopping");

@@ -4,15 +4,18 @@ import java.time.Duration;
 
 /**
  * The daemon's tunables ({@code tuning:}), every one with a default that suits a node of a few
- * hundred workloads. {@code fuseWorkers} 0 means two per CPU (at least 4).
+ * hundred workloads. {@code fuseWorkers} 0 means two per CPU (at least 4). {@code fuseIoUring}:
+ * serve KeyFS over FUSE io_uring where the kernel offers it ({@code enable_uring}), which rules out
+ * takeovers ({@code false}: /dev/fuse reads always).
  */
 public record Tuning(int fuseWorkers, int issuerThreads, int attestThreads, Duration openTimeout,
-                     Duration readinessInterval, Duration policyPollInterval, Duration spireTimeout) {
+                     Duration readinessInterval, Duration policyPollInterval, Duration spireTimeout,
+                     boolean fuseIoUring) {
     public static final Tuning DEFAULT = new Tuning(0, 8, 4, Duration.ofSeconds(10), Duration.ofSeconds(10),
-            Duration.ofSeconds(2), Duration.ofSeconds(5));
+            Duration.ofSeconds(2), Duration.ofSeconds(5), true);
 
     public Tuning withOpenTimeout(Duration d) {
         return new Tuning(fuseWorkers, issuerThreads, attestThreads, d, readinessInterval, policyPollInterval,
-                spireTimeout);
+                spireTimeout, fuseIoUring);
     }
 }

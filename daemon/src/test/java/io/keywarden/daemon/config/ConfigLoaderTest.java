@@ -1,6 +1,7 @@
 package io.keywarden.daemon.config;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -227,7 +228,7 @@ class ConfigLoaderTest {
                   bao: {type: vault, address: 'http://127.0.0.1:8200', authMount: auth-x/jwt}
                   bao2: {type: vault, address: 'https://bao.example', audience: other}
                   scratch: {type: dev, ttl: 90s}
-                tuning: {fuseWorkers: 2, openTimeout: 3s}
+                tuning: {fuseWorkers: 2, openTimeout: 3s, fuseIoUring: false}
                 """), Map.of());
         assertEquals(List.of("bao", "bao2", "scratch"), List.copyOf(c.issuers().keySet()));
         io.keywarden.issuer.vault.VaultType.Spec bao = (io.keywarden.issuer.vault.VaultType.Spec) c.issuers().get("bao");
@@ -238,6 +239,8 @@ class ConfigLoaderTest {
         assertEquals(2, c.tuning().fuseWorkers());
         assertEquals(Duration.ofSeconds(3), c.tuning().openTimeout());
         assertEquals(Tuning.DEFAULT.issuerThreads(), c.tuning().issuerThreads());
+        assertFalse(c.tuning().fuseIoUring());
+        assertTrue(Tuning.DEFAULT.fuseIoUring(), "io_uring where the kernel offers it, by default");
         // The older single form: one instance named after its provider.
         Config old = ConfigLoader.load(write("policy: p\nissuer: {provider: vault, vault: {address: 'http://x'}}\n"),
                 Map.of());

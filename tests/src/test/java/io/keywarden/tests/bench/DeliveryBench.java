@@ -48,7 +48,8 @@ class DeliveryBench {
         if (Boolean.getBoolean("bench.pinServer")) {
             opts = opts.pinnedTo(0);
         }
-        try (FuseSession s = FuseSession.mount(mnt, fs, opts);
+        try (io.keywarden.tests.support.FuseUringSwitch uring = io.keywarden.tests.support.FuseUringSwitch.fromProperty();
+             FuseSession s = FuseSession.mount(mnt, fs, opts);
              TmpfsDelivery t = TmpfsDelivery.open(tmp, true)) {
             fs.attach(s);
             t.publish(policy.workload("alice").orElseThrow(), "openai", issued);
@@ -56,7 +57,8 @@ class DeliveryBench {
             Path tmpfsFile = tmp.resolve("alice/openai/api_key");
             System.out.println("== KeyFS vs tmpfs: open+read-to-EOF+close of a " + LENGTH + "-byte key, reader uid 1001, "
                     + (Boolean.getBoolean("bench.pinServer") ? "FUSE workers pinned to cpu 0" : "FUSE workers unpinned")
-                    + ", cached threads known by " + (descriptors ? "a pidfd" : "start time") + " ==");
+                    + ", cached threads known by " + (descriptors ? "a pidfd" : "start time") + ", requests through "
+                    + (s.servesOverIoUring() ? "io_uring" : "/dev/fuse reads") + " ==");
             System.out.printf("%-34s %10s %10s %8s %8s%n", "setup", "median µs", "p99 µs", "errors", "bad");
             for (int threads : new int[] {1, 8}) {
                 for (String cpus : new String[] {null, System.getProperty("bench.readerCpu", "1")}) {

@@ -53,12 +53,14 @@ class FloorBench {
         Path mnt = Files.createTempDirectory("kw-floor-");
         FuseSession.Options defaults = FuseSession.Options.defaults("keywarden");
         int workers = Integer.getInteger("floor.workers", defaults.workers());
-        try (FuseSession s = FuseSession.mount(mnt, ops, defaults.withWorkers(workers))) {
+        try (io.keywarden.tests.support.FuseUringSwitch uring = io.keywarden.tests.support.FuseUringSwitch.fromProperty();
+             FuseSession s = FuseSession.mount(mnt, ops, defaults.withWorkers(workers))) {
             Path f = mnt.resolve("f");
             KwRead.run(1001, null, f, 1, 2000, "sk-alice-", content.length);
             KwRead.Stats one = KwRead.run(1001, null, f, 1, 20_000, "sk-alice-", content.length);
             KwRead.Stats eight = KwRead.run(1001, null, f, 8, 2500, "sk-alice-", content.length);
-            System.out.printf("== FUSE floor (no-op file system, %d workers) ==%n", workers);
+            System.out.printf("== FUSE floor (no-op file system, %d workers, requests through %s) ==%n", workers,
+                    s.servesOverIoUring() ? "io_uring" : "/dev/fuse reads");
             System.out.printf("1 reader:  median %.1f µs, p99 %.1f µs%n", one.medianNs() / 1e3, one.p99Ns() / 1e3);
             System.out.printf("8 readers: median %.1f µs, p99 %.1f µs%n", eight.medianNs() / 1e3, eight.p99Ns() / 1e3);
         } finally {
