@@ -21,13 +21,16 @@ import java.util.concurrent.TimeUnit;
 /**
  * A mounted FUSE file system served from Java over /dev/fuse: N worker threads block in read(),
  * each decodes one request and hands it to the {@link FuseOperations}; replies may come later
- * from any thread. Nothing a request does can kill a worker.
+ * from any thread. Nothing a request does can kill a worker. Where the kernel offers FUSE over
+ * io_uring, the requests of readers come through {@link FuseUring}'s rings instead (the workers
+ * still take FORGET and INTERRUPT); a stale mount, the connection's number and its abort are
+ * {@link FuseConnection}'s.
  *
  * <p>Over 300 lines on purpose: mounting, the workers, dispatch, INIT and teardown share the
  * device and the pending-reply table; the wire structures themselves are in {@link FuseStructs}.
  *
- * <p>Over 400 lines: the FUSE connection's whole life (mount, INIT, workers, notify, pause for a
- * handover, adopt, unmount) around one descriptor.
+ * <p>Over 400 lines: the FUSE connection's whole life (mount, INIT and what it agrees on, workers,
+ * notify, pause for a handover, adopt, unmount) around one descriptor.
  */
 public final class FuseSession implements AutoCloseable {
     /** Replies go to /dev/fuse; the session forgets the request as answered first. */
@@ -140,7 +143,7 @@ public final class FuseSession implements AutoCloseable {
      */
     public static FuseSession mount(Path mountPoint, FuseOperations ops, Options options) throws IOException {
         Path mp = mountPoint.toAbsolutePath().normalize();
-        detachStale(mp);
+        FuseConnection.detachStale(mp);
         Files.createDirectories(mp);
         FuseDevice dev = FuseDevice.open();
         FuseSession s = null;
@@ -155,7 +158,7 @@ public final class FuseSession implements AutoCloseable {
                 throw new IOException("the kernel did not send FUSE INIT within 10 s");
             }
             // stat(2) on the mount goes through our workers: only now can it be answered.
-            s.connectionId = connectionIdOf(mp);
+            s.connectionId = FuseConnection.idOf(mp);
             return s;
         } catch (IOException | RuntimeException e) {
             if (s != null) {
@@ -278,17 +281,6 @@ public final class FuseSession implements AutoCloseable {
         closing = true;
         notifier.shutdownNow();
         device.close();
-    }
-
-    /** Detaches a FUSE mount left at {@code mp} by a crashed daemon (its reads fail with ENOTCONN). */
-    public static boolean detachStale(Path mp) throws IOException {
-        var existing = Mounts.at(mp);
-        if (existing.isPresent() && existing.get().fsType().startsWith("fuse")) {
-            LOG.log(System.Logger.Level.INFO, "detaching stale " + existing.get().fsType() + " mount at " + mp);
-            Mounts.detach(mp);
-            return true;
-        }
-        return false;
     }
 
     public Path mountPoint() {
@@ -557,16 +549,6 @@ public final class FuseSession implements AutoCloseable {
         initialised.countDown();
     }
 
-    /** The FUSE connection number (as under /sys/fs/fuse/connections), from the mount's st_dev. */
-    private static long connectionIdOf(Path mp) {
-        try {
-            long dev = ((Number) Files.getAttribute(mp, "unix:dev")).longValue();
-            return (dev & 0xff) | ((dev >>> 12) & ~0xffL);
-        } catch (IOException | UnsupportedOperationException e) {
-            return -1;
-        }
-    }
-
     /** Unmounts (lazily, so open files do not block it), stops the workers and closes the device. */
     @Override
     public void close() {
@@ -605,17 +587,6 @@ public final class FuseSession implements AutoCloseable {
 
     /** Files still open on a detached mount keep the connection alive: abort it through fusectl. */
     private void abortConnection() {
-        if (connectionId < 0) {
-            return;
-        }
-        Path abort = Path.of("/sys/fs/fuse/connections", Long.toString(connectionId), "abort");
-        try {
-            if (!Files.exists(abort)) {
-                Mounts.mount("fusectl", Path.of("/sys/fs/fuse/connections"), "fusectl", 0, "");
-            }
-            Files.write(abort, "1".getBytes(StandardCharsets.US_ASCII));
-        } catch (IOException e) {
-            LOG.log(System.Logger.Level.WARNING, "could not abort FUSE connection " + connectionId + ": " + e.getMessage());
-        }
+        FuseConnection.abort(connectionId);
     }
 }
