@@ -188,6 +188,43 @@ class DaemonAbuseIT {
         }
     }
 
+    /**
+     * Over FUSE io_uring a request handed to a ring's thread is ended only when that thread runs or
+     * exits (kernel 6.18): readers of a stopped daemon wait whatever the request timeout (written
+     * down in docs/security.md). Killing the stopped daemon frees them at once, with an error.
+     */
+    @Test
+    void overIoUringAStoppedDaemonsReadersAreFreedWhenItIsKilled() throws Exception {
+        Path param = Path.of("/sys/module/fuse/parameters/enable_uring");
+        org.junit.jupiter.api.Assumptions.assumeTrue(Files.isWritable(param), "this kernel has no FUSE io_uring");
+        String was = Files.readString(param).trim();
+        Files.writeString(param, "Y");
+        try {
+            Daemon d = dev("--request-timeout", "5s");
+            assertTrue(d.out.stream().anyMatch(l -> l.contains("requests through FUSE io_uring"))
+                    || d.err.stream().anyMatch(l -> l.contains("requests through FUSE io_uring")), "served over io_uring");
+            String api = mnt.resolve("openai/api_key").toString();
+            assertTrue(Proc.as(1001, "cat", api).out().startsWith("sk-dev-"));
+            assertEquals(0, Proc.run("kill", "-STOP", Long.toString(d.pid())).code());
+            java.util.concurrent.CompletableFuture<Proc.Result> reader = java.util.concurrent.CompletableFuture
+                    .supplyAsync(() -> Proc.as(1001, "cat", api));
+            // The reader is in the kernel, waiting on the stopped daemon (its cat process exists, no answer yet).
+            io.keywarden.testkit.Await.until(Duration.ofSeconds(10), () -> Proc.run("pgrep", "-u", "1001", "-x", "cat")
+                    .ok(), () -> "the reader never started");
+            assertFalse(reader.isDone(), "a stopped daemon answers nothing");
+            long t0 = System.nanoTime();
+            assertEquals(0, Proc.run("kill", "-KILL", Long.toString(d.pid())).code());
+            Proc.Result r = reader.get(20, TimeUnit.SECONDS);
+            long ms = (System.nanoTime() - t0) / 1_000_000;
+            System.out.println("io_uring, stopped then killed daemon: reader got '" + r.err().trim() + "' " + ms
+                    + " ms after the kill");
+            assertFalse(r.ok(), "nothing served by a killed daemon");
+            assertFalse(r.out().contains("sk-"));
+        } finally {
+            Files.writeString(param, was);
+        }
+    }
+
     @Test
     void anOutsideUmountMakesTheDaemonUnreadyAndExitNonZero() throws Exception {
         Daemon d = dev();
