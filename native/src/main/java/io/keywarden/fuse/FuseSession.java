@@ -410,14 +410,17 @@ public final class FuseSession implements AutoCloseable {
         }
     }
 
-    /** Decodes one request of {@code n} bytes and hands it to the operations; its answer goes to {@code to}. */
-    void dispatch(ByteBuffer buf, int n, ReplySink to) {
+    /**
+     * Decodes one request of {@code n} bytes and hands it to the operations; its answer goes to
+     * {@code to}. False when it could not be decoded (dropped: nothing was answered).
+     */
+    boolean dispatch(ByteBuffer buf, int n, ReplySink to) {
         FuseRequest req;
         try {
             req = FuseRequest.decode(buf, n);
         } catch (FuseProtocolException e) {
             LOG.log(System.Logger.Level.WARNING, "dropping undecodable request: " + e.getMessage());
-            return;
+            return false;
         }
         FuseReply reply = new FuseReply(to, req.unique(), req.opcode());
         try {
@@ -434,6 +437,7 @@ public final class FuseSession implements AutoCloseable {
                 pending.remove(req.unique());
             }
         }
+        return true;
     }
 
     /**

@@ -283,7 +283,10 @@ final class FuseUring implements AutoCloseable {
             request.put(FuseRequest.HEADER, h, OP_IN, op);
             request.put(FuseRequest.HEADER + op, e.payload, 0, payload);
             served.incrementAndGet();
-            session.dispatch(request, len, e);
+            if (!session.dispatch(request, len, e)) {
+                // Answered all the same: an entry never committed would be lost to the ring for good.
+                new FuseReply(e, h.getLong(8), h.getInt(4)).error(Errno.EIO);
+            }
         }
 
         /** From the ring's thread: at once; from another: queued for it, and it woken. */
