@@ -110,11 +110,15 @@ public final class ProcessInfo implements ProcessFacts {
         return "pid " + pid + " uid " + Integer.toUnsignedString(uid) + " exe " + exe.orElse("?");
     }
 
-    Object conclusion() {
+    /**
+     * What the identity provider concluded about this process, kept with it by that provider (the
+     * process's facts do not change while it is cached: a change attests a new one).
+     */
+    public Object conclusion() {
         return conclusion;
     }
 
-    void conclusion(Object c) {
+    public void conclusion(Object c) {
         conclusion = c;
     }
 }

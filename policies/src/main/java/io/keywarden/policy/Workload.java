@@ -34,7 +34,9 @@ public record Workload(String name, SpiffeId spiffeId, List<Selector> selectors,
      * process (its uid and gid, or root) may open the key itself.
      */
     public boolean refusesTraced() {
-        for (Selector s : selectors) {
+        // Indexed: asked on every open, it allocates no iterator (interpreted or compiled alike).
+        for (int i = 0; i < selectors.size(); i++) {
+            Selector s = selectors.get(i);
             if (s.kind() != Selector.Kind.UNIX_UID && s.kind() != Selector.Kind.UNIX_GID) {
                 return true;
             }

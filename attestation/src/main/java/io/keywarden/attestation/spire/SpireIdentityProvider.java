@@ -106,6 +106,14 @@ public final class SpireIdentityProvider implements IdentityProvider {
         return identified(p, svid.spiffeId());
     }
 
+    /**
+     * SPIRE's answer for one process under one policy, kept on the cached process: a process is
+     * named once (the map of named processes only grows by new ones, and loses dead ones), so a
+     * repeated open allocates nothing.
+     */
+    private record Named(Policy policy, Optional<Attestation> answer) {
+    }
+
     /** From /proc and the cache of processes SPIRE already named; empty when SPIRE must be asked. */
     @Override
     public Optional<Attestation> attestWithoutWaiting(int tid, int uid, int gid) {
@@ -118,8 +126,17 @@ public final class SpireIdentityProvider implements IdentityProvider {
         if (p.tracerPid() != 0) {
             return Optional.of(new Attestation.Unidentified(p, "being traced by pid " + p.tracerPid() + " (ptrace): refused"));
         }
+        Policy now = policy.get();
+        if (p.conclusion() instanceof Named n && n.policy() == now) {
+            return n.answer();
+        }
         SpiffeId known = identities.get(new ProcessKey(p.pid(), p.startTime()));
-        return known == null ? Optional.empty() : Optional.of(identified(p, known));
+        if (known == null) {
+            return Optional.empty();
+        }
+        Optional<Attestation> answer = Optional.of(identified(p, known));
+        p.conclusion(new Named(now, answer));
+        return answer;
     }
 
     private Attestation identified(ProcessInfo p, SpiffeId id) {

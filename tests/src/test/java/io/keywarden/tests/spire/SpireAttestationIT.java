@@ -153,6 +153,10 @@ class SpireAttestationIT {
         Attestation.Identified who = assertInstanceOf(Attestation.Identified.class, first, () -> first.toString());
         assertInstanceOf(Attestation.Identified.class, attest(pid, 1001));
         assertEquals(1, agent.calls.get(), "one round trip per process");
+        // Named once, the answer is kept on the cached process: a repeated open makes nothing new.
+        var kept = spire.attestWithoutWaiting(pid, 1001, 1001);
+        assertInstanceOf(Attestation.Identified.class, kept.orElseThrow());
+        assertSame(kept, spire.attestWithoutWaiting(pid, 1001, 1001));
         JwtSvid a = spire.fetchJwtSvid(who.workload(), who.process());
         assertSame(a, spire.fetchJwtSvid(who.workload(), who.process()));
         assertEquals(1, agent.calls.get(), "the SVID from attestation is reused while fresh");
