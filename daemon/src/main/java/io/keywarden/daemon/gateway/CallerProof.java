@@ -52,7 +52,12 @@ final class CallerProof {
         }
         HttpConnection conn = x.req.connection();
         Conn pin = x.conn;
-        return CompletableFuture.supplyAsync(() -> holderNow(conn, pin, x.via == GatewayServer.Via.UNIX_SOCKET), blocking)
+        boolean unix = x.via == GatewayServer.Via.UNIX_SOCKET;
+        return CompletableFuture.supplyAsync(() -> inodeOf(conn, pin, unix), blocking)
+                .thenCompose(inode -> inode < 0
+                        ? CompletableFuture.completedFuture(new HolderNow(null, "the process behind this connection could"
+                                + " not be found"))
+                        : peers.holdersOfAsync(inode, blocking).thenApply(holders -> judge(holders, pin)))
                 .thenCompose(h -> {
                     if (h.refusal() != null) {
                         return CompletableFuture.completedFuture(hostile(x, null, h.refusal()));
@@ -61,18 +66,22 @@ final class CallerProof {
                 });
     }
 
-    /** Blocking (/proc): the process holding the connection's client socket now, checked against the pin. */
-    private HolderNow holderNow(HttpConnection conn, Conn pin, boolean unix) {
+    /** Blocking (/proc): the inode of the connection's client socket, found once and kept on the pin; -1 if unknown. */
+    private long inodeOf(HttpConnection conn, Conn pin, boolean unix) {
         long inode = pin.inode;
         if (inode < 0) {
             java.util.OptionalLong found = clientInode(conn, unix);
             if (found.isEmpty()) {
-                return new HolderNow(null, "the process behind this connection could not be found");
+                return -1;
             }
             inode = found.getAsLong();
             pin.inode = inode;
         }
-        List<PeerLookup.Holder> holders = peers.holdersOf(inode);
+        return inode;
+    }
+
+    /** The one process holding the connection's client socket now (from a pass over every descriptor), checked against the pin. */
+    private HolderNow judge(List<PeerLookup.Holder> holders, Conn pin) {
         if (holders.isEmpty()) {
             return new HolderNow(null, "the process behind this connection could not be found (it exited, or passed"
                     + " the socket to a process this daemon cannot see)");

@@ -102,17 +102,88 @@ public final class PeerLookup {
      * knowing that nobody else holds the socket.
      */
     public List<Holder> holdersOf(long inode) {
+        return confirmed(io.keywarden.linux.FdScan.holders(proc.toString(), "socket:[" + inode + "]"), inode);
+    }
+
+    /** A request waiting for the next pass over every descriptor. */
+    private record Waiter(long inode, java.util.concurrent.CompletableFuture<List<Holder>> done) {
+    }
+
+    private final Object passes = new Object();
+    private List<Waiter> nextPass = new ArrayList<>();
+    private boolean passing;
+
+    /**
+     * {@link #holdersOf}, with every request that arrives while a pass is under way answered by
+     * the next pass, together: a pass costs the walk over every descriptor on the node whatever
+     * the number of sockets it looks for, so concurrent gateway requests share it instead of each
+     * paying it. A request is only ever answered by a pass that started after it arrived. The
+     * passes run on {@code blocking}, one at a time.
+     */
+    public java.util.concurrent.CompletableFuture<List<Holder>> holdersOfAsync(long inode,
+                                                                              java.util.concurrent.Executor blocking) {
+        java.util.concurrent.CompletableFuture<List<Holder>> f = new java.util.concurrent.CompletableFuture<>();
+        boolean start;
+        synchronized (passes) {
+            nextPass.add(new Waiter(inode, f));
+            start = !passing;
+            passing = true;
+        }
+        if (start) {
+            try {
+                blocking.execute(this::passes);
+            } catch (java.util.concurrent.RejectedExecutionException e) {
+                List<Waiter> dropped;
+                synchronized (passes) {
+                    passing = false;
+                    dropped = nextPass;
+                    nextPass = new ArrayList<>();
+                }
+                dropped.forEach(w -> w.done().completeExceptionally(e));
+            }
+        }
+        return f;
+    }
+
+    private void passes() {
+        while (true) {
+            List<Waiter> batch;
+            synchronized (passes) {
+                if (nextPass.isEmpty()) {
+                    passing = false;
+                    return;
+                }
+                batch = nextPass;
+                nextPass = new ArrayList<>();
+            }
+            try {
+                long[] inodes = new long[batch.size()];
+                for (int i = 0; i < inodes.length; i++) {
+                    inodes[i] = batch.get(i).inode();
+                }
+                int[][] pids = io.keywarden.linux.FdScan.socketHolders(proc.toString(), inodes);
+                for (int i = 0; i < inodes.length; i++) {
+                    batch.get(i).done().complete(confirmed(pids[i], inodes[i]));
+                }
+            } catch (RuntimeException e) {
+                batch.forEach(w -> w.done().completeExceptionally(e));
+            }
+        }
+    }
+
+    /**
+     * The pids a pass saw holding {@code socket:[inode]}, each read again the careful way: its start
+     * time, then uid and gid, then the descriptor seen again, then the start time unchanged (so a
+     * pid that exited and was reused during the look is not reported as the holder).
+     */
+    private List<Holder> confirmed(int[] pids, long inode) {
         String target = "socket:[" + inode + "]";
         String root = proc.toString();
         List<Holder> out = new ArrayList<>(2);
-        // The pass over every descriptor, in native buffers (FdScan); then each process seen holding
-        // it is read again, with its start time, the slow and careful way.
-        for (int pid : io.keywarden.linux.FdScan.holders(root, target)) {
+        for (int pid : pids) {
             String name = Integer.toString(pid);
             String fdDir = root + "/" + name + "/fd";
             try {
-                // The process seen holding it is the one with this start time: it still holds it after
-                // the start time was read, and the start time is unchanged after that.
                 long start = io.keywarden.attestation.ProcAttestor.startTimeOf(root, pid);
                 Path dir = proc.resolve(name);
                 Optional<Integer> uid = uidOf(dir);

@@ -95,4 +95,45 @@ class PeerLookupTest {
             p.waitFor();
         }
     }
+
+    /**
+     * Requests that arrive while a pass is pending or under way share the next pass: three sockets
+     * asked for, one pass run, each answered with its own holders (and a socket nobody holds, none).
+     */
+    @Test
+    void concurrentRequestsShareOnePassEachWithItsOwnAnswer() throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue(java.nio.file.Files.isExecutable(Path.of("/usr/bin/python3")));
+        Process p = new ProcessBuilder("/usr/bin/python3", "-c", """
+                import os, socket, sys
+                a, b = socket.socketpair()
+                c, d = socket.socketpair()
+                print(os.fstat(a.fileno()).st_ino, os.fstat(c.fileno()).st_ino, flush=True)
+                sys.stdin.readline()
+                """).start();
+        try (var out = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream()));
+             var in = new java.io.PrintWriter(p.getOutputStream(), true)) {
+            String[] inodes = out.readLine().split(" ");
+            PeerLookup peers = PeerLookup.system();
+            java.util.List<Runnable> tasks = new java.util.ArrayList<>();
+            java.util.concurrent.Executor held = tasks::add;   // runs nothing until the test says so
+            var first = peers.holdersOfAsync(Long.parseLong(inodes[0]), held);
+            var second = peers.holdersOfAsync(Long.parseLong(inodes[1]), held);
+            var nobody = peers.holdersOfAsync(Long.parseLong(inodes[0]) + 1_000_000_000L, held);
+            assertEquals(1, tasks.size(), "one pass for the three");
+            assertTrue(!first.isDone() && !second.isDone() && !nobody.isDone(), "answered only by a pass");
+            tasks.get(0).run();
+            assertEquals(List.of(p.pid()), first.get().stream().map(h -> (long) h.pid()).toList());
+            assertEquals(List.of(p.pid()), second.get().stream().map(h -> (long) h.pid()).toList());
+            assertEquals(List.of(), nobody.get());
+            // The next request starts a pass of its own.
+            var again = peers.holdersOfAsync(Long.parseLong(inodes[1]), held);
+            assertEquals(2, tasks.size());
+            tasks.get(1).run();
+            assertEquals(List.of(p.pid()), again.get().stream().map(h -> (long) h.pid()).toList());
+            in.println();
+        } finally {
+            p.destroyForcibly();
+            p.waitFor();
+        }
+    }
 }
