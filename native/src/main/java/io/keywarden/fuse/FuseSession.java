@@ -210,7 +210,7 @@ public final class FuseSession implements AutoCloseable {
      * reads next. Returns how many requests were still unanswered when {@code max} ran out.
      */
     public int pause(java.time.Duration max) throws InterruptedException {
-        if (uring != null) {
+        if (servesOverIoUring()) {
             throw new IllegalStateException(IO_URING_NO_HANDOVER);
         }
         paused = true;
@@ -236,7 +236,7 @@ public final class FuseSession implements AutoCloseable {
     /** Why a session on io_uring cannot be paused for a successor. */
     public static final String IO_URING_NO_HANDOVER = "the mount is served over FUSE io_uring, whose registered"
             + " entries the kernel cannot give to another process (it has no command to take them back): restart"
-            + " the daemon instead of taking over (or set tuning.fuseIoUring: off to keep takeovers)";
+            + " the daemon instead of taking over (or set tuning.fuseIoUring: false to keep takeovers)";
 
     /** True when INIT agreed on io_uring and requests go through the rings (see {@link FuseUring}). */
     public boolean servesOverIoUring() {
