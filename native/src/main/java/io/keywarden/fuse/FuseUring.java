@@ -55,7 +55,6 @@ final class FuseUring implements AutoCloseable {
     private final Queue[] queues;
     private final AtomicLong served = new AtomicLong();
     private final AtomicInteger registered = new AtomicInteger();
-    private final AtomicInteger failed = new AtomicInteger();
     private volatile boolean closing;
 
     private FuseUring(FuseSession session, int devFd, Queue[] queues) {
@@ -118,13 +117,9 @@ final class FuseUring implements AutoCloseable {
         return served.get();
     }
 
-    /** Rings whose entries the kernel took, and rings it refused or that failed. */
+    /** Rings whose entries the kernel took. */
     int registered() {
         return registered.get();
-    }
-
-    int failed() {
-        return failed.get();
     }
 
     int queues() {
@@ -219,7 +214,6 @@ final class FuseUring implements AutoCloseable {
                 }
             } catch (NativeException | RuntimeException e) {
                 LOG.log(System.Logger.Level.ERROR, "FUSE io_uring queue " + qid + " stops: " + e.getMessage());
-                failed.incrementAndGet();
             } finally {
                 release();
                 if (!closing && registered.get() == queues.length) {
@@ -258,8 +252,7 @@ final class FuseUring implements AutoCloseable {
                     done = true;
                 }
                 if (res != -Errno.ENOTCONN && res != -Errno.ECANCELED && !closing) {
-                    failed.incrementAndGet();
-                    LOG.log(System.Logger.Level.WARNING, "FUSE io_uring queue " + qid + " entry " + e.index + ": "
+                        LOG.log(System.Logger.Level.WARNING, "FUSE io_uring queue " + qid + " entry " + e.index + ": "
                             + (e.lastCommand == CMD_REGISTER ? "REGISTER" : "COMMIT_AND_FETCH") + " failed with "
                             + Errno.name(-res) + (e.lastCommand == CMD_REGISTER ? " (requests go through /dev/fuse)" : ""));
                 }
