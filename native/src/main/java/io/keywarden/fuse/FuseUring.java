@@ -55,12 +55,15 @@ final class FuseUring implements AutoCloseable {
     private final Queue[] queues;
     private final AtomicLong served = new AtomicLong();
     private final AtomicInteger registered = new AtomicInteger();
+    /** Counted down by each ring once the kernel took or refused its entries. */
+    private final java.util.concurrent.CountDownLatch settled;
     private volatile boolean closing;
 
     private FuseUring(FuseSession session, int devFd, Queue[] queues) {
         this.session = session;
         this.devFd = devFd;
         this.queues = queues;
+        this.settled = new java.util.concurrent.CountDownLatch(queues.length);
     }
 
     /**
@@ -102,13 +105,24 @@ final class FuseUring implements AutoCloseable {
         }
     }
 
-    /** Starts the ring threads (after INIT was answered: the kernel registers entries only then). */
+    /**
+     * Starts the ring threads (after INIT was answered: the kernel registers entries only then) and
+     * returns once each ring's entries were taken or refused (at most 5 s), so that what
+     * {@link #registered} says holds from the first request on.
+     */
     void start(String name) {
         for (Queue q : queues) {
             Thread t = new Thread(q, "fuse-ring-" + name + "-" + q.qid);
             t.setDaemon(true);
             q.thread = t;
             t.start();
+        }
+        try {
+            if (!settled.await(5, java.util.concurrent.TimeUnit.SECONDS)) {
+                LOG.log(System.Logger.Level.WARNING, "FUSE io_uring: not every ring registered within 5 s");
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 
@@ -193,6 +207,7 @@ final class FuseUring implements AutoCloseable {
 
         @Override
         public void run() {
+            boolean counted = false;
             // Not pinned to its CPU: measured both ways (DeliveryBench, two pairs), pinning only
             // made readers crowded on one CPU wait for the ring thread that shares it with them.
             FuseSession.markWorker();
@@ -205,9 +220,13 @@ final class FuseUring implements AutoCloseable {
                 // A refused REGISTER completes within the submission; one the kernel keeps, later.
                 ring.submit(false);
                 ring.reap(this);
-                if (live == entries.length) {
+                if (live > 0) {
+                    // Counted with any entry taken: the kernel may route requests here (a handover
+                    // is then refused, the safe side).
                     registered.incrementAndGet();
                 }
+                settled.countDown();
+                counted = true;
                 while (!done && !closing) {
                     ring.submit(true);
                     ring.reap(this);
@@ -215,6 +234,9 @@ final class FuseUring implements AutoCloseable {
             } catch (NativeException | RuntimeException e) {
                 LOG.log(System.Logger.Level.ERROR, "FUSE io_uring queue " + qid + " stops: " + e.getMessage());
             } finally {
+                if (!counted) {
+                    settled.countDown();
+                }
                 release();
                 if (!closing && registered.get() == queues.length) {
                     // The kernel routes this CPU's requests to this ring alone: they would wait forever.
