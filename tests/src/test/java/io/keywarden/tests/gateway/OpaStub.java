@@ -13,7 +13,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * the tests need written as code: OPA answers 400 to a body that is not {@code {"input": …}} JSON,
  * {@code {}} when the rule is undefined (here: any other path), else {@code {"result": <bool>}}.
  * The rule: workload "reviewer" may use anything but gpt-4o-mini; "slowpoke" gets its answer after
- * 2 s (a hook timeout); "noissue" is refused at issuance ({@code action: "issue"}); the rest allowed.
+ * 8 s (past the hook's timeout); "noissue" is refused at issuance ({@code action: "issue"}); the rest allowed.
  */
 final class OpaStub implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -49,7 +49,7 @@ final class OpaStub implements AutoCloseable {
             case "noissue" -> !"issue".equals(in.path("action").asText());
             case "slowpoke" -> {
                 try {
-                    Thread.sleep(2000);  // OPA slower than the hook's timeout: the bound is the point
+                    Thread.sleep(8000);  // OPA far slower than the hook's timeout: the bound is the point
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                 }
