@@ -13,11 +13,13 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * the tests need written as code: OPA answers 400 to a body that is not {@code {"input": …}} JSON,
  * {@code {}} when the rule is undefined (here: any other path), else {@code {"result": <bool>}}.
  * The rule: workload "reviewer" may use anything but gpt-4o-mini; "slowpoke" gets its answer after
- * 8 s (past the hook's timeout); "noissue" is refused at issuance ({@code action: "issue"}); the rest allowed.
+ * the stub closes (never within the hook's timeout); "noissue" is refused at issuance ({@code action: "issue"}); the rest allowed.
  */
 final class OpaStub implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
     final List<JsonNode> inputs = new CopyOnWriteArrayList<>();
+    /** Released when the stub closes: what "slowpoke"'s answer waits for. */
+    private final java.util.concurrent.CountDownLatch closed = new java.util.concurrent.CountDownLatch(1);
     private final HttpStub server;
 
     OpaStub() throws IOException {
@@ -49,7 +51,8 @@ final class OpaStub implements AutoCloseable {
             case "noissue" -> !"issue".equals(in.path("action").asText());
             case "slowpoke" -> {
                 try {
-                    Thread.sleep(8000);  // OPA far slower than the hook's timeout: the bound is the point
+                    // OPA that does not answer before the stub closes: the hook's timeout is the point.
+                    closed.await();
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                 }
@@ -62,6 +65,7 @@ final class OpaStub implements AutoCloseable {
 
     @Override
     public void close() {
+        closed.countDown();
         server.close();
     }
 }

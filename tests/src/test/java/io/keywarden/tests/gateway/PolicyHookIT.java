@@ -70,8 +70,8 @@ class PolicyHookIT {
                 assertEquals(403, GatewayIT.status(slow), slow.out());
                 assertTrue(slow.out().contains("policy hook failed closed"), slow.out());
                 // A timeout wide enough for a loaded runner's OPA answers (300 ms failed a clean clone
-                // once), OPA's slow answer far past it: answered at the timeout, not at OPA's 8 s.
-                assertTrue(ms < 6500, "answered at the hook's timeout, not OPA's 8 s: " + ms + " ms");
+                // once); OPA never answers this one: answered at the timeout, with a wide margin.
+                assertTrue(ms < 6500, "answered at the hook's 2 s timeout: " + ms + " ms");
 
                 Proc.Result file = Proc.as(1004, "cat", mnt.resolve("openai/api_key").toString());
                 assertTrue(file.err().contains("Input/output error"), "issuance refused by the hook: " + file.err());
