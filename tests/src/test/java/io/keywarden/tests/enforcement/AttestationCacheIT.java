@@ -26,34 +26,11 @@ import org.junit.jupiter.params.provider.ValueSource;
 /**
  * The attestation cache against what a workload's own uid can do to it, on the real /proc: a
  * process that ends and whose pid goes to another process of the same uid running the same
- * binary (the pid-reuse lottery, won on purpose through {@code ns_last_pid}), and a process that
+ * binary (the pid-reuse lottery, won on purpose: {@link io.keywarden.tests.support.PidReuse}), and a process that
  * execs another program. Each time the cache must attest afresh, both with thread descriptors
  * (pidfds, how the daemon runs on Linux 6.9 and later) and with start times alone.
  */
 class AttestationCacheIT {
-    static final String PLACE = """
-            import os, sys
-            target, uid = int(sys.argv[1]), int(sys.argv[2])
-            for attempt in range(500):
-                with open("/proc/sys/kernel/ns_last_pid", "w") as f:
-                    f.write(str(target - 1))
-                pid = os.fork()
-                if pid == 0:
-                    if os.getpid() != target:
-                        os._exit(3)
-                    os.setgroups([]); os.setgid(uid); os.setuid(uid)
-                    null = os.open("/dev/null", os.O_RDWR)
-                    for fd in (0, 1, 2):
-                        os.dup2(null, fd)
-                    os.execv("/bin/sleep", ["sleep", "60"])
-                if pid == target:
-                    print(pid, attempt + 1)
-                    sys.exit(0)
-                os.waitpid(pid, 0)
-            print("missed")
-            sys.exit(1)
-            """;
-
     @ParameterizedTest(name = "thread descriptors {0}")
     @ValueSource(booleans = {true, false})
     void aPidGivenToAnotherProcessOfTheSameUidAndBinaryIsAttestedAfresh(boolean descriptors) throws Exception {
@@ -73,7 +50,7 @@ class AttestationCacheIT {
             assertSame(first, attestor.attestIgnoringTracer(pid, 1001, 1001), "a second open is served from the cache");
             victim.destroyForcibly();
             victim.waitFor();
-            Proc.Result r = Proc.run("/usr/bin/python3", "-c", PLACE, Integer.toString(pid), "1001");
+            Proc.Result r = io.keywarden.tests.support.PidReuse.giveTo(Integer.toString(pid), 1001);
             assertTrue(r.ok(), "could not give pid " + pid + " to another process of uid 1001: " + r.out() + r.err());
             placed = ProcessHandle.of(pid);
             Await.until(Duration.ofSeconds(10), () -> Files.readSymbolicLink(Path.of("/proc/" + pid + "/exe"))

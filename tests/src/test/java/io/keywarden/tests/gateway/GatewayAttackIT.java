@@ -213,26 +213,6 @@ class GatewayAttackIT {
             print("status", request(held), flush=True)
             """;
 
-    static final String PLACE = """
-            import os, sys
-            target, uid = int(sys.argv[1]), int(sys.argv[2])
-            for attempt in range(500):
-                with open("/proc/sys/kernel/ns_last_pid", "w") as f:
-                    f.write(str(target - 1))
-                pid = os.fork()
-                if pid == 0:
-                    if os.getpid() != target:
-                        os._exit(3)
-                    os.setgroups([]); os.setgid(uid); os.setuid(uid)
-                    os.execv("/bin/sleep", ["sleep", "30"])
-                if pid == target:
-                    print(pid, attempt + 1)
-                    sys.exit(0)
-                os.waitpid(pid, 0)
-            print("missed")
-            sys.exit(1)
-            """;
-
     String pidReuse(String kind, String addr, boolean first) throws Exception {
         int before = seen.size();
         ProcessBuilder pb = new ProcessBuilder("setpriv", "--reuid=1002", "--regid=1002", "--clear-groups", python, "-c",
@@ -254,7 +234,7 @@ class GatewayAttackIT {
                 }
             }
             assertTrue(pid != null, "the attacker did not get going: " + said);
-            Proc.Result placed = Proc.run(python, "-c", PLACE, pid, "1001");
+            Proc.Result placed = io.keywarden.tests.support.PidReuse.giveTo(pid, 1001);
             assertTrue(placed.ok(), "could not give pid " + pid + " to uid 1001: " + placed.out() + placed.err());
             victimPid = pid;
             System.out.printf("pid reuse over %s%s: pid %s now belongs to uid 1001 (after %s forks)%n", kind,
