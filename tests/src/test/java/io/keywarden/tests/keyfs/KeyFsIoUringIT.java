@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.keywarden.delivery.IssuedKey;
 import io.keywarden.delivery.KeyFs;
@@ -37,7 +36,7 @@ import org.junit.jupiter.api.Test;
 class KeyFsIoUringIT {
     static final Path PARAM = Path.of("/sys/module/fuse/parameters/enable_uring");
 
-    String before;
+    io.keywarden.tests.support.FuseUringSwitch uring;
     Path mnt;
     FuseSession session;
     MemoryKeySource keys;
@@ -52,9 +51,7 @@ class KeyFsIoUringIT {
     @BeforeEach
     void enable() throws Exception {
         Requirements.rootAndFuse();
-        assumeTrue(Files.isWritable(PARAM), "this kernel has no FUSE io_uring (" + PARAM + ")");
-        before = Files.readString(PARAM).trim();
-        Files.writeString(PARAM, "Y");
+        uring = io.keywarden.tests.support.FuseUringSwitch.on();
         clock = new ManualClock(Instant.now());
         keys = new MemoryKeySource();
         keys.set("alice", "openai", key("sk-alice-0001"));
@@ -79,8 +76,8 @@ class KeyFsIoUringIT {
                 Files.deleteIfExists(mnt);
             }
         } finally {
-            if (before != null) {
-                Files.writeString(PARAM, before);
+            if (uring != null) {
+                uring.close();
             }
         }
     }
