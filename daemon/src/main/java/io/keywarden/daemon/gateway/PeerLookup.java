@@ -102,7 +102,7 @@ public final class PeerLookup {
      * knowing that nobody else holds the socket.
      */
     public List<Holder> holdersOf(long inode) {
-        return confirmed(io.keywarden.linux.FdScan.holders(proc.toString(), "socket:[" + inode + "]"), inode);
+        return confirmed(io.keywarden.linux.FdScan.socketHolders(proc.toString(), new long[] {inode})[0], inode);
     }
 
     /** A request waiting for the next pass over every descriptor. */

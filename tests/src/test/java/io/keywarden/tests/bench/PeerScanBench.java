@@ -41,7 +41,8 @@ class PeerScanBench {
                 }
             }
             int[] javaFound = javaPass(target);
-            int[] nativeFound = FdScan.holders("/proc", target);
+            long[] inode = {Long.parseLong(target.substring(8, target.length() - 1))};
+            int[] nativeFound = FdScan.socketHolders("/proc", inode)[0];
             Arrays.sort(nativeFound);
             if (!Arrays.equals(javaFound, nativeFound)) {
                 throw new AssertionError("the passes disagree: " + Arrays.toString(javaFound) + " vs "
@@ -51,13 +52,13 @@ class PeerScanBench {
             long[] n = new long[RUNS];
             for (int warm = 0; warm < 200; warm++) {
                 javaPass(target);
-                FdScan.holders("/proc", target);
+                FdScan.socketHolders("/proc", inode);
             }
             for (int i = 0; i < RUNS; i++) {   // interleaved: the same machine state for both
                 long t0 = System.nanoTime();
                 javaPass(target);
                 long t1 = System.nanoTime();
-                FdScan.holders("/proc", target);
+                FdScan.socketHolders("/proc", inode);
                 long t2 = System.nanoTime();
                 j[i] = t1 - t0;
                 n[i] = t2 - t1;
