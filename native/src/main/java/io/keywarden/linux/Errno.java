@@ -22,6 +22,7 @@ public final class Errno {
     public static final int ENOSYS = 38;
     public static final int ENODATA = 61;
     public static final int EOPNOTSUPP = 95;
+    public static final int ECONNABORTED = 103;
     public static final int ENOTCONN = 107;
     public static final int ECONNREFUSED = 111;
     /** A stale handle: for an open, the kernel looks the path up again once (LOOKUP_REVAL) and retries. */

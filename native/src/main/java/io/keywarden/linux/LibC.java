@@ -135,6 +135,24 @@ public final class LibC {
 
     public static native long recv(int fd, byte[] buf, long len, int flags);
 
+    /** send(2) from native memory. */
+    public static native long send(int fd, Pointer buf, long len, int flags);
+
+    public static final int SO_PASSCRED = 16;
+    /** Linux 6.5: each received message carries a pidfd of its writer ({@code SCM_PIDFD}). */
+    public static final int SO_PASSPIDFD = 76;
+    public static final int SCM_CREDENTIALS = 2;
+    public static final int SCM_PIDFD = 4;
+    public static final int SOCK_NONBLOCK = 04000;
+    public static final int MSG_DONTWAIT = 0x40;
+
+    public static native int epoll_create1(int flags);
+
+    /** {@code event}: a {@code struct epoll_event} in native memory ({@link Epoll} lays it out). */
+    public static native int epoll_ctl(int epfd, int op, int fd, Pointer event);
+
+    public static native int epoll_wait(int epfd, Pointer events, int maxevents, int timeout);
+
     public static final int AF_UNIX = 1;
     public static final int SOCK_STREAM = 1;
     public static final int SCM_RIGHTS = 1;
