@@ -94,14 +94,30 @@ public final class WriterSocket {
         }
     }
 
-    /** A non-blocking socket connected to {@code path} (a listener of this process, with room in its backlog). */
-    public static int connect(Path path) throws NativeException {
+    /** A new non-blocking stream Unix socket, not connected yet (its {@link #inode} is known already). */
+    public static int open() throws NativeException {
+        return socket();
+    }
+
+    /**
+     * Connects {@code fd} to {@code path} (a listener of this process, with room in its backlog);
+     * the caller closes {@code fd} when this throws.
+     */
+    public static void connect(int fd, Path path) throws NativeException {
         byte[] addr = address(path);
-        int fd = socket();
         if (LibC.connect(fd, addr, addr.length) != 0) {
-            int e = Errno.last();
+            throw new NativeException("connect(" + path + ")", Errno.last());
+        }
+    }
+
+    /** A non-blocking socket connected to {@code path}. */
+    public static int connect(Path path) throws NativeException {
+        int fd = socket();
+        try {
+            connect(fd, path);
+        } catch (NativeException e) {
             LibC.close(fd);
-            throw new NativeException("connect(" + path + ")", e);
+            throw e;
         }
         return fd;
     }

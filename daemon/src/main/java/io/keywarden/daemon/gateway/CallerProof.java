@@ -50,6 +50,9 @@ final class CallerProof {
         if (x.via == GatewayServer.Via.MTLS) {
             return CompletableFuture.completedFuture(decideRemote(x));
         }
+        if (x.conn.link != null) {
+            return decideRelayed(x, x.conn.link);
+        }
         HttpConnection conn = x.req.connection();
         Conn pin = x.conn;
         boolean unix = x.via == GatewayServer.Via.UNIX_SOCKET;
@@ -64,6 +67,29 @@ final class CallerProof {
                     }
                     return decider.attest(h.holder().caller()).thenApply(a -> pinned(x, pin, h.holder(), a));
                 });
+    }
+
+    /**
+     * A request on the relayed Unix socket: every byte of it was written by the connection's pinned
+     * process (the relay closes a connection on any other writer's first byte), so no pass over the
+     * node's descriptors is needed. That process is attested while its pidfd says it lives (before and
+     * after: its pid cannot have been given to another meanwhile), and must run the executable it ran
+     * at the connection's first request.
+     */
+    private CompletionStage<Decision> decideRelayed(Exchange x, WriterRelay.Link link) {
+        if (link.pid() <= 0 || !link.writerAlive()) {
+            return CompletableFuture.completedFuture(hostile(x, null, "the process that wrote this request (pid "
+                    + link.pid() + ") has exited"));
+        }
+        return decider.attest(new io.keywarden.delivery.Caller(link.pid(), link.uid(), link.gid())).thenApply(a -> {
+            io.keywarden.attestation.ProcessInfo p = a.process();
+            if (p != null && p.pid() == link.pid() && !link.writerAlive()) {
+                return hostile(x, a, "the process that wrote this request (pid " + link.pid() + ") exited while it was"
+                        + " attested");
+            }
+            return pinned(x, x.conn, new PeerLookup.Holder(link.pid(), p == null ? -1 : p.startTime(), link.uid(),
+                    link.gid()), a);
+        });
     }
 
     /** Blocking (/proc): the inode of the connection's client socket, found once and kept on the pin; -1 if unknown. */

@@ -13,6 +13,8 @@ final class Conn {
     volatile long inode = -1;
     PeerLookup.Holder holder;
     io.keywarden.linux.FileIdentity exe;
+    /** On the relayed Unix socket: the connection's writer, as the kernel named it; null elsewhere. */
+    WriterRelay.Link link;
 
     Conn(int uid) {
         this.uid = uid;

@@ -59,9 +59,21 @@ final class GatewayConnections {
         if (existing != null) {
             return existing;
         }
-        int uid = via == GatewayServer.Via.MTLS ? -1 : ownerUid(c, via == GatewayServer.Via.UNIX_SOCKET);
+        WriterRelay r = relay;
+        WriterRelay.Link link = via == GatewayServer.Via.UNIX_SOCKET && r != null ? linkOf(r, c) : null;
+        int uid = via == GatewayServer.Via.MTLS ? -1 : link != null ? link.connectorUid
+                : ownerUid(c, via == GatewayServer.Via.UNIX_SOCKET);
         Conn conn = new Conn(uid);
+        conn.link = link;
         conns.put(c, conn);
+        if (via == GatewayServer.Via.UNIX_SOCKET && r != null && link == null) {
+            // Only the relay connects here (the socket's directory is the daemon's user's alone).
+            conn.refused = true;
+            c.closeHandler(v -> conns.remove(c));
+            LOG.warn("gateway: a connection to the relay's internal socket did not come from the relay: closed");
+            c.close();
+            return conn;
+        }
         // The uid's own bound first: a connection refused by it is never counted in the total, so
         // one uid's flood, closed as fast as it comes, cannot crowd out the others.
         java.util.concurrent.atomic.AtomicInteger mine = connectionsByUid.computeIfAbsent(uid,
@@ -102,6 +114,23 @@ final class GatewayConnections {
         if (now - last > 10_000_000_000L && lastLimitLog.compareAndSet(last, now)) {
             LOG.warn("{} (said at most every 10 s)", what);
         }
+    }
+
+    private volatile WriterRelay relay;
+
+    /** From now on, connections on the Unix socket come through {@code r}: their uid and writer are its links'. */
+    void relayedBy(WriterRelay r) {
+        this.relay = r;
+    }
+
+    /** The relay's link behind a connection on its internal socket (by the inode of the relay's end), or null. */
+    private static WriterRelay.Link linkOf(WriterRelay r, HttpConnection c) {
+        OptionalInt fd = ChannelFd.of(c);
+        if (fd.isEmpty()) {
+            return null;
+        }
+        java.util.OptionalLong peer = PeerLookup.unixPeerInode(fd.getAsInt());
+        return peer.isPresent() ? r.linkOf(peer.getAsLong()) : null;
     }
 
     /** The uid that owns the client's socket: SO_PEERCRED, or the loopback TCP socket's owner; -2 when unknown. */

@@ -82,6 +82,9 @@ public final class GatewayServer implements AutoCloseable {
     private final CallerProof callers;
     private final UpstreamCall upstreams;
     private final List<HttpServer> servers = new ArrayList<>();
+    /** The Unix socket's relay and the directory of its internal socket; null without one. */
+    private WriterRelay relay;
+    private Path relayDir;
 
     private GatewayServer(Vertx vertx, GatewaySettings config, AccessDecider decider, Supplier<Policy> policy,
                           Function<KeySpec, Optional<GatewaySettings.Upstream>> upstreamOf, GuardEngine guard,
@@ -130,9 +133,15 @@ public final class GatewayServer implements AutoCloseable {
                         io.keywarden.linux.SafePaths.SHARED, "the gateway socket " + sock);
                 // Anyone may connect: who they are is decided per connection, as for an open(). The
                 // mode is set before the socket is reachable at its name.
-                io.keywarden.linux.SafePaths.placeSocket(sock, PosixFilePermissions.fromString("rw-rw-rw-"),
-                        "the gateway socket " + sock, at -> g.listen(SocketAddress.domainSocketAddress(at.toString()),
-                                Via.UNIX_SOCKET, "gateway socket " + sock, null));
+                if (WriterRelay.supported()) {
+                    g.relayed(sock);
+                } else {
+                    io.keywarden.linux.SafePaths.placeSocket(sock, PosixFilePermissions.fromString("rw-rw-rw-"),
+                            "the gateway socket " + sock, at -> g.listen(SocketAddress.domainSocketAddress(at.toString()),
+                                    Via.UNIX_SOCKET, "gateway socket " + sock + " (this kernel does not say who wrote"
+                                    + " each message: every request's caller is proved by a pass over the node's"
+                                    + " descriptors)", null));
+                }
             }
             if (config.mtls().isPresent()) {
                 var hp = config.mtls().get().listen();
@@ -144,6 +153,35 @@ public final class GatewayServer implements AutoCloseable {
             throw e;
         }
         return g;
+    }
+
+    /** Relay directories of a daemon that did not stop cleanly (the socket's directory is the daemon's own). */
+    private static final String RELAY_DIR = ".kw-gateway-relay-";
+
+    /**
+     * The gateway socket at {@code sock}, relayed ({@link WriterRelay}): the HTTP server listens on a
+     * socket in a directory only this daemon's user can enter, and the relay listens at {@code sock}.
+     */
+    private void relayed(Path sock) throws IOException {
+        Path parent = sock.toAbsolutePath().normalize().getParent();
+        try (var stale = Files.newDirectoryStream(parent, RELAY_DIR + "*")) {
+            for (Path d : stale) {
+                if (Files.isDirectory(d, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+                    Files.deleteIfExists(d.resolve("http.sock"));
+                    Files.deleteIfExists(d);
+                }
+            }
+        }
+        relayDir = Files.createTempDirectory(parent, RELAY_DIR,
+                PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+        Path internal = relayDir.resolve("http.sock");
+        listen(SocketAddress.domainSocketAddress(internal.toString()), Via.UNIX_SOCKET, "gateway socket " + sock
+                + " (each request's writer named by the kernel)", null);
+        io.keywarden.linux.SafePaths.placeSocket(sock, PosixFilePermissions.fromString("rw-rw-rw-"),
+                "the gateway socket " + sock, at -> {
+                    relay = WriterRelay.start(at, internal);
+                    connections.relayedBy(relay);
+                });
     }
 
     private void listen(SocketAddress at, Via via, String what, io.keywarden.attestation.spire.X509SvidSource svids)
@@ -540,7 +578,18 @@ public final class GatewayServer implements AutoCloseable {
                 LOG.debug("gateway listener did not close cleanly: {}", e.toString());
             }
         }
+        if (relay != null) {
+            relay.close();
+        }
         upstreams.close();
+        if (relayDir != null) {
+            try {
+                Files.deleteIfExists(relayDir.resolve("http.sock"));
+                Files.deleteIfExists(relayDir);
+            } catch (IOException e) {
+                LOG.debug("cannot remove {}: {}", relayDir, e.toString());
+            }
+        }
         config.socket().ifPresent(s -> {
             try {
                 Files.deleteIfExists(s);
