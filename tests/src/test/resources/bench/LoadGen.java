@@ -20,7 +20,7 @@ import java.util.concurrent.atomic.AtomicLong;
  */
 public class LoadGen {
     public static void main(String[] a) throws Exception {
-        String host = a[0];
+        String host = a[0];   // or unix:PATH
         int port = Integer.parseInt(a[1]);
         String path = a[2];
         int conns = Integer.parseInt(a[3]);
@@ -28,7 +28,8 @@ public class LoadGen {
         double warmup = Double.parseDouble(a[5]);
         String body = a[6];
         String auth = a.length > 7 ? a[7] : "Bearer placeholder";
-        byte[] req = ("POST " + path + " HTTP/1.1\r\nHost: " + host + ":" + port + "\r\nContent-Type: application/json\r\n"
+        String hostHeader = host.startsWith("unix:") ? "localhost" : host + ":" + port;
+        byte[] req = ("POST " + path + " HTTP/1.1\r\nHost: " + hostHeader + "\r\nContent-Type: application/json\r\n"
                 + "Authorization: " + auth + "\r\nContent-Length: " + body.getBytes(StandardCharsets.UTF_8).length
                 + "\r\n\r\n" + body).getBytes(StandardCharsets.UTF_8);
         AtomicBoolean measuring = new AtomicBoolean(false);
@@ -43,17 +44,28 @@ public class LoadGen {
             all.add(lat);
             all.add(ttfb);
             Thread t = new Thread(() -> {
-                Socket s = null;
+                java.io.Closeable s = null;
                 InputStream in = null;
+                OutputStream out = null;
                 while (!stop.get()) {
                     try {
                         if (s == null) {
-                            s = new Socket();
-                            s.setTcpNoDelay(true);
-                            s.connect(new InetSocketAddress(host, port));
-                            in = new java.io.BufferedInputStream(s.getInputStream(), 1 << 16);
+                            if (host.startsWith("unix:")) {
+                                java.nio.channels.SocketChannel ch = java.nio.channels.SocketChannel.open(
+                                        java.net.StandardProtocolFamily.UNIX);
+                                ch.connect(java.net.UnixDomainSocketAddress.of(host.substring(5)));
+                                s = ch;
+                                in = new java.io.BufferedInputStream(java.nio.channels.Channels.newInputStream(ch), 1 << 16);
+                                out = java.nio.channels.Channels.newOutputStream(ch);
+                            } else {
+                                Socket so = new Socket();
+                                so.setTcpNoDelay(true);
+                                so.connect(new InetSocketAddress(host, port));
+                                s = so;
+                                in = new java.io.BufferedInputStream(so.getInputStream(), 1 << 16);
+                                out = so.getOutputStream();
+                            }
                         }
-                        OutputStream out = s.getOutputStream();
                         long t0 = System.nanoTime();
                         out.write(req);
                         out.flush();

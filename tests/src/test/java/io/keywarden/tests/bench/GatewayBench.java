@@ -57,28 +57,41 @@ class GatewayBench {
                       onBreach: block
                 """);
         Process litellm = null;
+        Process nginx = null;
+        Path sock = dir.resolve("gw/gateway.sock");
         try (io.keywarden.tests.gateway.UpstreamStub upstream = new io.keywarden.tests.gateway.UpstreamStub()) {
             int gw = Ports.free();
             try (Daemon d = Daemon.start(Map.of(), "dev", "--mount", mnt.toString(), "--policy",
                     dir.resolve("policy.yaml").toString(), "--audit", dir.resolve("audit.jsonl").toString(),
                     "--admin-socket", dir.resolve("admin.sock").toString(), "--listen", "127.0.0.1:" + Ports.free(),
-                    "--gateway", "127.0.0.1:" + gw, "--upstream", "openai=http://127.0.0.1:" + upstream.port())) {
+                    "--gateway", "127.0.0.1:" + gw, "--gateway-socket", sock.toString(), "--upstream", "openai=http://127.0.0.1:" + upstream.port())) {
                 d.awaitOut("gateway:", 30);
-                Map<String, int[]> targets = new LinkedHashMap<>();
-                targets.put("direct", new int[] {upstream.port()});
-                targets.put("keywarden", new int[] {gw});
+                // name -> {host (or unix:PATH), port, path, authorization}
+                Map<String, String[]> targets = new LinkedHashMap<>();
+                targets.put("direct", new String[] {"127.0.0.1", Integer.toString(upstream.port()), "/v1/chat/completions",
+                    "Bearer " + DIRECT_KEY});
+                int np = Ports.free();
+                nginx = startNginx(dir, np, upstream.port());
+                if (nginx != null) {
+                    targets.put("nginx", new String[] {"127.0.0.1", Integer.toString(np), "/v1/chat/completions",
+                        "Bearer " + DIRECT_KEY});
+                }
+                targets.put("keywarden", new String[] {"127.0.0.1", Integer.toString(gw), "/openai/v1/chat/completions",
+                    "Bearer placeholder"});
+                targets.put("kw-unix", new String[] {"unix:" + sock, "0", "/openai/v1/chat/completions", "Bearer placeholder"});
                 Path bin = litellmBinary();
                 int lp = Ports.free();
                 if (bin != null) {
                     litellm = startLiteLlm(bin, dir, lp, upstream.port());
-                    targets.put("litellm", new int[] {lp});
+                    targets.put("litellm", new String[] {"127.0.0.1", Integer.toString(lp), "/v1/chat/completions",
+                        "Bearer sk-bench-master"});
                 } else {
                     System.out.println("LiteLLM not installed (set KW_LITELLM or see the class comment): its column is skipped");
                 }
-                Map<String, String> paths = Map.of("direct", "/v1/chat/completions", "keywarden",
-                        "/openai/v1/chat/completions", "litellm", "/v1/chat/completions");
-                Map<String, String> auth = Map.of("direct", "Bearer " + DIRECT_KEY, "keywarden", "Bearer placeholder",
-                        "litellm", "Bearer sk-bench-master");
+                String only = System.getProperty("bench.targets", "");
+                if (!only.isEmpty()) {
+                    targets.keySet().retainAll(List.of(("direct," + only).split(",")));
+                }
                 System.out.printf("== gateway: %d s per run after %d s warm-up; 2 vCPU shared by the load generator,"
                         + " the stub upstream and the proxy ==%n", (int) SECONDS, (int) WARMUP);
                 System.out.printf("%-10s %-22s %9s %9s %9s %9s %9s %7s%n", "target", "run", "rps", "p50 µs", "p99 µs",
@@ -88,7 +101,8 @@ class GatewayBench {
                     for (String t : targets.keySet()) {
                         int conns = run.startsWith("16") ? 16 : 1;
                         String body = run.startsWith("stream") ? STREAM : CHAT;
-                        long[] r = load(dir, loadgen, targets.get(t)[0], paths.get(t), conns, body, auth.get(t));
+                        String[] tg = targets.get(t);
+                        long[] r = load(dir, loadgen, tg[0], Integer.parseInt(tg[1]), tg[2], conns, body, tg[3]);
                         results.computeIfAbsent(run, k -> new LinkedHashMap<>()).put(t, r);
                         System.out.printf("%-10s %-22s %9d %9d %9d %9d %9d %7d%n", t, run, r[1], r[2], r[3], r[4], r[5],
                                 r[6]);
@@ -102,9 +116,12 @@ class GatewayBench {
                             continue;
                         }
                         long[] r = t.getValue();
-                        System.out.printf("%-10s %-22s added p50 %6d µs, p99 %6d µs, ttfb p50 %6d µs; rps %.2fx of direct%n",
+                        long[] ng = e.getValue().get("nginx");
+                        System.out.printf("%-10s %-22s added p50 %6d µs, p99 %6d µs, ttfb p50 %6d µs; rps %.2fx of direct%s%n",
                                 t.getKey(), e.getKey(), r[2] - direct[2], r[3] - direct[3], r[4] - direct[4],
-                                (double) r[1] / Math.max(1, direct[1]));
+                                (double) r[1] / Math.max(1, direct[1]), ng == null || t.getKey().equals("nginx") ? ""
+                                        : String.format(", %.2fx of nginx (+%d µs p50 over it)", (double) r[1]
+                                        / Math.max(1, ng[1]), r[2] - ng[2]));
                     }
                     long[] kw = e.getValue().get("keywarden");
                     long[] ll = e.getValue().get("litellm");
@@ -116,6 +133,10 @@ class GatewayBench {
                 d.stop();
             }
         } finally {
+            if (nginx != null) {
+                nginx.destroy();
+                nginx.waitFor();
+            }
             if (litellm != null) {
                 litellm.descendants().forEach(ProcessHandle::destroy);
                 litellm.destroy();
@@ -140,8 +161,13 @@ class GatewayBench {
 
     /** {requests, rps, p50, p99, ttfb50, ttfb99, errors}. */
     static long[] load(Path dir, Path loadgen, int port, String path, int conns, String body, String auth) {
+        return load(dir, loadgen, "127.0.0.1", port, path, conns, body, auth);
+    }
+
+    /** {@code host}: an address, or {@code unix:PATH}. */
+    static long[] load(Path dir, Path loadgen, String host, int port, String path, int conns, String body, String auth) {
         Proc.Result r = Proc.as(1001, Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xss512k",
-                loadgen.toString(), "127.0.0.1", Integer.toString(port), path, Integer.toString(conns),
+                loadgen.toString(), host, Integer.toString(port), path, Integer.toString(conns),
                 Double.toString(SECONDS), Double.toString(WARMUP), body, auth);
         Map<String, Long> m = new LinkedHashMap<>();
         for (String kv : r.out().trim().split(" ")) {
@@ -155,6 +181,56 @@ class GatewayBench {
         }
         return new long[] {m.get("requests"), m.get("rps"), m.get("p50_us"), m.get("p99_us"), m.get("ttfb_p50_us"),
             m.get("ttfb_p99_us"), m.get("errors")};
+    }
+
+    /**
+     * nginx as a reverse proxy with no logic (the floor for an HTTP hop): keep-alive both ways, one
+     * worker per vCPU, no logs; null (and said) when nginx is not installed.
+     */
+    static Process startNginx(Path dir, int port, int upstream) throws Exception {
+        Path bin = Path.of("/usr/sbin/nginx");
+        if (!Files.isExecutable(bin)) {
+            System.out.println("nginx not installed (apt-get install nginx-light): its column is skipped");
+            return null;
+        }
+        Path conf = dir.resolve("nginx.conf");
+        Files.createDirectories(dir.resolve("nginx"));
+        Files.writeString(conf, """
+                worker_processes auto;
+                pid %1$s/nginx/nginx.pid;
+                error_log %1$s/nginx/error.log error;
+                events { worker_connections 1024; }
+                http {
+                    access_log off;
+                    client_body_temp_path %1$s/nginx/body;
+                    proxy_temp_path %1$s/nginx/proxy;
+                    upstream stub { server 127.0.0.1:%2$d; keepalive 32; }
+                    server {
+                        listen 127.0.0.1:%3$d;
+                        location / {
+                            proxy_pass http://stub;
+                            proxy_http_version 1.1;
+                            proxy_set_header Connection "";
+                            proxy_buffering off;
+                        }
+                    }
+                }
+                """.formatted(dir, upstream, port));
+        Process p = new ProcessBuilder(bin.toString(), "-p", dir.resolve("nginx").toString(), "-c", conf.toString(), "-g",
+                "daemon off;").redirectErrorStream(true).redirectOutput(dir.resolve("nginx/out.log").toFile()).start();
+        long end = System.currentTimeMillis() + 20_000;
+        while (System.currentTimeMillis() < end) {
+            try (Socket s = new Socket("127.0.0.1", port)) {
+                return p;
+            } catch (java.io.IOException e) {
+                if (!p.isAlive()) {
+                    throw new AssertionError("nginx did not start: " + Files.readString(dir.resolve("nginx/out.log")));
+                }
+                Thread.sleep(100);
+            }
+        }
+        p.destroy();
+        throw new AssertionError("nginx did not listen within 20 s");
     }
 
     static Path litellmBinary() {
