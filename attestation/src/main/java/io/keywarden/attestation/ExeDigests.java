@@ -67,6 +67,12 @@ public final class ExeDigests {
         }
     }
 
+    /** True when the digest of the file {@code id} is known (asking for it reads no more than its identity). */
+    public boolean known(FileIdentity id) {
+        CompletableFuture<Optional<String>> f = cache.get(id);
+        return f != null && f.isDone();
+    }
+
     static Optional<String> hash(Path file) {
         try (FileChannel in = FileChannel.open(file)) {
             MessageDigest md = MessageDigest.getInstance("SHA-256");

@@ -153,7 +153,7 @@ public final class ProcAttestor implements AutoCloseable {
         CgroupInfo cgroup = ProcFiles.read(proc + "/" + tgid + "/cgroup").map(c -> CgroupInfo.parse(c, cgroups))
                 .orElse(CgroupInfo.NONE);
         ProcessInfo p = new ProcessInfo(tgid, start, uid, gid, tracer, exe, exeFile, cgroup,
-                () -> exeFile.flatMap(f -> digests.digest(exeLink, f)));
+                () -> exeFile.flatMap(f -> digests.digest(exeLink, f)), digests::known);
         if (startTime(tgid) != start) {
             throw new ProcessGoneException(tgid, "was replaced while being attested");
         }

@@ -21,12 +21,21 @@ public final class ProcessInfo implements ProcessFacts {
     private final Optional<FileIdentity> exeFile;
     private final CgroupInfo cgroup;
     private final Supplier<Optional<String>> digest;
+    private final java.util.function.Predicate<FileIdentity> digestKnown;
     private volatile Optional<String> sha256;
     /** What an attestor concluded about this process under one policy (see {@link SelectorAttestor}). */
     private volatile Object conclusion;
 
     public ProcessInfo(int pid, long startTime, int uid, int gid, int tracerPid, Optional<String> exe,
                        Optional<FileIdentity> exeFile, CgroupInfo cgroup, Supplier<Optional<String>> digest) {
+        this(pid, startTime, uid, gid, tracerPid, exe, exeFile, cgroup, digest, f -> false);
+    }
+
+    /** {@code digestKnown}: whether {@code digest} can answer for an executable without reading it (a cache hit). */
+    public ProcessInfo(int pid, long startTime, int uid, int gid, int tracerPid, Optional<String> exe,
+                       Optional<FileIdentity> exeFile, CgroupInfo cgroup, Supplier<Optional<String>> digest,
+                       java.util.function.Predicate<FileIdentity> digestKnown) {
+        this.digestKnown = digestKnown;
         this.pid = pid;
         this.startTime = startTime;
         this.uid = uid;
@@ -93,6 +102,15 @@ public final class ProcessInfo implements ProcessFacts {
             sha256 = s;
         }
         return s;
+    }
+
+    /**
+     * True when {@link #exeSha256} answers without hashing the executable (asked before, or the
+     * same file hashed for another process): a thread that must not block for the length of a
+     * binary's read (a FUSE worker, a ring, the gateway's event loop) asks this first.
+     */
+    public boolean exeSha256Known() {
+        return sha256 != null || exeFile.isEmpty() || digestKnown.test(exeFile.get());
     }
 
     @Override

@@ -29,6 +29,22 @@ public final class SelectorAttestor implements WorkloadAttestor {
 
     @Override
     public Attestation attest(int tid, int uid, int gid) {
+        return attest(tid, uid, gid, true);
+    }
+
+    /**
+     * Empty when the policy compares executables' digests (a {@code unix:sha256} selector, or readers
+     * by {@code sha256}) and this process's is not known yet: hashing a binary is a read of all of
+     * it, which the caller's thread must not wait for; {@link #attest} on a thread that may block
+     * computes it, once per binary.
+     */
+    @Override
+    public java.util.Optional<Attestation> attestWithoutWaiting(int tid, int uid, int gid) {
+        return java.util.Optional.ofNullable(attest(tid, uid, gid, false));
+    }
+
+    /** Null when {@code mayHash} is false and a digest this policy compares is not known yet. */
+    private Attestation attest(int tid, int uid, int gid, boolean mayHash) {
         ProcessInfo p;
         try {
             p = proc.attestIgnoringTracer(tid, uid, gid);
@@ -36,6 +52,13 @@ public final class SelectorAttestor implements WorkloadAttestor {
             return new Attestation.Unidentified(null, e.getMessage());
         }
         Policy now = policy.get();
+        if (comparesDigests(now)) {
+            if (!mayHash && !p.exeSha256Known()) {
+                return null;
+            }
+            // Computed here, where waiting is allowed, so that the decision after it never hashes.
+            p.exeSha256();
+        }
         Attestation answer = p.conclusion() instanceof Conclusion c && c.policy() == now ? c.answer() : null;
         if (answer == null) {
             answer = conclude(now, p);
@@ -55,6 +78,28 @@ public final class SelectorAttestor implements WorkloadAttestor {
             }
         }
         return answer;
+    }
+
+    private record DigestUse(Policy policy, boolean compared) {
+    }
+
+    private volatile DigestUse digestUse = new DigestUse(null, false);
+
+    /** Whether {@code policy} compares executables' digests anywhere (found once per policy object). */
+    private boolean comparesDigests(Policy policy) {
+        DigestUse u = digestUse;
+        if (u.policy() != policy) {
+            boolean any = false;
+            for (io.keywarden.policy.Workload w : policy.workloads()) {
+                any |= !w.readers().sha256s().isEmpty();
+                for (io.keywarden.policy.Selector s : w.selectors()) {
+                    any |= s.kind() == io.keywarden.policy.Selector.Kind.UNIX_SHA256;
+                }
+            }
+            u = new DigestUse(policy, any);
+            digestUse = u;
+        }
+        return u.compared();
     }
 
     private static Attestation conclude(Policy policy, ProcessInfo p) {

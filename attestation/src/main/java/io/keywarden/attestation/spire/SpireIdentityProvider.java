@@ -57,6 +57,26 @@ public final class SpireIdentityProvider implements IdentityProvider {
 
     @Override
     public Attestation attest(int tid, int uid, int gid) {
+        Attestation a = attestNow(tid, uid, gid);
+        if (comparesDigest(a)) {
+            // Computed here, where waiting is allowed, so that the readers' check after it never hashes.
+            a.process().exeSha256();
+        }
+        return a;
+    }
+
+    /** A workload whose readers name executables by digest: the decision after attestation reads it. */
+    private static boolean comparesDigest(Attestation a) {
+        return a instanceof Attestation.Identified w && !w.workload().readers().sha256s().isEmpty()
+                && w.process() != null;
+    }
+
+    /** {@code a}, unless the decision after it would hash an executable whose digest is not known yet (empty). */
+    private static Optional<Attestation> withoutHashing(Optional<Attestation> a) {
+        return a.isPresent() && comparesDigest(a.get()) && !a.get().process().exeSha256Known() ? Optional.empty() : a;
+    }
+
+    private Attestation attestNow(int tid, int uid, int gid) {
         ProcessInfo p;
         try {
             p = proc.attest(tid, uid, gid);
@@ -128,7 +148,7 @@ public final class SpireIdentityProvider implements IdentityProvider {
         }
         Policy now = policy.get();
         if (p.conclusion() instanceof Named n && n.policy() == now) {
-            return n.answer();
+            return withoutHashing(n.answer());
         }
         SpiffeId known = identities.get(new ProcessKey(p.pid(), p.startTime()));
         if (known == null) {
@@ -136,7 +156,7 @@ public final class SpireIdentityProvider implements IdentityProvider {
         }
         Optional<Attestation> answer = Optional.of(identified(p, known));
         p.conclusion(new Named(now, answer));
-        return answer;
+        return withoutHashing(answer);
     }
 
     private Attestation identified(ProcessInfo p, SpiffeId id) {
