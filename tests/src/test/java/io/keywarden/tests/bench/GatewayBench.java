@@ -202,9 +202,10 @@ class GatewayBench {
                 events { worker_connections 1024; }
                 http {
                     access_log off;
+                    keepalive_requests 100000000;
                     client_body_temp_path %1$s/nginx/body;
                     proxy_temp_path %1$s/nginx/proxy;
-                    upstream stub { server 127.0.0.1:%2$d; keepalive 32; }
+                    upstream stub { server 127.0.0.1:%2$d; keepalive 32; keepalive_requests 100000000; }
                     server {
                         listen 127.0.0.1:%3$d;
                         location / {

@@ -88,11 +88,14 @@ public final class UpstreamStub implements AutoCloseable {
             chunks.add(event("{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"" + model
                     + "\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"" + word + " \"}}]}"));
         }
+        // The usage-only chunk comes with the end of the stream, not one pause after the last word
+        // (as OpenAI sends it): a gateway that asks for it adds no time to the stream.
+        String end = "data: [DONE]\n\n";
         if (req.path("stream_options").path("include_usage").asBoolean(false)) {
-            chunks.add(event("{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"" + model
-                    + "\",\"choices\":[],\"usage\":" + usage + "}"));
+            end = event("{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"" + model
+                    + "\",\"choices\":[],\"usage\":" + usage + "}") + end;
         }
-        chunks.add("data: [DONE]\n\n");
+        chunks.add(end);
         return Answer.stream(200, Map.of("Content-Type", "text/event-stream; charset=utf-8"), chunks, CHUNK_DELAY_MS);
     }
 
