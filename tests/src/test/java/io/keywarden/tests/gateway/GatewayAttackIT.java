@@ -383,6 +383,24 @@ class GatewayAttackIT {
         assertTrue(r.out().contains(echoed + echoed), "the answer (" + r.out().length() + " bytes) arrived whole");
     }
 
+    /**
+     * The relay's internal socket sits in a directory only the daemon's user (root) can enter; even
+     * root connecting there directly is closed unanswered: the server serves only the relay's links.
+     */
+    @Test
+    void theRelaysInternalSocketServesOnlyTheRelay() throws Exception {
+        Path internal;
+        try (var dirs = Files.newDirectoryStream(socket.getParent(), ".kw-gateway-relay-*")) {
+            internal = dirs.iterator().next().resolve("http.sock");
+        }
+        assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(internal.getParent())));
+        int before = seen.size();
+        String py = WRITER.replace("s.connect(sys.argv[1])", "s.connect(sys.argv[1])\nprint('direct', request(s), flush=True)");
+        Proc.Result r = Proc.run(python, "-c", py, internal.toString(), CHAT);
+        assertTrue(r.out().contains("direct none"), r.out() + r.err());
+        assertEquals(before, seen.size(), "nothing reached the upstream");
+    }
+
     static long openDescriptors(long pid) throws java.io.IOException {
         try (var s = Files.list(Path.of("/proc/" + pid + "/fd"))) {
             return s.count();

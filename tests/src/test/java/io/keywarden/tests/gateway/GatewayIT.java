@@ -200,7 +200,7 @@ class GatewayIT {
     }
 
     @Test
-    void theUnixSocketFindsItsCallerBySoPeercred() {
+    void theUnixSocketFindsItsCallerByWhoWroteTheRequest() {
         Proc.Result ok = Proc.as(1001, "curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "--unix-socket", socket.toString(),
                 "-H", "Content-Type: application/json", "--data-binary", CHAT, "http://gw/openai/v1/chat/completions");
         assertEquals(200, status(ok), ok.out() + ok.err());
