@@ -184,7 +184,7 @@ final class DevCommand implements Callable<Integer> {
             }
         }
         return new Extensions(Optional.of(new GatewaySettings(listen, socket, ups, base.caFile(),
-                base.maxBodyBytes(), base.timeout(), base.mtls(), base.limits())), e.usage(), e.policyHook(), e.metrics(), e.csi(),
+                base.maxBodyBytes(), base.timeout(), base.mtls(), base.limits(), base.socketRelay())), e.usage(), e.policyHook(), e.metrics(), e.csi(),
                 e.fleet());
     }
 }

@@ -92,8 +92,9 @@ final class GatewaySection extends ConfigSection {
             }
             int streams = (int) bounded(r, "maxStreamsPerConnection", d.maxStreamsPerConnection(), 1, 1000);
             long outTokens = bounded(r, "defaultMaxOutputTokens", d.defaultMaxOutputTokens(), 1, 10_000_000);
+            boolean relay = r.optionalBoolean("socketRelay").orElse(true);
             return new GatewaySettings(listen, socket, upstreams, ca, max, timeout, mtls, new GatewaySettings.Limits(conns,
-                    perUid, idle, buffered, streams, outTokens));
+                    perUid, idle, buffered, streams, outTokens), relay);
         });
     }
 

@@ -133,14 +133,15 @@ public final class GatewayServer implements AutoCloseable {
                         io.keywarden.linux.SafePaths.SHARED, "the gateway socket " + sock);
                 // Anyone may connect: who they are is decided per connection, as for an open(). The
                 // mode is set before the socket is reachable at its name.
-                if (WriterRelay.supported()) {
+                if (config.socketRelay() && WriterRelay.supported()) {
                     g.relayed(sock);
                 } else {
+                    String proof = config.socketRelay() ? "this kernel does not say who wrote each message (SO_PASSPIDFD:"
+                            + " Linux 6.5)" : "gateway.socketRelay is false";
                     io.keywarden.linux.SafePaths.placeSocket(sock, PosixFilePermissions.fromString("rw-rw-rw-"),
                             "the gateway socket " + sock, at -> g.listen(SocketAddress.domainSocketAddress(at.toString()),
-                                    Via.UNIX_SOCKET, "gateway socket " + sock + " (this kernel does not say who wrote"
-                                    + " each message: every request's caller is proved by a pass over the node's"
-                                    + " descriptors)", null));
+                                    Via.UNIX_SOCKET, "gateway socket " + sock + " (" + proof + ": every request's caller is"
+                                    + " proved by a pass over the node's descriptors)", null));
                 }
             }
             if (config.mtls().isPresent()) {

@@ -15,9 +15,19 @@ import java.util.OptionalLong;
  */
 public record GatewaySettings(Optional<HostPort> listen, Optional<Path> socket, Map<String, Upstream> upstreams,
                               Optional<Path> caFile, long maxBodyBytes, Duration timeout, Optional<Mtls> mtls,
-                              Limits limits) {
+                              Limits limits, boolean socketRelay) {
     public static final long DEFAULT_MAX_BODY = 4L << 20;
     public static final Duration DEFAULT_TIMEOUT = Duration.ofMinutes(10);
+
+    /**
+     * {@code socketRelay} ({@code gateway.socketRelay}, default true): the Unix socket names each
+     * request's writer through the kernel ({@link WriterRelay}) where it can (Linux 6.5+); false
+     * proves callers by the pass over every process's descriptors, as on older kernels and TCP.
+     */
+    public GatewaySettings(Optional<HostPort> listen, Optional<Path> socket, Map<String, Upstream> upstreams,
+                           Optional<Path> caFile, long maxBodyBytes, Duration timeout, Optional<Mtls> mtls, Limits limits) {
+        this(listen, socket, upstreams, caFile, maxBodyBytes, timeout, mtls, limits, true);
+    }
 
     public GatewaySettings(Optional<HostPort> listen, Optional<Path> socket, Map<String, Upstream> upstreams,
                            Optional<Path> caFile, long maxBodyBytes, Duration timeout, Optional<Mtls> mtls) {

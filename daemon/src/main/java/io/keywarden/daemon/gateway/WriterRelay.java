@@ -61,6 +61,8 @@ final class WriterRelay implements AutoCloseable {
         private int toClientLen;
         private boolean clientEof;
         private boolean internalEof;
+        private int clientMask = Epoll.IN;
+        private int internalMask = Epoll.IN;
 
         Link(int client, int internal, long internalInode, int connectorUid) {
             this.client = client;
@@ -476,11 +478,18 @@ final class WriterRelay implements AutoCloseable {
         if (!byFd.containsKey(k.client)) {
             return;
         }
-        epoll.modify(k.client, (k.toInternalLen == 0 && !k.clientEof ? Epoll.IN : 0)
-                | (k.toClientLen > 0 ? Epoll.OUT : 0), k.client);
+        // Only a change is told to the kernel (a system call each): most events change nothing.
+        int client = (k.toInternalLen == 0 && !k.clientEof ? Epoll.IN : 0) | (k.toClientLen > 0 ? Epoll.OUT : 0);
+        if (client != k.clientMask) {
+            epoll.modify(k.client, client, k.client);
+            k.clientMask = client;
+        }
         if (!k.internalEof) {
-            epoll.modify(k.internal, (k.toClientLen == 0 ? Epoll.IN : 0) | (k.toInternalLen > 0 ? Epoll.OUT : 0),
-                    k.internal);
+            int internal = (k.toClientLen == 0 ? Epoll.IN : 0) | (k.toInternalLen > 0 ? Epoll.OUT : 0);
+            if (internal != k.internalMask) {
+                epoll.modify(k.internal, internal, k.internal);
+                k.internalMask = internal;
+            }
         }
     }
 

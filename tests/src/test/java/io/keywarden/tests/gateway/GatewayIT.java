@@ -20,7 +20,9 @@ import org.junit.jupiter.api.Test;
 /**
  * Gateway mode end to end: a real `keywarden dev` with KeyFS and the gateway on loopback TCP and a
  * Unix socket, in front of a local upstream as strict as OpenAI about its credential; callers are
- * real processes of several uids (curl, python3) started with setpriv.
+ * real processes of several uids (curl, python3) started with setpriv. The Unix socket here is not
+ * relayed ({@code gateway.socketRelay: false}): its callers are proved as on kernels before 6.5, by
+ * who holds the socket ({@code GatewayAttackIT} tries the relayed one).
  */
 class GatewayIT {
     static final String CHAT = "{\"model\":\"gpt-4.1-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
@@ -107,6 +109,7 @@ class GatewayIT {
                 gateway:
                   listen: 127.0.0.1:%d
                   socket: %s
+                  socketRelay: false
                   caFile: ca.pem
                   upstreams:
                     secure: "https://127.0.0.1:%d"
@@ -200,7 +203,7 @@ class GatewayIT {
     }
 
     @Test
-    void theUnixSocketFindsItsCallerByWhoWroteTheRequest() {
+    void theUnixSocketWithoutTheRelayFindsItsCallerByWhoHoldsTheSocket() {
         Proc.Result ok = Proc.as(1001, "curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "--unix-socket", socket.toString(),
                 "-H", "Content-Type: application/json", "--data-binary", CHAT, "http://gw/openai/v1/chat/completions");
         assertEquals(200, status(ok), ok.out() + ok.err());
@@ -470,11 +473,16 @@ class GatewayIT {
      * A connection made by one process and inherited by a process of another workload (fork, then
      * each side drops to its own uid): both hold the socket, so the gateway refuses it.
      */
-    @Test
-    void aSocketSharedByProcessesOfTwoWorkloadsIsRefused() {
+    @org.junit.jupiter.params.ParameterizedTest(name = "over {0}")
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"tcp", "unix"})
+    void aSocketSharedByProcessesOfTwoWorkloadsIsRefused(String via) {
         String py = """
                 import os, socket, sys, time
-                s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+                if sys.argv[1].startswith("/"):
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    s.connect(sys.argv[1])
+                else:
+                    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
                 pid = os.fork()
                 if pid == 0:
                     os.setgid(1003); os.setuid(1003)    # workload scripted (python3 is its permitted exe)
@@ -487,7 +495,8 @@ class GatewayIT {
                 print(s.recv(65536).decode(errors="replace"))
                 os.kill(pid, 9)
                 """;
-        Proc.Result r = Proc.run("/usr/bin/python3", "-c", py, Integer.toString(gw), CHAT);
+        Proc.Result r = Proc.run("/usr/bin/python3", "-c", py, via.equals("unix") ? socket.toString() : Integer.toString(gw),
+                CHAT);
         assertTrue(r.out().startsWith("HTTP/1.1 403"), r.out() + r.err());
         assertTrue(r.out().contains("held by 2 processes"), r.out());
     }
