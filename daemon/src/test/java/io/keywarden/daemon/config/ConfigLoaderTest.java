@@ -141,6 +141,12 @@ class ConfigLoaderTest {
         assertEquals(32L << 20, l.maxBufferedBytes());
         assertEquals(256, l.defaultMaxOutputTokens());
         assertEquals(1024, l.maxConnections());
+        assertTrue(c.extensions().gateway().orElseThrow().socketRelay(), "the Unix socket is relayed by default");
+        assertFalse(ConfigLoader.load(write("""
+                policy: p
+                issuers: {d: {type: dev}}
+                gateway: {socket: /run/kw-gw/gateway.sock, socketRelay: false}
+                """), Map.of()).extensions().gateway().orElseThrow().socketRelay());
         io.keywarden.policy.yaml.ProblemsException e = org.junit.jupiter.api.Assertions.assertThrows(
                 io.keywarden.policy.yaml.ProblemsException.class, () -> ConfigLoader.load(write("""
                         policy: p
