@@ -33,6 +33,10 @@ import org.slf4j.LoggerFactory;
  *
  * <p>One thread, level-triggered epoll, non-blocking sockets; a side that cannot take more stops the
  * reading of the other (no unbounded buffering: at most one chunk per direction waits).
+ *
+ * <p>Over 400 lines: the relay's one event loop — accept, judge each chunk's writer, both directions
+ * with their back-pressure, close — is one piece of logic on one thread's state; a connection's
+ * state that the gateway's event loop reads ({@link Link}) is its own class inside.
  */
 final class WriterRelay implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(WriterRelay.class);
@@ -183,7 +187,11 @@ final class WriterRelay implements AutoCloseable {
     private void loop() {
         try {
             while (running) {
-                int n = epoll.await(-1);
+                // While accepting is paused, try again each second even if no connection closes.
+                int n = epoll.await(acceptPaused ? 1000 : -1);
+                if (n == 0 && acceptPaused) {
+                    resumeAccepting();
+                }
                 for (int i = 0; i < n && running; i++) {
                     long tag = epoll.tag(i);
                     int mask = epoll.mask(i);
@@ -194,15 +202,23 @@ final class WriterRelay implements AutoCloseable {
                     } else {
                         Link k = byFd.get((int) tag);
                         if (k != null) {
-                            ready(k, (int) tag, mask);
+                            try {
+                                ready(k, (int) tag, mask);
+                            } catch (NativeException | RuntimeException e) {
+                                // One connection's trouble is its own: it is closed, the relay goes on.
+                                LOG.debug("gateway socket: a relayed connection failed: {}", e.toString());
+                                close(k);
+                            }
                         }
                     }
                 }
             }
         } catch (NativeException | RuntimeException e) {
             if (running) {
-                LOG.error("gateway socket: the relay stopped: {}; new connections to the gateway socket wait unanswered"
-                        + " until the daemon restarts", e.toString());
+                // Refused, not left waiting: a connect to a shut listener fails at once (ECONNREFUSED).
+                LibC.shutdown(listening, 2);
+                LOG.error("gateway socket: the relay stopped: {}; connections to the gateway socket are refused until"
+                        + " the daemon restarts", e.toString());
             }
         } finally {
             for (Link k : byInode.values()) {
