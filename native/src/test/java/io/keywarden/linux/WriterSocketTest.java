@@ -19,6 +19,7 @@ import org.junit.jupiter.api.io.TempDir;
  * The kernel's per-message writer, on real sockets: each chunk names the process that wrote it, two
  * writers' bytes are never joined in one read, and descriptors a writer passes are closed here.
  */
+@org.junit.jupiter.api.Timeout(60)
 class WriterSocketTest {
     @TempDir
     Path dir;
@@ -106,7 +107,8 @@ class WriterSocketTest {
                     os._exit(0)
                 os.waitpid(child, 0)
                 s.sendall(b"three")
-                socket.send_fds(s, [b"four"], [0, 1, 2])
+                # Descriptors of its own, not its stdout: a pipe in flight would keep the test's read of it open.
+                socket.send_fds(s, [b"four"], [os.open("/dev/null", os.O_RDONLY) for _ in range(3)])
                 print(os.getpid(), child, flush=True)
                 s.shutdown(socket.SHUT_WR)
                 """;

@@ -296,6 +296,10 @@ class GatewayAttackIT {
         String said = pidReuse("unix", socket.toString(), false);
         assertTrue(said.contains("status HTTP/1.1 403") || said.contains("status none"), said);
         assertFalse(said.contains("status HTTP/1.1 200"), said);
+        // The connection pinned to the child by its first request: the parent's bytes close it.
+        String afterFirst = pidReuse("unix", socket.toString(), true);
+        assertTrue(afterFirst.contains("first HTTP/1.1 403"), afterFirst);
+        assertTrue(afterFirst.contains("status none"), afterFirst);
     }
 
     @Test
@@ -354,7 +358,8 @@ class GatewayAttackIT {
     @Test
     void descriptorsSentToTheGatewaySocketCloseTheConnection() throws Exception {
         String py = WRITER + """
-                socket.send_fds(s, [b"POST /openai/v1/chat/completions HTTP/1.1\\r\\nHost: gw\\r\\n"], [0, 1, 2])
+                socket.send_fds(s, [b"POST /openai/v1/chat/completions HTTP/1.1\\r\\nHost: gw\\r\\n"],
+                               [os.open("/dev/null", os.O_RDONLY) for _ in range(3)])
                 print("passed", request(s), flush=True)
                 """;
         int before = seen.size();
