@@ -107,19 +107,20 @@ class WriterSocketTest {
                     os._exit(0)
                 os.waitpid(child, 0)
                 s.sendall(b"three")
-                # Descriptors of its own, not its stdout: a pipe in flight would keep the test's read of it open.
-                socket.send_fds(s, [b"four"], [os.open("/dev/null", os.O_RDONLY) for _ in range(3)])
+                # Descriptors of a file of its own, not its stdout: a pipe in flight would keep the test's read of it open.
+                socket.send_fds(s, [b"four"], [os.open(sys.argv[2], os.O_RDONLY) for _ in range(3)])
                 print(os.getpid(), child, flush=True)
                 s.shutdown(socket.SHUT_WR)
                 """;
-        Process p = new ProcessBuilder("python3", "-c", script, sock.toString()).redirectErrorStream(true).start();
+        Path marker = Files.writeString(dir.resolve("passed-marker"), "x");
+        Process p = new ProcessBuilder("python3", "-c", script, sock.toString(), marker.toString()).redirectErrorStream(true)
+                .start();
         int server = acceptWithin(l);
         try {
             assertTrue(p.waitFor(30, TimeUnit.SECONDS));
             String[] pids = new String(p.getInputStream().readAllBytes(), StandardCharsets.US_ASCII).trim().split(" ");
             int parent = Integer.parseInt(pids[0]);
             int child = Integer.parseInt(pids[1]);
-            long before = openDescriptors();
             List<Chunk> got = drain(server);
             // A writer's consecutive messages may come as one chunk ("three" and "four" do, here); two writers' never.
             assertEquals("one", got.get(0).text());
@@ -138,7 +139,7 @@ class WriterSocketTest {
                     LibC.close(c.pidfd());
                 }
             }
-            assertEquals(before, openDescriptors(), "the three passed descriptors were closed");
+            assertEquals(0, descriptorsOf(marker), "the three passed descriptors were closed");
         } finally {
             p.destroyForcibly();
             LibC.close(server);
@@ -146,9 +147,16 @@ class WriterSocketTest {
         }
     }
 
-    private static long openDescriptors() throws Exception {
+    /** How many of this process's descriptors are open on {@code file}. */
+    static long descriptorsOf(Path file) throws Exception {
         try (var s = Files.list(Path.of("/proc/self/fd"))) {
-            return s.count();
+            return s.filter(fd -> {
+                try {
+                    return Files.readSymbolicLink(fd).equals(file);
+                } catch (java.io.IOException e) {
+                    return false;
+                }
+            }).count();
         }
     }
 }

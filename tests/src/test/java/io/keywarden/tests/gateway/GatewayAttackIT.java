@@ -360,15 +360,16 @@ class GatewayAttackIT {
     void descriptorsSentToTheGatewaySocketCloseTheConnection() throws Exception {
         String py = WRITER + """
                 socket.send_fds(s, [b"POST /openai/v1/chat/completions HTTP/1.1\\r\\nHost: gw\\r\\n"],
-                               [os.open("/dev/null", os.O_RDONLY) for _ in range(3)])
+                               [os.open(sys.argv[3], os.O_RDONLY) for _ in range(3)])
                 print("passed", request(s), flush=True)
                 """;
         int before = seen.size();
-        long fdsBefore = openDescriptors(daemon.pid());
-        Proc.Result r = Proc.as(1003, python, "-c", py, socket.toString(), CHAT);
+        Path marker = Files.writeString(dir.resolve("passed-marker"), "x");
+        Files.setPosixFilePermissions(marker, PosixFilePermissions.fromString("rw-r--r--"));
+        Proc.Result r = Proc.as(1003, python, "-c", py, socket.toString(), CHAT, marker.toString());
         assertTrue(r.out().contains("passed none"), r.out() + r.err());
         assertEquals(before, seen.size(), "nothing reached the upstream");
-        io.keywarden.testkit.Await.until(java.time.Duration.ofSeconds(10), () -> openDescriptors(daemon.pid()) <= fdsBefore,
+        io.keywarden.testkit.Await.until(java.time.Duration.ofSeconds(10), () -> descriptorsOf(daemon.pid(), marker) == 0,
                 () -> "the daemon closed the descriptors it was sent");
     }
 
@@ -407,9 +408,16 @@ class GatewayAttackIT {
         assertEquals(before, seen.size(), "nothing reached the upstream");
     }
 
-    static long openDescriptors(long pid) throws java.io.IOException {
+    /** How many of process {@code pid}'s descriptors are open on {@code file}. */
+    static long descriptorsOf(long pid, Path file) throws java.io.IOException {
         try (var s = Files.list(Path.of("/proc/" + pid + "/fd"))) {
-            return s.count();
+            return s.filter(fd -> {
+                try {
+                    return Files.readSymbolicLink(fd).equals(file);
+                } catch (java.io.IOException e) {
+                    return false;
+                }
+            }).count();
         }
     }
 
