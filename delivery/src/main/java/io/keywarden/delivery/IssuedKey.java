@@ -19,6 +19,8 @@ public final class IssuedKey {
     private final String leaseId;
     private final String fingerprint;
     private final java.util.List<Header> headers;
+    private KeyText headerText;
+    private String headerPrefix;
 
     /** Takes ownership of {@code secret}. */
     public IssuedKey(Secret secret, Instant expiresAt, String leaseId) {
@@ -106,10 +108,36 @@ public final class IssuedKey {
         return secret().toByteArray();
     }
 
-    /** Wipes the key's bytes: the lease is gone. Later reads of it fail. */
+    /**
+     * The key as header text with {@code prefix} ({@code "Bearer "}, or empty), made on first use
+     * and kept with the lease: every request of the gateway sends this one object; {@link #destroy}
+     * wipes it with the key.
+     */
+    public synchronized KeyText headerText(String prefix) {
+        if (headerText == null || !headerPrefix.equals(prefix)) {
+            if (headerText != null) {
+                headerText.wipe();
+            }
+            byte[] k = secretCopy();
+            try {
+                headerText = KeyText.of(prefix, k);
+                headerPrefix = prefix;
+            } finally {
+                Arrays.fill(k, (byte) 0);
+            }
+        }
+        return headerText;
+    }
+
+    /** Wipes the key's bytes (and its header text): the lease is gone. Later reads of it fail. */
     public void destroy() {
         if (secret != null) {
             secret.close();
+        }
+        synchronized (this) {
+            if (headerText != null) {
+                headerText.wipe();
+            }
         }
     }
 

@@ -11,22 +11,24 @@ import java.util.Arrays;
  */
 final class KeyRedactor {
     private static final byte[] MARK = "[redacted by keywarden]".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
-    private final byte[] key;
-    private final byte[] replacement;
+    /** The lease's header text (read in place, never copied: the lease wipes it). */
+    private final io.keywarden.delivery.KeyText key;
+    private final int length;
     private byte[] held = new byte[0];
     private long redactions;
 
-    KeyRedactor(byte[] key) {
-        this.key = key.clone();
-        this.replacement = new byte[key.length];
-        for (int i = 0; i < replacement.length; i++) {
-            replacement[i] = i < MARK.length ? MARK[i] : (byte) '*';
-        }
+    KeyRedactor(io.keywarden.delivery.KeyText key) {
+        this.key = key;
+        this.length = key.keyLength();
+    }
+
+    private static byte mark(int i) {
+        return i < MARK.length ? MARK[i] : (byte) '*';
     }
 
     /** The bytes of {@code chunk} that can be sent now (held-back bytes before it included). */
     byte[] feed(byte[] chunk) {
-        if (key.length == 0) {
+        if (length == 0) {
             return chunk;
         }
         byte[] data = held.length == 0 ? chunk : concat(held, chunk);
@@ -43,38 +45,64 @@ final class KeyRedactor {
         return rest;
     }
 
-    /** Header values: each occurrence replaced. */
+    /** Header values: each occurrence replaced (no string of the key is made to find it). */
     String redact(String value) {
-        String k = new String(key, java.nio.charset.StandardCharsets.ISO_8859_1);
-        if (key.length == 0 || !value.contains(k)) {
+        if (length == 0 || value == null || value.length() < length) {
             return value;
         }
-        redactions++;
-        return value.replace(k, new String(replacement, java.nio.charset.StandardCharsets.ISO_8859_1));
+        StringBuilder out = null;
+        int from = 0;
+        for (int i = 0; i + length <= value.length(); i++) {
+            if (matchesAt(value, i)) {
+                if (out == null) {
+                    out = new StringBuilder(value.length());
+                }
+                out.append(value, from, i);
+                for (int j = 0; j < length; j++) {
+                    out.append((char) mark(j));
+                }
+                redactions++;
+                from = i + length;
+                i += length - 1;
+            }
+        }
+        return out == null ? value : out.append(value, from, value.length()).toString();
+    }
+
+    private boolean matchesAt(String value, int at) {
+        for (int j = 0; j < length; j++) {
+            if (value.charAt(at + j) != (char) (key.keyByte(j) & 0xff)) {
+                return false;
+            }
+        }
+        return true;
     }
 
     long redactions() {
         return redactions;
     }
 
+    /** Wipes what was held back (the key is the lease's, wiped with it). */
     void wipe() {
-        Arrays.fill(key, (byte) 0);
         Arrays.fill(held, (byte) 0);
     }
 
     private void redact(byte[] data) {
-        for (int i = 0; i + key.length <= data.length; i++) {
-            if (data[i] == key[0] && matchesAt(data, i)) {
-                System.arraycopy(replacement, 0, data, i, key.length);
+        byte first = key.keyByte(0);
+        for (int i = 0; i + length <= data.length; i++) {
+            if (data[i] == first && matchesAt(data, i)) {
+                for (int j = 0; j < length; j++) {
+                    data[i + j] = mark(j);
+                }
                 redactions++;
-                i += key.length - 1;
+                i += length - 1;
             }
         }
     }
 
     private boolean matchesAt(byte[] data, int at) {
-        for (int j = 1; j < key.length; j++) {
-            if (data[at + j] != key[j]) {
+        for (int j = 1; j < length; j++) {
+            if (data[at + j] != key.keyByte(j)) {
                 return false;
             }
         }
@@ -83,10 +111,10 @@ final class KeyRedactor {
 
     /** The length of the longest suffix of {@code data} that is a proper prefix of the key. */
     private int partialAtEnd(byte[] data) {
-        for (int n = Math.min(key.length - 1, data.length); n > 0; n--) {
+        for (int n = Math.min(length - 1, data.length); n > 0; n--) {
             boolean match = true;
             for (int j = 0; j < n; j++) {
-                if (data[data.length - n + j] != key[j]) {
+                if (data[data.length - n + j] != key.keyByte(j)) {
                     match = false;
                     break;
                 }

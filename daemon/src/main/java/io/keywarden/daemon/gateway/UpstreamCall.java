@@ -103,19 +103,16 @@ final class UpstreamCall {
                 h.add(e.getKey(), e.getValue());
             }
         }
-        byte[] secret = issued.secretCopy();
-        try {
-            String cred = new String(secret, StandardCharsets.US_ASCII);
-            switch (x.upstream.auth()) {
-                case BEARER -> h.set("authorization", "Bearer " + cred);
-                case X_API_KEY -> h.set("x-api-key", cred);
-                case API_KEY -> h.set("api-key", cred);
-                default -> throw new IllegalStateException();
-            }
-            x.redactor = new KeyRedactor(secret);
-        } finally {
-            Arrays.fill(secret, (byte) 0);
-        }
+        // The lease's one header text for every request: no copy of the key per request. It is put
+        // on the client request itself (options' headers are copied into it as strings).
+        io.keywarden.delivery.KeyText cred = issued.headerText(x.upstream.auth() == GatewaySettings.UpstreamAuth.BEARER
+                ? "Bearer " : "");
+        String credHeader = switch (x.upstream.auth()) {
+            case BEARER -> "authorization";
+            case X_API_KEY -> "x-api-key";
+            case API_KEY -> "api-key";
+        };
+        x.redactor = new KeyRedactor(cred);
         for (io.keywarden.delivery.Header extra : issued.headers()) {
             String theirs = h.get(extra.name());
             h.set(extra.name(), theirs == null || theirs.contains(extra.value()) ? extra.value() : theirs + "," + extra.value());
@@ -132,6 +129,9 @@ final class UpstreamCall {
                 return io.vertx.core.Future.failedFuture("the agent hung up");
             }
             x.upstreamRequest = creq;
+            // Netty's AsciiString over the lease's own bytes: Vert.x's HTTP/1 client makes a string of
+            // each header value, which AsciiString keeps: one per lease, not one per request.
+            creq.putHeader(credHeader, cred.view(b -> new io.netty.util.AsciiString(b, false)));
             return creq.send(body);
         }).onComplete(ar -> {
             if (ar.failed()) {

@@ -25,7 +25,7 @@ class KeyRedactorTest {
         String text = "{\"error\":\"Incorrect API key provided: " + KEY + "\"} and again " + KEY + ".";
         for (int cut = 0; cut <= text.length(); cut++) {
             for (int cut2 = cut; cut2 <= text.length(); cut2 += 7) {
-                KeyRedactor r = new KeyRedactor(KEY.getBytes(StandardCharsets.US_ASCII));
+                KeyRedactor r = new KeyRedactor(io.keywarden.delivery.KeyText.of("Bearer ", KEY.getBytes(StandardCharsets.US_ASCII)));
                 String out = through(r, text.substring(0, cut), text.substring(cut, cut2), text.substring(cut2));
                 assertFalse(out.contains(KEY), out);
                 assertFalse(out.contains("abcdefghijklmnop"), out);
@@ -38,7 +38,7 @@ class KeyRedactorTest {
 
     @Test
     void nothingIsHeldBackThatCannotBeginTheKey() {
-        KeyRedactor r = new KeyRedactor(KEY.getBytes(StandardCharsets.US_ASCII));
+        KeyRedactor r = new KeyRedactor(io.keywarden.delivery.KeyText.of("Bearer ", KEY.getBytes(StandardCharsets.US_ASCII)));
         assertEquals("data: {\"x\":1}\n\n", new String(r.feed("data: {\"x\":1}\n\n".getBytes(StandardCharsets.UTF_8)),
                 StandardCharsets.UTF_8), "an SSE event is passed on whole, at once");
         assertEquals("data: ", new String(r.feed("data: sk-d".getBytes(StandardCharsets.UTF_8)), StandardCharsets.UTF_8),
