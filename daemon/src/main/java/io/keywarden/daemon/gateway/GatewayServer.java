@@ -180,7 +180,8 @@ public final class GatewayServer implements AutoCloseable {
                 + " (each request's writer named by the kernel)", null);
         io.keywarden.linux.SafePaths.placeSocket(sock, PosixFilePermissions.fromString("rw-rw-rw-"),
                 "the gateway socket " + sock, at -> {
-                    relay = WriterRelay.start(at, internal);
+                    // Counted like the holder pass's refusals of a hostile connection.
+                    relay = WriterRelay.start(at, internal, () -> metrics.gatewayRequest("", "", Outcome.NOT_PERMITTED));
                     connections.relayedBy(relay);
                 });
     }

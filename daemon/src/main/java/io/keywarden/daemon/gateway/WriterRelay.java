@@ -121,6 +121,7 @@ final class WriterRelay implements AutoCloseable {
     }
 
     private final Path internalPath;
+    private final Runnable onRefusal;
     private final int listening;
     private final Epoll epoll;
     private final int wake;
@@ -134,7 +135,8 @@ final class WriterRelay implements AutoCloseable {
     private volatile boolean running = true;
     private boolean acceptPaused;
 
-    private WriterRelay(Path internalPath, int listening, Epoll epoll, int wake) {
+    private WriterRelay(Path internalPath, int listening, Epoll epoll, int wake, Runnable onRefusal) {
+        this.onRefusal = onRefusal;
         this.internalPath = internalPath;
         this.listening = listening;
         this.epoll = epoll;
@@ -152,7 +154,8 @@ final class WriterRelay implements AutoCloseable {
      * Listens at {@code at} (the caller has placed the path) and relays each connection to
      * {@code internalPath}, where the gateway's HTTP server must already listen.
      */
-    static WriterRelay start(Path at, Path internalPath) throws NativeException {
+    /** {@code onRefusal}: run (on the relay's thread) for each connection closed for what its writer did. */
+    static WriterRelay start(Path at, Path internalPath, Runnable onRefusal) throws NativeException {
         int l = WriterSocket.listen(at, 1024);
         Epoll ep = null;
         int wake = -1;
@@ -174,7 +177,7 @@ final class WriterRelay implements AutoCloseable {
             }
             throw e;
         }
-        WriterRelay r = new WriterRelay(internalPath, l, ep, wake);
+        WriterRelay r = new WriterRelay(internalPath, l, ep, wake, onRefusal);
         r.thread.start();
         return r;
     }
@@ -337,6 +340,7 @@ final class WriterRelay implements AutoCloseable {
             }
             String refusal = judge(k);
             if (refusal != null) {
+                onRefusal.run();
                 refused(refusal);
                 close(k);
                 return false;

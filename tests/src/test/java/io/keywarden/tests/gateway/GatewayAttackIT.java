@@ -348,11 +348,24 @@ class GatewayAttackIT {
                 print("parent again", request(s), flush=True)
                 """;
         int before = seen.size();
+        double refusedBefore = notPermitted();
         Proc.Result r = Proc.as(1003, python, "-c", py, socket.toString(), CHAT);
         assertTrue(r.out().contains("parent HTTP/1.1 200"), r.out() + r.err());
         assertTrue(r.out().contains("child none"), "the child's bytes closed the connection: " + r.out());
         assertTrue(r.out().contains("parent again none"), "the connection stays closed: " + r.out());
         assertEquals(before + 1, seen.size(), "only the parent's request reached the upstream: " + r.out());
+        assertTrue(notPermitted() >= refusedBefore + 1, "the closed connection is counted as not_permitted");
+    }
+
+    /** {@code keywarden_gateway_requests_total} with outcome not_permitted, summed over its labels. */
+    static double notPermitted() {
+        double sum = 0;
+        for (String line : io.keywarden.tests.support.Http.get("http://127.0.0.1:" + ops + "/metrics").split("\n")) {
+            if (line.startsWith("keywarden_gateway_requests_total{") && line.contains("outcome=\"not_permitted\"")) {
+                sum += Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
+            }
+        }
+        return sum;
     }
 
     /** File descriptors sent over the gateway socket (SCM_RIGHTS) are closed at once, and so is the connection. */
