@@ -53,4 +53,13 @@ public final class ProcFiles {
         }
         return Optional.of(new String(buf.getByteArray(0, (int) n), StandardCharsets.UTF_8));
     }
+
+    /** How many of process {@code pid}'s descriptors are open on {@code file} now (0 when it cannot be read). */
+    public static long descriptorsOn(long pid, java.nio.file.Path file) {
+        try (var fds = java.nio.file.Files.list(java.nio.file.Path.of("/proc/" + pid + "/fd"))) {
+            return fds.filter(fd -> readlink(fd.toString()).map(file.toString()::equals).orElse(false)).count();
+        } catch (java.io.IOException e) {
+            return 0;
+        }
+    }
 }

@@ -139,24 +139,12 @@ class WriterSocketTest {
                     LibC.close(c.pidfd());
                 }
             }
-            assertEquals(0, descriptorsOf(marker), "the three passed descriptors were closed");
+            assertEquals(0, ProcFiles.descriptorsOn(ProcessHandle.current().pid(), marker),
+                    "the three passed descriptors were closed");
         } finally {
             p.destroyForcibly();
             LibC.close(server);
             LibC.close(l);
-        }
-    }
-
-    /** How many of this process's descriptors are open on {@code file}. */
-    static long descriptorsOf(Path file) throws Exception {
-        try (var s = Files.list(Path.of("/proc/self/fd"))) {
-            return s.filter(fd -> {
-                try {
-                    return Files.readSymbolicLink(fd).equals(file);
-                } catch (java.io.IOException e) {
-                    return false;
-                }
-            }).count();
         }
     }
 }

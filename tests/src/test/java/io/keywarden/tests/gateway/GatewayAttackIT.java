@@ -191,6 +191,19 @@ class GatewayAttackIT {
 
     // ---- 1. pid reuse ----
 
+    /** Python: sends one chat request ({@code body}) on {@code s}; its status line, or "none" when the gateway closed. */
+    static final String REQUEST = """
+            def request(s):
+                s.settimeout(10)
+                try:
+                    s.sendall(b"POST /openai/v1/chat/completions HTTP/1.1\\r\\nHost: gw\\r\\nContent-Type: application/json\\r\\n"
+                              + b"Content-Length: " + str(len(body)).encode() + b"\\r\\n\\r\\n" + body)
+                    data = s.recv(65536)
+                except OSError:
+                    data = b""
+                return data.split(b"\\r\\n")[0].decode(errors="replace") if data else "none"
+            """;
+
     /**
      * The attacker (uid 1002, no workload): a child connects (and, with {@code first}, sends one
      * request, refused), hands the socket to its parent over SCM_RIGHTS and exits; the parent
@@ -202,15 +215,7 @@ class GatewayAttackIT {
             import os, socket, sys
             kind, addr, first = sys.argv[1], sys.argv[2], sys.argv[3] == "first"
             body = sys.argv[4].encode()
-            def request(s):
-                s.settimeout(10)
-                try:
-                    s.sendall(b"POST /openai/v1/chat/completions HTTP/1.1\\r\\nHost: gw\\r\\nContent-Type: application/json\\r\\n"
-                              + b"Content-Length: " + str(len(body)).encode() + b"\\r\\n\\r\\n" + body)
-                    data = s.recv(65536)
-                except OSError:
-                    data = b""
-                return data.split(b"\\r\\n")[0].decode(errors="replace") if data else "none"
+            """ + REQUEST + """
             a, b = socket.socketpair()
             pid = os.fork()
             if pid == 0:
@@ -318,15 +323,7 @@ class GatewayAttackIT {
     static final String WRITER = """
             import os, socket, sys
             body = sys.argv[2].encode()
-            def request(s):
-                s.settimeout(10)
-                try:
-                    s.sendall(b"POST /openai/v1/chat/completions HTTP/1.1\\r\\nHost: gw\\r\\nContent-Type: application/json\\r\\n"
-                              + b"Content-Length: " + str(len(body)).encode() + b"\\r\\n\\r\\n" + body)
-                    data = s.recv(65536)
-                except OSError:
-                    data = b""
-                return data.split(b"\\r\\n")[0].decode(errors="replace") if data else "none"
+            """ + REQUEST + """
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.connect(sys.argv[1])
             """;
@@ -382,7 +379,7 @@ class GatewayAttackIT {
         Proc.Result r = Proc.as(1003, python, "-c", py, socket.toString(), CHAT, marker.toString());
         assertTrue(r.out().contains("passed none"), r.out() + r.err());
         assertEquals(before, seen.size(), "nothing reached the upstream");
-        io.keywarden.testkit.Await.until(java.time.Duration.ofSeconds(10), () -> descriptorsOf(daemon.pid(), marker) == 0,
+        io.keywarden.testkit.Await.until(java.time.Duration.ofSeconds(10), () -> io.keywarden.linux.ProcFiles.descriptorsOn(daemon.pid(), marker) == 0,
                 () -> "the daemon closed the descriptors it was sent");
     }
 
@@ -419,19 +416,6 @@ class GatewayAttackIT {
         Proc.Result r = Proc.run(python, "-c", py, internal.toString(), CHAT);
         assertTrue(r.out().contains("direct none"), r.out() + r.err());
         assertEquals(before, seen.size(), "nothing reached the upstream");
-    }
-
-    /** How many of process {@code pid}'s descriptors are open on {@code file}. */
-    static long descriptorsOf(long pid, Path file) throws java.io.IOException {
-        try (var s = Files.list(Path.of("/proc/" + pid + "/fd"))) {
-            return s.filter(fd -> {
-                try {
-                    return Files.readSymbolicLink(fd).equals(file);
-                } catch (java.io.IOException e) {
-                    return false;
-                }
-            }).count();
-        }
     }
 
     // ---- 2. the permitted program is not a pass ----
