@@ -26,6 +26,16 @@ class AttestationAllocationTest {
         return Integer.parseInt(link.substring(link.lastIndexOf('/') + 1));
     }
 
+    /** A policy of one workload, {@code me}, with {@code selectors} and key {@code openai}. */
+    static Policy onlyMe(String... selectors) throws io.keywarden.policy.yaml.ProblemsException {
+        return PolicyLoader.parse("""
+                keys: {openai: {}}
+                workloads:
+                  - {name: me, spiffeId: "spiffe://t/me", selectors: [%s], keys: [openai]}
+                """.formatted(String.join(", ", java.util.Arrays.stream(selectors).map(x -> "\"" + x + "\"").toList())),
+                "p.yaml");
+    }
+
     static long allocatedBy(Runnable r) {
         com.sun.management.ThreadMXBean mx = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
         long before = mx.getCurrentThreadAllocatedBytes();
@@ -61,11 +71,7 @@ class AttestationAllocationTest {
         int tid = ownTid();
         try (ProcAttestor proc = ProcAttestor.system()) {
             ProcessInfo p = proc.attest(tid);
-            Policy policy = PolicyLoader.parse("""
-                    keys: {openai: {}}
-                    workloads:
-                      - {name: me, spiffeId: "spiffe://t/me", selectors: ["unix:uid:%d"], keys: [openai]}
-                    """.formatted(p.uid()), "p.yaml");
+            Policy policy = onlyMe("unix:uid:" + p.uid());
             SelectorAttestor dev = new SelectorAttestor(proc, () -> policy);
             Attestation first = dev.attest(tid, p.uid(), p.gid());
             assertEquals("me", assertInstanceOf(Attestation.Identified.class, first).workload().name());

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.keywarden.policy.Policy;
-import io.keywarden.policy.PolicyLoader;
 import java.nio.file.Path;
 import java.util.Optional;
 import org.junit.jupiter.api.Test;
@@ -24,11 +23,7 @@ class DigestWithoutWaitingTest {
         String sha = ExeDigests.hash(Path.of("/proc/self/exe")).orElseThrow();
         try (ProcAttestor proc = new ProcAttestor("/proc", new ExeDigests(), CgroupFs.system())) {
             ProcessInfo p = proc.attest(tid);
-            Policy policy = PolicyLoader.parse("""
-                    keys: {openai: {}}
-                    workloads:
-                      - {name: me, spiffeId: "spiffe://t/me", selectors: ["unix:uid:%d", "unix:sha256:%s"], keys: [openai]}
-                    """.formatted(p.uid(), sha), "p.yaml");
+            Policy policy = AttestationAllocationTest.onlyMe("unix:uid:" + p.uid(), "unix:sha256:" + sha);
             SelectorAttestor dev = new SelectorAttestor(proc, () -> policy);
             assertFalse(p.exeSha256Known());
             assertEquals(Optional.empty(), dev.attestWithoutWaiting(tid, p.uid(), p.gid()),
@@ -47,11 +42,7 @@ class DigestWithoutWaitingTest {
         int tid = AttestationAllocationTest.ownTid();
         try (ProcAttestor proc = new ProcAttestor("/proc", new ExeDigests(), CgroupFs.system())) {
             ProcessInfo p = proc.attest(tid);
-            Policy policy = PolicyLoader.parse("""
-                    keys: {openai: {}}
-                    workloads:
-                      - {name: me, spiffeId: "spiffe://t/me", selectors: ["unix:uid:%d"], keys: [openai]}
-                    """.formatted(p.uid()), "p.yaml");
+            Policy policy = AttestationAllocationTest.onlyMe("unix:uid:" + p.uid());
             SelectorAttestor dev = new SelectorAttestor(proc, () -> policy);
             assertTrue(dev.attestWithoutWaiting(tid, p.uid(), p.gid()).isPresent());
             assertFalse(p.exeSha256Known(), "and nothing was hashed");
