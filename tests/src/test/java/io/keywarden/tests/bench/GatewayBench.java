@@ -219,19 +219,22 @@ class GatewayBench {
                 """.formatted(dir, upstream, port));
         Process p = new ProcessBuilder(bin.toString(), "-p", dir.resolve("nginx").toString(), "-c", conf.toString(), "-g",
                 "daemon off;").redirectErrorStream(true).redirectOutput(dir.resolve("nginx/out.log").toFile()).start();
-        long end = System.currentTimeMillis() + 20_000;
-        while (System.currentTimeMillis() < end) {
-            try (Socket s = new Socket("127.0.0.1", port)) {
-                return p;
-            } catch (java.io.IOException e) {
+        try {
+            io.keywarden.testkit.Await.until(java.time.Duration.ofSeconds(20), () -> {
                 if (!p.isAlive()) {
                     throw new AssertionError("nginx did not start: " + Files.readString(dir.resolve("nginx/out.log")));
                 }
-                Thread.sleep(100);
-            }
+                try (Socket s = new Socket("127.0.0.1", port)) {
+                    return true;
+                } catch (java.io.IOException e) {
+                    return false;
+                }
+            }, () -> "nginx did not listen within 20 s");
+        } catch (AssertionError | RuntimeException e) {
+            p.destroy();
+            throw e;
         }
-        p.destroy();
-        throw new AssertionError("nginx did not listen within 20 s");
+        return p;
     }
 
     static Path litellmBinary() {
