@@ -34,6 +34,42 @@ final class Canonical {
         }
     }
 
+    /** A record sealed for the ledger: its hash and its line (the canonical JSON with that hash, then a newline). */
+    record Sealed(String hash, byte[] line) {
+    }
+
+    /**
+     * Seals a record with one serialisation: the sorted fields before {@code hash} and those after
+     * it are written once each; the hashed form is the two halves joined, the line the two halves
+     * with the hash between them — byte for byte what {@link #hash} and {@link #json} give
+     * ({@code CanonicalTest}). {@code sha} is the caller's own digest (not shared between threads).
+     */
+    static Sealed seal(Map<String, Object> record, MessageDigest sha) {
+        TreeMap<String, Object> sorted = new TreeMap<>(record);
+        sorted.remove("hash");
+        String before = members(sorted.headMap("hash"));
+        String after = members(sorted.tailMap("hash", false));
+        String unsigned = "{" + before + (before.isEmpty() || after.isEmpty() ? "" : ",") + after + "}";
+        sha.reset();
+        String hash = HexFormat.of().formatHex(sha.digest(unsigned.getBytes(StandardCharsets.UTF_8)));
+        String line = "{" + before + (before.isEmpty() ? "" : ",") + "\"hash\":\"" + hash + "\""
+                + (after.isEmpty() ? "" : ",") + after + "}\n";
+        return new Sealed(hash, line.getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** A sorted map's JSON without its braces ("" when empty). */
+    private static String members(java.util.SortedMap<String, Object> part) {
+        if (part.isEmpty()) {
+            return "";
+        }
+        try {
+            String whole = mapper().writeValueAsString(part);
+            return whole.substring(1, whole.length() - 1);
+        } catch (JsonProcessingException e) {
+            throw new IllegalArgumentException("record cannot be serialised: " + e.getOriginalMessage());
+        }
+    }
+
     /** SHA-256 over the record without its {@code hash} field. */
     static String hash(Map<String, Object> record) {
         TreeMap<String, Object> without = new TreeMap<>(record);
