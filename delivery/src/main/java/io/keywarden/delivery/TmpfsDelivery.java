@@ -23,7 +23,6 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Arrays;
 import java.util.Optional;
 import java.util.Set;
-import java.util.UUID;
 
 /**
  * Delivery without FUSE: {@code <root>/<workload>/<key>/{api_key,expires_at,status[,headers]}} on a tmpfs
@@ -47,7 +46,10 @@ public final class TmpfsDelivery implements AutoCloseable {
     private final java.util.Map<String, String> keyOwners = new java.util.concurrent.ConcurrentHashMap<>();
     /** The status line last written per key directory: an unchanged "ok" is not rewritten on every refresh. */
     private final java.util.Map<Path, String> statusWritten = new java.util.concurrent.ConcurrentHashMap<>();
+    /** The directories this daemon made (or found) and gave to a uid: not looked at again on every refresh. */
     private final java.util.Map<Path, Integer> owners = new java.util.concurrent.ConcurrentHashMap<>();
+    /** The key directories holding a {@code headers} file, so a key without headers costs no unlink per refresh. */
+    private final Set<Path> headersWritten = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     private TmpfsDelivery(Path root, boolean mounted, Layout layout) {
         this.root = root;
@@ -116,20 +118,46 @@ public final class TmpfsDelivery implements AutoCloseable {
     public void publish(Workload w, String key, IssuedKey issued, boolean revocable) throws IOException {
         int uid = ownerOf(w).orElseThrow(() -> new IOException("workload " + w.name() + " has no unix:uid selector:"
                 + " tmpfs delivery cannot know who owns its files"));
+        inDirs(w, key, uid, d -> {
+            byte[] secret = issued.secretCopy();
+            try {
+                replace(d, "api_key", secret, uid);
+            } finally {
+                Arrays.fill(secret, (byte) 0);
+            }
+            replace(d, "expires_at", (KeyFs.rfc3339(issued.expiresAt()) + "\n").getBytes(StandardCharsets.US_ASCII), uid);
+            if (issued.headers().isEmpty()) {
+                if (headersWritten.remove(d)) {
+                    Files.deleteIfExists(d.resolve("headers"));
+                }
+            } else {
+                replace(d, "headers", Header.file(issued.headers()).getBytes(StandardCharsets.UTF_8), uid);
+                headersWritten.add(d);
+            }
+            writeStatus(d, new LeaseStatus.Ok(revocable).line() + "\n", uid);
+        });
+    }
+
+    private interface InDir {
+        void run(Path keyDir) throws IOException;
+    }
+
+    /**
+     * Runs {@code action} in the key's directory, made if this daemon has not made it yet. The
+     * directories are the workload's (it may chmod and empty them): one found gone is made again
+     * and the action run once more.
+     */
+    private void inDirs(Workload w, String key, int uid, InDir action) throws IOException {
         Path d = ensureDirs(w, key, uid);
-        byte[] secret = issued.secretCopy();
         try {
-            replace(d, "api_key", secret, uid);
-        } finally {
-            Arrays.fill(secret, (byte) 0);
+            action.run(d);
+        } catch (NoSuchFileException e) {
+            owners.remove(d);
+            owners.remove(root.resolve(w.name()));
+            statusWritten.remove(d);
+            headersWritten.remove(d);
+            action.run(ensureDirs(w, key, uid));
         }
-        replace(d, "expires_at", (KeyFs.rfc3339(issued.expiresAt()) + "\n").getBytes(StandardCharsets.US_ASCII), uid);
-        if (issued.headers().isEmpty()) {
-            Files.deleteIfExists(d.resolve("headers"));
-        } else {
-            replace(d, "headers", Header.file(issued.headers()).getBytes(StandardCharsets.UTF_8), uid);
-        }
-        writeStatus(d, new LeaseStatus.Ok(revocable).line() + "\n", uid);
     }
 
     /** Fail closed: removes {@code api_key} and says why in {@code status}. */
@@ -138,10 +166,11 @@ public final class TmpfsDelivery implements AutoCloseable {
         if (uid.isEmpty()) {
             return;
         }
-        Path d = ensureDirs(w, key, uid.get());
-        Files.deleteIfExists(d.resolve("api_key"));
-        Files.deleteIfExists(d.resolve("expires_at"));
-        writeStatus(d, "error: " + reason + "\n", uid.get());
+        inDirs(w, key, uid.get(), d -> {
+            Files.deleteIfExists(d.resolve("api_key"));
+            Files.deleteIfExists(d.resolve("expires_at"));
+            writeStatus(d, "error: " + reason + "\n", uid.get());
+        });
     }
 
     private void writeStatus(Path dir, String line, int uid) throws IOException {
@@ -155,6 +184,7 @@ public final class TmpfsDelivery implements AutoCloseable {
     /** Removes a workload's key directory (revocation). */
     public void wipe(Workload w, String key) throws IOException {
         statusWritten.remove(dir(w, key));
+        headersWritten.remove(dir(w, key));
         owners.remove(dir(w, key));
         if (layout == Layout.PER_KEY) {
             if (!w.name().equals(keyOwners.get(key))) {
@@ -167,6 +197,7 @@ public final class TmpfsDelivery implements AutoCloseable {
         deleteTree(dir(w, key));
         try {
             Files.deleteIfExists(root.resolve(w.name()));
+            owners.remove(root.resolve(w.name()));
         } catch (DirectoryNotEmptyException e) {
             // other keys of the workload stay
         }
@@ -188,9 +219,14 @@ public final class TmpfsDelivery implements AutoCloseable {
         // still owner-only.
         String mode = LibC.geteuid() == 0 ? "r-x------" : "rwx------";
         for (Path p : dirs) {
+            if (Integer.valueOf(uid).equals(owners.get(p))) {
+                continue;   // made and given to this uid before; gone since, the caller makes it again
+            }
             if (!Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)) {
                 Files.createDirectory(p, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString(mode)));
                 owners.remove(p);
+            } else if (p.equals(kd)) {
+                headersWritten.add(kd);   // found, not made: it may hold a headers file from before
             }
             // A policy change may give the workload another uid: its directories follow.
             if (!Integer.valueOf(uid).equals(owners.get(p))) {
@@ -201,11 +237,17 @@ public final class TmpfsDelivery implements AutoCloseable {
         return kd;
     }
 
+    private static final java.nio.file.attribute.FileAttribute<?> OWNER_READ_ONLY =
+            PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("r--------"));
+
     private static void replace(Path dir, String name, byte[] content, int uid) throws IOException {
-        Path tmp = dir.resolve("." + name + "." + UUID.randomUUID());
+        // A name the workload (owner of the directory, so able to chmod it) cannot guess ahead and
+        // squat; CREATE_NEW + NOFOLLOW refuse anything already there.
+        Path tmp = dir.resolve("." + name + "." + Long.toHexString(java.util.concurrent.ThreadLocalRandom.current().nextLong()));
+        boolean moved = false;
         try {
             try (FileChannel ch = FileChannel.open(tmp, Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE,
-                    LinkOption.NOFOLLOW_LINKS), PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("r--------")))) {
+                    LinkOption.NOFOLLOW_LINKS), OWNER_READ_ONLY)) {
                 ByteBuffer b = ByteBuffer.wrap(content);
                 while (b.hasRemaining()) {
                     ch.write(b);
@@ -213,8 +255,11 @@ public final class TmpfsDelivery implements AutoCloseable {
             }
             chown(tmp, uid);
             Files.move(tmp, dir.resolve(name), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            moved = true;
         } finally {
-            Files.deleteIfExists(tmp);
+            if (!moved) {
+                Files.deleteIfExists(tmp);
+            }
         }
     }
 
@@ -226,6 +271,7 @@ public final class TmpfsDelivery implements AutoCloseable {
 
     private void wipeAll() throws IOException {
         statusWritten.clear();
+        headersWritten.clear();
         owners.clear();
         keyOwners.clear();
         try (var entries = Files.list(root)) {

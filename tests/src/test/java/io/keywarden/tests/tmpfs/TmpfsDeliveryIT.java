@@ -84,6 +84,15 @@ class TmpfsDeliveryIT {
                 assertEquals(3, left.count(), "no temporary files are left behind");
             }
 
+            // The workload owns its directories: emptied by it, the next publish makes them again.
+            assertEquals(0, Proc.as(1001, "sh", "-c", "chmod u+w '" + root.resolve("alice") + "' '" + key.getParent()
+                    + "' && rm -rf '" + key.getParent() + "'").code());
+            assertFalse(Files.exists(key.getParent()));
+            d.publish(alice, "openai", TestKeys.issued(TestKeys.random("sk-alice-", LENGTH), exp));
+            assertEquals(1001, Files.getAttribute(key, "unix:uid"));
+            assertEquals("r-x------", PosixFilePermissions.toString(Files.getPosixFilePermissions(key.getParent())));
+            assertEquals("ok\n", Files.readString(root.resolve("alice/openai/status")), "status written again");
+
             d.withdraw(alice, "openai", "key expired");
             assertFalse(Files.exists(key));
             assertEquals("error: key expired\n", Files.readString(root.resolve("alice/openai/status")));
@@ -93,6 +102,24 @@ class TmpfsDeliveryIT {
             assertEquals(0, left.count(), "nothing was written under the tmpfs");
         }
         Files.delete(root);
+    }
+
+    @Test
+    void aHeadersFileLeftByAnEarlierRunIsRemovedWhenTheKeyHasNone() throws Exception {
+        Requirements.root();
+        Workload alice = alice();
+        Path root = Files.createTempDirectory(Path.of("/dev/shm"), "kw-tmpfs-");
+        try {
+            Files.createDirectories(root.resolve("alice/claude"));
+            Files.writeString(root.resolve("alice/claude/headers"), "anthropic-beta: old\n");
+            try (TmpfsDelivery d = TmpfsDelivery.open(root, false)) {
+                d.publish(alice, "claude", TestKeys.issued("sk-plain-key", Instant.now().plus(Duration.ofHours(1))));
+                assertFalse(Files.exists(root.resolve("alice/claude/headers")), "a stale headers file is not served");
+                assertTrue(Files.exists(root.resolve("alice/claude/api_key")));
+            }
+        } finally {
+            Proc.run("rm", "-rf", root.toString());
+        }
     }
 
     @Test
