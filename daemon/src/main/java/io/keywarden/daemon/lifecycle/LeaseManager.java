@@ -158,11 +158,17 @@ public final class LeaseManager implements KeySource, AutoCloseable {
 
     /** Under the slot's monitor. */
     private CompletableFuture<Lease> startIssue(LeaseSlot s, ProcessInfo opener) {
+        CompletableFuture<Lease> f = claimIssue(s);
+        scheduler.execute(() -> issue(s, f, opener));
+        return f;
+    }
+
+    /** Under the slot's monitor: an issuance is in flight from now; the caller runs {@link #issue}. */
+    private static CompletableFuture<Lease> claimIssue(LeaseSlot s) {
         CompletableFuture<Lease> f = new CompletableFuture<>();
         s.inflight = f;
         LeaseSlot.cancel(s.retryTask);
         s.retryTask = null;
-        scheduler.execute(() -> issue(s, f, opener));
         return f;
     }
 
@@ -243,26 +249,34 @@ public final class LeaseManager implements KeySource, AutoCloseable {
         f.completeExceptionally(new KeyUnavailableException(reason));
     }
 
+    // Timed tasks run on the scheduler's blocking threads: a retry or refresh issues right there
+    // (outside the slot's monitor) rather than handing the issuer call to another thread.
+
     private void retry(LeaseSlot s) {
+        CompletableFuture<Lease> f;
         synchronized (s) {
             s.retryTask = null;
             if (closed || s.inflight != null || slots.get(s.id()) != s) {
                 return;
             }
             boolean needed = s.eager || s.current != null || !s.openers.currentEmpty();
-            if (needed) {
-                startIssue(s, null);
+            if (!needed) {
+                return;
             }
+            f = claimIssue(s);
         }
+        issue(s, f, null);
     }
 
     private void refresh(LeaseSlot s, Lease due) {
+        CompletableFuture<Lease> f;
         synchronized (s) {
             if (closed || s.current != due || s.inflight != null) {
                 return;
             }
-            startIssue(s, null);
+            f = claimIssue(s);
         }
+        issue(s, f, null);
     }
 
     private void expire(LeaseSlot s, Lease lease) {

@@ -9,6 +9,7 @@ public interface Scheduler {
         void cancel();
     }
 
+    /** Runs {@code task} at {@code when}, on a thread that may block (a refresh makes its issuer call there). */
     Task at(Instant when, Runnable task);
 
     /** Runs a blocking call (an issuer request) off the caller's thread. */

@@ -3,28 +3,32 @@ package io.keywarden.daemon.lifecycle;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
-/** The production scheduler: one timer thread, and a bounded pool for blocking issuer calls. */
+/**
+ * The production scheduler: one bounded pool ({@code keywarden-issuer-N}) whose threads both wait
+ * for timed tasks and run them, and run blocking work handed to it. A due refresh then wakes one
+ * thread, not a timer thread that hands it on to another (at a node's refresh rate each hand-off
+ * was a futex wake and a context switch: ScaleBench, docs/benchmarks.md).
+ */
 public final class SystemScheduler implements Scheduler, AutoCloseable {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(SystemScheduler.class);
     private final Clock clock;
-    private final ScheduledExecutorService timer;
-    private final ExecutorService blocking;
+    private final ScheduledThreadPoolExecutor pool;
 
-    public SystemScheduler(Clock clock, int blockingThreads) {
+    public SystemScheduler(Clock clock, int threads) {
         this.clock = clock;
-        ScheduledThreadPoolExecutor t = new ScheduledThreadPoolExecutor(1, named("keywarden-timer"));
+        ScheduledThreadPoolExecutor p = new ScheduledThreadPoolExecutor(threads, named("keywarden-issuer"));
         // Leases cancel their expiry and retry timers on every refresh: drop them from the queue at
-        // once rather than waking the timer thread for each dead one when its time comes.
-        t.setRemoveOnCancelPolicy(true);
-        this.timer = t;
-        this.blocking = Executors.newFixedThreadPool(blockingThreads, named("keywarden-issuer"));
+        // once rather than waking a thread for each dead one when its time comes.
+        p.setRemoveOnCancelPolicy(true);
+        // On close, timed tasks not yet due are dropped; work already due (handed to execute) finishes.
+        p.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
+        p.setContinueExistingPeriodicTasksAfterShutdownPolicy(false);
+        this.pool = p;
     }
 
     private static java.util.concurrent.ThreadFactory named(String prefix) {
@@ -39,21 +43,32 @@ public final class SystemScheduler implements Scheduler, AutoCloseable {
     @Override
     public Task at(Instant when, Runnable task) {
         long delay = Math.max(0, Duration.between(clock.instant(), when).toMillis());
-        ScheduledFuture<?> f = timer.schedule(() -> blocking.execute(task), delay, TimeUnit.MILLISECONDS);
+        ScheduledFuture<?> f = pool.schedule(logged(task), delay, TimeUnit.MILLISECONDS);
         return () -> f.cancel(false);
     }
 
     @Override
     public void execute(Runnable task) {
-        blocking.execute(task);
+        pool.execute(logged(task));
+    }
+
+    /** The pool keeps a task's failure in its future, which nobody reads: it is logged instead. */
+    private static Runnable logged(Runnable task) {
+        return () -> {
+            try {
+                task.run();
+            } catch (RuntimeException | Error e) {
+                LOG.error("scheduled task failed", e);
+                throw e;
+            }
+        };
     }
 
     @Override
     public void close() {
-        timer.shutdownNow();
-        blocking.shutdown();
+        pool.shutdown();
         try {
-            blocking.awaitTermination(5, TimeUnit.SECONDS);
+            pool.awaitTermination(5, TimeUnit.SECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }

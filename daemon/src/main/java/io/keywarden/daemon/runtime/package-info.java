@@ -9,7 +9,8 @@
  *   <li>{@code keywarden-attest-N}: attestations that must ask SPIRE.</li>
  *   <li>{@code keywarden-issuer-N} (the scheduler's pool): issuer calls, refreshes, retries,
  *       expiry, the sweep, readiness probes, policy polls, the 1 s ledger flush; answers to opens
- *       that waited for a first key. {@code keywarden-timer-1} only hands tasks to this pool.</li>
+ *       that waited for a first key. Its threads also wait for the timed tasks and run them (no
+ *       separate timer thread).</li>
  *   <li>{@code keywarden-open-timeout-1}: answers opens whose issuance outlived the open timeout.</li>
  *   <li>{@code fuse-notify}: page-cache invalidations.</li>
  *   <li>The Vert.x event loop: the ops endpoints and the admin API's connections; admin requests
