@@ -85,11 +85,22 @@ public final class IssuedKey {
         return "sha256:" + HexFormat.of().formatHex(sha256().digest(secret), 0, 8);
     }
 
-    private static MessageDigest sha256() {
+    /** Cloned per fingerprint: looking SHA-256 up among the providers each time cost more than hashing the key. */
+    private static final MessageDigest SHA256;
+
+    static {
         try {
-            return MessageDigest.getInstance("SHA-256");
+            SHA256 = MessageDigest.getInstance("SHA-256");
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException("SHA-256 is missing from this JVM", e);
+        }
+    }
+
+    private static MessageDigest sha256() {
+        try {
+            return (MessageDigest) SHA256.clone();
+        } catch (CloneNotSupportedException e) {
+            throw new IllegalStateException("this JVM's SHA-256 cannot be cloned", e);
         }
     }
 

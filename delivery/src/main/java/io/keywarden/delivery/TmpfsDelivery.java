@@ -93,8 +93,12 @@ public final class TmpfsDelivery implements AutoCloseable {
 
     /** The uid that owns a workload's files: its first {@code unix:uid} selector. */
     public static Optional<Integer> ownerOf(Workload w) {
-        return w.selectors().stream().filter(s -> s.kind() == Selector.Kind.UNIX_UID)
-                .map(s -> Integer.parseUnsignedInt(s.value())).findFirst();
+        for (Selector s : w.selectors()) {
+            if (s.kind() == Selector.Kind.UNIX_UID) {
+                return Optional.of(Integer.parseUnsignedInt(s.value()));
+            }
+        }
+        return Optional.empty();
     }
 
     public Layout layout() {

@@ -1,5 +1,6 @@
 package io.keywarden.daemon.audit;
 
+import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
@@ -39,35 +40,62 @@ final class Canonical {
     }
 
     /**
-     * Seals a record with one serialisation: the sorted fields before {@code hash} and those after
-     * it are written once each; the hashed form is the two halves joined, the line the two halves
-     * with the hash between them — byte for byte what {@link #hash} and {@link #json} give
-     * ({@code CanonicalTest}). {@code sha} is the caller's own digest (not shared between threads).
+     * Seals a record with one serialisation: the sorted fields are written once, noting where the
+     * first field after {@code hash} starts; the hashed form is that text, the line the same text with
+     * the hash put there — byte for byte what {@link #hash} and {@link #json} give
+     * ({@code CanonicalTest}). Strings, numbers and booleans are written straight to Jackson's
+     * generator (an {@code ObjectMapper} call per record was most of a record's cost); anything else
+     * through the mapper. {@code sha} is the caller's own digest (not shared between threads).
      */
     static Sealed seal(Map<String, Object> record, MessageDigest sha) {
         TreeMap<String, Object> sorted = new TreeMap<>(record);
         sorted.remove("hash");
-        String before = members(sorted.headMap("hash"));
-        String after = members(sorted.tailMap("hash", false));
-        String unsigned = "{" + before + (before.isEmpty() || after.isEmpty() ? "" : ",") + after + "}";
+        java.io.StringWriter out = new java.io.StringWriter(512);
+        int split = -1;
+        boolean before = false;
+        boolean after = false;
+        try (JsonGenerator g = mapper().getFactory().createGenerator(out)) {
+            g.writeStartObject();
+            for (Map.Entry<String, Object> e : sorted.entrySet()) {
+                if (split < 0 && e.getKey().compareTo("hash") > 0) {
+                    g.flush();
+                    split = out.getBuffer().length();
+                }
+                if (split < 0) {
+                    before = true;
+                } else {
+                    after = true;
+                }
+                g.writeFieldName(e.getKey());
+                Object v = e.getValue();
+                if (v instanceof String str) {
+                    g.writeString(str);
+                } else if (v instanceof Integer i) {
+                    g.writeNumber(i);
+                } else if (v instanceof Long l) {
+                    g.writeNumber(l);
+                } else if (v instanceof Boolean b) {
+                    g.writeBoolean(b);
+                } else if (v == null) {
+                    g.writeNull();
+                } else {
+                    mapper().writeValue(g, v);
+                }
+            }
+            g.flush();
+            if (split < 0) {
+                split = out.getBuffer().length();
+            }
+            g.writeEndObject();
+        } catch (java.io.IOException e) {
+            throw new IllegalArgumentException("record cannot be serialised: " + e.getMessage());
+        }
+        String unsigned = out.toString();
         sha.reset();
         String hash = HexFormat.of().formatHex(sha.digest(unsigned.getBytes(StandardCharsets.UTF_8)));
-        String line = "{" + before + (before.isEmpty() ? "" : ",") + "\"hash\":\"" + hash + "\""
-                + (after.isEmpty() ? "" : ",") + after + "}\n";
+        String line = unsigned.substring(0, split) + (before ? "," : "") + "\"hash\":\"" + hash + "\""
+                + (!before && after ? "," : "") + unsigned.substring(split) + "\n";
         return new Sealed(hash, line.getBytes(StandardCharsets.UTF_8));
-    }
-
-    /** A sorted map's JSON without its braces ("" when empty). */
-    private static String members(java.util.SortedMap<String, Object> part) {
-        if (part.isEmpty()) {
-            return "";
-        }
-        try {
-            String whole = mapper().writeValueAsString(part);
-            return whole.substring(1, whole.length() - 1);
-        } catch (JsonProcessingException e) {
-            throw new IllegalArgumentException("record cannot be serialised: " + e.getOriginalMessage());
-        }
     }
 
     /** SHA-256 over the record without its {@code hash} field. */

@@ -39,6 +39,10 @@ class CanonicalTest {
         r.put("models", List.of("gpt-4o", "o3"));
         r.put("detail", Map.of("z", 1, "a", Map.of("y", "x", "b", 2.5)));
         r.put("nothing", null);
+        r.put("big", Long.MAX_VALUE);
+        r.put("ratio", 0.1);
+        r.put("lone", "\ud800 half a pair, \u2028 and emoji \ud83d\ude00");
+        r.put("instant", java.time.Instant.parse("2026-12-04T10:00:00Z").toString());
         assertSealedAsBefore(r);
     }
 
@@ -56,6 +60,28 @@ class CanonicalTest {
         Canonical.Sealed sealed = Canonical.seal(r, MessageDigest.getInstance("SHA-256"));
         assertEquals(Canonical.hash(r), sealed.hash());
         assertSealedAsBefore(r);
+    }
+
+    @Test
+    void randomRecordsSealAsTheVerifierRecomputesThem() throws Exception {
+        java.util.Random rnd = new java.util.Random(42);
+        String[] keys = {"seq", "ts", "event", "node", "prev", "hash", "a", "h", "hasi", "hash_", "z", "workload", "key"};
+        for (int n = 0; n < 500; n++) {
+            Map<String, Object> r = new LinkedHashMap<>();
+            for (String k : keys) {
+                switch (rnd.nextInt(7)) {
+                    case 0 -> r.put(k, "v" + rnd.nextInt(1000) + (char) rnd.nextInt(0x3000));
+                    case 1 -> r.put(k, rnd.nextInt());
+                    case 2 -> r.put(k, rnd.nextLong());
+                    case 3 -> r.put(k, rnd.nextBoolean());
+                    case 4 -> r.put(k, List.of("x", rnd.nextInt(9)));
+                    case 5 -> r.put(k, Map.of("q", rnd.nextDouble(), "b", "c"));
+                    default -> {
+                    }
+                }
+            }
+            assertSealedAsBefore(r);
+        }
     }
 
     @Test
