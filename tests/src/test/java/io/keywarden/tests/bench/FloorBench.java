@@ -16,7 +16,9 @@ import org.junit.jupiter.api.Test;
 /**
  * The floor under KeyFS: the same loop against a FUSE file system that does no work at all
  * (fixed content, no attestation), so the benchmark can tell the kernel round trips from
- * keywarden's own cost. {@code -Dfloor.workers=N} sets the worker count.
+ * keywarden's own cost. Two files: {@code f} as KeyFS serves a key in its first seconds (direct
+ * I/O: OPEN, READ, READ at EOF) and {@code c} as it serves one from the page cache (OPEN only,
+ * {@code FOPEN_KEEP_CACHE}), with tmpfs beside them. {@code -Dfloor.workers=N} sets the worker count.
  */
 class FloorBench {
     private static final long VALID = 5_000_000_000L;
@@ -25,11 +27,14 @@ class FloorBench {
     void emptyFileSystem() throws Exception {
         Requirements.rootAndFuse();
         byte[] content = "sk-alice-0123456789012345678901234567890123456789ab".getBytes(StandardCharsets.US_ASCII);
+        java.util.concurrent.atomic.AtomicLong cachedRequests = new java.util.concurrent.atomic.AtomicLong();
         FuseOperations ops = new FuseOperations() {
             @Override
             public void lookup(FuseRequest r, long parent, String name, FuseReply reply) {
                 if (parent == 1 && name.equals("f")) {
                     reply.entry(2, FuseAttr.file(2, 0, 0444, 0), VALID, VALID);
+                } else if (parent == 1 && name.equals("c")) {
+                    reply.entry(3, FuseAttr.file(3, content.length, 0444, 0), VALID, VALID);
                 } else {
                     reply.error(Errno.ENOENT);
                 }
@@ -37,16 +42,24 @@ class FloorBench {
 
             @Override
             public void getattr(FuseRequest r, long node, FuseReply reply) {
-                reply.attr(node == 1 ? FuseAttr.directory(1, 0555, 0) : FuseAttr.file(2, 0, 0444, 0), VALID);
+                reply.attr(node == 1 ? FuseAttr.directory(1, 0555, 0)
+                        : FuseAttr.file(node, node == 3 ? content.length : 0, 0444, 0), VALID);
             }
 
             @Override
             public void open(FuseRequest r, long node, int flags, FuseReply reply) {
-                reply.open(7, FuseSession.FOPEN_DIRECT_IO | FuseSession.FOPEN_NOFLUSH);
+                if (node == 3) {
+                    cachedRequests.incrementAndGet();
+                }
+                reply.open(7, node == 3 ? FuseSession.FOPEN_KEEP_CACHE | FuseSession.FOPEN_NOFLUSH
+                        : FuseSession.FOPEN_DIRECT_IO | FuseSession.FOPEN_NOFLUSH);
             }
 
             @Override
             public void read(FuseRequest r, long node, long fh, long offset, int size, FuseReply reply) {
+                if (node == 3) {
+                    cachedRequests.incrementAndGet();
+                }
                 reply.data(content, offset, size);
             }
         };
@@ -56,13 +69,32 @@ class FloorBench {
         try (io.keywarden.tests.support.FuseUringSwitch uring = io.keywarden.tests.support.FuseUringSwitch.fromProperty();
              FuseSession s = FuseSession.mount(mnt, ops, defaults.withWorkers(workers))) {
             Path f = mnt.resolve("f");
-            KwRead.run(1001, null, f, 1, 2000, "sk-alice-", content.length);
-            KwRead.Stats one = KwRead.run(1001, null, f, 1, 20_000, "sk-alice-", content.length);
-            KwRead.Stats eight = KwRead.run(1001, null, f, 8, 2500, "sk-alice-", content.length);
-            System.out.printf("== FUSE floor (no-op file system, %d workers, requests through %s) ==%n", workers,
-                    s.servesOverIoUring() ? "io_uring" : "/dev/fuse reads");
-            System.out.printf("1 reader:  median %.1f µs, p99 %.1f µs%n", one.medianNs() / 1e3, one.p99Ns() / 1e3);
-            System.out.printf("8 readers: median %.1f µs, p99 %.1f µs%n", eight.medianNs() / 1e3, eight.p99Ns() / 1e3);
+            Path c = mnt.resolve("c");
+            Path tmp = Files.createTempFile(Path.of("/dev/shm"), "kw-floor-", "");
+            try {
+                Files.write(tmp, content);
+                Files.setPosixFilePermissions(tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+                KwRead.run(1001, null, f, 1, 2000, "sk-alice-", content.length);
+                KwRead.run(1001, null, c, 1, 2000, "sk-alice-", content.length);
+                System.out.printf("== FUSE floor (no-op file system, %d workers, requests through %s), medians / p99 µs ==%n",
+                        workers, s.servesOverIoUring() ? "io_uring" : "/dev/fuse reads");
+                System.out.printf("%-10s %22s %22s %22s %12s%n", "readers", "tmpfs", "3 round trips (f)",
+                        "1 round trip (c)", "c / tmpfs");
+                for (int readers : new int[] {1, 8}) {
+                    int n = readers == 1 ? 20_000 : 2500;
+                    KwRead.Stats t = KwRead.run(1001, null, tmp, readers, n, "sk-alice-", content.length);
+                    KwRead.Stats three = KwRead.run(1001, null, f, readers, n, "sk-alice-", content.length);
+                    long before = cachedRequests.get();
+                    KwRead.Stats one = KwRead.run(1001, null, c, readers, n, "sk-alice-", content.length);
+                    long perOpen100 = Math.round(100.0 * (cachedRequests.get() - before) / ((long) readers * n));
+                    System.out.printf("%-10d %10.1f / %9.1f %10.1f / %9.1f %10.1f / %9.1f %11.1fx  (c: %d.%02d OPEN+READ a loop)%n",
+                            readers, t.medianNs() / 1e3, t.p99Ns() / 1e3, three.medianNs() / 1e3, three.p99Ns() / 1e3,
+                            one.medianNs() / 1e3, one.p99Ns() / 1e3, one.medianNs() / (double) t.medianNs(),
+                            perOpen100 / 100, perOpen100 % 100);
+                }
+            } finally {
+                Files.deleteIfExists(tmp);
+            }
         } finally {
             Files.deleteIfExists(mnt);
         }
