@@ -43,6 +43,8 @@ class DeliveryBench {
         KeyFs fs = TestKeyFs.of(policy, keys, AccessListener.NONE, clock, Duration.ofSeconds(5),
                 io.keywarden.attestation.ProcAttestor.system(descriptors));
         Path mnt = Files.createTempDirectory("kw-bench-fuse-");
+        Path floorMnt = Files.createTempDirectory("kw-bench-floor-");
+        io.keywarden.tests.support.NoopFuse noop = new io.keywarden.tests.support.NoopFuse(issued.secretCopy());
         Path tmp = Files.createTempDirectory("kw-bench-tmpfs-");
         FuseSession.Options opts = FuseSession.Options.defaults("keywarden");
         if (Boolean.getBoolean("bench.pinServer")) {
@@ -50,16 +52,19 @@ class DeliveryBench {
         }
         try (io.keywarden.tests.support.FuseUringSwitch uring = io.keywarden.tests.support.FuseUringSwitch.fromProperty();
              FuseSession s = FuseSession.mount(mnt, fs, opts);
+             FuseSession floor = FuseSession.mount(floorMnt, noop, opts);
              TmpfsDelivery t = TmpfsDelivery.open(tmp, true)) {
             fs.attach(s);
             t.publish(policy.workload("alice").orElseThrow(), "openai", issued);
             Path fuseFile = mnt.resolve("openai/api_key");
             Path tmpfsFile = tmp.resolve("alice/openai/api_key");
+            // The floor: a no-op file system serving the same bytes from the page cache (one OPEN an open).
+            Path floorFile = floorMnt.resolve("c");
             System.out.println("== KeyFS vs tmpfs: open+read-to-EOF+close of a " + LENGTH + "-byte key, reader uid 1001, "
                     + (Boolean.getBoolean("bench.pinServer") ? "FUSE workers pinned to cpu 0" : "FUSE workers unpinned")
                     + ", cached threads known by " + (descriptors ? "a pidfd" : "start time") + ", requests through "
                     + (s.servesOverIoUring() ? "io_uring" : "/dev/fuse reads") + " ==");
-            System.out.printf("%-34s %10s %10s %8s %8s%n", "setup", "median µs", "p99 µs", "errors", "bad");
+            System.out.printf("%-42s %10s %10s %8s %8s%n", "setup", "median µs", "p99 µs", "errors", "bad");
             for (int threads : new int[] {1, 8}) {
                 for (String cpus : new String[] {null, System.getProperty("bench.readerCpu", "1")}) {
                     int per = OPS / threads;
@@ -74,23 +79,29 @@ class DeliveryBench {
                     clock.advance(Duration.ofSeconds(11));
                     KwRead.run(1001, cpus, fuseFile, threads, Math.min(per, 2000), "sk-alice-", LENGTH);
                     KwRead.Stats cached = KwRead.run(1001, cpus, fuseFile, threads, per, "sk-alice-", LENGTH);
+                    KwRead.run(1001, cpus, floorFile, threads, Math.min(per, 2000), "sk-alice-", LENGTH);
+                    KwRead.Stats noopCached = KwRead.run(1001, cpus, floorFile, threads, per, "sk-alice-", LENGTH);
                     String label = threads + " reader" + (threads == 1 ? "" : "s") + (cpus == null ? ", unpinned" : ", pinned cpu " + cpus);
                     print("tmpfs, " + label, tf);
                     print("KeyFS direct, " + label, direct);
                     print("KeyFS cached, " + label, cached);
-                    System.out.printf("%-34s %10.1fx %9.1fx%n", "ratio KeyFS direct/tmpfs", (double) direct.medianNs()
+                    print("no-op FUSE cached, " + label, noopCached);
+                    System.out.printf("%-42s %10.1fx %9.1fx%n", "ratio KeyFS direct/tmpfs", (double) direct.medianNs()
                             / tf.medianNs(), (double) direct.p99Ns() / tf.p99Ns());
-                    System.out.printf("%-34s %10.1fx %9.1fx%n", "ratio KeyFS cached/tmpfs", (double) cached.medianNs()
+                    System.out.printf("%-42s %10.1fx %9.1fx%n", "ratio KeyFS cached/tmpfs", (double) cached.medianNs()
                             / tf.medianNs(), (double) cached.p99Ns() / tf.p99Ns());
+                    System.out.printf("%-42s %10.1fx %9.1fx%n", "ratio no-op cached/tmpfs (floor)", (double) noopCached.medianNs()
+                            / tf.medianNs(), (double) noopCached.p99Ns() / tf.p99Ns());
                 }
             }
         } finally {
             Files.deleteIfExists(mnt);
+            Files.deleteIfExists(floorMnt);
             Files.deleteIfExists(tmp);
         }
     }
 
     private static void print(String label, KwRead.Stats s) {
-        System.out.printf("%-34s %10.1f %10.1f %8d %8d%n", label, s.medianNs() / 1000.0, s.p99Ns() / 1000.0, s.errors(), s.bad());
+        System.out.printf("%-42s %10.1f %10.1f %8d %8d%n", label, s.medianNs() / 1000.0, s.p99Ns() / 1000.0, s.errors(), s.bad());
     }
 }

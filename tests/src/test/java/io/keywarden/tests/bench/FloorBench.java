@@ -1,11 +1,6 @@
 package io.keywarden.tests.bench;
 
-import io.keywarden.fuse.FuseAttr;
-import io.keywarden.fuse.FuseOperations;
-import io.keywarden.fuse.FuseReply;
-import io.keywarden.fuse.FuseRequest;
 import io.keywarden.fuse.FuseSession;
-import io.keywarden.linux.Errno;
 import io.keywarden.tests.support.KwRead;
 import io.keywarden.tests.support.Requirements;
 import java.nio.charset.StandardCharsets;
@@ -21,48 +16,11 @@ import org.junit.jupiter.api.Test;
  * {@code FOPEN_KEEP_CACHE}), with tmpfs beside them. {@code -Dfloor.workers=N} sets the worker count.
  */
 class FloorBench {
-    private static final long VALID = 5_000_000_000L;
-
     @Test
     void emptyFileSystem() throws Exception {
         Requirements.rootAndFuse();
         byte[] content = "sk-alice-0123456789012345678901234567890123456789ab".getBytes(StandardCharsets.US_ASCII);
-        java.util.concurrent.atomic.AtomicLong cachedRequests = new java.util.concurrent.atomic.AtomicLong();
-        FuseOperations ops = new FuseOperations() {
-            @Override
-            public void lookup(FuseRequest r, long parent, String name, FuseReply reply) {
-                if (parent == 1 && name.equals("f")) {
-                    reply.entry(2, FuseAttr.file(2, 0, 0444, 0), VALID, VALID);
-                } else if (parent == 1 && name.equals("c")) {
-                    reply.entry(3, FuseAttr.file(3, content.length, 0444, 0), VALID, VALID);
-                } else {
-                    reply.error(Errno.ENOENT);
-                }
-            }
-
-            @Override
-            public void getattr(FuseRequest r, long node, FuseReply reply) {
-                reply.attr(node == 1 ? FuseAttr.directory(1, 0555, 0)
-                        : FuseAttr.file(node, node == 3 ? content.length : 0, 0444, 0), VALID);
-            }
-
-            @Override
-            public void open(FuseRequest r, long node, int flags, FuseReply reply) {
-                if (node == 3) {
-                    cachedRequests.incrementAndGet();
-                }
-                reply.open(7, node == 3 ? FuseSession.FOPEN_KEEP_CACHE | FuseSession.FOPEN_NOFLUSH
-                        : FuseSession.FOPEN_DIRECT_IO | FuseSession.FOPEN_NOFLUSH);
-            }
-
-            @Override
-            public void read(FuseRequest r, long node, long fh, long offset, int size, FuseReply reply) {
-                if (node == 3) {
-                    cachedRequests.incrementAndGet();
-                }
-                reply.data(content, offset, size);
-            }
-        };
+        io.keywarden.tests.support.NoopFuse ops = new io.keywarden.tests.support.NoopFuse(content);
         Path mnt = Files.createTempDirectory("kw-floor-");
         FuseSession.Options defaults = FuseSession.Options.defaults("keywarden");
         int workers = Integer.getInteger("floor.workers", defaults.workers());
@@ -84,9 +42,9 @@ class FloorBench {
                     int n = readers == 1 ? 20_000 : 2500;
                     KwRead.Stats t = KwRead.run(1001, null, tmp, readers, n, "sk-alice-", content.length);
                     KwRead.Stats three = KwRead.run(1001, null, f, readers, n, "sk-alice-", content.length);
-                    long before = cachedRequests.get();
+                    long before = ops.cachedRequests();
                     KwRead.Stats one = KwRead.run(1001, null, c, readers, n, "sk-alice-", content.length);
-                    long perOpen100 = Math.round(100.0 * (cachedRequests.get() - before) / ((long) readers * n));
+                    long perOpen100 = Math.round(100.0 * (ops.cachedRequests() - before) / ((long) readers * n));
                     System.out.printf("%-10d %10.1f / %9.1f %10.1f / %9.1f %10.1f / %9.1f %11.1fx  (c: %d.%02d OPEN+READ a loop)%n",
                             readers, t.medianNs() / 1e3, t.p99Ns() / 1e3, three.medianNs() / 1e3, three.p99Ns() / 1e3,
                             one.medianNs() / 1e3, one.p99Ns() / 1e3, one.medianNs() / (double) t.medianNs(),
