@@ -1,25 +1,20 @@
 package io.keywarden.delivery;
 
+import io.keywarden.linux.DirFd;
 import io.keywarden.linux.LibC;
 import io.keywarden.linux.Mounts;
 import io.keywarden.linux.NativeException;
 import io.keywarden.policy.Selector;
 import io.keywarden.policy.Workload;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryNotEmptyException;
-import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.SimpleFileVisitor;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
+import java.nio.file.SecureDirectoryStream;
 import java.nio.file.attribute.BasicFileAttributes;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Arrays;
 import java.util.Optional;
 import java.util.Set;
@@ -115,6 +110,8 @@ public final class TmpfsDelivery implements AutoCloseable {
         publish(w, key, issued, true);
     }
 
+    private static final int FILE_MODE = 0400;
+
     /**
      * The same, with the key's {@code headers} file when it has headers to send, and a status that
      * says so when the credential cannot be revoked early at the provider.
@@ -122,45 +119,25 @@ public final class TmpfsDelivery implements AutoCloseable {
     public void publish(Workload w, String key, IssuedKey issued, boolean revocable) throws IOException {
         int uid = ownerOf(w).orElseThrow(() -> new IOException("workload " + w.name() + " has no unix:uid selector:"
                 + " tmpfs delivery cannot know who owns its files"));
-        inDirs(w, key, uid, d -> {
+        Path p = dir(w, key);
+        try (DirFd d = keyDir(w, key, uid)) {
             byte[] secret = issued.secretCopy();
             try {
-                replace(d, "api_key", secret, uid);
+                d.replace("api_key", secret, FILE_MODE, uid);
             } finally {
                 Arrays.fill(secret, (byte) 0);
             }
-            replace(d, "expires_at", (KeyFs.rfc3339(issued.expiresAt()) + "\n").getBytes(StandardCharsets.US_ASCII), uid);
+            d.replace("expires_at", (KeyFs.rfc3339(issued.expiresAt()) + "\n").getBytes(StandardCharsets.US_ASCII),
+                    FILE_MODE, uid);
             if (issued.headers().isEmpty()) {
-                if (headersWritten.remove(d)) {
-                    Files.deleteIfExists(d.resolve("headers"));
+                if (headersWritten.remove(p)) {
+                    d.unlink("headers");
                 }
             } else {
-                replace(d, "headers", Header.file(issued.headers()).getBytes(StandardCharsets.UTF_8), uid);
-                headersWritten.add(d);
+                d.replace("headers", Header.file(issued.headers()).getBytes(StandardCharsets.UTF_8), FILE_MODE, uid);
+                headersWritten.add(p);
             }
-            writeStatus(d, new LeaseStatus.Ok(revocable).line() + "\n", uid);
-        });
-    }
-
-    private interface InDir {
-        void run(Path keyDir) throws IOException;
-    }
-
-    /**
-     * Runs {@code action} in the key's directory, made if this daemon has not made it yet. The
-     * directories are the workload's (it may chmod and empty them): one found gone is made again
-     * and the action run once more.
-     */
-    private void inDirs(Workload w, String key, int uid, InDir action) throws IOException {
-        Path d = ensureDirs(w, key, uid);
-        try {
-            action.run(d);
-        } catch (NoSuchFileException e) {
-            owners.remove(d);
-            owners.remove(root.resolve(w.name()));
-            statusWritten.remove(d);
-            headersWritten.remove(d);
-            action.run(ensureDirs(w, key, uid));
+            writeStatus(d, p, new LeaseStatus.Ok(revocable).line() + "\n", uid);
         }
     }
 
@@ -170,19 +147,19 @@ public final class TmpfsDelivery implements AutoCloseable {
         if (uid.isEmpty()) {
             return;
         }
-        inDirs(w, key, uid.get(), d -> {
-            Files.deleteIfExists(d.resolve("api_key"));
-            Files.deleteIfExists(d.resolve("expires_at"));
-            writeStatus(d, "error: " + reason + "\n", uid.get());
-        });
+        try (DirFd d = keyDir(w, key, uid.get())) {
+            d.unlink("api_key");
+            d.unlink("expires_at");
+            writeStatus(d, dir(w, key), "error: " + reason + "\n", uid.get());
+        }
     }
 
-    private void writeStatus(Path dir, String line, int uid) throws IOException {
-        if (line.equals(statusWritten.get(dir)) && Files.exists(dir.resolve("status"), LinkOption.NOFOLLOW_LINKS)) {
+    private void writeStatus(DirFd d, Path p, String line, int uid) throws IOException {
+        if (line.equals(statusWritten.get(p)) && d.has("status")) {
             return;
         }
-        replace(dir, "status", line.getBytes(StandardCharsets.UTF_8), uid);
-        statusWritten.put(dir, line);
+        d.replace("status", line.getBytes(StandardCharsets.UTF_8), FILE_MODE, uid);
+        statusWritten.put(p, line);
     }
 
     /** Removes a workload's key directory (revocation). */
@@ -190,87 +167,96 @@ public final class TmpfsDelivery implements AutoCloseable {
         statusWritten.remove(dir(w, key));
         headersWritten.remove(dir(w, key));
         owners.remove(dir(w, key));
-        if (layout == Layout.PER_KEY) {
-            if (!w.name().equals(keyOwners.get(key))) {
-                return;   // another workload's key (refused at publish): nothing of this one's is there
+        try (SecureDirectoryStream<Path> r = rootStream()) {
+            if (layout == Layout.PER_KEY) {
+                if (!w.name().equals(keyOwners.get(key))) {
+                    return;   // another workload's key (refused at publish): nothing of this one's is there
+                }
+                deleteTree(r, Path.of(key));
+                keyOwners.remove(key);
+                return;
             }
-            deleteTree(dir(w, key));
-            keyOwners.remove(key);
-            return;
-        }
-        deleteTree(dir(w, key));
-        try {
-            Files.deleteIfExists(root.resolve(w.name()));
-            owners.remove(root.resolve(w.name()));
-        } catch (DirectoryNotEmptyException e) {
-            // other keys of the workload stay
+            Path wd = Path.of(w.name());
+            SecureDirectoryStream<Path> ws;
+            try {
+                ws = r.newDirectoryStream(wd, LinkOption.NOFOLLOW_LINKS);
+            } catch (NoSuchFileException e) {
+                return;
+            } catch (java.nio.file.FileSystemException e) {
+                r.deleteFile(wd);   // a symlink or a file in the workload directory's place: removed, never followed
+                owners.remove(root.resolve(w.name()));
+                return;
+            }
+            try (ws) {
+                deleteTree(ws, Path.of(key));
+            }
+            try {
+                r.deleteDirectory(wd);
+                owners.remove(root.resolve(w.name()));
+            } catch (DirectoryNotEmptyException e) {
+                // other keys of the workload stay
+            }
         }
     }
 
-    private Path ensureDirs(Workload w, String key, int uid) throws IOException {
-        Path kd = dir(w, key);
-        Path[] dirs = {root.resolve(w.name()), kd};
+    /**
+     * The key's directory, opened for writing into: each level made if missing, given to the
+     * workload's uid, and opened without following a symlink ({@link DirFd}). The directories are
+     * the workload's (it may chmod them and put anything in them); a symlink or a file where a
+     * directory should be fails the write, it never sends it elsewhere.
+     */
+    private DirFd keyDir(Workload w, String key, int uid) throws IOException {
         if (layout == Layout.PER_KEY) {
             String holder = keyOwners.putIfAbsent(key, w.name());
             if (holder != null && !holder.equals(w.name())) {
-                throw new IOException("key " + key + " is served to workload " + holder + " at " + kd + "; workload "
+                throw new IOException("key " + key + " is served to workload " + holder + " at " + dir(w, key) + "; workload "
                         + w.name() + " cannot have it too in this layout (one workload a key)");
             }
-            dirs = new Path[] {kd};
         }
         // Root writes into 0500 directories (it overrides mode bits); a daemon running as the
         // workload's own uid (keywarden dev without root) must keep write permission on them: 0700,
         // still owner-only.
-        String mode = LibC.geteuid() == 0 ? "r-x------" : "rwx------";
-        for (Path p : dirs) {
-            if (Integer.valueOf(uid).equals(owners.get(p))) {
-                continue;   // made and given to this uid before; gone since, the caller makes it again
+        int mode = LibC.geteuid() == 0 ? 0500 : 0700;
+        try (DirFd r = DirFd.open(root)) {
+            if (layout == Layout.PER_KEY) {
+                return owned(r, key, root.resolve(key), uid, mode, true);
             }
-            if (!Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)) {
-                Files.createDirectory(p, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString(mode)));
-                owners.remove(p);
-            } else if (p.equals(kd)) {
-                headersWritten.add(kd);   // found, not made: it may hold a headers file from before
+            try (DirFd wd = owned(r, w.name(), root.resolve(w.name()), uid, mode, false)) {
+                return owned(wd, key, dir(w, key), uid, mode, true);
             }
+        }
+    }
+
+    private DirFd owned(DirFd parent, String name, Path p, int uid, int mode, boolean keyDir) throws IOException {
+        DirFd d;
+        try {
+            d = parent.sub(name);
+            if (keyDir && !owners.containsKey(p)) {
+                headersWritten.add(p);   // found, not made by this daemon: it may hold a headers file from before
+            }
+        } catch (NoSuchFileException e) {
+            parent.mkdir(name, mode);
+            owners.remove(p);
+            d = parent.sub(name);
+        }
+        try {
             // A policy change may give the workload another uid: its directories follow.
             if (!Integer.valueOf(uid).equals(owners.get(p))) {
-                chown(p, uid);
+                d.chown(uid);
                 owners.put(p, uid);
             }
-        }
-        return kd;
-    }
-
-    private static final java.nio.file.attribute.FileAttribute<?> OWNER_READ_ONLY =
-            PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("r--------"));
-
-    private static void replace(Path dir, String name, byte[] content, int uid) throws IOException {
-        // A name the workload (owner of the directory, so able to chmod it) cannot guess ahead and
-        // squat; CREATE_NEW + NOFOLLOW refuse anything already there.
-        Path tmp = dir.resolve("." + name + "." + Long.toHexString(java.util.concurrent.ThreadLocalRandom.current().nextLong()));
-        boolean moved = false;
-        try {
-            try (FileChannel ch = FileChannel.open(tmp, Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE,
-                    LinkOption.NOFOLLOW_LINKS), OWNER_READ_ONLY)) {
-                ByteBuffer b = ByteBuffer.wrap(content);
-                while (b.hasRemaining()) {
-                    ch.write(b);
-                }
-            }
-            chown(tmp, uid);
-            Files.move(tmp, dir.resolve(name), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            moved = true;
-        } finally {
-            if (!moved) {
-                Files.deleteIfExists(tmp);
-            }
+            return d;
+        } catch (IOException | RuntimeException e) {
+            d.close();
+            throw e;
         }
     }
 
-    private static void chown(Path p, int uid) throws NativeException {
-        if (LibC.chown(p.toString(), uid, -1) != 0) {
-            throw new NativeException("chown(" + p + ")", io.keywarden.linux.Errno.last());
+    private SecureDirectoryStream<Path> rootStream() throws IOException {
+        if (!(Files.newDirectoryStream(root) instanceof SecureDirectoryStream<Path> r)) {
+            throw new IOException("this JVM cannot open directories relative to a descriptor (no SecureDirectoryStream)");
         }
+        return r;
     }
 
     private void wipeAll() throws IOException {
@@ -278,30 +264,65 @@ public final class TmpfsDelivery implements AutoCloseable {
         headersWritten.clear();
         owners.clear();
         keyOwners.clear();
-        try (var entries = Files.list(root)) {
-            for (Path p : (Iterable<Path>) entries::iterator) {
-                deleteTree(p);
+        try (SecureDirectoryStream<Path> r = rootStream()) {
+            java.util.List<Path> names = new java.util.ArrayList<>();
+            for (Path e : r) {
+                names.add(e.getFileName());
+            }
+            for (Path n : names) {
+                deleteTree(r, n);
             }
         }
     }
 
-    private static void deleteTree(Path p) throws IOException {
-        if (!Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {
+    /**
+     * Removes {@code name} under {@code parent} and everything in it, each level opened relative to
+     * its parent without following a symlink: a symlink (or file) is removed itself, never what it
+     * points to, even if the workload swaps one in while this runs.
+     */
+    private static void deleteTree(SecureDirectoryStream<Path> parent, Path name) throws IOException {
+        SecureDirectoryStream<Path> d;
+        try {
+            d = parent.newDirectoryStream(name, LinkOption.NOFOLLOW_LINKS);
+        } catch (NoSuchFileException e) {
+            return;
+        } catch (java.nio.file.FileSystemException e) {
+            try {
+                parent.deleteFile(name);
+            } catch (NoSuchFileException gone) {
+                // removed meanwhile
+            }
             return;
         }
-        Files.walkFileTree(p, new SimpleFileVisitor<>() {
-            @Override
-            public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
-                Files.deleteIfExists(file);
-                return FileVisitResult.CONTINUE;
+        try (d) {
+            java.util.List<Path> entries = new java.util.ArrayList<>();
+            for (Path e : d) {
+                entries.add(e.getFileName());
             }
-
-            @Override
-            public FileVisitResult postVisitDirectory(Path d, IOException exc) throws IOException {
-                Files.deleteIfExists(d);
-                return FileVisitResult.CONTINUE;
+            for (Path e : entries) {
+                BasicFileAttributes a;
+                try {
+                    a = d.getFileAttributeView(e, java.nio.file.attribute.BasicFileAttributeView.class,
+                            LinkOption.NOFOLLOW_LINKS).readAttributes();
+                } catch (NoSuchFileException gone) {
+                    continue;
+                }
+                if (a.isDirectory()) {
+                    deleteTree(d, e);
+                } else {
+                    try {
+                        d.deleteFile(e);
+                    } catch (NoSuchFileException gone) {
+                        // removed meanwhile
+                    }
+                }
             }
-        });
+        }
+        try {
+            parent.deleteDirectory(name);
+        } catch (NoSuchFileException gone) {
+            // removed meanwhile
+        }
     }
 
     /** Wipes every key and, when the daemon mounted the tmpfs, unmounts it. */

@@ -20,6 +20,9 @@ public final class Errno {
     public static final int EROFS = 30;
     public static final int ERANGE = 34;
     public static final int ENOSYS = 38;
+    public static final int ENOTEMPTY = 39;
+    /** Too many levels of symbolic links: what O_NOFOLLOW gives for a symlink. */
+    public static final int ELOOP = 40;
     public static final int ENODATA = 61;
     public static final int EOPNOTSUPP = 95;
     public static final int ECONNABORTED = 103;
@@ -55,6 +58,8 @@ public final class Errno {
             case EROFS -> "EROFS";
             case ERANGE -> "ERANGE";
             case ENOSYS -> "ENOSYS";
+            case ENOTEMPTY -> "ENOTEMPTY";
+            case ELOOP -> "ELOOP";
             case ENODATA -> "ENODATA";
             case EOPNOTSUPP -> "EOPNOTSUPP";
             case ENOTCONN -> "ENOTCONN";

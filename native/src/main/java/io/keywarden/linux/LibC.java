@@ -79,6 +79,22 @@ public final class LibC {
 
     public static native int chown(String path, int uid, int gid);
 
+    public static native int fchown(int fd, int uid, int gid);
+
+    public static native int mkdirat(int dirfd, String path, int mode);
+
+    public static native int renameat(int olddirfd, String oldpath, int newdirfd, String newpath);
+
+    public static final int AT_REMOVEDIR = 0x200;
+
+    public static native int unlinkat(int dirfd, String path, int flags);
+
+    /** openat(2) with a Java path (not for hot paths: a native string per call). */
+    public static native int openat(int dirfd, String path, int flags, int mode);
+
+    /** write(2) from a Java array (JNA copies it to native memory for the call). */
+    public static native long write(int fd, byte[] buf, long count);
+
     /** {@code buf} is a 256-byte struct statx (the same layout on every architecture). */
     public static native int statx(int dirfd, String path, int flags, int mask, Pointer buf);
 

@@ -21,6 +21,7 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import org.junit.jupiter.api.Test;
 
@@ -102,6 +103,98 @@ class TmpfsDeliveryIT {
             assertEquals(0, left.count(), "nothing was written under the tmpfs");
         }
         Files.delete(root);
+    }
+
+    /**
+     * The workload owns its directories, so it can chmod them and put a symlink where its key
+     * directory (or its own directory) was: the root daemon must never write, chown or delete
+     * through it — not when the symlink is already there, not while it is swapped in and out.
+     */
+    @Test
+    void aSymlinkTheWorkloadPutsInPlaceOfItsDirectoryIsNeverFollowed() throws Exception {
+        Requirements.root();
+        Workload alice = alice();
+        Path root = Files.createTempDirectory("kw-tmpfs-");
+        Path target = Files.createTempDirectory("kw-target-");   // root's, 0700: what the attacker aims at
+        Files.writeString(target.resolve("keep"), "root's file\n");
+        Instant exp = Instant.now().plus(Duration.ofHours(1));
+        try (TmpfsDelivery d = TmpfsDelivery.open(root, true)) {
+            d.publish(alice, "openai", TestKeys.issued(TestKeys.random("sk-alice-", LENGTH), exp));
+            Path wdir = root.resolve("alice");
+            Path kdir = wdir.resolve("openai");
+
+            // Already there: the key directory swapped for a symlink to root's directory.
+            assertEquals(0, Proc.as(1001, "sh", "-c", "chmod 700 '" + wdir + "' && mv '" + kdir + "' '" + kdir
+                    + ".old' && ln -s '" + target + "' '" + kdir + "'").code());
+            IOException e = assertThrows(IOException.class,
+                    () -> d.publish(alice, "openai", TestKeys.issued(TestKeys.random("sk-alice-", LENGTH), exp)));
+            assertTrue(e.getMessage().contains("not a directory"), e.getMessage());
+            assertTargetUntouched(target);
+            d.wipe(alice, "openai");   // removes the symlink, not what it points to
+            assertTargetUntouched(target);
+            assertFalse(Files.exists(kdir, java.nio.file.LinkOption.NOFOLLOW_LINKS));
+
+            // The workload's own directory swapped for a symlink.
+            d.publish(alice, "openai", TestKeys.issued(TestKeys.random("sk-alice-", LENGTH), exp));
+            assertEquals(0, Proc.as(1001, "sh", "-c", "chmod 700 '" + wdir + "'").code());
+            Proc.run("sh", "-c", "mv '" + wdir + "' '" + root.resolve("alice.old") + "' && ln -s '" + target + "' '"
+                    + wdir + "'");
+            assertThrows(IOException.class,
+                    () -> d.publish(alice, "openai", TestKeys.issued(TestKeys.random("sk-alice-", LENGTH), exp)));
+            d.wipe(alice, "openai");
+            assertTargetUntouched(target);
+            Proc.run("rm", "-rf", root.resolve("alice.old").toString(), wdir.toString());
+
+            // Swapped in and out while the daemon writes: a python3 of the workload's uid races it.
+            d.publish(alice, "openai", TestKeys.issued(TestKeys.random("sk-alice-", LENGTH), exp));
+            assertEquals(0, Proc.as(1001, "chmod", "700", wdir.toString()).code());
+            // renameat2(RENAME_EXCHANGE): the directory and a symlink to root's directory trade places
+            // atomically, over and over — the strongest form of the swap.
+            String swap = "import ctypes,os,sys,time\n"
+                    + "libc=ctypes.CDLL(None,use_errno=True)\n"
+                    + "d,t,end=sys.argv[1],sys.argv[2],time.time()+float(sys.argv[3])\n"
+                    + "os.symlink(t,d+'.lnk')\n"
+                    + "while time.time()<end:\n"
+                    + "  libc.renameat2(-100,d.encode(),-100,(d+'.lnk').encode(),2)\n";
+            ProcessBuilder pb = new ProcessBuilder("setpriv", "--reuid=1001", "--regid=1001", "--clear-groups",
+                    "/usr/bin/python3", "-c", swap, kdir.toString(), target.toString(), "4");
+            pb.redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD);
+            Process attacker = pb.start();
+            int published = 0;
+            int refused = 0;
+            try {
+                while (attacker.isAlive()) {
+                    try {
+                        d.publish(alice, "openai", TestKeys.issued(TestKeys.random("sk-alice-", LENGTH), exp));
+                        published++;
+                    } catch (IOException refusedWrite) {
+                        refused++;
+                    }
+                }
+            } finally {
+                attacker.destroyForcibly();
+                attacker.waitFor();
+            }
+            System.out.printf("tmpfs symlink race: %d publishes done, %d refused while the workload swapped%n",
+                    published, refused);
+            assertTrue(published + refused > 100, "the race ran: " + published + " + " + refused);
+            assertTargetUntouched(target);
+            d.wipe(alice, "openai");
+            assertTargetUntouched(target);
+        } finally {
+            Proc.run("rm", "-rf", target.toString());
+            Proc.run("sh", "-c", "umount -l '" + root + "' 2>/dev/null; rm -rf '" + root + "'");
+        }
+    }
+
+    static void assertTargetUntouched(Path target) throws Exception {
+        try (var left = Files.list(target)) {
+            assertEquals(List.of("keep"), left.map(p -> p.getFileName().toString()).sorted().toList(),
+                    "nothing written into root's directory through the symlink");
+        }
+        assertEquals("root's file\n", Files.readString(target.resolve("keep")));
+        assertEquals(0, Files.getAttribute(target, "unix:uid"), "root's directory not given away");
+        assertEquals(0, Files.getAttribute(target.resolve("keep"), "unix:uid"));
     }
 
     @Test
