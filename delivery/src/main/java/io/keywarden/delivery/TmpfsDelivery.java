@@ -177,13 +177,8 @@ public final class TmpfsDelivery implements AutoCloseable {
                 return;
             }
             Path wd = Path.of(w.name());
-            SecureDirectoryStream<Path> ws;
-            try {
-                ws = r.newDirectoryStream(wd, LinkOption.NOFOLLOW_LINKS);
-            } catch (NoSuchFileException e) {
-                return;
-            } catch (java.nio.file.FileSystemException e) {
-                r.deleteFile(wd);   // a symlink or a file in the workload directory's place: removed, never followed
+            SecureDirectoryStream<Path> ws = directoryOrRemove(r, wd);
+            if (ws == null) {
                 owners.remove(root.resolve(w.name()));
                 return;
             }
@@ -276,22 +271,34 @@ public final class TmpfsDelivery implements AutoCloseable {
     }
 
     /**
-     * Removes {@code name} under {@code parent} and everything in it, each level opened relative to
-     * its parent without following a symlink: a symlink (or file) is removed itself, never what it
-     * points to, even if the workload swaps one in while this runs.
+     * The directory {@code name} under {@code parent}, opened without following a symlink; null when
+     * there is none, or when a symlink or file stood in its place (then removed itself, never what
+     * it names).
      */
-    private static void deleteTree(SecureDirectoryStream<Path> parent, Path name) throws IOException {
-        SecureDirectoryStream<Path> d;
+    private static SecureDirectoryStream<Path> directoryOrRemove(SecureDirectoryStream<Path> parent, Path name)
+            throws IOException {
         try {
-            d = parent.newDirectoryStream(name, LinkOption.NOFOLLOW_LINKS);
+            return parent.newDirectoryStream(name, LinkOption.NOFOLLOW_LINKS);
         } catch (NoSuchFileException e) {
-            return;
+            return null;
         } catch (java.nio.file.FileSystemException e) {
             try {
                 parent.deleteFile(name);
             } catch (NoSuchFileException gone) {
                 // removed meanwhile
             }
+            return null;
+        }
+    }
+
+    /**
+     * Removes {@code name} under {@code parent} and everything in it, each level opened relative to
+     * its parent without following a symlink: a symlink (or file) is removed itself, never what it
+     * points to, even if the workload swaps one in while this runs.
+     */
+    private static void deleteTree(SecureDirectoryStream<Path> parent, Path name) throws IOException {
+        SecureDirectoryStream<Path> d = directoryOrRemove(parent, name);
+        if (d == null) {
             return;
         }
         try (d) {
