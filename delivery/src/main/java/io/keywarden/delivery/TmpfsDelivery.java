@@ -248,10 +248,12 @@ public final class TmpfsDelivery implements AutoCloseable {
     }
 
     private SecureDirectoryStream<Path> rootStream() throws IOException {
-        if (!(Files.newDirectoryStream(root) instanceof SecureDirectoryStream<Path> r)) {
-            throw new IOException("this JVM cannot open directories relative to a descriptor (no SecureDirectoryStream)");
+        java.nio.file.DirectoryStream<Path> s = Files.newDirectoryStream(root);
+        if (s instanceof SecureDirectoryStream<Path> r) {
+            return r;
         }
-        return r;
+        s.close();
+        throw new IOException("this JVM cannot open directories relative to a descriptor (no SecureDirectoryStream)");
     }
 
     private void wipeAll() throws IOException {
