@@ -91,18 +91,23 @@ public final class DirFd implements AutoCloseable {
         }
         boolean done = false;
         try {
-            try {
-                long off = 0;
-                while (off < content.length) {
-                    long n = off == 0 ? LibC.write(f, content, content.length) : writeRest(f, content, (int) off);
-                    if (n < 0) {
-                        int e = Errno.last();
-                        if (e == Errno.EINTR) {
-                            continue;
+            try (com.sun.jna.Memory buf = new com.sun.jna.Memory(Math.max(1, content.length))) {
+                buf.write(0, content, 0, content.length);
+                try {
+                    long off = 0;
+                    while (off < content.length) {
+                        long n = LibC.write(f, buf.share(off), content.length - off);
+                        if (n < 0) {
+                            int e = Errno.last();
+                            if (e == Errno.EINTR) {
+                                continue;
+                            }
+                            throw failure("write", path + "/" + tmp, e);
                         }
-                        throw failure("write", path + "/" + tmp, e);
+                        off += n;
                     }
-                    off += n;
+                } finally {
+                    buf.clear();
                 }
                 if (LibC.fchown(f, uid, -1) != 0) {
                     throw failure("fchown", path + "/" + tmp, Errno.last());
@@ -118,15 +123,6 @@ public final class DirFd implements AutoCloseable {
             if (!done) {
                 LibC.unlinkat(fd, tmp, 0);
             }
-        }
-    }
-
-    private static long writeRest(int f, byte[] content, int off) {
-        byte[] rest = java.util.Arrays.copyOfRange(content, off, content.length);
-        try {
-            return LibC.write(f, rest, rest.length);
-        } finally {
-            java.util.Arrays.fill(rest, (byte) 0);
         }
     }
 

@@ -92,9 +92,6 @@ public final class LibC {
     /** openat(2) with a Java path (not for hot paths: a native string per call). */
     public static native int openat(int dirfd, String path, int flags, int mode);
 
-    /** write(2) from a Java array (JNA copies it to native memory for the call). */
-    public static native long write(int fd, byte[] buf, long count);
-
     /** {@code buf} is a 256-byte struct statx (the same layout on every architecture). */
     public static native int statx(int dirfd, String path, int flags, int mask, Pointer buf);
 

@@ -134,7 +134,8 @@ class TmpfsDeliveryIT {
             assertTargetUntouched(target);
             assertFalse(Files.exists(kdir, java.nio.file.LinkOption.NOFOLLOW_LINKS));
 
-            // The workload's own directory swapped for a symlink.
+            // The workload's own directory swapped for a symlink: the workload cannot do this (its
+            // directory's entry is in root's tmpfs root), so root plants it — the same refusal holds.
             d.publish(alice, "openai", TestKeys.issued(TestKeys.random("sk-alice-", LENGTH), exp));
             assertEquals(0, Proc.as(1001, "sh", "-c", "chmod 700 '" + wdir + "'").code());
             Proc.run("sh", "-c", "mv '" + wdir + "' '" + root.resolve("alice.old") + "' && ln -s '" + target + "' '"
