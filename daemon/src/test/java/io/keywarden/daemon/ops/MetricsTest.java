@@ -42,6 +42,32 @@ class MetricsTest {
     }
 
     @Test
+    void metersLookedUpAgainCountOnTheSameSeriesAndFollowAKeysNewIssuer() {
+        Metrics m = new Metrics();
+        m.registerKey("openai", "bao");
+        for (int i = 0; i < 3; i++) {
+            m.issued("openai", AuditMetrics.Outcome.OK);
+            m.issuerRequest("bao", io.keywarden.issuer.IssuerMetrics.Op.REVOKE, Duration.ofMillis(20));
+            m.tokens("w1", "openai", "gpt-4o", 10, 5);
+            m.gatewayRequest("w1", "openai", GatewayMetrics.Outcome.OK);
+            m.breach("w1", "model");
+        }
+        // A reloaded policy moves the key to another issuer: its counts go to that issuer's series.
+        m.registerKey("openai", "openai-admin");
+        m.issued("openai", AuditMetrics.Outcome.OK);
+        String text = m.scrape();
+        for (String line : List.of("keywarden_keys_issued_total{issuer=\"bao\",key=\"openai\",outcome=\"ok\"} 3.0",
+                "keywarden_keys_issued_total{issuer=\"openai-admin\",key=\"openai\",outcome=\"ok\"} 1.0",
+                "keywarden_issuer_request_seconds_count{issuer=\"bao\",op=\"revoke\"} 3",
+                "keywarden_tokens_total{direction=\"in\",key=\"openai\",model=\"gpt-4o\",workload=\"w1\"} 30.0",
+                "keywarden_tokens_total{direction=\"out\",key=\"openai\",model=\"gpt-4o\",workload=\"w1\"} 15.0",
+                "keywarden_guard_breaches_total{kind=\"model\",workload=\"w1\"} 3.0")) {
+            assertTrue(text.contains(line), "counted on one series: " + line + "\n" + text);
+        }
+        assertTrue(text.lines().anyMatch(l -> l.startsWith("keywarden_gateway_requests_total{") && l.endsWith(" 3.0")), text);
+    }
+
+    @Test
     void revokeReasonsAreAFixedSetOfLabels() {
         assertEquals(List.of("refreshed", "idle", "shutdown", "operator", "policy", "expired", "guard"),
                 java.util.Arrays.stream(io.keywarden.daemon.lifecycle.RevokeReason.values())
