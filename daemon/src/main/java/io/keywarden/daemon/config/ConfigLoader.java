@@ -304,7 +304,8 @@ public final class ConfigLoader {
                 within(r, "readinessInterval", d.readinessInterval(), Duration.ofSeconds(1), Duration.ofMinutes(10)),
                 within(r, "policyPollInterval", d.policyPollInterval(), Duration.ofMillis(100), Duration.ofMinutes(10)),
                 within(r, "spireTimeout", d.spireTimeout(), Duration.ofMillis(100), Duration.ofMinutes(1)),
-                r.optionalBoolean("fuseIoUring").orElse(d.fuseIoUring())));
+                r.optionalBoolean("fuseIoUring").orElse(d.fuseIoUring()),
+                count(r, "gatewayEventLoops", d.gatewayEventLoops(), 0, 256)));
     }
 
     private int count(MappingReader r, String key, int dflt, int min, int max) {

@@ -51,6 +51,8 @@ final class GatewayConnections {
     }
 
     private final Map<HttpConnection, Conn> conns = new ConcurrentHashMap<>();
+    /** The event loops that have taken a connection (the threads' names): each listener has one server per loop. */
+    final java.util.Set<String> loopsServing = ConcurrentHashMap.newKeySet();
     private final java.util.concurrent.atomic.AtomicLong lastLimitLog = new java.util.concurrent.atomic.AtomicLong();
 
     /** A new connection: counted against the bounds (closed at once beyond them), idle-timed until its first request. */
@@ -76,14 +78,14 @@ final class GatewayConnections {
         }
         // The uid's own bound first: a connection refused by it is never counted in the total, so
         // one uid's flood, closed as fast as it comes, cannot crowd out the others.
-        java.util.concurrent.atomic.AtomicInteger mine = connectionsByUid.computeIfAbsent(uid,
-                u -> new java.util.concurrent.atomic.AtomicInteger());
-        int own = mine.incrementAndGet();
+        // Counted inside the map's own update: connections of one uid arrive on several event loops,
+        // and a count raised on a counter another loop's close just dropped would be lost.
+        int own = countUid(uid, +1);
         int total = openConnections.incrementAndGet();
         boolean overUid = uid != -1 && own > limits.maxConnectionsPerUid();
         boolean overTotal = !overUid && total > limits.maxConnections();
         if (overUid || overTotal) {
-            mine.decrementAndGet();
+            countUid(uid, -1);
             openConnections.decrementAndGet();
             conn.refused = true;
             c.closeHandler(v -> conns.remove(c));
@@ -98,14 +100,33 @@ final class GatewayConnections {
         c.closeHandler(v -> {
             if (conns.remove(c) != null) {
                 openConnections.decrementAndGet();
-                connectionsByUid.computeIfPresent(uid, (u, n) -> n.decrementAndGet() <= 0 ? null : n);
+                countUid(uid, -1);
             }
             if (conn.idleTimer >= 0) {
                 vertx.cancelTimer(conn.idleTimer);
             }
         });
+        loopsServing.add(Thread.currentThread().getName());
         armIdle(c, conn);
         return conn;
+    }
+
+    /** Adds {@code delta} to {@code uid}'s open connections, atomically with the entry's removal at zero; the new count. */
+    private int countUid(int uid, int delta) {
+        int[] now = new int[1];
+        connectionsByUid.compute(uid, (u, n) -> {
+            int v = (n == null ? 0 : n.get()) + delta;
+            now[0] = v;
+            if (v <= 0) {
+                return null;
+            }
+            if (n == null) {
+                return new java.util.concurrent.atomic.AtomicInteger(v);
+            }
+            n.set(v);
+            return n;
+        });
+        return now[0];
     }
 
     void limitReached(String what) {
@@ -164,9 +185,7 @@ final class GatewayConnections {
     /** Counts {@code n} more body bytes against the total and the caller's uid's share (a quarter); false if over. */
     boolean hold(Exchange x, long n) {
         long total = buffered.addAndGet(n);
-        java.util.concurrent.atomic.AtomicLong mine = bufferedByUid.computeIfAbsent(x.conn.uid,
-                u -> new java.util.concurrent.atomic.AtomicLong());
-        long own = mine.addAndGet(n);
+        long own = bufferUid(x.conn.uid, n);
         x.held += n;
         boolean ok = total <= limits.maxBufferedBytes() && (x.conn.uid == -1 || own <= Math.max(Math.min(maxBodyBytes,
                 limits.maxBufferedBytes()), limits.maxBufferedBytes() / 4));
@@ -180,9 +199,27 @@ final class GatewayConnections {
     void release(Exchange x) {
         if (x.held > 0) {
             buffered.addAndGet(-x.held);
-            bufferedByUid.computeIfPresent(x.conn.uid, (u, n) -> n.addAndGet(-x.held) <= 0 ? null : n);
+            bufferUid(x.conn.uid, -x.held);
             x.held = 0;
         }
         x.body = null;
+    }
+
+    /** Adds {@code delta} to the body bytes {@code uid} holds, atomically with the entry's removal at zero; the new total. */
+    private long bufferUid(int uid, long delta) {
+        long[] now = new long[1];
+        bufferedByUid.compute(uid, (u, b) -> {
+            long v = (b == null ? 0 : b.get()) + delta;
+            now[0] = v;
+            if (v <= 0) {
+                return null;
+            }
+            if (b == null) {
+                return new java.util.concurrent.atomic.AtomicLong(v);
+            }
+            b.set(v);
+            return b;
+        });
+        return now[0];
     }
 }

@@ -81,7 +81,11 @@ public final class GatewayServer implements AutoCloseable {
     private final GatewayConnections connections;
     private final CallerProof callers;
     private final UpstreamCall upstreams;
-    private final List<HttpServer> servers = new ArrayList<>();
+    /** Every listener's servers, one per event loop (added from the loops as their instances start). */
+    private final List<HttpServer> servers = new java.util.concurrent.CopyOnWriteArrayList<>();
+    private final List<String> deployments = new ArrayList<>();
+    /** How many of Vert.x's event loops serve each listener ({@code tuning.gatewayEventLoops}). */
+    private final int eventLoops;
     /** The Unix socket's relay and the directory of its internal socket; null without one. */
     private WriterRelay relay;
     private Path relayDir;
@@ -90,7 +94,11 @@ public final class GatewayServer implements AutoCloseable {
                           Function<KeySpec, Optional<GatewaySettings.Upstream>> upstreamOf, GuardEngine guard,
                           io.keywarden.daemon.guard.TokenBudgets budgets,
                           io.keywarden.daemon.guard.GatewayTally tally, PolicyHook hook, GatewayMetrics metrics, Executor blocking,
-                          PeerLookup peers) {
+                          PeerLookup peers, int eventLoops) {
+        if (eventLoops < 1) {
+            throw new IllegalArgumentException("eventLoops must be at least 1, not " + eventLoops);
+        }
+        this.eventLoops = eventLoops;
         this.budgets = budgets;
         this.tally = tally;
         this.vertx = vertx;
@@ -114,10 +122,11 @@ public final class GatewayServer implements AutoCloseable {
                                       Function<KeySpec, Optional<GatewaySettings.Upstream>> upstreamOf, GuardEngine guard,
                                       io.keywarden.daemon.guard.TokenBudgets budgets,
                                       io.keywarden.daemon.guard.GatewayTally tally, PolicyHook hook, GatewayMetrics metrics,
-                                      Executor blocking, io.keywarden.attestation.spire.X509SvidSource svids)
+                                      Executor blocking, int eventLoops,
+                                      io.keywarden.attestation.spire.X509SvidSource svids)
             throws IOException {
         GatewayServer g = new GatewayServer(vertx, config, decider, policy, upstreamOf, guard, budgets, tally, hook, metrics,
-                blocking, PeerLookup.system());
+                blocking, PeerLookup.system(), eventLoops);
         try {
             if (config.listen().isPresent()) {
                 var hp = config.listen().get();
@@ -203,14 +212,27 @@ public final class GatewayServer implements AutoCloseable {
                     .setKeyCertOptions(io.vertx.core.net.KeyCertOptions.wrap(svids.keyManager()))
                     .setTrustOptions(io.vertx.core.net.TrustOptions.wrap(svids.trustManager()));
         }
-        HttpServer s = vertx.createHttpServer(o).connectionHandler(c -> connections.opened(c, via)).requestHandler(req -> handle(req, via));
+        // One server per event loop on the same address: Vert.x shares the listening socket and hands
+        // each new connection to the next loop, where all of that connection's requests then run.
+        // A deployment's instances each run on their own event-loop context. Vert.x shares a given
+        // port or socket path; port 0 (tests) gets one server, as Vert.x would give each its own port.
+        int loops = at.isInetSocket() && at.port() == 0 ? 1 : eventLoops;
         try {
-            s.listen(at).await(10, TimeUnit.SECONDS);
+            deployments.add(vertx.deployVerticle(() -> ctx -> {
+                HttpServer s = vertx.createHttpServer(o).connectionHandler(c -> connections.opened(c, via))
+                        .requestHandler(req -> handle(req, via));
+                servers.add(s);
+                return s.listen(at);
+            }, new io.vertx.core.DeploymentOptions().setInstances(loops)).await(10, TimeUnit.SECONDS));
         } catch (Exception e) {
             throw new IOException("cannot listen: " + what + ": " + e.getMessage(), e);
         }
-        servers.add(s);
-        LOG.info("{}", what);
+        LOG.info("{}{}", what, loops > 1 ? " on " + loops + " event loops" : "");
+    }
+
+    /** The event loops (by thread name) that have served a connection so far. */
+    java.util.Set<String> loopsServing() {
+        return java.util.Set.copyOf(connections.loopsServing);
     }
 
     /** The actual port of the TCP listener (tests listen on port 0). */
@@ -582,6 +604,13 @@ public final class GatewayServer implements AutoCloseable {
         }
         if (relay != null) {
             relay.close();
+        }
+        for (String id : deployments) {
+            try {
+                vertx.undeploy(id).await(5, TimeUnit.SECONDS);
+            } catch (Exception e) {
+                LOG.debug("gateway listener's event loops did not stop cleanly: {}", e.toString());
+            }
         }
         upstreams.close();
         if (relayDir != null) {

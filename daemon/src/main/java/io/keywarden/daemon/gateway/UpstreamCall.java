@@ -52,7 +52,14 @@ final class UpstreamCall {
     private final io.keywarden.daemon.guard.GatewayTally tally;
     private final GatewayMetrics metrics;
     private final Refusal refuse;
-    private final Map<String, HttpClient> clients = new ConcurrentHashMap<>();
+    /**
+     * A client per upstream, scheme and event loop. Vert.x's pool hands a request the connection used
+     * last, whatever loop it runs on, and a connection of another loop costs two thread hand-offs a
+     * request; a client per loop makes its connections on that loop (the pool's default).
+     */
+    private record ClientKey(String key, boolean https, Thread loop) { }
+
+    private final Map<ClientKey, HttpClient> clients = new ConcurrentHashMap<>();
 
     UpstreamCall(Vertx vertx, GatewaySettings config, io.keywarden.daemon.guard.TokenBudgets budgets,
                  io.keywarden.daemon.guard.GatewayTally tally, GatewayMetrics metrics, Refusal refuse) {
@@ -64,9 +71,11 @@ final class UpstreamCall {
         this.refuse = refuse;
     }
 
-    /** The client for {@code key}'s upstream over {@code https} or plain HTTP, made on first use. */
+    /** The client for {@code key}'s upstream over {@code https} or plain HTTP on this event loop, made on first use. */
     private HttpClient clientFor(String key, boolean https) {
-        return clients.computeIfAbsent(key + (https ? "|tls" : "|plain"), k -> {
+        ClientKey ck = new ClientKey(key, https, Thread.currentThread());
+        HttpClient c = clients.get(ck);
+        return c != null ? c : clients.computeIfAbsent(ck, k -> {
             int idle = (int) Math.min(Integer.MAX_VALUE, config.timeout().toSeconds());
             PoolOptions pool = new PoolOptions().setHttp1MaxSize(64).setHttp2MaxSize(4).setMaxWaitQueueSize(1024);
             HttpClientOptions o = new HttpClientOptions().setKeepAlive(true).setIdleTimeout(idle).setConnectTimeout(10_000)

@@ -101,7 +101,7 @@ final class GuardAssembly {
             TokenBudgets budgets = fleetBudgets == null ? engine : fleetBudgets;
             core.components().add("gateway", GatewayServer.start(gateway.vertx(), gw, gateway.access(), core.policy(),
                     k -> upstreamOf(gw, gateway.issuers(), k), engine, budgets, tally, gateway.hook(), core.metrics(),
-                    gateway.attestPool(), mtlsIdentity(core, gw)));
+                    gateway.attestPool(), s.tuning().gatewayLoops(), mtlsIdentity(core, gw)));
         }
         return g;
     }

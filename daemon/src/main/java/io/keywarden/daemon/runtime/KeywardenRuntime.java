@@ -110,8 +110,11 @@ public final class KeywardenRuntime implements AutoCloseable {
         scheduler.every(clock, Duration.ofSeconds(1), ledger::tick);
         Core core = new Core(s, clock, components, readiness, metrics, ledger.audit(), scheduler, policy);
         IdentityProvider identity = IdentityAssembly.start(s, clock, policy, components);
-        // One Vert.x (one Netty, shared with gRPC) for the ops endpoints, the admin API and the gateway.
-        Vertx vertx = Vertx.vertx(io.keywarden.daemon.net.ChannelFd.options(1, 4));
+        // One Vert.x (one Netty, shared with gRPC) for the ops endpoints, the admin API and the gateway:
+        // one event loop, or with a gateway one per CPU (tuning.gatewayEventLoops), each serving its
+        // share of the gateway's connections.
+        Vertx vertx = Vertx.vertx(io.keywarden.daemon.net.ChannelFd.options(
+                s.extensions().gateway().isPresent() ? s.tuning().gatewayLoops() : 1, 4));
         components.add("vertx", () -> vertx.close().await(5, TimeUnit.SECONDS));
         if (!vertx.isNativeTransportEnabled()) {
             LOG.warn("{}; the gateway's Unix socket will not start", io.keywarden.daemon.net.ChannelFd.unsupported(vertx));

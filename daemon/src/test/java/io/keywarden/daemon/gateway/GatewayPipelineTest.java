@@ -59,6 +59,7 @@ class GatewayPipelineTest {
     private ExecutorService blocking;
     private ScheduledExecutorService timer;
     private int port;
+    private GatewayServer gateway;
     private final HttpClient client = HttpClient.newHttpClient();
 
     @BeforeEach
@@ -97,19 +98,23 @@ class GatewayPipelineTest {
             public void usage(String workload, Instant minute, long in, long out, long requests, Map<String, Long> models) {
             }
         });
+        // A port of its own (port 0 would give one server: Vert.x shares only a port it is given).
         try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
             port = s.getLocalPort();
         }
         GatewaySettings config = new GatewaySettings(Optional.of(new HostPort("127.0.0.1", port)), Optional.empty(), Map.of(),
                 Optional.empty(), GatewaySettings.DEFAULT_MAX_BODY, Duration.ofMinutes(1), Optional.empty());
         GatewaySettings.Upstream up = new GatewaySettings.Upstream(upstream.uri(""), GatewaySettings.UpstreamAuth.BEARER);
-        vertx = Vertx.vertx(ChannelFd.options(1, 2));
-        GatewayServer.start(vertx, config, decider, () -> policy, k -> Optional.of(up), guard, guard, new GatewayTally(), null,
-                new Metrics(), blocking, null);
+        // Two event loops, as on a 2-CPU node: a connection's requests stay on its loop.
+        vertx = Vertx.vertx(ChannelFd.options(2, 2));
+        gateway = GatewayServer.start(vertx, config, decider, () -> policy, k -> Optional.of(up), guard, guard,
+                new GatewayTally(), null, new Metrics(), blocking, 2, null);
+        assertEquals(port, gateway.port().orElseThrow());
     }
 
     @AfterEach
     void stop() throws Exception {
+        gateway.close();
         vertx.close().await(5, TimeUnit.SECONDS);
         upstream.close();
         blocking.shutdownNow();
@@ -139,6 +144,57 @@ class GatewayPipelineTest {
         JsonNode body = JSON.readTree(r.body());
         assertEquals(8, body.path("usage").path("total_tokens").asInt());
         assertFalse(r.body().contains(KEY) || r.headers().map().toString().contains(KEY), "the key never comes back");
+    }
+
+    @Test
+    void connectionsAreSpreadOverTheEventLoopsAndEachIsServedOnItsOwn() throws Exception {
+        String body = "{\"model\":\"gpt-4.1-mini\",\"messages\":[]}";
+        String request = "POST /openai/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer x\r\n"
+                + "Content-Type: application/json\r\nContent-Length: " + body.length() + "\r\n\r\n" + body;
+        List<java.net.Socket> open = new java.util.ArrayList<>();
+        try {
+            // Four connections open at once (the listener's servers take new ones in turn), two requests each.
+            for (int i = 0; i < 4; i++) {
+                java.net.Socket so = new java.net.Socket(java.net.InetAddress.getLoopbackAddress(), port);
+                so.setSoTimeout(10_000);
+                open.add(so);
+            }
+            for (int round = 0; round < 2; round++) {
+                for (java.net.Socket so : open) {
+                    so.getOutputStream().write(request.getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+                    so.getOutputStream().flush();
+                    String answer = readAnswer(so.getInputStream());
+                    assertTrue(answer.startsWith("HTTP/1.1 200"), answer.lines().findFirst().orElse(""));
+                    assertFalse(answer.contains(KEY), "the key never comes back");
+                }
+            }
+        } finally {
+            for (java.net.Socket so : open) {
+                so.close();
+            }
+        }
+        assertEquals(8, upstreamAuth().size());
+        assertTrue(upstreamAuth().stream().allMatch(("Bearer " + KEY)::equals));
+        assertEquals(2, gateway.loopsServing().size(), "both event loops took connections: " + gateway.loopsServing());
+    }
+
+    /** One HTTP/1.1 answer with a Content-Length body, read off a keep-alive connection. */
+    private static String readAnswer(java.io.InputStream in) throws java.io.IOException {
+        StringBuilder head = new StringBuilder();
+        while (!head.toString().endsWith("\r\n\r\n")) {
+            int b = in.read();
+            if (b < 0) {
+                throw new java.io.EOFException("the gateway closed the connection: " + head);
+            }
+            head.append((char) b);
+        }
+        int length = 0;
+        for (String line : head.toString().split("\r\n")) {
+            if (line.toLowerCase(java.util.Locale.ROOT).startsWith("content-length:")) {
+                length = Integer.parseInt(line.substring(15).trim());
+            }
+        }
+        return head + new String(in.readNBytes(length), java.nio.charset.StandardCharsets.UTF_8);
     }
 
     @Test
