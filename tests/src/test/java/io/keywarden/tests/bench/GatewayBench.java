@@ -58,6 +58,7 @@ class GatewayBench {
                 """);
         Process litellm = null;
         Process nginx = null;
+        Process noop = null;
         Path sock = dir.resolve("gw/gateway.sock");
         try (io.keywarden.tests.gateway.UpstreamStub upstream = new io.keywarden.tests.gateway.UpstreamStub()) {
             int gw = Ports.free();
@@ -74,6 +75,12 @@ class GatewayBench {
                 nginx = startNginx(dir, np, upstream.port());
                 if (nginx != null) {
                     targets.put("nginx", new String[] {"127.0.0.1", Integer.toString(np), "/v1/chat/completions",
+                        "Bearer " + DIRECT_KEY});
+                }
+                Path noopSock = dir.resolve("noop/noop.sock");
+                noop = startNoopProxy(dir, noopSock, upstream.port());
+                if (noop != null) {
+                    targets.put("vertx-noop", new String[] {"unix:" + noopSock, "0", "/v1/chat/completions",
                         "Bearer " + DIRECT_KEY});
                 }
                 targets.put("keywarden", new String[] {"127.0.0.1", Integer.toString(gw), "/openai/v1/chat/completions",
@@ -117,11 +124,15 @@ class GatewayBench {
                         }
                         long[] r = t.getValue();
                         long[] ng = e.getValue().get("nginx");
-                        System.out.printf("%-10s %-22s added p50 %6d µs, p99 %6d µs, ttfb p50 %6d µs; rps %.2fx of direct%s%n",
+                        long[] vx = e.getValue().get("vertx-noop");
+                        System.out.printf("%-10s %-22s added p50 %6d µs, p99 %6d µs, ttfb p50 %6d µs; rps %.2fx of direct%s%s%n",
                                 t.getKey(), e.getKey(), r[2] - direct[2], r[3] - direct[3], r[4] - direct[4],
                                 (double) r[1] / Math.max(1, direct[1]), ng == null || t.getKey().equals("nginx") ? ""
                                         : String.format(", %.2fx of nginx (+%d µs p50 over it)", (double) r[1]
-                                        / Math.max(1, ng[1]), r[2] - ng[2]));
+                                        / Math.max(1, ng[1]), r[2] - ng[2]),
+                                vx == null || !t.getKey().startsWith("k") ? ""
+                                        : String.format(", %.2fx of vertx-noop (+%d µs p50 over it)", (double) r[1]
+                                        / Math.max(1, vx[1]), r[2] - vx[2]));
                     }
                     long[] kw = e.getValue().get("keywarden");
                     long[] ll = e.getValue().get("litellm");
@@ -133,6 +144,10 @@ class GatewayBench {
                 d.stop();
             }
         } finally {
+            if (noop != null) {
+                noop.destroy();
+                noop.waitFor();
+            }
             if (nginx != null) {
                 nginx.destroy();
                 nginx.waitFor();
@@ -181,6 +196,48 @@ class GatewayBench {
         }
         return new long[] {m.get("requests"), m.get("rps"), m.get("p50_us"), m.get("p99_us"), m.get("ttfb_p50_us"),
             m.get("ttfb_p99_us"), m.get("errors")};
+    }
+
+    /**
+     * Vert.x's HTTP server and client relaying with no logic ({@code /bench/NoopProxy.java}, run from
+     * keywarden.jar's classes with the daemon's JVM flags, one event loop per CPU as the gateway):
+     * the floor of an HTTP hop on keywarden's own stack. Null (and said) when it does not start.
+     */
+    static Process startNoopProxy(Path dir, Path sock, int upstream) throws Exception {
+        Path src = dir.resolve("NoopProxy.java");
+        try (InputStream in = GatewayBench.class.getResourceAsStream("/bench/NoopProxy.java")) {
+            Files.copy(in, src, StandardCopyOption.REPLACE_EXISTING);
+        }
+        Files.createDirectories(sock.getParent());
+        Files.setPosixFilePermissions(sock.getParent(), PosixFilePermissions.fromString("rwxr-xr-x"));
+        List<String> cmd = new java.util.ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")
+                .toString()));
+        String jvm = System.getProperty("keywarden.jvmOpts", io.keywarden.tests.support.Daemon.shippedJvmFlags());
+        if (!jvm.isBlank()) {
+            cmd.addAll(List.of(jvm.trim().split("\\s+")));
+        }
+        cmd.addAll(List.of("-cp", io.keywarden.tests.support.Daemon.jar().toString(), src.toString(), sock.toString(),
+                Integer.toString(upstream), Integer.toString(Runtime.getRuntime().availableProcessors())));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        java.io.BufferedReader out = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream(),
+                java.nio.charset.StandardCharsets.UTF_8));
+        String line = out.readLine();
+        if (!"ready".equals(line)) {
+            p.destroy();
+            System.out.println("the Vert.x no-op proxy did not start (" + line + "): its column is skipped");
+            return null;
+        }
+        Thread drain = new Thread(() -> {
+            try {
+                out.transferTo(java.io.Writer.nullWriter());
+            } catch (java.io.IOException e) {
+                // ended
+            }
+        });
+        drain.setDaemon(true);
+        drain.start();
+        Files.setPosixFilePermissions(sock, PosixFilePermissions.fromString("rw-rw-rw-"));
+        return p;
     }
 
     /**

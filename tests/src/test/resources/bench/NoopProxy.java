@@ -1,0 +1,77 @@
+import io.vertx.core.DeploymentOptions;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
+import io.vertx.core.VertxOptions;
+import io.vertx.core.http.HttpClient;
+import io.vertx.core.http.HttpClientOptions;
+import io.vertx.core.http.HttpServerOptions;
+import io.vertx.core.http.HttpVersion;
+import io.vertx.core.http.PoolOptions;
+import io.vertx.core.http.RequestOptions;
+import io.vertx.core.net.SocketAddress;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The floor of an HTTP hop on keywarden's own stack, for GatewayBench: Vert.x's HTTP server and
+ * client as the gateway uses them (the same jar, so the same Vert.x and Netty with the epoll
+ * transport; the daemon's JVM flags), one server per event loop on a Unix socket, a client per loop,
+ * every request relayed to the upstream with its headers and body streamed both ways — and nothing
+ * else: no caller, no decision, no guard, no ledger, no credential. Run as
+ * {@code java -cp keywarden.jar NoopProxy.java SOCKET UPSTREAM_PORT EVENT_LOOPS}; prints "ready".
+ */
+public class NoopProxy {
+    static final Set<String> HOP = Set.of("connection", "keep-alive", "proxy-connection", "te", "trailer",
+            "transfer-encoding", "upgrade", "host");
+
+    public static void main(String[] a) throws Exception {
+        String socket = a[0];
+        int upstream = Integer.parseInt(a[1]);
+        int loops = Integer.parseInt(a[2]);
+        Vertx vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(loops).setPreferNativeTransport(true));
+        if (!vertx.isNativeTransportEnabled()) {
+            throw new IllegalStateException("no native transport: a Unix socket needs epoll");
+        }
+        vertx.deployVerticle(() -> ctx -> {
+            HttpClient client = vertx.httpClientBuilder()
+                    .with(new HttpClientOptions().setKeepAlive(true).setProtocolVersion(HttpVersion.HTTP_1_1)
+                            .setDecompressionSupported(false))
+                    .with(new PoolOptions().setHttp1MaxSize(64)).build();
+            return vertx.createHttpServer(new HttpServerOptions().setHttp2ClearTextEnabled(false)
+                            .setDecompressionSupported(false).setCompressionSupported(false))
+                    .requestHandler(req -> {
+                        req.pause();
+                        RequestOptions o = new RequestOptions().setMethod(req.method()).setHost("127.0.0.1")
+                                .setPort(upstream).setURI(req.uri());
+                        client.request(o).compose(creq -> {
+                            for (Map.Entry<String, String> h : req.headers()) {
+                                if (!HOP.contains(h.getKey().toLowerCase(Locale.ROOT))) {
+                                    creq.headers().add(h.getKey(), h.getValue());
+                                }
+                            }
+                            return creq.send(req);
+                        }).onComplete(ar -> {
+                            if (ar.failed()) {
+                                req.response().setStatusCode(502).end();
+                                return;
+                            }
+                            var cres = ar.result();
+                            var resp = req.response().setStatusCode(cres.statusCode());
+                            for (Map.Entry<String, String> h : cres.headers()) {
+                                if (!HOP.contains(h.getKey().toLowerCase(Locale.ROOT))) {
+                                    resp.headers().add(h.getKey(), h.getValue());
+                                }
+                            }
+                            if (resp.headers().get("content-length") == null) {
+                                resp.setChunked(true);
+                            }
+                            cres.pipeTo(resp);
+                        });
+                    }).listen(SocketAddress.domainSocketAddress(socket));
+        }, new DeploymentOptions().setInstances(loops)).await();
+        System.out.println("ready");
+        System.out.flush();
+        Thread.currentThread().join();
+    }
+}
