@@ -35,6 +35,11 @@ public final class Epoll implements AutoCloseable {
         this.events = new Memory((long) SIZE * capacity);
     }
 
+    /** The epoll descriptor itself (to nest it in another event loop's epoll: readable while an event is ready). */
+    public int fd() {
+        return fd;
+    }
+
     public void add(int target, int mask, long tag) throws NativeException {
         ctl(CTL_ADD, target, mask, tag);
     }

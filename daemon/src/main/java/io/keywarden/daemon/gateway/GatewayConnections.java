@@ -51,6 +51,8 @@ final class GatewayConnections {
     }
 
     private final Map<HttpConnection, Conn> conns = new ConcurrentHashMap<>();
+    /** Relayed connections served on another thread than their relay shard's (none when each shard feeds its loop's server). */
+    final java.util.concurrent.atomic.AtomicLong crossThreadLinks = new java.util.concurrent.atomic.AtomicLong();
     /** The event loops that have taken a connection (the threads' names): each listener has one server per loop. */
     final java.util.Set<String> loopsServing = ConcurrentHashMap.newKeySet();
     private final java.util.concurrent.atomic.AtomicLong lastLimitLog = new java.util.concurrent.atomic.AtomicLong();
@@ -67,6 +69,10 @@ final class GatewayConnections {
                 : ownerUid(c, via == GatewayServer.Via.UNIX_SOCKET);
         Conn conn = new Conn(uid);
         conn.link = link;
+        if (link != null && link.shardThread != Thread.currentThread() && crossThreadLinks.getAndIncrement() == 0) {
+            LOG.warn("gateway socket: a relayed connection is served on {}, its relay's shard runs on {}: its requests"
+                    + " cross threads (said once)", Thread.currentThread().getName(), link.shardThread.getName());
+        }
         conns.put(c, conn);
         if (via == GatewayServer.Via.UNIX_SOCKET && r != null && link == null) {
             // Only the relay connects here (the socket's directory is the daemon's user's alone).

@@ -177,41 +177,72 @@ public final class GatewayServer implements AutoCloseable {
         try (var stale = Files.newDirectoryStream(parent, RELAY_DIR + "*")) {
             for (Path d : stale) {
                 if (Files.isDirectory(d, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-                    Files.deleteIfExists(d.resolve("http.sock"));
+                    try (var socks = Files.newDirectoryStream(d, "http*.sock")) {
+                        for (Path f : socks) {
+                            Files.deleteIfExists(f);
+                        }
+                    }
                     Files.deleteIfExists(d);
                 }
             }
         }
         relayDir = Files.createTempDirectory(parent, RELAY_DIR,
                 PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
-        Path internal = relayDir.resolve("http.sock");
-        listen(SocketAddress.domainSocketAddress(internal.toString()), Via.UNIX_SOCKET, "gateway socket " + sock
-                + " (each request's writer named by the kernel)", null);
+        int[] shards = new int[2];
+        // Bound under a temporary name: the socket is reachable at its own once every shard serves.
         io.keywarden.linux.SafePaths.placeSocket(sock, PosixFilePermissions.fromString("rw-rw-rw-"),
                 "the gateway socket " + sock, at -> {
                     // Counted like the holder pass's refusals of a hostile connection.
-                    relay = WriterRelay.start(at, internal, () -> metrics.gatewayRequest("", "", Outcome.NOT_PERMITTED));
+                    relay = WriterRelay.listen(at, () -> metrics.gatewayRequest("", "", Outcome.NOT_PERMITTED));
                     connections.relayedBy(relay);
+                    serveRelayed(shards);
                 });
+        LOG.info("gateway socket {} (each request's writer named by the kernel){}", sock, shards[0] + shards[1] > 1
+                ? " on " + (shards[0] + shards[1]) + " event loops" : "");
+        if (shards[1] > 0) {
+            LOG.warn("gateway socket: {} of its relay's shards run on threads of their own (the event loop cannot take"
+                    + " an epoll descriptor): each request crosses threads there", shards[1]);
+        }
+    }
+
+    /**
+     * One HTTP server per event loop, each on an internal socket of its own, with the relay's shard
+     * for it on the same loop: a connection the shard takes is relayed and served on one thread.
+     * {@code shards}: counts shards on event loops [0] and on threads of their own [1].
+     */
+    private void serveRelayed(int[] shards) throws IOException {
+        HttpServerOptions o = serverOptions(Via.UNIX_SOCKET, null);
+        java.util.concurrent.atomic.AtomicInteger next = new java.util.concurrent.atomic.AtomicInteger();
+        try {
+            deployments.add(vertx.deployVerticle(() -> ctx -> {
+                Path internal = relayDir.resolve("http-" + next.getAndIncrement() + ".sock");
+                HttpServer s = vertx.createHttpServer(o).connectionHandler(c -> connections.opened(c, Via.UNIX_SOCKET))
+                        .requestHandler(req -> handle(req, Via.UNIX_SOCKET));
+                servers.add(s);
+                return s.listen(SocketAddress.domainSocketAddress(internal.toString())).compose(bound -> {
+                    try {
+                        io.netty.channel.EventLoop loop = ((io.vertx.core.internal.ContextInternal) ctx).nettyEventLoop();
+                        boolean onLoop = loop instanceof io.netty.channel.IoEventLoop io && relay.onLoop(io, internal) != null;
+                        if (!onLoop) {
+                            relay.onThread(internal);
+                        }
+                        synchronized (shards) {
+                            shards[onLoop ? 0 : 1]++;
+                        }
+                        return io.vertx.core.Future.succeededFuture(bound);
+                    } catch (IOException | RuntimeException e) {
+                        return io.vertx.core.Future.failedFuture(e);
+                    }
+                });
+            }, new io.vertx.core.DeploymentOptions().setInstances(eventLoops)).await(10, TimeUnit.SECONDS));
+        } catch (Exception e) {
+            throw new IOException("cannot serve the gateway socket's relay: " + e.getMessage(), e);
+        }
     }
 
     private void listen(SocketAddress at, Via via, String what, io.keywarden.attestation.spire.X509SvidSource svids)
             throws IOException {
-        HttpServerOptions o = new HttpServerOptions().setMaxHeaderSize(64 * 1024).setMaxInitialLineLength(16 * 1024)
-                .setIdleTimeout((int) Math.min(Integer.MAX_VALUE, config.timeout().toSeconds()))
-                .setDecompressionSupported(false).setCompressionSupported(false)
-                // HTTP/1.1 toward agents: with h2c on, Vert.x configures a connection (and calls the
-                // connection handler that bounds it) only once its first bytes arrive, so connections
-                // that never send any could not be counted. Upstreams are still spoken to in HTTP/2.
-                .setHttp2ClearTextEnabled(false)
-                .setInitialSettings(new io.vertx.core.http.Http2Settings()
-                        .setMaxConcurrentStreams(limits.maxStreamsPerConnection()).setMaxHeaderListSize(64 * 1024));
-        if (via == Via.MTLS) {
-            // Our SVID as the server certificate; the caller must present an SVID of the bundle (both rotate).
-            o.setSsl(true).setClientAuth(io.vertx.core.http.ClientAuth.REQUIRED)
-                    .setKeyCertOptions(io.vertx.core.net.KeyCertOptions.wrap(svids.keyManager()))
-                    .setTrustOptions(io.vertx.core.net.TrustOptions.wrap(svids.trustManager()));
-        }
+        HttpServerOptions o = serverOptions(via, svids);
         // One server per event loop on the same address: Vert.x shares the listening socket and hands
         // each new connection to the next loop, where all of that connection's requests then run.
         // A deployment's instances each run on their own event-loop context. Vert.x shares a given
@@ -228,6 +259,25 @@ public final class GatewayServer implements AutoCloseable {
             throw new IOException("cannot listen: " + what + ": " + e.getMessage(), e);
         }
         LOG.info("{}{}", what, loops > 1 ? " on " + loops + " event loops" : "");
+    }
+
+    private HttpServerOptions serverOptions(Via via, io.keywarden.attestation.spire.X509SvidSource svids) {
+        HttpServerOptions o = new HttpServerOptions().setMaxHeaderSize(64 * 1024).setMaxInitialLineLength(16 * 1024)
+                .setIdleTimeout((int) Math.min(Integer.MAX_VALUE, config.timeout().toSeconds()))
+                .setDecompressionSupported(false).setCompressionSupported(false)
+                // HTTP/1.1 toward agents: with h2c on, Vert.x configures a connection (and calls the
+                // connection handler that bounds it) only once its first bytes arrive, so connections
+                // that never send any could not be counted. Upstreams are still spoken to in HTTP/2.
+                .setHttp2ClearTextEnabled(false)
+                .setInitialSettings(new io.vertx.core.http.Http2Settings()
+                        .setMaxConcurrentStreams(limits.maxStreamsPerConnection()).setMaxHeaderListSize(64 * 1024));
+        if (via == Via.MTLS) {
+            // Our SVID as the server certificate; the caller must present an SVID of the bundle (both rotate).
+            o.setSsl(true).setClientAuth(io.vertx.core.http.ClientAuth.REQUIRED)
+                    .setKeyCertOptions(io.vertx.core.net.KeyCertOptions.wrap(svids.keyManager()))
+                    .setTrustOptions(io.vertx.core.net.TrustOptions.wrap(svids.trustManager()));
+        }
+        return o;
     }
 
     /** The event loops (by thread name) that have served a connection so far. */

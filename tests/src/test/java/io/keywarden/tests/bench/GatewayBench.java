@@ -82,6 +82,10 @@ class GatewayBench {
                 if (noop != null) {
                     targets.put("vertx-noop", new String[] {"unix:" + noopSock, "0", "/v1/chat/completions",
                         "Bearer " + DIRECT_KEY});
+                    if (Files.exists(noopSock.resolveSibling("relay.sock"))) {
+                        targets.put("relay-noop", new String[] {"unix:" + noopSock.resolveSibling("relay.sock"), "0",
+                            "/v1/chat/completions", "Bearer " + DIRECT_KEY});
+                    }
                 }
                 targets.put("keywarden", new String[] {"127.0.0.1", Integer.toString(gw), "/openai/v1/chat/completions",
                     "Bearer placeholder"});
@@ -130,7 +134,7 @@ class GatewayBench {
                                 (double) r[1] / Math.max(1, direct[1]), ng == null || t.getKey().equals("nginx") ? ""
                                         : String.format(", %.2fx of nginx (+%d µs p50 over it)", (double) r[1]
                                         / Math.max(1, ng[1]), r[2] - ng[2]),
-                                vx == null || !t.getKey().startsWith("k") ? ""
+                                vx == null || !t.getKey().startsWith("k") && !t.getKey().equals("relay-noop") ? ""
                                         : String.format(", %.2fx of vertx-noop (+%d µs p50 over it)", (double) r[1]
                                         / Math.max(1, vx[1]), r[2] - vx[2]));
                     }
@@ -201,7 +205,9 @@ class GatewayBench {
     /**
      * Vert.x's HTTP server and client relaying with no logic ({@code /bench/NoopProxy.java}, run from
      * keywarden.jar's classes with the daemon's JVM flags, one event loop per CPU as the gateway):
-     * the floor of an HTTP hop on keywarden's own stack. Null (and said) when it does not start.
+     * the floor of an HTTP hop on keywarden's own stack; and the same behind keywarden's
+     * {@code WriterRelay} ({@code relay-noop}): what the relay alone adds. Null (and said) when it
+     * does not start.
      */
     static Process startNoopProxy(Path dir, Path sock, int upstream) throws Exception {
         Path src = dir.resolve("NoopProxy.java");
@@ -217,7 +223,8 @@ class GatewayBench {
             cmd.addAll(List.of(jvm.trim().split("\\s+")));
         }
         cmd.addAll(List.of("-cp", io.keywarden.tests.support.Daemon.jar().toString(), src.toString(), sock.toString(),
-                Integer.toString(upstream), Integer.toString(Runtime.getRuntime().availableProcessors())));
+                Integer.toString(upstream), Integer.toString(Runtime.getRuntime().availableProcessors()),
+                sock.resolveSibling("relay.sock").toString()));
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         java.io.BufferedReader out = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream(),
                 java.nio.charset.StandardCharsets.UTF_8));
@@ -237,6 +244,9 @@ class GatewayBench {
         drain.setDaemon(true);
         drain.start();
         Files.setPosixFilePermissions(sock, PosixFilePermissions.fromString("rw-rw-rw-"));
+        if (Files.exists(sock.resolveSibling("relay.sock"))) {
+            Files.setPosixFilePermissions(sock.resolveSibling("relay.sock"), PosixFilePermissions.fromString("rw-rw-rw-"));
+        }
         return p;
     }
 

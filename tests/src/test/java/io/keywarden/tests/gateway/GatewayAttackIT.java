@@ -401,20 +401,50 @@ class GatewayAttackIT {
     }
 
     /**
-     * The relay's internal socket sits in a directory only the daemon's user (root) can enter; even
-     * root connecting there directly is closed unanswered: the server serves only the relay's links.
+     * The relay runs on the gateway's event loops (a shard per loop, beside the HTTP server it feeds),
+     * not on a thread of its own: a request crosses no thread between the two.
+     */
+    @Test
+    void theRelayRunsOnTheEventLoops() throws Exception {
+        List<String> threads = new ArrayList<>();
+        try (var tasks = Files.newDirectoryStream(Path.of("/proc", Long.toString(daemon.pid()), "task"))) {
+            for (Path t : tasks) {
+                threads.add(Files.readString(t.resolve("comm")).trim());
+            }
+        }
+        assertTrue(threads.stream().anyMatch(t -> t.startsWith("vert.x-eventloo")), threads.toString());
+        // A thread's name as the kernel keeps it: 15 characters ("kw-gateway-rela").
+        assertFalse(threads.stream().anyMatch(t -> t.startsWith("kw-gateway-rel")), "no relay thread: " + threads);
+        String said = String.join("\n", daemon.out) + String.join("\n", daemon.err);
+        assertFalse(said.contains("threads of their own"), said);
+        // Every relayed connection so far (this class's many) was served on its shard's own loop.
+        assertFalse(said.contains("cross threads"), said);
+        assertTrue(said.contains("each request's writer named by the kernel"), said);
+    }
+
+    /**
+     * The relay's internal sockets (one per event loop, each served with its shard of the relay)
+     * sit in a directory only the daemon's user (root) can enter; even root connecting there
+     * directly is closed unanswered: the servers serve only the relay's links.
      */
     @Test
     void theRelaysInternalSocketServesOnlyTheRelay() throws Exception {
-        Path internal;
+        Path relayDir;
         try (var dirs = Files.newDirectoryStream(socket.getParent(), ".kw-gateway-relay-*")) {
-            internal = dirs.iterator().next().resolve("http.sock");
+            relayDir = dirs.iterator().next();
         }
-        assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(internal.getParent())));
+        assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(relayDir)));
+        List<Path> internals = new ArrayList<>();
+        try (var socks = Files.newDirectoryStream(relayDir, "http-*.sock")) {
+            socks.forEach(internals::add);
+        }
+        assertFalse(internals.isEmpty(), "the relay's internal sockets in " + relayDir);
         int before = seen.size();
         String py = WRITER.replace("s.connect(sys.argv[1])", "s.connect(sys.argv[1])\nprint('direct', request(s), flush=True)");
-        Proc.Result r = Proc.run(python, "-c", py, internal.toString(), CHAT);
-        assertTrue(r.out().contains("direct none"), r.out() + r.err());
+        for (Path internal : internals) {
+            Proc.Result r = Proc.run(python, "-c", py, internal.toString(), CHAT);
+            assertTrue(r.out().contains("direct none"), internal + ": " + r.out() + r.err());
+        }
         assertEquals(before, seen.size(), "nothing reached the upstream");
     }
 
