@@ -32,7 +32,7 @@ final class GatewayConnections {
     private final PeerLookup peers;
     /** Open connections, in all and per uid of the socket's owner. */
     private final java.util.concurrent.atomic.AtomicInteger openConnections = new java.util.concurrent.atomic.AtomicInteger();
-    private final Map<Integer, java.util.concurrent.atomic.AtomicInteger> connectionsByUid = new ConcurrentHashMap<>();
+    private final Map<Integer, java.util.concurrent.atomic.AtomicLong> connectionsByUid = new ConcurrentHashMap<>();
     /** Request-body bytes held in memory right now, in all and per uid. */
     private final java.util.concurrent.atomic.AtomicLong buffered = new java.util.concurrent.atomic.AtomicLong();
     private final Map<Integer, java.util.concurrent.atomic.AtomicLong> bufferedByUid = new ConcurrentHashMap<>();
@@ -84,14 +84,12 @@ final class GatewayConnections {
         }
         // The uid's own bound first: a connection refused by it is never counted in the total, so
         // one uid's flood, closed as fast as it comes, cannot crowd out the others.
-        // Counted inside the map's own update: connections of one uid arrive on several event loops,
-        // and a count raised on a counter another loop's close just dropped would be lost.
-        int own = countUid(uid, +1);
+        long own = adjust(connectionsByUid, uid, +1);
         int total = openConnections.incrementAndGet();
         boolean overUid = uid != -1 && own > limits.maxConnectionsPerUid();
         boolean overTotal = !overUid && total > limits.maxConnections();
         if (overUid || overTotal) {
-            countUid(uid, -1);
+            adjust(connectionsByUid, uid, -1);
             openConnections.decrementAndGet();
             conn.refused = true;
             c.closeHandler(v -> conns.remove(c));
@@ -106,7 +104,7 @@ final class GatewayConnections {
         c.closeHandler(v -> {
             if (conns.remove(c) != null) {
                 openConnections.decrementAndGet();
-                countUid(uid, -1);
+                adjust(connectionsByUid, uid, -1);
             }
             if (conn.idleTimer >= 0) {
                 vertx.cancelTimer(conn.idleTimer);
@@ -115,24 +113,6 @@ final class GatewayConnections {
         loopsServing.add(Thread.currentThread().getName());
         armIdle(c, conn);
         return conn;
-    }
-
-    /** Adds {@code delta} to {@code uid}'s open connections, atomically with the entry's removal at zero; the new count. */
-    private int countUid(int uid, int delta) {
-        int[] now = new int[1];
-        connectionsByUid.compute(uid, (u, n) -> {
-            int v = (n == null ? 0 : n.get()) + delta;
-            now[0] = v;
-            if (v <= 0) {
-                return null;
-            }
-            if (n == null) {
-                return new java.util.concurrent.atomic.AtomicInteger(v);
-            }
-            n.set(v);
-            return n;
-        });
-        return now[0];
     }
 
     void limitReached(String what) {
@@ -191,7 +171,7 @@ final class GatewayConnections {
     /** Counts {@code n} more body bytes against the total and the caller's uid's share (a quarter); false if over. */
     boolean hold(Exchange x, long n) {
         long total = buffered.addAndGet(n);
-        long own = bufferUid(x.conn.uid, n);
+        long own = adjust(bufferedByUid, x.conn.uid, n);
         x.held += n;
         boolean ok = total <= limits.maxBufferedBytes() && (x.conn.uid == -1 || own <= Math.max(Math.min(maxBodyBytes,
                 limits.maxBufferedBytes()), limits.maxBufferedBytes() / 4));
@@ -205,26 +185,30 @@ final class GatewayConnections {
     void release(Exchange x) {
         if (x.held > 0) {
             buffered.addAndGet(-x.held);
-            bufferUid(x.conn.uid, -x.held);
+            adjust(bufferedByUid, x.conn.uid, -x.held);
             x.held = 0;
         }
         x.body = null;
     }
 
-    /** Adds {@code delta} to the body bytes {@code uid} holds, atomically with the entry's removal at zero; the new total. */
-    private long bufferUid(int uid, long delta) {
+    /**
+     * Adds {@code delta} to {@code uid}'s count in {@code counts} (connections, body bytes) inside the
+     * map's own update, removing the entry at zero; the new count. Connections of one uid arrive on
+     * several event loops: a count raised on a counter another loop's close just dropped would be lost.
+     */
+    private static long adjust(Map<Integer, java.util.concurrent.atomic.AtomicLong> counts, int uid, long delta) {
         long[] now = new long[1];
-        bufferedByUid.compute(uid, (u, b) -> {
-            long v = (b == null ? 0 : b.get()) + delta;
+        counts.compute(uid, (u, n) -> {
+            long v = (n == null ? 0 : n.get()) + delta;
             now[0] = v;
             if (v <= 0) {
                 return null;
             }
-            if (b == null) {
+            if (n == null) {
                 return new java.util.concurrent.atomic.AtomicLong(v);
             }
-            b.set(v);
-            return b;
+            n.set(v);
+            return n;
         });
         return now[0];
     }

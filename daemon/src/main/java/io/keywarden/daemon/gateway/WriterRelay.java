@@ -636,19 +636,9 @@ final class WriterRelay implements AutoCloseable {
 
         /** Sends what it can of {@code n} bytes; keeps the rest for when {@code to} can take it. False once closed. */
         private boolean send(Link k, int to, Pointer data, int n, boolean toServer) {
-            int off = 0;
-            while (off < n) {
-                long sent;
-                try {
-                    sent = WriterSocket.send(to, data.share(off), n - off);
-                } catch (NativeException e) {
-                    close(k);
-                    return false;
-                }
-                if (sent == WriterSocket.AGAIN) {
-                    break;
-                }
-                off += (int) sent;
+            int off = sendWhatFits(k, to, data, 0, n);
+            if (off < 0) {
+                return false;
             }
             if (off < n) {
                 Memory rest = toServer ? k.toInternal : k.toClient;
@@ -669,25 +659,36 @@ final class WriterRelay implements AutoCloseable {
             return true;
         }
 
+        /** Sends {@code data[from, to)} until {@code fd} takes no more; where it stopped, or -1 once the link is closed. */
+        private int sendWhatFits(Link k, int fd, Pointer data, int from, int to) {
+            int off = from;
+            while (off < to) {
+                long sent;
+                try {
+                    sent = WriterSocket.send(fd, data.share(off), to - off);
+                } catch (NativeException e) {
+                    close(k);
+                    return -1;
+                }
+                if (sent == WriterSocket.AGAIN) {
+                    break;
+                }
+                off += (int) sent;
+            }
+            return off;
+        }
+
         /** Sends what waits toward the server ({@code toServer}) or the client; false once closed. */
         private boolean flush(Link k, boolean toServer) {
             Memory m = toServer ? k.toInternal : k.toClient;
             int at = toServer ? k.toInternalAt : k.toClientAt;
             int len = toServer ? k.toInternalLen : k.toClientLen;
-            while (len > 0) {
-                long sent;
-                try {
-                    sent = WriterSocket.send(toServer ? k.internal : k.client, m.share(at), len);
-                } catch (NativeException e) {
-                    close(k);
-                    return false;
-                }
-                if (sent == WriterSocket.AGAIN) {
-                    break;
-                }
-                at += (int) sent;
-                len -= (int) sent;
+            int reached = sendWhatFits(k, toServer ? k.internal : k.client, m, at, at + len);
+            if (reached < 0) {
+                return false;
             }
+            len -= reached - at;
+            at = reached;
             if (toServer) {
                 k.toInternalAt = at;
                 k.toInternalLen = len;
