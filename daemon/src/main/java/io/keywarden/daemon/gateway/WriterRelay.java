@@ -31,17 +31,22 @@ import org.slf4j.LoggerFactory;
  * that shares its connection (fork, {@code SCM_RIGHTS}) shares the answers it reads, as a shared
  * descriptor of an opened key file shares the key; only what the pinned process writes is served.
  *
- * <p>One thread, level-triggered epoll, non-blocking sockets; a side that cannot take more stops the
- * reading of the other (no unbounded buffering: at most one chunk per direction waits).
+ * <p>In shards ({@link RelayShard}): each has its own level-triggered epoll (the public socket, which
+ * every shard waits on and one takes each connection from, and its links' two ends) and is run by
+ * one thread — a Netty event loop with the shard's epoll nested in the loop's ({@link #onLoop}), so
+ * that the relay and the HTTP server it feeds on that loop share a thread and a request crosses none,
+ * or a thread of its own where a loop cannot take it ({@link #onThread}). Non-blocking sockets; a
+ * side that cannot take more stops the reading of the other (no unbounded buffering: at most one
+ * chunk per direction waits).
  *
- * <p>Over 400 lines: the relay's one event loop — accept, judge each chunk's writer, both directions
- * with their back-pressure, close — is one piece of logic on one thread's state; a connection's
- * state that the gateway's event loop reads ({@link Link}) is its own class inside.
+ * <p>Over 400 lines: the relay's shared state, its links ({@link Link}, which the gateway's server
+ * reads) and the two ways of running a shard, each bound to the relay's lifecycle; a shard's own
+ * event handling is {@link RelayShard}.
  */
 final class WriterRelay implements AutoCloseable {
-    private static final Logger LOG = LoggerFactory.getLogger(WriterRelay.class);
-    private static final int CHUNK = 16 * 1024;
-    private static final long LISTENER = -1;
+    static final Logger LOG = LoggerFactory.getLogger(WriterRelay.class);
+    static final int CHUNK = 16 * 1024;
+    static final long LISTENER = -1;
     private static final long WAKE = -2;
 
     /** One relayed connection: the client's socket, the relay's end toward the server, and the pinned writer. */
@@ -58,17 +63,17 @@ final class WriterRelay implements AutoCloseable {
         private volatile int gid;
         private int pidfd = -1;
         private boolean released;
-        // the relay thread's own
-        private Memory toInternal;
-        private int toInternalAt;
-        private int toInternalLen;
-        private Memory toClient;
-        private int toClientAt;
-        private int toClientLen;
-        private boolean clientEof;
-        private boolean internalEof;
-        private int clientMask = Epoll.IN;
-        private int internalMask = Epoll.IN;
+        // its shard's own (one thread's)
+        Memory toInternal;
+        int toInternalAt;
+        int toInternalLen;
+        Memory toClient;
+        int toClientAt;
+        int toClientLen;
+        boolean clientEof;
+        boolean internalEof;
+        int clientMask = Epoll.IN;
+        int internalMask = Epoll.IN;
 
         Link(int client, int internal, long internalInode, int connectorUid) {
             this.client = client;
@@ -90,7 +95,7 @@ final class WriterRelay implements AutoCloseable {
             return gid;
         }
 
-        private synchronized void pin(int fd, int pid, int uid, int gid) {
+        synchronized void pin(int fd, int pid, int uid, int gid) {
             if (released) {
                 LibC.close(fd);
                 return;
@@ -101,7 +106,7 @@ final class WriterRelay implements AutoCloseable {
             this.pid = pid;
         }
 
-        private synchronized boolean pinned() {
+        synchronized boolean pinned() {
             return pidfd >= 0;
         }
 
@@ -113,7 +118,7 @@ final class WriterRelay implements AutoCloseable {
             return !released && pidfd >= 0 && Pidfd.alive(pidfd);
         }
 
-        private synchronized void release() {
+        synchronized void release() {
             released = true;
             if (pidfd >= 0) {
                 LibC.close(pidfd);
@@ -122,15 +127,15 @@ final class WriterRelay implements AutoCloseable {
         }
     }
 
-    private final Runnable onRefusal;
+    final Runnable onRefusal;
     /** The public socket, shared by every shard (each waits for it; one takes each connection). */
-    private final int listening;
+    final int listening;
     /** Every shard's links, by the inode of the relay's end toward the server (what the server sees). */
-    private final Map<Long, Link> byInode = new ConcurrentHashMap<>();
-    private final java.util.List<Shard> shards = new java.util.concurrent.CopyOnWriteArrayList<>();
+    final Map<Long, Link> byInode = new ConcurrentHashMap<>();
+    private final java.util.List<RelayShard> shards = new java.util.concurrent.CopyOnWriteArrayList<>();
     private final AtomicLong lastWarn = new AtomicLong();
     private final AtomicLong refusedSinceWarn = new AtomicLong();
-    private volatile boolean running = true;
+    volatile boolean running = true;
 
     private WriterRelay(int listening, Runnable onRefusal) {
         this.listening = listening;
@@ -170,11 +175,11 @@ final class WriterRelay implements AutoCloseable {
      * server (each crossing wakes a thread, ~0.1 ms on this VM by GatewayBench). Null when the loop
      * cannot take an epoll descriptor (then {@link #onThread}).
      */
-    Shard onLoop(io.netty.channel.IoEventLoop loop, Path internalPath) throws NativeException {
+    RelayShard onLoop(io.netty.channel.IoEventLoop loop, Path internalPath) throws NativeException {
         if (!loop.isCompatible(LoopDriver.class)) {
             return null;
         }
-        Shard sh = new Shard(internalPath);
+        RelayShard sh = new RelayShard(this, internalPath);
         LoopDriver d = new LoopDriver(sh, loop);
         sh.driver = d;
         try {
@@ -199,8 +204,8 @@ final class WriterRelay implements AutoCloseable {
     }
 
     /** A shard on a thread of its own ({@code kw-gateway-relay}), relaying to {@code internalPath}. */
-    Shard onThread(Path internalPath) throws NativeException {
-        Shard sh = new Shard(internalPath);
+    RelayShard onThread(Path internalPath) throws NativeException {
+        RelayShard sh = new RelayShard(this, internalPath);
         ThreadDriver d;
         try {
             d = new ThreadDriver(sh);
@@ -220,7 +225,7 @@ final class WriterRelay implements AutoCloseable {
     }
 
     /** What runs a shard: a Netty event loop or a thread of its own. */
-    private interface Driver {
+    interface Driver {
         /** Try accepting again in a second (accepting paused: out of descriptors). */
         void retryAcceptLater();
 
@@ -230,13 +235,13 @@ final class WriterRelay implements AutoCloseable {
 
     /** The shard's epoll descriptor registered with a Netty event loop, handled on that loop's thread. */
     private final class LoopDriver implements io.netty.channel.epoll.EpollIoHandle, Driver {
-        private final Shard shard;
+        private final RelayShard shard;
         private final io.netty.channel.IoEventLoop loop;
         private final io.netty.channel.unix.FileDescriptor fd;
         private volatile io.netty.channel.IoRegistration registration;
         private boolean retryArmed;
 
-        LoopDriver(Shard shard, io.netty.channel.IoEventLoop loop) {
+        LoopDriver(RelayShard shard, io.netty.channel.IoEventLoop loop) {
             this.shard = shard;
             this.loop = loop;
             this.fd = new io.netty.channel.unix.FileDescriptor(shard.epoll.fd());
@@ -305,11 +310,11 @@ final class WriterRelay implements AutoCloseable {
 
     /** A shard on its own thread, woken by an eventfd to stop. */
     private final class ThreadDriver implements Driver {
-        private final Shard shard;
+        private final RelayShard shard;
         private final int wake;
         private final Thread thread;
 
-        ThreadDriver(Shard shard) throws NativeException {
+        ThreadDriver(RelayShard shard) throws NativeException {
             this.shard = shard;
             int w = LibC.eventfd(0, LibC.O_CLOEXEC | LibC.SOCK_NONBLOCK);
             if (w < 0) {
@@ -378,380 +383,9 @@ final class WriterRelay implements AutoCloseable {
         }
     }
 
-    /**
-     * One share of the relay: its own epoll (the public socket, its links' two ends), its links by
-     * descriptor, its receive buffers; used by one thread only (its driver's).
-     */
-    final class Shard {
-        private final Path internalPath;
-        private final Epoll epoll;
-        private final WriterSocket.Receiver rx = new WriterSocket.Receiver(CHUNK);
-        private final Memory readBuf = new Memory(CHUNK);
-        private final IntObjectHashMap<Link> byFd = new IntObjectHashMap<>();
-        private boolean acceptPaused;
-        private boolean released;
-        private Driver driver;
-
-        private Shard(Path internalPath) throws NativeException {
-            this.internalPath = internalPath;
-            Epoll ep = new Epoll(256);
-            try {
-                ep.add(listening, Epoll.IN, LISTENER);
-            } catch (NativeException | RuntimeException e) {
-                ep.close();
-                rx.close();
-                readBuf.close();
-                throw e;
-            }
-            this.epoll = ep;
-        }
-
-        /** Handles the {@code n} events of the last wait. */
-        private void dispatch(int n) throws NativeException {
-            for (int i = 0; i < n && running; i++) {
-                long tag = epoll.tag(i);
-                int mask = epoll.mask(i);
-                if (tag == LISTENER) {
-                    acceptAll();
-                } else if (tag >= 0) {
-                    Link k = byFd.get((int) tag);
-                    if (k != null) {
-                        try {
-                            ready(k, (int) tag, mask);
-                        } catch (NativeException | RuntimeException e) {
-                            // One connection's trouble is its own: it is closed, the relay goes on.
-                            LOG.debug("gateway socket: a relayed connection failed: {}", e.toString());
-                            close(k);
-                        }
-                    }
-                }
-            }
-        }
-
-        /** Closes every link of this shard and its own descriptors (on its thread, once). */
-        private void release() {
-            if (released) {
-                return;
-            }
-            released = true;
-            for (Link k : new java.util.ArrayList<>(byFd.values())) {
-                close(k);
-            }
-            epoll.close();
-            rx.close();
-            readBuf.close();
-        }
-
-        private void acceptAll() throws NativeException {
-            while (true) {
-                int c;
-                int internal;
-                try {
-                    c = WriterSocket.accept(listening);
-                } catch (NativeException e) {
-                    pauseAccepting(e);
-                    return;
-                }
-                if (c == WriterSocket.AGAIN) {
-                    return;
-                }
-                int connector = io.keywarden.linux.PeerCred.find(c).map(io.keywarden.linux.PeerCred::uid).orElse(-2);
-                try {
-                    internal = WriterSocket.open();
-                } catch (NativeException e) {
-                    LibC.close(c);
-                    pauseAccepting(e);
-                    return;
-                }
-                Link k = new Link(c, internal, WriterSocket.inode(internal), connector);
-                // Known by its inode before the server can see it.
-                byInode.put(k.internalInode, k);
-                byFd.put(c, k);
-                byFd.put(internal, k);
-                try {
-                    WriterSocket.connect(internal, internalPath);
-                } catch (NativeException e) {
-                    // The server's backlog is full (or it is closing): this client is closed, the next may pass.
-                    close(k);
-                    refused("the gateway's server did not take the connection (" + e.getMessage() + ")");
-                    continue;
-                }
-                try {
-                    epoll.add(c, Epoll.IN, c);
-                    epoll.add(internal, Epoll.IN, internal);
-                } catch (NativeException e) {
-                    close(k);
-                }
-            }
-        }
-
-        /**
-         * Out of descriptors (or another accept error): stop taking connections until one closes, so that
-         * the waiting ones do not spin this thread; the error is said (at most every 10 s).
-         */
-        private void pauseAccepting(NativeException e) throws NativeException {
-            refused("cannot take a connection now: " + e.getMessage() + "; new ones wait until one closes");
-            if (!acceptPaused) {
-                acceptPaused = true;
-                epoll.modify(listening, 0, LISTENER);
-            }
-        }
-
-        private void resumeAccepting() {
-            if (acceptPaused) {
-                acceptPaused = false;
-                try {
-                    epoll.modify(listening, Epoll.IN, LISTENER);
-                } catch (NativeException e) {
-                    LOG.error("gateway socket: cannot wait for connections again: {}", e.toString());
-                }
-            }
-        }
-
-        private void ready(Link k, int fd, int mask) throws NativeException {
-            if (fd == k.client) {
-                if ((mask & (Epoll.HUP | Epoll.ERR)) != 0) {
-                    // Gone both ways: nobody is left to answer.
-                    close(k);
-                    return;
-                }
-                if ((mask & Epoll.OUT) != 0 && !flush(k, false)) {
-                    return;
-                }
-                if ((mask & Epoll.IN) != 0 && !fromClient(k)) {
-                    return;
-                }
-            } else {
-                if ((mask & Epoll.OUT) != 0 && !flush(k, true)) {
-                    return;
-                }
-                if ((mask & (Epoll.IN | Epoll.HUP | Epoll.ERR)) != 0 && !fromServer(k)) {
-                    return;
-                }
-            }
-            interest(k);
-        }
-
-        /** The client's chunks, each judged by its writer, on to the server; false once the link is closed. */
-        private boolean fromClient(Link k) {
-            while (k.toInternalLen == 0 && !k.clientEof) {
-                long n;
-                try {
-                    n = rx.receive(k.client);
-                } catch (NativeException e) {
-                    close(k);
-                    return false;
-                }
-                if (n == WriterSocket.AGAIN) {
-                    return true;
-                }
-                if (n == 0) {
-                    k.clientEof = true;
-                    LibC.shutdown(k.internal, 1);
-                    return true;
-                }
-                String refusal = judge(k);
-                if (refusal != null) {
-                    onRefusal.run();
-                    refused(refusal);
-                    close(k);
-                    return false;
-                }
-                if (!send(k, k.internal, rx.data(), (int) n, true)) {
-                    return false;
-                }
-            }
-            return true;
-        }
-
-        /** Null when the chunk just received may be relayed on {@code k}, else why not (no byte of it is). */
-        private String judge(Link k) {
-            int fd = rx.pidfd();
-            try {
-                if (rx.descriptorsSent()) {
-                    return "file descriptors were sent over the gateway socket by pid " + rx.pid();
-                }
-                if (rx.pid() <= 0) {
-                    return "bytes written by a process this daemon cannot see (another pid namespace)";
-                }
-                if (k.pinned()) {
-                    if (rx.pid() != k.pid() || rx.uid() != k.uid()) {
-                        return "pid " + rx.pid() + " (uid " + Integer.toUnsignedString(rx.uid()) + ") wrote on a connection"
-                                + " of pid " + k.pid() + " (uid " + Integer.toUnsignedString(k.uid()) + ")";
-                    }
-                    if (!k.writerAlive()) {
-                        return "pid " + k.pid() + " wrote on a connection whose first writer of that pid has exited"
-                                + " (a reused pid)";
-                    }
-                    return null;
-                }
-                if (fd < 0) {
-                    return "the writer of a connection's first bytes (pid " + rx.pid() + ") exited before it could be"
-                            + " identified";
-                }
-                k.pin(fd, rx.pid(), rx.uid(), rx.gid());
-                fd = -1;
-                // Known now: later chunks are checked by pid against the pinned descriptor, no new one each.
-                WriterSocket.passPidfd(k.client, false);
-                return null;
-            } finally {
-                if (fd >= 0) {
-                    LibC.close(fd);
-                }
-            }
-        }
-
-        /** The server's bytes on to the client; false once the link is closed. */
-        private boolean fromServer(Link k) {
-            while (k.toClientLen == 0 && !k.internalEof) {
-                long n = LibC.read(k.internal, readBuf, CHUNK);
-                if (n < 0) {
-                    int e = io.keywarden.linux.Errno.last();
-                    if (e == io.keywarden.linux.Errno.EAGAIN) {
-                        return true;
-                    }
-                    if (e == io.keywarden.linux.Errno.EINTR) {
-                        continue;
-                    }
-                    close(k);
-                    return false;
-                }
-                if (n == 0) {
-                    // The server is done with the connection (answered and closed, or over a bound): what
-                    // it said reaches the client first.
-                    k.internalEof = true;
-                    epoll.remove(k.internal);
-                    if (k.toClientLen == 0) {
-                        close(k);
-                        return false;
-                    }
-                    return true;
-                }
-                if (!send(k, k.client, readBuf, (int) n, false)) {
-                    return false;
-                }
-            }
-            return true;
-        }
-
-        /** Sends what it can of {@code n} bytes; keeps the rest for when {@code to} can take it. False once closed. */
-        private boolean send(Link k, int to, Pointer data, int n, boolean toServer) {
-            int off = sendWhatFits(k, to, data, 0, n);
-            if (off < 0) {
-                return false;
-            }
-            if (off < n) {
-                Memory rest = toServer ? k.toInternal : k.toClient;
-                if (rest == null) {
-                    rest = new Memory(CHUNK);
-                }
-                rest.write(0, data.getByteArray(off, n - off), 0, n - off);
-                if (toServer) {
-                    k.toInternal = rest;
-                    k.toInternalAt = 0;
-                    k.toInternalLen = n - off;
-                } else {
-                    k.toClient = rest;
-                    k.toClientAt = 0;
-                    k.toClientLen = n - off;
-                }
-            }
-            return true;
-        }
-
-        /** Sends {@code data[from, to)} until {@code fd} takes no more; where it stopped, or -1 once the link is closed. */
-        private int sendWhatFits(Link k, int fd, Pointer data, int from, int to) {
-            int off = from;
-            while (off < to) {
-                long sent;
-                try {
-                    sent = WriterSocket.send(fd, data.share(off), to - off);
-                } catch (NativeException e) {
-                    close(k);
-                    return -1;
-                }
-                if (sent == WriterSocket.AGAIN) {
-                    break;
-                }
-                off += (int) sent;
-            }
-            return off;
-        }
-
-        /** Sends what waits toward the server ({@code toServer}) or the client; false once closed. */
-        private boolean flush(Link k, boolean toServer) {
-            Memory m = toServer ? k.toInternal : k.toClient;
-            int at = toServer ? k.toInternalAt : k.toClientAt;
-            int len = toServer ? k.toInternalLen : k.toClientLen;
-            int reached = sendWhatFits(k, toServer ? k.internal : k.client, m, at, at + len);
-            if (reached < 0) {
-                return false;
-            }
-            len -= reached - at;
-            at = reached;
-            if (toServer) {
-                k.toInternalAt = at;
-                k.toInternalLen = len;
-                if (len == 0 && k.clientEof) {
-                    LibC.shutdown(k.internal, 1);
-                }
-            } else {
-                k.toClientAt = at;
-                k.toClientLen = len;
-                if (len == 0 && k.internalEof) {
-                    close(k);
-                    return false;
-                }
-            }
-            return true;
-        }
-
-        /** What each side is waited on for: read while the other side has nothing waiting, write while something waits. */
-        private void interest(Link k) throws NativeException {
-            if (!byFd.containsKey(k.client)) {
-                return;
-            }
-            // Only a change is told to the kernel (a system call each): most events change nothing.
-            int client = (k.toInternalLen == 0 && !k.clientEof ? Epoll.IN : 0) | (k.toClientLen > 0 ? Epoll.OUT : 0);
-            if (client != k.clientMask) {
-                epoll.modify(k.client, client, k.client);
-                k.clientMask = client;
-            }
-            if (!k.internalEof) {
-                int internal = (k.toClientLen == 0 ? Epoll.IN : 0) | (k.toInternalLen > 0 ? Epoll.OUT : 0);
-                if (internal != k.internalMask) {
-                    epoll.modify(k.internal, internal, k.internal);
-                    k.internalMask = internal;
-                }
-            }
-        }
-
-        private void close(Link k) {
-            if (byFd.remove(k.client) == null) {
-                return;
-            }
-            byFd.remove(k.internal);
-            byInode.remove(k.internalInode);
-            epoll.remove(k.client);
-            if (!k.internalEof) {
-                epoll.remove(k.internal);
-            }
-            LibC.close(k.client);
-            LibC.close(k.internal);
-            k.release();
-            resumeAccepting();
-            if (k.toInternal != null) {
-                k.toInternal.close();
-            }
-            if (k.toClient != null) {
-                k.toClient.close();
-            }
-        }
-
-    }
 
     /** A connection closed for what its writer did: said at most every 10 s, with how many since. */
-    private void refused(String why) {
+    void refused(String why) {
         long count = refusedSinceWarn.incrementAndGet();
         long now = System.nanoTime();
         long last = lastWarn.get();
@@ -772,7 +406,7 @@ final class WriterRelay implements AutoCloseable {
             return;
         }
         running = false;
-        for (Shard sh : shards) {
+        for (RelayShard sh : shards) {
             if (sh.driver != null) {
                 sh.driver.stop();
             }
