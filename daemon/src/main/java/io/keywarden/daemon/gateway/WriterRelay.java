@@ -196,6 +196,9 @@ final class WriterRelay implements AutoCloseable {
             // Level-triggered: while an event of the shard is ready, the loop calls it again.
             d.registration.submit(io.netty.channel.epoll.EpollIoOps.EPOLLIN);
         } catch (RuntimeException e) {
+            if (d.registration != null) {
+                d.registration.cancel();
+            }
             sh.release();
             throw e;
         }
