@@ -122,14 +122,18 @@ final class RelayShard {
     }
 
     /**
-     * Out of descriptors (or another accept error): stop taking connections until one closes, so that
-     * the waiting ones do not spin this thread; the error is said (at most every 10 s).
+     * Out of descriptors (or another accept error): stop taking connections until one closes or a
+     * second passes, so that the waiting ones do not spin this thread; the error is said (at most
+     * every 10 s).
      */
-    private void pauseAccepting(NativeException e) throws NativeException {
+    void pauseAccepting(NativeException e) throws NativeException {
         relay.refused("cannot take a connection now: " + e.getMessage() + "; new ones wait until one closes");
         if (!acceptPaused) {
             acceptPaused = true;
             epoll.modify(relay.listening, 0, WriterRelay.LISTENER);
+            // Tried again in a second even if no connection closes (the thread's wait times out; a
+            // loop schedules it).
+            driver.retryAcceptLater();
         }
     }
 

@@ -117,6 +117,29 @@ class WriterRelayTest {
         }
     }
 
+    /** Out of descriptors, a shard stops accepting; on an event loop it tries again a second later, links or not. */
+    @Test
+    void aShardOnAnEventLoopAcceptsAgainAfterAPause() throws Exception {
+        io.netty.channel.MultiThreadIoEventLoopGroup group = new io.netty.channel.MultiThreadIoEventLoopGroup(1,
+                io.netty.channel.epoll.EpollIoHandler.newFactory());
+        Path sock = dir.resolve("relay.sock");
+        java.util.concurrent.ExecutorService client = java.util.concurrent.Executors.newSingleThreadExecutor();
+        try (WriterRelay relay = WriterRelay.listen(sock, () -> { })) {
+            io.netty.channel.IoEventLoop loop = (io.netty.channel.IoEventLoop) group.next();
+            RelayShard shard = relay.onLoop(loop, dir.resolve("internal.sock"));
+            loop.submit(() -> {
+                shard.pauseAccepting(new io.keywarden.linux.NativeException("accept4", 24));
+                return null;
+            }).sync();
+            // Nothing closes meanwhile: only the retry can take this connection.
+            var answer = client.submit(() -> roundTrip(sock, "after the pause"));
+            assertEquals("AFTER THE PAUSE", answer.get(20, TimeUnit.SECONDS));
+        } finally {
+            client.shutdownNow();
+            group.shutdownGracefully(0, 1, TimeUnit.SECONDS).sync();
+        }
+    }
+
     @Test
     void aShardOnAThreadOfItsOwnRelaysBothWays() throws Exception {
         Path sock = dir.resolve("relay.sock");
