@@ -9,6 +9,8 @@ import io.vertx.core.http.HttpServerRequest;
 final class Exchange {
     final HttpServerRequest req;
     final Context ctx;
+    /** The event loop's thread that serves this exchange's connection. */
+    final Thread loop = Thread.currentThread();
     final String key;
     final GatewayServer.Via via;
     final Conn conn;

@@ -28,9 +28,11 @@ final class ForwardPath {
 
     /** The normalised, re-encoded form of {@code raw} (no leading slash); {@code ""} stays {@code ""}. */
     static String normalise(String raw) throws Refused {
-        if (raw.isEmpty()) {
-            return raw;
-        }
+        return raw.isEmpty() || plain(raw) ? raw : decodeAndEncode(raw);
+    }
+
+    /** {@link #normalise} the long way: decoded, checked and re-encoded (what {@link #plain} spares). */
+    static String decodeAndEncode(String raw) throws Refused {
         ByteArrayOutputStream decoded = new ByteArrayOutputStream(raw.length());
         for (int i = 0; i < raw.length(); i++) {
             char c = raw.charAt(i);
@@ -83,6 +85,42 @@ final class ForwardPath {
         return out.toString();
     }
 
+    /**
+     * True when {@code raw} is already its own normal form: path characters only (no {@code %}, no
+     * {@code ;}, nothing to decode or re-encode), no dot segment and no empty one but the last. The
+     * common path ({@code v1/chat/completions}) is then returned as it is, with no copy.
+     */
+    static boolean plain(String raw) {
+        int segStart = 0;
+        for (int i = 0; i <= raw.length(); i++) {
+            char c = i < raw.length() ? raw.charAt(i) : '/';
+            if (c == '/') {
+                int len = i - segStart;
+                boolean last = i == raw.length();
+                if ((len == 0 && !last) || (len == 1 && raw.charAt(segStart) == '.')
+                        || (len == 2 && raw.charAt(segStart) == '.' && raw.charAt(segStart + 1) == '.')) {
+                    return false;
+                }
+                segStart = i + 1;
+            } else if (c >= 0x80 || !PLAIN[c]) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** RFC 3986 pchar without '%' and ';' (what {@link #normalise} forwards as it is), by ASCII code. */
+    private static final boolean[] PLAIN = new boolean[128];
+    /** RFC 9110 token characters, by ASCII code. */
+    private static final boolean[] TOKEN = new boolean[128];
+
+    static {
+        for (char c = 0; c < 128; c++) {
+            PLAIN[c] = pathChar(c) && c != ';' && c != '/';
+            TOKEN[c] = c > 0x20 && c < 0x7f && "\"(),/:;<=>?@[\\]{}".indexOf(c) < 0;
+        }
+    }
+
     /** Checks a raw query: RFC 3986 query characters and well-formed percent-encodings only. */
     static void checkQuery(String q) throws Refused {
         if (q == null) {
@@ -107,7 +145,7 @@ final class ForwardPath {
         }
         for (int i = 0; i < name.length(); i++) {
             char c = name.charAt(i);
-            if (!(c > 0x20 && c < 0x7f && "\"(),/:;<=>?@[\\]{}".indexOf(c) < 0)) {
+            if (c >= 0x80 || !TOKEN[c]) {
                 return false;
             }
         }

@@ -213,7 +213,7 @@ public final class GatewayServer implements AutoCloseable {
         req.endHandler(v -> bodyDone.complete(null));
         req.exceptionHandler(bodyDone::completeExceptionally);
         // A caller that may not use the key is answered at once, without reading its body.
-        callers.decide(x).whenComplete((d, e) -> x.ctx.runOnContext(ignored -> {
+        callers.decide(x).whenComplete((d, e) -> onLoop(x, () -> {
             if (req.response().ended() || req.response().closed()) {
                 return;
             }
@@ -227,7 +227,7 @@ public final class GatewayServer implements AutoCloseable {
                 connections.release(x);
                 return;
             }
-            bodyDone.whenComplete((v, be) -> x.ctx.runOnContext(i2 -> {
+            bodyDone.whenComplete((v, be) -> onLoop(x, () -> {
                 if (req.response().ended() || req.response().closed()) {
                     return;
                 }
@@ -238,6 +238,30 @@ public final class GatewayServer implements AutoCloseable {
                 decided(x, d);
             }));
         }));
+    }
+
+    /**
+     * The next stage of an exchange, on its connection's event loop: at once when this thread is
+     * that loop (a stage that completed without waiting: a cached attestation, the node's own
+     * budget, a lease in hand), else queued to it (an answer from SPIRE, the fleet's store, an
+     * issuer). A stage that throws is logged and its request answered 500 rather than left hanging.
+     */
+    private void onLoop(Exchange x, Runnable next) {
+        if (Thread.currentThread() == x.loop) {
+            stage(x, next);
+        } else {
+            x.ctx.runOnContext(ignored -> stage(x, next));
+        }
+    }
+
+    private void stage(Exchange x, Runnable next) {
+        try {
+            next.run();
+        } catch (RuntimeException e) {
+            LOG.error("gateway: a request's stage failed ({}); answered 500", e.getClass().getName(), e);
+            x.closeAfter = true;
+            refuse(x, 500, Outcome.INTERNAL_ERROR, "the gateway failed on this request; see its log");
+        }
     }
 
     /**
@@ -337,7 +361,7 @@ public final class GatewayServer implements AutoCloseable {
         x.bodyBytes = x.body.length();
         ObjectNode parsed = json;
         budgets.reserve(w, x.model, worstCase(json, x.bodyBytes, limits.defaultMaxOutputTokens()))
-                .whenComplete((a, e) -> x.ctx.runOnContext(ignored -> admitted(x, parsed,
+                .whenComplete((a, e) -> onLoop(x, () -> admitted(x, parsed,
                         e != null ? new Admission.Unavailable("the budget could not be checked") : a)));
     }
 
@@ -380,12 +404,12 @@ public final class GatewayServer implements AutoCloseable {
         CompletionStage<PolicyHook.Verdict> verdict = hook == null
                 ? CompletableFuture.completedFuture(new PolicyHook.Verdict(true, ""))
                 : hook.decide(w, x.key, x.model, x.who.process(), "gateway");
-        verdict.whenComplete((v, e) -> x.ctx.runOnContext(ignored -> {
+        verdict.whenComplete((v, e) -> onLoop(x, () -> {
             if (e != null || !v.allowed()) {
                 refuse(x, 403, Outcome.NOT_PERMITTED, e != null ? "policy hook failed" : v.reason());
                 return;
             }
-            decider.obtain(x.who, x.key, x.file()).whenComplete((d, err) -> x.ctx.runOnContext(i2 -> {
+            decider.obtain(x.who, x.key, x.file()).whenComplete((d, err) -> onLoop(x, () -> {
                 if (err != null) {
                     refuse(x, 503, Outcome.CREDENTIAL_UNAVAILABLE, "no credential: " + err.getClass().getSimpleName());
                 } else if (d instanceof Decision.Granted g && g.issued() != null) {

@@ -44,4 +44,39 @@ class ForwardPathTest {
         assertTrue(ForwardPath.validMethod("POST"));
         assertFalse(ForwardPath.validMethod("PO ST"));
     }
+
+    /**
+     * The short way (a path already in normal form is returned as it is) agrees with the long way on
+     * every path of a small alphabet holding each character class that matters: a path it takes is
+     * one the long way accepts unchanged, and every other goes the long way.
+     */
+    @Test
+    void theShortWayAgreesWithDecodingAndEncodingOnEveryPathItTakes() throws Exception {
+        char[] alphabet = {'a', '.', '/', '%', '2', 'e', ';', '-', '~', ' ', '\\', ':', '@', '!'};
+        java.util.Random random = new java.util.Random(25);
+        int taken = 0;
+        for (int n = 0; n < 200_000; n++) {
+            char[] p = new char[1 + random.nextInt(8)];
+            for (int i = 0; i < p.length; i++) {
+                p[i] = alphabet[random.nextInt(alphabet.length)];
+            }
+            String raw = new String(p);
+            String slow;
+            try {
+                slow = ForwardPath.decodeAndEncode(raw);
+            } catch (ForwardPath.Refused e) {
+                slow = null;
+            }
+            if (ForwardPath.plain(raw)) {
+                taken++;
+                assertEquals(raw, slow, "the short way took '" + raw + "'");
+            }
+            try {
+                assertEquals(slow, ForwardPath.normalise(raw), raw);
+            } catch (ForwardPath.Refused e) {
+                assertEquals(null, slow, raw);
+            }
+        }
+        assertTrue(taken > 1000, "the short way was taken " + taken + " times");
+    }
 }
