@@ -66,15 +66,16 @@ class GatewayPipelineTest {
     void start() throws Exception {
         upstream = HttpStub.start().on("/v1/chat/completions", r -> HttpStub.Answer.json(200, "{\"id\":\"c1\","
                 + "\"model\":\"gpt-4.1-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":5,"
-                + "\"total_tokens\":8}}"));
+                + "\"total_tokens\":8}}")).on("/base/", r -> HttpStub.Answer.json(200, "{\"usage\":{\"prompt_tokens\":1,"
+                + "\"completion_tokens\":1}}"));
         int uid = (int) new com.sun.security.auth.module.UnixSystem().getUid();
         Policy policy = Policies.of("""
-                keys: {openai: {}}
+                keys: {openai: {}, based: {}}
                 workloads:
                   - name: me
                     spiffeId: spiffe://t/me
                     selectors: ["unix:uid:%d"]
-                    keys: [openai]
+                    keys: [openai, based]
                     guard: {models: ["gpt-4.1-mini"]}
                 """.formatted(uid));
         blocking = Executors.newFixedThreadPool(2);
@@ -105,9 +106,12 @@ class GatewayPipelineTest {
         GatewaySettings config = new GatewaySettings(Optional.of(new HostPort("127.0.0.1", port)), Optional.empty(), Map.of(),
                 Optional.empty(), GatewaySettings.DEFAULT_MAX_BODY, Duration.ofMinutes(1), Optional.empty());
         GatewaySettings.Upstream up = new GatewaySettings.Upstream(upstream.uri(""), GatewaySettings.UpstreamAuth.BEARER);
+        // An upstream under a base path (trailing slashes trimmed), as an Azure deployment or a proxy's prefix.
+        GatewaySettings.Upstream based = new GatewaySettings.Upstream(upstream.uri("/base//"),
+                GatewaySettings.UpstreamAuth.BEARER);
         // Two event loops, as on a 2-CPU node: a connection's requests stay on its loop.
         vertx = Vertx.vertx(ChannelFd.options(2, 2));
-        gateway = GatewayServer.start(vertx, config, decider, () -> policy, k -> Optional.of(up), guard, guard,
+        gateway = GatewayServer.start(vertx, config, decider, () -> policy, k -> Optional.of(k.name().equals("based") ? based : up), guard, guard,
                 new GatewayTally(), null, new Metrics(), blocking, 2, null);
         assertEquals(port, gateway.port().orElseThrow());
     }
@@ -144,6 +148,17 @@ class GatewayPipelineTest {
         JsonNode body = JSON.readTree(r.body());
         assertEquals(8, body.path("usage").path("total_tokens").asInt());
         assertFalse(r.body().contains(KEY) || r.headers().map().toString().contains(KEY), "the key never comes back");
+    }
+
+    @Test
+    void theUpstreamsBasePathPrefixesThePathAndTheQueryIsForwardedAsSent() throws Exception {
+        HttpResponse<String> r = post("/based/v1/chat/completions?api-version=2024-10-21&x=%20y", "gpt-4.1-mini");
+        assertEquals(200, r.statusCode(), r.body());
+        HttpStub.Request got = upstream.requests().get(upstream.requests().size() - 1);
+        assertEquals("/base/v1/chat/completions", got.path());
+        assertEquals("api-version=2024-10-21&x=%20y", got.query());
+        assertEquals("127.0.0.1:" + upstream.port(), got.header("Host"));
+        assertEquals("Bearer " + KEY, got.header("Authorization"));
     }
 
     @Test
