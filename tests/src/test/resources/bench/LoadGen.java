@@ -13,7 +13,7 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A minimal HTTP/1.1 keep-alive load generator, run as the workload's uid (java LoadGen.java …):
- * each of C connections sends POSTs back to back for S seconds (after W seconds of warm-up) and
+ * each of C connections sends POSTs back to back (or at a pace of P a second) for S seconds (after W seconds of warm-up) and
  * times each from the first byte written to the last byte read, and to the first body byte (TTFB).
  * Prints one line: requests, rps, p50/p99 latency and TTFB in microseconds, errors.
  * Raw sockets, so that its own overhead is small and the same for every target.
@@ -28,6 +28,9 @@ public class LoadGen {
         double warmup = Double.parseDouble(a[5]);
         String body = a[6];
         String auth = a.length > 7 ? a[7] : "Bearer placeholder";
+        // Requests a second per connection, evenly spaced (an agent's pace); 0: back to back.
+        double pace = a.length > 8 ? Double.parseDouble(a[8]) : 0;
+        long gapNanos = pace > 0 ? (long) (1e9 / pace) : 0;
         String hostHeader = host.startsWith("unix:") ? "localhost" : host + ":" + port;
         byte[] req = ("POST " + path + " HTTP/1.1\r\nHost: " + hostHeader + "\r\nContent-Type: application/json\r\n"
                 + "Authorization: " + auth + "\r\nContent-Length: " + body.getBytes(StandardCharsets.UTF_8).length
@@ -45,6 +48,7 @@ public class LoadGen {
             all.add(ttfb);
             Thread t = new Thread(() -> {
                 java.io.Closeable s = null;
+                long next = System.nanoTime();
                 InputStream in = null;
                 OutputStream out = null;
                 while (!stop.get()) {
@@ -64,6 +68,13 @@ public class LoadGen {
                                 s = so;
                                 in = new java.io.BufferedInputStream(so.getInputStream(), 1 << 16);
                                 out = so.getOutputStream();
+                            }
+                        }
+                        if (gapNanos > 0) {
+                            next += gapNanos;
+                            for (long wait = next - System.nanoTime(); wait > 0 && !stop.get();
+                                 wait = next - System.nanoTime()) {
+                                java.util.concurrent.locks.LockSupport.parkNanos(wait);
                             }
                         }
                         long t0 = System.nanoTime();

@@ -108,12 +108,15 @@ class GatewayBench {
                 System.out.printf("%-10s %-22s %9s %9s %9s %9s %9s %7s%n", "target", "run", "rps", "p50 µs", "p99 µs",
                         "ttfb p50", "ttfb p99", "errors");
                 Map<String, Map<String, long[]>> results = new LinkedHashMap<>();
-                for (String run : new String[] {"1 conn", "16 conns", "stream, 1 conn"}) {
+                // First an agent's pace (20 requests a second on one connection, the code paths only
+                // lukewarm), then back to back.
+                for (String run : new String[] {"20/s, 1 conn", "1 conn", "16 conns", "stream, 1 conn"}) {
                     for (String t : targets.keySet()) {
                         int conns = run.startsWith("16") ? 16 : 1;
                         String body = run.startsWith("stream") ? STREAM : CHAT;
                         String[] tg = targets.get(t);
-                        long[] r = load(dir, loadgen, tg[0], Integer.parseInt(tg[1]), tg[2], conns, body, tg[3]);
+                        long[] r = load(dir, loadgen, tg[0], Integer.parseInt(tg[1]), tg[2], conns, body, tg[3],
+                                run.startsWith("20/s") ? 20 : 0);
                         results.computeIfAbsent(run, k -> new LinkedHashMap<>()).put(t, r);
                         System.out.printf("%-10s %-22s %9d %9d %9d %9d %9d %7d%n", t, run, r[1], r[2], r[3], r[4], r[5],
                                 r[6]);
@@ -185,9 +188,15 @@ class GatewayBench {
 
     /** {@code host}: an address, or {@code unix:PATH}. */
     static long[] load(Path dir, Path loadgen, String host, int port, String path, int conns, String body, String auth) {
+        return load(dir, loadgen, host, port, path, conns, body, auth, 0);
+    }
+
+    /** {@code pace}: requests a second per connection, 0 for back to back. */
+    static long[] load(Path dir, Path loadgen, String host, int port, String path, int conns, String body, String auth,
+                       double pace) {
         Proc.Result r = Proc.as(1001, Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xss512k",
                 loadgen.toString(), host, Integer.toString(port), path, Integer.toString(conns),
-                Double.toString(SECONDS), Double.toString(WARMUP), body, auth);
+                Double.toString(SECONDS), Double.toString(WARMUP), body, auth, Double.toString(pace));
         Map<String, Long> m = new LinkedHashMap<>();
         for (String kv : r.out().trim().split(" ")) {
             int eq = kv.indexOf('=');
@@ -218,7 +227,7 @@ class GatewayBench {
         Files.setPosixFilePermissions(sock.getParent(), PosixFilePermissions.fromString("rwxr-xr-x"));
         List<String> cmd = new java.util.ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")
                 .toString()));
-        String jvm = System.getProperty("keywarden.jvmOpts", io.keywarden.tests.support.Daemon.shippedJvmFlags());
+        String jvm = System.getProperty("keywarden.jvmOpts", io.keywarden.tests.support.Daemon.shippedGatewayJvmFlags());
         if (!jvm.isBlank()) {
             cmd.addAll(List.of(jvm.trim().split("\\s+")));
         }
