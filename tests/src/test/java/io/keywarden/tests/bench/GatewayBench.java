@@ -227,7 +227,7 @@ class GatewayBench {
         Files.setPosixFilePermissions(sock.getParent(), PosixFilePermissions.fromString("rwxr-xr-x"));
         List<String> cmd = new java.util.ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")
                 .toString()));
-        String jvm = System.getProperty("keywarden.jvmOpts", io.keywarden.tests.support.Daemon.shippedGatewayJvmFlags());
+        String jvm = System.getProperty("keywarden.jvmOpts", io.keywarden.tests.support.Daemon.shippedJvmFlags());
         if (!jvm.isBlank()) {
             cmd.addAll(List.of(jvm.trim().split("\\s+")));
         }

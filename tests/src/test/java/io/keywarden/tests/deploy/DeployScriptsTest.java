@@ -215,33 +215,4 @@ class DeployScriptsTest {
         assertEquals(template, out.replace("    join_token = \"t\"\n    trust_bundle_path = \"/b.pem\"\n", ""),
                 "the template is kept as it is otherwise");
     }
-
-    /**
-     * The launcher gives the daemon C2 only where it serves the gateway (an option, or a top-level
-     * {@code gateway:} block in the config file), C1 alone otherwise, and a CLI call the quick flags.
-     */
-    @Test
-    void theLauncherGivesC2OnlyToADaemonThatServesTheGateway() throws Exception {
-        Files.writeString(tmp.resolve("with.yaml"), "policy: p.yaml\ngateway:\n  listen: 127.0.0.1:8787\n");
-        Files.writeString(tmp.resolve("without.yaml"), "policy: p.yaml\n# gateway:\n#   listen: 127.0.0.1:8787\n");
-        Map<String, String> print = Map.of("KEYWARDEN_PRINT_JVM", "1", "KEYWARDEN_JAR",
-                io.keywarden.tests.support.Daemon.jar().toAbsolutePath().toString());
-        Map<List<String>, Boolean> c2 = new java.util.LinkedHashMap<>();
-        c2.put(List.of("run", "--config", tmp.resolve("with.yaml").toString()), true);
-        c2.put(List.of("run", "--config=" + tmp.resolve("with.yaml")), true);
-        c2.put(List.of("run", "--config", tmp.resolve("without.yaml").toString()), false);
-        c2.put(List.of("run", "--config", tmp.resolve("missing.yaml").toString()), false);
-        c2.put(List.of("dev"), false);
-        c2.put(List.of("dev", "--gateway", "127.0.0.1:8787"), true);
-        c2.put(List.of("--log-format", "json", "dev", "--gateway-socket=/run/kw/gw.sock"), true);
-        for (var e : c2.entrySet()) {
-            Proc.Result r = sh(print, "bin/keywarden", e.getKey().toArray(String[]::new));
-            assertEquals(0, r.code(), r.err());
-            String flags = r.out().trim();
-            assertEquals(!e.getValue(), flags.contains("-XX:TieredStopAtLevel=1"), e.getKey() + ": " + flags);
-            assertTrue(flags.contains("-Xmx160m") && flags.contains("-XX:+UseSerialGC"), e.getKey() + ": " + flags);
-        }
-        String cli = sh(print, "bin/keywarden", "status").out().trim();
-        assertTrue(cli.contains("-XX:-UsePerfData") && cli.contains("-XX:TieredStopAtLevel=1"), cli);
-    }
 }

@@ -46,44 +46,26 @@ public final class Daemon implements AutoCloseable {
     }
 
     /**
-     * The JVM flags the launcher gives a daemon started with {@code args} (deploy/bin/keywarden with
-     * {@code KEYWARDEN_PRINT_JVM=1}: C1 only without the gateway, C2 too with it): the tests run the
-     * daemon as it ships. {@code -Dkeywarden.jvmOpts} replaces them (a side-by-side run).
+     * The JVM flags the launcher gives the daemon ({@code daemon_jvm=} in deploy/bin/keywarden): the
+     * tests run the daemon as it ships. {@code -Dkeywarden.jvmOpts} replaces them (a side-by-side run).
      */
-    public static String shippedJvmFlags(String... args) {
-        Path launcher = Path.of(System.getProperty("keywarden.repo", ".."), "deploy/bin/keywarden");
-        List<String> cmd = new ArrayList<>(List.of("sh", launcher.toString()));
-        cmd.addAll(List.of(args.length == 0 ? new String[] {"run"} : args));
+    public static String shippedJvmFlags() {
         try {
-            ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
-            pb.environment().put("KEYWARDEN_PRINT_JVM", "1");
-            pb.environment().put("KEYWARDEN_JAR", jar().toAbsolutePath().toString());
-            pb.environment().remove("JAVA_OPTS");
-            Process p = pb.start();
-            String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8).trim();
-            if (p.waitFor() != 0 || !out.startsWith("-XX:")) {
-                throw new IllegalStateException("the launcher " + launcher + " printed no JVM flags: " + out);
+            Path launcher = Path.of(System.getProperty("keywarden.repo", ".."), "deploy/bin/keywarden");
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("(?m)^daemon_jvm=\"([^\"]*)\"$")
+                    .matcher(java.nio.file.Files.readString(launcher));
+            if (!m.find()) {
+                throw new IllegalStateException("no daemon_jvm= line in " + launcher);
             }
-            return out;
+            return m.group(1);
         } catch (IOException e) {
             throw new java.io.UncheckedIOException(e);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException(e);
         }
-    }
-
-    /** The flags for a daemon that serves the gateway. */
-    public static String shippedGatewayJvmFlags() {
-        return shippedJvmFlags("dev", "--gateway", "127.0.0.1:1");
     }
 
     public static Daemon start(Map<String, String> env, String... args) throws IOException {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
-        String jvm = System.getProperty("keywarden.jvmOpts");
-        if (jvm == null) {
-            jvm = shippedJvmFlags(args);
-        }
+        String jvm = System.getProperty("keywarden.jvmOpts", shippedJvmFlags());
         if (!jvm.isBlank()) {
             cmd.addAll(List.of(jvm.trim().split("\\s+")));
         }
