@@ -150,7 +150,14 @@ final class UpstreamCall {
             refuse.refuse(x, 400, Outcome.BAD_REQUEST, "the request cannot be formed for the upstream");
             return;
         }
-        // The lease's one header text for every request: no copy of the key per request.
+        MultiMap h = o.getHeaders() == null ? MultiMap.caseInsensitiveMultiMap() : o.getHeaders();
+        for (Map.Entry<String, String> e : x.req.headers()) {
+            if (!STRIP_REQUEST.contains(e.getKey()) && !e.getKey().startsWith(":")) {
+                h.add(e.getKey(), e.getValue());
+            }
+        }
+        // The lease's one header text for every request: no copy of the key per request. It is put
+        // on the client request itself (options' headers are copied into it as strings).
         io.keywarden.delivery.KeyText cred = issued.headerText(x.upstream.auth() == GatewaySettings.UpstreamAuth.BEARER
                 ? "Bearer " : "");
         String credHeader = switch (x.upstream.auth()) {
@@ -159,6 +166,12 @@ final class UpstreamCall {
             case API_KEY -> "api-key";
         };
         x.redactor = new KeyRedactor(cred);
+        for (io.keywarden.delivery.Header extra : issued.headers()) {
+            String theirs = h.get(extra.name());
+            h.set(extra.name(), theirs == null || theirs.contains(extra.value()) ? extra.value() : theirs + "," + extra.value());
+        }
+        h.set("accept-encoding", "identity");
+        o.setHeaders(h);
         HttpClient client = clientFor(x.key, t.ssl());
         Buffer body = x.body == null ? Buffer.buffer() : x.body;
         x.body = null;
@@ -169,19 +182,6 @@ final class UpstreamCall {
                 return io.vertx.core.Future.failedFuture("the agent hung up");
             }
             x.upstreamRequest = creq;
-            // Straight onto the client request (options' headers would be copied into it once more).
-            MultiMap h = creq.headers();
-            for (Map.Entry<String, String> e : x.req.headers()) {
-                if (!STRIP_REQUEST.contains(e.getKey()) && !e.getKey().startsWith(":")) {
-                    h.add(e.getKey(), e.getValue());
-                }
-            }
-            for (io.keywarden.delivery.Header extra : issued.headers()) {
-                String theirs = h.get(extra.name());
-                h.set(extra.name(), theirs == null || theirs.contains(extra.value()) ? extra.value()
-                        : theirs + "," + extra.value());
-            }
-            h.set("accept-encoding", "identity");
             // Netty's AsciiString over the lease's own bytes: Vert.x's HTTP/1 client makes a string of
             // each header value, which AsciiString keeps: one per lease, not one per request.
             creq.putHeader(credHeader, cred.view(b -> new io.netty.util.AsciiString(b, false)));
