@@ -19,10 +19,12 @@ import java.util.Set;
  * transport; the daemon's JVM flags), one server per event loop on a Unix socket, a client per loop,
  * every request relayed to the upstream with its headers and body streamed both ways — and nothing
  * else: no caller, no decision, no guard, no ledger, no credential. Run as
- * {@code java -cp keywarden.jar NoopProxy.java SOCKET UPSTREAM_PORT EVENT_LOOPS [RELAY_SOCKET]}; prints
+ * {@code java -cp keywarden.jar NoopProxy.java SOCKET UPSTREAM_PORT EVENT_LOOPS [RELAY_SOCKET [NETTY_SOCKET]]}; prints
  * "ready". With RELAY_SOCKET, keywarden's own {@code WriterRelay} (each chunk's writer named by the
  * kernel, as on the gateway's socket) listens there, a shard on each event loop relaying to that
- * loop's own server (SOCKET-N), as the gateway runs it: the relay's cost alone.
+ * loop's own server (SOCKET-N), as the gateway runs it: the relay's cost alone. With NETTY_SOCKET
+ * (a fifth argument), a proxy on Netty alone listens there too ({@link RawNetty}): the same event
+ * loops and JVM, Netty's HTTP codecs without Vert.x's server and client — what Vert.x itself costs.
  */
 public class NoopProxy {
     static final Set<String> HOP = Set.of("connection", "keep-alive", "proxy-connection", "te", "trailer",
@@ -76,6 +78,9 @@ public class NoopProxy {
                 });
             }, new DeploymentOptions().setInstances(loops)).await();
         }
+        if (a.length > 4) {
+            RawNetty.listen(((io.vertx.core.internal.VertxInternal) vertx).nettyEventLoopGroup(), a[4], upstream);
+        }
         System.out.println("ready");
         System.out.flush();
         Thread.currentThread().join();
@@ -118,5 +123,122 @@ public class NoopProxy {
                         cres.pipeTo(resp);
                     });
                 });
+    }
+
+    /**
+     * An HTTP/1.1 reverse proxy on Netty's own codecs, nothing else: each client connection gets one
+     * upstream connection on the same event loop (opened when the client connects; the client is not
+     * read until it is up), every request and response passed through as Netty decodes it and flushed at
+     * the end of each read (a chunked answer re-chunked as it comes), hop-by-hop headers dropped.
+     */
+    static final class RawNetty {
+        static void listen(io.netty.channel.EventLoopGroup loops, String path, int upstream) throws Exception {
+            java.nio.file.Files.deleteIfExists(java.nio.file.Path.of(path));
+            new io.netty.bootstrap.ServerBootstrap().group(loops)
+                    .channel(io.netty.channel.epoll.EpollServerDomainSocketChannel.class)
+                    .childOption(io.netty.channel.ChannelOption.AUTO_READ, false)
+                    .childHandler(new io.netty.channel.ChannelInitializer<io.netty.channel.Channel>() {
+                        @Override
+                        protected void initChannel(io.netty.channel.Channel ch) {
+                            ch.pipeline().addLast(new io.netty.handler.codec.http.HttpServerCodec(), new Front(upstream));
+                        }
+                    }).bind(new io.netty.channel.unix.DomainSocketAddress(path)).sync();
+        }
+
+        static void strip(io.netty.handler.codec.http.HttpHeaders h) {
+            for (String n : new String[] {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"}) {
+                h.remove(n);
+            }
+        }
+
+        /** The client's side: its requests go to its own upstream connection. */
+        static final class Front extends io.netty.channel.ChannelInboundHandlerAdapter {
+            final int upstream;
+            io.netty.channel.Channel back;
+
+            Front(int upstream) {
+                this.upstream = upstream;
+            }
+
+            @Override
+            public void channelActive(io.netty.channel.ChannelHandlerContext ctx) {
+                io.netty.channel.Channel front = ctx.channel();
+                new io.netty.bootstrap.Bootstrap().group(front.eventLoop())
+                        .channel(io.netty.channel.epoll.EpollSocketChannel.class)
+                        .option(io.netty.channel.ChannelOption.TCP_NODELAY, true)
+                        .handler(new io.netty.channel.ChannelInitializer<io.netty.channel.Channel>() {
+                            @Override
+                            protected void initChannel(io.netty.channel.Channel ch) {
+                                ch.pipeline().addLast(new io.netty.handler.codec.http.HttpClientCodec(), new Back(front));
+                            }
+                        }).connect("127.0.0.1", upstream).addListener((io.netty.channel.ChannelFutureListener) f -> {
+                            if (!f.isSuccess()) {
+                                front.close();
+                                return;
+                            }
+                            back = f.channel();
+                            front.config().setAutoRead(true);
+                            front.read();
+                        });
+            }
+
+            @Override
+            public void channelRead(io.netty.channel.ChannelHandlerContext ctx, Object msg) {
+                if (msg instanceof io.netty.handler.codec.http.HttpRequest r) {
+                    strip(r.headers());
+                    r.headers().set("host", "127.0.0.1:" + upstream);
+                }
+                back.write(msg);
+            }
+
+            @Override
+            public void channelReadComplete(io.netty.channel.ChannelHandlerContext ctx) {
+                back.flush();
+            }
+
+            @Override
+            public void channelInactive(io.netty.channel.ChannelHandlerContext ctx) {
+                if (back != null) {
+                    back.close();
+                }
+            }
+
+            @Override
+            public void exceptionCaught(io.netty.channel.ChannelHandlerContext ctx, Throwable e) {
+                ctx.close();
+            }
+        }
+
+        /** The upstream's side: its answers go back to the client as they are decoded. */
+        static final class Back extends io.netty.channel.ChannelInboundHandlerAdapter {
+            final io.netty.channel.Channel front;
+
+            Back(io.netty.channel.Channel front) {
+                this.front = front;
+            }
+
+            @Override
+            public void channelRead(io.netty.channel.ChannelHandlerContext ctx, Object msg) {
+                if (msg instanceof io.netty.handler.codec.http.HttpResponse r) {
+                    strip(r.headers());
+                }
+                front.write(msg);
+            }
+
+            @Override
+            public void channelReadComplete(io.netty.channel.ChannelHandlerContext ctx) {
+                front.flush();
+            }
+
+            @Override
+            public void channelInactive(io.netty.channel.ChannelHandlerContext ctx) {
+                front.close();
+            }
+
+            @Override
+            public void exceptionCaught(io.netty.channel.ChannelHandlerContext ctx, Throwable e) {
+                ctx.close();
+            }
+        }
     }
 }

@@ -80,6 +80,10 @@ class GatewayBench {
                 Path noopSock = dir.resolve("noop/noop.sock");
                 noop = startNoopProxy(dir, noopSock, upstream.port());
                 if (noop != null) {
+                    if (Files.exists(noopSock.resolveSibling("netty.sock"))) {
+                        targets.put("netty-noop", new String[] {"unix:" + noopSock.resolveSibling("netty.sock"), "0",
+                            "/v1/chat/completions", "Bearer " + DIRECT_KEY});
+                    }
                     targets.put("vertx-noop", new String[] {"unix:" + noopSock, "0", "/v1/chat/completions",
                         "Bearer " + DIRECT_KEY});
                     if (Files.exists(noopSock.resolveSibling("relay.sock"))) {
@@ -215,7 +219,9 @@ class GatewayBench {
      * Vert.x's HTTP server and client relaying with no logic ({@code /bench/NoopProxy.java}, run from
      * keywarden.jar's classes with the daemon's JVM flags, one event loop per CPU as the gateway):
      * the floor of an HTTP hop on keywarden's own stack; and the same behind keywarden's
-     * {@code WriterRelay} ({@code relay-noop}): what the relay alone adds. Null (and said) when it
+     * {@code WriterRelay} ({@code relay-noop}): what the relay alone adds; and a proxy on Netty's HTTP
+     * codecs alone in the same process ({@code netty-noop}): what Vert.x's server and client cost over
+     * Netty. Null (and said) when it
      * does not start.
      */
     static Process startNoopProxy(Path dir, Path sock, int upstream) throws Exception {
@@ -233,7 +239,7 @@ class GatewayBench {
         }
         cmd.addAll(List.of("-cp", io.keywarden.tests.support.Daemon.jar().toString(), src.toString(), sock.toString(),
                 Integer.toString(upstream), Integer.toString(Runtime.getRuntime().availableProcessors()),
-                sock.resolveSibling("relay.sock").toString()));
+                sock.resolveSibling("relay.sock").toString(), sock.resolveSibling("netty.sock").toString()));
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         java.io.BufferedReader out = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream(),
                 java.nio.charset.StandardCharsets.UTF_8));
@@ -253,8 +259,10 @@ class GatewayBench {
         drain.setDaemon(true);
         drain.start();
         Files.setPosixFilePermissions(sock, PosixFilePermissions.fromString("rw-rw-rw-"));
-        if (Files.exists(sock.resolveSibling("relay.sock"))) {
-            Files.setPosixFilePermissions(sock.resolveSibling("relay.sock"), PosixFilePermissions.fromString("rw-rw-rw-"));
+        for (String other : new String[] {"relay.sock", "netty.sock"}) {
+            if (Files.exists(sock.resolveSibling(other))) {
+                Files.setPosixFilePermissions(sock.resolveSibling(other), PosixFilePermissions.fromString("rw-rw-rw-"));
+            }
         }
         return p;
     }
