@@ -78,7 +78,128 @@ class UsageSensorTest {
         assertFalse(feed("application/json", "{not json", 3).found());
         assertFalse(feed("text/event-stream", "data: {broken\n\ndata: [DONE]\n", 3).found());
         String huge = "{\"pad\":\"" + "x".repeat(UsageSensor.MAX_JSON) + "\",\"usage\":{\"prompt_tokens\":1}}";
+        assertFalse(feed("application/json", "{\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2}", 4).found(),
+                "a body cut before its document ends reports nothing");
+        assertFalse(feed("application/json", "[{\"usage\":{\"prompt_tokens\":5}}]", 4).found(), "not an object");
         assertFalse(feed("application/json", huge, 1 << 16).found(), "bodies above the bound are not parsed");
         assertFalse(feed("application/json", "{\"usage\":{\"prompt_tokens\":-5,\"completion_tokens\":\"x\"}}", 8).found());
+    }
+
+    /**
+     * The streaming reader against a parsed tree (the reader this one replaced, kept here as the
+     * reference): 20,000 generated answers — usage at the top, in {@code message} and in
+     * {@code response}, duplicated names, values of every type, nested decoys, long content — fed in
+     * random pieces, as a JSON body and as a server-sent event, must report the same usage and model.
+     */
+    @Test
+    void readsWhatAParsedTreeReads() throws Exception {
+        java.util.Random r = new java.util.Random(25);
+        for (int i = 0; i < 20_000; i++) {
+            String doc = object(r, 0);
+            Reference want = new Reference();
+            want.read(doc);
+            UsageSensor json = feed("application/json", doc, 1 + r.nextInt(r.nextBoolean() ? 8 : 400));
+            assertEquals(want.found(), json.found(), doc);
+            assertEquals(Math.max(0, want.input), json.inputTokens(), doc);
+            assertEquals(Math.max(0, want.output), json.outputTokens(), doc);
+            assertEquals(want.model, json.model(), doc);
+            if (doc.contains("usage") || doc.contains("\"model\"")) {
+                UsageSensor sse = feed("text/event-stream", "data: " + doc + "\n\n", 1 + r.nextInt(64));
+                assertEquals(want.found(), sse.found(), doc);
+                assertEquals(Math.max(0, want.input), sse.inputTokens(), doc);
+                assertEquals(Math.max(0, want.output), sse.outputTokens(), doc);
+                assertEquals(want.model, sse.model(), doc);
+            }
+        }
+    }
+
+    private static final String[] NAMES = {"model", "usage", "message", "response", "prompt_tokens", "input_tokens",
+        "completion_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "choices", "id"};
+
+    private static String object(java.util.Random r, int depth) {
+        StringBuilder b = new StringBuilder("{");
+        int n = r.nextInt(depth == 0 ? 6 : 5);
+        for (int i = 0; i < n; i++) {
+            if (i > 0) {
+                b.append(',');
+            }
+            b.append('"').append(NAMES[r.nextInt(NAMES.length)]).append("\":").append(value(r, depth + 1));
+        }
+        return b.append('}').toString();
+    }
+
+    private static String value(java.util.Random r, int depth) {
+        int k = r.nextInt(depth < 4 ? 12 : 8);
+        return switch (k) {
+            case 0, 1 -> Long.toString(r.nextInt(5000) - (r.nextInt(10) == 0 ? 6000 : 0));
+            case 2 -> (r.nextInt(2000) / 4.0) + "";
+            case 3 -> "\"" + (r.nextBoolean() ? "gpt-" + r.nextInt(9) : Integer.toString(r.nextInt(90))) + "\"";
+            case 4 -> r.nextBoolean() ? "true" : "null";
+            case 5 -> "\"" + "x".repeat(r.nextInt(3) == 0 ? 250 : 3) + "\"";
+            case 6 -> "99999999999999999999";
+            case 7 -> "\"\\u00e9t\u00e9 \\\"q\\\"\"";
+            case 8, 9, 10 -> object(r, depth);
+            default -> "[" + value(r, depth + 1) + "," + object(r, depth + 1) + "]";
+        };
+    }
+
+    /** The tree-based reading the sensor did before it streamed. */
+    private static final class Reference {
+        private static final com.fasterxml.jackson.databind.ObjectMapper JSON =
+                new com.fasterxml.jackson.databind.ObjectMapper();
+        long input = -1;
+        long output = -1;
+        String model;
+
+        boolean found() {
+            return input >= 0 || output >= 0;
+        }
+
+        void read(String doc) throws Exception {
+            com.fasterxml.jackson.databind.JsonNode n = JSON.readTree(doc);
+            read(n);
+            if (n.has("message")) {
+                read(n.get("message"));
+            }
+            if (n.has("response")) {
+                read(n.get("response"));
+            }
+        }
+
+        private void read(com.fasterxml.jackson.databind.JsonNode n) {
+            if (n == null || !n.isObject()) {
+                return;
+            }
+            if (n.hasNonNull("model") && n.get("model").isTextual() && n.get("model").asText().length() <= 200) {
+                model = n.get("model").asText();
+            }
+            com.fasterxml.jackson.databind.JsonNode u = n.get("usage");
+            if (u == null || !u.isObject()) {
+                return;
+            }
+            long in = first(u, "prompt_tokens", "input_tokens");
+            long out = first(u, "completion_tokens", "output_tokens");
+            long cached = Math.max(0, lenient(u.path("cache_creation_input_tokens")))
+                    + Math.max(0, lenient(u.path("cache_read_input_tokens")));
+            if (in >= 0) {
+                input = Math.max(input, in + cached);
+            }
+            if (out >= 0) {
+                output = Math.max(output, out);
+            }
+        }
+
+        /**
+         * asLong(0), except a number beyond a long: the tree's asLong wraps it (2^64 + n) into an
+         * arbitrary count; the streaming reader counts it as 0, the one deliberate difference.
+         */
+        private static long lenient(com.fasterxml.jackson.databind.JsonNode v) {
+            return v.isNumber() && !v.canConvertToLong() ? 0 : v.asLong(0);
+        }
+
+        private static long first(com.fasterxml.jackson.databind.JsonNode u, String a, String b) {
+            com.fasterxml.jackson.databind.JsonNode v = u.has(a) ? u.get(a) : u.get(b);
+            return v != null && v.canConvertToLong() && v.asLong() >= 0 ? v.asLong() : -1;
+        }
     }
 }
