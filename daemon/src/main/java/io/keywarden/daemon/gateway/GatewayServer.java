@@ -340,33 +340,42 @@ public final class GatewayServer implements AutoCloseable {
     /** The workload's guard (model, then the request's worst case reserved), then the policy hook, then the credential. */
     private void guarded(Exchange x) {
         Workload w = x.who.workload();
-        ObjectNode json = null;
+        RequestFacts facts = null;
         if (x.body.length() > 0 && looksJson(x)) {
             try {
-                JsonNode n = JSON.readTree(x.body.getBytes());
-                json = n instanceof ObjectNode o ? o : null;
+                facts = read(x.body);
             } catch (IOException e) {
                 // A JSON body that is not JSON: the caller's mistake, said as such (not a model refusal).
                 String why = e instanceof com.fasterxml.jackson.core.JsonProcessingException j ? j.getOriginalMessage()
-                        : "unreadable";
+                        : e.getMessage();
                 why = why == null ? "unparsable" : why.lines().findFirst().orElse("unparsable");
                 refuse(x, 400, Outcome.BAD_REQUEST, "the request body is not valid JSON (" + (why.length() > 120
                         ? why.substring(0, 120) + "…" : why) + ")");
                 return;
             }
         }
-        if (json != null && json.hasNonNull("model") && json.get("model").isTextual()) {
-            x.model = json.get("model").asText();
+        RequestFacts json = facts != null && facts.object ? facts : null;
+        if (json != null && json.model != null) {
+            x.model = json.model;
         }
         x.bodyBytes = x.body.length();
-        ObjectNode parsed = json;
         budgets.reserve(w, x.model, worstCase(json, x.bodyBytes, limits.defaultMaxOutputTokens()))
-                .whenComplete((a, e) -> onLoop(x, () -> admitted(x, parsed,
+                .whenComplete((a, e) -> onLoop(x, () -> admitted(x, json,
                         e != null ? new Admission.Unavailable("the budget could not be checked") : a)));
     }
 
+    /** The request body's facts, read where it lies (a heap buffer) or from a copy. */
+    private static RequestFacts read(Buffer body) throws IOException {
+        io.netty.buffer.ByteBuf b = ((io.vertx.core.internal.buffer.BufferInternal) body).getByteBuf();
+        if (b.hasArray()) {
+            return RequestFacts.read(b.array(), b.arrayOffset() + b.readerIndex(), b.readableBytes());
+        }
+        byte[] copy = body.getBytes();
+        return RequestFacts.read(copy, 0, copy.length);
+    }
+
     /** The guard's answer; then the policy hook and the credential. */
-    private void admitted(Exchange x, ObjectNode json, Admission a) {
+    private void admitted(Exchange x, RequestFacts json, Admission a) {
         Workload w = x.who.workload();
         if (x.finished || x.req.response().ended() || x.req.response().closed()) {
             if (a instanceof Admission.Allowed ok && ok.reservation() != null) {
@@ -393,8 +402,8 @@ public final class GatewayServer implements AutoCloseable {
             return;
         }
         x.reservation = ((Admission.Allowed) a).reservation();
-        if (json != null && forceStreamUsage(x, json)) {
-            Buffer forced = Buffer.buffer(json.toString());
+        Buffer forced = json == null ? null : forceStreamUsage(x, json);
+        if (forced != null) {
             if (forced.length() > x.held && !connections.hold(x, forced.length() - x.held)) {
                 refuse(x, 503, Outcome.GATEWAY_BUSY, "the gateway holds as many request bodies as it may; retry later");
                 return;
@@ -421,32 +430,19 @@ public final class GatewayServer implements AutoCloseable {
         }));
     }
 
-    /** The fields in which the APIs the gateway fronts bound a request's output tokens. */
-    private static final String[] OUTPUT_LIMITS = {"max_tokens", "max_completion_tokens", "max_output_tokens"};
-
     /**
      * A request's worst case in tokens: its body's size in bytes (a token covers at least one byte of
      * the text it encodes, and the JSON around the text is larger than the few tokens a message
-     * costs) plus its output limit times its number of choices ({@code n}), or {@code defaultOut} for
-     * a request that names no limit.
+     * costs) plus its output limit ({@code max_tokens}, {@code max_completion_tokens},
+     * {@code max_output_tokens}: the largest named) times its number of choices ({@code n}), or
+     * {@code defaultOut} for a request that names no limit.
      */
-    static long worstCase(JsonNode json, long bodyBytes, long defaultOut) {
-        long out = -1;
-        if (json != null) {
-            for (String f : OUTPUT_LIMITS) {
-                JsonNode v = json.get(f);
-                if (v != null && v.canConvertToLong() && v.asLong() > 0) {
-                    out = Math.max(out, v.asLong());
-                }
-            }
-        }
+    static long worstCase(RequestFacts json, long bodyBytes, long defaultOut) {
+        long out = json == null ? -1 : json.outputLimit();
         if (out < 0) {
             out = defaultOut;
         }
-        long n = 1;
-        if (json != null && json.path("n").canConvertToInt() && json.path("n").asInt() > 1) {
-            n = Math.min(128, json.path("n").asInt());
-        }
+        long n = json == null ? 1 : json.choices();
         return bodyBytes + Math.min(out, 100_000_000L) * n;
     }
 
@@ -458,24 +454,39 @@ public final class GatewayServer implements AutoCloseable {
     /**
      * OpenAI-style streams (chat completions, legacy completions) report usage only when asked: the
      * gateway always asks ({@code stream_options.include_usage: true}) so that every stream can be
-     * counted, and drops the usage-only chunk toward an agent that did not ask for it.
+     * counted, and drops the usage-only chunk toward an agent that did not ask for it. Returns the
+     * body to send instead, or null to send it as it came. A body with no {@code stream_options}
+     * gets the member inserted after its opening brace (the agent's bytes otherwise as sent); one
+     * whose {@code stream_options} is null or an object without {@code include_usage} is rewritten
+     * from its parsed tree.
      */
-    private static boolean forceStreamUsage(Exchange x, ObjectNode json) {
-        if (!json.path("stream").asBoolean(false)
+    private static Buffer forceStreamUsage(Exchange x, RequestFacts json) {
+        if (!json.stream
                 || !(x.rest.endsWith("chat/completions") || x.rest.endsWith("/completions") || x.rest.equals("completions"))) {
-            return false;
+            return null;
         }
-        JsonNode opts = json.get("stream_options");
-        if (opts != null && !opts.isObject() && !opts.isNull()) {
-            return false;
-        }
-        if (opts != null && opts.isObject() && opts.path("include_usage").asBoolean(false)) {
-            return false;
+        if (json.streamOptions == RequestFacts.Options.OTHER
+                || json.streamOptions == RequestFacts.Options.OBJECT && json.includeUsage) {
+            return null;
         }
         x.dropUsageChunk = true;
-        (opts == null || opts.isNull() ? json.putObject("stream_options") : (ObjectNode) opts).put("include_usage", true);
-        return true;
+        if (json.streamOptions == RequestFacts.Options.ABSENT) {
+            int at = json.openAt + 1;
+            return Buffer.buffer(x.body.length() + INCLUDE_USAGE.length).appendBuffer(x.body, 0, at)
+                    .appendBytes(INCLUDE_USAGE).appendBuffer(x.body, at, x.body.length() - at);
+        }
+        try {
+            ObjectNode tree = (ObjectNode) JSON.readTree(x.body.getBytes());
+            JsonNode opts = tree.get("stream_options");
+            (opts == null || opts.isNull() ? tree.putObject("stream_options") : (ObjectNode) opts).put("include_usage", true);
+            return Buffer.buffer(tree.toString());
+        } catch (IOException | ClassCastException e) {
+            throw new IllegalStateException("a request body read once as a JSON object did not read again", e);
+        }
     }
+
+    private static final byte[] INCLUDE_USAGE = "\"stream_options\":{\"include_usage\":true},"
+            .getBytes(java.nio.charset.StandardCharsets.US_ASCII);
 
     void refuse(Exchange x, int status, Outcome code, String message) {
         // A key name the policy does not have is the caller's text: never a metric label.

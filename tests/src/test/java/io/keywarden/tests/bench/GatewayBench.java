@@ -34,6 +34,10 @@ class GatewayBench {
     static final double WARMUP = Double.parseDouble(System.getProperty("bench.warmup", "3"));
     static final String CHAT = "{\"model\":\"gpt-4.1-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
     static final String STREAM = CHAT.replace("}]}", "}],\"stream\":true}");
+    /** An agent's request as it grows: a system prompt and history of 32 KiB of text in its messages. */
+    static final String LARGE = "{\"model\":\"gpt-4.1-mini\",\"messages\":[{\"role\":\"system\",\"content\":\""
+            + "You are a careful assistant; answer with \\\"facts\\\" and cite them.\\n".repeat(490)
+            + "\"},{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":256}";
     static final String DIRECT_KEY = "sk-dev-" + "B".repeat(48);
 
     @Test
@@ -114,10 +118,11 @@ class GatewayBench {
                 Map<String, Map<String, long[]>> results = new LinkedHashMap<>();
                 // Back to back, then at an agent's pace (20 requests a second on one connection: the
                 // code compiled by then, each request arriving at an idle machine).
-                for (String run : new String[] {"1 conn", "16 conns", "20/s, 1 conn", "stream, 1 conn"}) {
+                for (String run : new String[] {"1 conn", "1 conn, 32 KiB body", "16 conns", "20/s, 1 conn",
+                    "stream, 1 conn"}) {
                     for (String t : targets.keySet()) {
                         int conns = run.startsWith("16") ? 16 : 1;
-                        String body = run.startsWith("stream") ? STREAM : CHAT;
+                        String body = run.startsWith("stream") ? STREAM : run.contains("KiB") ? LARGE : CHAT;
                         String[] tg = targets.get(t);
                         long[] r = load(dir, loadgen, tg[0], Integer.parseInt(tg[1]), tg[2], conns, body, tg[3],
                                 run.startsWith("20/s") ? 20 : 0);
