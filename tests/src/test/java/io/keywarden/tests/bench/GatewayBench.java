@@ -274,7 +274,8 @@ class GatewayBench {
 
     /**
      * nginx as a reverse proxy with no logic (the floor for an HTTP hop): keep-alive both ways, one
-     * worker per vCPU, no logs; null (and said) when nginx is not installed.
+     * worker per vCPU, no logs, bodies streamed both ways (a request body is not spooled first);
+     * null (and said) when nginx is not installed.
      */
     static Process startNginx(Path dir, int port, int upstream) throws Exception {
         Path bin = Path.of("/usr/sbin/nginx");
@@ -302,6 +303,8 @@ class GatewayBench {
                             proxy_http_version 1.1;
                             proxy_set_header Connection "";
                             proxy_buffering off;
+                            proxy_request_buffering off;
+                            client_body_buffer_size 64k;
                         }
                     }
                 }
