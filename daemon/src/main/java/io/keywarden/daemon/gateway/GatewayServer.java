@@ -457,8 +457,8 @@ public final class GatewayServer implements AutoCloseable {
      * counted, and drops the usage-only chunk toward an agent that did not ask for it. Returns the
      * body to send instead, or null to send it as it came. A body with no {@code stream_options}
      * gets the member inserted after its opening brace (the agent's bytes otherwise as sent); one
-     * whose {@code stream_options} is null or an object without {@code include_usage} is rewritten
-     * from its parsed tree.
+     * whose {@code stream_options} is null or an object without {@code include_usage}, or that is
+     * not UTF-8, is rewritten from its parsed tree (as UTF-8).
      */
     private static Buffer forceStreamUsage(Exchange x, RequestFacts json) {
         if (!json.stream
@@ -470,7 +470,7 @@ public final class GatewayServer implements AutoCloseable {
             return null;
         }
         x.dropUsageChunk = true;
-        if (json.streamOptions == RequestFacts.Options.ABSENT) {
+        if (json.streamOptions == RequestFacts.Options.ABSENT && json.openAt >= 0) {
             int at = json.openAt + 1;
             return Buffer.buffer(x.body.length() + INCLUDE_USAGE.length).appendBuffer(x.body, 0, at)
                     .appendBytes(INCLUDE_USAGE).appendBuffer(x.body, at, x.body.length() - at);

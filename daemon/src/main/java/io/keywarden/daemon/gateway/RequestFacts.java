@@ -37,7 +37,10 @@ final class RequestFacts {
     boolean stream;
     Options streamOptions = Options.ABSENT;
     boolean includeUsage;
-    /** Where the top object's opening brace is, from the start of the bytes read. */
+    /**
+     * Where the top object's opening brace is, from the start of the bytes read; -1 when the body
+     * is not plain UTF-8 there (Jackson also reads UTF-16 and UTF-32, where a byte is not a character).
+     */
     int openAt = -1;
 
     private RequestFacts() {
@@ -59,13 +62,7 @@ final class RequestFacts {
                 return f;
             }
             f.object = true;
-            // Only whitespace (or a byte order mark) may precede the top object: its brace is the first.
-            for (int i = off; i < off + len; i++) {
-                if (body[i] == '{') {
-                    f.openAt = i - off;
-                    break;
-                }
-            }
+            f.openAt = brace(body, off, len);
             while ((t = p.nextToken()) == JsonToken.FIELD_NAME) {
                 String name = p.currentName();
                 t = p.nextToken();
@@ -137,6 +134,27 @@ final class RequestFacts {
             case VALUE_STRING -> p.getText().trim().equals("true");
             default -> false;
         };
+    }
+
+    /**
+     * The top object's brace in a UTF-8 body: only whitespace or a byte order mark may precede it
+     * (anything else would not have parsed), and the byte after it is not a zero (UTF-16's half).
+     */
+    private static int brace(byte[] body, int off, int len) {
+        int i = off;
+        if (len >= 3 && (body[off] & 0xff) == 0xEF && (body[off + 1] & 0xff) == 0xBB && (body[off + 2] & 0xff) == 0xBF) {
+            i += 3;
+        }
+        for (; i < off + len; i++) {
+            byte b = body[i];
+            if (b == '{') {
+                return i + 1 < off + len && body[i + 1] != 0 ? i - off : -1;
+            }
+            if (b != ' ' && b != '\t' && b != '\n' && b != '\r') {
+                return -1;
+            }
+        }
+        return -1;
     }
 
     /** The largest positive output limit the request names, or -1. */

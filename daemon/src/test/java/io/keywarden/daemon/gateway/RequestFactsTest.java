@@ -33,6 +33,15 @@ class RequestFactsTest {
         assertEquals(RequestFacts.Options.ABSENT, f.streamOptions);
         assertEquals(0, f.openAt);
         assertEquals(4, read("  \n {\"a\":1}", 7).openAt, "the brace after leading whitespace, from the body's start");
+        byte[] bom = "\uFEFF{\"stream\":true}".getBytes(StandardCharsets.UTF_8);
+        assertEquals(3, RequestFacts.read(bom, 0, bom.length).openAt, "after a UTF-8 byte order mark");
+        for (java.nio.charset.Charset cs : new java.nio.charset.Charset[] {StandardCharsets.UTF_16BE,
+            StandardCharsets.UTF_16LE}) {
+            byte[] wide = "{\"model\":\"m\",\"stream\":true}".getBytes(cs);
+            RequestFacts w = RequestFacts.read(wide, 0, wide.length);
+            assertEquals("m", w.model, "Jackson reads " + cs);
+            assertEquals(-1, w.openAt, "no byte insertion into " + cs);
+        }
     }
 
     @Test
