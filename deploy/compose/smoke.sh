@@ -52,6 +52,17 @@ down() {
 }
 
 if [ "${KEYWARDEN_COMPOSE_SMOKE_UP:-}" = 1 ]; then
+  # A run killed before its own down leaves its stack (volumes with an old ledger and SPIRE state)
+  # and its bind of /run/keywarden behind: cleared first, and said, so this run starts clean.
+  if [ -n "$(docker ps -aq --filter "label=com.docker.compose.project=$project"; docker volume ls -q --filter \
+      "label=com.docker.compose.project=$project")" ]; then
+    echo "smoke: removing the $project stack an earlier run left behind"
+    compose down -v --remove-orphans >/dev/null 2>&1 || true
+  fi
+  while grep -q ' /run/keywarden ' /proc/self/mounts; do
+    echo "smoke: unmounting /run/keywarden, left mounted by an earlier run"
+    umount -l /run/keywarden || break
+  done
   mkdir -p /run/keywarden
   if [ "$(findmnt -n -o PROPAGATION -T /run/keywarden 2>/dev/null)" != shared ]; then
     mount --bind /run/keywarden /run/keywarden && mount --make-shared /run/keywarden
