@@ -8,6 +8,7 @@ import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.regex.Pattern;
 
 /**
@@ -31,40 +32,7 @@ public final class UpstreamStub implements AutoCloseable {
     record Seen(String authorization, String xApiKey, String apiKey, String body, String path) {
     }
 
-    final SeenLog seen = new SeenLog();
-
-    /**
-     * What arrived, as a list by arrival: every request counted, the latest {@value #KEPT} kept. A
-     * benchmark sends hundreds of thousands through one stub: a copy-on-write list copied itself at
-     * every request and every body was held, so the stub slowed as a run went on and a target
-     * measured later was charged for it.
-     */
-    static final class SeenLog extends java.util.AbstractList<Seen> {
-        static final int KEPT = 10_000;
-        private final java.util.ArrayList<Seen> kept = new java.util.ArrayList<>();
-        private int dropped;
-
-        synchronized void record(Seen s) {
-            kept.add(s);
-            if (kept.size() > KEPT) {
-                kept.subList(0, KEPT / 2).clear();
-                dropped += KEPT / 2;
-            }
-        }
-
-        @Override
-        public synchronized Seen get(int i) {
-            if (i < dropped) {
-                throw new IndexOutOfBoundsException("request " + i + " is no longer kept (the latest " + KEPT + " are)");
-            }
-            return kept.get(i - dropped);
-        }
-
-        @Override
-        public synchronized int size() {
-            return dropped + kept.size();
-        }
-    }
+    final List<Seen> seen = new CopyOnWriteArrayList<>();
     private final HttpStub server;
 
     public UpstreamStub() throws IOException {
@@ -83,7 +51,7 @@ public final class UpstreamStub implements AutoCloseable {
     private Answer answer(HttpStub.Request x) throws IOException {
         String body = x.body();
         String auth = x.header("Authorization");
-        seen.record(new Seen(auth, x.header("x-api-key"), x.header("api-key"), body,
+        seen.add(new Seen(auth, x.header("x-api-key"), x.header("api-key"), body,
                 x.path() + (x.query() == null ? "" : "?" + x.query())));
         if (x.path().equals("/v1/messages")) {
             return anthropic(x, body);
