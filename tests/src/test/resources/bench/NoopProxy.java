@@ -151,13 +151,54 @@ public class NoopProxy {
             }
         }
 
-        /** The client's side: its requests go to its own upstream connection. */
-        static final class Front extends io.netty.channel.ChannelInboundHandlerAdapter {
+        /**
+         * One side of a pair: what it decodes goes to the other side (a message's headers stripped
+         * first), flushed at the end of each read; either side closing closes the other.
+         */
+        abstract static class Side extends io.netty.channel.ChannelInboundHandlerAdapter {
+            io.netty.channel.Channel other;
+
+            /** The message's head before it is passed on. */
+            abstract void head(io.netty.handler.codec.http.HttpMessage m);
+
+            @Override
+            public void channelRead(io.netty.channel.ChannelHandlerContext ctx, Object msg) {
+                if (msg instanceof io.netty.handler.codec.http.HttpMessage m) {
+                    head(m);
+                }
+                other.write(msg);
+            }
+
+            @Override
+            public void channelReadComplete(io.netty.channel.ChannelHandlerContext ctx) {
+                other.flush();
+            }
+
+            @Override
+            public void channelInactive(io.netty.channel.ChannelHandlerContext ctx) {
+                if (other != null) {
+                    other.close();
+                }
+            }
+
+            @Override
+            public void exceptionCaught(io.netty.channel.ChannelHandlerContext ctx, Throwable e) {
+                ctx.close();
+            }
+        }
+
+        /** The client's side: its requests go to its own upstream connection, opened when it connects. */
+        static final class Front extends Side {
             final int upstream;
-            io.netty.channel.Channel back;
 
             Front(int upstream) {
                 this.upstream = upstream;
+            }
+
+            @Override
+            void head(io.netty.handler.codec.http.HttpMessage m) {
+                strip(m.headers());
+                m.headers().set("host", "127.0.0.1:" + upstream);
             }
 
             @Override
@@ -169,75 +210,27 @@ public class NoopProxy {
                         .handler(new io.netty.channel.ChannelInitializer<io.netty.channel.Channel>() {
                             @Override
                             protected void initChannel(io.netty.channel.Channel ch) {
-                                ch.pipeline().addLast(new io.netty.handler.codec.http.HttpClientCodec(), new Back(front));
+                                Back back = new Back();
+                                back.other = front;
+                                ch.pipeline().addLast(new io.netty.handler.codec.http.HttpClientCodec(), back);
                             }
                         }).connect("127.0.0.1", upstream).addListener((io.netty.channel.ChannelFutureListener) f -> {
                             if (!f.isSuccess()) {
                                 front.close();
                                 return;
                             }
-                            back = f.channel();
+                            other = f.channel();
                             front.config().setAutoRead(true);
                             front.read();
                         });
             }
-
-            @Override
-            public void channelRead(io.netty.channel.ChannelHandlerContext ctx, Object msg) {
-                if (msg instanceof io.netty.handler.codec.http.HttpRequest r) {
-                    strip(r.headers());
-                    r.headers().set("host", "127.0.0.1:" + upstream);
-                }
-                back.write(msg);
-            }
-
-            @Override
-            public void channelReadComplete(io.netty.channel.ChannelHandlerContext ctx) {
-                back.flush();
-            }
-
-            @Override
-            public void channelInactive(io.netty.channel.ChannelHandlerContext ctx) {
-                if (back != null) {
-                    back.close();
-                }
-            }
-
-            @Override
-            public void exceptionCaught(io.netty.channel.ChannelHandlerContext ctx, Throwable e) {
-                ctx.close();
-            }
         }
 
         /** The upstream's side: its answers go back to the client as they are decoded. */
-        static final class Back extends io.netty.channel.ChannelInboundHandlerAdapter {
-            final io.netty.channel.Channel front;
-
-            Back(io.netty.channel.Channel front) {
-                this.front = front;
-            }
-
+        static final class Back extends Side {
             @Override
-            public void channelRead(io.netty.channel.ChannelHandlerContext ctx, Object msg) {
-                if (msg instanceof io.netty.handler.codec.http.HttpResponse r) {
-                    strip(r.headers());
-                }
-                front.write(msg);
-            }
-
-            @Override
-            public void channelReadComplete(io.netty.channel.ChannelHandlerContext ctx) {
-                front.flush();
-            }
-
-            @Override
-            public void channelInactive(io.netty.channel.ChannelHandlerContext ctx) {
-                front.close();
-            }
-
-            @Override
-            public void exceptionCaught(io.netty.channel.ChannelHandlerContext ctx, Throwable e) {
-                ctx.close();
+            void head(io.netty.handler.codec.http.HttpMessage m) {
+                strip(m.headers());
             }
         }
     }
