@@ -22,7 +22,9 @@ import org.junit.jupiter.api.Test;
  * and through LiteLLM's proxy (with the same model allowlist and a proxy budget). A load generator
  * of uid 1001 (the workload) sends chat completions over HTTP/1.1 keep-alive; prints added latency
  * p50/p99 (non-streaming), time to the first streamed byte, and requests per second with 1 and 16
- * connections. Asserts nothing about time.
+ * connections. Direct is measured again just before every column and each column is read against
+ * that run, so a machine that drifts during the bench charges no column for its place in the order.
+ * Asserts nothing about time.
  *
  * <p>LiteLLM comes from {@code $KW_LITELLM} or {@code ~/.cache/keywarden/litellm-venv/bin/litellm}
  * (install: {@code python3 -m venv ~/.cache/keywarden/litellm-venv && ~/.cache/keywarden/litellm-venv/bin/pip
@@ -64,7 +66,7 @@ class GatewayBench {
         Process nginx = null;
         Process noop = null;
         Path sock = dir.resolve("gw/gateway.sock");
-        try (io.keywarden.tests.gateway.UpstreamStub upstream = new io.keywarden.tests.gateway.UpstreamStub()) {
+        try (io.keywarden.tests.gateway.UpstreamStub upstream = io.keywarden.tests.gateway.UpstreamStub.unrecorded()) {
             int gw = Ports.free();
             try (Daemon d = Daemon.start(Map.of(), "dev", "--mount", mnt.toString(), "--policy",
                     dir.resolve("policy.yaml").toString(), "--audit", dir.resolve("audit.jsonl").toString(),
@@ -115,46 +117,53 @@ class GatewayBench {
                         + " the stub upstream and the proxy ==%n", (int) SECONDS, (int) WARMUP);
                 System.out.printf("%-10s %-22s %9s %9s %9s %9s %9s %7s%n", "target", "run", "rps", "p50 µs", "p99 µs",
                         "ttfb p50", "ttfb p99", "errors");
-                Map<String, Map<String, long[]>> results = new LinkedHashMap<>();
+                // run -> target -> {its figures, those of the direct run just before it}: direct is measured
+                // beside every column, so a machine that drifts during a run (its other load, the JIT,
+                // the stub) charges no column measured later.
+                Map<String, Map<String, long[][]>> results = new LinkedHashMap<>();
                 // Back to back, then at an agent's pace (20 requests a second on one connection: the
                 // code compiled by then, each request arriving at an idle machine).
                 for (String run : new String[] {"1 conn", "1 conn, 32 KiB body", "16 conns", "20/s, 1 conn",
                     "stream, 1 conn"}) {
                     for (String t : targets.keySet()) {
-                        int conns = run.startsWith("16") ? 16 : 1;
-                        String body = run.startsWith("stream") ? STREAM : run.contains("KiB") ? LARGE : CHAT;
-                        String[] tg = targets.get(t);
-                        long[] r = load(dir, loadgen, tg[0], Integer.parseInt(tg[1]), tg[2], conns, body, tg[3],
-                                run.startsWith("20/s") ? 20 : 0);
-                        results.computeIfAbsent(run, k -> new LinkedHashMap<>()).put(t, r);
-                        System.out.printf("%-10s %-22s %9d %9d %9d %9d %9d %7d%n", t, run, r[1], r[2], r[3], r[4], r[5],
-                                r[6]);
-                    }
-                }
-                System.out.println("-- added over direct (µs) and throughput ratios --");
-                for (var e : results.entrySet()) {
-                    long[] direct = e.getValue().get("direct");
-                    for (var t : e.getValue().entrySet()) {
-                        if (t.getKey().equals("direct")) {
+                        if (t.equals("direct")) {
                             continue;
                         }
-                        long[] r = t.getValue();
-                        long[] ng = e.getValue().get("nginx");
-                        long[] vx = e.getValue().get("vertx-noop");
-                        System.out.printf("%-10s %-22s added p50 %6d µs, p99 %6d µs, ttfb p50 %6d µs; rps %.2fx of direct%s%s%n",
-                                t.getKey(), e.getKey(), r[2] - direct[2], r[3] - direct[3], r[4] - direct[4],
-                                (double) r[1] / Math.max(1, direct[1]), ng == null || t.getKey().equals("nginx") ? ""
-                                        : String.format(", %.2fx of nginx (+%d µs p50 over it)", (double) r[1]
-                                        / Math.max(1, ng[1]), r[2] - ng[2]),
-                                vx == null || !t.getKey().startsWith("k") && !t.getKey().equals("relay-noop") ? ""
-                                        : String.format(", %.2fx of vertx-noop (+%d µs p50 over it)", (double) r[1]
-                                        / Math.max(1, vx[1]), r[2] - vx[2]));
+                        long[] direct = load(dir, loadgen, targets.get("direct"), run);
+                        long[] r = load(dir, loadgen, targets.get(t), run);
+                        results.computeIfAbsent(run, k -> new LinkedHashMap<>()).put(t, new long[][] {r, direct});
+                        for (var line : List.of(Map.entry("direct", direct), Map.entry(t, r))) {
+                            long[] x = line.getValue();
+                            System.out.printf("%-10s %-22s %9d %9d %9d %9d %9d %7d%n", line.getKey(), run, x[1], x[2],
+                                    x[3], x[4], x[5], x[6]);
+                        }
                     }
-                    long[] kw = e.getValue().get("keywarden");
-                    long[] ll = e.getValue().get("litellm");
-                    if (ll != null) {
+                }
+                System.out.println("-- added over the direct run beside it (µs) and throughput ratios --");
+                for (var e : results.entrySet()) {
+                    for (var t : e.getValue().entrySet()) {
+                        long[] r = t.getValue()[0];
+                        long[] direct = t.getValue()[1];
+                        double ratio = (double) r[1] / Math.max(1, direct[1]);
+                        StringBuilder over = new StringBuilder();
+                        for (String floor : List.of("nginx", "vertx-noop")) {
+                            long[][] f = e.getValue().get(floor);
+                            if (f != null && !t.getKey().equals(floor) && (floor.equals("nginx")
+                                    || t.getKey().startsWith("k") || t.getKey().equals("relay-noop"))) {
+                                long fAdded = f[0][2] - f[1][2];
+                                over.append(String.format(", %.2fx of %s's ratio (+%d µs p50 over it)",
+                                        ratio / Math.max(1e-9, (double) f[0][1] / Math.max(1, f[1][1])), floor,
+                                        r[2] - direct[2] - fAdded));
+                            }
+                        }
+                        System.out.printf("%-10s %-22s added p50 %6d µs, p99 %6d µs, ttfb p50 %6d µs; rps %.2fx of direct%s%n",
+                                t.getKey(), e.getKey(), r[2] - direct[2], r[3] - direct[3], r[4] - direct[4], ratio, over);
+                    }
+                    long[][] kw = e.getValue().get("keywarden");
+                    long[][] ll = e.getValue().get("litellm");
+                    if (ll != null && kw != null) {
                         System.out.printf("%-10s %-22s keywarden/litellm throughput %.1fx%n", "ratio", e.getKey(),
-                                (double) kw[1] / Math.max(1, ll[1]));
+                                (double) kw[0][1] / Math.max(1, ll[0][1]));
                     }
                 }
                 d.stop();
@@ -188,6 +197,14 @@ class GatewayBench {
         }
         Files.setPosixFilePermissions(loadgen, PosixFilePermissions.fromString("rw-r--r--"));
         return loadgen;
+    }
+
+    /** One run ({@code "1 conn"}, {@code "16 conns"}, …) against a target {host, port, path, authorization}. */
+    static long[] load(Path dir, Path loadgen, String[] target, String run) {
+        int conns = run.startsWith("16") ? 16 : 1;
+        String body = run.startsWith("stream") ? STREAM : run.contains("KiB") ? LARGE : CHAT;
+        return load(dir, loadgen, target[0], Integer.parseInt(target[1]), target[2], conns, body, target[3],
+                run.startsWith("20/s") ? 20 : 0);
     }
 
     /** {requests, rps, p50, p99, ttfb50, ttfb99, errors}. */

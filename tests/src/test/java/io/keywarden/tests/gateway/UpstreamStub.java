@@ -32,7 +32,9 @@ public final class UpstreamStub implements AutoCloseable {
     record Seen(String authorization, String xApiKey, String apiKey, String body, String path) {
     }
 
+    /** Every request in arrival order; empty when made {@link #unrecorded()}. */
     final List<Seen> seen = new CopyOnWriteArrayList<>();
+    private final boolean record;
     private final HttpStub server;
 
     public UpstreamStub() throws IOException {
@@ -41,7 +43,21 @@ public final class UpstreamStub implements AutoCloseable {
 
     /** With {@code tls}, an HTTPS server (HTTP/1.1 only: ALPN offers of h2 fall back). */
     public UpstreamStub(javax.net.ssl.SSLContext tls) throws IOException {
-        server = (tls == null ? HttpStub.start() : HttpStub.startTls(tls)).on("/", this::answer);
+        this(tls, true);
+    }
+
+    private UpstreamStub(javax.net.ssl.SSLContext tls, boolean record) throws IOException {
+        this.record = record;
+        HttpStub http = tls == null ? HttpStub.start() : HttpStub.startTls(tls);
+        server = (record ? http : http.unrecorded()).on("/", this::answer);
+    }
+
+    /**
+     * The same upstream keeping nothing of what it receives (nor its {@link HttpStub}), for a
+     * benchmark's hundreds of thousands of requests: see {@link HttpStub#unrecorded()}.
+     */
+    public static UpstreamStub unrecorded() throws IOException {
+        return new UpstreamStub(null, false);
     }
 
     public int port() {
@@ -51,8 +67,10 @@ public final class UpstreamStub implements AutoCloseable {
     private Answer answer(HttpStub.Request x) throws IOException {
         String body = x.body();
         String auth = x.header("Authorization");
-        seen.add(new Seen(auth, x.header("x-api-key"), x.header("api-key"), body,
-                x.path() + (x.query() == null ? "" : "?" + x.query())));
+        if (record) {
+            seen.add(new Seen(auth, x.header("x-api-key"), x.header("api-key"), body,
+                    x.path() + (x.query() == null ? "" : "?" + x.query())));
+        }
         if (x.path().equals("/v1/messages")) {
             return anthropic(x, body);
         }
@@ -127,10 +145,6 @@ public final class UpstreamStub implements AutoCloseable {
 
     private static String event(String json) {
         return "data: " + json + "\n\n";
-    }
-
-    Map<String, Integer> counts() {
-        return Map.of("requests", seen.size());
     }
 
     @Override
