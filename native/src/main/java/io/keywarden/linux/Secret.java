@@ -41,9 +41,9 @@ public final class Secret implements AutoCloseable {
 
     /** A copy of this secret with a life of its own (e.g. one per open file); copied memory to memory. */
     public synchronized Secret duplicate() {
-        ByteBuffer from = live().getByteBuffer(0, length);
+        ByteBuffer from = liveBuffer();
         SecretArena.Slot s = SecretArena.shared().allocate(length);
-        s.pointer().getByteBuffer(0, length).put(0, from, 0, length);
+        s.buffer().put(0, from, 0, length);
         return new Secret(s, length);
     }
 
@@ -56,7 +56,7 @@ public final class Secret implements AutoCloseable {
         int from = (int) Math.min(Math.max(offset, 0), length);
         int count = Math.max(0, Math.min(n, length - from));
         if (count > 0) {
-            dst.put(dstAt, live().getByteBuffer(from, count), 0, count);
+            dst.put(dstAt, liveBuffer(), from, count);
         }
         return count;
     }
@@ -84,6 +84,19 @@ public final class Secret implements AutoCloseable {
             throw new IllegalStateException("secret already wiped");
         }
         return slot.pointer();
+    }
+
+    /** Its slot (this package's tests look past the secret's length into it). */
+    SecretArena.Slot slot() {
+        return slot;
+    }
+
+    /** The slot's buffer (absolute indexes only), while not wiped. */
+    private ByteBuffer liveBuffer() {
+        if (closed.get()) {
+            throw new IllegalStateException("secret already wiped");
+        }
+        return slot.buffer();
     }
 
     /** Wipes the bytes and returns the memory; idempotent. */

@@ -1,6 +1,7 @@
 package io.keywarden.linux;
 
 import com.sun.jna.Pointer;
+import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
 import java.util.Deque;
 
@@ -23,16 +24,28 @@ public final class SecretArena {
         private final SecretArena arena;
         private final Pointer pointer;
         private final int shift;
+        /**
+         * The slot's memory as a buffer, made once with the slot (a slice of its chunk's buffer): a
+         * buffer asked of JNA per copy is a JNI {@code NewDirectByteBuffer} each time, which was a
+         * quarter of a cached KeyFS open's own work (a handle's copy of its key, by {@code perf}).
+         * Used only with absolute indexes, so its position never moves.
+         */
+        private final ByteBuffer buffer;
         private boolean free;
 
-        Slot(SecretArena arena, Pointer pointer, int shift) {
+        Slot(SecretArena arena, Pointer pointer, int shift, ByteBuffer buffer) {
             this.arena = arena;
             this.pointer = pointer;
             this.shift = shift;
+            this.buffer = buffer;
         }
 
         Pointer pointer() {
             return pointer;
+        }
+
+        ByteBuffer buffer() {
+            return buffer;
         }
 
         void free() {
@@ -75,8 +88,9 @@ public final class SecretArena {
         Deque<Slot> q = freeSlots[shift];
         if (q.isEmpty()) {
             Pointer chunk = map();
+            ByteBuffer whole = chunk.getByteBuffer(0, CHUNK);
             for (int at = 0; at < CHUNK; at += 1 << shift) {
-                Slot s = new Slot(this, chunk.share(at), shift);
+                Slot s = new Slot(this, chunk.share(at), shift, whole.slice(at, 1 << shift));
                 s.free = true;
                 q.add(s);
             }
