@@ -1,6 +1,5 @@
 package io.keywarden.linux;
 
-import com.sun.jna.Pointer;
 import java.lang.ref.Cleaner;
 import java.nio.ByteBuffer;
 import java.security.MessageDigest;
@@ -31,7 +30,7 @@ public final class Secret implements AutoCloseable {
     /** Copies {@code bytes[from, from+n)} off the heap; the caller wipes its array. */
     public static Secret copyOf(byte[] bytes, int from, int n) {
         SecretArena.Slot s = SecretArena.shared().allocate(n);
-        s.pointer().write(0, bytes, from, n);
+        s.buffer().put(0, bytes, from, n);
         return new Secret(s, n);
     }
 
@@ -63,7 +62,9 @@ public final class Secret implements AutoCloseable {
 
     /** A heap copy for the few consumers that need an array (e.g. writing a file); the caller wipes it. */
     public synchronized byte[] toByteArray() {
-        return live().getByteArray(0, length);
+        byte[] out = new byte[length];
+        liveBuffer().get(0, out);
+        return out;
     }
 
     public void updateDigest(MessageDigest md) {
@@ -77,13 +78,6 @@ public final class Secret implements AutoCloseable {
 
     public boolean isClosed() {
         return closed.get();
-    }
-
-    private Pointer live() {
-        if (closed.get()) {
-            throw new IllegalStateException("secret already wiped");
-        }
-        return slot.pointer();
     }
 
     /** Its slot (this package's tests look past the secret's length into it). */

@@ -25,8 +25,9 @@ public final class SecretArena {
         private final Pointer pointer;
         private final int shift;
         /**
-         * The slot's memory as a buffer, made once with the slot (a slice of its chunk's buffer): a
-         * buffer asked of JNA per copy is a JNI {@code NewDirectByteBuffer} each time, which was a
+         * The slot's memory as a buffer, made once with the slot (a slice of its chunk's buffer), the
+         * one way a secret's bytes are written and read ({@link #pointer} only wipes): a buffer asked
+         * of JNA per copy is a JNI {@code NewDirectByteBuffer} each time, which was a
          * quarter of a cached KeyFS open's own work (a handle's copy of its key, by {@code perf}).
          * Used only with absolute indexes, so its position never moves.
          */
@@ -38,10 +39,6 @@ public final class SecretArena {
             this.pointer = pointer;
             this.shift = shift;
             this.buffer = buffer;
-        }
-
-        Pointer pointer() {
-            return pointer;
         }
 
         ByteBuffer buffer() {
