@@ -5,6 +5,7 @@ import io.keywarden.linux.FileIdentity;
 import io.keywarden.linux.LibC;
 import io.keywarden.linux.Pidfd;
 import io.keywarden.linux.ProcFiles;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicReferenceArray;
@@ -62,15 +63,20 @@ public final class ProcAttestor implements AutoCloseable {
         }
     }
 
-    /** A thread's own native buffers for {@code statx(PROC/PID/exe)}: no string or structure per open. */
+    /**
+     * A thread's own native buffers for {@code statx(PROC/PID/exe)}, each with a view made once: no
+     * string, structure or JNA call per open but the system call itself.
+     */
     private static final class ExeProbe {
         final Memory path;
-        final Memory stat = new Memory(256);
+        final ByteBuffer pathView;
+        final FileIdentity.Buffer stat = new FileIdentity.Buffer();
         final int prefix;
 
         ExeProbe(byte[] procSlash) {
             path = new Memory(procSlash.length + 16);
-            path.write(0, procSlash, 0, procSlash.length);
+            pathView = path.getByteBuffer(0, path.size());
+            pathView.put(0, procSlash);
             prefix = procSlash.length;
         }
 
@@ -82,16 +88,15 @@ public final class ProcAttestor implements AutoCloseable {
                 digits++;
             }
             for (int i = digits - 1, v = pid; i >= 0; i--, v /= 10) {
-                path.setByte(at + i, (byte) ('0' + v % 10));
+                pathView.put(at + i, (byte) ('0' + v % 10));
             }
             at += digits;
-            path.setByte(at++, (byte) '/');
-            path.setByte(at++, (byte) 'e');
-            path.setByte(at++, (byte) 'x');
-            path.setByte(at++, (byte) 'e');
-            path.setByte(at, (byte) 0);
-            return LibC.statx(LibC.AT_FDCWD, path, 0, LibC.STATX_BASIC_STATS, stat) == 0 && expected.matches(stat);
+            pathView.put(at, EXE, 0, EXE.length);
+            return stat.statx(LibC.AT_FDCWD, path, 0) == 0 && expected.matches(stat);
         }
+
+        /** "/exe" and its NUL. */
+        private static final byte[] EXE = {'/', 'e', 'x', 'e', 0};
     }
 
     private final String proc;

@@ -1,7 +1,8 @@
 package io.keywarden.linux;
 
 import com.sun.jna.Memory;
-import com.sun.jna.Pointer;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.Optional;
 
 /**
@@ -12,32 +13,51 @@ import java.util.Optional;
  * even in another mount namespace or after it was deleted.
  */
 public record FileIdentity(long dev, long ino, long size, long mtimeNanos, long ctimeNanos, int mode, int uid) {
-    private static final int SIZE = 256;
-    private static final ThreadLocal<Memory> BUFFERS = ThreadLocal.withInitial(() -> new Memory(SIZE));
+    private static final ThreadLocal<Buffer> BUFFERS = ThreadLocal.withInitial(Buffer::new);
+
+    /**
+     * Native memory for one {@code struct statx} (256 bytes, the same layout on every architecture)
+     * and a view of it made once: its fields are read as plain memory accesses, not a JNA call each.
+     */
+    public static final class Buffer {
+        public static final int SIZE = 256;
+        final Memory memory = new Memory(SIZE);
+        final ByteBuffer view = memory.getByteBuffer(0, SIZE).order(ByteOrder.nativeOrder());
+
+        /** {@code statx(dirfd, path, flags, STATX_BASIC_STATS)} into this buffer; 0 or -1 with errno. */
+        public int statx(int dirfd, com.sun.jna.Pointer path, int flags) {
+            return LibC.statx(dirfd, path, flags, LibC.STATX_BASIC_STATS, memory);
+        }
+
+        int statx(int dirfd, String path, int flags) {
+            return LibC.statx(dirfd, path, flags, LibC.STATX_BASIC_STATS, memory);
+        }
+    }
 
     /** The identity of the file {@code path} names (symbolic links followed), or empty. */
     public static Optional<FileIdentity> of(String path) {
-        Memory b = BUFFERS.get();
-        if (LibC.statx(LibC.AT_FDCWD, path, 0, LibC.STATX_BASIC_STATS, b) != 0) {
+        Buffer b = BUFFERS.get();
+        if (b.statx(LibC.AT_FDCWD, path, 0) != 0) {
             return Optional.empty();
         }
-        return Optional.of(decode(b));
+        return Optional.of(decode(b.view));
     }
 
     /** The identity of the file open on {@code fd}, or empty. */
     public static Optional<FileIdentity> ofFd(int fd) {
-        Memory b = BUFFERS.get();
-        if (LibC.statx(fd, "", LibC.AT_EMPTY_PATH, LibC.STATX_BASIC_STATS, b) != 0) {
+        Buffer b = BUFFERS.get();
+        if (b.statx(fd, "", LibC.AT_EMPTY_PATH) != 0) {
             return Optional.empty();
         }
-        return Optional.of(decode(b));
+        return Optional.of(decode(b.view));
     }
 
     /**
-     * True when the struct statx in {@code b} describes this identity (all of its fields equal):
-     * the comparison of {@link #equals} read straight from native memory, allocating nothing.
+     * True when the struct statx last read into {@code buffer} describes this identity (all of its
+     * fields equal): the comparison of {@link #equals} read straight from native memory, allocating nothing.
      */
-    public boolean matches(Pointer b) {
+    public boolean matches(Buffer buffer) {
+        ByteBuffer b = buffer.view;
         return b.getLong(32) == ino && b.getLong(40) == size && (b.getShort(28) & 0xffff) == mode && b.getInt(20) == uid
                 && b.getLong(96) * 1_000_000_000L + (b.getInt(104) & 0xffffffffL) == ctimeNanos
                 && b.getLong(112) * 1_000_000_000L + (b.getInt(120) & 0xffffffffL) == mtimeNanos
@@ -45,7 +65,7 @@ public record FileIdentity(long dev, long ino, long size, long mtimeNanos, long 
     }
 
     /** Decodes a struct statx (include/uapi/linux/stat.h). */
-    static FileIdentity decode(Pointer b) {
+    static FileIdentity decode(ByteBuffer b) {
         int uid = b.getInt(20);
         int mode = b.getShort(28) & 0xffff;
         long ino = b.getLong(32);
