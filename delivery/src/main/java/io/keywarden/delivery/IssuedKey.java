@@ -53,7 +53,11 @@ public final class IssuedKey {
         return new IssuedKey(null, expiresAt, leaseId, java.util.List.of(), fingerprint);
     }
 
-    private Secret secret() {
+    /**
+     * The key's own bytes, for KeyFS's handles to read (never to close: {@link #destroy} wipes them
+     * when the lease is dropped, after which a read of them fails).
+     */
+    Secret secret() {
         if (secret == null) {
             throw new IllegalStateException("the key of lease " + leaseId + " was wiped before it was handed over");
         }
@@ -104,12 +108,12 @@ public final class IssuedKey {
         }
     }
 
-    /** An off-heap copy with a life of its own (one per open file); the caller closes it. */
     /** The key's length in bytes (0 for a wiped one). */
     public int length() {
         return secret == null || secret.isClosed() ? 0 : secret.length();
     }
 
+    /** An off-heap copy with a life of its own; the caller closes it. */
     public Secret secretDuplicate() {
         return secret().duplicate();
     }

@@ -32,7 +32,8 @@ import java.util.function.Consumer;
  * The key file system: a per-caller view of {@code <key>/{api_key,expires_at,spiffe_id,status,headers}}.
  * Every LOOKUP of api_key, OPEN, OPENDIR and ACCESS is decided by the {@link AccessDecider} for the
  * calling process; this class only turns its {@link Decision} into FUSE answers, renders the files
- * and keeps the open handles. Each open gets its own copy of the content.
+ * and keeps the open handles. An api_key handle reads the issued key's own bytes (the lease's,
+ * wiped when it is dropped: no copy per open); every other file's open gets its own copy.
  *
  * <p>{@code api_key} is one inode per (key, workload, generation) ({@link KeyFsInodes}): LOOKUP
  * answers the caller's own current one, and an OPEN of any other (a name the kernel cached for
@@ -41,9 +42,9 @@ import java.util.function.Consumer;
  * ({@code FOPEN_KEEP_CACHE}): an open costs one OPEN, decided for the caller as ever, and its reads
  * come from the cache (after a key's first seconds, see {@link KeyFsInodes#cacheable}). That is
  * safe because an inode only ever holds one key, its generation's: a new key is served on a new
- * inode ({@link #keyIssued}), and a handle reads only the copy it was opened with, so a descriptor
+ * inode ({@link #keyIssued}), and a handle reads only the key it was opened with, so a descriptor
  * never reads a later key; the pages of a key revoked or expired ({@link #keyGone}) are dropped
- * before that returns, and the handles opened on it, their copies wiped, read nothing more
+ * before that returns, and the handles opened on it, marked gone first, read nothing more
  * (ESTALE), so nothing fills those pages again. The other files and directories resolve the same
  * for everyone (so the kernel may cache their names); their content is never cached (direct I/O).
  *
@@ -76,13 +77,44 @@ public final class KeyFs implements FuseOperations {
     private final Clock clock;
     private final long mountTime;
     private final KeyFsInodes inodes = new KeyFsInodes();
-    private final Map<Long, Secret> openFiles = new ConcurrentHashMap<>();
+    private final Map<Long, OpenFile> openFiles = new ConcurrentHashMap<>();
     private final Map<Long, DirentList> openDirs = new ConcurrentHashMap<>();
-    /** The handles of api_key (through the page cache or not): the node each was opened on, and its key. */
-    private final Map<Long, ApiKeyHandle> apiKeyHandles = new ConcurrentHashMap<>();
 
-    /** An api_key handle's node and the fingerprint of the key it holds a copy of. */
+    /** An api_key handle's node and the fingerprint of the key it reads (in a handover's state). */
     public record ApiKeyHandle(long node, String fingerprint) {
+    }
+
+    /**
+     * An open file: the bytes its reads copy ({@code owned}: this file system's own copy, wiped on
+     * release; else the issued key's, which its lease wipes), and for api_key the node it was
+     * opened on and the fingerprint of its key ({@code null} for other files). {@code content} is
+     * null for an api_key handle taken over wiped.
+     */
+    private static final class OpenFile {
+        final Secret content;
+        final boolean owned;
+        final long node;
+        final String fingerprint;
+        /** Set (before its pages are dropped) when its key is revoked or expired: it reads nothing more. */
+        volatile boolean keyGone;
+
+        OpenFile(Secret content, boolean owned, long node, String fingerprint) {
+            this.content = content;
+            this.owned = owned;
+            this.node = node;
+            this.fingerprint = fingerprint;
+        }
+
+        /** An api_key handle whose key is gone (revoked, expired, or its bytes already wiped). */
+        boolean stale() {
+            return fingerprint != null && (keyGone || content == null || content.isClosed());
+        }
+
+        void release() {
+            if (owned && content != null) {
+                content.close();
+            }
+        }
     }
 
     private final AtomicLong nextHandle = new AtomicLong(1);
@@ -128,15 +160,23 @@ public final class KeyFs implements FuseOperations {
     public State export() {
         KeyFsInodes.Numbering n = inodes.numbering();
         Map<Long, Secret> files = new java.util.HashMap<>();
-        openFiles.forEach((fh, content) -> {
-            if (!content.isClosed()) {
-                files.put(fh, content.duplicate());
+        Map<Long, ApiKeyHandle> apiKeyHandles = new java.util.HashMap<>();
+        openFiles.forEach((fh, f) -> {
+            if (f.fingerprint != null) {
+                apiKeyHandles.put(fh, new ApiKeyHandle(f.node, f.fingerprint));
+            }
+            if (!f.stale() && f.content != null) {
+                try {
+                    files.put(fh, f.content.duplicate());
+                } catch (IllegalStateException wiped) {
+                    // Its key was wiped meanwhile: handed over without content, as a stale handle.
+                }
             }
         });
         Map<Long, java.util.List<DirentList.Entry>> dirs = new java.util.HashMap<>();
         openDirs.forEach((fh, list) -> dirs.put(fh, list.entries()));
         return new State(mountTime, n.keyIndex(), n.nextKeyIndex(), n.workloadSlot(), n.nextWorkloadSlot(), files, dirs,
-                nextHandle.get(), n.generations(), Map.copyOf(apiKeyHandles));
+                nextHandle.get(), n.generations(), apiKeyHandles);
     }
 
     /** A file system that continues {@code s} (taking ownership of its contents) for the mount it was exported from. */
@@ -144,8 +184,12 @@ public final class KeyFs implements FuseOperations {
         KeyFs fs = new KeyFs(access, clock, s.mountTime());
         fs.inodes.continueFrom(new KeyFsInodes.Numbering(s.keyIndex(), s.nextKeyIndex(), s.workloadSlot(),
                 s.nextWorkloadSlot(), s.generations()));
-        fs.apiKeyHandles.putAll(s.apiKeyHandles());
-        fs.openFiles.putAll(s.openFiles());
+        s.openFiles().forEach((fh, content) -> {
+            ApiKeyHandle h = s.apiKeyHandles().get(fh);
+            fs.openFiles.put(fh, new OpenFile(content, true, h == null ? 0 : h.node(), h == null ? null : h.fingerprint()));
+        });
+        s.apiKeyHandles().forEach((fh, h) -> fs.openFiles.putIfAbsent(fh, new OpenFile(null, true, h.node(),
+                h.fingerprint())));
         s.openDirs().forEach((fh, entries) -> {
             DirentList l = new DirentList();
             entries.forEach(e -> l.add(e.ino(), e.name(), e.type()));
@@ -191,15 +235,13 @@ public final class KeyFs implements FuseOperations {
         if (retired != 0) {
             nodes.add(retired);
         }
-        // The handles holding a copy of the key that is gone: wiped, so that nothing refills the
-        // pages dropped below (their reads answer ESTALE).
-        apiKeyHandles.forEach((fh, h) -> {
-            if (h.fingerprint().equals(fingerprint)) {
-                Secret copy = openFiles.get(fh);
-                if (copy != null) {
-                    copy.close();
-                }
-                nodes.add(h.node());
+        // The handles reading the key that is gone: marked (and a copy of their own wiped) before
+        // the pages are dropped below, so that nothing refills them (their reads answer ESTALE).
+        openFiles.forEach((fh, f) -> {
+            if (fingerprint.equals(f.fingerprint)) {
+                f.keyGone = true;
+                f.release();
+                nodes.add(f.node);
             }
         });
         nodes.forEach(this::drop);
@@ -349,9 +391,9 @@ public final class KeyFs implements FuseOperations {
                 return;
             }
             switch (file) {
-                case SPIFFE_ID -> answer(reply, access.grant(who, key, name, null), text(who.spiffeId() + "\n"), false, node);
+                case SPIFFE_ID -> answer(reply, access.grant(who, key, name, null), text(who.spiffeId() + "\n"));
                 case STATUS -> answer(reply, access.grant(who, key, name, null),
-                        text(access.status(who.workload(), key).line() + "\n"), false, node);
+                        text(access.status(who.workload(), key).line() + "\n"));
                 default -> access.obtain(who, key, name).whenComplete((decided, err) -> {
                     if (err != null) {
                         LOG.error("answering open of " + key + "/" + name + " failed", err);
@@ -367,11 +409,11 @@ public final class KeyFs implements FuseOperations {
                             reply.error(Errno.ESTALE);
                             return;
                         }
-                        answer(reply, decided, kg.issued().secretDuplicate(), inodes.cacheable(node, clock.millis()),
-                                node, kg.issued().fingerprint());
+                        answer(reply, new OpenFile(kg.issued().secret(), false, node, kg.issued().fingerprint()),
+                                inodes.cacheable(node, clock.millis()));
                     } else if (decided instanceof Decision.Granted kg) {
                         answer(reply, decided, file == HEADERS ? text(Header.file(kg.issued().headers()))
-                                : text(rfc3339(kg.issued().expiresAt()) + "\n"), false, node);
+                                : text(rfc3339(kg.issued().expiresAt()) + "\n"));
                     } else {
                         reply.error(errno(decided));
                     }
@@ -388,60 +430,54 @@ public final class KeyFs implements FuseOperations {
         return Secret.copyOf(s.getBytes(StandardCharsets.UTF_8));
     }
 
-    /**
-     * Opens a handle on {@code content} when the (recorded) decision is a grant; wipes it otherwise.
-     * {@code cached}: api_key on its generation's inode, read through the page cache; {@code node}:
-     * the node opened.
-     */
-    private void answer(FuseReply reply, Decision d, Secret content, boolean cached, long node) {
-        answer(reply, d, content, cached, node, null);
-    }
-
-    /** {@code fingerprint}: the key's, for an api_key handle. */
-    private void answer(FuseReply reply, Decision d, Secret content, boolean cached, long node, String fingerprint) {
+    /** Opens a handle on {@code content} (owned) when the (recorded) decision is a grant; wipes it otherwise. */
+    private void answer(FuseReply reply, Decision d, Secret content) {
         if (!(d instanceof Decision.Granted)) {
             content.close();
             reply.error(errno(d));
             return;
         }
+        answer(reply, new OpenFile(content, true, 0, null), false);
+    }
+
+    /**
+     * Opens a handle on {@code f}, granted; {@code cached}: api_key on its generation's inode, read
+     * through the page cache.
+     */
+    private void answer(FuseReply reply, OpenFile f, boolean cached) {
         long fh = nextHandle.getAndIncrement();
-        openFiles.put(fh, content);
-        if (fingerprint != null) {
-            apiKeyHandles.put(fh, new ApiKeyHandle(node, fingerprint));
-            if (inodes.gone(node)) {
-                // Its key was revoked or expired while this open was answered: not served.
-                apiKeyHandles.remove(fh);
-                openFiles.remove(fh);
-                content.close();
-                reply.error(Errno.ESTALE);
-                return;
-            }
+        openFiles.put(fh, f);
+        if (f.fingerprint != null && inodes.gone(f.node)) {
+            // Its key was revoked or expired while this open was answered: not served.
+            openFiles.remove(fh);
+            reply.error(Errno.ESTALE);
+            return;
         }
         if (!reply.open(fh, cached ? CACHED_OPEN_FLAGS : OPEN_FLAGS)) {
-            apiKeyHandles.remove(fh);
-            Secret gone = openFiles.remove(fh);
+            OpenFile gone = openFiles.remove(fh);
             if (gone != null) {
-                gone.close();
+                gone.release();
             }
         }
     }
 
     @Override
     public void read(FuseRequest req, long node, long fh, long offset, int size, FuseReply reply) {
-        Secret content = openFiles.get(fh);
-        if (content != null && content.isClosed() && apiKeyHandles.containsKey(fh)) {
-            // Opened on a key revoked or expired since (its copy wiped): nothing refills its pages
-            // (splice reads through them even on a direct handle).
+        OpenFile f = openFiles.get(fh);
+        if (f != null && f.stale()) {
+            // Opened on a key revoked or expired since: nothing refills its pages (splice reads
+            // through them even on a direct handle).
             reply.error(Errno.ESTALE);
             return;
         }
-        if (content == null || content.isClosed()) {
+        if (f == null || f.content.isClosed()) {
             reply.error(Errno.EBADF);
             return;
         }
         // A handle reads the key of the generation it was opened on, and only that one ever
-        // fills its inode's pages: a descriptor never reads a later key.
-        reply.data(content, offset, size);
+        // fills its inode's pages: a descriptor never reads a later key. (Wiped between the look
+        // above and the copy, the reply answers ESTALE.)
+        reply.data(f.content, offset, size);
     }
 
     @Override
@@ -451,10 +487,9 @@ public final class KeyFs implements FuseOperations {
 
     @Override
     public void release(FuseRequest req, long node, long fh, FuseReply reply) {
-        apiKeyHandles.remove(fh);
-        Secret content = openFiles.remove(fh);
-        if (content != null) {
-            content.close();
+        OpenFile f = openFiles.remove(fh);
+        if (f != null) {
+            f.release();
         }
         reply.ok();
     }

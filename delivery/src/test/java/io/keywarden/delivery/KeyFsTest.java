@@ -57,6 +57,8 @@ class KeyFsTest {
     private final AccessDecider decider;
     /** The key each workload's source gives now (default sk-NAME-key). */
     private final Map<String, String> secretOf = new java.util.concurrent.ConcurrentHashMap<>();
+    /** A workload's key as one issued object (a lease's), instead of a new one per open. */
+    private final Map<String, IssuedKey> issuedOf = new java.util.concurrent.ConcurrentHashMap<>();
     /** A clock the test moves. */
     private final java.util.concurrent.atomic.AtomicReference<Instant> now = new java.util.concurrent.atomic.AtomicReference<>(NOW);
     private final Clock clock = new Clock() {
@@ -92,6 +94,10 @@ class KeyFsTest {
         KeySource keys = new KeySource() {
             @Override
             public CompletionStage<IssuedKey> current(Workload workload, String key, ProcessInfo opener) {
+                IssuedKey lease = issuedOf.get(workload.name());
+                if (lease != null) {
+                    return CompletableFuture.completedFuture(lease);
+                }
                 return CompletableFuture.completedFuture(new IssuedKey(secretOf.getOrDefault(workload.name(),
                         "sk-" + workload.name() + "-key").getBytes(StandardCharsets.US_ASCII), NOW.plusSeconds(300),
                         "lease-" + workload.name()));
@@ -291,6 +297,27 @@ class KeyFsTest {
         assertEquals("sk-alice-third", read(1, afterGone), "a generation that served nothing takes the next key");
         // Another workload's generations are its own.
         assertEquals("sk-bob-key", read(2, lookup(2, dir, "api_key")));
+        assertEquals(0, fs.openHandles());
+    }
+
+    @Test
+    void anApiKeyHandleReadsItsLeasesOwnBytesWhichOnlyTheLeaseWipes() {
+        IssuedKey lease = new IssuedKey("sk-alice-lease".getBytes(StandardCharsets.US_ASCII), NOW.plusSeconds(300),
+                "lease-alice");
+        issuedOf.put("alice", lease);
+        long node = lookup(1, lookup(1, 1, "openai"), "api_key");
+        long first = openHandle(1, node);
+        long second = openHandle(1, node);
+        call(FuseOpcode.RELEASE, 1, (req, reply) -> fs.release(req, node, first, reply));
+        Captured r = readHandle(1, node, second);
+        assertEquals(0, r.header().error(), "releasing one handle wipes nothing the lease owns");
+        assertEquals("sk-alice-lease", StandardCharsets.US_ASCII.decode(r.payload()).toString());
+        assertEquals(14, lease.length(), "the lease's key is intact after a release");
+        // The lease dropped (revoked: its bytes wiped) before KeyFS hears of it: the handle reads nothing.
+        lease.destroy();
+        assertEquals(-Errno.ESTALE, readHandle(1, node, second).header().error(),
+                "a handle whose lease wiped its key answers ESTALE, never other bytes");
+        call(FuseOpcode.RELEASE, 1, (req, reply) -> fs.release(req, node, second, reply));
         assertEquals(0, fs.openHandles());
     }
 

@@ -31,6 +31,11 @@ class DeliveryBench {
     static final int OPS = Integer.getInteger("bench.opens", 20_000);
     /** Each setup measured this many times in turn ({@code -Dbench.repeats}). */
     static final int REPEATS = Integer.getInteger("bench.repeats", 3);
+    /** Reader counts measured ({@code -Dbench.readers=1,8}). */
+    static final int[] READERS = java.util.Arrays.stream(System.getProperty("bench.readers", "1,8").split(","))
+            .map(String::trim).mapToInt(Integer::parseInt).toArray();
+    /** Also with the readers pinned to one cpu ({@code -Dbench.pinned=false}: unpinned only). */
+    static final boolean PINNED = Boolean.parseBoolean(System.getProperty("bench.pinned", "true"));
 
     @Test
     void keyFsAgainstTmpfs() throws Exception {
@@ -69,8 +74,8 @@ class DeliveryBench {
                     + ", cached threads known by " + (descriptors ? "a pidfd" : "start time") + ", requests through "
                     + (s.servesOverIoUring() ? "io_uring" : "/dev/fuse reads") + " ==");
             System.out.printf("%-42s %10s %10s %8s %8s%n", "setup", "median µs", "p99 µs", "errors", "bad");
-            for (int threads : new int[] {1, 8}) {
-                for (String cpus : new String[] {null, System.getProperty("bench.readerCpu", "1")}) {
+            for (int threads : READERS) {
+                for (String cpus : PINNED ? new String[] {null, System.getProperty("bench.readerCpu", "1")} : new String[] {null}) {
                     int per = OPS / threads;
                     // Interleaved repetitions: on a shared VM an open's median is bimodal from run to
                     // run (where the scheduler puts the reader and the server's thread), so each setup
