@@ -7,7 +7,9 @@
  *
  * A read is good when it has exactly LENGTH bytes, starts with PREFIX and holds only
  * [A-Za-z0-9_-]. Output, one line:
- *   reads=R bad=B errors=E first_errno=X median_ns=M p99_ns=P open_estale=S (opens refused ESTALE)
+ *   reads=R bad=B errors=E first_errno=X median_ns=M p99_ns=P open_estale=S mean_ns=A wall_ns=W
+ * (S: opens refused ESTALE; A: the mean of all opens; W: from the first thread's start to the
+ * last one's end, so THREADS*OPENS/W is the opens served per second).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -89,6 +91,7 @@ int main(int argc, char **argv) {
     length = atol(argv[5]);
     lat = calloc(threads * opens, sizeof *lat);
     pthread_t *t = calloc(threads, sizeof *t);
+    long start = now_ns();
     for (long i = 0; i < threads; i++) pthread_create(&t[i], NULL, run, (void *) i);
     struct counts total = {0};
     for (long i = 0; i < threads; i++) {
@@ -101,9 +104,13 @@ int main(int argc, char **argv) {
         if (!total.first_errno) total.first_errno = c->first_errno;
         free(c);
     }
+    long wall = now_ns() - start;
     long n = threads * opens;
+    long sum = 0;
+    for (long i = 0; i < n; i++) sum += lat[i];
     qsort(lat, n, sizeof *lat, cmp);
-    printf("reads=%ld bad=%ld errors=%ld first_errno=%d median_ns=%ld p99_ns=%ld open_estale=%ld\n", total.reads,
-           total.bad, total.errors, total.first_errno, lat[n / 2], lat[(long) (n * 0.99)], total.open_stale);
+    printf("reads=%ld bad=%ld errors=%ld first_errno=%d median_ns=%ld p99_ns=%ld open_estale=%ld mean_ns=%ld wall_ns=%ld\n",
+           total.reads, total.bad, total.errors, total.first_errno, lat[n / 2], lat[(long) (n * 0.99)],
+           total.open_stale, sum / n, wall);
     return 0;
 }

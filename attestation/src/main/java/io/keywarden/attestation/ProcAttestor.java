@@ -16,9 +16,11 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  * refers to), cgroup (container, pod), start time. Knows nothing of policies.
  *
  * <p>Repeated opens by one thread are served from a cache, revalidated on every call by the
- * thread's identity (a descriptor for that thread, {@link Pidfd}, where the kernel has them, else
- * its start time: a reused tid differs), the executable's identity (an execve of anything
- * else, or a rewrite of the same file, changes it), the uid and gid the kernel reported for the
+ * thread's identity and the executable's identity (an execve of anything else, or a rewrite of
+ * the same file, changes it) — where the kernel has thread pidfds ({@link Pidfd}), both in one
+ * {@code statx} of {@code exe} through a descriptor of the thread's own /proc directory, which
+ * fails once that thread has ended (a reused tid is another thread's); else by its start time
+ * and the executable's path — the uid and gid the kernel reported for the
  * request (a setuid changes them) and the tracer (a process traced now is attested afresh, and
  * refused by its provider), or, for {@link #attestIgnoringTracer}, by the caller where it matters.
  */
@@ -27,40 +29,56 @@ public final class ProcAttestor implements AutoCloseable {
     private static final int SLOTS = 4096;
 
     /**
-     * One attested thread. With {@code pidfd} (the real /proc on Linux 6.9 and later) the thread is
-     * known to be the same one while that descriptor's thread lives: one system call instead of
-     * reading its start time. The descriptor is closed when the entry leaves the table; a reader
-     * that still holds the entry then finds it closed and attests afresh (never a reused number).
+     * One attested thread. With a descriptor (the real /proc on Linux 6.9 and later) it keeps an
+     * {@code O_PATH} descriptor of the thread's own /proc directory ({@code /proc/TID}, opened while
+     * the thread's pidfd said it lived), and one {@code statx} of {@code exe} through it answers both
+     * questions an open asks: it succeeds only while that thread (not a later one given its number)
+     * runs, and says which file its process runs. Without one, the thread is known by its start
+     * time and the executable by its path. The descriptor is closed when the entry leaves the
+     * table; a reader that still holds the entry then finds it closed and attests afresh (never a
+     * reused number).
      */
     private static final class Cached {
         final int tid;
         final long threadStart;
         final FileIdentity exeFile;
         final ProcessInfo process;
-        private int pidfd;
+        /** The thread's /proc directory; -1: none (start times); -2: closed. */
+        private int dir;
 
-        Cached(int tid, long threadStart, FileIdentity exeFile, ProcessInfo process, int pidfd) {
+        Cached(int tid, long threadStart, FileIdentity exeFile, ProcessInfo process, int dir) {
             this.tid = tid;
             this.threadStart = threadStart;
             this.exeFile = exeFile;
             this.process = process;
-            this.pidfd = pidfd;
+            this.dir = dir;
         }
 
-        boolean hasPidfd() {
-            return pidfd != -1;
+        boolean hasDirectory() {
+            return dir != -1;
         }
 
-        synchronized boolean threadAlive() {
-            return pidfd >= 0 && Pidfd.alive(pidfd);
+        /**
+         * Its thread still runs and its process the same file: under the lock, so that the
+         * descriptor cannot be closed (and its number given to another file) meanwhile.
+         */
+        synchronized boolean unchanged(FileIdentity.Buffer stat) {
+            return dir >= 0 && stat.statx(dir, EXE_NAME, 0) == 0 && exeFile.matches(stat);
         }
 
         synchronized void close() {
-            if (pidfd >= 0) {
-                LibC.close(pidfd);
+            if (dir >= 0) {
+                LibC.close(dir);
             }
-            pidfd = -2;
+            dir = -2;
         }
+    }
+
+    /** "exe" and its NUL, in native memory: the name statx looks up under a thread's directory. */
+    private static final Memory EXE_NAME = new Memory(4);
+
+    static {
+        EXE_NAME.write(0, new byte[] {'e', 'x', 'e', 0}, 0, 4);
     }
 
     /**
@@ -195,22 +213,28 @@ public final class ProcAttestor implements AutoCloseable {
         }
         int slot = tid & (SLOTS - 1);
         Cached c = cache.get(slot);
-        if (c != null && c.tid == tid && c.process.uid() == uid && c.process.gid() == gid && sameThread(c, tid)
-                && (!tracer || untraced(tid, c.process.pid())) && probes.get().unchanged(c.process.pid(), c.exeFile)) {
+        if (c != null && c.tid == tid && c.process.uid() == uid && c.process.gid() == gid && unchanged(c, tid)
+                && (!tracer || untraced(tid, c.process.pid()))) {
             return c.process;
         }
         // The descriptor first: whatever is read below while it still names a live thread was
         // read from that thread (its number cannot have moved to another meanwhile).
         int fd = pidfds ? Pidfd.openThread(tid) : -1;
+        int dir = -1;
         try {
             long threadStart = startTime(tid);
             ProcessInfo p = attest(tid);
+            if (fd >= 0) {
+                // Opened while the pidfd says the thread lives (checked below): its own directory.
+                dir = LibC.open(proc + "/" + tid, LibC.O_PATH | LibC.O_DIRECTORY | LibC.O_CLOEXEC, 0);
+            }
             if (startTime(tid) != threadStart || (fd >= 0 && !Pidfd.alive(fd))) {
                 throw new ProcessGoneException(tid, "was replaced while being attested");
             }
-            if (p.exeFile().isPresent() && p.tracerPid() == 0 && p.uid() == uid && p.gid() == gid) {
-                Cached old = cache.getAndSet(slot, new Cached(tid, threadStart, p.exeFile().get(), p, fd));
-                fd = -1;
+            boolean cacheable = p.exeFile().isPresent() && p.tracerPid() == 0 && p.uid() == uid && p.gid() == gid;
+            if (cacheable && (fd < 0 || dir >= 0)) {
+                Cached old = cache.getAndSet(slot, new Cached(tid, threadStart, p.exeFile().get(), p, dir));
+                dir = -1;
                 if (old != null) {
                     old.close();
                 }
@@ -222,12 +246,21 @@ public final class ProcAttestor implements AutoCloseable {
             if (fd >= 0) {
                 LibC.close(fd);
             }
+            if (dir >= 0) {
+                LibC.close(dir);
+            }
         }
     }
 
-    /** The cached entry's thread is the one asking now: by its descriptor, else by its start time. */
-    private boolean sameThread(Cached c, int tid) throws ProcessGoneException {
-        return c.hasPidfd() ? c.threadAlive() : startTime(tid) == c.threadStart;
+    /**
+     * The cached entry still describes the thread asking now: the same thread running the same
+     * file, by one statx through its directory, else by its start time and its executable's path.
+     */
+    private boolean unchanged(Cached c, int tid) throws ProcessGoneException {
+        if (c.hasDirectory()) {
+            return c.unchanged(probes.get().stat);
+        }
+        return startTime(tid) == c.threadStart && probes.get().unchanged(c.process.pid(), c.exeFile);
     }
 
     /** Closes the descriptors the cache holds; attesting afterwards still works, uncached ones reopen. */

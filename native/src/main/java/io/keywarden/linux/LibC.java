@@ -18,6 +18,7 @@ public final class LibC {
     public static final int O_NOFOLLOW = 0400000;
     public static final int O_CLOEXEC = 02000000;
     public static final int O_DIRECTORY = 0200000;
+    public static final int O_PATH = 010000000;
 
     public static final long MS_NOSUID = 2;
     public static final long MS_NODEV = 4;

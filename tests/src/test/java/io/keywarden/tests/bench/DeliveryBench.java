@@ -73,7 +73,8 @@ class DeliveryBench {
                     + (Boolean.getBoolean("bench.pinServer") ? "FUSE workers pinned to cpu 0" : "FUSE workers unpinned")
                     + ", cached threads known by " + (descriptors ? "a pidfd" : "start time") + ", requests through "
                     + (s.servesOverIoUring() ? "io_uring" : "/dev/fuse reads") + " ==");
-            System.out.printf("%-42s %10s %10s %8s %8s%n", "setup", "median µs", "p99 µs", "errors", "bad");
+            System.out.printf("%-42s %10s %10s %10s %10s %8s %8s%n", "setup", "median µs", "mean µs", "p99 µs", "opens/s",
+                    "errors", "bad");
             for (int threads : READERS) {
                 for (String cpus : PINNED ? new String[] {null, System.getProperty("bench.readerCpu", "1")} : new String[] {null}) {
                     int per = OPS / threads;
@@ -106,18 +107,17 @@ class DeliveryBench {
                     if (REPEATS > 1) {
                         System.out.printf("%-42s %s%n", "medians of each repetition, µs:", "tmpfs " + medians(tfs)
                                 + "; KeyFS cached " + medians(cacheds) + "; no-op " + medians(noops));
+                        System.out.printf("%-42s %s%n", "means of each repetition, µs:", "tmpfs " + means(tfs)
+                                + "; KeyFS cached " + means(cacheds) + "; no-op " + means(noops));
                     }
                     String label = threads + " reader" + (threads == 1 ? "" : "s") + (cpus == null ? ", unpinned" : ", pinned cpu " + cpus);
                     print("tmpfs, " + label, tf);
                     print("KeyFS direct, " + label, direct);
                     print("KeyFS cached, " + label, cached);
                     print("no-op FUSE cached, " + label, noopCached);
-                    System.out.printf("%-42s %10.1fx %9.1fx%n", "ratio KeyFS direct/tmpfs", (double) direct.medianNs()
-                            / tf.medianNs(), (double) direct.p99Ns() / tf.p99Ns());
-                    System.out.printf("%-42s %10.1fx %9.1fx%n", "ratio KeyFS cached/tmpfs", (double) cached.medianNs()
-                            / tf.medianNs(), (double) cached.p99Ns() / tf.p99Ns());
-                    System.out.printf("%-42s %10.1fx %9.1fx%n", "ratio no-op cached/tmpfs (floor)", (double) noopCached.medianNs()
-                            / tf.medianNs(), (double) noopCached.p99Ns() / tf.p99Ns());
+                    ratio("ratio KeyFS direct/tmpfs", direct, tf);
+                    ratio("ratio KeyFS cached/tmpfs", cached, tf);
+                    ratio("ratio no-op cached/tmpfs (floor)", noopCached, tf);
                 }
             }
         } finally {
@@ -127,14 +127,19 @@ class DeliveryBench {
         }
     }
 
-    /** The repetition whose median is the median of the repetitions' medians (errors and bad reads summed). */
+    /**
+     * The repetitions read as one: the median of their medians (p99 from that repetition), the
+     * median of their means and of their wall times; errors and bad reads summed.
+     */
     static KwRead.Stats medianOf(List<KwRead.Stats> runs) {
         List<KwRead.Stats> sorted = new ArrayList<>(runs);
         sorted.sort(java.util.Comparator.comparingLong(KwRead.Stats::medianNs));
         KwRead.Stats m = sorted.get(sorted.size() / 2);
         long bad = runs.stream().mapToLong(KwRead.Stats::bad).sum();
         long errors = runs.stream().mapToLong(KwRead.Stats::errors).sum();
-        return new KwRead.Stats(m.reads(), bad, errors, m.firstErrno(), m.medianNs(), m.p99Ns());
+        long mean = runs.stream().mapToLong(KwRead.Stats::meanNs).sorted().skip(runs.size() / 2).findFirst().orElse(0);
+        long wall = runs.stream().mapToLong(KwRead.Stats::wallNs).sorted().skip(runs.size() / 2).findFirst().orElse(0);
+        return new KwRead.Stats(m.reads(), bad, errors, m.firstErrno(), m.medianNs(), m.p99Ns(), m.openStale(), mean, wall);
     }
 
     private static String medians(List<KwRead.Stats> runs) {
@@ -142,7 +147,19 @@ class DeliveryBench {
                 .collect(java.util.stream.Collectors.joining(" "));
     }
 
+    private static String means(List<KwRead.Stats> runs) {
+        return runs.stream().map(r -> String.format("%.1f", r.meanNs() / 1000.0))
+                .collect(java.util.stream.Collectors.joining(" "));
+    }
+
     private static void print(String label, KwRead.Stats s) {
-        System.out.printf("%-42s %10.1f %10.1f %8d %8d%n", label, s.medianNs() / 1000.0, s.p99Ns() / 1000.0, s.errors(), s.bad());
+        System.out.printf("%-42s %10.1f %10.1f %10.1f %10.0f %8d %8d%n", label, s.medianNs() / 1000.0, s.meanNs() / 1000.0,
+                s.p99Ns() / 1000.0, s.opensPerSecond(), s.errors(), s.bad());
+    }
+
+    /** {@code s} over {@code base}: by median, by mean, by p99 (the mean is the throughput's inverse times the readers). */
+    private static void ratio(String label, KwRead.Stats s, KwRead.Stats base) {
+        System.out.printf("%-42s %10.1fx %9.1fx %9.1fx%n", label, (double) s.medianNs() / base.medianNs(),
+                (double) s.meanNs() / base.meanNs(), (double) s.p99Ns() / base.p99Ns());
     }
 }

@@ -82,6 +82,63 @@ class AttestationCacheIT {
         }
     }
 
+    /**
+     * A reader thread that is not its process's leader (kwread's, Node's pool, a Python worker): when
+     * it ends and its number goes to another process of the same uid, the cache must not serve that
+     * process the first one's attestation (with descriptors the entry holds the ended thread's own
+     * /proc directory, through which nothing resolves any more).
+     */
+    @ParameterizedTest(name = "thread descriptors {0}")
+    @ValueSource(booleans = {true, false})
+    void aThreadsNumberGivenToAnotherProcessIsAttestedAfresh(boolean descriptors) throws Exception {
+        Requirements.root();
+        for (int attempt = 1; attempt <= 5; attempt++) {
+            if (threadNumberGivenToAnother(descriptors)) {
+                return;
+            }
+            System.out.println("tid reuse: the freed number went to another process of the machine; again (" + attempt + ")");
+        }
+        throw new AssertionError("five freed thread numbers were all taken by other processes first");
+    }
+
+    private static boolean threadNumberGivenToAnother(boolean descriptors) throws Exception {
+        Process p = new ProcessBuilder("setpriv", "--reuid=1001", "--regid=1001", "--clear-groups", "/usr/bin/python3", "-c",
+                "import sys, threading\n"
+                        + "def worker():\n    print(threading.get_native_id(), flush=True)\n    sys.stdin.readline()\n"
+                        + "t = threading.Thread(target=worker)\nt.start()\nt.join()\nprint('ended', flush=True)\n"
+                        + "sys.stdin.readline()\n")
+                .directory(new java.io.File("/")).redirectErrorStream(true).start();
+        Optional<ProcessHandle> placed = Optional.empty();
+        try (ProcAttestor attestor = ProcAttestor.system(descriptors);
+             BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+             Writer in = new java.io.OutputStreamWriter(p.getOutputStream(), StandardCharsets.UTF_8)) {
+            int tid = Integer.parseInt(out.readLine().trim());
+            assertNotEquals((int) p.pid(), tid, "a thread other than the leader");
+            ProcessInfo first = attestor.attestIgnoringTracer(tid, 1001, 1001);
+            assertEquals((int) p.pid(), first.pid(), "the thread's process");
+            assertSame(first, attestor.attestIgnoringTracer(tid, 1001, 1001), "a second open is served from the cache");
+            in.write("end the thread\n");
+            in.flush();
+            assertEquals("ended", out.readLine());
+            Proc.Result r = io.keywarden.tests.support.PidReuse.giveTo(Integer.toString(tid), 1001);
+            if (!r.ok() && Files.exists(Path.of("/proc/" + tid))) {
+                return false;
+            }
+            assertTrue(r.ok(), "could not give number " + tid + " to another process of uid 1001: " + r.out() + r.err());
+            placed = ProcessHandle.of(tid);
+            Await.until(Duration.ofSeconds(10), () -> Files.readSymbolicLink(Path.of("/proc/" + tid + "/exe"))
+                    .toString().endsWith("sleep"), () -> "the new process never ran sleep");
+            ProcessInfo second = attestor.attestIgnoringTracer(tid, 1001, 1001);
+            assertNotSame(first, second, "the cache served the ended thread's attestation to another process");
+            assertEquals(tid, second.pid(), "the number now leads a process of its own");
+            assertTrue(second.exe().orElseThrow().endsWith("sleep"), second.exe().toString());
+            return true;
+        } finally {
+            p.destroyForcibly();
+            placed.ifPresent(ProcessHandle::destroyForcibly);
+        }
+    }
+
     @ParameterizedTest(name = "thread descriptors {0}")
     @ValueSource(booleans = {true, false})
     void aProcessThatExecsAnotherProgramIsAttestedAfresh(boolean descriptors) throws Exception {

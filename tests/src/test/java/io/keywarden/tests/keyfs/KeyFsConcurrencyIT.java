@@ -46,7 +46,7 @@ class KeyFsConcurrencyIT {
         // The same keys for longer than KeyFS waits before it serves them through the page cache:
         // sixteen threads, every read from the cache, never a wrong or padded one, no failure.
         for (KwRead.Stats s : readWhileSwapping(0, true)) {
-            assertEquals(new KwRead.Stats(10_000, 0, 0, 0, s.medianNs(), s.p99Ns(), 0), s);
+            assertEquals(new KwRead.Stats(10_000, 0, 0, 0, s.medianNs(), s.p99Ns(), 0, s.meanNs(), s.wallNs()), s);
         }
         for (KwRead.Stats[] run : List.of(readWhileSwapping(100, true), readWhileSwapping(1, false))) {
             for (KwRead.Stats s : run) {

@@ -14,15 +14,21 @@ import java.util.regex.Pattern;
 
 /** The C reader in resources/c/kwread.c, compiled once per JVM into a world-executable place. */
 public final class KwRead {
-    /** {@code openStale}: opens refused ESTALE (a key that changed between the lookup and the open, twice). */
-    public record Stats(long reads, long bad, long errors, int firstErrno, long medianNs, long p99Ns, long openStale) {
-        public Stats(long reads, long bad, long errors, int firstErrno, long medianNs, long p99Ns) {
-            this(reads, bad, errors, firstErrno, medianNs, p99Ns, 0);
+    /**
+     * {@code openStale}: opens refused ESTALE (a key that changed between the lookup and the open,
+     * twice); {@code meanNs}: the mean open; {@code wallNs}: the whole run (all threads), so that
+     * {@link #opensPerSecond} is what the file system served.
+     */
+    public record Stats(long reads, long bad, long errors, int firstErrno, long medianNs, long p99Ns, long openStale,
+                        long meanNs, long wallNs) {
+        /** Opens (good or not) per second over the whole run. */
+        public double opensPerSecond() {
+            return wallNs == 0 ? 0 : (reads + errors) * 1e9 / wallNs;
         }
     }
 
-    private static final Pattern LINE = Pattern.compile(
-            "reads=(\\d+) bad=(\\d+) errors=(\\d+) first_errno=(\\d+) median_ns=(\\d+) p99_ns=(\\d+) open_estale=(\\d+)");
+    private static final Pattern LINE = Pattern.compile("reads=(\\d+) bad=(\\d+) errors=(\\d+) first_errno=(\\d+)"
+            + " median_ns=(\\d+) p99_ns=(\\d+) open_estale=(\\d+) mean_ns=(\\d+) wall_ns=(\\d+)");
     private static Path binary;
 
     private KwRead() {
@@ -72,6 +78,6 @@ public final class KwRead {
         }
         return new Stats(Long.parseLong(m.group(1)), Long.parseLong(m.group(2)), Long.parseLong(m.group(3)),
                 Integer.parseInt(m.group(4)), Long.parseLong(m.group(5)), Long.parseLong(m.group(6)),
-                Long.parseLong(m.group(7)));
+                Long.parseLong(m.group(7)), Long.parseLong(m.group(8)), Long.parseLong(m.group(9)));
     }
 }
