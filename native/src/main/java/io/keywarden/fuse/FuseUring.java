@@ -319,9 +319,10 @@ final class FuseUring implements AutoCloseable {
         }
 
         private void register(Entry e) {
-            Pointer sqe = command(e, CMD_REGISTER, 0);
-            sqe.setLong(16, Pointer.nativeValue(e.iov));
-            sqe.setInt(24, 2);
+            int at = command(e, CMD_REGISTER, 0);
+            ByteBuffer sqe = ring.sqes();
+            sqe.putLong(at + 16, Pointer.nativeValue(e.iov));
+            sqe.putInt(at + 24, 2);
         }
 
         private void commit(Entry e) {
@@ -330,32 +331,35 @@ final class FuseUring implements AutoCloseable {
             }
         }
 
-        private Pointer command(Entry e, int cmd, long commitId) {
-            Pointer sqe = ring.next();
-            if (sqe == null) {
+        /** Prepares an URING_CMD for {@code e}; returns its offset in the ring's submission entries. */
+        private int command(Entry e, int cmd, long commitId) {
+            int at = ring.next();
+            if (at < 0) {
                 // One submission per entry and one poll at most: the ring has room for all of them.
                 throw new IllegalStateException("FUSE io_uring queue " + qid + " has no free submission entry");
             }
-            sqe.setByte(0, (byte) IoUring.OP_URING_CMD);
-            sqe.setInt(4, devFd);
-            sqe.setInt(8, cmd);
-            sqe.setLong(32, e.index);
-            sqe.setLong(48, 0);          // fuse_uring_cmd_req.flags
-            sqe.setLong(56, commitId);   // .commit_id
-            sqe.setShort(64, (short) qid);
+            ByteBuffer sqe = ring.sqes();
+            sqe.put(at, (byte) IoUring.OP_URING_CMD);
+            sqe.putInt(at + 4, devFd);
+            sqe.putInt(at + 8, cmd);
+            sqe.putLong(at + 32, e.index);
+            sqe.putLong(at + 48, 0);          // fuse_uring_cmd_req.flags
+            sqe.putLong(at + 56, commitId);   // .commit_id
+            sqe.putShort(at + 64, (short) qid);
             e.lastCommand = cmd;
-            return sqe;
+            return at;
         }
 
         private void poll() {
-            Pointer sqe = ring.next();
-            if (sqe == null) {
+            int at = ring.next();
+            if (at < 0) {
                 throw new IllegalStateException("FUSE io_uring queue " + qid + " has no free submission entry");
             }
-            sqe.setByte(0, (byte) IoUring.OP_POLL_ADD);
-            sqe.setInt(4, eventfd);
-            sqe.setInt(28, IoUring.POLLIN);
-            sqe.setLong(32, WAKE);
+            ByteBuffer sqe = ring.sqes();
+            sqe.put(at, (byte) IoUring.OP_POLL_ADD);
+            sqe.putInt(at + 4, eventfd);
+            sqe.putInt(at + 28, IoUring.POLLIN);
+            sqe.putLong(at + 32, WAKE);
         }
 
         synchronized void release() {

@@ -9,6 +9,10 @@ import com.sun.jna.Pointer;
  * that has something for the ring hands it to the owner (FUSE's ring wakes its owner through an
  * eventfd). The kernel reads submissions only inside io_uring_enter and, without SQPOLL, posts
  * completions that the owner sees after its io_uring_enter returns.
+ *
+ * <p>The rings are read and written through buffer views made once (a JNA call per field cost
+ * more than the field), the indexes the kernel shares with acquire and release ordering as
+ * liburing does ({@code smp_load_acquire}/{@code smp_store_release}).
  */
 public final class IoUring implements AutoCloseable {
     static final long SYS_IO_URING_SETUP = 425;
@@ -32,8 +36,15 @@ public final class IoUring implements AutoCloseable {
         void completed(long userData, int result);
     }
 
+    private static final java.lang.invoke.VarHandle INT = java.lang.invoke.MethodHandles.byteBufferViewVarHandle(
+            int[].class, java.nio.ByteOrder.nativeOrder());
+    private static final byte[] ZERO_SQE = new byte[SQE_SIZE];
+
     private final int fd;
     private final Pointer sqRing;
+    private final java.nio.ByteBuffer sq;
+    private final java.nio.ByteBuffer cq;
+    private final java.nio.ByteBuffer sqeView;
     private final long sqRingSize;
     private final Pointer cqRing;
     private final long cqRingSize;
@@ -70,6 +81,10 @@ public final class IoUring implements AutoCloseable {
         this.cqMask = cqRing.getInt(params.getInt(88));
         this.cqes = params.getInt(100);
         this.tail = sqRing.getInt(sqTail);
+        this.sq = sqRing.getByteBuffer(0, sqRingSize).order(java.nio.ByteOrder.nativeOrder());
+        // One mapping for both rings (IORING_FEAT_SINGLE_MMAP): the view is the submission ring's.
+        this.cq = cqRingSize > 0 ? cqRing.getByteBuffer(0, cqRingSize).order(java.nio.ByteOrder.nativeOrder()) : sq;
+        this.sqeView = sqes.getByteBuffer(0, sqesSize).order(java.nio.ByteOrder.nativeOrder());
     }
 
     /** A ring of at least {@code entries} 128-byte submission entries; fails where io_uring is not allowed. */
@@ -111,18 +126,26 @@ public final class IoUring implements AutoCloseable {
         return p;
     }
 
-    /** The next free submission entry, zeroed, or null when all are waiting to be submitted. */
-    public Pointer next() {
-        int head = sqRing.getInt(sqHead);
+    /**
+     * The next free submission entry, zeroed: its offset in {@link #sqes()}, or -1 when all are
+     * waiting to be submitted.
+     */
+    public int next() {
+        int head = (int) INT.getAcquire(sq, sqHead);
         if (tail - head >= sqEntries) {
-            return null;
+            return -1;
         }
         int index = tail & sqMask;
-        Pointer sqe = sqes.share((long) index * SQE_SIZE);
-        sqe.setMemory(0, SQE_SIZE, (byte) 0);
-        sqRing.setInt(sqArray + index * 4L, index);
+        int at = index * SQE_SIZE;
+        sqeView.put(at, ZERO_SQE);
+        sq.putInt(sqArray + index * 4, index);
         tail++;
-        return sqe;
+        return at;
+    }
+
+    /** The submission entries (native byte order), written at the offsets {@link #next} gives. */
+    public java.nio.ByteBuffer sqes() {
+        return sqeView;
     }
 
     /**
@@ -130,8 +153,9 @@ public final class IoUring implements AutoCloseable {
      * there. Returns normally on EINTR (nothing lost: unsubmitted entries go with the next call).
      */
     public void submit(boolean wait) throws NativeException {
-        sqRing.setInt(sqTail, tail);
-        int pending = tail - sqRing.getInt(sqHead);
+        // Released: the kernel that reads this tail sees every entry written before it.
+        INT.setRelease(sq, sqTail, tail);
+        int pending = tail - (int) INT.getAcquire(sq, sqHead);
         long r = LibC.syscall(SYS_IO_URING_ENTER, fd, pending, wait ? 1 : 0, wait ? ENTER_GETEVENTS : 0, 0, 0);
         if (r < 0) {
             int errno = Errno.last();
@@ -143,16 +167,17 @@ public final class IoUring implements AutoCloseable {
 
     /** Hands every completion there is to {@code to}, in order; returns how many. */
     public int reap(Completions to) {
-        int head = cqRing.getInt(cqHead);
-        int end = cqRing.getInt(cqTail);
+        int head = (int) INT.getAcquire(cq, cqHead);
+        int end = (int) INT.getAcquire(cq, cqTail);
         int n = 0;
         while (head != end) {
-            long at = cqes + (long) (head & cqMask) * 16;
-            long userData = cqRing.getLong(at);
-            int res = cqRing.getInt(at + 8);
+            int at = cqes + (head & cqMask) * 16;
+            long userData = cq.getLong(at);
+            int res = cq.getInt(at + 8);
             head++;
             n++;
-            cqRing.setInt(cqHead, head);
+            // Released after the entry was read: the kernel may reuse its slot from then on.
+            INT.setRelease(cq, cqHead, head);
             to.completed(userData, res);
         }
         return n;
