@@ -53,6 +53,7 @@ class DeliveryBench {
                 io.keywarden.attestation.ProcAttestor.system(descriptors));
         Path mnt = Files.createTempDirectory("kw-bench-fuse-");
         Path floorMnt = Files.createTempDirectory("kw-bench-floor-");
+        Path attestedMnt = Files.createTempDirectory("kw-bench-attested-");
         io.keywarden.tests.support.NoopFuse noop = new io.keywarden.tests.support.NoopFuse(issued.secretCopy());
         Path tmp = Files.createTempDirectory("kw-bench-tmpfs-");
         FuseSession.Options opts = FuseSession.Options.defaults("keywarden");
@@ -62,13 +63,19 @@ class DeliveryBench {
         try (io.keywarden.tests.support.FuseUringSwitch uring = io.keywarden.tests.support.FuseUringSwitch.fromProperty();
              FuseSession s = FuseSession.mount(mnt, fs, opts);
              FuseSession floor = FuseSession.mount(floorMnt, noop, opts);
+             // The floor with KeyFS's attestation of each open (a cache of its own, the same descriptors).
+             io.keywarden.attestation.ProcAttestor floorAttestor = io.keywarden.attestation.ProcAttestor.system(descriptors);
+             FuseSession attestedFloor = FuseSession.mount(attestedMnt,
+                     new io.keywarden.tests.support.NoopFuse(issued.secretCopy(), floorAttestor), opts);
              TmpfsDelivery t = TmpfsDelivery.open(tmp, true)) {
             fs.attach(s);
             t.publish(policy.workload("alice").orElseThrow(), "openai", issued);
             Path fuseFile = mnt.resolve("openai/api_key");
             Path tmpfsFile = tmp.resolve("alice/openai/api_key");
-            // The floor: a no-op file system serving the same bytes from the page cache (one OPEN an open).
-            Path floorFile = floorMnt.resolve("c");
+            // The floor: a no-op file system serving the same bytes from the page cache (one OPEN an
+            // open), as deep in its mount as KeyFS's api_key; and the same with each open attested.
+            Path floorFile = floorMnt.resolve("k/c");
+            Path attestedFile = attestedMnt.resolve("k/c");
             System.out.println("== KeyFS vs tmpfs: open+read-to-EOF+close of a " + LENGTH + "-byte key, reader uid 1001, "
                     + (Boolean.getBoolean("bench.pinServer") ? "FUSE workers pinned to cpu 0" : "FUSE workers unpinned")
                     + ", cached threads known by " + (descriptors ? "a pidfd" : "start time") + ", requests through "
@@ -85,6 +92,7 @@ class DeliveryBench {
                     List<KwRead.Stats> directs = new ArrayList<>();
                     List<KwRead.Stats> cacheds = new ArrayList<>();
                     List<KwRead.Stats> noops = new ArrayList<>();
+                    List<KwRead.Stats> attesteds = new ArrayList<>();
                     for (int rep = 0; rep < REPEATS; rep++) {
                         // A new key: its first seconds are direct I/O (three round trips an open) ...
                         var key = TestKeys.issued(TestKeys.random("sk-alice-", LENGTH), Instant.now().plus(Duration.ofHours(1)));
@@ -99,30 +107,38 @@ class DeliveryBench {
                         cacheds.add(KwRead.run(1001, cpus, fuseFile, threads, per, "sk-alice-", LENGTH));
                         KwRead.run(1001, cpus, floorFile, threads, Math.min(per, 2000), "sk-alice-", LENGTH);
                         noops.add(KwRead.run(1001, cpus, floorFile, threads, per, "sk-alice-", LENGTH));
+                        KwRead.run(1001, cpus, attestedFile, threads, Math.min(per, 2000), "sk-alice-", LENGTH);
+                        attesteds.add(KwRead.run(1001, cpus, attestedFile, threads, per, "sk-alice-", LENGTH));
                     }
                     KwRead.Stats tf = medianOf(tfs);
                     KwRead.Stats direct = medianOf(directs);
                     KwRead.Stats cached = medianOf(cacheds);
                     KwRead.Stats noopCached = medianOf(noops);
+                    KwRead.Stats attestedCached = medianOf(attesteds);
                     if (REPEATS > 1) {
                         System.out.printf("%-42s %s%n", "medians of each repetition, µs:", "tmpfs " + medians(tfs)
-                                + "; KeyFS cached " + medians(cacheds) + "; no-op " + medians(noops));
+                                + "; KeyFS cached " + medians(cacheds) + "; no-op " + medians(noops) + "; no-op attested "
+                                + medians(attesteds));
                         System.out.printf("%-42s %s%n", "means of each repetition, µs:", "tmpfs " + means(tfs)
-                                + "; KeyFS cached " + means(cacheds) + "; no-op " + means(noops));
+                                + "; KeyFS cached " + means(cacheds) + "; no-op " + means(noops) + "; no-op attested "
+                                + means(attesteds));
                     }
                     String label = threads + " reader" + (threads == 1 ? "" : "s") + (cpus == null ? ", unpinned" : ", pinned cpu " + cpus);
                     print("tmpfs, " + label, tf);
                     print("KeyFS direct, " + label, direct);
                     print("KeyFS cached, " + label, cached);
                     print("no-op FUSE cached, " + label, noopCached);
+                    print("no-op FUSE attesting, " + label, attestedCached);
                     ratio("ratio KeyFS direct/tmpfs", direct, tf);
                     ratio("ratio KeyFS cached/tmpfs", cached, tf);
                     ratio("ratio no-op cached/tmpfs (floor)", noopCached, tf);
+                    ratio("ratio no-op attesting/tmpfs", attestedCached, tf);
                 }
             }
         } finally {
             Files.deleteIfExists(mnt);
             Files.deleteIfExists(floorMnt);
+            Files.deleteIfExists(attestedMnt);
             Files.deleteIfExists(tmp);
         }
     }
