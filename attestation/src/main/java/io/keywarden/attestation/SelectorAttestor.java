@@ -24,7 +24,10 @@ public final class SelectorAttestor implements WorkloadAttestor {
      * process's facts do not change while it is cached (a change attests a new one), so a repeated
      * open allocates nothing. The tracer is still read on every open where it matters.
      */
-    private record Conclusion(Policy policy, Attestation answer) {
+    private record Conclusion(Policy policy, Attestation answer, java.util.Optional<Attestation> now) {
+        Conclusion(Policy policy, Attestation answer) {
+            this(policy, answer, java.util.Optional.of(answer));
+        }
     }
 
     @Override
@@ -40,7 +43,13 @@ public final class SelectorAttestor implements WorkloadAttestor {
      */
     @Override
     public java.util.Optional<Attestation> attestWithoutWaiting(int tid, int uid, int gid) {
-        return java.util.Optional.ofNullable(attest(tid, uid, gid, false));
+        Attestation a = attest(tid, uid, gid, false);
+        if (a == null) {
+            return java.util.Optional.empty();
+        }
+        // The answer a process keeps for the policy in force comes with its Optional, made once.
+        return a.process() != null && a.process().conclusion() instanceof Conclusion c && c.answer() == a ? c.now()
+                : java.util.Optional.of(a);
     }
 
     /** Null when {@code mayHash} is false and a digest this policy compares is not known yet. */

@@ -66,6 +66,11 @@ public final class AccessDecider {
         return policy.get().keys().size();
     }
 
+    /** Who the caller is, when attestation need not wait; null when it must ({@link #attest}). */
+    public Attestation attestNow(int tid, int uid, int gid) {
+        return attestor.attestWithoutWaiting(tid, uid, gid).orElse(null);
+    }
+
     /** Who the caller is: inline when attestation need not wait, else on the attestation executor. */
     public CompletionStage<Attestation> attest(Caller c) {
         Optional<Attestation> now = attestor.attestWithoutWaiting(c.tid(), c.uid(), c.gid());
@@ -154,15 +159,31 @@ public final class AccessDecider {
      * not) is recorded before the stage completes.
      */
     public CompletionStage<Decision> obtain(Attestation.Identified who, String key, String file) {
-        CompletableFuture<IssuedKey> f;
+        CompletableFuture<IssuedKey> f = issuance(who, key);
+        return f.isDone() ? CompletableFuture.completedFuture(decide(who, key, file, f)) : decideWhenIssued(who, key, file, f);
+    }
+
+    /**
+     * The key's issuance for {@code who} as it stands: done when there is a current key (or a reason
+     * why not), else the issue under way. {@link #obtain} in two steps, for a caller that answers
+     * at once when it is done ({@link #decide}) without a stage or a callback.
+     */
+    public CompletableFuture<IssuedKey> issuance(Attestation.Identified who, String key) {
         try {
-            f = keys.current(who.workload(), key, who.process()).toCompletableFuture();
+            return keys.current(who.workload(), key, who.process()).toCompletableFuture();
         } catch (KeyUnavailableException e) {
-            f = CompletableFuture.failedFuture(e);
+            return CompletableFuture.failedFuture(e);
         }
-        if (f.isDone()) {
-            return CompletableFuture.completedFuture(settle(who, key, file, f, false));
-        }
+    }
+
+    /** The decision on an issuance that is done ({@link #issuance}), recorded. */
+    public Decision decide(Attestation.Identified who, String key, String file, CompletableFuture<IssuedKey> done) {
+        return settle(who, key, file, done, false);
+    }
+
+    /** The decision once {@code f} completes, or the issue timeout passes (whichever first), recorded. */
+    public CompletionStage<Decision> decideWhenIssued(Attestation.Identified who, String key, String file,
+                                                      CompletableFuture<IssuedKey> f) {
         CompletableFuture<Decision> out = new CompletableFuture<>();
         // Exactly one of "issued" and "timed out" settles (and records) the decision.
         java.util.concurrent.atomic.AtomicBoolean claimed = new java.util.concurrent.atomic.AtomicBoolean();
@@ -171,11 +192,10 @@ public final class AccessDecider {
                 out.complete(settleFailure(who, key, file, new TimeoutException()));
             }
         }, issueTimeout.toMillis(), TimeUnit.MILLISECONDS);
-        CompletableFuture<IssuedKey> issuing = f;
         f.whenComplete((k, e) -> {
             timeout.cancel(false);
             if (claimed.compareAndSet(false, true)) {
-                out.complete(settle(who, key, file, issuing, true));
+                out.complete(settle(who, key, file, f, true));
             }
         });
         return out;

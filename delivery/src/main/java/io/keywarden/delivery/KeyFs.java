@@ -24,6 +24,7 @@ import java.time.Instant;
 import java.time.format.DateTimeFormatter;
 import java.time.temporal.ChronoUnit;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
@@ -378,7 +379,19 @@ public final class KeyFs implements FuseOperations {
             return;
         }
         String name = FILES[file - 1];
-        withCaller(req, reply, a -> {
+        // Answered on this thread when nothing must wait (every open of a cached process and a
+        // current key): no stage and no callback object on the way.
+        Attestation now = access.attestNow(req.pid(), req.uid(), req.gid());
+        if (now != null) {
+            openAs(now, reply, key, name, file, node);
+        } else {
+            withCaller(req, reply, a -> openAs(a, reply, key, name, file, node));
+        }
+    }
+
+    /** The OPEN of {@code node} ({@code name} of {@code key}) by {@code a}; a failure answers EIO. */
+    private void openAs(Attestation a, FuseReply reply, String key, String name, int file, long node) {
+        try {
             Decision d = access.authorize(a, key, name);
             if (!(d instanceof Decision.Granted g)) {
                 reply.error(errno(d));
@@ -394,32 +407,55 @@ public final class KeyFs implements FuseOperations {
                 case SPIFFE_ID -> answer(reply, access.grant(who, key, name, null), text(who.spiffeId() + "\n"));
                 case STATUS -> answer(reply, access.grant(who, key, name, null),
                         text(access.status(who.workload(), key).line() + "\n"));
-                default -> access.obtain(who, key, name).whenComplete((decided, err) -> {
-                    if (err != null) {
-                        LOG.error("answering open of " + key + "/" + name + " failed", err);
-                        reply.error(Errno.EIO);
-                    } else if (file == API_KEY && decided instanceof Decision.Granted kg) {
-                        // Served on the inode of this key's generation only (a key issued by this
-                        // open, or since the lookup, has a newer one: looked up again).
-                        long[] retired = {0};
-                        long on = inodes.serve(key, who.workload().name(), kg.issued().fingerprint(),
-                                kg.issued().length(), clock.millis(), retired);
-                        drop(retired[0]);
-                        if (on != node) {   // 0: a key revoked since this open obtained it
-                            reply.error(Errno.ESTALE);
-                            return;
-                        }
-                        answer(reply, new OpenFile(kg.issued().secret(), false, node, kg.issued().fingerprint()),
-                                inodes.cacheable(node, clock.millis()));
-                    } else if (decided instanceof Decision.Granted kg) {
-                        answer(reply, decided, file == HEADERS ? text(Header.file(kg.issued().headers()))
-                                : text(rfc3339(kg.issued().expiresAt()) + "\n"));
+                default -> {
+                    CompletableFuture<IssuedKey> issuance = access.issuance(who, key);
+                    if (issuance.isDone()) {
+                        opened(reply, who, key, name, file, node, access.decide(who, key, name, issuance));
                     } else {
-                        reply.error(errno(decided));
+                        access.decideWhenIssued(who, key, name, issuance).whenComplete((decided, err) -> {
+                            if (err != null) {
+                                LOG.error("answering open of " + key + "/" + name + " failed", err);
+                                reply.error(Errno.EIO);
+                            } else {
+                                opened(reply, who, key, name, file, node, decided);
+                            }
+                        });
                     }
-                });
+                }
             }
-        });
+        } catch (RuntimeException e) {
+            LOG.error("answering open of " + key + "/" + name + " failed", e);
+            reply.error(Errno.EIO);
+        }
+    }
+
+    /** Answers an OPEN of a key's file with {@code decided} (recorded); a failure answers EIO. */
+    private void opened(FuseReply reply, Attestation.Identified who, String key, String name, int file, long node,
+                        Decision decided) {
+        try {
+            if (file == API_KEY && decided instanceof Decision.Granted kg) {
+                // Served on the inode of this key's generation only (a key issued by this open, or
+                // since the lookup, has a newer one: looked up again).
+                long[] retired = {0};
+                long on = inodes.serve(key, who.workload().name(), kg.issued().fingerprint(), kg.issued().length(),
+                        clock.millis(), retired);
+                drop(retired[0]);
+                if (on != node) {   // 0: a key revoked since this open obtained it
+                    reply.error(Errno.ESTALE);
+                    return;
+                }
+                answer(reply, new OpenFile(kg.issued().secret(), false, node, kg.issued().fingerprint()),
+                        inodes.cacheable(node, clock.millis()));
+            } else if (decided instanceof Decision.Granted kg) {
+                answer(reply, decided, file == HEADERS ? text(Header.file(kg.issued().headers()))
+                        : text(rfc3339(kg.issued().expiresAt()) + "\n"));
+            } else {
+                reply.error(errno(decided));
+            }
+        } catch (RuntimeException e) {
+            LOG.error("answering open of " + key + "/" + name + " failed", e);
+            reply.error(Errno.EIO);
+        }
     }
 
     public static String rfc3339(Instant t) {

@@ -85,6 +85,12 @@ final class KeyFsInodes {
 
     /** The directory node of {@code key}, assigned on first use. */
     long directory(String key) {
+        // Looked up first: a lambda that captures is an object per call (through a method handle,
+        // for the daemon's C1 compiler), and nearly every call finds the key.
+        Long known = inodeOfKey.get(key);
+        if (known != null) {
+            return known;
+        }
         return inodeOfKey.computeIfAbsent(key, k -> {
             long ino = nextKeyIndex.getAndIncrement() << 4;
             keyOfInode.put(ino, k);
@@ -122,7 +128,8 @@ final class KeyFsInodes {
     }
 
     private long base(String key, String workload) {
-        long slot = slotOfWorkload.computeIfAbsent(workload, w -> nextWorkloadSlot.getAndIncrement());
+        Long known = slotOfWorkload.get(workload);
+        long slot = known != null ? known : slotOfWorkload.computeIfAbsent(workload, w -> nextWorkloadSlot.getAndIncrement());
         if (slot > MAX_WORKLOAD_SLOT) {
             throw new IllegalStateException("more than " + MAX_WORKLOAD_SLOT + " workloads on one mount");
         }
