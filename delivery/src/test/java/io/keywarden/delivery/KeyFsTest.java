@@ -322,6 +322,16 @@ class KeyFsTest {
     }
 
     @Test
+    void anOpenThatFailsWhileBeingAnsweredIsAnsweredEio() {
+        // A key source that hands over a lease whose bytes are already gone (a broken handover).
+        issuedOf.put("alice", IssuedKey.wiped("sha256:0123456789abcdef", NOW.plusSeconds(300), "lease-wiped"));
+        long node = lookup(1, lookup(1, 1, "openai"), "api_key");
+        Captured open = call(FuseOpcode.OPEN, 1, (req, reply) -> fs.open(req, node, 0, reply));
+        assertEquals(-Errno.EIO, open.header().error(), "answered, not left waiting");
+        assertEquals(0, fs.openHandles());
+    }
+
+    @Test
     void anotherWorkloadsInodeIsStaleAndStrangersAreRefused() {
         long dir = lookup(1, 1, "openai");
         long alice = lookup(1, dir, "api_key");
