@@ -209,7 +209,7 @@ public final class AccessDecider {
         } catch (CompletionException | java.util.concurrent.CancellationException e) {
             return settleFailure(who, key, file, e.getCause() != null ? e.getCause() : e);
         }
-        if (issued.isExpiredAt(clock.instant())) {
+        if (issued.isExpiredAt(clock.millis())) {
             return unavailable(who, Decision.UnavailableReason.EXPIRED, "key expired at " + issued.expiresAt(), key, file);
         }
         // Attestation checked the start time just now; after a wait for issuance, check it again.

@@ -188,6 +188,11 @@ public final class IssuedKey {
         return !now.isBefore(expiresAt);
     }
 
+    /** {@link #isExpiredAt(Instant)} at {@code nowMillis} (epoch ms): from the millisecond its expiry falls in. */
+    public boolean isExpiredAt(long nowMillis) {
+        return nowMillis >= expiresAt.toEpochMilli();
+    }
+
     @Override
     public String toString() {
         return "IssuedKey[" + fingerprint + ", lease " + leaseId + ", expires " + expiresAt + "]";

@@ -2,7 +2,6 @@ package io.keywarden.daemon.audit;
 
 import java.time.Clock;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -20,12 +19,31 @@ final class RepeatAggregator<K> {
     static final Duration WINDOW = Duration.ofSeconds(10);
     static final int MAX_KEYS = 4096;
 
-    private static final class Window {
-        final Instant start;
-        long repeats;
+    private static final long WINDOW_MILLIS = WINDOW.toMillis();
 
-        Window(Instant start) {
-            this.start = start;
+    /** Its counts change under its own lock; a window drained is closed and counts nothing more. */
+    private static final class Window {
+        final long startMillis;
+        long repeats;
+        boolean closed;
+
+        Window(long startMillis) {
+            this.startMillis = startMillis;
+        }
+
+        /** Counts a repeat unless this window is over (closed, or past its time with none counted). */
+        synchronized boolean countRepeat(long nowMillis) {
+            if (closed || (repeats == 0 && nowMillis - startMillis >= WINDOW_MILLIS)) {
+                return false;
+            }
+            repeats++;
+            return true;
+        }
+
+        /** Closes it; the repeats it counted. */
+        synchronized long close() {
+            closed = true;
+            return repeats;
         }
     }
 
@@ -41,15 +59,20 @@ final class RepeatAggregator<K> {
 
     /** True when this denial opens a window (record it); false when it is a counted repeat. */
     boolean first(K k) {
-        Instant now = clock.instant();
+        long now = clock.millis();
+        // A repeat in an open window (nearly every event of a busy key) counts there, without the
+        // table's lock or a callback object.
+        Window open = windows.get(k);
+        if (open != null && open.countRepeat(now)) {
+            return false;
+        }
         K key = windows.size() >= MAX_KEYS && !windows.containsKey(k) ? overflow.apply(k) : k;
         boolean[] opened = {false};
         windows.compute(key, (kk, w) -> {
-            if (w == null || (w.repeats == 0 && !now.isBefore(w.start.plus(WINDOW)))) {
+            if (w == null || !w.countRepeat(now)) {
                 opened[0] = true;
                 return new Window(now);
             }
-            w.repeats++;
             return w;
         });
         return opened[0];
@@ -62,16 +85,17 @@ final class RepeatAggregator<K> {
 
     /** Hands over (key, repeats) for every closed window with repeats, and forgets closed windows. */
     void drain(BiConsumer<K, Long> sink) {
-        Instant now = clock.instant();
+        long now = clock.millis();
         List<Map.Entry<K, Long>> out = new ArrayList<>();
         windows.forEach((k, w) -> {
-            if (!now.isBefore(w.start.plus(WINDOW))) {
+            if (now - w.startMillis >= WINDOW_MILLIS) {
                 windows.computeIfPresent(k, (kk, ww) -> {
                     if (ww != w) {
                         return ww;
                     }
-                    if (ww.repeats > 0) {
-                        out.add(Map.entry(k, ww.repeats));
+                    long repeats = ww.close();
+                    if (repeats > 0) {
+                        out.add(Map.entry(k, repeats));
                     }
                     return null;
                 });

@@ -59,7 +59,7 @@ public final class LeaseManager implements KeySource, AutoCloseable {
     private final LeaseEvents events;
     private final Predicate<ProcessInfo> alive;
     private final KillSwitch killSwitch;
-    private final Map<String, LeaseSlot> slots = new ConcurrentHashMap<>();
+    private final Map<LeaseSlot.Id, LeaseSlot> slots = new ConcurrentHashMap<>();
     private volatile boolean closed;
     private final Unrevoked unrevoked;
     private volatile Scheduler.Task sweepTask;
@@ -95,7 +95,11 @@ public final class LeaseManager implements KeySource, AutoCloseable {
     }
 
     private LeaseSlot slot(Workload w, String key, boolean eager) {
-        LeaseSlot s = slots.computeIfAbsent(LeaseSlot.id(w.name(), key), k -> new LeaseSlot(w, key, eager));
+        LeaseSlot.Id id = new LeaseSlot.Id(w.name(), key);
+        LeaseSlot s = slots.get(id);
+        if (s == null) {
+            s = slots.computeIfAbsent(id, k -> new LeaseSlot(w, key, eager));
+        }
         s.workload = w;
         return s;
     }
@@ -110,14 +114,14 @@ public final class LeaseManager implements KeySource, AutoCloseable {
             return CompletableFuture.failedFuture(new KeyBlockedException("blocked by " + block.get()));
         }
         LeaseSlot s = slot(workload, key, false);
-        Lease l = s.validAt(clock.instant());
+        Lease l = s.validAt(clock.millis());
         if (l != null) {
             noteOpener(s, l, opener);
             return CompletableFuture.completedFuture(l.key());
         }
         CompletableFuture<Lease> f;
         synchronized (s) {
-            l = s.validAt(clock.instant());
+            l = s.validAt(clock.millis());
             if (l != null) {
                 noteOpener(s, l, opener);
                 return CompletableFuture.completedFuture(l.key());
@@ -138,7 +142,7 @@ public final class LeaseManager implements KeySource, AutoCloseable {
     public CompletionStage<Lease> ensure(Workload workload, String key) {
         LeaseSlot s = slot(workload, key, true);
         synchronized (s) {
-            Lease l = s.validAt(clock.instant());
+            Lease l = s.validAt(clock.millis());
             if (l != null) {
                 return CompletableFuture.completedFuture(l);
             }
@@ -472,8 +476,8 @@ public final class LeaseManager implements KeySource, AutoCloseable {
         if (block.isPresent()) {
             return new LeaseStatus.Blocked(block.get());
         }
-        LeaseSlot s = slots.get(LeaseSlot.id(workload.name(), key));
-        Lease valid = s == null ? null : s.validAt(clock.instant());
+        LeaseSlot s = slots.get(new LeaseSlot.Id(workload.name(), key));
+        Lease valid = s == null ? null : s.validAt(clock.millis());
         if (valid != null) {
             return valid.revocable() ? LeaseStatus.OK : new LeaseStatus.Ok(false);
         }

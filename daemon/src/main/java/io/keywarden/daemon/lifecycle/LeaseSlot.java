@@ -22,6 +22,7 @@ final class LeaseSlot {
     final boolean eager;
     final Openers openers = new Openers();
 
+    private final Id id;
     volatile Workload workload;
     volatile Lease current;
     volatile String lastError;
@@ -36,24 +37,38 @@ final class LeaseSlot {
     volatile Instant lastRefresh;
 
     LeaseSlot(Workload w, String key, boolean eager) {
+        this.id = new Id(w.name(), key);
         this.workloadName = w.name();
         this.keyName = key;
         this.workload = w;
         this.eager = eager;
     }
 
-    static String id(String workload, String key) {
-        return workload + "\u0000" + key;
+    /**
+     * A slot's name in the manager's table: (workload, key), compared by hand (a record's own equals
+     * and hashCode go through method handles, which the daemon's C1-only JIT does not inline; a
+     * string built per open cost as much), looked up on every open.
+     */
+    record Id(String workload, String key) {
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Id i && workload.equals(i.workload) && key.equals(i.key);
+        }
+
+        @Override
+        public int hashCode() {
+            return workload.hashCode() * 31 + key.hashCode();
+        }
     }
 
-    String id() {
-        return id(workloadName, keyName);
+    Id id() {
+        return id;
     }
 
-    /** The current lease when it is still valid at {@code now}. */
-    Lease validAt(Instant now) {
+    /** The current lease when it is still valid at {@code nowMillis} (epoch milliseconds; a lease ends at its expiry's millisecond). */
+    Lease validAt(long nowMillis) {
         Lease l = current;
-        return l != null && now.isBefore(l.expiresAt()) ? l : null;
+        return l != null && nowMillis < l.expiresAt().toEpochMilli() ? l : null;
     }
 
     /** Cancels every timer; called under the monitor. */

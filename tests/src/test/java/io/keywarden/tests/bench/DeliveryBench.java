@@ -28,6 +28,8 @@ import org.junit.jupiter.api.Test;
  */
 class DeliveryBench {
     static final int LENGTH = TestPolicies.KEY_LENGTH;
+    /** A dev key: {@code sk-dev-} and 48 characters. */
+    static final int DEV_LENGTH = 55;
     static final int OPS = Integer.getInteger("bench.opens", 20_000);
     /** Each setup measured this many times in turn ({@code -Dbench.repeats}). */
     static final int REPEATS = Integer.getInteger("bench.repeats", 3);
@@ -57,6 +59,16 @@ class DeliveryBench {
         io.keywarden.tests.support.NoopFuse noop = new io.keywarden.tests.support.NoopFuse(issued.secretCopy());
         Path tmp = Files.createTempDirectory("kw-bench-tmpfs-");
         FuseSession.Options opts = FuseSession.Options.defaults("keywarden");
+        // The daemon as it ships (launcher's JVM flags, `keywarden dev`: its lease manager, ledger and
+        // metrics behind KeyFS), unless -Dbench.daemon=false or the jar is not built.
+        Path daemonDir = Files.createTempDirectory("kw-bench-daemon-");
+        // Traversable by the reader's uid (a temporary directory is its owner's alone).
+        Files.setPosixFilePermissions(daemonDir, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+        Path daemonMnt = daemonDir.resolve("mnt");
+        Files.createDirectories(daemonMnt);
+        boolean withDaemon = Boolean.parseBoolean(System.getProperty("bench.daemon", "true"))
+                && Files.exists(Path.of(System.getProperty("keywarden.jar", "../daemon/target/keywarden.jar")));
+        io.keywarden.tests.support.Daemon daemon = null;
         if (Boolean.getBoolean("bench.pinServer")) {
             opts = opts.pinnedTo(0);
         }
@@ -69,6 +81,20 @@ class DeliveryBench {
                      new io.keywarden.tests.support.NoopFuse(issued.secretCopy(), floorAttestor), opts);
              TmpfsDelivery t = TmpfsDelivery.open(tmp, true)) {
             fs.attach(s);
+            Path daemonFile = daemonMnt.resolve("openai/api_key");
+            if (withDaemon) {
+                daemon = io.keywarden.tests.support.Daemon.start(java.util.Map.of("SUDO_UID", "1001"), "dev", "--mount",
+                        daemonMnt.toString(), "--audit", daemonDir.resolve("audit.jsonl").toString(), "--admin-socket",
+                        daemonDir.resolve("admin.sock").toString(), "--listen", "127.0.0.1:0");
+                daemon.awaitOut("serving KeyFS", 30);
+                java.util.stream.Stream.concat(daemon.out.stream(), daemon.err.stream())
+                        .filter(l -> l.contains("requests through")).findFirst()
+                        .ifPresent(l -> System.out.println("the daemon (" + io.keywarden.tests.support.Daemon.shippedJvmFlags()
+                                + "): " + l.substring(l.indexOf("KeyFS at"))));
+                KwRead.run(1001, null, daemonFile, 1, 10, "sk-dev-", DEV_LENGTH);
+                // A key is served through the page cache once 10 s old (KeyFsInodes.CACHE_AFTER_MILLIS).
+                Thread.sleep(11_000);
+            }
             t.publish(policy.workload("alice").orElseThrow(), "openai", issued);
             Path fuseFile = mnt.resolve("openai/api_key");
             Path tmpfsFile = tmp.resolve("alice/openai/api_key");
@@ -93,6 +119,7 @@ class DeliveryBench {
                     List<KwRead.Stats> cacheds = new ArrayList<>();
                     List<KwRead.Stats> noops = new ArrayList<>();
                     List<KwRead.Stats> attesteds = new ArrayList<>();
+                    List<KwRead.Stats> daemons = new ArrayList<>();
                     for (int rep = 0; rep < REPEATS; rep++) {
                         // A new key: its first seconds are direct I/O (three round trips an open) ...
                         var key = TestKeys.issued(TestKeys.random("sk-alice-", LENGTH), Instant.now().plus(Duration.ofHours(1)));
@@ -109,6 +136,10 @@ class DeliveryBench {
                         noops.add(KwRead.run(1001, cpus, floorFile, threads, per, "sk-alice-", LENGTH));
                         KwRead.run(1001, cpus, attestedFile, threads, Math.min(per, 2000), "sk-alice-", LENGTH);
                         attesteds.add(KwRead.run(1001, cpus, attestedFile, threads, per, "sk-alice-", LENGTH));
+                        if (withDaemon) {
+                            KwRead.run(1001, cpus, daemonFile, threads, Math.min(per, 2000), "sk-dev-", DEV_LENGTH);
+                            daemons.add(KwRead.run(1001, cpus, daemonFile, threads, per, "sk-dev-", DEV_LENGTH));
+                        }
                     }
                     KwRead.Stats tf = medianOf(tfs);
                     KwRead.Stats direct = medianOf(directs);
@@ -118,10 +149,10 @@ class DeliveryBench {
                     if (REPEATS > 1) {
                         System.out.printf("%-42s %s%n", "medians of each repetition, µs:", "tmpfs " + medians(tfs)
                                 + "; KeyFS cached " + medians(cacheds) + "; no-op " + medians(noops) + "; no-op attested "
-                                + medians(attesteds));
+                                + medians(attesteds) + (withDaemon ? "; daemon " + medians(daemons) : ""));
                         System.out.printf("%-42s %s%n", "means of each repetition, µs:", "tmpfs " + means(tfs)
                                 + "; KeyFS cached " + means(cacheds) + "; no-op " + means(noops) + "; no-op attested "
-                                + means(attesteds));
+                                + means(attesteds) + (withDaemon ? "; daemon " + means(daemons) : ""));
                     }
                     String label = threads + " reader" + (threads == 1 ? "" : "s") + (cpus == null ? ", unpinned" : ", pinned cpu " + cpus);
                     print("tmpfs, " + label, tf);
@@ -129,13 +160,30 @@ class DeliveryBench {
                     print("KeyFS cached, " + label, cached);
                     print("no-op FUSE cached, " + label, noopCached);
                     print("no-op FUSE attesting, " + label, attestedCached);
+                    if (withDaemon) {
+                        print("daemon (shipped flags) cached, " + label, medianOf(daemons));
+                    }
                     ratio("ratio KeyFS direct/tmpfs", direct, tf);
                     ratio("ratio KeyFS cached/tmpfs", cached, tf);
                     ratio("ratio no-op cached/tmpfs (floor)", noopCached, tf);
                     ratio("ratio no-op attesting/tmpfs", attestedCached, tf);
+                    if (withDaemon) {
+                        ratio("ratio daemon cached/tmpfs", medianOf(daemons), tf);
+                    }
                 }
             }
         } finally {
+            if (daemon != null) {
+                try {
+                    daemon.stop();
+                } finally {
+                    daemon.close();
+                    if (io.keywarden.linux.Mounts.at(daemonMnt).isPresent()) {
+                        io.keywarden.linux.Mounts.detach(daemonMnt);
+                    }
+                }
+            }
+            io.keywarden.tests.support.Proc.run("rm", "-rf", daemonDir.toString());
             Files.deleteIfExists(mnt);
             Files.deleteIfExists(floorMnt);
             Files.deleteIfExists(attestedMnt);
