@@ -185,6 +185,8 @@ final class FuseUring implements AutoCloseable {
         final Memory drained = new Memory(8);
         final ByteBuffer request;
         volatile Thread thread;
+        /** The reply buffer of {@link #thread}, once it has replied (only that thread uses it). */
+        ByteBuffer replyBuffer;
         int live;
         boolean done;
         private boolean released;
@@ -425,7 +427,19 @@ final class FuseUring implements AutoCloseable {
 
         @Override
         public ByteBuffer buffer() {
-            return session.device().replyBuffer();
+            Queue q = queue;
+            if (Thread.currentThread() != q.thread) {
+                return session.device().replyBuffer();
+            }
+            // The ring's thread's own reply buffer (its thread-local one), kept at hand: a
+            // ThreadLocal lookup is a VM call per reply for the daemon's C1 compiler.
+            ByteBuffer b = q.replyBuffer;
+            if (b == null) {
+                b = session.device().replyBuffer();
+                q.replyBuffer = b;
+            }
+            b.clear();
+            return b;
         }
 
         @Override

@@ -89,7 +89,8 @@ class DeliveryBench {
                 daemon.awaitOut("serving KeyFS", 30);
                 java.util.stream.Stream.concat(daemon.out.stream(), daemon.err.stream())
                         .filter(l -> l.contains("requests through")).findFirst()
-                        .ifPresent(l -> System.out.println("the daemon (" + io.keywarden.tests.support.Daemon.shippedJvmFlags()
+                        .ifPresent(l -> System.out.println("the daemon (" + System.getProperty("keywarden.jvmOpts",
+                                io.keywarden.tests.support.Daemon.shippedJvmFlags())
                                 + "): " + l.substring(l.indexOf("KeyFS at"))));
                 KwRead.run(1001, null, daemonFile, 1, 10, "sk-dev-", DEV_LENGTH);
                 // A key is served through the page cache once 10 s old (KeyFsInodes.CACHE_AFTER_MILLIS).
