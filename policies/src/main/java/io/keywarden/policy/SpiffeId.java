@@ -82,4 +82,16 @@ public record SpiffeId(String trustDomain, String path) {
     public String toString() {
         return SCHEME + trustDomain + path;
     }
+
+    // Written out: a record's own equals and hashCode go through method handles, which the daemon's
+    // C1-only JIT does not inline (an ID is part of a map key looked up on every open).
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof SpiffeId s && trustDomain.equals(s.trustDomain) && path.equals(s.path);
+    }
+
+    @Override
+    public int hashCode() {
+        return trustDomain.hashCode() * 31 + path.hashCode();
+    }
 }

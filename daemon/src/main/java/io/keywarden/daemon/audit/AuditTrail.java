@@ -31,7 +31,8 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
     }
 
     /** A grant's aggregation key: one process, one lease, one file. */
-    record GrantKey(int pid, long start, String leaseId, String key, String file, String spiffeId, long uid) {
+    record GrantKey(int pid, long start, String leaseId, String key, String file, io.keywarden.policy.SpiffeId spiffeId,
+                    long uid) {
         @Override
         public boolean equals(Object o) {
             // Written out: a record's own equals and hashCode go through method handles, which the
@@ -177,8 +178,9 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
         }
         ProcessInfo p = who.process();
         // A remote (mTLS) caller has no local process: its grants aggregate per SPIFFE ID and lease.
-        GrantKey g = p == null ? new GrantKey(-1, -1, issued.leaseId(), key, file, who.spiffeId().toString(), -1)
-                : new GrantKey(p.pid(), p.startTime(), issued.leaseId(), key, file, who.spiffeId().toString(),
+        // Keyed by the SPIFFE ID itself: its text is built only for a record.
+        GrantKey g = p == null ? new GrantKey(-1, -1, issued.leaseId(), key, file, who.spiffeId(), -1)
+                : new GrantKey(p.pid(), p.startTime(), issued.leaseId(), key, file, who.spiffeId(),
                 Integer.toUnsignedLong(p.uid()));
         // Every open is on record: the first of a window at once (before the open is answered; if it
         // cannot be written the open fails), its repeats as one count when the window closes.
@@ -234,7 +236,7 @@ public final class AuditTrail implements LeaseEvents, AccessListener {
             Map<String, Object> f = new LinkedHashMap<>();
             f.put("pid", k.pid() < 0 ? null : k.pid());
             f.put("uid", k.uid() < 0 ? null : k.uid());
-            f.put("spiffe_id", k.spiffeId());
+            f.put("spiffe_id", k.spiffeId() == null ? null : k.spiffeId().toString());
             f.put("key", k.key());
             f.put("lease_id", k.leaseId());
             f.put("reason", "opened " + k.file() + " again");
