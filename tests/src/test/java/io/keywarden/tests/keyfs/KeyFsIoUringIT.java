@@ -116,6 +116,46 @@ class KeyFsIoUringIT {
         assertTrue(served >= 14, "every open went through a ring: " + served);
     }
 
+    /**
+     * Each queue's thread runs on the CPU whose requests the kernel queues on its ring (as libfuse
+     * binds them): unbound, the threads drifted onto each other's CPU and every answer woke the other.
+     */
+    @Test
+    void eachRingThreadIsBoundToACpuOfItsOwn() throws Exception {
+        int cpus = Runtime.getRuntime().availableProcessors();
+        String mine = Files.readString(Path.of("/proc/self/status")).lines().filter(l -> l.startsWith("Cpus_allowed_list:"))
+                .findFirst().orElse("").replaceAll(".*:\\s*", "");
+        String possible = Files.readString(Path.of("/sys/devices/system/cpu/possible")).trim();
+        // A ring per possible CPU; one whose CPU this process may not use (a cpuset) or that is offline stays unbound.
+        org.junit.jupiter.api.Assumptions.assumeTrue(mine.equals(cpus == 1 ? "0" : "0-" + (cpus - 1))
+                && possible.equals(mine), "this process may not run on every possible CPU (" + mine + " of " + possible
+                + "): some rings stay unbound there");
+        mount(FuseSession.Options.defaults("keywarden"));
+        assertTrue(session.servesOverIoUring());
+        java.util.List<String> allowed = new java.util.ArrayList<>();
+        try (var tasks = Files.list(Path.of("/proc/self/task"))) {
+            for (Path t : (Iterable<Path>) tasks::iterator) {
+                String status;
+                try {
+                    status = Files.readString(t.resolve("status"));
+                } catch (java.io.IOException gone) {
+                    continue;   // a thread that ended meanwhile
+                }
+                if (status.startsWith("Name:\tfuse-ring-kw-ur")) {
+                    status.lines().filter(l -> l.startsWith("Cpus_allowed_list:")).findFirst()
+                            .ifPresent(l -> allowed.add(l.substring(l.indexOf(':') + 1).trim()));
+                }
+            }
+        }
+        assertTrue(allowed.size() >= cpus, "a ring thread per CPU: " + allowed);
+        assertTrue(allowed.stream().allMatch(c -> c.matches("\\d+")), "each allowed one CPU only: " + allowed);
+        java.util.Set<String> expected = new java.util.HashSet<>();
+        for (int i = 0; i < cpus; i++) {
+            expected.add(Integer.toString(i));
+        }
+        assertEquals(expected, new java.util.HashSet<>(allowed), "each bound to one CPU, a different one");
+    }
+
     @Test
     void anAnswerGivenLaterByAnotherThreadReachesTheReader() throws Exception {
         mount(FuseSession.Options.defaults("keywarden"));
