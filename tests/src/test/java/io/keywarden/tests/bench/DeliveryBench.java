@@ -93,8 +93,13 @@ class DeliveryBench {
                                 io.keywarden.tests.support.Daemon.shippedJvmFlags())
                                 + "): " + l.substring(l.indexOf("KeyFS at"))));
                 KwRead.run(1001, null, daemonFile, 1, 10, "sk-dev-", DEV_LENGTH);
-                // A key is served through the page cache once 10 s old (KeyFsInodes.CACHE_AFTER_MILLIS).
-                Thread.sleep(11_000);
+                // A key is served through the page cache once 10 s old (KeyFsInodes.CACHE_AFTER_MILLIS):
+                // waited for as the kernel shows it, the file's pages resident after a read.
+                io.keywarden.testkit.Await.until(Duration.ofSeconds(60), () -> {
+                    io.keywarden.tests.support.Proc.Result r = io.keywarden.tests.support.Proc.as(1001, "sh", "-c",
+                            "cat \"$1\" > /dev/null && fincore -n -b -o RES \"$1\"", "sh", daemonFile.toString());
+                    return r.ok() && !r.out().trim().equals("0");
+                }, () -> "the daemon's api_key was never served through the page cache");
             }
             t.publish(policy.workload("alice").orElseThrow(), "openai", issued);
             Path fuseFile = mnt.resolve("openai/api_key");

@@ -38,15 +38,27 @@ class AttestationCacheIT {
         if (descriptors) {
             assertTrue(Pidfd.threadsSupported(), "this kernel (6.9 or later expected here) has no thread pidfds");
         }
-        // Another process of the machine may take the freed pid before the test can (a loaded runner
-        // forks all the time): then the scenario starts again with a new victim.
+        untilPlaced("pid", () -> pidGivenToAnother(descriptors));
+    }
+
+    /** A scenario that hands a freed number to a process of its own; false when the machine took it first. */
+    private interface Placement {
+        boolean placed() throws Exception;
+    }
+
+    /**
+     * Another process of the machine may take the freed number before the test can (a loaded runner
+     * forks all the time): then the scenario starts again, five times at most.
+     */
+    private static void untilPlaced(String what, Placement scenario) throws Exception {
         for (int attempt = 1; attempt <= 5; attempt++) {
-            if (pidGivenToAnother(descriptors)) {
+            if (scenario.placed()) {
                 return;
             }
-            System.out.println("pid reuse: the freed pid went to another process of the machine; again (" + attempt + ")");
+            System.out.println(what + " reuse: the freed number went to another process of the machine; again ("
+                    + attempt + ")");
         }
-        throw new AssertionError("five freed pids were all taken by other processes first");
+        throw new AssertionError("five freed " + what + "s were all taken by other processes first");
     }
 
     /** False when the freed pid was taken by a process of the machine before it could be given. */
@@ -92,13 +104,7 @@ class AttestationCacheIT {
     @ValueSource(booleans = {true, false})
     void aThreadsNumberGivenToAnotherProcessIsAttestedAfresh(boolean descriptors) throws Exception {
         Requirements.root();
-        for (int attempt = 1; attempt <= 5; attempt++) {
-            if (threadNumberGivenToAnother(descriptors)) {
-                return;
-            }
-            System.out.println("tid reuse: the freed number went to another process of the machine; again (" + attempt + ")");
-        }
-        throw new AssertionError("five freed thread numbers were all taken by other processes first");
+        untilPlaced("tid", () -> threadNumberGivenToAnother(descriptors));
     }
 
     private static boolean threadNumberGivenToAnother(boolean descriptors) throws Exception {
