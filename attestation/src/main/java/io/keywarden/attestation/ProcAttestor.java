@@ -45,6 +45,11 @@ public final class ProcAttestor implements AutoCloseable {
         final ProcessInfo process;
         /** The thread's /proc directory; -1: none (start times); -2: closed. */
         private int dir;
+        /**
+         * Its own statx buffer, used under its lock (made at its first revalidation): no
+         * {@code ThreadLocal} lookup per open, a call into the VM for the daemon's C1 compiler.
+         */
+        private FileIdentity.Buffer stat;
 
         Cached(int tid, long threadStart, FileIdentity exeFile, ProcessInfo process, int dir) {
             this.tid = tid;
@@ -62,8 +67,16 @@ public final class ProcAttestor implements AutoCloseable {
          * Its thread still runs and its process the same file: under the lock, so that the
          * descriptor cannot be closed (and its number given to another file) meanwhile.
          */
-        synchronized boolean unchanged(FileIdentity.Buffer stat) {
-            return dir >= 0 && stat.statx(dir, EXE_NAME, 0) == 0 && exeFile.matches(stat);
+        synchronized boolean unchanged() {
+            if (dir < 0) {
+                return false;
+            }
+            FileIdentity.Buffer b = stat;
+            if (b == null) {
+                b = new FileIdentity.Buffer();
+                stat = b;
+            }
+            return b.statx(dir, EXE_NAME, 0) == 0 && exeFile.matches(b);
         }
 
         synchronized void close() {
@@ -258,7 +271,7 @@ public final class ProcAttestor implements AutoCloseable {
      */
     private boolean unchanged(Cached c, int tid) throws ProcessGoneException {
         if (c.hasDirectory()) {
-            return c.unchanged(probes.get().stat);
+            return c.unchanged();
         }
         return startTime(tid) == c.threadStart && probes.get().unchanged(c.process.pid(), c.exeFile);
     }

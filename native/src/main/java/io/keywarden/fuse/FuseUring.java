@@ -2,6 +2,7 @@ package io.keywarden.fuse;
 
 import com.sun.jna.Memory;
 import com.sun.jna.Pointer;
+import io.keywarden.linux.Buffers;
 import io.keywarden.linux.Errno;
 import io.keywarden.linux.IoUring;
 import io.keywarden.linux.LibC;
@@ -319,9 +320,9 @@ final class FuseUring implements AutoCloseable {
                 return;
             }
             request.clear();
-            request.put(0, h, 0, FuseRequest.HEADER);
-            request.put(FuseRequest.HEADER, h, OP_IN, op);
-            request.put(FuseRequest.HEADER + op, e.payload, 0, payload);
+            Buffers.copy(h, 0, request, 0, FuseRequest.HEADER);
+            Buffers.copy(h, OP_IN, request, FuseRequest.HEADER, op);
+            Buffers.copy(e.payload, 0, request, FuseRequest.HEADER + op, payload);
             served.incrementAndGet();
             if (!session.dispatch(request, len, e)) {
                 // Answered all the same: an entry never committed would be lost to the ring for good.
@@ -446,8 +447,8 @@ final class FuseUring implements AutoCloseable {
         public void send(FuseReply reply, ByteBuffer b, int length) {
             session.replied(reply);
             int out = length - FuseReply.OUT_HEADER;
-            header.put(0, b, 0, FuseReply.OUT_HEADER);
-            payload.put(0, b, FuseReply.OUT_HEADER, out);
+            Buffers.copy(b, 0, header, 0, FuseReply.OUT_HEADER);
+            Buffers.copy(b, FuseReply.OUT_HEADER, payload, 0, out);
             header.putInt(PAYLOAD_SZ, out);
             queue.answered(this);
         }

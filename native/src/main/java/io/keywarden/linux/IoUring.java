@@ -38,8 +38,6 @@ public final class IoUring implements AutoCloseable {
 
     private static final java.lang.invoke.VarHandle INT = java.lang.invoke.MethodHandles.byteBufferViewVarHandle(
             int[].class, java.nio.ByteOrder.nativeOrder());
-    private static final byte[] ZERO_SQE = new byte[SQE_SIZE];
-
     private final int fd;
     private final Pointer sqRing;
     private final java.nio.ByteBuffer sq;
@@ -137,7 +135,7 @@ public final class IoUring implements AutoCloseable {
         }
         int index = tail & sqMask;
         int at = index * SQE_SIZE;
-        sqeView.put(at, ZERO_SQE);
+        Buffers.zero(sqeView, at, SQE_SIZE);
         sq.putInt(sqArray + index * 4, index);
         tail++;
         return at;
