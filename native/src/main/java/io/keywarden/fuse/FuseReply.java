@@ -20,6 +20,12 @@ public final class FuseReply {
     private final long unique;
     private final int opcode;
     private final AtomicBoolean done = new AtomicBoolean();
+    /**
+     * Set (before it is put there) when the session keeps this reply in its pending table because
+     * it was not answered while its request was handled: only then does answering remove it, so an
+     * open answered at once costs no table removal (nor a boxed key).
+     */
+    volatile boolean pending;
 
     /** A reply to request {@code unique} of {@code opcode}, written to {@code sink}. */
     public FuseReply(ReplySink sink, long unique, int opcode) {

@@ -432,6 +432,9 @@ public final class FuseSession implements AutoCloseable {
             }
         }
         if (hasReply(req.opcode()) && !reply.isDone()) {
+            // Flag first, table second, answered? third; the answer sets done, then reads the flag:
+            // with both volatile, one side or the other removes it (FuseReply#pending).
+            reply.pending = true;
             pending.put(req.unique(), reply);
             if (reply.isDone()) {
                 pending.remove(req.unique());
@@ -461,8 +464,19 @@ public final class FuseSession implements AutoCloseable {
         return opcode != FuseOpcode.FORGET && opcode != FuseOpcode.BATCH_FORGET && opcode != FuseOpcode.INTERRUPT;
     }
 
+    /**
+     * Requests taken and kept to be answered later (an OPEN waiting for its key's issuance): what
+     * an INTERRUPT can still reach, and what {@link #pause} waits for. 0 when every taken request
+     * was answered.
+     */
+    public int unansweredRequests() {
+        return pending.size();
+    }
+
     void replied(FuseReply r) {
-        pending.remove(r.unique());
+        if (r.pending) {
+            pending.remove(r.unique());
+        }
     }
 
     private void handle(FuseRequest req, FuseReply reply) {

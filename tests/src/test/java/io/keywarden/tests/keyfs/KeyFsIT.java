@@ -226,8 +226,11 @@ class KeyFsIT {
         }
         long bobMillis = (System.nanoTime() - t0) / 1_000_000;
         assertFalse(waiting.isDone(), "alice's open must still be waiting for issuance");
+        io.keywarden.testkit.Await.until(Duration.ofSeconds(10), () -> session.unansweredRequests() == 1,
+                () -> session.unansweredRequests() + " requests kept unanswered, not alice's waiting open alone");
         slow.complete(key("sk-alice-late", clock.instant().plus(Duration.ofMinutes(5))));
         assertEquals("sk-alice-late", waiting.get().out());
+        assertEquals(0, session.unansweredRequests(), "answered later, from another thread: no longer kept");
         assertTrue(bobMillis < 2500, "bob's 20 reads took " + bobMillis + " ms while alice waited");
     }
 
@@ -239,5 +242,6 @@ class KeyFsIT {
         long ms = (System.nanoTime() - t0) / 1_000_000;
         assertTrue(r.err().contains("Input/output error"), r.err());
         assertTrue(ms >= 2900, "answered after " + ms + " ms, before the 3 s issuer timeout");
+        assertEquals(0, session.unansweredRequests(), "answered EIO by the timer: no longer kept");
     }
 }

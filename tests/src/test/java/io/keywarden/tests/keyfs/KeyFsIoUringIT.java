@@ -165,9 +165,16 @@ class KeyFsIoUringIT {
         CompletableFuture<Proc.Result> reader = CompletableFuture.supplyAsync(() -> Proc.as(1001, "cat", api()));
         Await.until(Duration.ofSeconds(10), () -> keys.requests.get() > asked, () -> "the open never asked for the key");
         assertFalse(reader.isDone(), "the reader waits for the issuance");
+        assertEquals(1, session.unansweredRequests(), "the waiting open is kept where an INTERRUPT finds it");
         // Completed on this thread: the answer is handed to the ring's thread and committed there.
         issuing.complete(key("sk-alice-0009"));
         assertEquals("sk-alice-0009", reader.get().out());
+        // Answered later, from another thread: no longer kept (nor are the opens answered at once).
+        assertEquals(0, session.unansweredRequests());
+        for (int i = 0; i < 3; i++) {
+            assertEquals("sk-alice-0009", Proc.as(1001, "cat", api()).out());
+        }
+        assertEquals(0, session.unansweredRequests());
     }
 
     @Test
