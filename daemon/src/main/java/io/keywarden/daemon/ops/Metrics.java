@@ -22,9 +22,12 @@ public final class Metrics implements io.keywarden.issuer.IssuerMetrics, AuditMe
         Duration.ofSeconds(5), Duration.ofSeconds(10)};
 
     private final PrometheusMeterRegistry prometheus = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-    /** Every meter is registered here: /metrics (Prometheus) and the optional exports (StatsD, OTLP) join it. */
-    private final io.micrometer.core.instrument.composite.CompositeMeterRegistry registry =
-            new io.micrometer.core.instrument.composite.CompositeMeterRegistry();
+    /**
+     * Every meter is registered here: Prometheus's own registry when nothing is exported (a count
+     * per open then goes straight to its meter), else a composite that /metrics (Prometheus) and the
+     * exports (StatsD, OTLP) join, whose meters pass each count on to every member's.
+     */
+    private final io.micrometer.core.instrument.MeterRegistry registry;
     private final java.util.List<io.micrometer.core.instrument.MeterRegistry> exports =
             new java.util.concurrent.CopyOnWriteArrayList<>();
     private final Map<String, Boolean> gauges = new ConcurrentHashMap<>();
@@ -82,10 +85,16 @@ public final class Metrics implements io.keywarden.issuer.IssuerMetrics, AuditMe
 
     /** With {@code exports} (StatsD, OTLP) receiving every meter besides /metrics; closed by {@link #closeExports}. */
     public Metrics(java.util.List<io.micrometer.core.instrument.MeterRegistry> exports) {
-        registry.add(prometheus);
-        for (var e : exports) {
-            this.exports.add(e);
-            registry.add(e);
+        if (exports.isEmpty()) {
+            registry = prometheus;
+        } else {
+            var composite = new io.micrometer.core.instrument.composite.CompositeMeterRegistry();
+            composite.add(prometheus);
+            for (var e : exports) {
+                this.exports.add(e);
+                composite.add(e);
+            }
+            registry = composite;
         }
         ledgerErrors();
         // The JVM's and the process's own meters (jvm_*, process_*): memory, GC, threads, CPU, open files.
@@ -326,7 +335,7 @@ public final class Metrics implements io.keywarden.issuer.IssuerMetrics, AuditMe
     /** Publishes a last time and stops the exports. */
     public void closeExports() {
         for (var e : exports) {
-            registry.remove(e);
+            ((io.micrometer.core.instrument.composite.CompositeMeterRegistry) registry).remove(e);
             e.close();
         }
         exports.clear();
