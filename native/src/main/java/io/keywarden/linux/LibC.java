@@ -78,6 +78,11 @@ public final class LibC {
     /** Pins the calling thread when {@code pid} is 0. {@code mask} is a cpu_set_t of {@code size} bytes. */
     public static native int sched_setaffinity(int pid, long size, long[] mask);
 
+    /** sched_setscheduler(2): {@code param} is a struct sched_param (its one int, the priority). */
+    public static native int sched_setscheduler(int pid, int policy, int[] param);
+
+    public static final int SCHED_BATCH = 3;
+
     public static native int chown(String path, int uid, int gid);
 
     public static native int fchown(int fd, int uid, int gid);

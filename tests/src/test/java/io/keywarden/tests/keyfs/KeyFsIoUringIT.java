@@ -156,6 +156,33 @@ class KeyFsIoUringIT {
         assertEquals(expected, new java.util.HashSet<>(allowed), "each bound to one CPU, a different one");
     }
 
+    /**
+     * Each queue's thread is SCHED_BATCH (policy 3 in its stat's 41st field): woken by a reader's
+     * request it does not preempt that reader, which the other CPU then pulled away (FuseUring).
+     */
+    @Test
+    void eachRingThreadDoesNotPreemptItsReaders() throws Exception {
+        mount(FuseSession.Options.defaults("keywarden"));
+        assertTrue(session.servesOverIoUring());
+        java.util.List<String> policies = new java.util.ArrayList<>();
+        try (var tasks = Files.list(Path.of("/proc/self/task"))) {
+            for (Path t : (Iterable<Path>) tasks::iterator) {
+                String stat;
+                try {
+                    stat = Files.readString(t.resolve("stat"));
+                } catch (java.io.IOException gone) {
+                    continue;
+                }
+                if (stat.contains("(fuse-ring-kw-ur")) {
+                    policies.add(stat.substring(stat.lastIndexOf(')') + 2).split(" ")[38]);
+                }
+            }
+        }
+        assertTrue(policies.size() >= Runtime.getRuntime().availableProcessors(), "a ring thread per CPU: " + policies);
+        assertTrue(policies.stream().allMatch("3"::equals), "each SCHED_BATCH (3): " + policies);
+        assertEquals("sk-alice-0001", Proc.as(1001, "cat", api()).out());
+    }
+
     @Test
     void anAnswerGivenLaterByAnotherThreadReachesTheReader() throws Exception {
         mount(FuseSession.Options.defaults("keywarden"));
