@@ -4,9 +4,10 @@ import java.nio.ByteBuffer;
 
 /**
  * Copies and clears of a few dozen bytes between direct buffers, eight bytes at a time. A bulk
- * {@code ByteBuffer.put} ends in {@code Unsafe.copyMemory0}, a native call that the daemon's C1
- * compiler does not turn into a plain copy: on a FUSE request's path (its header in, its answer out,
- * a submission entry cleared) that call cost more than the bytes it moved.
+ * {@code ByteBuffer.put} ends in {@code Unsafe.copyMemory0}, a native call that C1 (and the
+ * interpreter, while the daemon's C2 has not compiled a method yet) does not turn into a plain copy:
+ * on a FUSE request's path (its header in, its answer out, a submission entry cleared) that call cost
+ * more than the bytes it moved (by perf, 1.9 µs of an open on C1).
  */
 public final class Buffers {
     /** Above this, the bulk copy's native call is cheaper than the loop. */
