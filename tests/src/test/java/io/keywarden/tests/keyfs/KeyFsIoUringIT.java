@@ -116,6 +116,23 @@ class KeyFsIoUringIT {
         assertTrue(served >= 14, "every open went through a ring: " + served);
     }
 
+    /** {@code file} of /proc/self/task/TID for each of this mount's ring threads (ones that ended meanwhile left out). */
+    static java.util.List<String> ofRingThreads(String file) throws java.io.IOException {
+        java.util.List<String> texts = new java.util.ArrayList<>();
+        try (var tasks = Files.list(Path.of("/proc/self/task"))) {
+            for (Path t : (Iterable<Path>) tasks::iterator) {
+                try {
+                    if (Files.readString(t.resolve("comm")).startsWith("fuse-ring-kw-ur")) {
+                        texts.add(Files.readString(t.resolve(file)));
+                    }
+                } catch (java.io.IOException gone) {
+                    // a thread that ended meanwhile
+                }
+            }
+        }
+        return texts;
+    }
+
     /**
      * Each queue's thread runs on the CPU whose requests the kernel queues on its ring (as libfuse
      * binds them): unbound, the threads drifted onto each other's CPU and every answer woke the other.
@@ -133,19 +150,9 @@ class KeyFsIoUringIT {
         mount(FuseSession.Options.defaults("keywarden"));
         assertTrue(session.servesOverIoUring());
         java.util.List<String> allowed = new java.util.ArrayList<>();
-        try (var tasks = Files.list(Path.of("/proc/self/task"))) {
-            for (Path t : (Iterable<Path>) tasks::iterator) {
-                String status;
-                try {
-                    status = Files.readString(t.resolve("status"));
-                } catch (java.io.IOException gone) {
-                    continue;   // a thread that ended meanwhile
-                }
-                if (status.startsWith("Name:\tfuse-ring-kw-ur")) {
-                    status.lines().filter(l -> l.startsWith("Cpus_allowed_list:")).findFirst()
-                            .ifPresent(l -> allowed.add(l.substring(l.indexOf(':') + 1).trim()));
-                }
-            }
+        for (String status : ofRingThreads("status")) {
+            status.lines().filter(l -> l.startsWith("Cpus_allowed_list:")).findFirst()
+                    .ifPresent(l -> allowed.add(l.substring(l.indexOf(':') + 1).trim()));
         }
         assertTrue(allowed.size() >= cpus, "a ring thread per CPU: " + allowed);
         assertTrue(allowed.stream().allMatch(c -> c.matches("\\d+")), "each allowed one CPU only: " + allowed);
@@ -165,18 +172,8 @@ class KeyFsIoUringIT {
         mount(FuseSession.Options.defaults("keywarden"));
         assertTrue(session.servesOverIoUring());
         java.util.List<String> policies = new java.util.ArrayList<>();
-        try (var tasks = Files.list(Path.of("/proc/self/task"))) {
-            for (Path t : (Iterable<Path>) tasks::iterator) {
-                String stat;
-                try {
-                    stat = Files.readString(t.resolve("stat"));
-                } catch (java.io.IOException gone) {
-                    continue;
-                }
-                if (stat.contains("(fuse-ring-kw-ur")) {
-                    policies.add(stat.substring(stat.lastIndexOf(')') + 2).split(" ")[38]);
-                }
-            }
+        for (String stat : ofRingThreads("stat")) {
+            policies.add(stat.substring(stat.lastIndexOf(')') + 2).split(" ")[38]);
         }
         assertTrue(policies.size() >= Runtime.getRuntime().availableProcessors(), "a ring thread per CPU: " + policies);
         assertTrue(policies.stream().allMatch("3"::equals), "each SCHED_BATCH (3): " + policies);
